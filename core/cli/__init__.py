@@ -1,0 +1,28 @@
+"""The ``dataeng`` command line (typer + rich).
+
+Each command group lives in its own module and registers a ``typer.Typer`` named ``app``;
+heavy libraries are imported inside the commands so ``dataeng --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from dataeng_agents.core.cli import agent, demo, experiment, pipeline, review, stats
+
+app = typer.Typer(
+    name="dataeng",
+    help="Data-engineering agents and workflows: experiment analysis, pipeline review and design.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stats.app, name="stats")
+app.add_typer(experiment.app, name="experiment")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(agent.app, name="agent")
+app.command("review")(review.review_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""Typed errors shared by every part of the core.
+
+Every error that comes from bad input names the place it came from (a config path such as
+``metrics[2].window``, or a metric/variant/field triple) so a user can fix it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DataengError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(DataengError, ValueError):
+    """Bad input. ``field`` is a dotted/indexed path to the offending value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class ConfigError(InputError):
+    """An experiment config, review config or pipeline spec is invalid at ``field``."""
+
+
+class WarehouseError(DataengError):
+    """The warehouse could not run a query (missing table, connection refused, ...)."""
+
+
+class BudgetExceededError(DataengError):
+    """An LLM run would exceed its token or USD budget; raised *before* the call is made."""

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the three test environments and runs the three suites; fails if any suite fails.
+#   .venv          core + dev tools (no orchestrator)      -> tests/core
+#   .venv-airflow  core + apache-airflow 3.3 + providers   -> tests/airflow
+#   .venv-prefect  core + prefect 3.9 + prefect-sqlalchemy -> tests/prefect
+# apache-airflow and prefect cannot share one environment (fastapi pins), hence three venvs.
+# Needs only python3 (>=3.11) and pip: uv is installed into .venv-tools on first use.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  if [ ! -x .venv-tools/bin/uv ]; then
+    "$PY" -m venv .venv-tools && .venv-tools/bin/pip install -q uv || { echo "could not install uv"; exit 2; }
+  fi
+  UV=.venv-tools/bin/uv
+fi
+
+setup_env() {  # name extras
+  local venv=$1 extras=$2
+  [ -x "$venv/bin/python" ] || "$UV" venv -q -p "$PY" "$venv" || return 1
+  VIRTUAL_ENV="$venv" "$UV" pip install -q -e ".[$extras]" || return 1
+}
+
+export MPLBACKEND=Agg
+export PYTHONHASHSEED=0
+declare -A rc
+summary=()
+run_suite() {  # label venv extras testdir [pytest args...]
+  local label=$1 venv=$2 extras=$3 dir=$4; shift 4
+  echo "=== [$label] installing $venv (.[$extras])"
+  if ! setup_env "$venv" "$extras"; then
+    echo "=== [$label] environment setup FAILED"; rc[$label]=2; summary+=("$label: setup failed"); return
+  fi
+  echo "=== [$label] pytest $dir"
+  "$venv/bin/python" -m pytest "$dir" "$@" 2>&1 | tee ".pytest-$label.log"
+  local code=${PIPESTATUS[0]}
+  rc[$label]=$code
+  summary+=("$label: $(grep -E '^=+ .*(passed|failed|error).* =+$' ".pytest-$label.log" | tail -1 | tr -d '=' | sed 's/^ *//') (exit $code)")
+}
+
+run_suite core .venv dev tests/core "$@"
+run_suite airflow .venv-airflow airflow,dev tests/airflow "$@"
+run_suite prefect .venv-prefect prefect,dev tests/prefect "$@"
+
+echo
+echo "=== summary"
+printf '  %s\n' "${summary[@]}"
+status=0
+for k in "${!rc[@]}"; do [ "${rc[$k]}" -eq 0 ] || status=1; done
+exit $status
