@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dataeng_agents.core.cli import agent, demo, experiment, pipeline, review, stats
+from dataeng_agents.core.cli import agent, demo, experiment, experiment_lifecycle, pipeline, review, stats
 
 app = typer.Typer(
     name="dataeng",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stats.app, name="stats")
+experiment_lifecycle.register(experiment.app)
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(agent.app, name="agent")
