@@ -24,6 +24,13 @@ setup_env() {  # name extras
   VIRTUAL_ENV="$venv" "$UV" pip install -q -e ".[$extras]" || return 1
 }
 
+# The HTML report's screenshot test drives headless Chromium (Debian's package); install it where we can.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "=== installing chromium for the report screenshot test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "chromium could not be installed: the screenshot test will fail and say why"
+fi
+
 export MPLBACKEND=Agg
 export PYTHONHASHSEED=0
 declare -A rc
