@@ -31,6 +31,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "chromium could not be installed: the screenshot test will fail and say why"
 fi
 
+# Database tests take PostgreSQL from DATAENG_TEST_POSTGRES_URL, else testcontainers, else they fail.
+# A server already answering on the standard local port is used when the variable is unset.
+if [ -z "${DATAENG_TEST_POSTGRES_URL:-}" ] && command -v pg_isready >/dev/null 2>&1 \
+   && pg_isready -q -h 127.0.0.1 -p 5432; then
+  export DATAENG_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:5432/test"
+  echo "=== using the local PostgreSQL: $DATAENG_TEST_POSTGRES_URL"
+fi
+
 export MPLBACKEND=Agg
 export PYTHONHASHSEED=0
 declare -A rc
