@@ -1,0 +1,249 @@
+"""Prefect blocks: Anthropic credentials, the experiment warehouse and the agent settings.
+
+The blocks only translate Prefect configuration into core objects (an ``anthropic`` client, a core
+``Warehouse``, a core ``Narrator``); every number and finding is computed by the core. Heavy
+libraries (``anthropic``, ``duckdb``) are imported inside the methods so that loading the
+``prefect.collections`` entry point stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prefect.blocks.abstract import CredentialsBlock
+from prefect.blocks.core import Block
+from prefect_sqlalchemy import SqlAlchemyConnector
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+if TYPE_CHECKING:
+    import anthropic
+
+    from dataeng_agents.core.narrative import Narrator
+
+REPO_URL = "https://github.com/dataeng-agents/dataeng-agents"
+DOCS_URL = f"{REPO_URL}/blob/main/docs/prefect.md"
+# The square logo the Prefect UI shows; the file lives next to this module in the repository.
+LOGO_URL = "https://raw.githubusercontent.com/dataeng-agents/dataeng-agents/main/prefect_integration/logo.png"
+# Same default as the core narrator; kept here only as the block field default shown in the UI.
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class AnthropicCredentials(CredentialsBlock):
+    """Credentials for Anthropic's Claude API, used by the data-engineering agents to write prose.
+
+    The API key is stored as a secret: Prefect never shows it in the UI, in logs or in a block's
+    ``repr``. Without this block the agents use the deterministic template narrator (no API call).
+
+    Attributes:
+        api_key: The Anthropic API key.
+        base_url: An alternative API endpoint (a proxy or gateway); the SDK default when empty.
+        timeout: Seconds before a request to the API times out.
+        max_retries: How many times the SDK retries a request on 429/5xx/connection errors.
+
+    Example:
+        Load stored credentials and get a configured ``anthropic.Anthropic`` client:
+        ```python
+        from dataeng_agents.prefect_integration import AnthropicCredentials
+
+        anthropic_credentials = AnthropicCredentials.load("BLOCK_NAME")
+        client = anthropic_credentials.get_client()
+        ```
+    """
+
+    _block_type_name = "Anthropic Credentials"
+    _block_type_slug = "dataeng-anthropic-credentials"
+    _documentation_url = DOCS_URL  # type: ignore[assignment]
+    _logo_url = LOGO_URL  # type: ignore[assignment]
+
+    api_key: SecretStr = Field(
+        default=...,
+        title="API Key",
+        description="The Anthropic API key used to authenticate requests to the Messages API.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        title="Base URL",
+        description="An alternative API endpoint such as a gateway; the SDK default is used when empty.",
+    )
+    timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds before one request to the API times out.",
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        description="How many times the SDK retries a request after a 429, a 5xx or a connection error.",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("api_key must not be empty")
+        return value
+
+    def get_client(self, **client_kwargs: Any) -> anthropic.Anthropic:
+        """Returns an ``anthropic.Anthropic`` client configured from this block.
+
+        :param client_kwargs: extra keyword arguments for ``anthropic.Anthropic``
+            (for example ``http_client`` in tests); they override the block's values.
+        """
+        import anthropic
+
+        kwargs: dict[str, Any] = {
+            "api_key": self.api_key.get_secret_value(),
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        kwargs.update(client_kwargs)
+        return anthropic.Anthropic(**kwargs)
+
+
+class ExperimentWarehouse(Block):
+    """The warehouse that holds the experiment's exposures and events.
+
+    Either a DuckDB database file, or a prefect-sqlalchemy ``SqlAlchemyConnector`` block (PostgreSQL,
+    Snowflake, BigQuery, Redshift, Databricks, ...) whose engine runs the warehouse-native SQL.
+    Only sufficient statistics (counts, sums, sums of squares) leave the database.
+
+    Attributes:
+        duckdb_path: Path of a DuckDB database file.
+        sqlalchemy_connector: A prefect-sqlalchemy connector block; its engine runs the queries.
+
+    Example:
+        Load a stored warehouse and get the core warehouse object:
+        ```python
+        from dataeng_agents.prefect_integration import ExperimentWarehouse
+
+        experiment_warehouse = ExperimentWarehouse.load("BLOCK_NAME")
+        warehouse = experiment_warehouse.get_warehouse()
+        ```
+    """
+
+    _block_type_name = "Experiment Warehouse"
+    _block_type_slug = "dataeng-experiment-warehouse"
+    _documentation_url = DOCS_URL  # type: ignore[assignment]
+    _logo_url = LOGO_URL  # type: ignore[assignment]
+
+    duckdb_path: str | None = Field(
+        default=None,
+        title="DuckDB path",
+        description="Path of a DuckDB database file; leave empty when a SQLAlchemy connector is set.",
+    )
+    sqlalchemy_connector: SqlAlchemyConnector | None = Field(
+        default=None,
+        title="SQLAlchemy Connector",
+        description="A prefect-sqlalchemy connector (synchronous driver) whose engine runs the queries.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ExperimentWarehouse:
+        has_duckdb = bool(self.duckdb_path)
+        has_connector = self.sqlalchemy_connector is not None
+        if has_duckdb == has_connector:
+            raise ValueError(
+                "duckdb_path / sqlalchemy_connector: set exactly one of them "
+                f"(got {'both' if has_duckdb else 'neither'})"
+            )
+        return self
+
+    def get_warehouse(self) -> Any:
+        """Returns the core ``Warehouse`` (``DuckDBWarehouse`` or ``SqlAlchemyWarehouse``)."""
+        from dataeng_agents.core.warehouse import DuckDBWarehouse, SqlAlchemyWarehouse
+
+        if self.sqlalchemy_connector is not None:
+            return SqlAlchemyWarehouse(self.sqlalchemy_connector.get_engine())
+        assert self.duckdb_path is not None
+        return DuckDBWarehouse(self.duckdb_path)
+
+    def describe(self) -> str:
+        """A secret-free description of the source, safe for logs and artifacts."""
+        if self.sqlalchemy_connector is not None:
+            from sqlalchemy.engine import make_url
+
+            info = self.sqlalchemy_connector.connection_info
+            url = info.create_url() if hasattr(info, "create_url") else make_url(str(info))
+            return url.render_as_string(hide_password=True)
+        return f"duckdb:///{self.duckdb_path}"
+
+
+class AgentSettings(Block):
+    """Which agent persona and Claude model write the prose, and how much they may spend.
+
+    The deterministic core computes every number and finding; the persona explains and prioritises.
+    Without ``anthropic_credentials`` the template narrator writes the prose offline, for free.
+
+    Attributes:
+        persona: The agent persona (``data-engineer`` or ``backend-architect``).
+        model: The Claude model id.
+        max_usd: The most one run may spend, in US dollars.
+        max_output_tokens: The most output tokens one request may produce.
+        batch_mode: Send the requests through the Message Batches API (half price, slower).
+        anthropic_credentials: The Anthropic credentials block; template prose when empty.
+
+    Example:
+        Load stored settings and get the narrator the tasks use:
+        ```python
+        from dataeng_agents.prefect_integration import AgentSettings
+
+        agent_settings = AgentSettings.load("BLOCK_NAME")
+        narrator = agent_settings.get_narrator()
+        ```
+    """
+
+    _block_type_name = "Agent Settings"
+    _block_type_slug = "dataeng-agent-settings"
+    _documentation_url = DOCS_URL  # type: ignore[assignment]
+    _logo_url = LOGO_URL  # type: ignore[assignment]
+
+    persona: str = Field(
+        default="data-engineer",
+        description="The agent persona that writes the prose: data-engineer or backend-architect.",
+    )
+    model: str = Field(default=DEFAULT_MODEL, description="The Claude model id used for the prose.")
+    max_usd: float | None = Field(
+        default=1.0,
+        ge=0,
+        title="Budget (USD)",
+        description="The most one run may spend on the API, in US dollars; no limit when empty.",
+    )
+    max_output_tokens: int = Field(
+        default=2048,
+        gt=0,
+        description="The most output tokens one request may produce.",
+    )
+    batch_mode: bool = Field(
+        default=False,
+        description="Send the requests through the Message Batches API: half the price, results later.",
+    )
+    anthropic_credentials: AnthropicCredentials | None = Field(
+        default=None,
+        description="The Anthropic credentials; the offline template narrator is used when empty.",
+    )
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes two LLM answers interchangeable: persona, model and output limits (no secrets)."""
+        return {
+            "persona": self.persona,
+            "model": self.model if self.anthropic_credentials is not None else "template",
+            "max_output_tokens": self.max_output_tokens,
+            "batch_mode": self.batch_mode,
+        }
+
+    def get_narrator(self, **client_kwargs: Any) -> Narrator:
+        """Returns the core narrator: ``ClaudeNarrator`` with credentials, else ``TemplateNarrator``.
+
+        :param client_kwargs: extra keyword arguments for the ``anthropic.Anthropic`` client.
+        """
+        from dataeng_agents.core.narrative import TemplateNarrator
+
+        if self.anthropic_credentials is None:
+            return TemplateNarrator()
+        from dataeng_agents.core.agents import ClaudeNarrator
+
+        client = self.anthropic_credentials.get_client(**client_kwargs)
+        narrator: Narrator = ClaudeNarrator(client, persona=self.persona, model=self.model)
+        return narrator

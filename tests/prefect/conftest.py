@@ -1,0 +1,66 @@
+"""Prefect suite fixtures: one throw-away Prefect server for the whole session.
+
+Prefect reads its settings when it is first imported, so the isolated ``PREFECT_HOME``, the result
+storage and the analytics switch are set here, at conftest import time, before any test module
+imports prefect. The server (``prefect_test_harness``) is session-scoped and *not* autouse: block
+schema tests do not need it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+if "prefect" in sys.modules:  # pragma: no cover - would silently use the developer's ~/.prefect
+    raise RuntimeError("prefect was imported before tests/prefect/conftest.py could isolate its settings")
+
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="dataeng-prefect-tests-"))
+for _name in list(os.environ):
+    # A developer's profile (API URL/key of a real server) must never receive test runs.
+    if _name.startswith("PREFECT_"):
+        del os.environ[_name]
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_RUN_DIR / "home"),
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_RUN_DIR / "results"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+        "PREFECT_UI_ENABLED": "false",
+    }
+)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A realistic-looking key: the tests assert it never shows up in logs, artifacts or results.
+FAKE_API_KEY = "sk-ant-api03-TESTKEY-never-log-me-5f1c2d3e4a5b6c7d8e9f"
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return FAKE_API_KEY
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_RUN_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_run_dir() -> Path:
+    """The per-run temp directory that holds PREFECT_HOME and the result storage."""
+    return _RUN_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A temporary Prefect server (SQLite) for the session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
