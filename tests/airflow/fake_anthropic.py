@@ -1,0 +1,199 @@
+"""A fake Anthropic API behind ``httpx2.MockTransport`` (the transport package of anthropic 2.x), for the real ``anthropic`` SDK.
+
+It answers ``POST /v1/messages`` and the Message Batches endpoints (create, retrieve, results,
+cancel) with realistic payloads: a forced tool call whose ``input`` is generated from the tool's
+JSON schema, ``usage`` blocks, a batch that is ``in_progress`` for ``polls_before_end`` polls and
+then ``ended``, JSONL results keyed by ``custom_id``. Every request is recorded, so tests assert
+on what was really sent (one batch create, the key in the ``authorization`` header, ...).
+
+``install(monkeypatch)`` makes the official Airflow ``AnthropicHook`` build its sync and async
+clients on this transport; everything above the transport (hook, connection, SDK, retries) is real.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2 as httpx
+
+MODEL = "claude-sonnet-4-5"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root.get("$defs", root.get("definitions", {}))[name]
+    return schema
+
+
+def example_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
+    """A minimal valid instance of a (pydantic-generated) JSON schema: prose strings, empty lists."""
+    root = root or schema
+    schema = _resolve(schema, root)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [s for s in schema[key] if _resolve(s, root).get("type") != "null"]
+            return example_from_schema(options[0], root, name) if options else None
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        out = {}
+        for prop in schema.get("required", list(props)):
+            out[prop] = example_from_schema(props[prop], root, prop)
+        return out
+    if kind == "array":
+        return [example_from_schema(schema["items"], root, name) for _ in range(schema.get("minItems", 0))]
+    if kind == "string":
+        return f"Claude wrote this {name.replace('_', ' ')}."
+    if kind == "integer":
+        return 0
+    if kind == "number":
+        return 0.0
+    if kind == "boolean":
+        return False
+    return None
+
+
+def message_for(params: dict[str, Any], msg_id: str) -> dict[str, Any]:
+    """The assistant message the API would return for a ``messages.create`` payload."""
+    tools = params.get("tools") or []
+    choice = params.get("tool_choice") or {}
+    tool = next((t for t in tools if t.get("name") == choice.get("name")), tools[0] if tools else None)
+    if tool is not None:
+        content = [
+            {
+                "type": "tool_use",
+                "id": f"toolu_{msg_id}",
+                "name": tool["name"],
+                "input": example_from_schema(tool.get("input_schema", {"type": "object"})),
+            }
+        ]
+        stop = "tool_use"
+    else:
+        content = [{"type": "text", "text": "Claude wrote this answer."}]
+        stop = "end_turn"
+    return {
+        "id": f"msg_{msg_id}",
+        "type": "message",
+        "role": "assistant",
+        "model": params.get("model", MODEL),
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 1200,
+            "output_tokens": 350,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
+
+
+@dataclass
+class FakeAnthropicAPI:
+    polls_before_end: int = 1
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- recorded traffic ----------------------------------------------------------------------
+    def calls(self, method: str, path_prefix: str) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == method and r.url.path.startswith(path_prefix)]
+
+    @property
+    def batch_creates(self) -> list[httpx.Request]:
+        return [r for r in self.calls("POST", "/v1/messages/batches") if r.url.path == "/v1/messages/batches"]
+
+    # -- the API ---------------------------------------------------------------------------------
+    def _batch_json(self, batch_id: str) -> dict[str, Any]:
+        b = self.batches[batch_id]
+        ended = b["polls"] > self.polls_before_end
+        n = len(b["requests"])
+        return {
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {
+                "processing": 0 if ended else n,
+                "succeeded": n if ended else 0,
+                "errored": 0,
+                "canceled": 0,
+                "expired": 0,
+            },
+            "created_at": "2026-11-27T00:00:00Z",
+            "expires_at": "2026-11-28T00:00:00Z",
+            "ended_at": "2026-11-27T00:05:00Z" if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results" if ended else None,
+        }
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            request.read()
+            self.requests.append(request)
+            path = request.url.path
+            if request.method == "POST" and path == "/v1/messages":
+                params = json.loads(request.content)
+                return httpx.Response(200, json=message_for(params, f"{len(self.requests):04d}"))
+            if request.method == "POST" and path == "/v1/messages/batches":
+                body = json.loads(request.content)
+                batch_id = f"msgbatch_{len(self.batches) + 1:04d}"
+                self.batches[batch_id] = {"requests": body["requests"], "polls": 0}
+                return httpx.Response(200, json=self._batch_json(batch_id))
+            if path.startswith("/v1/messages/batches/"):
+                parts = path.split("/")
+                batch_id = parts[4]
+                if batch_id not in self.batches:
+                    return httpx.Response(
+                        404, json={"type": "error", "error": {"type": "not_found_error", "message": "no batch"}}
+                    )
+                if len(parts) == 5 and request.method == "GET":
+                    self.batches[batch_id]["polls"] += 1
+                    return httpx.Response(200, json=self._batch_json(batch_id))
+                if parts[-1] == "results":
+                    lines = [
+                        json.dumps(
+                            {
+                                "custom_id": r["custom_id"],
+                                "result": {"type": "succeeded", "message": message_for(r["params"], f"b{i:04d}")},
+                            }
+                        )
+                        for i, r in enumerate(self.batches[batch_id]["requests"])
+                    ]
+                    return httpx.Response(
+                        200, content="\n".join(lines).encode(), headers={"content-type": "application/binary"}
+                    )
+                if parts[-1] == "cancel":
+                    return httpx.Response(200, json=self._batch_json(batch_id))
+            if request.method == "GET" and path == "/v1/models":
+                return httpx.Response(200, json={"data": [], "has_more": False, "first_id": None, "last_id": None})
+            return httpx.Response(404, json={"type": "error", "error": {"type": "not_found_error", "message": path}})
+
+    # -- wiring ------------------------------------------------------------------------------------
+    def install(self, monkeypatch: Any) -> FakeAnthropicAPI:
+        """Make the official ``AnthropicHook`` build clients that talk to this fake."""
+        import anthropic
+        from airflow.providers.anthropic.hooks import anthropic as hook_module
+
+        transport = httpx.MockTransport(self.handler)
+
+        def sync_client(**kwargs: Any) -> anthropic.Anthropic:
+            return anthropic.Anthropic(http_client=httpx.Client(transport=transport), max_retries=0, **kwargs)
+
+        def async_client(**kwargs: Any) -> anthropic.AsyncAnthropic:
+            # A fresh httpx client per SDK client: the trigger closes its client when it is done.
+            return anthropic.AsyncAnthropic(
+                http_client=httpx.AsyncClient(transport=transport), max_retries=0, **kwargs
+            )
+
+        monkeypatch.setattr(hook_module, "Anthropic", sync_client)
+        monkeypatch.setattr(hook_module, "AsyncAnthropic", async_client)
+        return self
