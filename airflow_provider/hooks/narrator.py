@@ -16,7 +16,6 @@ from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     from airflow.providers.anthropic.hooks.anthropic import AnthropicHook
-
     from dataeng_agents.core.narrative import Narrator
 
 

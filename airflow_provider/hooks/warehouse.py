@@ -16,7 +16,6 @@ from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-
     from dataeng_agents.core.warehouse import Warehouse
 
 #: Airflow connection types / SQLAlchemy dialect names -> the sqlglot dialect the core writes SQL in.

@@ -60,7 +60,11 @@ class NarrationBatchTrigger(BaseTrigger):
                     failures += 1
                     if failures >= MAX_CONSECUTIVE_POLL_FAILURES or time.time() > self.end_time:
                         yield TriggerEvent(
-                            {"status": "error", "batch_id": self.batch_id, "message": f"{type(e).__name__}: {e}"}
+                            {
+                                "status": "error",
+                                "batch_id": self.batch_id,
+                                "message": f"{type(e).__name__}: {e}",
+                            }
                         )
                         return
                     self.log.warning("Polling batch %s failed (%s); retrying.", self.batch_id, e)
@@ -91,7 +95,12 @@ class NarrationBatchTrigger(BaseTrigger):
                         }
                     )
                     return
-                self.log.info("Batch %s is %s; next poll in %ss.", self.batch_id, batch.processing_status, self.poll_interval)
+                self.log.info(
+                    "Batch %s is %s; next poll in %ss.",
+                    self.batch_id,
+                    batch.processing_status,
+                    self.poll_interval,
+                )
                 await asyncio.sleep(self.poll_interval)
         finally:
             await client.close()

@@ -29,7 +29,9 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def example_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
+def example_from_schema(
+    schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value"
+) -> Any:
     """A minimal valid instance of a (pydantic-generated) JSON schema: prose strings, empty lists."""
     root = root or schema
     schema = _resolve(schema, root)
@@ -132,7 +134,9 @@ class FakeAnthropicAPI:
             "ended_at": "2026-11-27T00:05:00Z" if ended else None,
             "archived_at": None,
             "cancel_initiated_at": None,
-            "results_url": f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results" if ended else None,
+            "results_url": f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results"
+            if ended
+            else None,
         }
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -153,7 +157,8 @@ class FakeAnthropicAPI:
                 batch_id = parts[4]
                 if batch_id not in self.batches:
                     return httpx.Response(
-                        404, json={"type": "error", "error": {"type": "not_found_error", "message": "no batch"}}
+                        404,
+                        json={"type": "error", "error": {"type": "not_found_error", "message": "no batch"}},
                     )
                 if len(parts) == 5 and request.method == "GET":
                     self.batches[batch_id]["polls"] += 1
@@ -163,7 +168,10 @@ class FakeAnthropicAPI:
                         json.dumps(
                             {
                                 "custom_id": r["custom_id"],
-                                "result": {"type": "succeeded", "message": message_for(r["params"], f"b{i:04d}")},
+                                "result": {
+                                    "type": "succeeded",
+                                    "message": message_for(r["params"], f"b{i:04d}"),
+                                },
                             }
                         )
                         for i, r in enumerate(self.batches[batch_id]["requests"])
@@ -174,8 +182,12 @@ class FakeAnthropicAPI:
                 if parts[-1] == "cancel":
                     return httpx.Response(200, json=self._batch_json(batch_id))
             if request.method == "GET" and path == "/v1/models":
-                return httpx.Response(200, json={"data": [], "has_more": False, "first_id": None, "last_id": None})
-            return httpx.Response(404, json={"type": "error", "error": {"type": "not_found_error", "message": path}})
+                return httpx.Response(
+                    200, json={"data": [], "has_more": False, "first_id": None, "last_id": None}
+                )
+            return httpx.Response(
+                404, json={"type": "error", "error": {"type": "not_found_error", "message": path}}
+            )
 
     # -- wiring ------------------------------------------------------------------------------------
     def install(self, monkeypatch: Any) -> FakeAnthropicAPI:

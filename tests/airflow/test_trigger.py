@@ -8,9 +8,7 @@ import time
 from typing import Any
 
 import pytest
-
 from dataeng_agents.airflow_provider.triggers.narration import NarrationBatchTrigger
-
 from fake_anthropic import FakeAnthropicAPI
 
 API_KEY = "sk-ant-api03-trigger-test-key-000000000000"
@@ -43,7 +41,9 @@ def _create_batch(api: FakeAnthropicAPI) -> str:
 def test_trigger_polls_until_the_batch_ends(monkeypatch: pytest.MonkeyPatch, anthropic_conn: str) -> None:
     api = FakeAnthropicAPI(polls_before_end=2).install(monkeypatch)
     batch_id = _create_batch(api)
-    trigger = NarrationBatchTrigger(conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 60)
+    trigger = NarrationBatchTrigger(
+        conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 60
+    )
 
     events = _events(trigger)
 
@@ -59,16 +59,22 @@ def test_trigger_polls_until_the_batch_ends(monkeypatch: pytest.MonkeyPatch, ant
 def test_trigger_times_out_with_an_event(monkeypatch: pytest.MonkeyPatch, anthropic_conn: str) -> None:
     api = FakeAnthropicAPI(polls_before_end=10**6).install(monkeypatch)
     batch_id = _create_batch(api)
-    trigger = NarrationBatchTrigger(conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 0.05)
+    trigger = NarrationBatchTrigger(
+        conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 0.05
+    )
 
     events = _events(trigger)
 
     assert [e.payload["status"] for e in events] == ["timeout"]
 
 
-def test_trigger_gives_up_after_repeated_poll_failures(monkeypatch: pytest.MonkeyPatch, anthropic_conn: str) -> None:
+def test_trigger_gives_up_after_repeated_poll_failures(
+    monkeypatch: pytest.MonkeyPatch, anthropic_conn: str
+) -> None:
     api = FakeAnthropicAPI().install(monkeypatch)
-    trigger = NarrationBatchTrigger(conn_id=anthropic_conn, batch_id="msgbatch_missing", poll_interval=0.0, end_time=time.time() + 60)
+    trigger = NarrationBatchTrigger(
+        conn_id=anthropic_conn, batch_id="msgbatch_missing", poll_interval=0.0, end_time=time.time() + 60
+    )
 
     events = _events(trigger)
 
@@ -78,7 +84,9 @@ def test_trigger_gives_up_after_repeated_poll_failures(monkeypatch: pytest.Monke
 
 
 def test_trigger_serializes_without_credentials(anthropic_conn: str) -> None:
-    trigger = NarrationBatchTrigger(conn_id=anthropic_conn, batch_id="msgbatch_1", poll_interval=5, end_time=1.0)
+    trigger = NarrationBatchTrigger(
+        conn_id=anthropic_conn, batch_id="msgbatch_1", poll_interval=5, end_time=1.0
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "dataeng_agents.airflow_provider.triggers.narration.NarrationBatchTrigger"
     assert NarrationBatchTrigger(**kwargs).serialize() == (classpath, kwargs)
