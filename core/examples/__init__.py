@@ -1,0 +1,1 @@
+"""Bundled example inputs (``importlib.resources.files("dataeng_agents.core.examples")``)."""

@@ -1,0 +1,650 @@
+"""The vectorised analysis engine: every metric x variant of one analysis as numpy arrays.
+
+Layout. Each metric contributes one *cell* (or one cell per stratum); all cells share the variant axis,
+so the raw input is one ``(cells, variants, fields)`` array. Per-arm moments are computed per metric
+kind on index subsets (four kinds, never one Python iteration per metric), turned into per-pair
+(control, variant) moments (CUPED's theta is pooled per pair), post-stratified back to metrics with
+``np.add.reduceat``, and tested with closed forms (``scipy.special``) over the whole
+``(metrics, variants)`` grid.
+
+Conventions follow GrowthBook's gbstats so results are comparable: proportion variance p(1-p); mean
+variance (ss - s^2/n)/(n-1); ratio by the delta method; relative lift (mt - mc)/|mc| with
+delta-method variance; Welch t with Welch-Satterthwaite degrees of freedom; sequential confidence
+sequences of Waudby-Smith et al. (gbstats' SequentialTwoSidedTTest); Gaussian Bayesian posterior on
+the lift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from dataeng_agents.core.stats.models import AnalysisInput, AnalysisSettings, MetricInput, StatsInputError
+from scipy import special
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+FIELDS: tuple[str, ...] = (
+    "n",
+    "sum",
+    "sum_squares",
+    "denominator_sum",
+    "denominator_sum_squares",
+    "sum_product_denominator",
+    "covariate_sum",
+    "covariate_sum_squares",
+    "sum_product_covariate",
+    "denominator_sum_product_covariate",
+    "n_star",
+    "quantile",
+    "quantile_lower",
+    "quantile_upper",
+)
+_F = {name: i for i, name in enumerate(FIELDS)}
+KINDS: tuple[str, ...] = ("proportion", "mean", "ratio", "quantile")
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "proportion": ("n", "sum"),
+    "mean": ("n", "sum", "sum_squares"),
+    "ratio": (
+        "n",
+        "sum",
+        "sum_squares",
+        "denominator_sum",
+        "denominator_sum_squares",
+        "sum_product_denominator",
+    ),
+    "quantile": ("n", "n_star", "quantile", "quantile_lower", "quantile_upper"),
+}
+CUPED_FIELDS: tuple[str, ...] = ("covariate_sum", "covariate_sum_squares", "sum_product_covariate")
+
+# Relative tolerance for "the sums make this variance impossible": float sums of large numbers
+# are not exact, so a variance of -1e-12 * scale is rounding, not bad input.
+_VAR_TOL = 1e-9
+_Z975 = float(special.ndtri(0.975))
+
+# Error codes of results whose statistic is undefined for valid data (0 = no error).
+ERR_NONE = 0
+ERR_ZERO_VARIANCE = 1
+ERR_ZERO_CONTROL_MEAN = 2
+ERR_ZERO_DENOMINATOR = 3
+ERR_QUANTILE_EVENTS = 4
+ERR_NUMERIC = 5
+ERROR_MESSAGES: dict[int, str] = {
+    ERR_ZERO_VARIANCE: "zero variance: the effect's standard error is 0, so no test or interval is defined",
+    ERR_ZERO_CONTROL_MEAN: "the control mean is 0, so a relative lift is undefined (use difference=absolute)",
+    ERR_ZERO_DENOMINATOR: "a ratio denominator sums to 0 in an arm, so the ratio is undefined",
+    ERR_QUANTILE_EVENTS: "too few events to estimate the quantile's variance",
+    ERR_NUMERIC: "the statistic is numerically undefined for these sums",
+}
+
+
+@dataclass
+class CellArrays:
+    """Raw sufficient statistics of an analysis, one row per metric (or per stratum of a metric)."""
+
+    values: FloatArray  # (cells, variants, fields), NaN where a field is absent
+    cell_metric: IntArray  # (cells,) index of the metric each cell belongs to
+    cell_label: list[str]  # field prefix for errors: "" or "strata[k]."
+    metric_names: list[str]
+    variant_names: list[str]
+    control: int
+    kind: IntArray  # (metrics,) index into KINDS
+    inverse: BoolArray  # (metrics,)
+    quantile_level: FloatArray  # (metrics,) NaN unless quantile
+
+
+@dataclass
+class ArrayResults:
+    """Results on the ``(metrics, treatment variants)`` grid; NaN where absent or erroneous."""
+
+    metric_names: list[str]
+    variant_names: list[str]  # treatment variants only, in input order
+    estimate: FloatArray
+    std_error: FloatArray
+    ci_lower: FloatArray  # -inf where unbounded
+    ci_upper: FloatArray  # +inf where unbounded
+    p_value: FloatArray
+    chance_to_win: FloatArray
+    risk_control: FloatArray
+    risk_variant: FloatArray
+    error: IntArray  # ERR_* codes
+
+
+def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str) -> None:
+    """Raise a StatsInputError for the first (cell, variant) flagged in ``bad``."""
+    if not bool(bad.any()):
+        return
+    c, v = (int(x) for x in np.argwhere(bad)[0])
+    raise StatsInputError(
+        message,
+        metric=cells.metric_names[int(cells.cell_metric[c])],
+        variant=cells.variant_names[v],
+        field=cells.cell_label[c] + field,
+    )
+
+
+def collect(inp: AnalysisInput) -> CellArrays:
+    """Gather the pydantic input into arrays, checking names and the presence of metric stats."""
+    names = [v.name for v in inp.variants]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise StatsInputError(f"variant {dup!r} is listed twice", field="variants")
+    if inp.control not in names:
+        raise StatsInputError(f"control {inp.control!r} is not one of the variants {names}", field="control")
+    name_set = set(names)
+    metric_names: list[str] = []
+    seen: set[str] = set()
+    cell_stats: list[dict[str, object]] = []
+    cell_metric: list[int] = []
+    cell_label: list[str] = []
+    kinds = np.empty(len(inp.metrics), dtype=np.int64)
+    inverse = np.zeros(len(inp.metrics), dtype=np.bool_)
+    qlevel = np.full(len(inp.metrics), np.nan)
+    for mi, m in enumerate(inp.metrics):
+        if m.name in seen:
+            raise StatsInputError("metric name is used twice", metric=m.name, field="name")
+        seen.add(m.name)
+        metric_names.append(m.name)
+        kinds[mi] = _KIND_CODE[m.kind]
+        inverse[mi] = m.inverse
+        if m.kind == "quantile":
+            if m.quantile is None:
+                raise StatsInputError("a quantile metric needs its level, e.g. 0.9", metric=m.name, field="quantile")
+            qlevel[mi] = m.quantile
+        _collect_metric_cells(m, mi, name_set, cell_stats, cell_metric, cell_label)
+    rows = [list(stats[name].__dict__.values()) for stats in cell_stats for name in names]  # type: ignore[attr-defined]
+    values = np.array(rows, dtype=np.float64).reshape(len(cell_stats), len(names), len(FIELDS))
+    return CellArrays(
+        values=values,
+        cell_metric=np.asarray(cell_metric, dtype=np.int64),
+        cell_label=cell_label,
+        metric_names=metric_names,
+        variant_names=names,
+        control=names.index(inp.control),
+        kind=kinds,
+        inverse=inverse,
+        quantile_level=qlevel,
+    )
+
+
+def _collect_metric_cells(
+    m: MetricInput,
+    mi: int,
+    names: set[str],
+    cell_stats: list[dict[str, object]],
+    cell_metric: list[int],
+    cell_label: list[str],
+) -> None:
+    if (m.stats is None) == (m.strata is None):
+        raise StatsInputError("give exactly one of `stats` or `strata`", metric=m.name, field="stats")
+    if m.stats is not None:
+        groups: list[tuple[str, dict[str, object]]] = [("", dict(m.stats))]
+    else:
+        assert m.strata is not None
+        if not m.strata:
+            raise StatsInputError("`strata` is empty", metric=m.name, field="strata")
+        if m.kind == "quantile":
+            raise StatsInputError(
+                "post-stratification is not supported for quantile metrics", metric=m.name, field="strata"
+            )
+        groups = [(f"strata[{k}].", dict(s.stats)) for k, s in enumerate(m.strata)]
+    for label, stats in groups:
+        if stats.keys() != names:
+            unknown = sorted(set(stats) - names)
+            if unknown:
+                raise StatsInputError(
+                    f"unknown variant (variants are {sorted(names)})", metric=m.name, variant=unknown[0],
+                    field=label + "stats",
+                )
+            missing = sorted(names - set(stats))
+            raise StatsInputError("no statistics for this variant", metric=m.name, variant=missing[0],
+                                  field=label + "stats")
+        cell_stats.append(stats)
+        cell_metric.append(mi)
+        cell_label.append(label)
+
+
+def _var_from_sums(n: FloatArray, s: FloatArray, ss: FloatArray) -> FloatArray:
+    return (ss - s * s / n) / (n - 1.0)
+
+
+def _cov_from_sums(n: FloatArray, s1: FloatArray, s2: FloatArray, sp: FloatArray) -> FloatArray:
+    return (sp - s1 * s2 / n) / (n - 1.0)
+
+
+def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
+    """Vectorised consistency checks; returns (cuped per cell, kind per cell). Raises StatsInputError."""
+    vals = cells.values
+    ckind = cells.kind[cells.cell_metric]
+    present = ~np.isnan(vals)
+    for kname, code in _KIND_CODE.items():
+        rows = ckind == code
+        if not rows.any():
+            continue
+        for field in REQUIRED[kname]:
+            _raise_at(cells, rows[:, None] & ~present[:, :, _F[field]], field, f"is required for a {kname} metric")
+    n = vals[:, :, _F["n"]]
+    _raise_at(cells, n < 0, "n", "must not be negative")
+    _raise_at(cells, n != np.floor(n), "n", "must be a whole number of units")
+    _raise_at(cells, n < 2, "n", "must be at least 2 to estimate a variance")
+
+    # CUPED is all-or-nothing per metric: partial covariate sums are an input error.
+    cov_present = present[:, :, _F["covariate_sum"]]
+    cuped_cell = cov_present.all(axis=1)
+    cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
+    np.logical_or.at(cuped_metric, cells.cell_metric, cuped_cell)
+    cuped = cuped_metric[cells.cell_metric]
+    _raise_at(cells, (ckind == _KIND_CODE["quantile"])[:, None] & cov_present, "covariate_sum",
+              "CUPED is not supported for quantile metrics")
+    needed = list(CUPED_FIELDS)
+    for field in needed:
+        _raise_at(cells, cuped[:, None] & ~present[:, :, _F[field]], field,
+                  "is required because this metric has covariate sums (CUPED)")
+    _raise_at(cells, ~cuped[:, None] & present[:, :, _F["sum_product_covariate"]], "covariate_sum",
+              "is required because sum_product_covariate is given (CUPED)")
+    ratio_cuped = cuped & (ckind == _KIND_CODE["ratio"])
+    _raise_at(cells, ratio_cuped[:, None] & ~present[:, :, _F["denominator_sum_product_covariate"]],
+              "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric")
+
+    s = vals[:, :, _F["sum"]]
+    ss = vals[:, :, _F["sum_squares"]]
+    prop = (ckind == _KIND_CODE["proportion"])[:, None]
+    _raise_at(cells, prop & (s < 0), "sum", "a proportion's sum must not be negative")
+    _raise_at(cells, prop & (s > n), "sum", "a proportion's sum must not exceed n")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        meanlike = ((ckind == _KIND_CODE["mean"]) | (ckind == _KIND_CODE["ratio"]))[:, None]
+        _check_variance(cells, meanlike, n, s, ss, "sum_squares")
+        ratio = (ckind == _KIND_CODE["ratio"])[:, None]
+        ds = vals[:, :, _F["denominator_sum"]]
+        dss = vals[:, :, _F["denominator_sum_squares"]]
+        _check_variance(cells, ratio, n, ds, dss, "denominator_sum_squares")
+        _check_covariance(cells, ratio, n, s, ss, ds, dss, vals[:, :, _F["sum_product_denominator"]],
+                          "sum_product_denominator")
+        cu = cuped[:, None]
+        xs = vals[:, :, _F["covariate_sum"]]
+        xss = vals[:, :, _F["covariate_sum_squares"]]
+        _check_variance(cells, cu, n, xs, xss, "covariate_sum_squares")
+        post_ss = np.where(prop, s, ss)
+        _check_covariance(cells, cu, n, s, post_ss, xs, xss, vals[:, :, _F["sum_product_covariate"]],
+                          "sum_product_covariate")
+        _check_covariance(cells, ratio_cuped[:, None], n, ds, dss, xs, xss,
+                          vals[:, :, _F["denominator_sum_product_covariate"]], "denominator_sum_product_covariate")
+    quant = (ckind == _KIND_CODE["quantile"])[:, None]
+    q = vals[:, :, _F["quantile"]]
+    _raise_at(cells, quant & (vals[:, :, _F["n_star"]] < 0), "n_star", "must not be negative")
+    _raise_at(cells, quant & (vals[:, :, _F["quantile_lower"]] > q), "quantile_lower",
+              "must not exceed the quantile estimate")
+    _raise_at(cells, quant & (vals[:, :, _F["quantile_upper"]] < q), "quantile_upper",
+              "must not be below the quantile estimate")
+    return cuped, ckind
+
+
+def _check_variance(cells: CellArrays, rows: BoolArray, n: FloatArray, s: FloatArray, ss: FloatArray,
+                    field: str) -> None:
+    centred = ss * n - s * s
+    scale = np.maximum(np.abs(ss * n), s * s)
+    _raise_at(cells, rows & (centred < -_VAR_TOL * scale - 1e-300), field,
+              "is impossible for this sum and n (it implies a negative variance)")
+
+
+def _check_covariance(cells: CellArrays, rows: BoolArray, n: FloatArray, s1: FloatArray, ss1: FloatArray,
+                      s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
+    c12 = sp * n - s1 * s2
+    v1 = np.maximum(ss1 * n - s1 * s1, 0.0)
+    v2 = np.maximum(ss2 * n - s2 * s2, 0.0)
+    bound = v1 * v2
+    scale = np.maximum(np.abs(sp * n), np.abs(s1 * s2))
+    _raise_at(cells, rows & (c12 * c12 > bound * (1 + 1e-7) + (_VAR_TOL * scale) ** 2), field,
+              "is impossible for these sums (a correlation above 1 in absolute value)")
+
+
+@dataclass
+class _ArmMoments:
+    mean: FloatArray  # unadjusted mean of the metric in the arm
+    var: FloatArray  # per-unit variance (variance of the mean = var / n)
+    n: FloatArray
+    xbar: FloatArray  # covariate mean (CUPED), 0 otherwise
+    varx: FloatArray
+    covx: FloatArray  # covariance of the (linearised) metric with the covariate
+    err: IntArray
+
+
+def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMoments:
+    """Per-cell, per-arm moments for every kind, computed on kind subsets."""
+    vals = cells.values
+    shape = vals.shape[:2]
+    n = vals[:, :, _F["n"]]
+    mean = np.zeros(shape)
+    var = np.zeros(shape)
+    xbar = np.zeros(shape)
+    varx = np.zeros(shape)
+    covx = np.zeros(shape)
+    err = np.zeros(shape, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for code, kname in enumerate(KINDS):
+            idx = np.flatnonzero(ckind == code)
+            if idx.size == 0:
+                continue
+            v = vals[idx]
+            nn = v[:, :, _F["n"]]
+            s = v[:, :, _F["sum"]]
+            if kname == "proportion":
+                p = s / nn
+                mean[idx] = p
+                var[idx] = p * (1.0 - p)
+            elif kname == "mean":
+                mean[idx] = s / nn
+                var[idx] = _var_from_sums(nn, s, v[:, :, _F["sum_squares"]])
+            elif kname == "ratio":
+                ds = v[:, :, _F["denominator_sum"]]
+                my, md = s / nn, ds / nn
+                vy = _var_from_sums(nn, s, v[:, :, _F["sum_squares"]])
+                vd = _var_from_sums(nn, ds, v[:, :, _F["denominator_sum_squares"]])
+                cyd = _cov_from_sums(nn, s, ds, v[:, :, _F["sum_product_denominator"]])
+                r = s / ds
+                mean[idx] = np.where(ds != 0, r, 0.0)
+                var[idx] = vy / md**2 - 2.0 * cyd * my / md**3 + my**2 * vd / md**4
+                err[idx] = np.where(ds == 0, ERR_ZERO_DENOMINATOR, err[idx])
+            else:
+                nu = cells.quantile_level[cells.cell_metric[idx]][:, None]
+                width = v[:, :, _F["quantile_upper"]] - v[:, :, _F["quantile_lower"]]
+                vinit = (v[:, :, _F["n_star"]] / nn) * (nn - 1.0) * (width / (2.0 * _Z975)) ** 2
+                mean[idx] = v[:, :, _F["quantile"]]
+                var[idx] = np.where(nn < 100, vinit, np.maximum(vinit, 1e-5))
+                too_few = (nn <= _Z975**2 * nu / (1.0 - nu)) | (nn <= _Z975**2 * (1.0 - nu) / nu)
+                too_few |= (vinit <= 0) & (nn < 1000)
+                err[idx] = np.where(too_few, ERR_QUANTILE_EVENTS, err[idx])
+                continue
+            cu = np.flatnonzero(cuped[idx])
+            if cu.size == 0:
+                continue
+            ci = idx[cu]
+            vc = v[cu]
+            nc = nn[cu]
+            xs = vc[:, :, _F["covariate_sum"]]
+            xbar[ci] = xs / nc
+            varx[ci] = _var_from_sums(nc, xs, vc[:, :, _F["covariate_sum_squares"]])
+            cyx = _cov_from_sums(nc, s[cu], xs, vc[:, :, _F["sum_product_covariate"]])
+            if kname == "ratio":
+                # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
+                cdx = _cov_from_sums(nc, vc[:, :, _F["denominator_sum"]], xs,
+                                     vc[:, :, _F["denominator_sum_product_covariate"]])
+                md = vc[:, :, _F["denominator_sum"]] / nc
+                covx[ci] = (cyx - mean[ci] * cdx) / md
+            else:
+                covx[ci] = cyx
+    return _ArmMoments(mean=mean, var=var, n=n, xbar=xbar, varx=varx, covx=covx, err=err)
+
+
+@dataclass
+class _PairMoments:
+    """Moments of both sides of each (control, variant) comparison, CUPED-adjusted per pair."""
+
+    mean_a: FloatArray
+    var_a: FloatArray
+    n_a: FloatArray
+    raw_a: FloatArray  # unadjusted control mean (denominator of the relative lift)
+    mean_b: FloatArray
+    var_b: FloatArray
+    n_b: FloatArray
+    raw_b: FloatArray
+    err: IntArray
+
+
+def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: IntArray) -> _PairMoments:
+    c = cells.control
+    vals = cells.values
+    theta = np.zeros(arm.mean.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cu = np.flatnonzero(cuped)
+        if cu.size:
+            v = vals[cu]
+            kind = ckind[cu][:, None]
+            nn = v[:, :, _F["n"]]
+            nj = nn[:, c : c + 1] + nn
+            # gbstats' compute_theta: covariance / covariate variance from the pair's joint sums.
+            s = v[:, :, _F["sum"]]
+            ss = np.where(kind == _KIND_CODE["proportion"], s, v[:, :, _F["sum_squares"]])
+            xs = v[:, :, _F["covariate_sum"]]
+            xss = v[:, :, _F["covariate_sum_squares"]]
+            sp = v[:, :, _F["sum_product_covariate"]]
+            sj, ssj = s[:, c : c + 1] + s, ss[:, c : c + 1] + ss
+            xj, xssj, spj = xs[:, c : c + 1] + xs, xss[:, c : c + 1] + xss, sp[:, c : c + 1] + sp
+            pj = sj / nj
+            post_var = np.where(kind == _KIND_CODE["proportion"], pj * (1 - pj), _var_from_sums(nj, sj, ssj))
+            pre_var = _var_from_sums(nj, xj, xssj)
+            joint_theta = np.where((pre_var > 0) & (post_var > 0), _cov_from_sums(nj, sj, xj, spj) / pre_var, 0.0)
+            # A ratio has no joint sums of its influence function; pool the per-arm moments instead.
+            w = nn - 1.0
+            covx = arm.covx[cu]
+            varx = arm.varx[cu]
+            num = w[:, c : c + 1] * covx[:, c : c + 1] + w * covx
+            den = w[:, c : c + 1] * varx[:, c : c + 1] + w * varx
+            ratio_theta = np.where(den > 0, num / den, 0.0)
+            theta[cu] = np.where(kind == _KIND_CODE["ratio"], ratio_theta, joint_theta)
+        mc = arm.mean[:, c : c + 1]
+        vc = arm.var[:, c : c + 1]
+        xc = arm.xbar[:, c : c + 1]
+        vxc = arm.varx[:, c : c + 1]
+        cxc = arm.covx[:, c : c + 1]
+        mean_a = mc - theta * xc
+        var_a = vc + theta**2 * vxc - 2.0 * theta * cxc
+        mean_b = arm.mean - theta * arm.xbar
+        var_b = arm.var + theta**2 * arm.varx - 2.0 * theta * arm.covx
+    n_a = np.broadcast_to(arm.n[:, c : c + 1], arm.n.shape)
+    raw_a = np.broadcast_to(mc, arm.mean.shape)
+    err = np.maximum(arm.err, arm.err[:, c : c + 1])
+    return _PairMoments(mean_a=mean_a, var_a=var_a, n_a=n_a, raw_a=raw_a, mean_b=mean_b, var_b=var_b,
+                        n_b=arm.n, raw_b=arm.mean, err=err)
+
+
+def stratify(cells: CellArrays, pm: _PairMoments) -> _PairMoments:
+    """Post-stratify cells into metrics: weights are each stratum's share of all units of the metric."""
+    cm = cells.cell_metric
+    if len(cm) == len(cells.metric_names):  # no strata anywhere: cells are metrics
+        return pm
+    starts = np.flatnonzero(np.r_[True, cm[1:] != cm[:-1]])
+    units = cells.values[:, :, _F["n"]].sum(axis=1)
+    total = np.add.reduceat(units, starts)
+    w = (units / total[cm])[:, None]
+
+    def wsum(x: FloatArray) -> FloatArray:
+        return np.add.reduceat(w * x, starts, axis=0)
+
+    def wvar(var: FloatArray, n: FloatArray) -> FloatArray:
+        return np.add.reduceat(w * w * var / n, starts, axis=0)
+
+    n_a = np.add.reduceat(pm.n_a, starts, axis=0)
+    n_b = np.add.reduceat(pm.n_b, starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _PairMoments(
+            mean_a=wsum(pm.mean_a),
+            var_a=wvar(pm.var_a, pm.n_a) * n_a,
+            n_a=n_a,
+            raw_a=wsum(pm.raw_a),
+            mean_b=wsum(pm.mean_b),
+            var_b=wvar(pm.var_b, pm.n_b) * n_b,
+            n_b=n_b,
+            raw_b=wsum(pm.raw_b),
+            err=np.maximum.reduceat(pm.err, starts, axis=0),
+        )
+
+
+def sequential_rho(alpha: float, tuning: float, two_sided: bool = True) -> float:
+    """Mixture parameter of the confidence sequence, optimised for ``tuning`` total units."""
+    a = alpha if two_sided else 2.0 * alpha
+    return float(np.sqrt((-2.0 * np.log(a) + np.log(-2.0 * np.log(a) + 1.0)) / tuning))
+
+
+def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, ckind: IntArray) -> ArrayResults:
+    """Effects and tests on the (metrics, variants) grid, then drop the control column."""
+    arm = arm_moments(cells, cuped, ckind)
+    pm = stratify(cells, pair_moments(cells, arm, cuped, ckind))
+    alpha = settings.alpha
+    relative = settings.difference == "relative"
+    err = pm.err.copy()
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if relative:
+            denom = np.abs(pm.raw_a)
+            est = (pm.mean_b - pm.mean_a) / denom
+            var = pm.var_b / (pm.raw_a**2 * pm.n_b) + pm.var_a * pm.raw_b**2 / (pm.raw_a**4 * pm.n_a)
+            err = np.where((err == 0) & (pm.raw_a == 0), ERR_ZERO_CONTROL_MEAN, err)
+        else:
+            est = pm.mean_b - pm.mean_a
+            var = pm.var_b / pm.n_b + pm.var_a / pm.n_a
+        se = np.sqrt(var)
+        err = np.where((err == 0) & ~(se > 0), ERR_ZERO_VARIANCE, err)
+        nan = np.full(est.shape, np.nan)
+        lo, hi, p, ctw, rc, rv = nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
+        if settings.method == "frequentist":
+            vb, va = pm.var_b / pm.n_b, pm.var_a / pm.n_a
+            dof = (vb + va) ** 2 / (vb**2 / (pm.n_b - 1.0) + va**2 / (pm.n_a - 1.0))
+            t = est / se
+            if settings.alternative == "two-sided":
+                p = 2.0 * special.stdtr(dof, -np.abs(t))
+                half = special.stdtrit(dof, 1.0 - alpha / 2.0) * se
+                lo, hi = est - half, est + half
+            else:
+                half = special.stdtrit(dof, 1.0 - alpha) * se
+                if settings.alternative == "greater":
+                    p = special.stdtr(dof, -t)
+                    lo, hi = est - half, np.full(est.shape, np.inf)
+                else:
+                    p = special.stdtr(dof, t)
+                    lo, hi = np.full(est.shape, -np.inf), est + half
+        elif settings.method == "sequential":
+            lo, hi, p = _sequential(est, se, pm.n_a + pm.n_b, settings)
+        else:
+            est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
+    keep = [j for j in range(len(cells.variant_names)) if j != cells.control]
+    out = ArrayResults(
+        metric_names=cells.metric_names,
+        variant_names=[cells.variant_names[j] for j in keep],
+        estimate=est[:, keep],
+        std_error=se[:, keep],
+        ci_lower=lo[:, keep],
+        ci_upper=hi[:, keep],
+        p_value=p[:, keep],
+        chance_to_win=ctw[:, keep],
+        risk_control=rc[:, keep],
+        risk_variant=rv[:, keep],
+        error=err[:, keep],
+    )
+    _finalise_errors(out, settings)
+    return out
+
+
+def _sequential(
+    est: FloatArray, se: FloatArray, n: FloatArray, settings: AnalysisSettings
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    alpha, tuning = settings.alpha, settings.sequential_tuning
+    s2 = se**2 * n
+    if settings.alternative == "two-sided":
+        rho = sequential_rho(alpha, tuning, two_sided=True)
+        nr2 = n * rho**2
+        half = np.sqrt(s2) * np.sqrt(2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / alpha) / (n * rho) ** 2)
+        # Always-valid p-value: 1 / e-value of the Gaussian mixture martingale (Waudby-Smith eq. 155).
+        st2 = est**2 * n / se**2
+        log_e = rho**2 * st2 / (2.0 * (nr2 + 1.0)) - 0.5 * np.log(nr2 + 1.0)
+        p = np.minimum(np.exp(-log_e), 1.0)
+        return est - half, est + half, p
+    rho = sequential_rho(alpha, tuning, two_sided=False)
+    nr2 = n * rho**2
+    k = 2.0 * (nr2 + 1.0) / (n * rho) ** 2
+    c = np.sqrt(nr2 + 1.0)
+    half = np.sqrt(s2 * k * np.log(1.0 + c / (2.0 * alpha)))
+    signed = est if settings.alternative == "greater" else -est
+    p = _one_sided_sequential_p(signed, s2 * k, c)
+    if settings.alternative == "greater":
+        return est - half, np.full(est.shape, np.inf), p
+    return np.full(est.shape, -np.inf), est + half, p
+
+
+def _one_sided_sequential_p(signed: FloatArray, s2k: FloatArray, c: FloatArray) -> FloatArray:
+    """The alpha at which the one-sided bound touches 0, found as gbstats finds it.
+
+    gbstats bisects over alpha in [1e-5, 0.4999] with rho fixed, stopping once the bound is within
+    1e-6 of 0; the closed form differs from that by up to ~1e-4 relative, so the bisection is
+    reproduced here, vectorised (every element advances together, finished ones are frozen).
+    """
+    def bound(a: FloatArray, rows: IntArray) -> FloatArray:
+        return signed[rows] - np.sqrt(s2k[rows] * np.log(1.0 + c[rows] / (2.0 * a)))
+
+    shape = signed.shape
+    s2k = np.broadcast_to(s2k, shape).ravel()
+    c = np.broadcast_to(c, shape).ravel()
+    signed = signed.ravel()
+    out = np.full(signed.size, np.nan)
+    every = np.arange(signed.size)
+    lo_a, hi_a = 1e-5, 0.4999
+    at_small = bound(np.full(signed.size, lo_a), every) > 0
+    at_big = bound(np.full(signed.size, hi_a), every) < 0
+    out[at_small] = lo_a
+    out[at_big & ~at_small] = hi_a
+    rows = np.flatnonzero(~at_small & ~at_big & np.isfinite(signed) & np.isfinite(s2k))
+    amin = np.full(rows.size, lo_a)
+    amax = np.full(rows.size, hi_a)
+    this = 0.5 * (amin + amax)
+    for _ in range(100):
+        if rows.size == 0:
+            break
+        diff = bound(this, rows)
+        below = diff < 0
+        amin = np.where(below, this, amin)
+        amax = np.where(below, amax, this)
+        this = 0.5 * (amin + amax)
+        conv = np.abs(diff) < 1e-6
+        out[rows[conv]] = this[conv]
+        keep = ~conv
+        rows, amin, amax, this = rows[keep], amin[keep], amax[keep], this[keep]
+    return out.reshape(shape)
+
+
+def _bayesian(
+    est: FloatArray,
+    se: FloatArray,
+    control_mean: FloatArray,
+    relative: bool,
+    inverse: BoolArray,
+    settings: AnalysisSettings,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    prior = settings.prior
+    if prior is None:
+        post_mean, post_sd = est, se
+    else:
+        scale = 1.0 if relative else np.abs(control_mean)
+        pm, psd = prior.mean * scale, prior.stddev * scale
+        precision = 1.0 / se**2 + 1.0 / psd**2
+        post_sd = np.sqrt(1.0 / precision)
+        post_mean = (est / se**2 + pm / psd**2) / precision
+    z = special.ndtri(1.0 - settings.alpha / 2.0)
+    lo, hi = post_mean - z * post_sd, post_mean + z * post_sd
+    inv = inverse[:, None]
+    # "Better" direction of the lift: lower is better for inverse metrics.
+    gain = np.where(inv, -post_mean, post_mean)
+    ratio = gain / post_sd
+    ctw = special.ndtr(ratio)
+    # Expected loss of choosing control = E[max(gain, 0)]; of choosing the variant = E[max(-gain, 0)].
+    risk_control = gain * special.ndtr(ratio) + post_sd * np.exp(-0.5 * ratio**2) / np.sqrt(2.0 * np.pi)
+    risk_variant = risk_control - gain
+    return post_mean, post_sd, lo, hi, ctw, risk_control, np.maximum(risk_variant, 0.0)
+
+
+def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
+    """Flag any non-finite number that slipped through as ERR_NUMERIC, then blank errored results."""
+    finite = np.isfinite(out.estimate) & np.isfinite(out.std_error)
+    finite &= ~np.isnan(out.ci_lower) & ~np.isnan(out.ci_upper)
+    if settings.method == "bayesian":
+        finite &= np.isfinite(out.chance_to_win) & np.isfinite(out.risk_control) & np.isfinite(out.risk_variant)
+        finite &= np.isfinite(out.ci_lower) & np.isfinite(out.ci_upper)
+    else:
+        finite &= np.isfinite(out.p_value)
+    out.error = np.where((out.error == 0) & ~finite, ERR_NUMERIC, out.error)
+    bad = out.error != 0
+    for arr in (out.estimate, out.std_error, out.ci_lower, out.ci_upper, out.p_value, out.chance_to_win,
+                out.risk_control, out.risk_variant):
+        arr[bad] = np.nan
