@@ -1,0 +1,605 @@
+"""The guarded-rollout decision engine: advance, hold or roll back, with always-valid evidence.
+
+A rollout exposes a growing share of units to a feature in stages (1% → 5% → 20% → 50% → 100%).
+At every scheduled check the engine compares treatment with control on each guardrail metric using
+all stages seen so far:
+
+* per stage, the difference of means (the allocation is constant within a stage, so a stage is a
+  clean randomised comparison even when the allocation changes between stages);
+* stages combined with design weights ``n_t·n_c/(n_t+n_c)`` — they depend only on the allocation,
+  never on outcomes, so the combination is unbiased under any time trend that hits both arms and is
+  the efficient weighting for a constant effect;
+* a relative lift with the delta method, oriented so that negative is a regression;
+* an always-valid confidence sequence (:mod:`.sequential`) at level ``alpha / guardrails``.
+
+A guardrail shows **harm** when its whole sequence lies beyond the tolerated regression, and is
+**non-inferior** when the whole sequence lies above it. Any harm → ``roll back``. Otherwise a stage
+advances once it ran its minimum duration and exposed its minimum units (and, under the
+``non_inferiority`` rule, every guardrail is non-inferior); else ``hold``.
+
+The same vectorised functions score one real check (arrays of one row) and thousands of simulated
+rollouts (:func:`simulate_rollouts`), so the simulated false-alarm and detection rates are the rates
+of the code that makes the real decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from dataeng_agents.core.lifecycle.config import RolloutPlan
+from dataeng_agents.core.lifecycle.sequential import always_valid_p_value, cs_halfwidth
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+Decision = Literal["advance", "hold", "roll back"]
+GuardrailStatus = Literal["harm", "non-inferior", "inconclusive", "insufficient data"]
+
+HOLD, ADVANCE, ROLL_BACK = 0, 1, 2
+DECISIONS: dict[int, Decision] = {HOLD: "hold", ADVANCE: "advance", ROLL_BACK: "roll back"}
+INSUFFICIENT, INCONCLUSIVE, NON_INFERIOR, HARM = 0, 1, 2, 3
+STATUSES: dict[int, GuardrailStatus] = {
+    INSUFFICIENT: "insufficient data",
+    INCONCLUSIVE: "inconclusive",
+    NON_INFERIOR: "non-inferior",
+    HARM: "harm",
+}
+_Z90 = 1.2815515655446004
+
+
+@dataclass(frozen=True)
+class GuardrailRule:
+    """A guardrail resolved against its metric definition."""
+
+    metric: str
+    kind: Literal["proportion", "mean"]
+    higher_is_better: bool = True
+    tolerance: float = 0.0
+
+
+@dataclass
+class StageStats:
+    """Per-stage, per-arm sufficient statistics; every array has shape ``(..., stages, guardrails)``.
+
+    ``n_*`` are units (for a proportion, ``ss_* == sum_*``).
+    """
+
+    n_t: FloatArray
+    sum_t: FloatArray
+    ss_t: FloatArray
+    n_c: FloatArray
+    sum_c: FloatArray
+    ss_c: FloatArray
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> StageStats:
+        return cls(*(np.zeros(shape) for _ in range(6)))
+
+
+@dataclass
+class GuardrailEvaluation:
+    """Per-guardrail evidence, arrays of shape ``(..., guardrails)``."""
+
+    control_mean: FloatArray
+    treatment_mean: FloatArray
+    lift: FloatArray  # relative, (treatment - control) / |control|, NOT oriented
+    lower: FloatArray
+    upper: FloatArray
+    std_error: FloatArray
+    p_value: FloatArray  # always-valid, against "regression exactly at tolerance"
+    n_treatment: FloatArray
+    n_control: FloatArray
+    status: IntArray
+
+
+def _arm_var(is_prop: BoolArray, n: FloatArray, s: FloatArray, ss: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s / n
+        var_prop = mean * (1.0 - mean)
+        var_mean = (ss - s * s / n) / (n - 1.0)
+    v = np.where(is_prop, var_prop, var_mean)
+    return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
+
+
+def evaluate_guardrails(
+    stats: StageStats,
+    rules: Sequence[GuardrailRule],
+    *,
+    alpha: float,
+    tuning: float,
+    min_units: int,
+) -> GuardrailEvaluation:
+    """Scores every guardrail over all stages seen so far (vectorised over leading dimensions)."""
+    g = len(rules)
+    is_prop = np.array([r.kind == "proportion" for r in rules])
+    sign = np.array([1.0 if r.higher_is_better else -1.0 for r in rules])
+    tol = np.array([r.tolerance for r in rules])
+    a = alpha / max(g, 1)
+
+    n_t, n_c = stats.n_t, stats.n_c
+    usable = (n_t >= 2) & (n_c >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_t = np.where(usable, stats.sum_t / n_t, 0.0)
+        m_c = np.where(usable, stats.sum_c / n_c, 0.0)
+        v_t = np.where(usable, _arm_var(is_prop, n_t, stats.sum_t, stats.ss_t) / n_t, 0.0)
+        v_c = np.where(usable, _arm_var(is_prop, n_c, stats.sum_c, stats.ss_c) / n_c, 0.0)
+        w = np.where(usable, n_t * n_c / (n_t + n_c), 0.0)
+    wsum = w.sum(axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wn = w / np.expand_dims(wsum, -2)
+        wn = np.where(usable, wn, 0.0)
+        mu_t = (wn * m_t).sum(axis=-2)
+        mu_c = (wn * m_c).sum(axis=-2)
+        var_t = (wn**2 * v_t).sum(axis=-2)
+        var_c = (wn**2 * v_c).sum(axis=-2)
+        d = mu_t - mu_c
+        abs_c = np.abs(mu_c)
+        lift = d / abs_c
+        # delta method for (mu_t - mu_c)/|mu_c| with independent arms
+        var_lift = var_t / abs_c**2 + (mu_t**2) * var_c / abs_c**4
+        # Intrinsic time of the sequence: the balanced-design sample size with the same information.
+        # With a 1% allocation most units are control and carry little information about the
+        # difference; 4·Σ n_t n_c/(n_t+n_c) equals n for a 50/50 split (gbstats' convention).
+        n_tot = 4.0 * wsum
+        units_t = np.where(usable, n_t, 0.0).sum(axis=-2)
+        units_c = np.where(usable, n_c, 0.0).sum(axis=-2)
+    se = np.sqrt(var_lift)
+    hw = cs_halfwidth(var_lift, n_tot, a, tuning)
+    valid = (
+        (units_t >= min_units) & (units_c >= min_units) & np.isfinite(lift) & np.isfinite(hw) & (abs_c > 0)
+    )
+    oriented = sign * lift
+    o_low, o_up = oriented - hw, oriented + hw
+    status = np.where(
+        ~valid,
+        INSUFFICIENT,
+        np.where(o_up < -tol, HARM, np.where(o_low > -tol, NON_INFERIOR, INCONCLUSIVE)),
+    ).astype(np.int64)
+    p = always_valid_p_value(oriented, var_lift, n_tot, a, tuning, null=-tol)
+    lower = np.where(sign > 0, o_low, -o_up)
+    upper = np.where(sign > 0, o_up, -o_low)
+    nan = np.nan
+    return GuardrailEvaluation(
+        control_mean=np.where(wsum > 0, mu_c, nan),
+        treatment_mean=np.where(wsum > 0, mu_t, nan),
+        lift=np.where(valid, lift, nan),
+        lower=np.where(valid, lower, nan),
+        upper=np.where(valid, upper, nan),
+        std_error=np.where(valid, se, nan),
+        p_value=np.where(valid, p, nan),
+        n_treatment=units_t,
+        n_control=units_c,
+        status=status,
+    )
+
+
+def srm_p_value(n_t: FloatArray, n_c: FloatArray, share: FloatArray) -> FloatArray:
+    """Pearson χ² over stages of the treatment share against each stage's planned share.
+
+    ``n_t``, ``n_c``: units per stage, shape ``(..., stages)``; ``share``: planned treatment share per
+    stage, shape ``(stages,)``. Stages without units or with a share of 0 or 1 do not count.
+    """
+    from scipy.stats import chi2
+
+    tot = n_t + n_c
+    ok = (tot > 0) & (share > 0) & (share < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x2 = np.where(ok, (n_t - tot * share) ** 2 / (tot * share * (1 - share)), 0.0).sum(axis=-1)
+    df = ok.sum(axis=-1)
+    p = np.where(df > 0, chi2.sf(x2, np.maximum(df, 1)), 1.0)
+    return np.asarray(p, dtype=np.float64)
+
+
+def decide(
+    status: IntArray,
+    stage_complete: BoolArray,
+    srm_mismatch: BoolArray,
+    advance_rule: Literal["no_harm", "non_inferiority"],
+) -> IntArray:
+    """Decision codes (``HOLD``/``ADVANCE``/``ROLL_BACK``) from guardrail statuses ``(..., guardrails)``."""
+    harm = (status == HARM).any(axis=-1)
+    insufficient = (status == INSUFFICIENT).any(axis=-1)
+    if advance_rule == "non_inferiority":
+        evidence_ok = (status == NON_INFERIOR).all(axis=-1)
+    else:
+        evidence_ok = ~insufficient
+    advance = stage_complete & ~srm_mismatch & evidence_ok
+    return np.where(harm, ROLL_BACK, np.where(advance, ADVANCE, HOLD)).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------ planning
+def stage_schedule(plan: RolloutPlan, units_per_hour: float) -> list[tuple[float, float]]:
+    """(hours, units) of each stage when the rollout advances as soon as it may."""
+    out = []
+    for st in plan.stages:
+        share = st.percent / 100.0
+        hours = st.min_duration
+        if st.min_units and units_per_hour > 0:
+            hours = max(hours, st.min_units / (units_per_hour * share))
+        out.append((hours, hours * units_per_hour))
+    return out
+
+
+def information_by_stage(plan: RolloutPlan, units_per_hour: float) -> list[float]:
+    """Equivalent balanced units (the sequence's intrinsic time) at the end of each stage, minimum schedule."""
+    out, wsum = [], 0.0
+    for st, (_, units) in zip(plan.stages, stage_schedule(plan, units_per_hour), strict=True):
+        share = st.percent / 100.0
+        if share < 1.0:
+            wsum += units * share * (1 - share)
+        out.append(4.0 * wsum)
+    return out
+
+
+def suggest_tuning(plan: RolloutPlan, units_per_hour: float) -> float:
+    """A tuning parameter N* for the plan: half the information gathered before the last stage.
+
+    The confidence sequence is tightest around N*; putting it mid-rollout keeps the first hours at
+    1% (few units, a poor normal approximation) conservative and the later stages sharp.
+    """
+    return max(information_by_stage(plan, units_per_hour)[-1] / 2.0, 1000.0)
+
+
+def detectable_regression(
+    plan: RolloutPlan,
+    rule: GuardrailRule,
+    *,
+    baseline_mean: float,
+    baseline_sd: float | None,
+    units_per_hour: float,
+    guardrails: int | None = None,
+    power: float = 0.9,
+) -> list[float]:
+    """Smallest relative regression detected with ``power`` by the end of each stage.
+
+    Assumes the minimum schedule, baseline variance in both arms and detection only at the stage's
+    last check (any earlier check can only add detections), so it is a conservative plan.
+    """
+    from scipy.stats import norm
+
+    g = guardrails if guardrails is not None else len(plan.guardrails)
+    a = plan.alpha / max(g, 1)
+    var1 = (
+        baseline_mean * (1 - baseline_mean) if rule.kind == "proportion" else float(baseline_sd or 0.0) ** 2
+    )
+    z = float(norm.ppf(power))
+    cv2 = var1 / baseline_mean**2
+    out: list[float] = []
+    wsum = 0.0
+    for st, (_, units) in zip(plan.stages, stage_schedule(plan, units_per_hour), strict=True):
+        share = st.percent / 100.0
+        if share < 1.0:
+            wsum += units * share * (1 - share)
+        if wsum <= 0:
+            out.append(float("inf"))
+            continue
+        var_lift = cv2 / wsum  # with weights n_t·n_c/(n_t+n_c), var(difference) = σ²/Σw
+        hw = float(cs_halfwidth(var_lift, 4.0 * wsum, a, plan.sequential_tuning))
+        out.append(rule.tolerance + hw + z * float(np.sqrt(var_lift)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ decision
+class GuardrailEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    metric: str
+    kind: Literal["proportion", "mean"]
+    higher_is_better: bool
+    tolerance: float
+    status: GuardrailStatus
+    control_mean: float | None
+    treatment_mean: float | None
+    lift: float | None = Field(description="Relative (treatment - control) / |control|.")
+    ci: tuple[float | None, float | None] = Field(description="Always-valid confidence sequence of the lift.")
+    p_value: float | None = Field(
+        description="Always-valid p-value against a regression exactly at tolerance."
+    )
+    alpha: float
+    units: dict[str, int]
+
+
+class RolloutDecision(BaseModel):
+    """One scheduled check of a guarded rollout: the decision and all the evidence behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_id: str
+    stage: int = Field(description="1-based stage index that was checked.")
+    stage_percent: float
+    next_stage_percent: float | None
+    decision: Decision
+    reasons: list[str]
+    checked_at: datetime
+    stage_started_at: datetime | None
+    stage_hours: float
+    stage_units: dict[str, int]
+    stage_min_duration: float
+    stage_min_units: int
+    srm_p_value: float | None
+    guardrails: list[GuardrailEvidence]
+    method: str = "sequential (asymptotic confidence sequences, Waudby-Smith et al. 2023)"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    narrative: dict[str, Any] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when the last stage was checked and may advance: the rollout is done."""
+        return self.decision == "advance" and self.next_stage_percent is None
+
+    def summary(self) -> dict[str, Any]:
+        """Compact, secret-free summary for XCom / Prefect results."""
+        return {
+            "experiment_id": self.experiment_id,
+            "stage": self.stage,
+            "stage_percent": self.stage_percent,
+            "decision": self.decision,
+            "next_stage_percent": self.next_stage_percent if self.decision == "advance" else None,
+            "complete": self.complete,
+            "reasons": self.reasons,
+            "harmful_guardrails": [g.metric for g in self.guardrails if g.status == "harm"],
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+def _f(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def build_decision(
+    *,
+    experiment_id: str,
+    plan: RolloutPlan,
+    rules: Sequence[GuardrailRule],
+    stage: int,
+    stats: StageStats,
+    checked_at: datetime,
+    stage_started_at: datetime | None,
+    stage_hours: float,
+) -> RolloutDecision:
+    """The decision of one real check. ``stats`` has shape ``(stages, guardrails)``."""
+    st = plan.stages[stage - 1]
+    ev = evaluate_guardrails(
+        stats, rules, alpha=plan.alpha, tuning=plan.sequential_tuning, min_units=plan.min_units_for_test
+    )
+    shares = np.array([s.percent / 100.0 for s in plan.stages])
+    srm_p = float(srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares))
+    srm_bad = srm_p < plan.srm_threshold
+    n_t_stage = int(stats.n_t[stage - 1, 0])
+    n_c_stage = int(stats.n_c[stage - 1, 0])
+    time_ok = stage_hours >= st.min_duration
+    units_ok = n_t_stage >= st.min_units
+    code = int(
+        decide(ev.status[None, :], np.array([time_ok and units_ok]), np.array([srm_bad]), plan.advance_rule)[
+            0
+        ]
+    )
+    a = plan.alpha / max(len(rules), 1)
+    evidence: list[GuardrailEvidence] = []
+    reasons: list[str] = []
+    for i, r in enumerate(rules):
+        status = STATUSES[int(ev.status[i])]
+        evidence.append(
+            GuardrailEvidence(
+                id=f"guardrail:{r.metric}",
+                metric=r.metric,
+                kind=r.kind,
+                higher_is_better=r.higher_is_better,
+                tolerance=r.tolerance,
+                status=status,
+                control_mean=_f(ev.control_mean[i]),
+                treatment_mean=_f(ev.treatment_mean[i]),
+                lift=_f(ev.lift[i]),
+                ci=(_f(ev.lower[i]), _f(ev.upper[i])),
+                p_value=_f(ev.p_value[i]),
+                alpha=a,
+                units={"treatment": int(ev.n_treatment[i]), "control": int(ev.n_control[i])},
+            )
+        )
+        if status == "harm":
+            reasons.append(
+                f"guardrail {r.metric} regressed beyond its {r.tolerance:.1%} tolerance: lift {ev.lift[i]:+.2%}, "
+                f"always-valid CI [{ev.lower[i]:+.2%}, {ev.upper[i]:+.2%}]"
+            )
+        elif status == "insufficient data":
+            reasons.append(
+                f"guardrail {r.metric} cannot be judged yet (fewer than {plan.min_units_for_test} units per arm)"
+            )
+        elif status == "inconclusive" and plan.advance_rule == "non_inferiority":
+            reasons.append(f"guardrail {r.metric} has not shown non-inferiority yet")
+    if srm_bad:
+        reasons.append(
+            f"sample ratio mismatch against the planned shares (p = {srm_p:.2g}): the assignment is suspect"
+        )
+    if not time_ok:
+        reasons.append(f"stage has run {stage_hours:.1f} h of its minimum {st.min_duration:.1f} h")
+    if not units_ok:
+        reasons.append(f"stage has exposed {n_t_stage} treatment units of its minimum {st.min_units}")
+    if code == ADVANCE:
+        nxt = plan.stages[stage].percent if stage < len(plan.stages) else None
+        reasons.insert(
+            0,
+            "stage complete and no guardrail shows harm"
+            + (f": advance to {nxt:g}%" if nxt is not None else ": rollout complete"),
+        )
+    return RolloutDecision(
+        experiment_id=experiment_id,
+        stage=stage,
+        stage_percent=st.percent,
+        next_stage_percent=plan.stages[stage].percent if stage < len(plan.stages) else None,
+        decision=DECISIONS[code],
+        reasons=reasons,
+        checked_at=checked_at,
+        stage_started_at=stage_started_at,
+        stage_hours=stage_hours,
+        stage_units={"treatment": n_t_stage, "control": n_c_stage},
+        stage_min_duration=st.min_duration,
+        stage_min_units=st.min_units,
+        srm_p_value=srm_p if np.isfinite(srm_p) else None,
+        guardrails=evidence,
+        settings={
+            "alpha": plan.alpha,
+            "alpha_per_guardrail": a,
+            "sequential_tuning": plan.sequential_tuning,
+            "min_units_for_test": plan.min_units_for_test,
+            "advance_rule": plan.advance_rule,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------- simulation
+@dataclass(frozen=True)
+class SimulatedGuardrail:
+    """A guardrail of the simulation: its rule, its baseline, and the true relative effect."""
+
+    rule: GuardrailRule
+    baseline_mean: float
+    baseline_sd: float | None = None
+    true_lift: float = 0.0
+
+
+@dataclass
+class RolloutSimulation:
+    n_rollouts: int
+    hours: int
+    rollback_rate: float
+    completed_rate: float
+    rollback_stage: IntArray  # (R,) 1-based stage of the roll-back, 0 = never
+    rollback_hour: IntArray  # (R,) hour of the roll-back, -1 = never
+    final_stage: IntArray  # (R,) 1-based stage reached
+    rolled_back_by_stage: list[float] = field(default_factory=list)  # cumulative share by the end of stage k
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rollouts": self.n_rollouts,
+            "hours": self.hours,
+            "rollback_rate": self.rollback_rate,
+            "completed_rate": self.completed_rate,
+            "rolled_back_by_end_of_stage": self.rolled_back_by_stage,
+        }
+
+
+def simulate_rollouts(
+    plan: RolloutPlan,
+    guardrails: Sequence[SimulatedGuardrail],
+    *,
+    units_per_hour: float,
+    hours: int = 168,
+    check_every: int = 1,
+    n_rollouts: int = 2000,
+    hourly_profile: Sequence[float] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> RolloutSimulation:
+    """Runs ``n_rollouts`` rollouts hour by hour, each deciding with :func:`evaluate_guardrails`/:func:`decide`.
+
+    Each hour, Poisson(``units_per_hour`` × profile) new units arrive and get the feature with the
+    current stage's share; each unit contributes one observation per guardrail (Bernoulli for a
+    proportion, normal for a mean), drawn as exact per-hour sufficient statistics (a normal sample's
+    mean and sum of squares via the χ² law), so a week of 2,000 rollouts needs no per-unit arrays.
+    """
+    rng = np.random.default_rng(seed)
+    rules = [g.rule for g in guardrails]
+    n_g, n_s, r_n = len(guardrails), len(plan.stages), n_rollouts
+    shares = np.array([s.percent / 100.0 for s in plan.stages])
+    min_h = np.array([s.min_duration for s in plan.stages])
+    min_u = np.array([s.min_units for s in plan.stages], dtype=np.float64)
+    is_prop = np.array([r.kind == "proportion" for r in rules])
+    mu_c = np.array([g.baseline_mean for g in guardrails])
+    mu_t = mu_c * (1.0 + np.array([g.true_lift for g in guardrails]))
+    sd = np.array([g.baseline_sd or 0.0 for g in guardrails])
+    profile = np.asarray(hourly_profile if hourly_profile is not None else [1.0], dtype=np.float64)
+
+    stats = StageStats.zeros((r_n, n_s, n_g))
+    stage = np.zeros(r_n, dtype=np.int64)  # 0-based
+    stage_hours = np.zeros(r_n)
+    stage_units_t = np.zeros(r_n)
+    active = np.ones(r_n, dtype=bool)
+    completed = np.zeros(r_n, dtype=bool)
+    rb_stage = np.zeros(r_n, dtype=np.int64)
+    rb_hour = np.full(r_n, -1, dtype=np.int64)
+    rows = np.arange(r_n)
+
+    def draw(n: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # n: (R, 1) units; mean: (R, G) → sum, sum of squares (R, G)
+        nn = np.broadcast_to(n, mean.shape)
+        s_prop = rng.binomial(nn.astype(np.int64), np.clip(mean, 0.0, 1.0)).astype(np.float64)
+        safe = np.maximum(nn, 1.0)
+        xbar = mean + rng.standard_normal(mean.shape) * sd / np.sqrt(safe)
+        within = sd**2 * rng.chisquare(np.maximum(nn - 1.0, 1.0)) * (nn >= 2)
+        s_mean = np.where(nn >= 1, nn * xbar, 0.0)
+        ss_mean = np.where(nn >= 1, within + nn * xbar**2, 0.0)
+        return np.where(is_prop, s_prop, s_mean), np.where(is_prop, s_prop, ss_mean)
+
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(f"simulating {r_n} rollouts", total=hours)
+    try:
+        for h in range(hours):
+            lam = units_per_hour * profile[h % len(profile)]
+            arrivals = rng.poisson(lam, r_n).astype(np.float64) * active
+            share = shares[stage]
+            n_t = rng.binomial(arrivals.astype(np.int64), share).astype(np.float64)
+            n_c = arrivals - n_t
+            st, sst = draw(n_t[:, None], np.broadcast_to(mu_t, (r_n, n_g)))
+            sc, ssc = draw(n_c[:, None], np.broadcast_to(mu_c, (r_n, n_g)))
+            stats.n_t[rows, stage] += n_t[:, None]
+            stats.n_c[rows, stage] += n_c[:, None]
+            stats.sum_t[rows, stage] += st
+            stats.ss_t[rows, stage] += sst
+            stats.sum_c[rows, stage] += sc
+            stats.ss_c[rows, stage] += ssc
+            stage_hours += active
+            stage_units_t += n_t
+            if (h + 1) % check_every == 0:
+                ev = evaluate_guardrails(
+                    stats,
+                    rules,
+                    alpha=plan.alpha,
+                    tuning=plan.sequential_tuning,
+                    min_units=plan.min_units_for_test,
+                )
+                srm = srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares) < plan.srm_threshold
+                complete = (stage_hours >= min_h[stage]) & (stage_units_t >= min_u[stage])
+                code = decide(ev.status, complete, srm, plan.advance_rule)
+                back = active & (code == ROLL_BACK)
+                rb_stage[back] = stage[back] + 1
+                rb_hour[back] = h
+                active &= ~back
+                adv = active & (code == ADVANCE)
+                last = adv & (stage == n_s - 1)
+                completed |= last
+                active &= ~last
+                move = adv & ~last
+                stage[move] += 1
+                stage_hours[move] = 0.0
+                stage_units_t[move] = 0.0
+            if bar is not None:
+                bar.update(task, advance=1)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+    by_stage = [float(np.mean((rb_stage >= 1) & (rb_stage <= k))) for k in range(1, n_s + 1)]
+    return RolloutSimulation(
+        n_rollouts=r_n,
+        hours=hours,
+        rollback_rate=float(np.mean(rb_stage > 0)),
+        completed_rate=float(np.mean(completed)),
+        rollback_stage=rb_stage,
+        rollback_hour=rb_hour,
+        final_stage=stage + 1,
+        rolled_back_by_stage=by_stage,
+    )
