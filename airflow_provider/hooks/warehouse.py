@@ -64,8 +64,8 @@ class ExperimentWarehouseHook(BaseHook):
 
     :param conn_id: Any Airflow connection whose hook is a common-sql ``DbApiHook``
         (for example a ``postgres`` connection). ``None`` means DuckDB at ``duckdb_path``.
-    :param duckdb_path: DuckDB database file used when ``conn_id`` is ``None``. ``None`` means the
-        core's bundled sample database.
+    :param duckdb_path: DuckDB database file used when ``conn_id`` is ``None``. ``None`` (and no
+        ``conn_id``) means the warehouse URL in the experiment config.
     :param dialect: sqlglot dialect the core writes SQL in; inferred from the connection type
         when ``None``.
     :param hook_params: Extra keyword arguments for the connection's hook (e.g. ``{"database": "x"}``).
@@ -117,24 +117,27 @@ class ExperimentWarehouseHook(BaseHook):
             dialect_name = None
         return sqlglot_dialect(conn_type, dialect_name)
 
-    def get_conn(self) -> Warehouse:
-        """Return the core warehouse: DuckDB, or the connection's DB-API connection factory."""
+    def get_conn(self) -> Warehouse | None:
+        """Return the core warehouse, or ``None`` when the experiment config's own URL should be used.
+
+        ``conn_id`` wins, then ``duckdb_path``; with neither, ``None`` lets the core open the
+        config's ``warehouse:`` URL (the bundled sample points at a DuckDB file next to it).
+        """
         from dataeng_agents.core.warehouse import DbApiWarehouse, DuckDBWarehouse
 
         if self.conn_id is None:
-            if self.duckdb_path is None:
-                from dataeng_agents.core.warehouse import sample_duckdb_path
-
-                return DuckDBWarehouse(str(sample_duckdb_path()))
-            return DuckDBWarehouse(self.duckdb_path)
-        # A factory, not an open connection: the core opens and closes one per analysis, so a
-        # long deferral never holds a database connection.
+            return DuckDBWarehouse(self.duckdb_path) if self.duckdb_path else None
+        # A factory, not an open connection: the core opens and closes one per query, so a long
+        # deferral never holds a database connection.
         return DbApiWarehouse(self.dbapi_hook.get_conn, self.sql_dialect())
 
     def test_connection(self) -> tuple[bool, str]:
         """Run ``SELECT 1`` through the warehouse."""
         try:
-            rows = self.get_conn().query("SELECT 1 AS ok")
+            warehouse = self.get_conn()
+            if warehouse is None:
+                return False, "No conn_id and no duckdb_path: the experiment config names the warehouse."
+            rows = warehouse.query("SELECT 1 AS ok")
             return bool(rows), "Warehouse answered SELECT 1."
         except Exception as e:
             return False, str(e)

@@ -1,0 +1,71 @@
+"""Operator that asks a data-engineering persona a question about upstream results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from dataeng_agents.core.narrative import Narrator
+
+
+class AgentOperator(NarratedOperator):
+    """
+    Ask a persona (``data-engineer``, ``backend-architect``) a question, with upstream XComs as context.
+
+    The context is the ``return_value`` XCom of each task in ``context_task_ids`` (typically the
+    compact summaries of :class:`ExperimentAnalysisOperator` or :class:`PipelineReviewOperator`),
+    keyed by task id, plus ``context`` given directly. The answer's text, its points (with the ids of
+    the facts they are about) and its provenance (template or Claude, model, token usage) are
+    returned to XCom. Without ``anthropic_conn_id`` the answer is the deterministic template, which
+    restates the context; with it, an answer that fails the core's grounding checks falls back to
+    the template too.
+
+    :param question: The question (templated).
+    :param persona: Persona name (``data-engineer``, ``backend-architect``).
+    :param context_task_ids: Upstream task ids whose ``return_value`` XComs become the context.
+    :param context: Extra JSON-able context (templated).
+    :param anthropic_conn_id: Connection of type ``anthropic``.
+    :param deferrable: Ask through the Message Batches API while deferred.
+    """
+
+    template_fields: Sequence[str] = ("question", "context", "persona")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"context": "json"}
+    ui_color = "#f3ecfb"
+
+    def __init__(
+        self,
+        *,
+        question: str,
+        persona: str = "data-engineer",
+        context_task_ids: Sequence[str] = (),
+        context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.question = question
+        self.persona = persona
+        self.context_task_ids = list(context_task_ids)
+        self.context = context
+
+    def gather_context(self, context: Context) -> dict[str, Any]:
+        facts: dict[str, Any] = dict(self.context or {})
+        ti = context["ti"]
+        for task_id in self.context_task_ids:
+            facts[task_id] = ti.xcom_pull(task_ids=task_id)
+        return facts
+
+    def compute(self, context: Context, narrator: Narrator) -> Any:
+        from dataeng_agents.core.agents import ask
+
+        return ask(self.persona, self.question, self.gather_context(context), narrator=narrator)
+
+    def finish(self, context: Context, result: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = result.model_dump(mode="json")
+        self.log.info(
+            "%s answered (%s): %s", self.persona, answer["provenance"]["narrator"], answer["answer"]
+        )
+        return answer
