@@ -24,8 +24,6 @@ REPO_URL = "https://github.com/dataeng-agents/dataeng-agents"
 DOCS_URL = f"{REPO_URL}/blob/main/docs/prefect.md"
 # The square logo the Prefect UI shows; the file lives next to this module in the repository.
 LOGO_URL = "https://raw.githubusercontent.com/dataeng-agents/dataeng-agents/main/prefect_integration/logo.png"
-# Same default as the core narrator; kept here only as the block field default shown in the UI.
-DEFAULT_MODEL = "claude-sonnet-4-5"
 
 
 class AnthropicCredentials(CredentialsBlock):
@@ -180,6 +178,7 @@ class AgentSettings(Block):
         persona: The agent persona (``data-engineer`` or ``backend-architect``).
         model: The Claude model id.
         max_usd: The most one run may spend, in US dollars.
+        max_tokens: The most tokens one run may use.
         max_output_tokens: The most output tokens one request may produce.
         batch_mode: Send the requests through the Message Batches API (half price, slower).
         anthropic_credentials: The Anthropic credentials block; template prose when empty.
@@ -201,17 +200,26 @@ class AgentSettings(Block):
 
     persona: str = Field(
         default="data-engineer",
-        description="The agent persona that writes the prose: data-engineer or backend-architect.",
+        description="The agent persona that writes the prose: data-engineer, backend-architect or a persona file.",
     )
-    model: str = Field(default=DEFAULT_MODEL, description="The Claude model id used for the prose.")
+    model: str | None = Field(
+        default=None,
+        description="The Claude model id; the newest Sonnet the installed anthropic SDK knows when empty.",
+    )
     max_usd: float | None = Field(
         default=1.0,
         ge=0,
         title="Budget (USD)",
         description="The most one run may spend on the API, in US dollars; no limit when empty.",
     )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        title="Budget (tokens)",
+        description="The most tokens (input and output) one run may use; no limit when empty.",
+    )
     max_output_tokens: int = Field(
-        default=2048,
+        default=4096,
         gt=0,
         description="The most output tokens one request may produce.",
     )
@@ -224,13 +232,31 @@ class AgentSettings(Block):
         description="The Anthropic credentials; the offline template narrator is used when empty.",
     )
 
+    @field_validator("persona")
+    @classmethod
+    def _known_persona(cls, value: str) -> str:
+        from dataeng_agents.core.agents.persona import load_persona
+
+        try:
+            load_persona(value)
+        except Exception as exc:  # ConfigError naming the known personas
+            raise ValueError(str(exc)) from None
+        return value
+
+    def resolved_model(self) -> str:
+        """The model id the narrator uses (the SDK's newest Sonnet when ``model`` is empty)."""
+        if self.model:
+            return self.model
+        from dataeng_agents.core.llm.models import default_model
+
+        return default_model()
+
     def cache_identity(self) -> dict[str, Any]:
-        """What makes two LLM answers interchangeable: persona, model and output limits (no secrets)."""
+        """What makes two LLM answers interchangeable: persona, model and output limit (no secrets)."""
         return {
             "persona": self.persona,
-            "model": self.model if self.anthropic_credentials is not None else "template",
+            "model": self.resolved_model() if self.anthropic_credentials is not None else "template",
             "max_output_tokens": self.max_output_tokens,
-            "batch_mode": self.batch_mode,
         }
 
     def get_narrator(self, **client_kwargs: Any) -> Narrator:

@@ -147,3 +147,11 @@ def test_blocks_register_save_and_load(
             "test-agent-settings", block_type_slug="dataeng-agent-settings", include_secrets=False
         )
     assert api_key not in doc.model_dump_json()
+
+
+def test_agent_settings_validate_the_persona() -> None:
+    with pytest.raises(ValueError, match="unknown persona 'data-scientist'"):
+        AgentSettings(persona="data-scientist")
+    settings = AgentSettings(persona="backend-architect", model="claude-opus-4-1")
+    assert settings.resolved_model() == "claude-opus-4-1"
+    assert AgentSettings().resolved_model().startswith("claude-")
