@@ -1,0 +1,713 @@
+"""The Airflow rules, evaluated on the static model of one DAG file."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterable
+
+from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, TaskInfo
+from dataeng_agents.core.review.context import CheckContext
+from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
+from dataeng_agents.core.review.pyast import (
+    const_str,
+    contains_clock_call,
+    dotted,
+    qualify,
+    string_parts,
+)
+
+SQL_WORDS = re.compile(r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I)
+SQL_SHAPE = re.compile(r"\b(select|insert|update|delete|merge)\b[\s\S]*\b(from|into|set|where|using)\b", re.I)
+RUN_KEYED = re.compile(r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|execution_date|data_interval_start|"
+                       r"data_interval_end|prev_ds|next_ds|macros|params|run_id|dag_run)\b", re.I)
+INSERT_RE = re.compile(r"\binsert\s+into\b", re.I)
+IDEMPOTENT_RE = re.compile(r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
+                           r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b", re.I)
+WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(or\s+replace\s+)?table|copy\s+into|"
+                          r"update\s+\w+\s+set|delete\s+from)\b", re.I)
+FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
+SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
+SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
+URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+SHELL_PARAMS = re.compile(r"\{\{[^}]*\b(dag_run\.conf|params)\b", re.I)
+CHECK_OPERATOR = re.compile(r"(Check|GreatExpectations|GX|Soda|Expectation|Validat)", re.I)
+CHECK_COMMAND = re.compile(r"\bdbt\s+(test|build)\b|\bsoda\s+scan\b|great_expectations|\bgx\b", re.I)
+CHECK_TASK_ID = re.compile(r"(check|validate|validation|quality|dq_|_dq|test_|expect)", re.I)
+TRANSFER_OPERATOR = re.compile(r"[a-z0-9]To[A-Z][A-Za-z]*Operator$")
+WRITE_CALLS = {"to_sql", "insert_rows", "bulk_load", "load_file", "load_string", "load_bytes", "upload_file",
+               "put_object", "upload", "copy_expert", "bulk_insert_rows", "write_pandas", "load_table_from_dataframe"}
+READ_CALLS = {"get_records", "get_pandas_df", "get_df", "read_sql", "read_sql_query", "read_csv", "read_parquet",
+              "read_json", "get_object", "download_file", "download", "get_first", "fetchall", "fetch", "urlopen"}
+XCOM_HEAVY_CALLS = {"read_csv", "read_parquet", "read_json", "read_sql", "read_sql_query", "read_excel", "DataFrame",
+                    "to_json", "to_dict", "read_text", "read_bytes", "get_pandas_df", "get_df", "to_pandas"}
+PARSE_TIME_IO_METHODS = {"get_records", "get_first", "get_pandas_df", "get_df", "get_conn", "get_connection",
+                         "get_uri", "run_query", "list_keys", "list_objects", "list_objects_v2", "list_blobs",
+                         "get_sqlalchemy_engine", "urlopen"}
+PARSE_TIME_IO_MODULES = ("requests.", "httpx.", "urllib.request.", "boto3.", "psycopg2.connect", "psycopg.connect",
+                         "sqlalchemy.create_engine", "snowflake.connector.connect", "pymysql.connect",
+                         "google.cloud.", "redis.")
+CONN_ATTRS = {"password", "login", "extra", "extra_dejson", "get_password", "get_uri", "get_extra"}
+LOOP_SAFE_CALLS = {"range", "enumerate", "zip", "sorted", "list", "items", "keys", "values", "reversed", "tuple",
+                   "set", "dict", "len"}
+PRESETS_FREQUENT = {"@hourly", "@continuous"}
+
+
+# ------------------------------------------------------------------ helpers
+def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
+    out: list[tuple[ast.AST, str]] = []
+    sql = task.kwargs.get("sql")
+    if sql is not None:
+        items = sql.elts if isinstance(sql, ast.List | ast.Tuple) else [sql]
+        for it in items:
+            text = string_parts(it)
+            if text is not None and not text.strip().endswith(".sql"):
+                out.append((it, text))
+    if task.func is not None:
+        for node in ast.walk(task.func):
+            text = string_parts(node) if isinstance(node, ast.Constant | ast.JoinedStr) else None
+            if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+                out.append((node, text))
+    return out
+
+
+def _bash_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
+    out: list[tuple[ast.AST, str]] = []
+    cmd = task.kwargs.get("bash_command")
+    if cmd is not None and (text := string_parts(cmd)) is not None:
+        out.append((cmd, text))
+    if task.operator.startswith("@task.bash") and task.func is not None:
+        for node in ast.walk(task.func):
+            if isinstance(node, ast.Return) and node.value is not None and (text := string_parts(node.value)):
+                out.append((node.value, text))
+    return out
+
+
+def _is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def _is_value(res: Resolved, *values: object) -> bool:
+    return res.node is not None and isinstance(res.node, ast.Constant) and res.node.value in values
+
+
+def _trigger_rule(task: TaskInfo) -> str | None:
+    node = task.kwargs.get("trigger_rule")
+    if node is None:
+        return None
+    s = const_str(node)
+    if s is not None:
+        return s.lower()
+    if isinstance(node, ast.Attribute):
+        return node.attr.lower()
+    return None
+
+
+def _writes(task: TaskInfo) -> bool:
+    if any(WRITE_SQL_RE.search(t) for _, t in _sql_texts(task)):
+        return True
+    if TRANSFER_OPERATOR.search(task.short_operator):
+        return True
+    if task.func is not None:
+        for node in ast.walk(task.func):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS:
+                return True
+    return False
+
+
+def _is_check(task: TaskInfo) -> bool:
+    if CHECK_OPERATOR.search(task.short_operator):
+        return True
+    if any(CHECK_COMMAND.search(t) for _, t in _bash_texts(task)):
+        return True
+    return bool(CHECK_TASK_ID.search(task.name))
+
+
+def _is_noop(task: TaskInfo) -> bool:
+    return task.short_operator in {"EmptyOperator", "DummyOperator"}
+
+
+def _per_dag(
+    ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad: Callable[[Resolved], bool], what: str
+) -> None:
+    """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded."""
+    for dag in mod.dags:
+        tasks = [t for t in dag.tasks if not _is_noop(t)]
+        if not tasks:
+            continue
+        offenders: list[TaskInfo] = []
+        for t in tasks:
+            res = t.resolve(key, ctx.airflow_version)
+            if res.unknown:
+                ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
+            elif bad(res):
+                offenders.append(t)
+        if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
+            ctx.emit(rule_id, dag.line, dag.name, f"no task of DAG '{dag.name}' {what}")
+        else:
+            for t in offenders:
+                ctx.emit(rule_id, t.line, t.subject, f"task '{t.name}' {what}")
+    for t in mod.tasks:
+        if t.dag is None and not _is_noop(t) and mod.dags == []:
+            res = t.resolve(key, ctx.airflow_version)
+            if not res.unknown and bad(res):
+                ctx.emit(rule_id, t.line, t.name, f"task '{t.name}' {what}")
+
+
+def _task_funcs(mod: ModuleInfo) -> Iterable[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    seen: set[int] = set()
+    for t in mod.tasks:
+        if t.func is not None and id(t.func) not in seen:
+            seen.add(id(t.func))
+            yield t, t.func
+
+
+# ------------------------------------------------------------------ reliability
+def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
+    _per_dag(ctx, mod, "REL001", "retries",
+             lambda r: r.source == "config" or _is_value(r, 0, None), "has no retries (effective retries = 0)")
+    _per_dag(ctx, mod, "REL002", "execution_timeout",
+             lambda r: r.source == "config" or _is_value(r, None), "has no execution_timeout")
+    for dag in mod.dags:
+        if dag.scheduled and "dagrun_timeout" not in dag.kwargs and ctx.enabled("REL003"):
+            ctx.emit("REL003", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no dagrun_timeout")
+    for t in mod.tasks:
+        if t.is_sensor:
+            res = t.resolve("timeout", ctx.airflow_version)
+            if res.unknown:
+                ctx.unknown("REL004", t.line, t.subject, "timeout", "default_args built dynamically")
+            elif res.source == "config":
+                ctx.emit("REL004", t.line, t.subject,
+                         f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
+    for t, fn in _task_funcs(mod):
+        clock = contains_clock_call(fn, mod.imports)
+        if clock is not None:
+            ctx.emit("REL005", clock, t.subject,
+                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs")
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ExceptHandler) and _swallows(node):
+                ctx.emit("REL008", node, t.subject,
+                         f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
+                         "without re-raising")
+    for t in mod.tasks:
+        for node, sql in _sql_texts(t):
+            if INSERT_RE.search(sql) and not IDEMPOTENT_RE.search(sql):
+                ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
+            if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and re.search(r"\bfrom\b", sql, re.I)
+                    and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
+                ctx.emit("REL007", node, t.subject,
+                         f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)")
+    _check_local_handoff(ctx, mod)
+    for dag in mod.dags:
+        ups = {u for u, _ in dag.edges}
+        rules = {t.name: _trigger_rule(t) for t in dag.tasks}
+        if "one_failed" in rules.values():
+            continue
+        for t in dag.tasks:
+            if rules[t.name] == "all_done" and t.name not in ups:
+                ctx.emit("REL010", t.line, t.subject,
+                         f"leaf task '{t.name}' runs with ALL_DONE and no ONE_FAILED watcher exists: "
+                         "the DAG run succeeds even when a task failed")
+    for t, fn in _task_funcs(mod):
+        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
+                 for n in ast.walk(fn) if isinstance(n, ast.Call)}
+        reads = calls & READ_CALLS or {c for c in calls if c.startswith(("requests.", "httpx."))}
+        writes = calls & WRITE_CALLS
+        if reads and writes:
+            ctx.emit("REL011", fn, t.subject,
+                     f"task '{t.name}' both reads ({', '.join(sorted(reads))}) and writes ({', '.join(sorted(writes))})")
+
+
+def _in_kwarg(task: TaskInfo, node: ast.AST) -> bool:
+    sql = task.kwargs.get("sql")
+    return sql is node or (isinstance(sql, ast.List | ast.Tuple) and node in sql.elts)
+
+
+def _swallows(handler: ast.ExceptHandler) -> bool:
+    broad = handler.type is None or (
+        isinstance(handler.type, ast.Name) and handler.type.id in {"Exception", "BaseException"}
+    )
+    if not broad:
+        return False
+    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in ast.walk(stmt))
+
+
+def _local_path(node: ast.AST | None) -> str | None:
+    s = const_str(node)
+    if s and "://" not in s and "{{" not in s and ("/" in s or "." in s):
+        return s
+    return None
+
+
+def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
+    writes: dict[str, str] = {}
+    reads: list[tuple[str, ast.AST, TaskInfo]] = []
+    for t, fn in _task_funcs(mod):
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Call):
+                continue
+            name = dotted(node.func).rsplit(".", 1)[-1]
+            path = _local_path(node.args[0]) if node.args else None
+            if path is None:
+                continue
+            if name == "open":
+                mode_node = node.args[1] if len(node.args) > 1 else next(
+                    (k.value for k in node.keywords if k.arg == "mode"), None)
+                mode = const_str(mode_node) or "r"
+                if any(c in mode for c in "wax"):
+                    writes.setdefault(path, t.name)
+                else:
+                    reads.append((path, node, t))
+            elif name.startswith("to_") or name in {"write_text", "write_bytes", "dump"}:
+                writes.setdefault(path, t.name)
+            elif name.startswith("read_"):
+                reads.append((path, node, t))
+    for path, node, t in reads:
+        writer = writes.get(path)
+        if writer is not None and writer != t.name:
+            ctx.emit("REL009", node, t.subject,
+                     f"task '{t.name}' reads local file {path!r} written by task '{writer}'")
+
+
+# ------------------------------------------------------------------ scheduling
+def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
+    seen_ids: dict[str, int] = {}
+    for dag in mod.dags:
+        kw = dag.kwargs
+        has_sched = any(k in kw for k in ("schedule", "schedule_interval", "timetable"))
+        if not has_sched:
+            default = "daily" if ctx.airflow_major < 3 else "None (never scheduled)"
+            ctx.emit("SCH001", dag.line, dag.name,
+                     f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}")
+        start = kw.get("start_date", dag.default_args.get("start_date"))
+        for key, value in [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())]:
+            if isinstance(value, ast.Lambda):
+                continue
+            clock = contains_clock_call(value, mod.imports)
+            if clock is not None:
+                ctx.emit("SCH002", clock, dag.name,
+                         f"DAG '{dag.name}' argument {key} is computed from the clock ({dotted(clock.func)}())")
+        if (isinstance(start, ast.Call) and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
+                and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords) and len(start.args) < 8):
+            ctx.emit("SCH009", start, dag.name, f"DAG '{dag.name}' start_date is a naive datetime")
+        if dag.scheduled and "catchup" not in kw:
+            ctx.emit("SCH003", dag.line, dag.name,
+                     f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
+                     f"{ctx.airflow_version}, flipped between Airflow 2 and 3)")
+        catchup = kw.get("catchup")
+        if catchup is not None and _is_true(catchup) and "max_active_runs" not in kw:
+            ctx.emit("SCH004", catchup, dag.name, f"DAG '{dag.name}' catches up without max_active_runs")
+        for removed in ("schedule_interval", "timetable"):
+            if removed in kw:
+                state = "removed in Airflow 3" if ctx.airflow_major >= 3 else "deprecated (removed in Airflow 3)"
+                ctx.emit("SCH005", kw[removed], dag.name, f"DAG '{dag.name}' uses {removed}=, {state}; use schedule=")
+        for key in ("schedule", "schedule_interval"):
+            s = const_str(kw.get(key))
+            if s is not None:
+                problem = validate_schedule_string(s)
+                if problem:
+                    ctx.emit("SCH005", kw[key], dag.name, f"DAG '{dag.name}' schedule {s!r}: {problem}")
+        if dag.dag_id is not None:
+            if dag.dag_id in seen_ids:
+                ctx.emit("SCH006", dag.line, dag.name,
+                         f"dag_id '{dag.dag_id}' is already defined at line {seen_ids[dag.dag_id]}")
+            else:
+                seen_ids[dag.dag_id] = dag.line
+    for t in mod.tasks:
+        if t.taskflow:
+            continue
+        for key, value in t.kwargs.items():
+            if isinstance(value, ast.Lambda):
+                continue
+            clock = contains_clock_call(value, mod.imports)
+            if clock is not None:
+                ctx.emit("SCH002", clock, t.subject,
+                         f"task '{t.name}' argument {key} is computed from the clock at parse time")
+    _check_task_graph(ctx, mod)
+    _check_imports(ctx, mod)
+
+
+def _inside_function(mod: ModuleInfo, line: int) -> bool:
+    return any(
+        getattr(fn, "lineno", 0) <= line <= (getattr(fn, "end_lineno", 0) or 0) for fn in mod.functions.values()
+    )
+
+
+def _inside_task_group(mod: ModuleInfo, line: int) -> bool:
+    for node in mod.parse_time_nodes:
+        if isinstance(node, ast.With):
+            for item in node.items:
+                name = dotted(item.context_expr)
+                if name.endswith("TaskGroup") and node.lineno <= line <= (node.end_lineno or node.lineno):
+                    return True
+    return False
+
+
+def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for dag in mod.dags:
+        seen: dict[str, int] = {}
+        for t in dag.tasks:
+            if t.taskflow or t.task_id is None or _inside_task_group(mod, t.line):
+                continue
+            if t.task_id in seen:
+                ctx.emit("SCH007", t.line, t.subject,
+                         f"task_id '{t.task_id}' is already used at line {seen[t.task_id]} in DAG '{dag.name}'")
+            else:
+                seen[t.task_id] = t.line
+        graph: dict[str, set[str]] = {}
+        for u, d in dag.edges:
+            graph.setdefault(u, set()).add(d)
+        cycle = _find_cycle(graph)
+        if cycle:
+            ctx.emit("SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}")
+    if mod.dags:
+        for t in mod.tasks:
+            if t.dag is None and not t.taskflow and not _inside_function(mod, t.line) and "dag" not in t.kwargs:
+                ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        color[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if color.get(m) == 1:
+                return [*stack[stack.index(m):], m]
+            if color.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        color[n] = 2
+        return None
+
+    for node in sorted(graph):
+        if color.get(node) is None:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+AF3_MOVED = {
+    "airflow.operators.": "airflow.providers.standard.operators.",
+    "airflow.sensors.": "airflow.providers.standard.sensors.",
+    "airflow.decorators": "airflow.sdk",
+    "airflow.models.dag": "airflow.sdk",
+    "airflow.models.DAG": "airflow.sdk.DAG",
+    "airflow.models.baseoperator": "airflow.sdk",
+    "airflow.datasets": "airflow.sdk (Asset)",
+    "airflow.utils.dates": "pendulum",
+    "airflow.models.variable": "airflow.sdk",
+    "airflow.models.Variable": "airflow.sdk.Variable",
+    "airflow.hooks.base": "airflow.sdk.bases.hook",
+    "airflow.utils.task_group": "airflow.sdk.TaskGroup",
+}
+
+
+def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for node in mod.tree.body if ctx.enabled("SCH008") else []:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            if ctx.airflow_major >= 3:
+                old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
+                if old is None and name == "airflow.DAG":
+                    old = "airflow.DAG"
+                if old is not None:
+                    new = AF3_MOVED.get(old, "airflow.sdk.DAG")
+                    ctx.emit("SCH008", node, name, f"'{name}' is deprecated or removed in Airflow 3; use {new}")
+                    break
+            elif name.startswith(("airflow.sdk", "airflow.providers.standard")):
+                ctx.emit("SCH008", node, name, f"'{name}' needs Airflow 3 but the target is {ctx.airflow_version}")
+                break
+
+
+# ------------------------------------------------------------------ performance
+def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
+    imports = mod.imports
+    parse_nodes = mod.parse_time_nodes
+    for node in parse_nodes:
+        if not isinstance(node, ast.Call):
+            continue
+        name = qualify(dotted(node.func), imports)
+        last = name.rsplit(".", 1)[-1]
+        if name.endswith("Variable.get"):
+            ctx.emit("PERF002", node, name, "Variable.get() runs at parse time (metadata DB query per parse)")
+        elif last in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
+            ctx.emit("PERF001", node, name, f"'{dotted(node.func)}()' runs at parse time on every DAG-file parse")
+    for node in _top_level_imports(mod.tree):
+        mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        for m in mods:
+            if m.split(".")[0] in ctx.config.expensive_imports:
+                ctx.emit("PERF003", node, m, f"'{m}' is imported at module level (import cost on every parse)")
+    if len(mod.dags) > ctx.config.max_dags_per_file:
+        ctx.emit("PERF004", 1, mod.path, f"{len(mod.dags)} DAGs in one file (budget {ctx.config.max_dags_per_file})")
+    for dag in mod.dags:
+        if len(dag.tasks) > ctx.config.max_tasks_per_dag:
+            ctx.emit("PERF004", dag.line, dag.name,
+                     f"DAG '{dag.name}' has {len(dag.tasks)} tasks (budget {ctx.config.max_tasks_per_dag})")
+    _check_loops(ctx, mod)
+    for t in mod.tasks:
+        if not t.is_sensor:
+            continue
+        mode = t.resolve("mode", ctx.airflow_version)
+        deferrable = t.resolve("deferrable", ctx.airflow_version)
+        if mode.unknown or deferrable.unknown:
+            continue
+        if _is_value(mode, "reschedule") or _is_value(deferrable, True):
+            continue
+        if deferrable.node is not None and not isinstance(deferrable.node, ast.Constant):
+            continue  # e.g. conf.getboolean("operators", "default_deferrable")
+        ctx.emit("PERF006", t.line, t.subject,
+                 f"sensor '{t.name}' pokes in a worker slot (no deferrable=True / mode='reschedule')")
+    for t, fn in _task_funcs(mod):
+        if not t.taskflow:
+            continue
+        heavy_vars: set[str] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _heavy_call(node.value):
+                heavy_vars.update(tg.id for tg in node.targets if isinstance(tg, ast.Name))
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Return) and node.value is not None and (
+                (isinstance(node.value, ast.Call) and _heavy_call(node.value))
+                or (isinstance(node.value, ast.Name) and node.value.id in heavy_vars)
+            ):
+                ctx.emit("PERF007", node, t.subject, f"task '{t.name}' returns a dataset through XCom")
+    for dag in mod.dags:
+        if "max_active_tasks" in dag.kwargs or "concurrency" in dag.kwargs:
+            continue
+        by_conn: dict[str, list[TaskInfo]] = {}
+        for t in dag.tasks:
+            for k, v in t.kwargs.items():
+                if k.endswith("conn_id") and (c := const_str(v)):
+                    by_conn.setdefault(c, []).append(t)
+        for conn, tasks in sorted(by_conn.items()):
+            if len(tasks) >= ctx.config.same_conn_task_threshold and not any(
+                t.resolve("pool", ctx.airflow_version).explicit for t in tasks
+            ):
+                ctx.emit("PERF008", dag.line, dag.name,
+                         f"{len(tasks)} tasks of DAG '{dag.name}' use connection '{conn}' without a pool")
+
+
+def _heavy_call(call: ast.Call) -> bool:
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else dotted(call.func)
+    return name.rsplit(".", 1)[-1] in XCOM_HEAVY_CALLS
+
+
+def _top_level_imports(tree: ast.Module) -> Iterable[ast.Import | ast.ImportFrom]:
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If):
+            if "TYPE_CHECKING" in dotted(node.test):
+                stack.extend(node.orelse)
+                continue
+            stack.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try | ast.With):
+            stack.extend(node.body)
+
+
+def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
+    task_nodes = {id(t.node) for t in mod.tasks if not t.taskflow}
+    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
+    for node in mod.parse_time_nodes:
+        if not isinstance(node, ast.For):
+            continue
+        makes_task = any(
+            id(n) in task_nodes or (isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names)
+            for stmt in node.body for n in ast.walk(stmt)
+        )
+        if not makes_task:
+            continue
+        source = _dynamic_iter(node.iter, mod)
+        if source:
+            ctx.emit("PERF005", node, source, f"tasks are generated in a loop over parse-time data ({source})")
+
+
+def _dynamic_iter(node: ast.expr, mod: ModuleInfo, depth: int = 0) -> str | None:
+    if depth > 4:
+        return None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            name = dotted(sub.func)
+            if name.rsplit(".", 1)[-1] not in LOOP_SAFE_CALLS:
+                return name + "()"
+        if isinstance(sub, ast.Name) and sub.id in mod.module_assigns:
+            inner = _dynamic_iter(mod.module_assigns[sub.id], mod, depth + 1)
+            if inner:
+                return inner
+    return None
+
+
+# ------------------------------------------------------------------ data quality
+def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for dag in mod.dags:
+        writers = [t for t in dag.tasks if _writes(t) or "outlets" in t.kwargs]
+        if writers and not any(_is_check(t) for t in dag.tasks):
+            ctx.emit("DQ001", dag.line, dag.name,
+                     f"DAG '{dag.name}' writes data ({', '.join(t.name for t in writers[:3])}) but has no check task")
+    for t in mod.tasks:
+        for node, sql in _sql_texts(t):
+            if re.search(r"\bselect\s+(distinct\s+)?\*", sql, re.I):
+                ctx.emit("DQ004", node, t.subject, f"task '{t.name}' uses SELECT *")
+
+
+# ------------------------------------------------------------------ security
+def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
+    check_hardcoded_secrets(ctx, mod.tree)
+    parse_ids = {id(n) for n in mod.parse_time_nodes}
+    conn_vars = {
+        name for name, value in mod.module_assigns.items()
+        if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
+    }
+    for node in mod.parse_time_nodes:
+        if isinstance(node, ast.Attribute) and node.attr in CONN_ATTRS and id(node) in parse_ids:
+            base = node.value
+            if (isinstance(base, ast.Call) and dotted(base.func).endswith("get_connection")) or (
+                isinstance(base, ast.Name) and base.id in conn_vars
+            ):
+                ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
+    check_sql_formatting(ctx, mod.tree)
+    for t in mod.tasks:
+        if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
+            continue
+        for node, text in _bash_texts(t):
+            if SHELL_PARAMS.search(text):
+                ctx.emit("SEC004", node, t.subject,
+                         f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
+
+
+def check_hardcoded_secrets(ctx: CheckContext, tree: ast.AST) -> None:
+    def secret_literal(value: ast.AST | None) -> bool:
+        s = const_str(value)
+        return bool(s) and s is not None and len(s) >= 4 and "{{" not in s and not s.startswith(("$", "%(")) \
+            and " " not in s.strip()
+
+    for node in ast.walk(tree):
+        pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
+        if isinstance(node, ast.Assign):
+            for tgt in node.targets:
+                name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
+                pairs.append((name, node.value, node))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            pairs.append((node.target.id, node.value, node))
+        elif isinstance(node, ast.keyword) and node.arg:
+            pairs.append((node.arg, node.value, node.value))
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                if (ks := const_str(k)) is not None:
+                    pairs.append((ks, v, v))
+        for name, value, where in pairs:
+            if SECRET_NAME.search(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
+                ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if URI_CREDS.search(node.value):
+                ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
+            elif PRIVATE_KEY.search(node.value):
+                ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
+
+
+def check_sql_formatting(ctx: CheckContext, tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        text: str | None = None
+        if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
+            text = string_parts(node)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
+            text = const_str(node.left)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+              and isinstance(node.func.value, ast.Constant)):
+            text = const_str(node.func.value)
+        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+            ctx.emit("SEC003", node, "sql", "SQL is built with string formatting; use bind parameters")
+
+
+# ------------------------------------------------------------------ cost
+def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for t in mod.tasks:
+        venv = t.short_operator == "PythonVirtualenvOperator" or t.operator == "@task.virtualenv"
+        if venv and t.dag is not None and _frequent(t.dag):
+            ctx.emit("COST001", t.line, t.subject,
+                     f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule")
+        if t.dag is not None and t.dag.scheduled:
+            for node, sql in _sql_texts(t):
+                if FULL_REBUILD_RE.search(sql):
+                    ctx.emit("COST002", node, t.subject, f"task '{t.name}' rebuilds a whole table every run")
+
+
+def _frequent(dag: DagInfo) -> bool:
+    sched = dag.kwargs.get("schedule", dag.kwargs.get("schedule_interval"))
+    s = const_str(sched)
+    if s is not None:
+        return s in PRESETS_FREQUENT or is_frequent(s)
+    if isinstance(sched, ast.Call) and dotted(sched.func).endswith("timedelta"):
+        kw = {k.arg: k.value for k in sched.keywords}
+        if "days" in kw or "weeks" in kw:
+            return False
+        return any(k in kw for k in ("hours", "minutes", "seconds"))
+    return False
+
+
+# ------------------------------------------------------------------ observability
+def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for dag in mod.dags:
+        notify_keys = ("on_failure_callback", "email_on_failure")
+        has = any(k in dag.kwargs or k in dag.default_args for k in notify_keys) or any(
+            "on_failure_callback" in t.kwargs for t in dag.tasks
+        )
+        if dag.default_args.get("email_on_failure") is not None and not _is_true(dag.default_args["email_on_failure"]):
+            has = "on_failure_callback" in dag.kwargs or "on_failure_callback" in dag.default_args
+        if not has:
+            if dag.default_args_dynamic:
+                ctx.unknown("OBS001", dag.line, dag.name, "on_failure_callback", "default_args built dynamically")
+            else:
+                ctx.emit("OBS001", dag.line, dag.name, f"DAG '{dag.name}' has no failure notification")
+        sla_nodes = [dag.default_args["sla"]] if "sla" in dag.default_args else []
+        sla_nodes += [t.kwargs["sla"] for t in dag.tasks if "sla" in t.kwargs]
+        if "sla_miss_callback" in dag.kwargs:
+            sla_nodes.append(dag.kwargs["sla_miss_callback"])
+        if ctx.airflow_major >= 3:
+            if sla_nodes:
+                ctx.emit("OBS002", sla_nodes[0], dag.name,
+                         f"DAG '{dag.name}' uses sla/sla_miss_callback, removed in Airflow 3: use deadline=DeadlineAlert")
+            elif dag.scheduled and "deadline" not in dag.kwargs:
+                ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no deadline alert")
+        elif dag.scheduled and not sla_nodes:
+            ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
+        tags = dag.kwargs.get("tags")
+        has_doc = any(k in dag.kwargs for k in ("description", "doc_md")) or (
+            dag.func is not None and ast.get_docstring(dag.func) is not None
+        )
+        if tags is None or (isinstance(tags, ast.List | ast.Tuple | ast.Set) and not tags.elts) or not has_doc:
+            missing = " and ".join(x for x, ok in (("tags", tags is not None), ("a description", has_doc)) if not ok)
+            ctx.emit("OBS004", dag.line, dag.name, f"DAG '{dag.name}' has no {missing or 'tags'}")
+        elif ctx.config.approved_tags is not None and isinstance(tags, ast.List | ast.Tuple | ast.Set):
+            bad = [s for e in tags.elts if (s := const_str(e)) is not None and s not in ctx.config.approved_tags]
+            if bad:
+                ctx.emit("OBS004", tags, dag.name, f"DAG '{dag.name}' uses unapproved tags {bad}")
+        for t in dag.tasks:
+            if _writes(t) and not t.resolve("outlets", ctx.airflow_version).explicit:
+                ctx.emit("OBS005", t.line, t.subject, f"task '{t.name}' writes data but declares no outlets")
+    _per_dag(ctx, mod, "OBS003", "owner",
+             lambda r: r.source == "config" or _is_value(r, "airflow", "root", ""), "has no owner other than the default")
+
+
+ALL_CHECKS: tuple[Callable[[CheckContext, ModuleInfo], None], ...] = (
+    check_reliability, check_scheduling, check_performance, check_data_quality, check_security, check_cost,
+    check_observability,
+)
+
+
+def review_airflow_module(ctx: CheckContext, mod: ModuleInfo) -> None:
+    for check in ALL_CHECKS:
+        check(ctx, mod)

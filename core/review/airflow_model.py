@@ -1,0 +1,470 @@
+"""A static model of an Airflow DAG file: DAGs, tasks, dependencies and effective task arguments.
+
+Built from the AST only: the reviewed file is never imported or executed. Values that are built at
+parse time by code (``default_args = make_args()``) resolve to :data:`UNKNOWN` instead of a guess.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dataeng_agents.core.review.pyast import (
+    Span,
+    const_str,
+    dotted,
+    import_map,
+    kwargs_of,
+    qualify,
+    span,
+    walk_no_defs,
+)
+
+SENSOR_SUFFIXES = ("Sensor", "SensorAsync")
+DEFAULT_TIMEOUT_SENSOR = 604800
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+Source = Literal["task", "default_args", "dag", "config", "unknown"]
+
+
+@dataclass
+class Resolved:
+    """The effective value of a task argument and where it came from."""
+
+    source: Source
+    node: ast.expr | None = None
+    #: the config default when ``source == "config"``
+    default: object = None
+
+    @property
+    def unknown(self) -> bool:
+        return self.source == "unknown"
+
+    @property
+    def explicit(self) -> bool:
+        return self.source in {"task", "default_args", "dag"}
+
+
+def airflow_defaults(version: str) -> dict[str, object]:
+    """Config defaults that differ between Airflow major versions (``[core]``, ``[scheduler]``, ``[sensors]``)."""
+    major = _major(version)
+    return {
+        "retries": 0,
+        "execution_timeout": None,
+        "owner": "airflow",
+        "catchup": major < 3,
+        "schedule": "timedelta(days=1)" if major < 3 else None,
+        "timeout": DEFAULT_TIMEOUT_SENSOR,
+        "mode": "poke",
+        "deferrable": False,
+    }
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 3
+
+
+@dataclass
+class DagInfo:
+    dag_id: str | None
+    line: int
+    style: Literal["ctor", "with", "decorator"]
+    call: ast.Call | None
+    kwargs: dict[str, ast.expr]
+    span: Span
+    var: str | None = None
+    func: ast.FunctionDef | None = None
+    default_args: dict[str, ast.expr] = field(default_factory=dict)
+    default_args_dynamic: bool = False
+    tasks: list[TaskInfo] = field(default_factory=list)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    extra_spans: list[Span] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
+
+    @property
+    def scheduled(self) -> bool:
+        """True unless ``schedule=None`` (or an asset/dataset list) is explicit."""
+        sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
+        if sched is None:
+            return True  # the version default applies; SCH001 reports it
+        if isinstance(sched, ast.Constant) and sched.value is None:
+            return False
+        return not isinstance(sched, ast.List | ast.Tuple)
+
+    def contains(self, line: int) -> bool:
+        return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
+
+
+@dataclass
+class TaskInfo:
+    task_id: str | None
+    operator: str  # qualified class name, or "@task", "@task.bash", ...
+    line: int
+    kwargs: dict[str, ast.expr]
+    splat: bool
+    node: ast.AST
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    taskflow: bool = False
+    mapped: bool = False
+    dag: DagInfo | None = None
+    var: str | None = None
+
+    @property
+    def short_operator(self) -> str:
+        return self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
+
+    @property
+    def is_sensor(self) -> bool:
+        return self.short_operator.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
+
+    @property
+    def name(self) -> str:
+        return self.task_id or (self.func.name if self.func else self.var or f"<task at line {self.line}>")
+
+    @property
+    def subject(self) -> str:
+        return f"{self.dag.name if self.dag else '?'}.{self.name}"
+
+    def resolve(self, key: str, version: str) -> Resolved:
+        """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""
+        if key in self.kwargs:
+            return Resolved("task", self.kwargs[key])
+        if self.splat:
+            return Resolved("unknown")
+        dag = self.dag
+        if dag is not None:
+            if key in dag.default_args:
+                return Resolved("default_args", dag.default_args[key])
+            if dag.default_args_dynamic:
+                return Resolved("unknown")
+            if key in dag.kwargs:
+                return Resolved("dag", dag.kwargs[key])
+        return Resolved("config", None, airflow_defaults(version).get(key))
+
+
+@dataclass
+class ModuleInfo:
+    path: str
+    source: str
+    tree: ast.Module
+    imports: dict[str, str]
+    dags: list[DagInfo] = field(default_factory=list)
+    tasks: list[TaskInfo] = field(default_factory=list)
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    module_assigns: dict[str, ast.expr] = field(default_factory=dict)
+    parse_time_nodes: list[ast.AST] = field(default_factory=list)
+
+    @property
+    def is_airflow(self) -> bool:
+        return any(v == "airflow" or v.startswith("airflow.") for v in self.imports.values())
+
+    def task_by_var(self) -> dict[str, TaskInfo]:
+        return {t.var: t for t in self.tasks if t.var}
+
+
+def _is_dag_ctor(call: ast.Call, imports: dict[str, str]) -> bool:
+    name = qualify(dotted(call.func), imports)
+    return (name.endswith(".DAG") and name.startswith("airflow")) or name == "DAG"
+
+
+def _is_dag_decorator(dec: ast.expr, imports: dict[str, str]) -> bool:
+    name = qualify(dotted(dec), imports)
+    return name.startswith("airflow") and name.endswith(".dag")
+
+
+def task_decorator_kind(dec: ast.expr, imports: dict[str, str]) -> str | None:
+    """``@task`` -> "@task", ``@task.bash(...)`` -> "@task.bash", ``@setup`` -> "@setup"."""
+    name = qualify(dotted(dec), imports)
+    if not name.startswith("airflow"):
+        return None
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part == "task" and i > 0 and parts[i - 1] in {"sdk", "decorators"}:
+            rest = parts[i + 1 :]
+            return "@task" + ("." + ".".join(rest) if rest else "")
+    if parts[-1] in {"setup", "teardown"}:
+        return "@" + parts[-1]
+    return None
+
+
+def _is_operator_name(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return (last.endswith(("Operator", "Sensor", "SensorAsync")) and last[:1].isupper()) and last not in {
+        "BaseOperator",
+        "BaseSensorOperator",
+    }
+
+
+def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr]) -> str | None:
+    if "dag_id" in kwargs:
+        return const_str(kwargs["dag_id"])
+    if call is not None and call.args:
+        return const_str(call.args[0])
+    return None
+
+
+def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int = 0) -> tuple[dict[str, ast.expr], bool]:
+    """Keys of a dict literal / ``dict(...)`` / a module-level name bound to one; (keys, dynamic?)."""
+    if node is None or depth > 5:
+        return {}, node is not None
+    if isinstance(node, ast.Name) and node.id in assigns:
+        return resolve_dict(assigns[node.id], assigns, depth + 1)
+    if isinstance(node, ast.Dict):
+        out: dict[str, ast.expr] = {}
+        dynamic = False
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is None:  # {**base, ...}
+                sub, dyn = resolve_dict(v, assigns, depth + 1)
+                out.update(sub)
+                dynamic = dynamic or dyn
+            elif (key := const_str(k)) is not None:
+                out[key] = v
+            else:
+                dynamic = True
+        return out, dynamic
+    if isinstance(node, ast.Call) and dotted(node.func) == "dict" and not node.args:
+        kw, splat = kwargs_of(node)
+        return kw, splat
+    return {}, True
+
+
+def build_module(path: str, source: str, tree: ast.Module) -> ModuleInfo:
+    imports = import_map(tree)
+    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports)
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            mod.functions[stmt.name] = stmt
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            mod.module_assigns[stmt.targets[0].id] = stmt.value
+    # nested function defs (inside @dag bodies / with blocks) are callables too
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            mod.functions.setdefault(node.name, node)
+
+    _collect_dags(mod)
+    _collect_tasks(mod)
+    _collect_edges(mod)
+    mod.parse_time_nodes = list(walk_no_defs(tree))
+    for dag in mod.dags:
+        if dag.func is not None:
+            body = ast.Module(body=dag.func.body, type_ignores=[])
+            mod.parse_time_nodes.extend(n for n in walk_no_defs(body) if n is not body)
+    return mod
+
+
+def _collect_dags(mod: ModuleInfo) -> None:
+    imports = mod.imports
+    seen_calls: set[int] = set()
+    by_var: dict[str, DagInfo] = {}
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                ctx = item.context_expr
+                if isinstance(ctx, ast.Call) and _is_dag_ctor(ctx, imports):
+                    kw, _ = kwargs_of(ctx)
+                    var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
+                    dag = DagInfo(_dag_id(ctx, kw), ctx.lineno, "with", ctx, kw, span(node), var=var)
+                    mod.dags.append(dag)
+                    seen_calls.add(id(ctx))
+                    if var:
+                        by_var[var] = dag
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for dec in node.decorator_list:
+                if _is_dag_decorator(dec, imports):
+                    call = dec if isinstance(dec, ast.Call) else None
+                    kw = kwargs_of(call)[0] if call else {}
+                    dag_id = _dag_id(call, kw) or node.name
+                    fn = node if isinstance(node, ast.FunctionDef) else None
+                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
+                    if call is not None:
+                        seen_calls.add(id(call))
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.Call) and id(node) not in seen_calls and _is_dag_ctor(node, imports):
+            kw, _ = kwargs_of(node)
+            dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
+            mod.dags.append(dag)
+    # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_dag_ctor(node.value, imports):
+            for tgt in node.targets:
+                if isinstance(tgt, ast.Name):
+                    for dag in mod.dags:
+                        if dag.call is node.value:
+                            dag.var = tgt.id
+                            by_var[tgt.id] = dag
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.With):
+            for item in node.items:
+                if isinstance(item.context_expr, ast.Name) and item.context_expr.id in by_var:
+                    by_var[item.context_expr.id].extra_spans.append(span(node))
+    for dag in mod.dags:
+        da = dag.kwargs.get("default_args")
+        if da is not None:
+            dag.default_args, dag.default_args_dynamic = resolve_dict(da, mod.module_assigns)
+
+
+def _innermost_dag(mod: ModuleInfo, line: int) -> DagInfo | None:
+    best: DagInfo | None = None
+    for dag in mod.dags:
+        if dag.contains(line) and (best is None or dag.span.start >= best.span.start):
+            best = dag
+    return best
+
+
+def _collect_tasks(mod: ModuleInfo) -> None:
+    imports = mod.imports
+    dag_by_var = {d.var: d for d in mod.dags if d.var}
+    parent: dict[int, ast.AST] = {}
+    for node in ast.walk(mod.tree):
+        for child in ast.iter_child_nodes(node):
+            parent[id(child)] = node
+    taskflow_defs: dict[str, TaskInfo] = {}
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for dec in node.decorator_list:
+                kind = task_decorator_kind(dec, imports)
+                if kind is None:
+                    continue
+                kw, splat = kwargs_of(dec) if isinstance(dec, ast.Call) else ({}, False)
+                if kind == "@task" and isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute):
+                    kind = "@task." + dec.func.attr if dec.func.attr != "task" else kind
+                task = TaskInfo(
+                    const_str(kw.get("task_id")) or node.name, kind, node.lineno, kw, splat, node,
+                    func=node, taskflow=True,
+                )
+                mod.tasks.append(task)
+                taskflow_defs[node.name] = task
+                break
+    for node in ast.walk(mod.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        fname = dotted(node.func)
+        qual = qualify(fname, imports)
+        is_partial = isinstance(node.func, ast.Attribute) and node.func.attr == "partial"
+        if is_partial:
+            qual = qualify(dotted(node.func.value), imports) if isinstance(node.func, ast.Attribute) else qual
+        if not _is_operator_name(qual):
+            continue
+        kw, splat = kwargs_of(node)
+        task = TaskInfo(const_str(kw.get("task_id")), qual, node.lineno, kw, splat, node, mapped=is_partial)
+        callable_node = kw.get("python_callable")
+        if isinstance(callable_node, ast.Name) and callable_node.id in mod.functions:
+            task.func = mod.functions[callable_node.id]
+        p = parent.get(id(node))
+        if isinstance(p, ast.Attribute) and p.attr in {"expand", "expand_kwargs"}:
+            task.mapped = True
+        while p is not None and isinstance(p, ast.Attribute | ast.Call):
+            p = parent.get(id(p))
+        if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
+            task.var = p.targets[0].id
+        dag_kw = kw.get("dag")
+        if isinstance(dag_kw, ast.Name) and dag_kw.id in dag_by_var:
+            task.dag = dag_by_var[dag_kw.id]
+        else:
+            task.dag = _innermost_dag(mod, node.lineno)
+        mod.tasks.append(task)
+    # TaskFlow: bind by the def's position, else by the first call site; note mapping and result vars
+    for node in ast.walk(mod.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        base = node.func
+        mapped = False
+        while isinstance(base, ast.Attribute | ast.Call):
+            if isinstance(base, ast.Attribute):
+                mapped = mapped or base.attr in {"expand", "expand_kwargs", "partial"}
+                base = base.value
+            else:
+                base = base.func
+        if isinstance(base, ast.Name) and base.id in taskflow_defs:
+            task = taskflow_defs[base.id]
+            task.mapped = task.mapped or mapped
+            if task.dag is None:
+                task.dag = _innermost_dag(mod, task.line) or _innermost_dag(mod, node.lineno)
+            p = parent.get(id(node))
+            if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
+                task.var = task.var or p.targets[0].id
+    for task in taskflow_defs.values():
+        if task.dag is None:
+            task.dag = _innermost_dag(mod, task.line)
+    for task in mod.tasks:
+        if task.dag is not None:
+            task.dag.tasks.append(task)
+
+
+def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -> list[TaskInfo]:
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        out: list[TaskInfo] = []
+        for elt in node.elts:
+            out.extend(_task_refs(elt, mod, var_tasks))
+        return out
+    if isinstance(node, ast.Name) and node.id in var_tasks:
+        return [var_tasks[node.id]]
+    if isinstance(node, ast.Call):
+        for t in mod.tasks:
+            if t.node is node:
+                return [t]
+        base = node.func
+        while isinstance(base, ast.Attribute | ast.Call):
+            base = base.value if isinstance(base, ast.Attribute) else base.func
+        if isinstance(base, ast.Name):
+            for t in mod.tasks:
+                if t.taskflow and t.func is not None and t.func.name == base.id:
+                    return [t]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+        return _task_refs(node.right, mod, var_tasks)  # `a >> b` and `a << b` both evaluate to b
+    return []
+
+
+def _collect_edges(mod: ModuleInfo) -> None:
+    var_tasks = mod.task_by_var()
+
+    def add(ups: list[TaskInfo], downs: list[TaskInfo]) -> None:
+        for u in ups:
+            for d in downs:
+                dag = u.dag or d.dag
+                if dag is not None:
+                    dag.edges.append((u.name, d.name))
+
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+            left = node.left
+            # for a chain a >> b >> c the left operand is (a >> b); its right-most element links to the right
+            lhs = _task_refs(left, mod, var_tasks)
+            rhs = _task_refs(node.right, mod, var_tasks)
+            if isinstance(node.op, ast.RShift):
+                add(lhs, rhs)
+            else:
+                add(rhs, lhs)
+        elif isinstance(node, ast.Call):
+            name = dotted(node.func)
+            callee = _task_refs(node, mod, var_tasks)
+            if callee and callee[0].taskflow:
+                # TaskFlow data dependencies: load(transform(extract()))
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    add([t for t in _task_refs(arg, mod, var_tasks) if t is not callee[0]], callee)
+            if name.rsplit(".", 1)[-1] == "chain":
+                groups = [_task_refs(a, mod, var_tasks) for a in node.args]
+                for a, b in itertools.pairwise(groups):
+                    add(a, b)
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in {"set_downstream", "set_upstream"}:
+                src = _task_refs(node.func.value, mod, var_tasks)
+                dst = [t for a in node.args for t in _task_refs(a, mod, var_tasks)]
+                if node.func.attr == "set_downstream":
+                    add(src, dst)
+                else:
+                    add(dst, src)

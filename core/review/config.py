@@ -1,0 +1,166 @@
+"""Review configuration: severity profiles, ``[tool.dataeng.review]`` in pyproject.toml, exceptions file.
+
+Precedence (last wins): rule default severity -> profile -> pyproject ``severity`` table / ``disable``
+list -> explicit arguments. Inline ``# dataeng: ignore[RULE]`` comments and the exceptions file remove
+findings after the checks ran (they are counted as suppressed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.review.models import Severity
+from dataeng_agents.core.review.rules import RULES
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Profile = Literal["strict", "default", "examples"]
+PROFILES: tuple[str, ...] = ("strict", "default", "examples")
+
+DEFAULT_EXPENSIVE_IMPORTS = (
+    "pandas", "numpy", "torch", "tensorflow", "sklearn", "scipy", "pyspark", "polars", "matplotlib",
+    "transformers", "keras", "xgboost", "lightgbm", "great_expectations", "dask", "ray",
+)
+
+
+class ExceptionEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str
+    rules: tuple[str, ...]  # ("*",) = every rule
+
+    def matches(self, path: str, rule_id: str) -> bool:
+        if "*" not in self.rules and rule_id not in self.rules:
+            return False
+        posix = Path(path).as_posix()
+        return fnmatch.fnmatch(posix, self.pattern) or fnmatch.fnmatch(posix, f"*/{self.pattern}")
+
+
+class ReviewConfig(BaseModel):
+    """Settings of one review run (validated; unknown keys are rejected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: Profile = "default"
+    severity: dict[str, Severity] = Field(default_factory=dict, description="Per-rule override; 'off' disables.")
+    disable: list[str] = Field(default_factory=list)
+    exceptions_file: str | None = None
+    exclude: list[str] = Field(default_factory=list, description="Path globs not to review.")
+    expensive_imports: list[str] = Field(default_factory=lambda: list(DEFAULT_EXPENSIVE_IMPORTS))
+    approved_tags: list[str] | None = None
+    max_dags_per_file: int = Field(default=10, ge=1)
+    max_tasks_per_dag: int = Field(default=200, ge=1)
+    parse_time_budget_seconds: float = Field(default=2.0, gt=0)
+    same_conn_task_threshold: int = Field(default=5, ge=2)
+    max_file_bytes: int = Field(default=10_000_000, ge=1)
+    exceptions: list[ExceptionEntry] = Field(default_factory=list)
+
+    def severity_of(self, rule_id: str) -> Severity:
+        if rule_id in self.disable:
+            return Severity.off
+        if rule_id in self.severity:
+            return self.severity[rule_id]
+        rule = RULES[rule_id]
+        if self.profile == "examples" and rule.production_only:
+            return Severity.off
+        if self.profile == "strict" and rule.severity is Severity.info:
+            return Severity.warn
+        return rule.severity
+
+    def enabled(self, rule_id: str) -> bool:
+        return self.severity_of(rule_id) is not Severity.off
+
+    def excepted(self, path: str, rule_id: str) -> bool:
+        return any(e.matches(path, rule_id) for e in self.exceptions)
+
+    def excluded(self, path: str) -> bool:
+        posix = Path(path).as_posix()
+        return any(fnmatch.fnmatch(posix, g) or fnmatch.fnmatch(posix, f"*/{g}") for g in self.exclude)
+
+
+_EXC_LINE = re.compile(r"^\s*(?P<pattern>\S+)\s+(?P<rules>[A-Za-z0-9_*,\s]+?)\s*(#.*)?$")
+
+
+def parse_exceptions(text: str, source: str = "exceptions file") -> list[ExceptionEntry]:
+    """``<path glob> RULE[,RULE...]`` per line (``*`` = every rule); ``#`` starts a comment."""
+    out: list[ExceptionEntry] = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = _EXC_LINE.match(line)
+        if not m:
+            raise ConfigError(f"{source}:{n}", f"expected '<path glob> RULE[,RULE]', got {raw!r}")
+        rules = tuple(r.strip() for r in re.split(r"[,\s]+", m.group("rules")) if r.strip())
+        for r in rules:
+            if r != "*" and r not in RULES:
+                raise ConfigError(f"{source}:{n}", f"unknown rule id {r!r}")
+        out.append(ExceptionEntry(pattern=m.group("pattern"), rules=rules))
+    return out
+
+
+def find_pyproject(start: Path) -> Path | None:
+    cur = start.resolve()
+    if cur.is_file():
+        cur = cur.parent
+    for d in (cur, *cur.parents):
+        cand = d / "pyproject.toml"
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load_config(
+    *,
+    profile: str | None = None,
+    pyproject: str | Path | None = None,
+    search_from: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> ReviewConfig:
+    """Build the config from ``[tool.dataeng.review]`` (explicit file, or found upwards from
+    ``search_from``), then apply ``profile`` and ``overrides``. Errors name the offending key."""
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    src: Path | None = Path(pyproject) if pyproject else (find_pyproject(Path(search_from)) if search_from else None)
+    if src is not None:
+        try:
+            doc = tomllib.loads(src.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(str(src), f"cannot read pyproject.toml: {exc}") from exc
+        data = dict(doc.get("tool", {}).get("dataeng", {}).get("review", {}))
+        base_dir = src.parent
+    if overrides:
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    if profile is not None:
+        data["profile"] = profile
+    return config_from_dict(data, base_dir=base_dir, where="tool.dataeng.review")
+
+
+def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None, where: str = "config") -> ReviewConfig:
+    for key in ("severity",):
+        for rule_id in dict(data.get(key) or {}):
+            if rule_id not in RULES:
+                raise ConfigError(f"{where}.{key}.{rule_id}", "unknown rule id")
+    for i, rule_id in enumerate(data.get("disable") or []):
+        if rule_id not in RULES:
+            raise ConfigError(f"{where}.disable[{i}]", f"unknown rule id {rule_id!r}")
+    try:
+        cfg = ReviewConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}.{loc}" if loc else where, err["msg"]) from exc
+    if cfg.exceptions_file:
+        p = Path(cfg.exceptions_file)
+        if not p.is_absolute() and base_dir is not None:
+            p = base_dir / p
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where}.exceptions_file", f"cannot read {p}: {exc}") from exc
+        cfg.exceptions = [*cfg.exceptions, *parse_exceptions(text, str(p))]
+    return cfg

@@ -1,0 +1,52 @@
+"""What a check needs: the file, the review settings, and a way to report a finding."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from dataeng_agents.core.review.config import ReviewConfig
+from dataeng_agents.core.review.models import Unresolved
+
+
+@dataclass
+class RawFinding:
+    rule_id: str
+    line: int
+    column: int
+    subject: str
+    message: str
+
+
+@dataclass
+class CheckContext:
+    path: str
+    config: ReviewConfig
+    airflow_version: str
+    findings: list[RawFinding] = field(default_factory=list)
+    unresolved: list[Unresolved] = field(default_factory=list)
+
+    @property
+    def airflow_major(self) -> int:
+        try:
+            return int(self.airflow_version.split(".")[0])
+        except ValueError:
+            return 3
+
+    def enabled(self, rule_id: str) -> bool:
+        return self.config.enabled(rule_id)
+
+    def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
+        if not self.enabled(rule_id):
+            return
+        if isinstance(where, int):
+            line, col = where, 0
+        else:
+            line, col = getattr(where, "lineno", 1), getattr(where, "col_offset", 0)
+        self.findings.append(RawFinding(rule_id, line, col, subject, message))
+
+    def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:
+        if self.enabled(rule_id):
+            self.unresolved.append(Unresolved(
+                rule_id=rule_id, path=self.path, line=line, subject=subject, attribute=attribute, reason=reason
+            ))

@@ -1,0 +1,319 @@
+"""``review_paths``: collect files, analyse each one statically, apply profiles and suppressions.
+
+A file that cannot be read or parsed (syntax error, bad bytes, too big, a directory named ``x.py``,
+a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run continues.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import time
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.review.airflow_checks import review_airflow_module
+from dataeng_agents.core.review.airflow_model import build_module
+from dataeng_agents.core.review.config import ReviewConfig, load_config
+from dataeng_agents.core.review.context import CheckContext, RawFinding
+from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Unresolved
+from dataeng_agents.core.review.prefect_checks import is_prefect_module, review_prefect_module
+from dataeng_agents.core.review.pyast import import_map
+from dataeng_agents.core.review.rules import RULES
+
+PY_SUFFIXES = (".py",)
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+_IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
+_SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
+
+
+@dataclass
+class _FileOutcome:
+    report: FileReport
+    raw: list[RawFinding] = field(default_factory=list)
+    unresolved: list[Unresolved] = field(default_factory=list)
+    dag_ids: list[tuple[str, int]] = field(default_factory=list)
+    suppress_lines: dict[int, set[str]] = field(default_factory=dict)
+    suppress_file: set[str] = field(default_factory=set)
+
+
+def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[list[str], list[FileReport]]:
+    """Reviewable files under ``paths`` (sorted, deduplicated) plus error reports for unusable entries."""
+    files: list[str] = []
+    errors: list[FileReport] = []
+    seen: set[str] = set()
+
+    def add(p: str) -> None:
+        if p not in seen and not config.excluded(p):
+            seen.add(p)
+            files.append(p)
+
+    for raw in paths:
+        p = str(raw)
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
+            errors.append(FileReport(path=p, kind="error", status="error", error=f"cannot open: {reason}"))
+            continue
+        if not os.path.isdir(p):
+            add(p)
+            continue
+        if p.endswith(PY_SUFFIXES) and st:
+            errors.append(FileReport(path=p, kind="error", status="error",
+                                     error="is a directory, not a Python file (its contents are reviewed)"))
+        for root, dirnames, filenames in os.walk(p, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__pycache__")))
+            for d in dirnames:
+                full = os.path.join(root, d)
+                if d.endswith(PY_SUFFIXES):
+                    errors.append(FileReport(path=full, kind="error", status="error",
+                                             error="is a directory, not a Python file"))
+                if os.path.islink(full) and d.endswith(PY_SUFFIXES):
+                    continue
+            for name in sorted(filenames):
+                full = os.path.join(root, name)
+                if name.endswith(PY_SUFFIXES):
+                    if os.path.islink(full) and not os.path.exists(full):
+                        errors.append(FileReport(path=full, kind="error", status="error",
+                                                 error="cannot open: broken symlink or symlink loop"))
+                        continue
+                    add(full)
+                elif name.endswith(SPEC_SUFFIXES) and _looks_like_spec(full):
+                    add(full)
+    return files, errors
+
+
+def _looks_like_spec(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return len(_SPEC_HINT.findall(head)) >= 2
+
+
+def _decode(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    return data.decode(encoding)
+
+
+def _suppressions(source: str, outcome: _FileOutcome) -> None:
+    if "dataeng:" not in source:
+        return
+    for n, line in enumerate(source.splitlines(), start=1):
+        for m in _IGNORE.finditer(line):
+            rules = {r.strip() for r in m.group("rules").split(",") if r.strip()}
+            if m.group("file"):
+                outcome.suppress_file |= rules
+            else:
+                outcome.suppress_lines.setdefault(n, set()).update(rules)
+
+
+def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileOutcome:
+    ctx = CheckContext(path=path, config=config, airflow_version=airflow_version)
+    try:
+        st = os.stat(path)
+        if st.st_size > config.max_file_bytes:
+            return _FileOutcome(FileReport(
+                path=path, kind="error", status="error",
+                error=f"file is {st.st_size} bytes, over the {config.max_file_bytes}-byte limit (max_file_bytes)",
+            ))
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
+        return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot read: {reason}"))
+    try:
+        source = _decode(data)
+    except (UnicodeDecodeError, LookupError) as exc:
+        detail = f"byte 0x{data[exc.start]:02x} at offset {exc.start}" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return _FileOutcome(FileReport(path=path, kind="error", status="error",
+                                       error=f"not valid text in its declared encoding ({detail})"))
+    if path.endswith(SPEC_SUFFIXES):
+        return _review_spec_file(path, source, ctx)
+    if not source.strip():
+        return _FileOutcome(FileReport(path=path, kind="python", status="reviewed", error="empty file"))
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        return _FileOutcome(FileReport(path=path, kind="error", status="error",
+                                       error=f"syntax error at line {exc.lineno}: {exc.msg}"))
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot parse: {exc}"))
+    imports = import_map(tree)
+    is_airflow = any(v == "airflow" or v.startswith("airflow.") for v in imports.values())
+    report = FileReport(path=path, kind="python")
+    outcome = _FileOutcome(report)
+    try:
+        if is_airflow:
+            mod = build_module(path, source, tree)
+            review_airflow_module(ctx, mod)
+            report.kind = "airflow"
+            report.dags = [d.name for d in mod.dags]
+            report.tasks = len(mod.tasks)
+            outcome.dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
+        if is_prefect_module(imports):
+            fns = review_prefect_module(ctx, tree)
+            report.kind = "prefect" if not is_airflow else report.kind
+            report.dags += [f.name for f in fns if f.kind == "flow"]
+            report.tasks += sum(1 for f in fns if f.kind == "task")
+    except RecursionError:
+        return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
+    outcome.raw, outcome.unresolved = ctx.findings, ctx.unresolved
+    _suppressions(source, outcome)
+    return outcome
+
+
+def _review_spec_file(path: str, source: str, ctx: CheckContext) -> _FileOutcome:
+    from dataeng_agents.core.design.spec import load_spec
+    from dataeng_agents.core.review.spec_checks import review_spec, yaml_line_index
+
+    try:
+        spec = load_spec(source if source.strip() else "{}")
+    except ConfigError as exc:
+        return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"invalid spec: {exc}"))
+    review_spec(ctx, spec, yaml_line_index(source))
+    outcome = _FileOutcome(FileReport(path=path, kind="spec", dags=[spec.name]), ctx.findings, ctx.unresolved)
+    _suppressions(source, outcome)
+    return outcome
+
+
+def _apply_runtime(
+    result: ReviewResult, outcomes: dict[str, _FileOutcome], config: ReviewConfig, *, python: str, timeout: float
+) -> None:
+    from dataeng_agents.core.review.runtime import run_dagbag
+
+    files = [p for p, o in outcomes.items() if o.report.kind == "airflow"]
+    data = run_dagbag(files, python=python, timeout=timeout)
+    for path, info in data["files"].items():
+        o = outcomes.get(path)
+        if o is None:
+            continue
+        o.report.parse_seconds = float(info.get("parse_seconds") or 0.0)
+        if info.get("error"):
+            o.report.error = f"runtime import error: {info['error']}"
+        if o.report.parse_seconds > config.parse_time_budget_seconds and config.enabled("PERF004"):
+            o.raw.append(RawFinding("PERF004", 1, 0, path,
+                                    f"file takes {o.report.parse_seconds:.2f} s to parse "
+                                    f"(budget {config.parse_time_budget_seconds:g} s)"))
+        tasks = {(d["dag_id"], t["task_id"]): t for d in info.get("dags", []) for t in d["tasks"]}
+        by_task = {tid: t for (_, tid), t in tasks.items()}
+        still: list[Unresolved] = []
+        for u in o.unresolved:
+            t = by_task.get(u.subject.split(".", 1)[-1])
+            decided = _decide(u, t)
+            if decided is None:
+                still.append(u)
+            elif decided:
+                o.raw.append(RawFinding(u.rule_id, u.line, 0, u.subject, f"{decided} (resolved at runtime)"))
+        o.unresolved = still
+
+
+def _decide(u: Unresolved, task: dict[str, object] | None) -> str | bool | None:
+    """A message when the runtime value violates the rule, False when it passes, None when still unknown."""
+    if task is None:
+        return None
+    name = u.subject.split(".", 1)[-1]
+    if u.rule_id == "REL001":
+        return f"task '{name}' has no retries" if not task.get("retries") else False
+    if u.rule_id == "REL002":
+        return f"task '{name}' has no execution_timeout" if task.get("execution_timeout") is None else False
+    if u.rule_id == "OBS003":
+        return f"task '{name}' has the default owner" if task.get("owner") in {None, "", "airflow", "root"} else False
+    if u.rule_id == "REL004":
+        return f"sensor '{name}' has the 7-day default timeout" if task.get("timeout") == 604800 else False
+    return None
+
+
+def review_paths(
+    paths: Sequence[str | Path],
+    *,
+    profile: str = "default",
+    airflow_version: str = "3.3",
+    runtime: bool = False,
+    config: ReviewConfig | None = None,
+    python: str | None = None,
+    runtime_timeout: float = 300.0,
+    progress: bool = False,
+) -> ReviewResult:
+    """Review Airflow DAG files, Prefect flow files and pipeline specs under ``paths``.
+
+    :param paths: files and folders (folders are walked; ``.py`` plus ``.yaml/.yml/.json`` specs).
+    :param profile: ``strict``, ``default`` or ``examples``; ignored when ``config`` is given.
+    :param airflow_version: target Airflow version (config defaults and removed APIs depend on it).
+    :param runtime: also load the files with Airflow's DagBag in a subprocess (``python``).
+    :param config: a :class:`ReviewConfig` (e.g. from :func:`load_config`); default: ``profile`` only.
+    :param python: interpreter with Airflow installed, for ``runtime`` (default ``$DATAENG_AIRFLOW_PYTHON``).
+    :param progress: show a rich progress bar when there are many files.
+    """
+    if not _valid_version(airflow_version):
+        raise ConfigError("airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}")
+    cfg = config if config is not None else load_config(profile=profile)
+    t0 = time.perf_counter()
+    files, error_reports = collect_files(paths, cfg)
+    result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
+    outcomes: dict[str, _FileOutcome] = {}
+    if progress and len(files) > 10:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("Reviewing", total=len(files))
+            for f in files:
+                outcomes[f] = review_file(f, cfg, airflow_version)
+                bar.advance(task)
+    else:
+        for f in files:
+            outcomes[f] = review_file(f, cfg, airflow_version)
+    if runtime:
+        interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON")
+        if not interpreter:
+            raise ConfigError("runtime.python", "runtime mode needs an interpreter with Airflow (--python)")
+        _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
+    # duplicate dag_ids across files
+    first: dict[str, tuple[str, int]] = {}
+    for path, o in outcomes.items():
+        for dag_id, line in o.dag_ids:
+            if dag_id in first and first[dag_id][0] != path and cfg.enabled("SCH006"):
+                o.raw.append(RawFinding("SCH006", line, 0, dag_id,
+                                        f"dag_id '{dag_id}' is also defined in {first[dag_id][0]}:{first[dag_id][1]}"))
+            first.setdefault(dag_id, (path, line))
+    for path, o in outcomes.items():
+        seen: set[tuple[str, int, str]] = set()
+        for raw in o.raw:
+            key = (raw.rule_id, raw.line, raw.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            if (raw.rule_id in o.suppress_file or "*" in o.suppress_file
+                    or raw.rule_id in o.suppress_lines.get(raw.line, set())
+                    or cfg.excepted(path, raw.rule_id)):
+                o.report.suppressed += 1
+                continue
+            rule = RULES[raw.rule_id]
+            result.findings.append(Finding(
+                id=Finding.make_id(raw.rule_id, path, raw.subject, raw.message),
+                rule_id=raw.rule_id, severity=cfg.severity_of(raw.rule_id), category=rule.category, path=path,
+                line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,
+            ))
+            o.report.findings += 1
+        result.suppressed += o.report.suppressed
+        result.unresolved.extend(o.unresolved)
+        result.files.append(o.report)
+    result.files.extend(error_reports)
+    result.files.sort(key=lambda r: r.path)
+    result.findings.sort(key=lambda f: (f.path, f.line, f.rule_id, f.id))
+    result.elapsed_seconds = time.perf_counter() - t0
+    return result
+
+
+def _valid_version(v: str) -> bool:
+    return bool(re.fullmatch(r"[23](\.\d+){0,2}", v))

@@ -1,0 +1,127 @@
+"""The Prefect rules, evaluated statically on a flow file (``@flow`` / ``@task`` functions)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from dataeng_agents.core.review.airflow_checks import (
+    READ_CALLS,
+    WRITE_CALLS,
+    _heavy_call,
+    _swallows,
+    check_hardcoded_secrets,
+    check_sql_formatting,
+)
+from dataeng_agents.core.review.context import CheckContext
+from dataeng_agents.core.review.pyast import contains_clock_call, dotted, import_map, kwargs_of, qualify
+
+
+@dataclass
+class PrefectFn:
+    kind: str  # "flow" | "task"
+    func: ast.FunctionDef | ast.AsyncFunctionDef
+    kwargs: dict[str, ast.expr]
+
+    @property
+    def name(self) -> str:
+        return self.func.name
+
+
+def is_prefect_module(imports: dict[str, str]) -> bool:
+    return any(v == "prefect" or v.startswith("prefect.") for v in imports.values())
+
+
+def collect(tree: ast.Module, imports: dict[str, str]) -> list[PrefectFn]:
+    out: list[PrefectFn] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for dec in node.decorator_list:
+            name = qualify(dotted(dec), imports)
+            if name in {"prefect.flow", "prefect.task", "prefect.flows.flow", "prefect.tasks.task"}:
+                kw = kwargs_of(dec)[0] if isinstance(dec, ast.Call) else {}
+                out.append(PrefectFn(name.rsplit(".", 1)[-1], node, kw))
+                break
+    return out
+
+
+def _number(node: ast.expr | None) -> float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
+
+
+def review_prefect_module(ctx: CheckContext, tree: ast.Module) -> list[PrefectFn]:
+    imports = import_map(tree)
+    fns = collect(tree, imports)
+    tasks = {f.name: f for f in fns if f.kind == "task"}
+    for f in fns:
+        label = f"{f.kind} '{f.name}'"
+        retries = f.kwargs.get("retries")
+        if retries is None or _number(retries) == 0:
+            ctx.emit("PFT001", f.func, f.name, f"{label} has no retries")
+        if "timeout_seconds" not in f.kwargs:
+            ctx.emit("PFT002", f.func, f.name, f"{label} has no timeout_seconds")
+        caches = "cache_policy" in f.kwargs or "cache_key_fn" in f.kwargs
+        persist = f.kwargs.get("persist_result")
+        if f.kind == "task" and caches and isinstance(persist, ast.Constant) and persist.value is False:
+            ctx.emit("PFT005", f.func, f.name, f"{label} caches but persist_result=False: the cache is never read back")
+        clock = contains_clock_call(f.func, imports)
+        if clock is not None and f.kind == "task":
+            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time")
+        for node in ast.walk(f.func):
+            if isinstance(node, ast.ExceptHandler) and _swallows(node):
+                ctx.emit("REL008", node, f.name, f"{label} catches a broad exception without re-raising")
+        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
+                 for n in ast.walk(f.func) if isinstance(n, ast.Call)}
+        if f.kind == "task" and calls & READ_CALLS and calls & WRITE_CALLS:
+            ctx.emit("REL011", f.func, f.name, f"{label} both reads and writes data")
+        if f.kind == "task":
+            for node in ast.walk(f.func):
+                if isinstance(node, ast.Return) and isinstance(node.value, ast.Call) and _heavy_call(node.value):
+                    ctx.emit("PERF007", node, f.name, f"{label} returns a dataset as its result")
+        if f.kind == "flow":
+            if not any(k in f.kwargs for k in ("on_failure", "on_crashed")):
+                ctx.emit("OBS001", f.func, f.name, f"{label} has no on_failure/on_crashed hook")
+            called = [tasks[n.id] for c in ast.walk(f.func) if isinstance(c, ast.Call)
+                      for n in [_base_name(c.func)] if n is not None and n.id in tasks]
+            if _number(retries) and called and not any(
+                ("cache_policy" in t.kwargs or "cache_key_fn" in t.kwargs) for t in called
+            ):
+                ctx.emit("PFT003", f.func, f.name,
+                         f"{label} retries, but none of its tasks caches its result: a retry redoes all work")
+            limited = any(
+                isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in {"concurrency", "rate_limit"}
+                for c in ast.walk(f.func)
+            )
+            if not limited:
+                for c in ast.walk(f.func):
+                    fan_out = isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and (
+                        c.func.attr == "map" or (c.func.attr == "submit" and _in_loop(f.func, c))
+                    )
+                    if fan_out and isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute):
+                        base = _base_name(c.func.value)
+                        t = tasks.get(base.id) if base is not None else None
+                        if t is None or "tags" not in t.kwargs:
+                            ctx.emit("PFT004", c, f.name,
+                                     f"{label} fans out '{dotted(c.func)}' without a concurrency limit")
+                            break
+    check_hardcoded_secrets(ctx, tree)
+    check_sql_formatting(ctx, tree)
+    return fns
+
+
+def _base_name(node: ast.AST) -> ast.Name | None:
+    while isinstance(node, ast.Attribute | ast.Call):
+        node = node.value if isinstance(node, ast.Attribute) else node.func
+    return node if isinstance(node, ast.Name) else None
+
+
+def _in_loop(func: ast.AST, target: ast.AST) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.For | ast.While | ast.comprehension | ast.ListComp) and any(
+            sub is target for sub in ast.walk(node)
+        ):
+            return True
+    return False

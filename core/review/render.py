@@ -1,0 +1,111 @@
+"""Renderers of a ReviewResult: rich table, Markdown and SARIF 2.1.0 (GitHub code scanning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataeng_agents.core.review.models import ReviewResult, Severity
+from dataeng_agents.core.review.rules import RULES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_SARIF_LEVEL = {Severity.error: "error", Severity.warn: "warning", Severity.info: "note"}
+_STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
+
+
+def render_table(result: ReviewResult, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Pipeline review ({result.profile} profile, Airflow {result.airflow_version})",
+                  show_lines=False)
+    for col in ("severity", "rule", "location", "message", "id"):
+        table.add_column(col, overflow="fold")
+    for f in result.findings:
+        table.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id)
+    if result.findings:
+        console.print(table)
+    for fr in result.files:
+        if fr.status == "error":
+            console.print(f"[bold red]could not review[/] {fr.path}: {fr.error}")
+    c = result.counts()
+    console.print(
+        f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
+        f"{result.suppressed} suppressed, {len(result.unresolved)} undecided statically "
+        f"({result.elapsed_seconds:.2f} s)"
+    )
+
+
+def render_markdown(result: ReviewResult) -> str:
+    c = result.counts()
+    lines = [
+        "# Pipeline review",
+        "",
+        f"Profile `{result.profile}`, target Airflow {result.airflow_version}: {len(result.files)} files, "
+        f"{c['error']} errors, {c['warn']} warnings, {c['info']} info, {result.suppressed} suppressed.",
+        "",
+    ]
+    if result.findings:
+        lines += ["| Severity | Rule | Location | Message | Id |", "|---|---|---|---|---|"]
+        for f in result.findings:
+            msg = f.message.replace("|", "\\|")
+            lines.append(f"| {f.severity.value} | [{f.rule_id}](rules/{f.rule_id}.md) | `{f.path}:{f.line}` | {msg} | `{f.id}` |")
+        lines.append("")
+    errors = [fr for fr in result.files if fr.status == "error"]
+    if errors:
+        lines += ["## Files that could not be reviewed", ""]
+        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
+        lines.append("")
+    if result.unresolved:
+        lines += ["## Undecided statically (run with `--runtime`)", ""]
+        lines += [f"- {u.rule_id} `{u.path}:{u.line}` {u.subject}.{u.attribute}: {u.reason}" for u in result.unresolved]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_sarif(result: ReviewResult) -> dict[str, Any]:
+    used = sorted({f.rule_id for f in result.findings})
+    index = {rid: i for i, rid in enumerate(used)}
+    rules = [
+        {
+            "id": rid,
+            "name": RULES[rid].title.replace(" ", ""),
+            "shortDescription": {"text": RULES[rid].title},
+            "fullDescription": {"text": RULES[rid].rationale},
+            "help": {"text": RULES[rid].fix, "markdown": RULES[rid].to_markdown()},
+            "defaultConfiguration": {"level": _SARIF_LEVEL.get(RULES[rid].severity, "note")},
+            "properties": {"tags": [RULES[rid].category]},
+        }
+        for rid in used
+    ]
+    results = [
+        {
+            "ruleId": f.rule_id,
+            "ruleIndex": index[f.rule_id],
+            "level": _SARIF_LEVEL.get(f.severity, "note"),
+            "message": {"text": f.message},
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": Path(f.path).as_posix()},
+                    "region": {"startLine": max(f.line, 1), "startColumn": f.column + 1},
+                }
+            }],
+            "partialFingerprints": {"dataengFindingId/v1": f.id},
+        }
+        for f in result.findings
+    ]
+    notifications = [
+        {"level": "error", "message": {"text": f"{fr.path}: {fr.error}"}}
+        for fr in result.files if fr.status == "error"
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "dataeng-review", "informationUri": "https://github.com/", "rules": rules}},
+            "results": results,
+            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+        }],
+    }
