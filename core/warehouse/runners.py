@@ -1,0 +1,286 @@
+"""Warehouse runners: run one SQL string, return its (small) result as a list of dicts.
+
+The analysis only ever fetches aggregates (variants x metrics x (1 + days + dimension levels) rows),
+so the ``Warehouse`` protocol is deliberately tiny — anything that can run a SELECT and return rows
+fits, which is how the Airflow adapter (a common-sql ``DbApiHook`` connection) and the Prefect adapter
+(a prefect-sqlalchemy engine) plug in:
+
+* :class:`DuckDBWarehouse` — embedded default; a ``.duckdb`` file or ``:memory:``; reads Parquet/CSV
+  through ``file:`` sources.
+* :class:`DbApiWarehouse` — any PEP 249 connection (psycopg 3, a hook's ``get_conn()``), or a
+  zero-argument factory returning one (then opened and closed per query).
+* :class:`SqlAlchemyWarehouse` — a SQLAlchemy ``Engine``.
+* :func:`warehouse_from_url` — ``duckdb:///rel.duckdb``, ``duckdb:////abs.duckdb``,
+  ``duckdb:///:memory:``, a bare ``*.duckdb`` path, ``postgresql://…`` (psycopg), or any
+  ``dialect+driver://`` URL SQLAlchemy knows.
+
+Rows come back with lower-case keys (Snowflake upper-cases unquoted aliases), ``Decimal`` as
+``float`` and dates as ISO strings. Any driver error becomes :class:`WarehouseError` with the
+database's own first line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from dataeng_agents.core.errors import WarehouseError
+
+Row = dict[str, Any]
+
+
+@runtime_checkable
+class Warehouse(Protocol):
+    """What the analysis needs from a warehouse: its SQL dialect and a way to run a SELECT."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    def query(self, sql: str) -> list[Row]: ...
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[Row]:
+    names = [c.lower() for c in columns]
+    return [{k: _normalise(v) for k, v in zip(names, rec, strict=True)} for rec in records]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class DuckDBWarehouse:
+    """Embedded DuckDB. ``path`` is a database file (opened read-only) or ``":memory:"``.
+
+    :param path: the ``.duckdb`` file, or ``":memory:"``.
+    :param connection: an already open ``duckdb`` connection to use instead of ``path``.
+    :param threads: DuckDB worker threads (default: DuckDB's own choice).
+    """
+
+    dialect = "duckdb"
+
+    def __init__(
+        self, path: str | os.PathLike[str] = ":memory:", *, connection: Any = None, threads: int | None = None
+    ) -> None:
+        self.path = str(path)
+        self._connection = connection
+        self._threads = threads
+        if connection is None and self.path != ":memory:" and not Path(self.path).exists():
+            raise WarehouseError(f"duckdb: database file not found: {self.path}")
+
+    def _connect(self) -> tuple[Any, bool]:
+        import duckdb
+
+        if self._connection is not None:
+            return self._connection, False
+        try:
+            con = duckdb.connect(self.path, read_only=self.path != ":memory:")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"duckdb: cannot open {self.path}: {_first_line(exc)}") from None
+        if self._threads:
+            con.execute(f"SET threads = {int(self._threads)}")
+        return con, True
+
+    def query(self, sql: str) -> list[Row]:
+        import duckdb
+
+        con, owned = self._connect()
+        try:
+            cur = con.execute(sql)
+            columns = [d[0] for d in cur.description]
+            return _rows(columns, cur.fetchall())
+        except duckdb.Error as exc:
+            raise WarehouseError(f"duckdb: {_first_line(exc)}") from None
+        finally:
+            if owned:
+                con.close()
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({self.path!r})"
+
+
+class DbApiWarehouse:
+    """A PEP 249 (DB-API 2) connection, or a factory of them.
+
+    :param connection_or_factory: an open connection (kept open; the caller owns it), or a
+        zero-argument callable returning a new connection (opened and closed around each query).
+    :param dialect: the sqlglot dialect name of the database (``postgres``, ``snowflake``, …).
+    """
+
+    def __init__(self, connection_or_factory: Any, dialect: str = "postgres") -> None:
+        self._target = connection_or_factory
+        self._dialect = dialect
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def _connect(self) -> tuple[Any, bool]:
+        if hasattr(self._target, "cursor"):
+            return self._target, False
+        if callable(self._target):
+            try:
+                return self._target(), True
+            except Exception as exc:
+                raise WarehouseError(f"{self._dialect}: cannot connect: {_first_line(exc)}") from None
+        raise WarehouseError("DbApiWarehouse needs a DB-API connection or a factory returning one")
+
+    def query(self, sql: str) -> list[Row]:
+        conn, owned = self._connect()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql)
+                columns = [d[0] for d in cur.description]
+                records = cur.fetchall()
+            finally:
+                cur.close()
+            _end_transaction(conn)
+            return _rows(columns, records)
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            _end_transaction(conn)
+            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+        finally:
+            if owned:
+                # a failed close must not hide the query's outcome
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def __repr__(self) -> str:
+        return f"DbApiWarehouse(dialect={self._dialect!r})"
+
+
+def _end_transaction(conn: Any) -> None:
+    """The query only reads: roll back so no transaction stays open on a caller's connection."""
+    with contextlib.suppress(Exception):
+        conn.rollback()
+
+
+_SQLALCHEMY_DIALECTS = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "redshift": "redshift",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "databricks": "databricks",
+    "duckdb": "duckdb",
+    "hive": "spark",
+    "spark": "spark",
+}
+
+
+class SqlAlchemyWarehouse:
+    """A SQLAlchemy ``Engine`` (e.g. prefect-sqlalchemy's ``SqlAlchemyConnector.get_engine()``).
+
+    :param engine: the engine; a connection is checked out per query.
+    :param dialect: override the sqlglot dialect derived from ``engine.dialect.name``.
+    """
+
+    def __init__(self, engine: Any, dialect: str | None = None) -> None:
+        self.engine = engine
+        name = str(getattr(getattr(engine, "dialect", None), "name", ""))
+        resolved = dialect or _SQLALCHEMY_DIALECTS.get(name)
+        if resolved is None:
+            raise WarehouseError(f"unsupported SQLAlchemy dialect {name!r}: pass dialect=… explicitly")
+        self._dialect = resolved
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def query(self, sql: str) -> list[Row]:
+        try:
+            with self.engine.connect() as conn:
+                # exec_driver_sql: no bind-parameter parsing of ':' in literals
+                result = conn.exec_driver_sql(sql)
+                columns = list(result.keys())
+                records = result.fetchall()
+                conn.rollback()
+        except Exception as exc:
+            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+        return _rows(columns, records)
+
+    def __repr__(self) -> str:
+        return f"SqlAlchemyWarehouse(dialect={self._dialect!r})"
+
+
+def _duckdb_path(rest: str, base_dir: str | None) -> str:
+    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb
+    path = rest[1:] if rest.startswith("/") else rest
+    if path in ("", ":memory:"):
+        return ":memory:"
+    if not os.path.isabs(path) and base_dir:
+        path = os.path.join(base_dir, path)
+    return path
+
+
+def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
+    """Open a warehouse from a URL (credentials stay in the URL; they are never logged or reported).
+
+    :param url: ``duckdb:///rel.duckdb`` | ``duckdb:////abs.duckdb`` | ``duckdb:///:memory:`` |
+        ``path/to/file.duckdb`` | ``postgresql://user@host:5432/db`` | ``dialect+driver://…``.
+    :param base_dir: directory that relative DuckDB paths resolve against (the config's folder).
+    """
+    if not url:
+        raise WarehouseError("no warehouse URL given")
+    if url.startswith("duckdb://"):
+        return DuckDBWarehouse(_duckdb_path(url[len("duckdb://") :], base_dir))
+    if "://" not in url:
+        if url.endswith((".duckdb", ".db", ".ddb")) or url == ":memory:":
+            return DuckDBWarehouse(_duckdb_path(url, base_dir) if url != ":memory:" else url)
+        raise WarehouseError(
+            f"not a warehouse URL: {redact_url(url)} (use duckdb:///file.duckdb or postgresql://…)"
+        )
+    scheme = url.split("://", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        dsn = "postgresql://" + url.split("://", 1)[1]
+
+        def connect() -> Any:
+            import psycopg
+
+            return psycopg.connect(dsn, connect_timeout=10)
+
+        return DbApiWarehouse(connect, "postgres")
+    try:
+        import sqlalchemy
+    except ImportError:
+        raise WarehouseError(
+            f"{scheme}:// URLs need SQLAlchemy and the database's dialect installed"
+        ) from None
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except Exception as exc:
+        raise WarehouseError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
+    return SqlAlchemyWarehouse(engine)
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+def connection_factory(factory: Callable[[], Any], dialect: str) -> DbApiWarehouse:
+    """Alias of ``DbApiWarehouse(factory, dialect)``, for readability at call sites."""
+    return DbApiWarehouse(factory, dialect)

@@ -1,0 +1,507 @@
+"""The experiment query, built as a sqlglot expression tree and emitted in the warehouse's dialect.
+
+One query returns every number the analysis needs, and nothing proportional to the row count:
+
+1. ``exposures``: the assignment source restricted to the configured variants (and the data interval).
+2. ``units``: one row per unit — first exposure, its variant, its dimension values. A unit exposed to
+   more than one variant gets a NULL variant: it is counted (the multiple-exposure health check) but
+   excluded from every metric.
+3. ``src<k>``: one scan per metric *source* (metrics sharing a source share the scan): each unit's
+   per-metric sums inside the metric's window after first exposure, the ratio denominator, and the
+   CUPED covariate from the pre-exposure window, via conditional aggregation.
+4. ``unit_values`` (+ ``caps``/``capped`` when a metric is capped at an in-database percentile).
+5. The final aggregate, ``GROUP BY GROUPING SETS ((variant), (variant, exposure_day),
+   (variant, dim0), …)``: n, sums, sums of squares and cross products per metric, per variant — for
+   the whole experiment, per exposure day (cumulated in Python for the time charts) and per
+   dimension level. ``GROUPING(col)`` columns say which set a row belongs to.
+
+User text enters the tree only as parsed sqlglot nodes: table names are validated identifiers,
+``sql`` sources must parse as a single SELECT, expressions must parse as one scalar expression
+without subqueries, and comments are dropped. Everything else (aliases, CTE names) is internal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import sqlglot
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.warehouse.config import ExperimentConfig, Metric, Source
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+_FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Into,
+    exp.Copy,
+    exp.Use,
+    exp.Set,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Grant,
+    exp.LoadData,
+)
+
+
+def _strip_comments(node: exp.Expr) -> exp.Expr:
+    for sub in node.walk():
+        sub.comments = None
+    return node
+
+
+def _parse_statements(text: str, dialect: str, path: str) -> list[exp.Expr]:
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except (ParseError, sqlglot.errors.TokenError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(path, f"does not parse as {dialect} SQL: {first}") from None
+    return statements
+
+
+def parse_select(text: str, dialect: str, path: str) -> exp.Query:
+    """Parse user SQL that must be exactly one SELECT (a WITH … SELECT or UNION of SELECTs is fine)."""
+    statements = _parse_statements(text, dialect, path)
+    if len(statements) != 1:
+        raise ConfigError(path, f"must be a single SELECT statement, got {len(statements)} statements")
+    stmt = statements[0]
+    if not isinstance(stmt, exp.Query):
+        raise ConfigError(path, f"must be a single SELECT statement, got {stmt.key.upper()}")
+    bad = next((n for n in stmt.walk() if isinstance(n, _FORBIDDEN_NODES)), None)
+    if bad is not None:
+        raise ConfigError(path, f"must be a read-only SELECT; found {bad.key.upper()}")
+    return _strip_comments(stmt)  # type: ignore[return-value]
+
+
+def parse_scalar(text: str, dialect: str, path: str) -> exp.Expr:
+    """Parse a scalar expression over a source's columns (no subqueries, no statements)."""
+    if ";" in text:
+        raise ConfigError(path, "an expression cannot contain ';'")
+    statements = _parse_statements(text, dialect, path)
+    if len(statements) != 1:
+        raise ConfigError(path, "must be one SQL expression")
+    node = statements[0]
+    if isinstance(node, exp.Query | exp.Star) or any(
+        isinstance(n, (exp.Query, exp.Subquery, exp.Star, exp.Table, *_FORBIDDEN_NODES)) for n in node.walk()
+    ):
+        raise ConfigError(path, "must be a scalar expression over the source's columns (no subqueries or *)")
+    if not isinstance(node, exp.Condition | exp.Func | exp.Column | exp.Literal | exp.Binary | exp.Paren):
+        raise ConfigError(path, f"must be a scalar expression, got {node.key.upper()}")
+    return _strip_comments(node)
+
+
+def _ts_literal(value: datetime | date) -> exp.Expr:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        text = value.isoformat(sep=" ", timespec="microseconds")
+    else:
+        text = f"{value.isoformat()} 00:00:00"
+    return exp.cast(exp.Literal.string(text), "TIMESTAMP")
+
+
+def _minutes(hours: float) -> exp.Interval:
+    return exp.Interval(this=exp.Literal.string(str(round(hours * 60))), unit=exp.var("MINUTE"))
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table)
+
+
+def _double(node: exp.Expr) -> exp.Expr:
+    return exp.cast(node, "DOUBLE")
+
+
+def _sum(node: exp.Expr) -> exp.Expr:
+    return exp.Sum(this=node)
+
+
+def _coalesce0(node: exp.Expr) -> exp.Expr:
+    return exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
+
+
+def source_from(
+    source: Source, dialect: str, path: str, base_dir: str | None, read_dialect: str | None = None
+) -> exp.Expr:
+    """The FROM item of a source: a validated table, a parsed SELECT as a subquery, or a file scan."""
+    if source.table:
+        return exp.to_table(source.table)
+    if source.sql:
+        return parse_select(source.sql, read_dialect or dialect, f"{path}.sql").subquery("q")
+    assert source.file is not None
+    if dialect != "duckdb":
+        raise ConfigError(f"{path}.file", f"file sources need the duckdb warehouse, not {dialect}")
+    import os
+
+    file_path = source.file
+    if base_dir and "://" not in file_path and not os.path.isabs(file_path):
+        file_path = os.path.join(base_dir, file_path)
+    lower = file_path.lower()
+    if lower.endswith((".parquet", ".pq")) or ".parquet" in lower:
+        reader = "read_parquet"
+    elif lower.endswith((".csv", ".tsv", ".csv.gz", ".txt")):
+        reader = "read_csv_auto"
+    elif lower.endswith(".json") or lower.endswith(".jsonl") or lower.endswith(".ndjson"):
+        reader = "read_json_auto"
+    else:
+        raise ConfigError(f"{path}.file", "unknown file type: use .parquet, .csv or .json(l)")
+    return exp.Table(this=exp.Anonymous(this=reader, expressions=[exp.Literal.string(file_path)]))
+
+
+@dataclass(frozen=True)
+class MetricColumns:
+    """Which output columns hold one metric's sufficient statistics (``m<i>_…``)."""
+
+    index: int
+    name: str
+    kind: str
+    ratio: bool
+    cuped: bool
+
+    def col(self, stat: str) -> str:
+        return f"m{self.index}_{stat}"
+
+    @property
+    def stats(self) -> list[str]:
+        out = ["sum", "sum_squares"]
+        if self.ratio:
+            out += ["denominator_sum", "denominator_sum_squares", "sum_product_denominator"]
+        if self.cuped:
+            out += ["covariate_sum", "covariate_sum_squares", "sum_product_covariate"]
+            if self.ratio:
+                out += ["denominator_sum_product_covariate"]
+        return out
+
+
+@dataclass
+class ExperimentQuery:
+    """The built query and the map from its output columns to metrics and dimensions."""
+
+    tree: exp.Select
+    dialect: str
+    metrics: list[MetricColumns]
+    dimensions: list[str]
+    variant_values: list[str] | None
+    caps: dict[int, float] = field(default_factory=dict)
+
+    def sql(self, dialect: str | None = None, *, pretty: bool = True) -> str:
+        return self.tree.sql(dialect=dialect or self.dialect, pretty=pretty)
+
+
+def _percentile(col: exp.Expr, p: float, dialect: str) -> exp.Expr:
+    if dialect == "bigquery":
+        # BigQuery has PERCENTILE_CONT only as a window function; APPROX_QUANTILES is its aggregate.
+        quantiles = exp.Anonymous(this="APPROX_QUANTILES", expressions=[col, exp.Literal.number(1000)])
+        return exp.Bracket(
+            this=quantiles,
+            expressions=[exp.Anonymous(this="OFFSET", expressions=[exp.Literal.number(round(p * 1000))])],
+        )
+    return exp.WithinGroup(
+        this=exp.PercentileCont(this=exp.Literal.number(p)),
+        expression=exp.Order(expressions=[exp.Ordered(this=col, nulls_first=False)]),
+    )
+
+
+def build_experiment_query(
+    config: ExperimentConfig,
+    dialect: str,
+    *,
+    data_interval: tuple[datetime | date, datetime | date] | None = None,
+    baseline: bool = False,
+    read_dialect: str | None = None,
+) -> ExperimentQuery:
+    """Build the one query of an analysis (``baseline=False``) or of a design (``baseline=True``:
+    every unit of the design population counts as one pseudo-variant ``baseline``).
+
+    :param dialect: the dialect the SQL is emitted in (the warehouse's).
+    :param read_dialect: the dialect user SQL in the config is written in (default: ``dialect``).
+    """
+    rd = read_dialect or dialect
+    dimensions = [] if baseline else list(config.dimensions)  # the design population has no slices
+    # exposures are restricted to [start, end); events only by the data interval's end (a scheduled
+    # run must not see rows from after its interval), never by the experiment's end: a unit exposed
+    # on the last day still gets its full metric window.
+    start, end = config.start, config.end
+    event_end: datetime | date | None = None
+    if data_interval is not None:
+        start = max(start, data_interval[0], key=_as_dt) if start else data_interval[0]
+        end = min(end, data_interval[1], key=_as_dt) if end else data_interval[1]
+        event_end = data_interval[1]
+
+    if baseline:
+        design = config.design
+        population: Source = design.population or config.assignment
+        assignment_path = "design.population" if design.population else "assignment"
+        start, end = design.baseline_start, design.baseline_end
+        event_end = None  # each unit keeps its full window after first appearance
+        variant_expr: exp.Expr = exp.Literal.string("baseline")
+        variant_values: list[str] | None = None
+    else:
+        population = config.assignment
+        assignment_path = "assignment"
+        variant_expr = exp.cast(_col(config.assignment.variant), "VARCHAR")
+        variant_values = [v.name for v in config.variants]
+
+    # 1. exposures
+    exp_from = source_from(population, dialect, assignment_path, config.base_dir, rd)
+    exposure_cols: list[exp.Expr] = [
+        exp.alias_(_col(population.unit), "unit_id"),
+        exp.alias_(variant_expr, "variant"),
+        exp.alias_(_col(population.timestamp), "exposed_at"),
+    ]
+    for j, dim in enumerate(dimensions):
+        node = parse_scalar(dim.column, rd, f"dimensions[{j}].column")
+        exposure_cols.append(exp.alias_(exp.cast(node, "VARCHAR"), f"dim{j}"))
+    exposures = exp.select(*exposure_cols).from_(exp_from)
+    conditions: list[exp.Expr] = []
+    if variant_values is not None:
+        conditions.append(
+            exp.cast(_col(config.assignment.variant), "VARCHAR").isin(
+                *[exp.Literal.string(v) for v in variant_values]
+            )
+        )
+    if population.where:
+        conditions.append(parse_scalar(population.where, rd, f"{assignment_path}.where"))
+    if start is not None:
+        conditions.append(_col(population.timestamp) >= _ts_literal(start))
+    if end is not None:
+        conditions.append(_col(population.timestamp) < _ts_literal(end))
+    if conditions:
+        exposures = exposures.where(exp.and_(*conditions))
+
+    # 2. units: first exposure; NULL variant when exposed to more than one
+    units_cols: list[exp.Expr] = [
+        _col("unit_id"),
+        exp.alias_(
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(
+                            this=exp.Count(this=exp.Distinct(expressions=[_col("variant")])),
+                            expression=exp.Literal.number(1),
+                        ),
+                        true=exp.Min(this=_col("variant")),
+                    )
+                ]
+            ),
+            "variant",
+        ),
+        exp.alias_(exp.Min(this=_col("exposed_at")), "first_exposure"),
+    ]
+    units_cols += [exp.alias_(exp.Min(this=_col(f"dim{j}")), f"dim{j}") for j in range(len(dimensions))]
+    units = exp.select(*units_cols).from_("exposures").group_by(_col("unit_id"))
+
+    query = exp.select("*")  # placeholder, replaced below; CTEs are attached to the final select
+    ctes: list[tuple[str, exp.Query]] = [("exposures", exposures), ("units", units)]
+
+    # 3. one scan per metric source
+    metric_cols: list[MetricColumns] = []
+    by_source: dict[str, list[tuple[int, Metric]]] = {}
+    for i, metric in enumerate(config.metrics):
+        key = metric.source if isinstance(metric.source, str) else f"__inline{i}"
+        by_source.setdefault(key, []).append((i, metric))
+        metric_cols.append(
+            MetricColumns(i, metric.name, metric.kind, metric.kind == "ratio", metric.cuped is not None)
+        )
+
+    unit_value_cols: list[exp.Expr] = [
+        _col("unit_id", "u"),
+        _col("variant", "u"),
+        exp.alias_(exp.cast(_col("first_exposure", "u"), "DATE"), "exposure_day"),
+    ]
+    unit_value_cols += [_col(f"dim{j}", "u") for j in range(len(dimensions))]
+    unit_values = exp.select().from_(exp.alias_(exp.to_table("units"), "u"))
+
+    for k, (key, members) in enumerate(by_source.items()):
+        first_index = members[0][0]
+        source = config.metric_source(members[0][1])
+        spath = f"sources.{key}" if not key.startswith("__inline") else f"metrics[{first_index}].source"
+        inner_cols: list[exp.Expr] = [
+            exp.alias_(_col(source.unit), "unit_id"),
+            exp.alias_(_col(source.timestamp), "event_ts"),
+        ]
+        for i, metric in members:
+            if metric.value is not None and metric.kind != "proportion":
+                inner_cols.append(
+                    exp.alias_(_double(parse_scalar(metric.value, rd, f"metrics[{i}].value")), f"v{i}")
+                )
+            if metric.denominator is not None:
+                inner_cols.append(
+                    exp.alias_(
+                        _double(parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator")), f"d{i}"
+                    )
+                )
+        inner = exp.select(*inner_cols).from_(source_from(source, dialect, spath, config.base_dir, rd))
+        if source.where:
+            inner = inner.where(parse_scalar(source.where, rd, f"{spath}.where"))
+
+        ts = _col("event_ts", "e")
+        fe = _col("first_exposure", "u")
+        agg_cols: list[exp.Expr] = [_col("unit_id", "u")]
+        for i, metric in members:
+            in_window: exp.Expr = ts >= fe
+            if metric.window is not None:
+                in_window = exp.and_(
+                    in_window, ts < exp.Add(this=fe.copy(), expression=_minutes(metric.window))
+                )
+            in_pre: exp.Expr | None = None
+            if metric.cuped is not None:
+                in_pre = exp.and_(
+                    ts >= exp.Sub(this=fe.copy(), expression=_minutes(metric.cuped.pre_window)),
+                    ts < fe.copy(),
+                )
+            if metric.kind == "proportion":
+                agg_cols.append(exp.alias_(_any(in_window), f"m{i}_value"))
+                if in_pre is not None:
+                    agg_cols.append(exp.alias_(_any(in_pre), f"m{i}_cov"))
+            else:
+                agg_cols.append(exp.alias_(_sum(_when(in_window, _col(f"v{i}", "e"))), f"m{i}_value"))
+                if in_pre is not None:
+                    agg_cols.append(exp.alias_(_sum(_when(in_pre, _col(f"v{i}", "e"))), f"m{i}_cov"))
+            if metric.kind == "ratio":
+                agg_cols.append(exp.alias_(_sum(_when(in_window.copy(), _col(f"d{i}", "e"))), f"m{i}_den"))
+
+        join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
+        pre_hours = [m.cuped.pre_window for _, m in members if m.cuped is not None]
+        lower: exp.Expr = fe.copy()
+        if pre_hours:
+            lower = exp.Sub(this=fe.copy(), expression=_minutes(max(pre_hours)))
+        join_on.append(ts >= lower)
+        windows = [m.window for _, m in members]
+        if all(w is not None for w in windows):
+            join_on.append(ts < exp.Add(this=fe.copy(), expression=_minutes(max(w for w in windows if w))))
+        if event_end is not None:
+            join_on.append(ts < _ts_literal(event_end))
+        src = (
+            exp.select(*agg_cols)
+            .from_(exp.alias_(exp.to_table("units"), "u"))
+            .join(inner.subquery("e"), on=exp.and_(*join_on), join_type="inner")
+            .where(exp.Not(this=exp.Is(this=_col("variant", "u"), expression=exp.Null())))
+            .group_by(_col("unit_id", "u"))
+        )
+        ctes.append((f"src{k}", src))
+        alias = f"s{k}"
+        unit_values = unit_values.join(
+            exp.alias_(exp.to_table(f"src{k}"), alias),
+            on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "u")),
+            join_type="left",
+        )
+        for i, metric in members:
+            unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_value", alias)), f"m{i}_value"))
+            if metric.kind == "ratio":
+                unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_den", alias)), f"m{i}_den"))
+            if metric.cuped is not None:
+                unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_cov", alias)), f"m{i}_cov"))
+    unit_values = unit_values.select(*unit_value_cols)
+    ctes.append(("unit_values", unit_values))
+    base = "unit_values"
+
+    # 4. capping
+    percentile_capped = [(i, m) for i, m in enumerate(config.metrics) if m.capping and m.capping.percentile]
+    capped_cols: dict[int, exp.Expr] = {}
+    if percentile_capped:
+        caps = exp.select(
+            *[
+                exp.alias_(_percentile(_col(f"m{i}_value"), float(m.capping.percentile), dialect), f"cap{i}")  # type: ignore[union-attr,arg-type]
+                for i, m in percentile_capped
+            ]
+        ).from_("unit_values")
+        caps = caps.where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
+        ctes.append(("caps", caps))
+        for i, _m in percentile_capped:
+            capped_cols[i] = _col(f"cap{i}", "c")
+    for i, m in enumerate(config.metrics):
+        if m.capping and m.capping.value is not None:
+            capped_cols[i] = exp.Literal.number(m.capping.value)
+
+    def value(i: int, what: str = "value") -> exp.Expr:
+        raw = _col(f"m{i}_{what}", "v")
+        if i in capped_cols and what in ("value", "cov"):
+            return exp.Least(this=raw, expressions=[capped_cols[i].copy()])
+        return raw
+
+    # 5. the final aggregate over grouping sets
+    dims = [f"dim{j}" for j in range(len(dimensions))]
+    select_cols: list[exp.Expr] = [
+        _col("variant", "v"),
+        _col("exposure_day", "v"),
+        *[_col(d, "v") for d in dims],
+        exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col("exposure_day", "v")]), "g_day"),
+        *[exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col(d, "v")]), f"g_{d}") for d in dims],
+        exp.alias_(exp.Count(this=exp.Star()), "units"),
+    ]
+    for mc in metric_cols:
+        i = mc.index
+        y, d, x = value(i), value(i, "den"), value(i, "cov")
+        select_cols += [
+            exp.alias_(_sum(y), mc.col("sum")),
+            exp.alias_(_sum(exp.Mul(this=y.copy(), expression=y.copy())), mc.col("sum_squares")),
+        ]
+        if mc.ratio:
+            select_cols += [
+                exp.alias_(_sum(d), mc.col("denominator_sum")),
+                exp.alias_(
+                    _sum(exp.Mul(this=d.copy(), expression=d.copy())), mc.col("denominator_sum_squares")
+                ),
+                exp.alias_(
+                    _sum(exp.Mul(this=y.copy(), expression=d.copy())), mc.col("sum_product_denominator")
+                ),
+            ]
+        if mc.cuped:
+            select_cols += [
+                exp.alias_(_sum(x), mc.col("covariate_sum")),
+                exp.alias_(
+                    _sum(exp.Mul(this=x.copy(), expression=x.copy())), mc.col("covariate_sum_squares")
+                ),
+                exp.alias_(
+                    _sum(exp.Mul(this=y.copy(), expression=x.copy())), mc.col("sum_product_covariate")
+                ),
+            ]
+            if mc.ratio:
+                select_cols.append(
+                    exp.alias_(
+                        _sum(exp.Mul(this=d.copy(), expression=x.copy())),
+                        mc.col("denominator_sum_product_covariate"),
+                    )
+                )
+    query = exp.select(*select_cols).from_(exp.alias_(exp.to_table(base), "v"))
+    if percentile_capped:
+        query = query.join(exp.alias_(exp.to_table("caps"), "c"), join_type="cross")
+    sets = [exp.Tuple(expressions=[_col("variant", "v")])]
+    sets.append(exp.Tuple(expressions=[_col("variant", "v"), _col("exposure_day", "v")]))
+    sets += [exp.Tuple(expressions=[_col("variant", "v"), _col(d, "v")]) for d in dims]
+    query.set("group", exp.Group(grouping_sets=[exp.GroupingSets(expressions=sets)]))
+    for name, cte in ctes:
+        query = query.with_(name, as_=cte)
+    return ExperimentQuery(
+        tree=query,
+        dialect=dialect,
+        metrics=metric_cols,
+        dimensions=[d.name for d in dimensions],
+        variant_values=variant_values,
+    )
+
+
+def _when(cond: exp.Expr, then: exp.Expr) -> exp.Expr:
+    return exp.Case(ifs=[exp.If(this=cond, true=then)])
+
+
+def _any(cond: exp.Expr) -> exp.Expr:
+    """1 when any row of the unit satisfies ``cond`` (a conversion), else 0."""
+    return exp.Max(
+        this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))], default=exp.Literal.number(0))
+    )
+
+
+def _as_dt(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return datetime(value.year, value.month, value.day)
