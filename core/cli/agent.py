@@ -1,7 +1,83 @@
-"""`dataeng agent` commands."""
+"""`dataeng agent` commands: ask a persona a question, list the personas."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="agent commands", no_args_is_help=True)
+app = typer.Typer(help="Ask the data-engineering agents (Claude personas; offline without an API key).", no_args_is_help=True)
+
+
+@app.command("ask")
+def ask_command(
+    persona: str = typer.Argument(..., help="Persona: backend-architect, data-engineer, or a user persona."),
+    question: str = typer.Argument(..., help="The question."),
+    context: list[Path] = typer.Option([], "--context", "-c", help="Context file (repeatable): a DAG, SQL, a spec, a report."),
+    model: str | None = typer.Option(None, "--model", help="Claude model id (default: the persona's)."),
+    max_usd: float | None = typer.Option(None, "--max-usd", min=0, help="Most this question may cost, in USD."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON (with provenance and usage)."),
+) -> None:
+    """Ask PERSONA a QUESTION. Secrets in context files are redacted before anything is sent."""
+    from rich.console import Console
+
+    from dataeng_agents.core.agents import load_persona, narrator_from_env, question_task
+    from dataeng_agents.core.errors import DataengError
+
+    console = Console()
+    try:
+        load_persona(persona)
+        task = question_task(persona, question, [str(p) for p in context])
+        narrator = narrator_from_env(persona=persona, model=model, max_usd=max_usd)
+        answer = narrator.narrate(task)
+    except DataengError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(answer.model_dump(), indent=2))
+        return
+    console.print(answer.answer)
+    for point in answer.points:
+        refs = f" [dim]({', '.join(point.refs)})[/dim]" if point.refs else ""
+        console.print(f"- {point.text}{refs}")
+    p = answer.provenance
+    usage = p.usage or {}
+    footer = f"{p.narrator} · {p.persona or persona} · {p.model or '-'}"
+    if usage:
+        footer += f" · ${usage.get('usd', 0.0):.4f} · {int(usage.get('input_tokens', 0))} in / {int(usage.get('output_tokens', 0))} out tokens"
+    if p.fallback_reason and os.environ.get("ANTHROPIC_API_KEY"):
+        footer += f" · fallback: {p.fallback_reason}"
+    console.print(f"[dim]{footer}[/dim]")
+
+
+@app.command("personas")
+def personas_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the personas (packaged and from $DATAENG_PERSONAS_DIR)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dataeng_agents.core.agents import list_personas
+    from dataeng_agents.core.errors import DataengError
+
+    try:
+        personas = list_personas()
+    except DataengError as exc:
+        Console().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"name": p.name, "description": p.description, "model": p.resolved_model, "tools": list(p.tools), "source": p.source}
+                    for p in personas
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("name", "model", "description", "source")
+    for p in personas:
+        table.add_row(p.name, p.resolved_model, p.description, p.source)
+    Console().print(table)

@@ -1,0 +1,131 @@
+"""Personas: a Markdown system prompt with YAML front matter, packaged or user-supplied.
+
+A persona file looks like::
+
+    ---
+    name: data-engineer
+    description: One line for `dataeng agent personas`.
+    model: default            # or a model id such as claude-sonnet-5-5
+    tools: [list_results, get_result, get_review_findings]
+    max_output_tokens: 2048   # optional
+    max_iterations: 6         # optional
+    ---
+    You are a senior data engineer...
+
+The packaged personas live in ``dataeng_agents/core/agents/personas``. Users add their own in a
+directory named by ``$DATAENG_PERSONAS_DIR`` (several directories separated by ``os.pathsep``) or by
+the ``search_path`` argument; a user file with the same ``name`` as a packaged one replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.llm.models import default_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PERSONAS_ENV = "DATAENG_PERSONAS_DIR"
+PACKAGED_DIR = Path(__file__).with_name("personas")
+_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+
+
+class Persona(BaseModel):
+    """One persona: who the model is asked to be, on which model, with which read-only tools."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    model: str = "default"
+    tools: tuple[str, ...] = ()
+    max_output_tokens: int = Field(default=2048, gt=0, le=128_000)
+    max_iterations: int = Field(default=6, gt=0, le=50)
+    system_prompt: str
+    source: str = "packaged"
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("lower-case letters, digits, '-' or '_' (at most 63 characters)")
+        return v
+
+    @property
+    def resolved_model(self) -> str:
+        """``model`` with ``default`` replaced by the newest Sonnet the installed SDK lists."""
+        return default_model() if self.model in ("", "default") else self.model
+
+
+def parse_persona(text: str, source: str) -> Persona:
+    """Parse a persona file's text; errors name the file and the field."""
+    m = _FRONT.match(text.replace("\r\n", "\n"))
+    if not m:
+        raise ConfigError(source, "a persona file starts with YAML front matter between '---' lines")
+    try:
+        meta = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, f"front matter is not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ConfigError(source, "front matter must be a mapping")
+    body = m.group(2).strip()
+    if not body:
+        raise ConfigError(f"{source}: system_prompt", "the persona has no system prompt after the front matter")
+    data: dict[str, Any] = {**meta, "system_prompt": body, "source": source}
+    if isinstance(data.get("tools"), list):
+        data["tools"] = tuple(str(t) for t in data["tools"])
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{source}: {loc}", err["msg"]) from exc
+
+
+def _search_dirs(search_path: str | os.PathLike[str] | list[str | os.PathLike[str]] | None) -> list[Path]:
+    dirs: list[Path] = []
+    if search_path is not None:
+        items = search_path if isinstance(search_path, list) else [search_path]
+        dirs.extend(Path(p) for p in items)
+    env = os.environ.get(PERSONAS_ENV)
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    return dirs
+
+
+def list_personas(
+    search_path: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+) -> list[Persona]:
+    """Packaged personas, then user ones (a user persona replaces a packaged one of the same name)."""
+    found: dict[str, Persona] = {}
+    for path in sorted(PACKAGED_DIR.glob("*.md")):
+        p = parse_persona(path.read_text(encoding="utf-8"), "packaged:" + path.name)
+        found[p.name] = p
+    for d in _search_dirs(search_path):
+        if not d.is_dir():
+            raise ConfigError(PERSONAS_ENV, f"persona directory {d} does not exist")
+        for path in sorted(d.glob("*.md")):
+            p = parse_persona(path.read_text(encoding="utf-8"), str(path))
+            found[p.name] = p
+    return sorted(found.values(), key=lambda p: p.name)
+
+
+def load_persona(
+    name: str,
+    search_path: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+) -> Persona:
+    """The persona called ``name``. A path to a ``.md`` file also works.
+
+    :raises ConfigError: naming ``persona`` and listing the known names when there is none.
+    """
+    if name.endswith(".md") and Path(name).is_file():
+        return parse_persona(Path(name).read_text(encoding="utf-8"), name)
+    personas = {p.name: p for p in list_personas(search_path)}
+    if name not in personas:
+        raise ConfigError("persona", f"unknown persona {name!r}; known: {', '.join(sorted(personas))}")
+    return personas[name]

@@ -1,0 +1,1 @@
+"""Packaged persona files (Markdown system prompts with YAML front matter); see ``docs/agents.md``."""
