@@ -208,12 +208,20 @@ def _collect_metric_cells(
         cell_label.append(label)
 
 
+# Centred sums within this relative distance of 0 are rounding noise of a zero variance.
+_SNAP = 1e-12
+
+
 def _var_from_sums(n: FloatArray, s: FloatArray, ss: FloatArray) -> FloatArray:
-    return (ss - s * s / n) / (n - 1.0)
+    centred = ss - s * s / n
+    centred = np.where(np.abs(centred) <= _SNAP * np.maximum(np.abs(ss), s * s / n), 0.0, centred)
+    return np.maximum(centred, 0.0) / (n - 1.0)
 
 
 def _cov_from_sums(n: FloatArray, s1: FloatArray, s2: FloatArray, sp: FloatArray) -> FloatArray:
-    return (sp - s1 * s2 / n) / (n - 1.0)
+    centred = sp - s1 * s2 / n
+    centred = np.where(np.abs(centred) <= _SNAP * np.maximum(np.abs(sp), np.abs(s1 * s2 / n)), 0.0, centred)
+    return centred / (n - 1.0)
 
 
 def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
@@ -231,21 +239,19 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     _raise_at(cells, n < 0, "n", "must not be negative")
     _raise_at(cells, n != np.floor(n), "n", "must be a whole number of units")
     _raise_at(cells, n < 2, "n", "must be at least 2 to estimate a variance")
+    _raise_at(cells, n > 1e15, "n", "is larger than any experiment (above 1e15)")
 
-    # CUPED is all-or-nothing per metric: partial covariate sums are an input error.
-    cov_present = present[:, :, _F["covariate_sum"]]
-    cuped_cell = cov_present.all(axis=1)
+    # CUPED is all-or-nothing per metric: any covariate field anywhere makes all of them required.
+    cuped_idx = [_F[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")]
+    cuped_cell = present[:, :, cuped_idx].any(axis=(1, 2))
     cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
     np.logical_or.at(cuped_metric, cells.cell_metric, cuped_cell)
     cuped = cuped_metric[cells.cell_metric]
-    _raise_at(cells, (ckind == _KIND_CODE["quantile"])[:, None] & cov_present, "covariate_sum",
-              "CUPED is not supported for quantile metrics")
-    needed = list(CUPED_FIELDS)
-    for field in needed:
+    _raise_at(cells, (ckind == _KIND_CODE["quantile"])[:, None] & present[:, :, _F["covariate_sum"]],
+              "covariate_sum", "CUPED is not supported for quantile metrics")
+    for field in CUPED_FIELDS:
         _raise_at(cells, cuped[:, None] & ~present[:, :, _F[field]], field,
                   "is required because this metric has covariate sums (CUPED)")
-    _raise_at(cells, ~cuped[:, None] & present[:, :, _F["sum_product_covariate"]], "covariate_sum",
-              "is required because sum_product_covariate is given (CUPED)")
     ratio_cuped = cuped & (ckind == _KIND_CODE["ratio"])
     _raise_at(cells, ratio_cuped[:, None] & ~present[:, :, _F["denominator_sum_product_covariate"]],
               "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric")
@@ -255,7 +261,7 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     prop = (ckind == _KIND_CODE["proportion"])[:, None]
     _raise_at(cells, prop & (s < 0), "sum", "a proportion's sum must not be negative")
     _raise_at(cells, prop & (s > n), "sum", "a proportion's sum must not exceed n")
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         meanlike = ((ckind == _KIND_CODE["mean"]) | (ckind == _KIND_CODE["ratio"]))[:, None]
         _check_variance(cells, meanlike, n, s, ss, "sum_squares")
         ratio = (ckind == _KIND_CODE["ratio"])[:, None]
@@ -293,12 +299,11 @@ def _check_variance(cells: CellArrays, rows: BoolArray, n: FloatArray, s: FloatA
 
 def _check_covariance(cells: CellArrays, rows: BoolArray, n: FloatArray, s1: FloatArray, ss1: FloatArray,
                       s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
+    # Cauchy-Schwarz on the centred sums, each centred sum widened by its own rounding tolerance.
     c12 = sp * n - s1 * s2
-    v1 = np.maximum(ss1 * n - s1 * s1, 0.0)
-    v2 = np.maximum(ss2 * n - s2 * s2, 0.0)
-    bound = v1 * v2
-    scale = np.maximum(np.abs(sp * n), np.abs(s1 * s2))
-    _raise_at(cells, rows & (c12 * c12 > bound * (1 + 1e-7) + (_VAR_TOL * scale) ** 2), field,
+    v1 = np.maximum(ss1 * n - s1 * s1, 0.0) + _VAR_TOL * np.maximum(np.abs(ss1 * n), s1 * s1)
+    v2 = np.maximum(ss2 * n - s2 * s2, 0.0) + _VAR_TOL * np.maximum(np.abs(ss2 * n), s2 * s2)
+    _raise_at(cells, rows & (c12 * c12 > v1 * v2 * (1 + 1e-7)), field,
               "is impossible for these sums (a correlation above 1 in absolute value)")
 
 
