@@ -238,6 +238,7 @@ def design_pipeline(spec: PipelineSpec | str | Path | dict[str, Any]) -> Pipelin
     """Recommend an architecture and its components for ``spec`` (a spec, path, YAML text or dict)."""
     from dataeng_agents.core.review.config import load_config
     from dataeng_agents.core.review.context import CheckContext
+    from dataeng_agents.core.review.models import Finding
     from dataeng_agents.core.review.rules import RULES
     from dataeng_agents.core.review.spec_checks import review_spec
 
@@ -249,7 +250,7 @@ def design_pipeline(spec: PipelineSpec | str | Path | dict[str, Any]) -> Pipelin
                            or tr.complexity == "complex" else "dbt")
     ctx = CheckContext(path=f"spec:{sp.name}", config=load_config(profile="default"), airflow_version="3.3")
     review_spec(ctx, sp, {})
-    findings = [{"rule_id": f.rule_id, "severity": ctx.config.severity_of(f.rule_id).value, "subject": f.subject,
+    findings = [{"id": Finding.make_id(f.rule_id, f"spec:{sp.name}", f.subject, f.message), "rule_id": f.rule_id, "severity": ctx.config.severity_of(f.rule_id).value, "subject": f.subject,
                  "message": f.message, "fix": RULES[f.rule_id].fix} for f in ctx.findings]
     schedule = schedule_for(sp, arch)
     return PipelineDesign(

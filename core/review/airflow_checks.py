@@ -144,7 +144,7 @@ def _per_dag(
             elif bad(res):
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
-            ctx.emit(rule_id, dag.line, dag.name, f"no task of DAG '{dag.name}' {what}")
+            ctx.emit(rule_id, dag.line, dag.name, f"every task of DAG '{dag.name}' {what}")
         else:
             for t in offenders:
                 ctx.emit(rule_id, t.line, t.subject, f"task '{t.name}' {what}")
@@ -699,7 +699,7 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
             if _writes(t) and not t.resolve("outlets", ctx.airflow_version).explicit:
                 ctx.emit("OBS005", t.line, t.subject, f"task '{t.name}' writes data but declares no outlets")
     _per_dag(ctx, mod, "OBS003", "owner",
-             lambda r: r.source == "config" or _is_value(r, "airflow", "root", ""), "has no owner other than the default")
+             lambda r: r.source == "config" or _is_value(r, "airflow", "root", ""), "has only the default owner ('airflow')")
 
 
 ALL_CHECKS: tuple[Callable[[CheckContext, ModuleInfo], None], ...] = (

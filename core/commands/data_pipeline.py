@@ -1,0 +1,167 @@
+"""The data-pipeline command: review DAGs/flows/specs and design pipelines, plus their narration tasks.
+
+This is the facade the CLI and both orchestrator adapters call:
+
+- :func:`review_paths` -> :class:`ReviewResult` (findings with stable ids, ``exit_code``, renderers)
+- :func:`design_pipeline` -> :class:`PipelineDesign`
+- :func:`review_narration_task` / :func:`design_narration_task` -> a :class:`NarrationTask` whose
+  deterministic template writes :class:`ReviewAdvice` / :class:`ArchitectureAdvice` that only refers
+  to finding / reason ids; :func:`narrate_review` / :func:`narrate_design` run it with a narrator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline, render_starter_dag
+from dataeng_agents.core.narrative import (
+    ArchitectureAdvice,
+    NarrationTask,
+    NarrativePoint,
+    Narrator,
+    ReviewAdvice,
+    ReviewPriority,
+    TemplateNarrator,
+)
+from dataeng_agents.core.review import RULES, ReviewResult, Severity, review_paths
+
+__all__ = [
+    "PipelineDesign",
+    "ReviewResult",
+    "design_narration_task",
+    "design_pipeline",
+    "narrate_design",
+    "narrate_review",
+    "render_starter_dag",
+    "review_narration_task",
+    "review_paths",
+]
+
+MAX_FACT_FINDINGS = 200
+MAX_IDS_PER_PRIORITY = 50
+
+
+def _review_facts(result: ReviewResult) -> dict[str, Any]:
+    ranked = sorted(result.findings, key=lambda f: (-f.severity.rank, f.rule_id, f.path, f.line))
+    return {
+        "summary": result.summary(),
+        "findings": [
+            {"id": f.id, "rule_id": f.rule_id, "severity": f.severity.value, "category": f.category,
+             "path": f.path, "line": f.line, "subject": f.subject, "message": f.message}
+            for f in ranked[:MAX_FACT_FINDINGS]
+        ],
+        "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
+        "rules": {rid: {"title": RULES[rid].title, "rationale": RULES[rid].rationale, "fix": RULES[rid].fix}
+                  for rid in sorted({f.rule_id for f in ranked})},
+        "file_errors": [{"path": f.path, "error": f.error} for f in result.files if f.status == "error"],
+        "unresolved": [u.model_dump() for u in result.unresolved[:50]],
+    }
+
+
+def review_advice_template(result: ReviewResult) -> ReviewAdvice:
+    """Deterministic advice: one priority per rule, errors first, then by how often the rule fired."""
+    groups: dict[str, list[str]] = {}
+    severity: dict[str, Severity] = {}
+    for f in result.findings:
+        groups.setdefault(f.rule_id, []).append(f.id)
+        if f.rule_id not in severity or f.severity.rank > severity[f.rule_id].rank:
+            severity[f.rule_id] = f.severity
+    order = sorted(groups, key=lambda r: (-severity[r].rank, -len(groups[r]), r))
+    priorities = [
+        ReviewPriority(
+            finding_ids=groups[r][:MAX_IDS_PER_PRIORITY],
+            why=f"{r} {RULES[r].title} ({severity[r].value}, {len(groups[r])}x): {RULES[r].rationale}",
+            how_to_fix=RULES[r].fix,
+        )
+        for r in order
+    ]
+    c = result.counts()
+    files = len(result.files)
+    if result.findings:
+        top = order[0]
+        summary = (f"Reviewed {files} file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
+                   f"Fix {top} ({RULES[top].title}) first.")
+    else:
+        summary = f"Reviewed {files} file(s): no findings at the {result.profile} profile."
+    caveats: list[str] = []
+    errors = [f for f in result.files if f.status == "error"]
+    if errors:
+        caveats.append(f"{len(errors)} file(s) could not be reviewed: " + "; ".join(f"{f.path}: {f.error}" for f in errors[:5]))
+    if result.unresolved:
+        caveats.append(f"{len(result.unresolved)} check(s) depend on values built at parse time; rerun with --runtime.")
+    if not result.runtime:
+        caveats.append("Static review: the files were not imported, so parse time was not measured.")
+    return ReviewAdvice(summary=summary, priorities=priorities, caveats=caveats)
+
+
+def review_narration_task(result: ReviewResult, *, persona: str = "data-engineer") -> NarrationTask[ReviewAdvice]:
+    subject = f"review:{result.profile}:{len(result.files)}files"
+    return NarrationTask(
+        kind="review", subject_id=subject, facts=_review_facts(result), output_model=ReviewAdvice,
+        template=lambda: review_advice_template(result), persona=persona,
+    )
+
+
+def _design_facts(design: PipelineDesign) -> dict[str, Any]:
+    return {
+        "spec": design.spec_name,
+        "recommendation": {"id": design.recommendation, "label": design.recommendation_label,
+                           "schedule": design.schedule},
+        "comparison": [
+            {"id": s.architecture, "label": s.label, "score": s.score,
+             "reasons": [r.model_dump() for r in s.reasons]}
+            for s in design.comparison
+        ],
+        "components": [c.model_dump() for c in [*design.ingestion, design.orchestration, design.transformation,
+                                                 *design.storage, *design.quality_checks, *design.monitoring]],
+        "cost": design.cost.model_dump(),
+        "spec_findings": design.spec_findings,
+    }
+
+
+def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
+    best = design.comparison[0]
+    runner = design.comparison[1] if len(design.comparison) > 1 else None
+    summary = f"Recommended: {best.label} (score {best.score}"
+    summary += f" vs {runner.label} at {runner.score})." if runner else ")."
+    summary += f" Rough cost ${design.cost.total_usd_per_month:,.0f}/month."
+    rationale = [NarrativePoint(text=r.text, refs=[r.id]) for r in best.reasons if r.points > 0]
+    if runner is not None:
+        against = [r for r in runner.reasons if r.points < 0]
+        if against:
+            rationale.append(NarrativePoint(text=f"{runner.label} ranks second: {against[0].text}",
+                                            refs=[r.id for r in against]))
+    risks = [NarrativePoint(text=r.text, refs=[r.id]) for r in best.reasons if r.points < 0]
+    risks += [NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings]
+    biggest = max(design.cost.items, key=lambda i: i.usd_per_month)
+    risks.append(NarrativePoint(text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]))
+    steps = [f"{c.area}: {c.choice}" for c in [*design.ingestion, design.orchestration, design.transformation]]
+    steps += [f"storage: {c.choice}" for c in design.storage]
+    steps.append(f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors")
+    steps += [f"fix spec finding {f['rule_id']}: {f['fix']}" for f in design.spec_findings]
+    return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
+
+
+def design_narration_task(design: PipelineDesign, *, persona: str = "data-engineer") -> NarrationTask[ArchitectureAdvice]:
+    return NarrationTask(
+        kind="architecture", subject_id=f"design:{design.spec_name}", facts=_design_facts(design),
+        output_model=ArchitectureAdvice, template=lambda: architecture_advice_template(design), persona=persona,
+    )
+
+
+def narrate_review(result: ReviewResult, narrator: Narrator | None = None) -> ReviewAdvice:
+    return (narrator or TemplateNarrator()).narrate(review_narration_task(result))
+
+
+def narrate_design(design: PipelineDesign, narrator: Narrator | None = None) -> ArchitectureAdvice:
+    return (narrator or TemplateNarrator()).narrate(design_narration_task(design))
+
+
+def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[PipelineDesign, str]:
+    """The design and the source of its starter DAG (what ``--emit-dag`` writes)."""
+    from dataeng_agents.core.design import load_spec
+
+    sp = load_spec(spec)
+    design = design_pipeline(sp)
+    return design, render_starter_dag(design, sp)
