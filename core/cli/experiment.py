@@ -1,7 +1,171 @@
-"""`dataeng experiment` commands."""
+"""`dataeng experiment analyze | design` (the data-driven-feature command).
+
+Errors print one line on stderr and exit with code 2 — never a traceback. The lifecycle commands
+(explore, tracking-plan, rollout-check) are registered onto the same ``app`` from
+``experiment_lifecycle.py``.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="experiment commands", no_args_is_help=True)
+app = typer.Typer(
+    help="Experiments: analyse results in the warehouse, design and size new ones.", no_args_is_help=True
+)
+
+DEFAULT_OUT_ROOT = "dataeng-reports"
+
+_CONFIG = typer.Argument(help="Experiment config (YAML).", show_default=False)
+_WAREHOUSE = typer.Option(
+    "--warehouse",
+    "-w",
+    help="duckdb:///file.duckdb | postgresql://user@host/db (default: the config's `warehouse:`).",
+)
+_OUT = typer.Option("--out", "-o", help=f"Report directory (default: ./{DEFAULT_OUT_ROOT}/<experiment id>).")
+_FORMATS = typer.Option("--format", "-f", help="Comma-separated report formats: json,md,html.")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}".replace("\n", " "), err=True)
+    raise typer.Exit(code=2)
+
+
+def run_guarded(fn: Any) -> Any:
+    """Run ``fn``; turn every error into one stderr line and exit code 2."""
+    from dataeng_agents.core.errors import DataengError
+
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except DataengError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+    except KeyboardInterrupt:
+        fail("interrupted")
+    except Exception as exc:  # a bug must still not print a traceback at a user
+        fail(f"unexpected {type(exc).__name__}: {exc}")
+    return None
+
+
+def narrator() -> Any:
+    """``narrator_from_env()``, without importing the anthropic SDK when no key is configured."""
+    import os
+
+    if (
+        not os.environ.get("ANTHROPIC_API_KEY")
+        or os.environ.get("DATAENG_NARRATOR", "").lower() == "template"
+    ):
+        from dataeng_agents.core.narrative import TemplateNarrator
+
+        return TemplateNarrator()
+    from dataeng_agents.core.agents import narrator_from_env
+
+    return narrator_from_env()
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: {value!r} is not an ISO date or datetime (2024-03-01 or 2024-03-01T06:00)")
+    return None
+
+
+def _formats(value: str) -> list[str]:
+    out = [f.strip().lower() for f in value.split(",") if f.strip()]
+    bad = [f for f in out if f not in ("json", "md", "markdown", "html")]
+    if bad or not out:
+        fail(f"--format: unknown format(s) {bad or value!r}; use json, md, html")
+    return out
+
+
+@app.command("analyze")
+def analyze_command(
+    config: Annotated[str, _CONFIG],
+    warehouse: Annotated[str | None, _WAREHOUSE] = None,
+    out: Annotated[str | None, _OUT] = None,
+    fmt: Annotated[str, _FORMATS] = "json,md,html",
+    start: Annotated[str | None, typer.Option(help="Data interval start (exposures from here).")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Data interval end (exposures and events before this).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the compact summary as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """Analyse an experiment in its warehouse, write the report, print the decision."""
+    formats = _formats(fmt)
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    if (t0 is None) != (t1 is None):
+        fail("give both --start and --end for a data interval")
+
+    def run() -> None:
+        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+        from dataeng_agents.core.report import write_report
+        from dataeng_agents.core.warehouse import ExperimentConfig
+
+        cfg = ExperimentConfig.load(Path(config))
+        interval = (t0, t1) if t0 is not None and t1 is not None else None
+        report = analyze_experiment(
+            cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
+        )
+        paths = write_report(report, out or str(Path(DEFAULT_OUT_ROOT) / cfg.id), formats)
+        if as_json:
+            typer.echo(json.dumps({**report.summary(), "files": paths}, indent=2))
+            return
+        _print_summary(report.summary(), paths)
+
+    run_guarded(run)
+
+
+def _print_summary(summary: dict[str, Any], paths: dict[str, str]) -> None:
+    from rich.console import Console
+
+    console = Console()
+    colors = {"ship": "green", "do not ship": "red", "keep running": "yellow", "investigate": "magenta"}
+    verdict = summary["verdict"]
+    variant = f" {summary['variant']}" if summary.get("variant") else ""
+    console.print(
+        f"[bold {colors.get(verdict, 'white')}]{verdict.upper()}{variant}[/]  {summary.get('headline') or ''}"
+    )
+    health = ", ".join(f"{k}: {v}" for k, v in summary["health"].items())
+    console.print(f"health  {health}")
+    for fmt, path in paths.items():
+        console.print(f"{fmt:<5} {path}", soft_wrap=True)
+
+
+@app.command("design")
+def design_command(
+    config: Annotated[str, _CONFIG],
+    warehouse: Annotated[str | None, _WAREHOUSE] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Also write design.{json,md,html} here.")
+    ] = None,
+    fmt: Annotated[str, _FORMATS] = "json,md,html",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the design as JSON instead of Markdown.")
+    ] = False,
+) -> None:
+    """Measure baselines in the pre-period and size the experiment; print the plan (Markdown)."""
+    formats = _formats(fmt)
+
+    def run() -> None:
+        from dataeng_agents.core.commands.data_driven_feature import design_experiment
+        from dataeng_agents.core.report import to_json, to_markdown, write_report
+        from dataeng_agents.core.warehouse import ExperimentConfig
+
+        cfg = ExperimentConfig.load(Path(config))
+        report = design_experiment(cfg, warehouse, narrator=narrator())
+        if out:
+            write_report(report, out, formats)
+        typer.echo(to_json(report) if as_json else to_markdown(report))
+
+    run_guarded(run)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -80,11 +80,12 @@ __all__ = [
 class _Steps:
     """A rich progress bar on stderr (when enabled) plus per-step timings."""
 
-    def __init__(self, enabled: bool, total: int, title: str) -> None:
+    def __init__(self, enabled: bool | Callable[[str], None], total: int, title: str) -> None:
         self.timings: dict[str, float] = {}
         self._progress: Any = None
         self._task: Any = None
-        if enabled:
+        self._callback = enabled if callable(enabled) else None
+        if enabled is True:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -94,13 +95,15 @@ class _Steps:
                 BarColumn(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
-                transient=False,
+                transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task(title, total=total)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        if self._callback is not None:
+            self._callback(name)
         if self._progress is not None:
             self._progress.update(self._task, description=name)
         t0 = time.perf_counter()
@@ -252,7 +255,7 @@ def analyze_experiment(
     *,
     data_interval: DataInterval | None = None,
     narrator: Narrator | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[str], None] = False,
 ) -> ExperimentReport:
     """Analyse an experiment in its warehouse and return the report (nothing is written to disk).
 
@@ -263,7 +266,7 @@ def analyze_experiment(
         ``end`` are read (a scheduled run passes its data interval; for a cumulative daily report
         pass ``(experiment start, data_interval_end)``).
     :param narrator: who writes the prose (default :class:`TemplateNarrator`).
-    :param progress: show a rich progress bar on stderr.
+    :param progress: ``True`` shows a rich progress bar on stderr; a callable gets each step's name.
     :raises ConfigError: bad config (the field path is named).
     :raises WarehouseError: the query failed (missing table, connection refused, …).
     :raises InputError: no exposures, or a variant without units.
@@ -993,7 +996,7 @@ def design_experiment(
     warehouse: Warehouse | str | None = None,
     *,
     narrator: Narrator | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[str], None] = False,
 ) -> ExperimentDesignReport:
     """Measure baselines in a pre-period and size the experiment.
 
