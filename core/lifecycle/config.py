@@ -64,6 +64,12 @@ class ExplorationSpec(_Strict):
         default=None, ge=1, description="Length of the covariate and outcome windows for the CUPED estimate."
     )
     capping_percentiles: list[float] = Field(default_factory=lambda: [0.9, 0.95, 0.99, 0.995, 0.999])
+    min_capping_percentile: float = Field(
+        default=0.99,
+        ge=0.5,
+        lt=1,
+        description="Capping is suggested only at or above this percentile: a p95 cap trims any distribution.",
+    )
     min_capping_variance_reduction: float = Field(
         default=0.1,
         ge=0,

@@ -1,0 +1,348 @@
+"""A structured hypothesis, validated against the exploration, with prose from the narrator.
+
+Checks (each with a stable id, a status and a message, all computed here — the narrator only
+explains them):
+
+* ``hypothesis:primary_metric`` / ``hypothesis:guardrails`` — the metrics exist (and are explored);
+* ``hypothesis:direction`` — the expected direction agrees with the metric's better direction;
+* ``hypothesis:mde_reachable`` — with the units the exploration says the planned duration brings,
+  the MDE is detectable at the planned power (CUPED's expected variance reduction counted when the
+  metric has a covariate); otherwise the duration that would be needed;
+* ``hypothesis:full_weeks`` — with a significant weekday pattern, the duration covers whole weeks;
+* ``hypothesis:rollout_guardrails`` — the guardrails are watched by the rollout plan.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.lifecycle.config import HypothesisSpec, LifecycleConfig
+from dataeng_agents.core.lifecycle.exploration import ExplorationReport
+from dataeng_agents.core.narrative import ExperimentNarrative, NarrationTask, NarrativePoint
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.warehouse import ExperimentConfig
+
+CheckStatus = Literal["ok", "warning", "fail"]
+
+
+class HypothesisCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    status: CheckStatus
+    message: str
+
+
+class PowerPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    kind: Literal["proportion", "mean"]
+    baseline_mean: float
+    baseline_variance: float | None
+    variance_reduction: float = Field(
+        description="CUPED's expected share of variance removed (ρ²), 0 without CUPED."
+    )
+    mde: float
+    mde_type: Literal["relative", "absolute"]
+    required_per_variant: int
+    available_per_variant: int
+    reachable_mde: float | None = Field(
+        description="MDE detectable with the available units (same type as `mde`)."
+    )
+    days_needed: int | None
+
+
+class HypothesisPlan(BaseModel):
+    """The hypothesis, its checks against the exploration, the power plan and the narrative."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_id: str
+    hypothesis: HypothesisSpec
+    checks: list[HypothesisCheck]
+    power: PowerPlan | None
+    exploration: ExplorationReport | None
+    narrative: ExperimentNarrative | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == "fail" for c in self.checks)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "experiment_id": self.experiment_id,
+            "ok": self.ok,
+            "checks": {c.id: c.status for c in self.checks},
+            "required_per_variant": self.power.required_per_variant if self.power else None,
+            "available_per_variant": self.power.available_per_variant if self.power else None,
+            "days_needed": self.power.days_needed if self.power else None,
+        }
+
+    def to_markdown(self) -> str:
+        h = self.hypothesis
+        mde = f"{h.mde:.1%}" if h.mde_type == "relative" else f"{h.mde:g}"
+        lines = [
+            f"# Hypothesis and plan — {self.experiment_id}",
+            "",
+            f"**We believe that** {h.change.rstrip('.')}"
+            + (f", **because** {h.because.rstrip('.')}" if h.because else "")
+            + f", **will {h.direction}** `{h.primary_metric}` by at least {mde} ({h.mde_type}) within "
+            f"{h.duration_days} days, without harming {', '.join(f'`{g}`' for g in h.guardrails) or 'any guardrail'}.",
+            "",
+        ]
+        if self.narrative is not None:
+            lines += [f"## {self.narrative.headline}", "", self.narrative.summary, ""]
+            lines += [f"- {p.text}" for p in self.narrative.key_points]
+            if self.narrative.recommendation:
+                lines += ["", f"**Recommendation:** {self.narrative.recommendation}"]
+            lines.append("")
+        lines += ["## Checks", "", "| check | status | detail |", "|---|---|---|"]
+        lines += [f"| `{c.id}` | {c.status} | {c.message} |" for c in self.checks]
+        if self.power is not None:
+            p = self.power
+            lines += [
+                "",
+                "## Power",
+                "",
+                f"Baseline of `{p.metric}` over a {self.exploration.window_days if self.exploration else '?'}-day window: "
+                f"mean {p.baseline_mean:.4g}"
+                + (f", variance {p.baseline_variance:.4g}" if p.baseline_variance is not None else "")
+                + (
+                    f", CUPED removes an expected {p.variance_reduction:.0%} of it"
+                    if p.variance_reduction
+                    else ""
+                )
+                + ".",
+                "",
+                f"- required per variant: {p.required_per_variant:,}",
+                f"- available per variant in {self.hypothesis.duration_days} days: {p.available_per_variant:,}",
+                f"- reachable MDE: {_pct(p.reachable_mde, p.mde_type)}",
+                f"- days needed: {p.days_needed if p.days_needed is not None else 'more than the pre-period can tell'}",
+            ]
+        if self.exploration is not None:
+            lines += ["", self.exploration.to_markdown(heading="##")]
+        return "\n".join(lines) + "\n"
+
+
+def _pct(x: float | None, kind: str) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.2%}" if kind == "relative" else f"{x:.4g}"
+
+
+def validate_hypothesis(
+    cfg: ExperimentConfig, life: LifecycleConfig, exploration: ExplorationReport | None
+) -> tuple[list[HypothesisCheck], PowerPlan | None]:
+    from dataeng_agents.core.stats import mde_at_n, sample_size_per_variant
+
+    h = life.require_hypothesis()
+    checks: list[HypothesisCheck] = []
+    by_name = {m.name: m for m in cfg.metrics}
+    primary = by_name.get(h.primary_metric)
+    if primary is None:
+        raise ConfigError(
+            "hypothesis.primary_metric",
+            f"unknown metric {h.primary_metric!r}; the config defines {list(by_name)}",
+        )
+    for j, g in enumerate(h.guardrails):
+        if g not in by_name:
+            raise ConfigError(
+                f"hypothesis.guardrails[{j}]", f"unknown metric {g!r}; the config defines {list(by_name)}"
+            )
+    checks.append(
+        HypothesisCheck(
+            id="hypothesis:primary_metric",
+            status="ok",
+            message=f"`{primary.name}` ({primary.kind}) is defined.",
+        )
+    )
+
+    better = "decrease" if primary.inverse else "increase"
+    checks.append(
+        HypothesisCheck(
+            id="hypothesis:direction",
+            status="ok" if h.direction == better else "warning",
+            message=f"expected to {h.direction}; lower is better for this metric"
+            if primary.inverse
+            else f"expected to {h.direction}; higher is better for this metric",
+        )
+    )
+    if not h.guardrails:
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:guardrails", status="warning", message="no guardrail metrics named."
+            )
+        )
+    if life.rollout is not None:
+        watched = {g.metric for g in life.rollout.guardrails}
+        missing = [g for g in h.guardrails if g not in watched]
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:rollout_guardrails",
+                status="warning" if missing else "ok",
+                message=f"not watched by the rollout plan: {', '.join(missing)}"
+                if missing
+                else "every guardrail is watched by the rollout plan.",
+            )
+        )
+
+    power_plan: PowerPlan | None = None
+    explored = {m.metric: m for m in exploration.metrics} if exploration else {}
+    ex = explored.get(primary.name)
+    if exploration is None or ex is None:
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:mde_reachable",
+                status="warning",
+                message="not checked: the primary metric was not explored (run `dataeng experiment explore`).",
+            )
+        )
+        return checks, None
+    if ex.window_mean is None or (ex.kind == "mean" and not ex.window_variance):
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:mde_reachable",
+                status="fail",
+                message="the pre-period has no data for the primary metric.",
+            )
+        )
+        return checks, None
+    reduction = (ex.expected_cuped_variance_reduction or 0.0) if primary.cuped is not None else 0.0
+    kind: Literal["proportion", "mean"] = ex.kind
+    var = None if kind == "proportion" else float(ex.window_variance or 0.0) * (1.0 - reduction)
+    base = ex.window_mean
+    if kind == "proportion" and reduction:
+        # CUPED on a proportion: plan as a mean metric with the reduced Bernoulli variance
+        kind, var = "mean", base * (1 - base) * (1.0 - reduction)
+    if kind == "proportion" and not 0 < base < 1:
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:mde_reachable",
+                status="fail",
+                message=f"baseline {base:.3g} is not a usable rate.",
+            )
+        )
+        return checks, None
+    common: dict[str, Any] = {
+        "kind": kind,
+        "baseline_mean": base,
+        "baseline_variance": var,
+        "alpha": h.alpha,
+        "variants": h.variants,
+    }
+    required = sample_size_per_variant(mde=h.mde, mde_type=h.mde_type, power=h.power, **common)
+    available = int(exploration.traffic.units_in(h.duration_days) * h.traffic_share / h.variants)
+    reachable = (
+        mde_at_n(n_per_variant=available, mde_type=h.mde_type, power=h.power, **common)
+        if available >= 2
+        else None
+    )
+    days_needed: int | None = None
+    for d in range(1, 366):
+        if exploration.traffic.units_in(d) * h.traffic_share / h.variants >= required:
+            days_needed = d
+            break
+    power_plan = PowerPlan(
+        metric=primary.name,
+        kind=ex.kind,
+        baseline_mean=base,
+        baseline_variance=ex.window_variance,
+        variance_reduction=reduction,
+        mde=h.mde,
+        mde_type=h.mde_type,
+        required_per_variant=required,
+        available_per_variant=available,
+        reachable_mde=reachable,
+        days_needed=days_needed,
+    )
+    ok = available >= required
+    checks.append(
+        HypothesisCheck(
+            id="hypothesis:mde_reachable",
+            status="ok" if ok else "fail",
+            message=(
+                f"{available:,} units per variant in {h.duration_days} days ≥ {required:,} needed; reachable MDE "
+                f"{_pct(reachable, h.mde_type)}."
+                if ok
+                else f"{available:,} units per variant in {h.duration_days} days < {required:,} needed: reachable MDE is "
+                f"{_pct(reachable, h.mde_type)}, not {_pct(h.mde, h.mde_type)}; "
+                + (f"{days_needed} days would do." if days_needed else "no duration under a year would do.")
+            ),
+        )
+    )
+    if ex.seasonality_p_value is not None and ex.seasonality_p_value < 0.01 and h.duration_days % 7:
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:full_weeks",
+                status="warning",
+                message=f"`{primary.name}` has a weekday pattern (amplitude {ex.seasonality_amplitude:.0%}); "
+                f"run {math.ceil(h.duration_days / 7) * 7} days (whole weeks), not {h.duration_days}.",
+            )
+        )
+    if ex.tails and ex.tails.suggested_capping_percentile and primary.capping is None:
+        checks.append(
+            HypothesisCheck(
+                id="hypothesis:capping",
+                status="warning",
+                message=f"`{primary.name}` has a heavy tail: capping at p{ex.tails.suggested_capping_percentile * 100:g} "
+                f"removes {ex.tails.variance_reduction_from_capping:.0%} of its variance.",
+            )
+        )
+    return checks, power_plan
+
+
+def hypothesis_narration(plan: HypothesisPlan) -> NarrationTask[ExperimentNarrative]:
+    """The narration task of a hypothesis plan; the template is the offline answer."""
+    facts: dict[str, Any] = {
+        "hypothesis": plan.hypothesis.model_dump(mode="json"),
+        "checks": [c.model_dump(mode="json") for c in plan.checks],
+        "power": plan.power.model_dump(mode="json") if plan.power else None,
+        "exploration": plan.exploration.summary() if plan.exploration else None,
+    }
+
+    def template() -> ExperimentNarrative:
+        h = plan.hypothesis
+        fails = [c for c in plan.checks if c.status == "fail"]
+        warns = [c for c in plan.checks if c.status == "warning"]
+        headline = (
+            f"The plan can detect a {_pct(h.mde, h.mde_type)} change in {h.primary_metric} in {h.duration_days} days"
+            if not fails
+            else f"The plan cannot detect a {_pct(h.mde, h.mde_type)} change in {h.primary_metric} in {h.duration_days} days"
+        )
+        points = [NarrativePoint(text=c.message, refs=[c.id]) for c in [*fails, *warns]]
+        if plan.power is not None:
+            points.append(
+                NarrativePoint(
+                    text=f"{plan.power.required_per_variant:,} units per variant are needed and "
+                    f"{plan.power.available_per_variant:,} are expected.",
+                    refs=["hypothesis:mde_reachable"],
+                )
+            )
+        recommendation = (
+            "Extend the duration, raise the traffic share or accept a larger MDE before starting."
+            if fails
+            else "Start the experiment after the tracking check passes; roll out behind the guardrails."
+        )
+        return ExperimentNarrative(
+            headline=headline,
+            summary=f"We expect '{h.change}' to {h.direction} {h.primary_metric}"
+            + (f" because {h.because.rstrip('.')}." if h.because else "."),
+            key_points=points,
+            recommendation=recommendation,
+            caveats=["Numbers come from the pre-period; traffic and variance during the test may differ."],
+            next_steps=["dataeng experiment tracking-plan", "dataeng experiment rollout-check --stage 1"],
+        )
+
+    return NarrationTask(
+        kind="plan",
+        subject_id=plan.experiment_id,
+        facts=facts,
+        output_model=ExperimentNarrative,
+        template=template,
+        persona="data-engineer",
+    )

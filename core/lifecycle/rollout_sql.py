@@ -1,0 +1,240 @@
+"""The warehouse side of a rollout check: per-stage, per-arm sufficient statistics of the guardrails.
+
+One query: units at first exposure (treatment and control only; units seen in both are dropped),
+each unit's stage from its first exposure time and the stage boundaries, each unit's guardrail
+values inside the metric's window after first exposure and before ``now`` (the metric semantics of
+the experiment analysis: a proportion is "any event", a mean is the sum of ``value``), then
+``GROUP BY stage, variant`` → units, Σ, Σ² per guardrail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+from dataeng_agents.core.errors import ConfigError, InputError
+from dataeng_agents.core.lifecycle.config import RolloutPlan, as_utc
+from dataeng_agents.core.lifecycle.rollout import GuardrailRule, StageStats
+from dataeng_agents.core.lifecycle.sources import (
+    col,
+    find_metric,
+    minutes,
+    to_datetime,
+    ts_literal,
+    units_query,
+)
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Warehouse
+
+
+@dataclass(frozen=True)
+class ResolvedRollout:
+    rules: list[GuardrailRule]
+    metrics: list[tuple[int, Metric]]
+    treatment: str
+    control: str
+
+
+def resolve_rollout(cfg: ExperimentConfig, plan: RolloutPlan) -> ResolvedRollout:
+    """Guardrails → their metric definitions; the treatment and control variant names."""
+    rules: list[GuardrailRule] = []
+    metrics: list[tuple[int, Metric]] = []
+    for j, g in enumerate(plan.guardrails):
+        i, m = find_metric(cfg, g.metric, f"rollout.guardrails[{j}].metric")
+        if m.kind not in ("proportion", "mean"):
+            raise ConfigError(
+                f"rollout.guardrails[{j}].metric",
+                f"{m.name} is a {m.kind} metric; rollout guardrails support proportion and mean metrics",
+            )
+        hib = g.higher_is_better if g.higher_is_better is not None else not m.inverse
+        rules.append(GuardrailRule(m.name, m.kind, higher_is_better=hib, tolerance=g.tolerance))  # type: ignore[arg-type]
+        metrics.append((i, m))
+    names = [v.name for v in cfg.variants]
+    control = cfg.control_name
+    treatment = plan.treatment or next(n for n in names if n != control)
+    if treatment not in names or treatment == control:
+        raise ConfigError("rollout.treatment", f"{treatment!r} must be a non-control variant of {names}")
+    return ResolvedRollout(rules, metrics, treatment, control)
+
+
+def stage_starts(
+    plan: RolloutPlan,
+    stage: int,
+    *,
+    first_exposure: datetime | None,
+    current_stage_started_at: datetime | None = None,
+) -> list[datetime]:
+    """Start of stages 1..``stage``: configured ones, the given current one, else the minimum schedule."""
+    if not 1 <= stage <= len(plan.stages):
+        raise InputError("stage", f"stage must be between 1 and {len(plan.stages)}, got {stage}")
+    given = [as_utc(t) for t in plan.stage_started_at]
+    first = given[0] if given else (as_utc(plan.started_at) if plan.started_at else first_exposure)
+    if first is None:
+        raise InputError(
+            "rollout.started_at", "no exposures of the treatment yet and no `rollout.started_at`"
+        )
+    starts = [first]
+    for k in range(2, stage + 1):
+        if k <= len(given):
+            starts.append(given[k - 1])
+        elif k == stage and current_stage_started_at is not None:
+            starts.append(as_utc(current_stage_started_at))
+        else:
+            starts.append(starts[-1] + timedelta(hours=plan.stages[k - 2].min_duration))
+    for k in range(1, len(starts)):
+        if starts[k] <= starts[k - 1]:
+            raise InputError("stage_started_at", f"stage {k + 1} starts before stage {k}")
+    return starts
+
+
+def first_treatment_exposure(cfg: ExperimentConfig, treatment: str, warehouse: Warehouse) -> datetime | None:
+    q = exp.select(exp.alias_(exp.Min(this=col("first_exposure")), "t")).from_(
+        units_query(cfg, warehouse.dialect, variants=[treatment]).subquery("u")
+    )
+    rows = warehouse.query(q.sql(dialect=warehouse.dialect))
+    return to_datetime(rows[0]["t"]) if rows else None
+
+
+def rollout_query(
+    cfg: ExperimentConfig,
+    resolved: ResolvedRollout,
+    starts: list[datetime],
+    now: datetime,
+    dialect: str,
+) -> exp.Select:
+    from dataeng_agents.core.warehouse import parse_scalar
+    from dataeng_agents.core.warehouse.sql import source_from
+
+    units = units_query(
+        cfg, dialect, start=starts[0], end=now, variants=[resolved.control, resolved.treatment]
+    )
+    stage_expr = exp.Case(
+        ifs=[
+            exp.If(this=col("first_exposure", "u") < ts_literal(starts[k]), true=exp.Literal.number(k))
+            for k in range(1, len(starts))
+        ],
+        default=exp.Literal.number(len(starts)),
+    )
+    uv_cols: list[exp.Expr] = [
+        col("unit_id", "u"),
+        col("variant", "u"),
+        exp.alias_(stage_expr, "stage"),
+    ]
+    q = exp.select().from_(units.subquery("u"))
+    by_source: dict[str, list[tuple[int, Metric]]] = {}
+    for i, m in resolved.metrics:
+        by_source.setdefault(m.source if isinstance(m.source, str) else f"__inline{i}", []).append((i, m))
+    for k, (key, members) in enumerate(by_source.items()):
+        src = cfg.metric_source(members[0][1])
+        spath = f"sources.{key}" if not key.startswith("__inline") else f"metrics[{members[0][0]}].source"
+        inner_cols: list[exp.Expr] = [
+            exp.alias_(col(src.unit), "unit_id"),
+            exp.alias_(col(src.timestamp), "event_ts"),
+        ]
+        for i, m in members:
+            if m.kind == "mean":
+                assert m.value is not None
+                inner_cols.append(
+                    exp.alias_(
+                        exp.cast(parse_scalar(m.value, dialect, f"metrics[{i}].value"), "DOUBLE"), f"v{i}"
+                    )
+                )
+        inner = exp.select(*inner_cols).from_(source_from(src, dialect, spath, cfg.base_dir))
+        conds: list[exp.Expr] = [
+            col(src.timestamp) >= ts_literal(starts[0]),
+            col(src.timestamp) < ts_literal(now),
+        ]
+        if src.where:
+            conds.append(parse_scalar(src.where, dialect, f"{spath}.where"))
+        inner = inner.where(exp.and_(*conds))
+        ts, fe = col("event_ts", "e"), col("first_exposure", "u2")
+        agg: list[exp.Expr] = [col("unit_id", "u2")]
+        for i, m in members:
+            cond: exp.Expr = ts >= fe
+            if m.window is not None:
+                cond = exp.and_(cond, ts < exp.Add(this=fe.copy(), expression=minutes(m.window)))
+            if m.kind == "proportion":
+                agg.append(
+                    exp.alias_(
+                        exp.Max(
+                            this=exp.Case(
+                                ifs=[exp.If(this=cond, true=exp.Literal.number(1))],
+                                default=exp.Literal.number(0),
+                            )
+                        ),
+                        f"m{i}",
+                    )
+                )
+            else:
+                agg.append(
+                    exp.alias_(
+                        exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=col(f"v{i}", "e"))])), f"m{i}"
+                    )
+                )
+        per_unit = (
+            exp.select(*agg)
+            .from_(units.subquery("u2"))
+            .join(
+                inner.subquery("e"),
+                on=exp.and_(
+                    exp.EQ(this=col("unit_id", "e"), expression=col("unit_id", "u2")), ts.copy() >= fe.copy()
+                ),
+                join_type="inner",
+            )
+            .group_by(col("unit_id", "u2"))
+        )
+        a = f"s{k}"
+        q = q.join(
+            per_unit.subquery(a),
+            on=exp.EQ(this=col("unit_id", a), expression=col("unit_id", "u")),
+            join_type="left",
+        )
+        for i, _m in members:
+            uv_cols.append(
+                exp.alias_(exp.Coalesce(this=col(f"m{i}", a), expressions=[exp.Literal.number(0)]), f"m{i}")
+            )
+    uv = q.select(*uv_cols).where(exp.Not(this=exp.Is(this=col("variant", "u"), expression=exp.Null())))
+    out: list[exp.Expr] = [
+        col("stage"),
+        col("variant"),
+        exp.alias_(exp.Count(this=exp.Star()), "units"),
+    ]
+    for i, _m in resolved.metrics:
+        v = exp.cast(col(f"m{i}"), "DOUBLE")
+        out += [
+            exp.alias_(exp.Sum(this=v), f"m{i}_sum"),
+            exp.alias_(exp.Sum(this=exp.Mul(this=v.copy(), expression=v.copy())), f"m{i}_ss"),
+        ]
+    return (
+        exp.select(*out)
+        .from_(uv.subquery("uv"))
+        .group_by(col("stage"), col("variant"))
+        .order_by(col("stage"), col("variant"))
+    )
+
+
+def stage_stats_from_rows(
+    rows: list[dict[str, object]], resolved: ResolvedRollout, stages: int
+) -> StageStats:
+    g = len(resolved.metrics)
+    stats = StageStats.zeros((stages, g))
+    for r in rows:
+        s = int(r["stage"]) - 1  # type: ignore[call-overload]
+        if not 0 <= s < stages:
+            continue
+        n = float(r["units"])  # type: ignore[arg-type]
+        sums = np.array([float(r[f"m{i}_sum"] or 0.0) for i, _ in resolved.metrics])  # type: ignore[arg-type]
+        sss = np.array([float(r[f"m{i}_ss"] or 0.0) for i, _ in resolved.metrics])  # type: ignore[arg-type]
+        if r["variant"] == resolved.treatment:
+            stats.n_t[s] = n
+            stats.sum_t[s] = sums
+            stats.ss_t[s] = sss
+        elif r["variant"] == resolved.control:
+            stats.n_c[s] = n
+            stats.sum_c[s] = sums
+            stats.ss_c[s] = sss
+    return stats

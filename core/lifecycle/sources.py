@@ -1,0 +1,150 @@
+"""Shared plumbing of the lifecycle queries: one YAML → both configs, units at first exposure, literals.
+
+The lifecycle builds its own small sqlglot queries over the *same* sources the experiment config
+declares (:class:`~dataeng_agents.core.warehouse.ExperimentConfig`): the assignment source for
+units and variants, the metric sources for events. User text only enters as parsed sqlglot nodes
+(``source_from``/``parse_scalar`` of the warehouse package); everything else is internal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.lifecycle.config import LifecycleConfig, _read_mapping
+from sqlglot import exp
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Warehouse
+
+LIFECYCLE_KEYS = ("exploration", "tracking", "rollout")
+
+
+def load_configs(
+    source: str | Path | Mapping[str, Any] | tuple[ExperimentConfig, LifecycleConfig],
+) -> tuple[ExperimentConfig, LifecycleConfig]:
+    """One YAML (path or mapping) → the experiment config and its lifecycle sections.
+
+    The lifecycle keys are taken out before the experiment config is validated, and a structured
+    ``hypothesis:`` mapping is passed on as its one-line ``change`` (the experiment config's
+    ``hypothesis`` is free text), so the same file serves ``analyze`` and the lifecycle commands.
+    """
+    from dataeng_agents.core.warehouse import ExperimentConfig
+
+    if isinstance(source, tuple):
+        return source
+    raw = _read_mapping(source)
+    lifecycle = LifecycleConfig.load(raw)
+    rest = {k: v for k, v in raw.items() if k not in LIFECYCLE_KEYS}
+    hyp = rest.get("hypothesis")
+    if isinstance(hyp, Mapping):
+        rest["hypothesis"] = str(hyp.get("change", ""))
+    if not isinstance(source, Mapping) and "base_dir" not in rest:
+        rest["base_dir"] = str(Path(source).resolve().parent)
+    cfg = ExperimentConfig.load(rest)
+    if lifecycle.experiment_id is None:
+        lifecycle = lifecycle.model_copy(update={"experiment_id": cfg.id})
+    return cfg, lifecycle
+
+
+def resolve_warehouse(cfg: ExperimentConfig, warehouse: Warehouse | str | None) -> Warehouse:
+    from dataeng_agents.core.warehouse import warehouse_from_url
+
+    if warehouse is None:
+        if not cfg.warehouse:
+            raise ConfigError("warehouse", "no warehouse given and the config has no `warehouse:` URL")
+        return warehouse_from_url(cfg.warehouse, base_dir=cfg.base_dir)
+    if isinstance(warehouse, str):
+        return warehouse_from_url(warehouse, base_dir=cfg.base_dir)
+    return warehouse
+
+
+def find_metric(cfg: ExperimentConfig, name: str, path: str) -> tuple[int, Metric]:
+    for i, m in enumerate(cfg.metrics):
+        if m.name == name:
+            return i, m
+    raise ConfigError(path, f"unknown metric {name!r}; the config defines {[m.name for m in cfg.metrics]}")
+
+
+def ts_literal(value: datetime | date) -> exp.Expr:
+    """A UTC ``TIMESTAMP`` literal (warehouses store naive UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        text = value.isoformat(sep=" ", timespec="microseconds")
+    else:
+        text = f"{value.isoformat()} 00:00:00"
+    return exp.cast(exp.Literal.string(text), "TIMESTAMP")
+
+
+def minutes(hours: float) -> exp.Interval:
+    return exp.Interval(this=exp.Literal.string(str(round(hours * 60))), unit=exp.var("MINUTE"))
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table)
+
+
+def count_if(cond: exp.Expr) -> exp.Expr:
+    return exp.Sum(
+        this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))], default=exp.Literal.number(0))
+    )
+
+
+def units_query(
+    cfg: ExperimentConfig,
+    dialect: str,
+    *,
+    start: datetime | date | None = None,
+    end: datetime | date | None = None,
+    variants: list[str] | None = None,
+) -> exp.Select:
+    """``unit_id, variant, first_exposure`` per unit; ``variant`` is NULL for units seen in two variants."""
+    from dataeng_agents.core.warehouse import parse_scalar
+    from dataeng_agents.core.warehouse.sql import source_from
+
+    a = cfg.assignment
+    names = variants or [v.name for v in cfg.variants]
+    exposures = exp.select(
+        exp.alias_(col(a.unit), "unit_id"),
+        exp.alias_(exp.cast(col(a.variant), "VARCHAR"), "variant"),
+        exp.alias_(col(a.timestamp), "exposed_at"),
+    ).from_(source_from(a, dialect, "assignment", cfg.base_dir))
+    conds: list[exp.Expr] = [
+        exp.cast(col(a.variant), "VARCHAR").isin(*[exp.Literal.string(v) for v in names])
+    ]
+    if a.where:
+        conds.append(parse_scalar(a.where, dialect, "assignment.where"))
+    if start is not None:
+        conds.append(col(a.timestamp) >= ts_literal(start))
+    if end is not None:
+        conds.append(col(a.timestamp) < ts_literal(end))
+    exposures = exposures.where(exp.and_(*conds))
+    single = exp.EQ(
+        this=exp.Count(this=exp.Distinct(expressions=[col("variant")])), expression=exp.Literal.number(1)
+    )
+    return (
+        exp.select(
+            col("unit_id"),
+            exp.alias_(exp.Case(ifs=[exp.If(this=single, true=exp.Min(this=col("variant")))]), "variant"),
+            exp.alias_(exp.Min(this=col("exposed_at")), "first_exposure"),
+        )
+        .from_(exposures.subquery("x"))
+        .group_by(col("unit_id"))
+    )
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A warehouse value (ISO string after the runner's normalisation, or datetime) → aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        dt = datetime.fromisoformat(str(value))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
