@@ -191,8 +191,11 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
                          "without re-raising")
     for t in mod.tasks:
-        for node, sql in _sql_texts(t):
-            if INSERT_RE.search(sql) and not IDEMPOTENT_RE.search(sql):
+        texts = _sql_texts(t)
+        # delete-then-insert may be split over several statements of the same task
+        idempotent = any(IDEMPOTENT_RE.search(sql) for _, sql in texts)
+        for node, sql in texts:
+            if INSERT_RE.search(sql) and not idempotent:
                 ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
             if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and re.search(r"\bfrom\b", sql, re.I)
                     and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
