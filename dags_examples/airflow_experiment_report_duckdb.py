@@ -17,7 +17,6 @@ from datetime import datetime
 
 from airflow.sdk import DAG, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-
 from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnalysisOperator
 
 SAMPLE_DUCKDB = os.environ.get(
