@@ -204,7 +204,7 @@ class AgentSettings(Block):
     )
     model: str | None = Field(
         default=None,
-        description="The Claude model id; the newest Sonnet the installed anthropic SDK knows when empty.",
+        description="The Claude model id; the persona's model (the newest Sonnet the SDK knows) when empty.",
     )
     max_usd: float | None = Field(
         default=1.0,
@@ -218,10 +218,10 @@ class AgentSettings(Block):
         title="Budget (tokens)",
         description="The most tokens (input and output) one run may use; no limit when empty.",
     )
-    max_output_tokens: int = Field(
-        default=4096,
+    max_output_tokens: int | None = Field(
+        default=None,
         gt=0,
-        description="The most output tokens one request may produce.",
+        description="The most output tokens one request may produce; the persona's limit when empty.",
     )
     batch_mode: bool = Field(
         default=False,
@@ -244,17 +244,27 @@ class AgentSettings(Block):
         return value
 
     def resolved_model(self) -> str:
-        """The model id the narrator uses (the SDK's newest Sonnet when ``model`` is empty)."""
+        """The model id the narrator uses (the persona's model when ``model`` is empty)."""
         if self.model:
             return self.model
-        from dataeng_agents.core.llm.models import default_model
+        from dataeng_agents.core.agents.persona import load_persona
 
-        return default_model()
+        return load_persona(self.persona).resolved_model
 
     def cache_identity(self) -> dict[str, Any]:
-        """What makes two LLM answers interchangeable: persona, model and output limit (no secrets)."""
+        """What makes two answers interchangeable (no secrets): the persona (its name and the hash
+        of its prompt, so an edited persona file writes new prose), the prompt version, the model
+        and the output limit. Without credentials the template writes the prose: model "template"."""
+        import hashlib
+
+        from dataeng_agents.core.agents.persona import load_persona
+        from dataeng_agents.core.agents.prompting import PROMPT_VERSION
+
+        persona = load_persona(self.persona)
         return {
-            "persona": self.persona,
+            "persona": persona.name,
+            "persona_sha256": hashlib.sha256(persona.system_prompt.encode()).hexdigest(),
+            "prompt_version": PROMPT_VERSION,
             "model": self.resolved_model() if self.anthropic_credentials is not None else "template",
             "max_output_tokens": self.max_output_tokens,
         }
@@ -271,5 +281,12 @@ class AgentSettings(Block):
         from dataeng_agents.core.agents import ClaudeNarrator
 
         client = self.anthropic_credentials.get_client(**client_kwargs)
-        narrator: Narrator = ClaudeNarrator(client, persona=self.persona, model=self.model)
+        narrator: Narrator = ClaudeNarrator(
+            client,
+            persona=self.persona,
+            model=self.model,
+            max_usd=self.max_usd,
+            max_tokens=self.max_tokens,
+            max_output_tokens=self.max_output_tokens,
+        )
         return narrator

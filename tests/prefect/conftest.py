@@ -114,3 +114,120 @@ def sample_postgres(sample_duckdb: str, postgres_schema: tuple[str, str]) -> tup
     url, schema = postgres_schema
     copy_duckdb_to_postgres(sample_duckdb, url, schema)
     return url, schema
+
+
+# ------------------------------------------------------------------------------ fake Messages API
+class FakeAnthropic:
+    """A local HTTP server speaking the Messages API: answers each request by calling the
+    ``final_answer`` tool with a minimal valid, number-free input built from the tool's schema."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, object]] = []
+        self.api_keys: list[str] = []
+        #: answer every request with this HTTP error status (e.g. 400) instead of a message
+        self.fail_with: int | None = None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep pytest output clean
+                pass
+
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                # SDK 2.x sends the key as a bearer token; older SDKs as x-api-key
+                bearer = self.headers.get("authorization", "").removeprefix("Bearer ")
+                fake.api_keys.append(self.headers.get("x-api-key") or bearer)
+                if not self.path.startswith("/v1/messages"):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                fake.requests.append(body)
+                if fake.fail_with is not None:
+                    error = {"type": "invalid_request_error", "message": "prompt is too long"}
+                    payload = json.dumps({"type": "error", "error": error}).encode()
+                    self.send_response(fake.fail_with)
+                else:
+                    payload = json.dumps(fake.answer(body)).encode()
+                    self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("request-id", f"req_{len(fake.requests):04d}")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @staticmethod
+    def _fill(schema: dict[str, object], defs: dict[str, object]) -> object:
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            return FakeAnthropic._fill(defs[ref.split("/")[-1]], defs)  # type: ignore[arg-type]
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if isinstance(options, list):
+                return FakeAnthropic._fill(options[0], defs)
+        kind = schema.get("type")
+        if kind == "object":
+            props = schema.get("properties", {})
+            required = schema.get("required", [])
+            return {k: FakeAnthropic._fill(props[k], defs) for k in required}  # type: ignore[index]
+        if kind == "array":
+            return []
+        if kind in ("number", "integer"):
+            return 0
+        if kind == "boolean":
+            return False
+        return "Written by the persona from the grounded results only."
+
+    def answer(self, body: dict[str, object]) -> dict[str, object]:
+        tools = {t["name"]: t for t in body.get("tools", [])}  # type: ignore[union-attr, index]
+        final = tools.get("final_answer") or next(iter(tools.values()), None)
+        content: list[dict[str, object]]
+        if final is None:
+            content = [{"type": "text", "text": "No tools offered."}]
+        else:
+            schema = final["input_schema"]
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{len(self.requests):04d}",
+                    "name": final["name"],
+                    "input": self._fill(schema, schema.get("$defs", {})),
+                }
+            ]
+        return {
+            "id": f"msg_{len(self.requests):04d}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": content,
+            "stop_reason": "tool_use" if final is not None else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 1800,
+                "output_tokens": 220,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    try:
+        yield fake
+    finally:
+        fake.close()

@@ -1,0 +1,253 @@
+"""Prefect tasks: analyse or design an experiment, review a pipeline, ask an agent.
+
+Every task is a module-level ``@task`` that takes blocks as arguments and calls one core facade; the
+numbers and findings come from the core. Retries are declared on the decorators and skip errors
+that a retry cannot fix (bad config, budget exceeded).
+
+LLM prose is produced through :func:`narrate`, a task whose cache key is the persona, the model and
+the grounded facts handed to the model (never a timestamp or a run id): a daily report whose numbers
+did not change reuses yesterday's prose instead of paying for it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+
+from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import TaskRun
+    from prefect.states import State
+    from prefect.tasks import Task
+
+    from dataeng_agents.core.narrative import NarrationTask, Narrator, NarrativeT
+
+# Prose for the same facts stays valid for a while; a month bounds how long a stale persona prompt
+# (after an upgrade of the package) can keep being served from the cache.
+NARRATION_CACHE_EXPIRATION = timedelta(days=30)
+
+
+def _not_retryable(exc: BaseException) -> bool:
+    from dataeng_agents.core.errors import BudgetExceededError, InputError
+
+    return isinstance(exc, InputError | BudgetExceededError | TypeError)
+
+
+def retry_unless_bad_input(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry warehouse/API hiccups, never a bad config or a spent budget."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # the state's own exception
+            exc = raised
+    return exc is None or not _not_retryable(exc)
+
+
+# --------------------------------------------------------------------------------------- narration
+# Facts keys that change on every run without changing what the prose may say.
+VOLATILE_FACT_KEYS = frozenset({"generated_at", "checked_at", "timings", "elapsed_seconds", "run_id"})
+
+
+def grounded_facts(value: Any) -> Any:
+    """The facts without run-dependent noise (timestamps, timings), for the cache key."""
+    if isinstance(value, dict):
+        return {k: grounded_facts(v) for k, v in value.items() if k not in VOLATILE_FACT_KEYS}
+    if isinstance(value, list | tuple):
+        return [grounded_facts(v) for v in value]
+    return value
+
+
+def narration_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Cache key of one narration: persona, model and the grounded facts; nothing time-dependent."""
+    narration: NarrationTask[Any] = parameters["narration"]
+    settings: AgentSettings = parameters["agent_settings"]
+    identity = {
+        "agent": settings.cache_identity(),
+        "kind": narration.kind,
+        "subject_id": narration.subject_id,
+        "persona": narration.persona,
+        "question": narration.question,
+        "output_model": narration.output_model.__name__,
+        "facts": grounded_facts(narration.facts),
+    }
+    blob = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
+    return "dataeng-narration-" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+NARRATION_CACHE_POLICY: CachePolicy = CachePolicy.from_cache_key_fn(narration_cache_key)
+
+
+@task(
+    name="narrate",
+    task_run_name="narrate-{narration.kind}-{narration.subject_id}",
+    cache_policy=NARRATION_CACHE_POLICY,
+    cache_expiration=NARRATION_CACHE_EXPIRATION,
+    persist_result=True,
+    retries=1,
+    retry_delay_seconds=5,
+)
+def narrate(narration: NarrationTask[NarrativeT], agent_settings: AgentSettings) -> NarrativeT:
+    """Writes the prose of one narration with the configured persona (cached on the grounded facts)."""
+    narrator = agent_settings.get_narrator()
+    narrative = narrator.narrate(narration)
+    return narrative
+
+
+class PrefectNarrator:
+    """A core ``Narrator`` that runs each narration as the cached :func:`narrate` task.
+
+    A cached answer that came from the template *because Claude failed* is not reused: the
+    narration runs again, so an outage does not freeze template prose into the cache.
+    """
+
+    name = "prefect"
+
+    def __init__(self, agent_settings: AgentSettings) -> None:
+        self.agent_settings = agent_settings
+
+    def narrate(self, task: NarrationTask[NarrativeT]) -> NarrativeT:
+        state = narrate(task, self.agent_settings, return_state=True)
+        result: NarrativeT = state.result()
+        provenance = getattr(result, "provenance", None)
+        if state.name == "Cached" and provenance is not None and provenance.fallback_reason:
+            state = narrate.with_options(refresh_cache=True)(task, self.agent_settings, return_state=True)
+            result = state.result()
+        return result
+
+
+def _narrator(agent_settings: AgentSettings | None) -> Narrator:
+    from dataeng_agents.core.narrative import TemplateNarrator
+
+    if agent_settings is None:
+        return TemplateNarrator()
+    return PrefectNarrator(agent_settings)
+
+
+# ------------------------------------------------------------------------------------- experiments
+@task(
+    name="analyze-experiment",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_unless_bad_input,
+    cache_policy=None,
+)
+def analyze_experiment(
+    config: str | Path | dict[str, Any],
+    warehouse: ExperimentWarehouse,
+    agent_settings: AgentSettings | None = None,
+    data_interval: tuple[str, str] | None = None,
+) -> Any:
+    """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
+
+    :param config: the experiment config (a YAML path or a dict).
+    :param warehouse: the ``ExperimentWarehouse`` block holding exposures and events.
+    :param agent_settings: who writes the prose; the offline template when ``None``.
+    :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
+    """
+    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment as core_analyze
+    from dataeng_agents.core.warehouse import ExperimentConfig
+
+    logger = get_run_logger()
+    experiment = ExperimentConfig.load(config)
+    logger.info("Analysing experiment %r in %s", getattr(experiment, "id", "?"), warehouse.describe())
+    return core_analyze(
+        experiment,
+        warehouse.get_warehouse(),
+        data_interval=data_interval,
+        narrator=_narrator(agent_settings),
+    )
+
+
+@task(
+    name="design-experiment",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_unless_bad_input,
+    cache_policy=None,
+)
+def design_experiment(
+    config: str | Path | dict[str, Any],
+    warehouse: ExperimentWarehouse | None = None,
+    agent_settings: AgentSettings | None = None,
+) -> Any:
+    """Designs an experiment (power, sample size, duration) and returns the core design report.
+
+    :param config: the experiment config (a YAML path or a dict).
+    :param warehouse: estimates baselines and traffic from history when given.
+    :param agent_settings: who writes the prose; the offline template when ``None``.
+    """
+    from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
+    from dataeng_agents.core.warehouse import ExperimentConfig
+
+    experiment = ExperimentConfig.load(config)
+    return core_design(
+        experiment,
+        warehouse.get_warehouse() if warehouse is not None else None,
+        narrator=_narrator(agent_settings),
+    )
+
+
+# --------------------------------------------------------------------------------------- pipelines
+@task(
+    name="review-pipeline",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless_bad_input,
+    cache_policy=None,
+)
+def review_pipeline(
+    paths: list[str],
+    profile: str = "default",
+    airflow_version: str = "3.3",
+    config: str | None = None,
+) -> Any:
+    """Reviews Airflow DAGs, Prefect flows or pipeline specs and returns the core ``ReviewResult``.
+
+    :param paths: files or folders to review.
+    :param profile: the rule profile.
+    :param airflow_version: the Airflow version the DAGs target.
+    :param config: a review config file (rule severities, suppressions).
+    """
+    from dataeng_agents.core.review import review_paths
+
+    return review_paths(paths, profile=profile, airflow_version=airflow_version, config=config)
+
+
+# ------------------------------------------------------------------------------------------ agents
+@task(
+    name="ask-agent",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless_bad_input,
+    cache_policy=None,
+)
+def ask_agent(
+    question: str,
+    agent_settings: AgentSettings,
+    context: dict[str, Any] | None = None,
+    context_files: list[str] | None = None,
+) -> Any:
+    """Asks the configured persona a question and returns the core ``AgentAnswer``.
+
+    :param question: the question.
+    :param agent_settings: persona, model, budget and credentials.
+    :param context: JSON-able results the answer is grounded in (e.g. a report ``summary()``).
+    :param context_files: files whose (redacted, size-capped) text the persona may read.
+    """
+    from dataclasses import replace
+
+    from dataeng_agents.core.agents import question_task
+
+    narration = question_task(agent_settings.persona, question, list(context_files or []))
+    if context:
+        narration = replace(narration, facts={**narration.facts, "results": context})
+    return _narrator(agent_settings).narrate(narration)

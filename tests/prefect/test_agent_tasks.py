@@ -1,0 +1,113 @@
+"""The LLM path through the real anthropic SDK against a local Messages API: caching and secrets."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _settings(api_key: str, base_url: str, persona: str = "data-engineer") -> Any:
+    from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials
+
+    return AgentSettings(
+        persona=persona,
+        max_usd=0.5,
+        anthropic_credentials=AnthropicCredentials(api_key=api_key, base_url=base_url, max_retries=0),
+    )
+
+
+def _storage_contains(secret: str) -> list[str]:
+    root = Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"])
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and secret.encode() in path.read_bytes():
+            hits.append(str(path))
+    return hits
+
+
+def test_prose_is_cached_on_persona_model_and_grounded_facts(
+    prefect_server: str, fake_anthropic: Any, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect import flow
+
+    from dataeng_agents.prefect_integration.tasks import ask_agent
+
+    question = "Is the nightly orders load idempotent?"
+    facts = {"pipeline": {"id": "orders_nightly", "tasks": 7}}
+    settings = _settings(api_key, fake_anthropic.base_url)
+
+    @flow
+    def ask(question: str, context: dict[str, Any], persona: str = "data-engineer") -> Any:
+        return ask_agent(question, _settings(api_key, fake_anthropic.base_url, persona), context=context)
+
+    with caplog.at_level(logging.DEBUG):
+        first = ask(question, facts)
+        after_first = len(fake_anthropic.requests)
+        # a second scheduled run with the same grounded facts (plus a fresh timestamp): cache hit
+        again = ask(question, {**facts, "generated_at": "2026-11-28T06:00:00Z"})
+        after_again = len(fake_anthropic.requests)
+        other_persona = ask(question, facts, persona="backend-architect")
+        after_persona = len(fake_anthropic.requests)
+        changed_fact = ask(question, {"pipeline": {"id": "orders_nightly", "tasks": 8}})
+        after_fact = len(fake_anthropic.requests)
+
+    assert first.provenance.narrator == "claude" and first.provenance.persona == "data-engineer"
+    assert after_first >= 1
+    assert after_again == after_first, "same persona, model and facts must be served from the cache"
+    assert again == first
+    assert after_persona > after_again and other_persona.provenance.persona == "backend-architect"
+    assert after_fact > after_persona and changed_fact.provenance.narrator == "claude"
+    assert {r["model"] for r in fake_anthropic.requests} == {settings.resolved_model()}
+
+    # the key reached the API, and nowhere else
+    assert set(fake_anthropic.api_keys) == {api_key}
+    assert api_key not in caplog.text
+    assert api_key not in first.model_dump_json()
+    assert _storage_contains(api_key) == []
+
+
+def test_template_fallback_is_not_frozen_into_the_cache(
+    prefect_server: str, fake_anthropic: Any, api_key: str
+) -> None:
+    from prefect import flow
+
+    from dataeng_agents.prefect_integration.tasks import ask_agent
+
+    @flow
+    def ask() -> Any:
+        return ask_agent(
+            "Which task should be split?", _settings(api_key, fake_anthropic.base_url), context={"dag": "billing"}
+        )
+
+    fake_anthropic.fail_with = 400  # not retryable: the narrator falls back to the template
+    degraded = ask()
+    assert degraded.provenance.narrator == "template" and degraded.provenance.fallback_reason
+    failed_calls = len(fake_anthropic.requests)
+    assert failed_calls >= 1
+
+    fake_anthropic.fail_with = None
+    recovered = ask()
+    assert recovered.provenance.narrator == "claude"
+    assert len(fake_anthropic.requests) > failed_calls
+
+    cached = ask()  # and the good answer is what the cache keeps
+    assert cached == recovered and len(fake_anthropic.requests) == failed_calls + 1
+
+
+def test_template_without_credentials_makes_no_call(prefect_server: str, fake_anthropic: Any) -> None:
+    from prefect import flow
+
+    from dataeng_agents.prefect_integration import AgentSettings
+    from dataeng_agents.prefect_integration.tasks import ask_agent
+
+    @flow
+    def ask() -> Any:
+        return ask_agent("What is a watermark?", AgentSettings())
+
+    answer = ask()
+    assert answer.provenance.narrator == "template"
+    assert fake_anthropic.requests == []
