@@ -2,14 +2,14 @@
 
 One query returns every number the analysis needs, and nothing proportional to the row count:
 
-1. ``exposures``: the assignment source restricted to the configured variants (and the data interval).
-2. ``units``: one row per unit — first exposure, its variant, its dimension values. A unit exposed to
+1. ``xp_exposures``: the assignment source restricted to the configured variants (and the data interval).
+2. ``xp_units``: one row per unit — first exposure, its variant, its dimension values. A unit exposed to
    more than one variant gets a NULL variant: it is counted (the multiple-exposure health check) but
    excluded from every metric.
-3. ``src<k>``: one scan per metric *source* (metrics sharing a source share the scan): each unit's
+3. ``xp_src<k>``: one scan per metric *source* (metrics sharing a source share the scan): each unit's
    per-metric sums inside the metric's window after first exposure, the ratio denominator, and the
    CUPED covariate from the pre-exposure window, via conditional aggregation.
-4. ``unit_values`` (+ ``caps``/``capped`` when a metric is capped at an in-database percentile).
+4. ``xp_unit_values`` (+ ``xp_caps`` when a metric is capped at an in-database percentile).
 5. The final aggregate, ``GROUP BY GROUPING SETS ((variant), (variant, exposure_day),
    (variant, dim0), …)``: n, sums, sums of squares and cross products per metric, per variant — for
    the whole experiment, per exposure day (cumulated in Python for the time charts) and per
@@ -17,7 +17,8 @@ One query returns every number the analysis needs, and nothing proportional to t
 
 User text enters the tree only as parsed sqlglot nodes: table names are validated identifiers,
 ``sql`` sources must parse as a single SELECT, expressions must parse as one scalar expression
-without subqueries, and comments are dropped. Everything else (aliases, CTE names) is internal.
+without subqueries, and comments are dropped. Everything else (aliases, CTE names) is internal;
+CTE names carry an ``xp_`` prefix so they cannot shadow a user's table (``units``, ``exposures``).
 """
 
 from __future__ import annotations
@@ -98,14 +99,16 @@ def parse_scalar(text: str, dialect: str, path: str) -> exp.Expr:
     return _strip_comments(node)
 
 
-def _ts_literal(value: datetime | date) -> exp.Expr:
+def _ts_literal(value: datetime | date, dialect: str) -> exp.Expr:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         text = value.isoformat(sep=" ", timespec="microseconds")
     else:
         text = f"{value.isoformat()} 00:00:00"
-    return exp.cast(exp.Literal.string(text), "TIMESTAMP")
+    # BigQuery's TIMESTAMP (what event tables use) is sqlglot's TIMESTAMPTZ; its DATETIME does not
+    # compare with TIMESTAMP columns. Elsewhere a naive TIMESTAMP avoids session-time-zone shifts.
+    return exp.cast(exp.Literal.string(text), "TIMESTAMPTZ" if dialect == "bigquery" else "TIMESTAMP")
 
 
 def _minutes(hours: float) -> exp.Interval:
@@ -271,9 +274,9 @@ def build_experiment_query(
     if population.where:
         conditions.append(parse_scalar(population.where, rd, f"{assignment_path}.where"))
     if start is not None:
-        conditions.append(_col(population.timestamp) >= _ts_literal(start))
+        conditions.append(_col(population.timestamp) >= _ts_literal(start, dialect))
     if end is not None:
-        conditions.append(_col(population.timestamp) < _ts_literal(end))
+        conditions.append(_col(population.timestamp) < _ts_literal(end, dialect))
     if conditions:
         exposures = exposures.where(exp.and_(*conditions))
 
@@ -297,10 +300,10 @@ def build_experiment_query(
         exp.alias_(exp.Min(this=_col("exposed_at")), "first_exposure"),
     ]
     units_cols += [exp.alias_(exp.Min(this=_col(f"dim{j}")), f"dim{j}") for j in range(len(dimensions))]
-    units = exp.select(*units_cols).from_("exposures").group_by(_col("unit_id"))
+    units = exp.select(*units_cols).from_("xp_exposures").group_by(_col("unit_id"))
 
     query = exp.select("*")  # placeholder, replaced below; CTEs are attached to the final select
-    ctes: list[tuple[str, exp.Query]] = [("exposures", exposures), ("units", units)]
+    ctes: list[tuple[str, exp.Query]] = [("xp_exposures", exposures), ("xp_units", units)]
 
     # 3. one scan per metric source
     metric_cols: list[MetricColumns] = []
@@ -318,7 +321,7 @@ def build_experiment_query(
         exp.alias_(exp.cast(_col("first_exposure", "u"), "DATE"), "exposure_day"),
     ]
     unit_value_cols += [_col(f"dim{j}", "u") for j in range(len(dimensions))]
-    unit_values = exp.select().from_(exp.alias_(exp.to_table("units"), "u"))
+    unit_values = exp.select().from_(exp.alias_(exp.to_table("xp_units"), "u"))
 
     for k, (key, members) in enumerate(by_source.items()):
         first_index = members[0][0]
@@ -379,18 +382,18 @@ def build_experiment_query(
         if all(w is not None for w in windows):
             join_on.append(ts < exp.Add(this=fe.copy(), expression=_minutes(max(w for w in windows if w))))
         if event_end is not None:
-            join_on.append(ts < _ts_literal(event_end))
+            join_on.append(ts < _ts_literal(event_end, dialect))
         src = (
             exp.select(*agg_cols)
-            .from_(exp.alias_(exp.to_table("units"), "u"))
+            .from_(exp.alias_(exp.to_table("xp_units"), "u"))
             .join(inner.subquery("e"), on=exp.and_(*join_on), join_type="inner")
             .where(exp.Not(this=exp.Is(this=_col("variant", "u"), expression=exp.Null())))
             .group_by(_col("unit_id", "u"))
         )
-        ctes.append((f"src{k}", src))
+        ctes.append((f"xp_src{k}", src))
         alias = f"s{k}"
         unit_values = unit_values.join(
-            exp.alias_(exp.to_table(f"src{k}"), alias),
+            exp.alias_(exp.to_table(f"xp_src{k}"), alias),
             on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "u")),
             join_type="left",
         )
@@ -401,8 +404,8 @@ def build_experiment_query(
             if metric.cuped is not None:
                 unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_cov", alias)), f"m{i}_cov"))
     unit_values = unit_values.select(*unit_value_cols)
-    ctes.append(("unit_values", unit_values))
-    base = "unit_values"
+    ctes.append(("xp_unit_values", unit_values))
+    base = "xp_unit_values"
 
     # 4. capping
     percentile_capped = [(i, m) for i, m in enumerate(config.metrics) if m.capping and m.capping.percentile]
@@ -413,9 +416,9 @@ def build_experiment_query(
                 exp.alias_(_percentile(_col(f"m{i}_value"), float(m.capping.percentile), dialect), f"cap{i}")  # type: ignore[union-attr,arg-type]
                 for i, m in percentile_capped
             ]
-        ).from_("unit_values")
+        ).from_("xp_unit_values")
         caps = caps.where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
-        ctes.append(("caps", caps))
+        ctes.append(("xp_caps", caps))
         for i, _m in percentile_capped:
             capped_cols[i] = _col(f"cap{i}", "c")
     for i, m in enumerate(config.metrics):
@@ -474,7 +477,7 @@ def build_experiment_query(
                 )
     query = exp.select(*select_cols).from_(exp.alias_(exp.to_table(base), "v"))
     if percentile_capped:
-        query = query.join(exp.alias_(exp.to_table("caps"), "c"), join_type="cross")
+        query = query.join(exp.alias_(exp.to_table("xp_caps"), "c"), join_type="cross")
     sets = [exp.Tuple(expressions=[_col("variant", "v")])]
     sets.append(exp.Tuple(expressions=[_col("variant", "v"), _col("exposure_day", "v")]))
     sets += [exp.Tuple(expressions=[_col("variant", "v"), _col(d, "v")]) for d in dims]

@@ -1,0 +1,264 @@
+WITH xp_exposures AS (
+  SELECT
+    unit_id AS unit_id,
+    CAST(variant AS STRING) AS variant,
+    exposed_at AS exposed_at,
+    CAST(device AS STRING) AS dim0,
+    CAST(country AS STRING) AS dim1
+  FROM exposures
+  WHERE
+    CAST(variant AS STRING) IN ('control', 'one_click', 'recommendations')
+    AND exposed_at >= CAST('2024-03-02 00:00:00.000000' AS TIMESTAMP)
+    AND exposed_at < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
+), xp_units AS (
+  SELECT
+    unit_id,
+    CASE WHEN COUNT(DISTINCT variant) = 1 THEN MIN(variant) END AS variant,
+    MIN(exposed_at) AS first_exposure,
+    MIN(dim0) AS dim0,
+    MIN(dim1) AS dim1
+  FROM xp_exposures
+  GROUP BY
+    unit_id
+), xp_src0 AS (
+  SELECT
+    u.unit_id,
+    MAX(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN 1
+        ELSE 0
+      END
+    ) AS m0_value,
+    MAX(
+      CASE
+        WHEN e.event_ts >= (
+          u.first_exposure - INTERVAL '40320' MINUTE
+        )
+        AND e.event_ts < u.first_exposure
+        THEN 1
+        ELSE 0
+      END
+    ) AS m0_cov,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.v1
+      END
+    ) AS m1_value,
+    SUM(
+      CASE
+        WHEN e.event_ts >= (
+          u.first_exposure - INTERVAL '40320' MINUTE
+        )
+        AND e.event_ts < u.first_exposure
+        THEN e.v1
+      END
+    ) AS m1_cov,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.v2
+      END
+    ) AS m2_value,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.d2
+      END
+    ) AS m2_den
+  FROM xp_units AS u
+  INNER JOIN (
+    SELECT
+      unit_id AS unit_id,
+      ordered_at AS event_ts,
+      CAST(revenue AS DOUBLE) AS v1,
+      CAST(revenue AS DOUBLE) AS v2,
+      CAST(1 AS DOUBLE) AS d2
+    FROM orders
+  ) AS e
+    ON e.unit_id = u.unit_id
+    AND e.event_ts >= (
+      u.first_exposure - INTERVAL '40320' MINUTE
+    )
+    AND e.event_ts < (
+      u.first_exposure + INTERVAL '10080' MINUTE
+    )
+    AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
+  WHERE
+    NOT u.variant IS NULL
+  GROUP BY
+    u.unit_id
+), xp_src1 AS (
+  SELECT
+    u.unit_id,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.v3
+      END
+    ) AS m3_value,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.v4
+      END
+    ) AS m4_value,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '10080' MINUTE
+        )
+        THEN e.d4
+      END
+    ) AS m4_den
+  FROM xp_units AS u
+  INNER JOIN (
+    SELECT
+      unit_id AS unit_id,
+      started_at AS event_ts,
+      CAST(1 AS DOUBLE) AS v3,
+      CAST(latency_ms AS DOUBLE) AS v4,
+      CAST(1 AS DOUBLE) AS d4
+    FROM sessions
+  ) AS e
+    ON e.unit_id = u.unit_id
+    AND e.event_ts >= u.first_exposure
+    AND e.event_ts < (
+      u.first_exposure + INTERVAL '10080' MINUTE
+    )
+    AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
+  WHERE
+    NOT u.variant IS NULL
+  GROUP BY
+    u.unit_id
+), xp_src2 AS (
+  SELECT
+    u.unit_id,
+    SUM(
+      CASE
+        WHEN e.event_ts >= u.first_exposure
+        AND e.event_ts < (
+          u.first_exposure + INTERVAL '20160' MINUTE
+        )
+        THEN e.v5
+      END
+    ) AS m5_value
+  FROM xp_units AS u
+  INNER JOIN (
+    SELECT
+      unit_id AS unit_id,
+      refunded_at AS event_ts,
+      CAST(amount AS DOUBLE) AS v5
+    FROM (
+      SELECT
+        unit_id,
+        refunded_at,
+        amount
+      FROM refunds
+      WHERE
+        amount > 0
+    ) AS q
+  ) AS e
+    ON e.unit_id = u.unit_id
+    AND e.event_ts >= u.first_exposure
+    AND e.event_ts < (
+      u.first_exposure + INTERVAL '20160' MINUTE
+    )
+    AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
+  WHERE
+    NOT u.variant IS NULL
+  GROUP BY
+    u.unit_id
+), xp_unit_values AS (
+  SELECT
+    u.unit_id,
+    u.variant,
+    CAST(u.first_exposure AS DATE) AS exposure_day,
+    u.dim0,
+    u.dim1,
+    COALESCE(s0.m0_value, 0) AS m0_value,
+    COALESCE(s0.m0_cov, 0) AS m0_cov,
+    COALESCE(s0.m1_value, 0) AS m1_value,
+    COALESCE(s0.m1_cov, 0) AS m1_cov,
+    COALESCE(s0.m2_value, 0) AS m2_value,
+    COALESCE(s0.m2_den, 0) AS m2_den,
+    COALESCE(s1.m3_value, 0) AS m3_value,
+    COALESCE(s1.m4_value, 0) AS m4_value,
+    COALESCE(s1.m4_den, 0) AS m4_den,
+    COALESCE(s2.m5_value, 0) AS m5_value
+  FROM xp_units AS u
+  LEFT JOIN xp_src0 AS s0
+    ON s0.unit_id = u.unit_id
+  LEFT JOIN xp_src1 AS s1
+    ON s1.unit_id = u.unit_id
+  LEFT JOIN xp_src2 AS s2
+    ON s2.unit_id = u.unit_id
+), xp_caps AS (
+  SELECT
+    PERCENTILE_APPROX(m1_value, 0.99) AS cap1
+  FROM xp_unit_values
+  WHERE
+    NOT variant IS NULL
+)
+SELECT
+  v.variant,
+  v.exposure_day,
+  v.dim0,
+  v.dim1,
+  GROUPING(v.exposure_day) AS g_day,
+  GROUPING(v.dim0) AS g_dim0,
+  GROUPING(v.dim1) AS g_dim1,
+  COUNT(*) AS units,
+  SUM(v.m0_value) AS m0_sum,
+  SUM(v.m0_value * v.m0_value) AS m0_sum_squares,
+  SUM(v.m0_cov) AS m0_covariate_sum,
+  SUM(v.m0_cov * v.m0_cov) AS m0_covariate_sum_squares,
+  SUM(v.m0_value * v.m0_cov) AS m0_sum_product_covariate,
+  SUM(LEAST(v.m1_value, c.cap1)) AS m1_sum,
+  SUM(LEAST(v.m1_value, c.cap1) * LEAST(v.m1_value, c.cap1)) AS m1_sum_squares,
+  SUM(LEAST(v.m1_cov, c.cap1)) AS m1_covariate_sum,
+  SUM(LEAST(v.m1_cov, c.cap1) * LEAST(v.m1_cov, c.cap1)) AS m1_covariate_sum_squares,
+  SUM(LEAST(v.m1_value, c.cap1) * LEAST(v.m1_cov, c.cap1)) AS m1_sum_product_covariate,
+  SUM(v.m2_value) AS m2_sum,
+  SUM(v.m2_value * v.m2_value) AS m2_sum_squares,
+  SUM(v.m2_den) AS m2_denominator_sum,
+  SUM(v.m2_den * v.m2_den) AS m2_denominator_sum_squares,
+  SUM(v.m2_value * v.m2_den) AS m2_sum_product_denominator,
+  SUM(v.m3_value) AS m3_sum,
+  SUM(v.m3_value * v.m3_value) AS m3_sum_squares,
+  SUM(v.m4_value) AS m4_sum,
+  SUM(v.m4_value * v.m4_value) AS m4_sum_squares,
+  SUM(v.m4_den) AS m4_denominator_sum,
+  SUM(v.m4_den * v.m4_den) AS m4_denominator_sum_squares,
+  SUM(v.m4_value * v.m4_den) AS m4_sum_product_denominator,
+  SUM(LEAST(v.m5_value, 500.0)) AS m5_sum,
+  SUM(LEAST(v.m5_value, 500.0) * LEAST(v.m5_value, 500.0)) AS m5_sum_squares
+FROM xp_unit_values AS v
+CROSS JOIN xp_caps AS c
+GROUP BY
+  GROUPING SETS (
+    (v.variant),
+    (v.variant, v.exposure_day),
+    (v.variant, v.dim0),
+    (v.variant, v.dim1)
+  )
