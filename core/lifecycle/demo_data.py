@@ -367,3 +367,128 @@ def lifecycle_demo_config(truth: LifecycleTruth, db_path: str) -> dict[str, Any]
 
 def as_datetime(d: date) -> datetime:
     return datetime(d.year, d.month, d.day)
+
+
+@dataclass(frozen=True)
+class RolloutTruth:
+    start: datetime
+    stage_starts: list[datetime]
+    percents: tuple[float, ...]
+    units: int
+    conversion: float
+    conversion_lift: float
+    minutes_mean: float
+    minutes_lift: float
+
+
+def generate_rollout_data(
+    path: str | Path,
+    *,
+    start: datetime = datetime(2025, 3, 3),
+    percents: tuple[float, ...] = (1, 5, 20, 50, 100),
+    stage_hours: float = 24.0,
+    hours: int = 96,
+    units_per_hour: float = 600.0,
+    conversion: float = 0.10,
+    conversion_lift: float = 0.0,
+    minutes_mean: float = 20.0,
+    minutes_sd: float = 8.0,
+    minutes_lift: float = 0.0,
+    seed: int = 5,
+) -> RolloutTruth:
+    """A staged rollout: units arrive hourly and get the feature with the stage's share (the flag is
+    checked for everyone, so the exposure log holds both arms); ``orders`` and ``engagement`` carry
+    the planted effects of the feature on conversion and minutes."""
+    import duckdb
+
+    rng = np.random.default_rng(seed)
+    arrivals = rng.poisson(units_per_hour, hours)
+    hour = np.repeat(np.arange(hours), arrivals)
+    t_hours = hour + rng.random(hour.size)
+    stage = np.minimum((t_hours // stage_hours).astype(np.int64), len(percents) - 1)
+    share = np.asarray(percents, dtype=np.float64)[stage] / 100.0
+    treated = rng.random(hour.size) < share
+    base = np.datetime64(start.isoformat(), "us")
+
+    def at(h: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return base + (h * 3_600e6).astype(np.int64).astype("timedelta64[us]")
+
+    converts = rng.random(hour.size) < conversion * np.where(treated, 1.0 + conversion_lift, 1.0)
+    order_t = t_hours[converts] + rng.exponential(2.0, int(converts.sum()))
+    minutes = rng.normal(minutes_mean * np.where(treated, 1.0 + minutes_lift, 1.0), minutes_sd)
+    uid = np.arange(1, hour.size + 1, dtype=np.int64)
+    tables: dict[str, dict[str, Any]] = {
+        "exposures": {
+            "user_id": uid,
+            "variant": np.where(treated, "treatment", "control"),
+            "exposed_at": at(t_hours),
+        },
+        "orders": {
+            "user_id": uid[converts],
+            "ordered_at": at(order_t),
+            "amount": np.round(rng.lognormal(3.5, 0.6, order_t.size), 2),
+        },
+        "engagement": {"user_id": uid, "event_ts": at(t_hours + 0.05), "minutes": minutes},
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    con = duckdb.connect(str(target))
+    try:
+        for name, columns in tables.items():
+            con.register("frame", columns)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return RolloutTruth(
+        start=start,
+        stage_starts=[start + timedelta(hours=stage_hours * k) for k in range(len(percents))],
+        percents=percents,
+        units=int(hour.size),
+        conversion=conversion,
+        conversion_lift=conversion_lift,
+        minutes_mean=minutes_mean,
+        minutes_lift=minutes_lift,
+    )
+
+
+def rollout_demo_config(truth: RolloutTruth, db_path: str) -> dict[str, Any]:
+    """Experiment + rollout config for :func:`generate_rollout_data`'s tables."""
+    return {
+        "id": "checkout-redesign-rollout",
+        "warehouse": f"duckdb:///{db_path}",
+        "assignment": {
+            "table": "exposures",
+            "unit": "user_id",
+            "variant": "variant",
+            "timestamp": "exposed_at",
+        },
+        "variants": [{"name": "control"}, {"name": "treatment"}],
+        "control": "control",
+        "sources": {
+            "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
+            "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
+        },
+        "metrics": [
+            {"name": "conversion", "kind": "proportion", "source": "orders", "window": "7d", "role": "goal"},
+            {
+                "name": "engagement_minutes",
+                "kind": "mean",
+                "source": "engagement",
+                "value": "minutes",
+                "window": "1d",
+                "role": "guardrail",
+            },
+        ],
+        "rollout": {
+            "treatment": "treatment",
+            "started_at": truth.start.isoformat(),
+            "stages": [{"percent": p, "min_duration": "24h"} for p in truth.percents],
+            "guardrails": [
+                {"metric": "conversion", "tolerance": 0.0},
+                {"metric": "engagement_minutes", "tolerance": 0.01},
+            ],
+        },
+    }

@@ -419,9 +419,9 @@ def build_decision(
         reasons.append(
             f"sample ratio mismatch against the planned shares (p = {srm_p:.2g}): the assignment is suspect"
         )
-    if not time_ok:
+    if not time_ok and code == HOLD:
         reasons.append(f"stage has run {stage_hours:.1f} h of its minimum {st.min_duration:.1f} h")
-    if not units_ok:
+    if not units_ok and code == HOLD:
         reasons.append(f"stage has exposed {n_t_stage} treatment units of its minimum {st.min_units}")
     if code == ADVANCE:
         nxt = plan.stages[stage].percent if stage < len(plan.stages) else None

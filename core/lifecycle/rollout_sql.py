@@ -112,13 +112,15 @@ def rollout_query(
     units = units_query(
         cfg, dialect, start=starts[0], end=now, variants=[resolved.control, resolved.treatment]
     )
-    stage_expr = exp.Case(
-        ifs=[
-            exp.If(this=col("first_exposure", "u") < ts_literal(starts[k]), true=exp.Literal.number(k))
-            for k in range(1, len(starts))
-        ],
-        default=exp.Literal.number(len(starts)),
-    )
+    stage_expr: exp.Expr = exp.Literal.number(len(starts))
+    if len(starts) > 1:
+        stage_expr = exp.Case(
+            ifs=[
+                exp.If(this=col("first_exposure", "u") < ts_literal(starts[k]), true=exp.Literal.number(k))
+                for k in range(1, len(starts))
+            ],
+            default=exp.Literal.number(len(starts)),
+        )
     uv_cols: list[exp.Expr] = [
         col("unit_id", "u"),
         col("variant", "u"),

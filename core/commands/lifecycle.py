@@ -1,0 +1,433 @@
+"""Facades of the data-driven-feature lifecycle: explore → hypothesis → tracking → guarded rollout.
+
+Every facade takes the experiment YAML (path or mapping; the lifecycle sections ``exploration:``,
+``hypothesis:``, ``tracking:``, ``rollout:`` sit next to the experiment config's keys) and an
+optional warehouse (a :class:`~dataeng_agents.core.warehouse.Warehouse`, a URL, or ``None`` for the
+config's ``warehouse:`` URL). The Airflow operators and Prefect tasks call exactly these:
+
+>>> design = build_hypothesis("exp.yaml")                       # explores, then checks the plan
+>>> schema = tracking_plan("exp.yaml")                          # JSON Schema document
+>>> check = check_tracking("exp.yaml")                          # per-variant instrumentation check
+>>> decision = rollout_check("exp.yaml", stage=2, callback=TableDecisionCallback(conn))
+>>> decision.decision                                           # "advance" | "hold" | "roll back"
+
+The decision is the output; flipping the flag stays with the user's flag system, reached through a
+:class:`RolloutCallback` (:class:`TableDecisionCallback` writes each decision to a table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from dataeng_agents.core.errors import InputError, WarehouseError
+from dataeng_agents.core.lifecycle.config import LifecycleConfig, as_utc
+from dataeng_agents.core.lifecycle.exploration import ExplorationReport, explore
+from dataeng_agents.core.lifecycle.hypothesis import HypothesisPlan, hypothesis_narration, validate_hypothesis
+from dataeng_agents.core.lifecycle.rollout import RolloutDecision, build_decision
+from dataeng_agents.core.lifecycle.rollout_sql import (
+    first_treatment_exposure,
+    resolve_rollout,
+    rollout_query,
+    stage_starts,
+    stage_stats_from_rows,
+)
+from dataeng_agents.core.lifecycle.sources import load_configs, resolve_warehouse
+from dataeng_agents.core.lifecycle.tracking import (
+    TrackingCheckReport,
+    build_tracking_plan,
+    check_tracking_plan,
+)
+from dataeng_agents.core.narrative import (
+    ExperimentNarrative,
+    NarrationTask,
+    NarrativePoint,
+    Narrator,
+    TemplateNarrator,
+)
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.warehouse import ExperimentConfig, Warehouse
+
+ConfigSource = str | Path | Mapping[str, Any] | tuple["ExperimentConfig", LifecycleConfig]
+
+__all__ = [
+    "RolloutCallback",
+    "TableDecisionCallback",
+    "build_hypothesis",
+    "check_tracking",
+    "explore_experiment",
+    "rollout_check",
+    "rollout_markdown",
+    "rollout_narration_task",
+    "tracking_plan",
+    "write_lifecycle_report",
+]
+
+
+# ------------------------------------------------------------------------------------------- explore
+def explore_experiment(
+    config: ConfigSource, warehouse: Warehouse | str | None = None, *, progress: bool = False
+) -> ExplorationReport:
+    """Pre-period exploration of the candidate metrics (``dataeng experiment explore``)."""
+    cfg, life = load_configs(config)
+    return explore(cfg, life, resolve_warehouse(cfg, warehouse), progress=progress)
+
+
+# ---------------------------------------------------------------------------------------- hypothesis
+def build_hypothesis(
+    config: ConfigSource,
+    warehouse: Warehouse | str | None = None,
+    *,
+    exploration: ExplorationReport | None = None,
+    narrator: Narrator | None = None,
+    progress: bool = False,
+) -> HypothesisPlan:
+    """The ``hypothesis:`` section checked against the exploration (run here unless given), with the
+    power plan and the narrative (data-engineer persona; the template without an API key)."""
+    cfg, life = load_configs(config)
+    life.require_hypothesis()
+    if exploration is None:
+        exploration = explore(cfg, life, resolve_warehouse(cfg, warehouse), progress=progress)
+    checks, power = validate_hypothesis(cfg, life, exploration)
+    plan = HypothesisPlan(
+        experiment_id=cfg.id,
+        hypothesis=life.require_hypothesis(),
+        checks=checks,
+        power=power,
+        exploration=exploration,
+    )
+    narrative = (narrator or TemplateNarrator()).narrate(hypothesis_narration(plan))
+    return plan.model_copy(update={"narrative": narrative})
+
+
+# ------------------------------------------------------------------------------------------ tracking
+def tracking_plan(config: ConfigSource) -> dict[str, Any]:
+    """The versioned JSON Schema (2020-12) document of the events the feature must emit."""
+    cfg, life = load_configs(config)
+    return build_tracking_plan(cfg, life).json_schema()
+
+
+def check_tracking(
+    config: ConfigSource,
+    warehouse: Warehouse | str | None = None,
+    *,
+    now: datetime | None = None,
+    progress: bool = False,
+) -> TrackingCheckReport:
+    """Missing events, missing/malformed properties and late arrivals, per variant."""
+    cfg, life = load_configs(config)
+    return check_tracking_plan(cfg, life, resolve_warehouse(cfg, warehouse), now=now, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------- rollout
+@runtime_checkable
+class RolloutCallback(Protocol):
+    """Called with every decision; this is where a flag system is told (or a table is written).
+
+    A callback must be idempotent per ``(experiment_id, stage, checked_at)``: orchestrators retry.
+    Raising aborts the check (the orchestrator's task fails and retries) — the decision is never lost
+    silently.
+    """
+
+    def __call__(self, decision: RolloutDecision) -> None: ...
+
+
+class TableDecisionCallback:
+    """Example callback: appends each decision to a table a flag system (or a human) reads.
+
+    Columns: ``experiment_id, stage, stage_percent, decision, next_stage_percent, checked_at,
+    reasons (JSON), evidence (JSON)``. The table is created when missing. The statement is built
+    with sqlglot (values become quoted literals, never pasted text) in the connection's dialect.
+
+    >>> import duckdb
+    >>> cb = TableDecisionCallback(lambda: duckdb.connect("flags.duckdb"), table="rollout_decisions")
+    >>> rollout_check("exp.yaml", stage=3, callback=cb)
+
+    :param connection_or_factory: an open DB-API connection (kept open) or a zero-argument factory.
+    :param table: the table name, optionally ``schema.table``.
+    :param dialect: sqlglot dialect of the connection (``duckdb``, ``postgres``, …).
+    """
+
+    def __init__(
+        self, connection_or_factory: Any, *, table: str = "rollout_decisions", dialect: str = "duckdb"
+    ) -> None:
+        from dataeng_agents.core.warehouse.config import check_identifier
+
+        try:
+            self.table = check_identifier(table, dotted=True)
+        except ValueError as err:
+            raise InputError("table", str(err)) from None
+        self._target = connection_or_factory
+        self.dialect = dialect
+
+    def _statements(self, decision: RolloutDecision) -> list[str]:
+        from sqlglot import exp
+
+        columns = {
+            "experiment_id": "VARCHAR(200)",
+            "stage": "INTEGER",
+            "stage_percent": "DOUBLE PRECISION",
+            "decision": "VARCHAR(20)",
+            "next_stage_percent": "DOUBLE PRECISION",
+            "checked_at": "TIMESTAMP",
+            "reasons": "TEXT",
+            "evidence": "TEXT",
+        }
+        create = exp.Create(
+            this=exp.Schema(
+                this=exp.to_table(self.table),
+                expressions=[
+                    exp.ColumnDef(this=exp.to_identifier(n), kind=exp.DataType.build(t, dialect="postgres"))
+                    for n, t in columns.items()
+                ],
+            ),
+            kind="TABLE",
+            exists=True,
+        )
+        checked = as_utc(decision.checked_at).replace(tzinfo=None).isoformat(sep=" ")
+        values: list[exp.Expr] = [
+            exp.Literal.string(decision.experiment_id),
+            exp.Literal.number(decision.stage),
+            exp.Literal.number(decision.stage_percent),
+            exp.Literal.string(decision.decision),
+            exp.Literal.number(decision.next_stage_percent)
+            if decision.next_stage_percent is not None
+            else exp.Null(),
+            exp.cast(exp.Literal.string(checked), "TIMESTAMP"),
+            exp.Literal.string(json.dumps(decision.reasons)),
+            exp.Literal.string(json.dumps([g.model_dump(mode="json") for g in decision.guardrails])),
+        ]
+        insert = exp.insert(exp.select(*values), exp.to_table(self.table), columns=list(columns))
+        return [create.sql(dialect=self.dialect), insert.sql(dialect=self.dialect)]
+
+    def __call__(self, decision: RolloutDecision) -> None:
+        owned = not hasattr(self._target, "cursor")
+        try:
+            conn = self._target() if owned else self._target
+        except Exception as err:
+            raise WarehouseError(f"{self.dialect}: cannot connect to write the decision: {err}") from None
+        try:
+            cur = conn.cursor()
+            for stmt in self._statements(decision):
+                cur.execute(stmt)
+            conn.commit()
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise WarehouseError(
+                f"{self.dialect}: cannot write the rollout decision to {self.table}: {err}"
+            ) from None
+        finally:
+            if owned:
+                conn.close()
+
+
+def rollout_check(
+    config: ConfigSource,
+    stage: int,
+    warehouse: Warehouse | str | None = None,
+    now: datetime | None = None,
+    *,
+    stage_started_at: datetime | None = None,
+    callback: RolloutCallback | Iterable[RolloutCallback] | None = None,
+    narrator: Narrator | None = None,
+) -> RolloutDecision:
+    """One scheduled check of stage ``stage`` (1-based): ``advance``, ``hold`` or ``roll back``.
+
+    :param now: the check's time (default: the current UTC time); data after it is ignored, so a
+        backfilled run reproduces the decision it would have made then.
+    :param stage_started_at: when the current stage started, if not in ``rollout.stage_started_at``;
+        stages without a start follow the minimum schedule from ``rollout.started_at``.
+    :param callback: called with the decision (e.g. :class:`TableDecisionCallback`).
+    :param narrator: writes the prose (default: the deterministic template).
+    """
+    cfg, life = load_configs(config)
+    plan = life.require_rollout()
+    resolved = resolve_rollout(cfg, plan)
+    wh = resolve_warehouse(cfg, warehouse)
+    checked_at = as_utc(now) if now is not None else datetime.now(UTC)
+    first = None
+    if not plan.stage_started_at and plan.started_at is None:
+        first = first_treatment_exposure(cfg, resolved.treatment, wh)
+    starts = stage_starts(plan, stage, first_exposure=first, current_stage_started_at=stage_started_at)
+    if checked_at <= starts[-1]:
+        raise InputError(
+            "now",
+            f"the check at {checked_at.isoformat()} is before stage {stage} started ({starts[-1].isoformat()})",
+        )
+    rows = wh.query(rollout_query(cfg, resolved, starts, checked_at, wh.dialect).sql(dialect=wh.dialect))
+    stats = stage_stats_from_rows(rows, resolved, len(plan.stages))
+    decision = build_decision(
+        experiment_id=cfg.id,
+        plan=plan,
+        rules=resolved.rules,
+        stage=stage,
+        stats=stats,
+        checked_at=checked_at,
+        stage_started_at=starts[-1],
+        stage_hours=(checked_at - starts[-1]).total_seconds() / 3600.0,
+    )
+    narrative = (narrator or TemplateNarrator()).narrate(rollout_narration_task(decision))
+    decision = decision.model_copy(update={"narrative": narrative.model_dump(mode="json")})
+    if callback is not None:
+        callbacks = [callback] if callable(callback) else list(callback)
+        for cb in callbacks:
+            cb(decision)
+    return decision
+
+
+def rollout_narration_task(decision: RolloutDecision) -> NarrationTask[ExperimentNarrative]:
+    """Narration of a decision: the facts are the decision and its evidence (ids ``guardrail:<metric>``)."""
+
+    def template() -> ExperimentNarrative:
+        verb = {"advance": "Advance", "hold": "Hold", "roll back": "Roll back"}[decision.decision]
+        target = (
+            f" to {decision.next_stage_percent:g}%"
+            if decision.decision == "advance" and decision.next_stage_percent is not None
+            else (" — the rollout is complete" if decision.complete else "")
+        )
+        points = []
+        for g in decision.guardrails:
+            if g.lift is None:
+                text = f"{g.metric}: not enough data yet ({g.units['treatment']} treatment units)."
+            else:
+                lo, hi = g.ci
+                text = (
+                    f"{g.metric}: {g.lift:+.2%} (always-valid CI {lo:+.2%} … {hi:+.2%}; tolerance "
+                    f"-{g.tolerance:.1%}) — {g.status}."
+                )
+            points.append(NarrativePoint(text=text, refs=[g.id]))
+        return ExperimentNarrative(
+            headline=f"{verb} stage {decision.stage} ({decision.stage_percent:g}%){target}",
+            summary="; ".join(decision.reasons) or "No guardrail shows harm yet; the stage is still running.",
+            key_points=points,
+            recommendation={
+                "advance": "Move the flag to the next stage."
+                if not decision.complete
+                else "Keep the feature on for everyone.",
+                "hold": "Keep the flag where it is and check again at the next scheduled run.",
+                "roll back": "Turn the flag off now and investigate the regressed guardrail.",
+            }[decision.decision],
+            caveats=[
+                "Confidence sequences stay valid under hourly checks; a guardrail that is not harmed yet "
+                "may still be, at a size below what this stage can detect."
+            ],
+        )
+
+    return NarrationTask(
+        kind="rollout",
+        subject_id=decision.experiment_id,
+        facts=decision.model_dump(mode="json", exclude={"narrative"}),
+        output_model=ExperimentNarrative,
+        template=template,
+        persona="data-engineer",
+    )
+
+
+# ------------------------------------------------------------------------------------------- reports
+def _markdown(report: BaseModel) -> str:
+    if isinstance(report, RolloutDecision):
+        return rollout_markdown(report)
+    to_md: Callable[[], str] | None = getattr(report, "to_markdown", None)
+    if to_md is None:
+        raise InputError("report", f"{type(report).__name__} has no Markdown rendering")
+    return to_md()
+
+
+def rollout_markdown(d: RolloutDecision) -> str:
+    lines = [
+        f"# Rollout check — {d.experiment_id}, stage {d.stage} ({d.stage_percent:g}%)",
+        "",
+        f"**Decision: {d.decision}**"
+        + (f" → {d.next_stage_percent:g}%" if d.decision == "advance" and d.next_stage_percent else "")
+        + f" (checked {d.checked_at.isoformat()}; stage running {d.stage_hours:.1f} h of at least "
+        f"{d.stage_min_duration:g} h; {d.stage_units['treatment']:,} treatment / {d.stage_units['control']:,} control "
+        "units in this stage).",
+        "",
+    ]
+    lines += [f"- {r}" for r in d.reasons]
+    lines += [
+        "",
+        "| guardrail | status | control | treatment | lift | always-valid CI | tolerance | p (vs tolerance) | units t/c |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for g in d.guardrails:
+        ci = "—" if g.ci[0] is None or g.ci[1] is None else f"[{g.ci[0]:+.2%}, {g.ci[1]:+.2%}]"
+        lift = "—" if g.lift is None else f"{g.lift:+.2%}"
+        p = "—" if g.p_value is None else f"{g.p_value:.3g}"
+        cm = "—" if g.control_mean is None else f"{g.control_mean:.4g}"
+        tm = "—" if g.treatment_mean is None else f"{g.treatment_mean:.4g}"
+        lines.append(
+            f"| {g.metric}{'' if g.higher_is_better else ' (lower is better)'} | {g.status} | {cm} | {tm} | {lift} | {ci} | "
+            f"-{g.tolerance:.1%} | {p} | {g.units['treatment']:,}/{g.units['control']:,} |"
+        )
+    lines += ["", f"Method: {d.method}; " + ", ".join(f"{k} = {v}" for k, v in d.settings.items()) + "."]
+    if d.srm_p_value is not None:
+        lines.append(f"Sample ratio against the planned stage shares: p = {d.srm_p_value:.3g}.")
+    if d.narrative:
+        lines += ["", f"## {d.narrative.get('headline', '')}", "", str(d.narrative.get("summary", ""))]
+        if d.narrative.get("recommendation"):
+            lines += ["", f"**Recommendation:** {d.narrative['recommendation']}"]
+    return "\n".join(lines) + "\n"
+
+
+_STEMS: dict[str, str] = {
+    "RolloutDecision": "rollout",
+    "TrackingCheckReport": "tracking",
+    "ExplorationReport": "exploration",
+    "HypothesisPlan": "hypothesis",
+}
+
+
+def write_lifecycle_report(
+    report: BaseModel,
+    out_dir: str | os.PathLike[str],
+    formats: Iterable[str] = ("json", "md"),
+    *,
+    writer: Callable[[str, bytes], None] | None = None,
+) -> dict[str, str]:
+    """Writes a lifecycle result as JSON and Markdown; returns ``{format: path}``.
+
+    Everything is rendered before anything is written; local files go through a temporary sibling
+    directory and ``os.replace`` so ``out_dir`` is never half-written. ``writer(path, bytes)``
+    targets other storage (an Airflow ``ObjectStoragePath``, fsspec).
+    """
+    stem = _STEMS.get(type(report).__name__, "lifecycle")
+    files: dict[str, tuple[str, bytes]] = {}
+    for fmt in formats:
+        if fmt == "json":
+            files[fmt] = (f"{stem}.json", (report.model_dump_json(indent=2) + "\n").encode())
+        elif fmt in ("md", "markdown"):
+            files["md"] = (f"{stem}.md", _markdown(report).encode())
+        else:
+            raise InputError("formats", f"unknown format {fmt!r}: lifecycle reports are json or md")
+    if not files:
+        raise InputError("formats", "no format given")
+    if writer is not None:
+        base = str(out_dir).rstrip("/")
+        for _fmt, (name, data) in files.items():
+            writer(f"{base}/{name}", data)
+        return {fmt: f"{base}/{name}" for fmt, (name, _d) in files.items()}
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():
+        raise InputError("out", f"{target} exists and is not a directory")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for name, data in files.values():
+            (tmp / name).write_bytes(data)
+        target.mkdir(exist_ok=True)
+        for name, _data in files.values():
+            os.replace(tmp / name, target / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {fmt: str(target / name) for fmt, (name, _d) in files.items()}
