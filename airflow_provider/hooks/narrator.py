@@ -52,14 +52,18 @@ class NarratorHook(BaseHook):
             raise ValueError("anthropic_hook needs anthropic_conn_id.")
         return AnthropicHook(conn_id=self.anthropic_conn_id)
 
-    @property
+    @cached_property
     def resolved_model(self) -> str | None:
-        """The model: the argument, else the connection's default model."""
+        """The model: the argument, else the connection's ``extra["model"]``, else ``None``.
+
+        ``None`` lets the persona choose (the core's default: the newest Sonnet the installed SDK
+        knows) rather than the Anthropic provider's own fallback model.
+        """
         if self.model:
             return self.model
         if self.anthropic_conn_id is None:
             return None
-        return self.anthropic_hook.default_model
+        return self.get_connection(self.anthropic_conn_id).extra_dejson.get("model") or None
 
     def get_client(self) -> Any:
         """The synchronous Anthropic client the official hook builds for the connection."""

@@ -3,17 +3,19 @@
 An operator computes its result twice at most and never twice with different inputs:
 
 * ``deferrable=False`` (or no ``anthropic`` connection): one pass with the synchronous Claude
-  narrator (or the template narrator), then the report is written.
+  narrator (or the template narrator), then the outputs are written.
 * ``deferrable=True``: a first pass with a *recording* narrator collects the narration tasks and
-  writes nothing; the tasks go to the Message Batches API in one batch whose id is saved in the task
-  instance's ``task_state_store`` (it survives retries); the task defers to
-  :class:`~dataeng_agents.airflow_provider.triggers.narration.NarrationBatchTrigger`, which frees the
-  worker slot. On resume the result is computed again (deterministic: same config, same data
-  interval) with a *replay* narrator that answers each task from the batch results by its
-  deterministic ``custom_id``; a task whose facts changed meanwhile gets a different ``custom_id``,
-  finds no answer and falls back to the template, so prose never describes numbers it was not shown.
-  A retry after a crash finds the batch id in ``task_state_store`` and re-attaches to the same batch
-  instead of paying for a second one.
+  writes nothing; the core's :class:`~dataeng_agents.core.agents.BatchNarration` turns each into a
+  Message Batches request with a deterministic ``custom_id`` and ``submit_or_attach_many`` sends the
+  new ones in ONE batch, recording ``custom_id -> batch_id`` in a ledger kept in the task instance's
+  ``task_state_store`` (it survives retries). The task defers to
+  :class:`~dataeng_agents.airflow_provider.triggers.narration.NarrationBatchTrigger`, which polls in
+  the triggerer and frees the worker slot. On resume the result is computed again (deterministic:
+  same config, same data interval) with a *replay* narrator that collects each task's answer from the
+  batch by its ``custom_id``; a task whose facts changed meanwhile has a different ``custom_id``,
+  finds no ledger entry and falls back to the template, so prose never describes numbers it was not
+  shown. A retry after a crash prepares the same requests, finds them in the ledger and re-attaches
+  to the same batch instead of paying for a second one.
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator, conf
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
-
     from airflow.sdk import Context, ObjectStoragePath
     from dataeng_agents.airflow_provider.hooks.narrator import NarratorHook
+    from dataeng_agents.core.llm.ledger import LedgerEntry
     from dataeng_agents.core.narrative import NarrationTask, Narrator
 
-#: task_state_store key holding the id of the batch this task instance paid for.
-BATCH_ID_KEY = "dataeng_narration_batch_id"
+#: task_state_store key prefix of the batch ledger entries (one key per request custom_id).
+LEDGER_PREFIX = "dataeng_batch:"
+#: task_state_store key listing the custom_ids this task instance submitted (to clean up on success).
+LEDGER_INDEX = "dataeng_batch_ids"
 
 
 def default_reports_root() -> str:
@@ -54,6 +56,39 @@ def safe_path_part(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", value).strip("_") or "run"
 
 
+class TaskStateLedger:
+    """The core's batch ledger (``get``/``put``/``discard``) in Airflow's ``task_state_store``.
+
+    ``task_state_store`` is scoped to the task instance and kept across its tries, which is exactly
+    the lifetime a "which batch already carries this request" record needs.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, custom_id: str) -> LedgerEntry | None:
+        from dataeng_agents.core.llm.ledger import LedgerEntry
+
+        raw = self.store.get(LEDGER_PREFIX + custom_id)
+        return LedgerEntry(**raw) if isinstance(raw, dict) else None
+
+    def put(self, entry: LedgerEntry) -> None:
+        from dataclasses import asdict
+
+        self.store.set(LEDGER_PREFIX + entry.custom_id, asdict(entry))
+        ids = list(self.store.get(LEDGER_INDEX) or [])
+        if entry.custom_id not in ids:
+            self.store.set(LEDGER_INDEX, [*ids, entry.custom_id])
+
+    def discard(self, custom_id: str) -> None:
+        self.store.delete(LEDGER_PREFIX + custom_id)
+
+    def clear(self) -> None:
+        for custom_id in self.store.get(LEDGER_INDEX) or []:
+            self.store.delete(LEDGER_PREFIX + custom_id)
+        self.store.delete(LEDGER_INDEX)
+
+
 class RecordingNarrator:
     """Answers every task with its template and remembers the task (first pass of a deferral)."""
 
@@ -67,6 +102,31 @@ class RecordingNarrator:
         return task.template()
 
 
+class ReplayNarrator:
+    """Answers every task from the ended batch recorded in the ledger (second pass of a deferral).
+
+    :param prepare: builds the core ``BatchNarration`` of a task (same persona/model as at submit).
+    :param fallback_reason: when set, every task gets its template with this reason (the batch
+        failed or timed out).
+    """
+
+    name = "claude-batch"
+
+    def __init__(
+        self, prepare: Any, client: Any, ledger: TaskStateLedger, fallback_reason: str | None = None
+    ) -> None:
+        self.prepare = prepare
+        self.client = client
+        self.ledger = ledger
+        self.fallback_reason = fallback_reason
+
+    def narrate(self, task: NarrationTask[Any]) -> Any:
+        narration = self.prepare(task)
+        if self.fallback_reason is not None:
+            return narration.fallback(self.fallback_reason)
+        return narration.collect(self.client, ledger=self.ledger)
+
+
 class NarratedOperator(BaseOperator):
     """
     Base class of the operators that write prose on top of deterministic results.
@@ -75,6 +135,7 @@ class NarratedOperator(BaseOperator):
         connection type: first-party API, Bedrock, Vertex, ...). ``None`` writes the prose with the
         deterministic templates, offline and free.
     :param model: Claude model id; ``None`` uses the connection's default model.
+    :param max_usd: The most one narration may cost (checked before any request is sent).
     :param deferrable: Send the narration through the Message Batches API (half price) and wait
         for it in the triggerer, freeing the worker slot. Needs a first-party platform
         (``anthropic`` or ``aws``) on the connection.
@@ -90,6 +151,7 @@ class NarratedOperator(BaseOperator):
         *,
         anthropic_conn_id: str | None = None,
         model: str | None = None,
+        max_usd: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 60.0,
         batch_timeout: float = 24 * 60 * 60,
@@ -98,6 +160,7 @@ class NarratedOperator(BaseOperator):
         super().__init__(**kwargs)
         self.anthropic_conn_id = anthropic_conn_id
         self.model = model
+        self.max_usd = max_usd
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.batch_timeout = batch_timeout
@@ -107,7 +170,11 @@ class NarratedOperator(BaseOperator):
         """Builds the narrator from ``anthropic_conn_id`` through the official Anthropic hook."""
         from dataeng_agents.airflow_provider.hooks.narrator import NarratorHook
 
-        return NarratorHook(anthropic_conn_id=self.anthropic_conn_id, model=self.model)
+        return NarratorHook(
+            anthropic_conn_id=self.anthropic_conn_id,
+            model=self.model,
+            narrator_kwargs={"max_usd": self.max_usd} if self.max_usd is not None else None,
+        )
 
     # -- what subclasses implement ----------------------------------------------------------------
     def compute(self, context: Context, narrator: Narrator) -> Any:
@@ -119,40 +186,51 @@ class NarratedOperator(BaseOperator):
         raise NotImplementedError
 
     # -- execution ----------------------------------------------------------------------------------
+    def _prepare(self, task: NarrationTask[Any]) -> Any:
+        from dataeng_agents.core.agents import BatchNarration
+
+        return BatchNarration.prepare(task, model=self.narrator_hook.resolved_model, max_usd=self.max_usd)
+
+    def _ledger(self, context: Context) -> TaskStateLedger:
+        store = context.get("task_state_store")
+        if store is None:
+            raise RuntimeError("deferrable narration needs Airflow's task_state_store (Airflow >= 3.3)")
+        return TaskStateLedger(store)
+
     def execute(self, context: Context) -> Any:
         if not (self.deferrable and self.narrates and self.anthropic_conn_id):
             return self.finish(context, self.compute(context, self.narrator_hook.get_conn()))
 
-        store = context.get("task_state_store")
-        batch_id = store.get(BATCH_ID_KEY) if store is not None else None
-        if batch_id:
-            # A retry (worker crash, OOM, ...): the batch is paid for, wait for it again.
-            self.log.info("Re-attaching to narration batch %s from an earlier try.", batch_id)
-            self._defer_on(str(batch_id))
-
         recorder = RecordingNarrator()
-        self.compute(context, recorder)
+        result = self.compute(context, recorder)
         if not recorder.tasks:
             self.log.info("Nothing to narrate; writing the outputs now.")
-            return self.finish(context, self.compute(context, self.narrator_hook.get_conn()))
+            return self.finish(context, result)
 
-        from dataeng_agents.core.llm.batch import submit_batch
+        from dataeng_agents.core.agents import submit_or_attach_many
 
-        batch_id = submit_batch(
-            self.narrator_hook.get_client(), recorder.tasks, model=self.narrator_hook.resolved_model
-        )
-        if store is not None:
-            store.set(BATCH_ID_KEY, batch_id)
-        self.log.info("Submitted %d narration request(s) as batch %s.", len(recorder.tasks), batch_id)
-        self._defer_on(batch_id)
+        ledger = self._ledger(context)
+        narrations = [self._prepare(task) for task in recorder.tasks]
+        known = {n.custom_id: entry.batch_id for n in narrations if (entry := ledger.get(n.custom_id))}
+        try:
+            batch_ids = submit_or_attach_many(narrations, self.narrator_hook.get_client(), ledger)
+        except Exception as e:  # budget, auth, platform without batches: never lose the report
+            reason = f"batch submit failed: {type(e).__name__}: {e}"
+            self.log.warning("%s; writing the report with the templates.", reason)
+            replay = ReplayNarrator(self._prepare, None, ledger, fallback_reason=reason)
+            return self.finish(context, self.compute(context, replay))
+        for custom_id, batch_id in sorted(batch_ids.items()):
+            how = "re-attached to" if custom_id in known else "submitted in"
+            self.log.info("Narration request %s %s batch %s.", custom_id, how, batch_id)
+        self._defer_on(sorted(set(batch_ids.values())))
 
-    def _defer_on(self, batch_id: str) -> None:
+    def _defer_on(self, batch_ids: list[str]) -> None:
         from dataeng_agents.airflow_provider.triggers.narration import NarrationBatchTrigger
 
         self.defer(
             trigger=NarrationBatchTrigger(
                 conn_id=str(self.anthropic_conn_id),
-                batch_id=batch_id,
+                batch_ids=batch_ids,
                 poll_interval=self.poll_interval,
                 end_time=time.time() + self.batch_timeout,
             ),
@@ -162,23 +240,18 @@ class NarratedOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: answer the narration from the batch, then write the outputs."""
-        from dataeng_agents.core.llm.batch import ReplayNarrator, collect_batch
-
         event = event or {"status": "error", "message": "the trigger sent no event"}
-        batch_id = event.get("batch_id")
-        if event.get("status") == "success" and batch_id:
-            answers = collect_batch(self.narrator_hook.get_client(), str(batch_id))
-            narrator: Narrator = ReplayNarrator(answers, model=self.narrator_hook.resolved_model)
-        else:
+        ledger = self._ledger(context)
+        reason = None
+        if event.get("status") != "success":
             # The LLM is never a reason to lose the report: fall back to the templates.
-            reason = f"batch {batch_id}: {event.get('status')}: {event.get('message', '')}".strip()
+            reason = f"batch {event.get('status')}: {event.get('message', '')}".strip()
             self.log.warning("Narration batch did not complete (%s); using the templates.", reason)
-            narrator = ReplayNarrator({}, fallback_reason=reason)
-        result = self.compute(context, narrator)
-        out = self.finish(context, result)
-        store = context.get("task_state_store")
-        if store is not None:
-            store.delete(BATCH_ID_KEY)
+        narrator = ReplayNarrator(
+            self._prepare, self.narrator_hook.get_client(), ledger, fallback_reason=reason
+        )
+        out = self.finish(context, self.compute(context, narrator))
+        ledger.clear()
         return out
 
     # -- outputs --------------------------------------------------------------------------------------
@@ -191,25 +264,14 @@ class NarratedOperator(BaseOperator):
         run_id = safe_path_part(str(context["run_id"]))
         return ObjectStoragePath(f"{default_reports_root()}/{self.dag_id}/{self.task_id}/{run_id}")
 
-    def publish(self, dest: ObjectStoragePath, write: Callable[[Path], dict[str, str]]) -> dict[str, str]:
-        """Write outputs with ``write(local_dir)`` (the core's atomic writer), then place them at ``dest``.
 
-        A local destination is written in place (temp dir, then rename, by the core). Anything else
-        (``s3://``, ``gs://``, ...) is written to a local temp dir first and then uploaded file by
-        file through ``ObjectStoragePath``, the JSON last so its presence means the set is complete.
-        """
-        import tempfile
-        from pathlib import Path
+def local_dir(dest: ObjectStoragePath) -> str | None:
+    """The local path of ``dest`` when it is on the local filesystem, else ``None``."""
+    return dest.path if dest.protocol in ("file", "local", "") else None
 
-        if dest.protocol in ("file", "local", ""):
-            written = write(Path(dest.path))
-            return {fmt: f"file://{Path(p).resolve()}" for fmt, p in written.items()}
-        with tempfile.TemporaryDirectory(prefix="dataeng-report-") as tmp:
-            written = write(Path(tmp) / "out")
-            out: dict[str, str] = {}
-            for fmt in sorted(written, key=lambda f: f == "json"):
-                local = Path(written[fmt])
-                target = dest / local.name
-                target.write_bytes(local.read_bytes())
-                out[fmt] = str(target)
-            return out
+
+def object_storage_writer(path: str, data: bytes) -> None:
+    """The core report writer's ``writer`` for non-local storage (``s3://``, ``gs://``, ...)."""
+    from airflow.sdk import ObjectStoragePath
+
+    ObjectStoragePath(path).write_bytes(data)

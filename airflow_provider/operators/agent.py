@@ -18,11 +18,12 @@ class AgentOperator(NarratedOperator):
 
     The context is the ``return_value`` XCom of each task in ``context_task_ids`` (typically the
     compact summaries of :class:`ExperimentAnalysisOperator` or :class:`PipelineReviewOperator`),
-    keyed by task id, plus ``context`` given directly. The answer's text, its points (with the ids of
-    the facts they are about) and its provenance (template or Claude, model, token usage) are
-    returned to XCom. Without ``anthropic_conn_id`` the answer is the deterministic template, which
-    restates the context; with it, an answer that fails the core's grounding checks falls back to
-    the template too.
+    keyed by task id, plus ``context`` given directly; each source reaches the persona as one
+    context document (``context:<task_id>.json``), redacted and size-capped by the core. The
+    answer's text, its points (with the ids of the context they are about) and its provenance
+    (template or Claude, model, token usage) are returned to XCom. Without ``anthropic_conn_id`` the
+    answer is the deterministic template (which says that no answer was generated); with it, an
+    answer that fails the core's grounding checks falls back to the template too.
 
     :param question: The question (templated).
     :param persona: Persona name (``data-engineer``, ``backend-architect``).
@@ -52,16 +53,43 @@ class AgentOperator(NarratedOperator):
         self.context = context
 
     def gather_context(self, context: Context) -> dict[str, Any]:
+        """``context`` plus the ``return_value`` XCom of each task in ``context_task_ids``."""
         facts: dict[str, Any] = dict(self.context or {})
         ti = context["ti"]
         for task_id in self.context_task_ids:
             facts[task_id] = ti.xcom_pull(task_ids=task_id)
         return facts
 
-    def compute(self, context: Context, narrator: Narrator) -> Any:
-        from dataeng_agents.core.agents import ask
+    def context_files(self, context: Context) -> list[str]:
+        """The context as one JSON file per source, the form the core's ``question_task`` reads.
 
-        return ask(self.persona, self.question, self.gather_context(context), narrator=narrator)
+        The core redacts and caps file contents before they can reach a prompt. The folder is a
+        function of the task instance only, so the files (and so the request's ``custom_id``) are
+        the same when the task resumes from deferral or is retried.
+        """
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from dataeng_agents.airflow_provider.operators._narrated import safe_path_part
+
+        folder = Path(
+            tempfile.gettempdir(),
+            "dataeng-agent-context",
+            safe_path_part(f"{self.dag_id}.{self.task_id}.{context['run_id']}.{context['ti'].map_index}"),
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, value in sorted(self.gather_context(context).items()):
+            path = folder / f"{safe_path_part(name)}.json"
+            path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str), encoding="utf-8")
+            paths.append(str(path))
+        return paths
+
+    def compute(self, context: Context, narrator: Narrator) -> Any:
+        from dataeng_agents.core.agents import question_task
+
+        return narrator.narrate(question_task(self.persona, self.question, self.context_files(context)))
 
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
         answer: dict[str, Any] = result.model_dump(mode="json")

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import Asset
 from dataeng_agents.airflow_provider.links.report import ReportLink
-from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, default_reports_root
+from dataeng_agents.airflow_provider.operators._narrated import (
+    NarratedOperator,
+    default_reports_root,
+    local_dir,
+    object_storage_writer,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -96,8 +101,10 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         ``<[dataeng] reports_root>/<dag_id>/<task_id>/<run_id>`` (default root
         ``file://$AIRFLOW_HOME/dataeng_reports``).
     :param formats: Report formats to write (``json``, ``md``, ``html``).
-    :param use_data_interval: Analyse only exposures inside the run's data interval (from the
-        config's start). ``False`` analyses the config's whole period.
+    :param window: ``cumulative`` (default): every exposure from the experiment's start up to the
+        end of the run's data interval, the daily-report view (the analysis is sequential by default,
+        so looking every day does not inflate false positives); ``data_interval``: only exposures
+        inside the run's data interval; ``all``: the config's whole period, ignoring the run.
     :param srm_policy: ``fail`` the task (after writing the report) or only ``warn`` when the
         sample-ratio-mismatch check fails.
     :param guardrail_policy: ``fail`` or ``warn`` when a guardrail metric regressed.
@@ -122,7 +129,7 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         dialect: str | None = None,
         output_path: str | None = None,
         formats: Sequence[str] = REPORT_FORMATS,
-        use_data_interval: bool = True,
+        window: Literal["cumulative", "data_interval", "all"] = "cumulative",
         srm_policy: Policy = "fail",
         guardrail_policy: Policy = "warn",
         report_asset: Asset | None = None,
@@ -137,7 +144,9 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             raise ValueError(f"formats: unknown format(s) {sorted(unknown)}; choose from {REPORT_FORMATS}")
         self.output_path = output_path
         self.formats = tuple(formats)
-        self.use_data_interval = use_data_interval
+        if window not in ("cumulative", "data_interval", "all"):
+            raise ValueError(f"window must be 'cumulative', 'data_interval' or 'all', got {window!r}")
+        self.window = window
         self.srm_policy = srm_policy
         self.guardrail_policy = guardrail_policy
         self.report_asset = report_asset or Asset(
@@ -147,23 +156,37 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         )
         self.add_outlets([self.report_asset])
 
+    def data_interval(self, context: Context, config: Any) -> tuple[Any, Any] | None:
+        """The ``(start, end)`` the core reads, from ``window`` and the run's data interval."""
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if self.window == "all" or end is None:
+            return None
+        if self.window == "data_interval":
+            return (start, end)
+        if config.start is None:
+            return (start, end)
+        from datetime import UTC, date, datetime
+
+        first = config.start
+        if not isinstance(first, datetime) and isinstance(first, date):
+            first = datetime(first.year, first.month, first.day, tzinfo=UTC)
+        elif first.tzinfo is None:
+            first = first.replace(tzinfo=UTC)
+        return (first, end)
+
     def compute(self, context: Context, narrator: Narrator) -> Any:
         from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
 
-        interval = None
-        if self.use_data_interval:
-            start, end = context.get("data_interval_start"), context.get("data_interval_end")
-            if start is not None and end is not None:
-                interval = (start, end)
+        config = self.load_config()
         return analyze_experiment(
-            self.load_config(), self.hook.get_conn(), data_interval=interval, narrator=narrator
+            config, self.hook.get_conn(), data_interval=self.data_interval(context, config), narrator=narrator
         )
 
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
-        paths = self.publish(dest, lambda out_dir: write_report(result, out_dir, formats=self.formats))
+        paths = write_files(write_report, result, dest, self.formats)
         summary = _as_json_value(result.summary())
         summary["report"] = paths
         self.log.info("Report written: %s", ", ".join(paths.values()))
@@ -173,7 +196,8 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             ti.xcom_push(key=ReportLink().xcom_key, value=paths["html"])
         context["outlet_events"][self.report_asset].extra = {
             "experiment_id": summary.get("experiment_id"),
-            "decision": _as_json_value(summary.get("decision")),
+            "verdict": summary.get("verdict"),
+            "variant": summary.get("variant"),
             "report": paths,
             "run_id": str(context["run_id"]),
         }
@@ -194,11 +218,36 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             raise ExperimentPolicyError("; ".join(failing))
 
 
-def policy_findings(report: Any, kind: Literal["srm", "guardrail"]) -> list[str]:
-    """Human-readable SRM or guardrail problems of an experiment report (empty when healthy)."""
-    from dataeng_agents.core.report import policy_problems
+def write_files(write_report: Any, report: Any, dest: Any, formats: Sequence[str]) -> dict[str, str]:
+    """Write ``report`` under ``dest`` with the core's atomic writer; ``{format: URI}``.
 
-    return list(policy_problems(report, kind))
+    A local destination is written in place by the core (temp dir, then rename: never half-written);
+    any other ``ObjectStoragePath`` gets the files rendered first and then uploaded one by one.
+    """
+    from pathlib import Path
+
+    local = local_dir(dest)
+    if local is not None:
+        written = write_report(report, local, formats=formats)
+        return {fmt: Path(p).resolve().as_uri() for fmt, p in written.items()}
+    return dict(write_report(report, str(dest), formats=formats, writer=object_storage_writer))
+
+
+def policy_findings(report: Any, kind: Literal["srm", "guardrail"]) -> list[str]:
+    """Human-readable SRM or guardrail problems of an experiment report (empty when healthy).
+
+    SRM is the report's ``srm`` health check failing; a guardrail problem is a guardrail metric that
+    moved significantly in the wrong direction for some variant.
+    """
+    if kind == "srm":
+        return [
+            f"SRM check failed: {h.message}" for h in report.health if h.id == "srm" and h.status == "fail"
+        ]
+    return [
+        f"guardrail {r.id} regressed (estimate {r.estimate:+.4g}, CI [{r.ci_lower:.4g}, {r.ci_upper:.4g}])"
+        for r in report.results
+        if r.role == "guardrail" and r.significant and r.direction == "worse"
+    ]
 
 
 class ExperimentDesignOperator(_ExperimentOperator):
@@ -248,7 +297,7 @@ class ExperimentDesignOperator(_ExperimentOperator):
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
-        paths = self.publish(dest, lambda out_dir: write_report(result, out_dir, formats=self.formats))
+        paths = write_files(write_report, result, dest, self.formats)
         summary = _as_json_value(result.summary())
         summary["report"] = paths
         if "html" in paths:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dataeng_agents.airflow_provider.links.report import ReportLink
-from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator
+from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, local_dir
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from airflow.sdk import Context
     from dataeng_agents.core.narrative import Narrator
 
@@ -44,7 +43,8 @@ class PipelineReviewOperator(NarratedOperator):
     :param airflow_version: Airflow version the rules check against; ``None`` uses the running one.
     :param runtime: Also import the DAG files to decide what static analysis cannot (slower, runs
         DAG code).
-    :param config: Review configuration (path or dict: rule severities, suppressions), templated.
+    :param config: Review configuration, templated: a ``pyproject.toml`` path (its
+        ``[tool.dataeng.review]`` table) or a dict of overrides (rule severities, suppressions).
     :param output_path: Folder for the review (``ObjectStoragePath`` URL, templated); ``None`` writes
         under ``[dataeng] reports_root``.
     :param formats: Review formats to write (``json``, ``md``, ``sarif``).
@@ -99,42 +99,106 @@ class PipelineReviewOperator(NarratedOperator):
         major, minor, *_ = __version__.split(".")
         return f"{major}.{minor}"
 
-    def compute(self, context: Context, narrator: Narrator) -> Any:
-        from dataeng_agents.core.commands.data_pipeline import review_with_advice
+    def review_config(self) -> Any:
+        """The core review config: ``profile`` plus ``config`` (a pyproject.toml path or a dict of overrides)."""
+        from dataeng_agents.core.review import load_config
 
-        return review_with_advice(
+        if isinstance(self.config, str):
+            return load_config(profile=self.profile, pyproject=self.config)
+        return load_config(profile=self.profile, overrides=self.config)
+
+    def compute(self, context: Context, narrator: Narrator) -> ReviewOutcome:
+        from dataeng_agents.core.commands.data_pipeline import narrate_review, review_paths
+
+        result = review_paths(
             self._review_paths(),
             profile=self.profile,
             airflow_version=self._airflow_version(),
             runtime=self.runtime,
-            config=self.config,
-            narrator=narrator,
+            config=self.review_config(),
         )
+        return ReviewOutcome(result, narrate_review(result, narrator))
 
-    def finish(self, context: Context, result: Any) -> dict[str, Any]:
-        from dataeng_agents.core.commands.data_pipeline import write_review
-
+    def finish(self, context: Context, result: ReviewOutcome) -> dict[str, Any]:
         dest = self.resolve_output_dir(context, self.output_path)
-        paths = self.publish(dest, lambda out_dir: _write(write_review, result, out_dir, self.formats))
-        review = result.review if hasattr(result, "review") else result
+        files = result.render(self.formats)
+        local = local_dir(dest)
+        paths: dict[str, str] = {}
+        if local is not None:
+            paths = write_local_atomically(Path(local), files)
+        else:
+            for fmt, (name, data) in files.items():
+                target = dest / name
+                target.write_bytes(data)
+                paths[fmt] = str(target)
+        review = result.review
         summary: dict[str, Any] = dict(review.summary())
         summary["report"] = paths
-        if "md" in paths:
-            context["ti"].xcom_push(key=ReportLink().xcom_key, value=paths["md"])
+        summary["advice"] = result.advice.provenance.narrator
+        link = paths.get("md") or paths.get("json")
+        if link:
+            context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)
         counts = summary["findings"]
         self.log.info(
-            "Review of %d file(s): %d error(s), %d warning(s), %d info.",
+            "Review of %d file(s): %d error(s), %d warning(s), %d info. Written to %s",
             summary["files"],
             counts["error"],
             counts["warn"],
             counts["info"],
+            ", ".join(paths.values()),
         )
         if review.exit_code(self.fail_on):
-            worst = [f for f in review.findings if f.severity.value in ("error", "warn")][:10]
+            worst = sorted(review.findings, key=lambda f: -f.severity.rank)[:10]
             listing = "; ".join(f"{f.path}:{f.line} {f.rule_id} {f.message}" for f in worst)
             raise PipelineReviewFailed(f"findings at or above {self.fail_on!r}: {listing}")
         return summary
 
 
-def _write(writer: Any, result: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, str]:
-    return dict(writer(result, out_dir, formats=formats))
+class ReviewOutcome:
+    """A review and the advice written on top of it (rendered the way ``dataeng review --explain`` does)."""
+
+    def __init__(self, review: Any, advice: Any) -> None:
+        self.review = review
+        self.advice = advice
+
+    def render(self, formats: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        import json
+
+        out: dict[str, tuple[str, bytes]] = {}
+        for fmt in formats:
+            if fmt == "json":
+                doc = self.review.model_dump(mode="json")
+                doc["advice"] = self.advice.model_dump(mode="json")
+                out[fmt] = ("review.json", json.dumps(doc, indent=2).encode())
+            elif fmt == "md":
+                text = self.review.to_markdown()
+                text += "\n## Advice\n\n" + self.advice.summary + "\n\n"
+                text += "\n".join(
+                    f"{i}. {p.why} Fix: {p.how_to_fix} ({', '.join(p.finding_ids)})"
+                    for i, p in enumerate(self.advice.priorities, start=1)
+                )
+                out[fmt] = ("review.md", (text + "\n").encode())
+            elif fmt == "sarif":
+                out[fmt] = ("review.sarif", json.dumps(self.review.to_sarif(), indent=2).encode())
+        return out
+
+
+def write_local_atomically(target: Path, files: dict[str, tuple[str, bytes]]) -> dict[str, str]:
+    """Write every file to a temp file next to its destination, then ``os.replace`` it in."""
+    import os
+    import tempfile
+
+    target.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    for fmt, (name, data) in files.items():
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target / name)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        out[fmt] = (target / name).resolve().as_uri()
+    return out

@@ -42,14 +42,14 @@ def test_trigger_polls_until_the_batch_ends(monkeypatch: pytest.MonkeyPatch, ant
     api = FakeAnthropicAPI(polls_before_end=2).install(monkeypatch)
     batch_id = _create_batch(api)
     trigger = NarrationBatchTrigger(
-        conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 60
+        conn_id=anthropic_conn, batch_ids=[batch_id], poll_interval=0.01, end_time=time.time() + 60
     )
 
     events = _events(trigger)
 
     assert len(events) == 1
     assert events[0].payload["status"] == "success"
-    assert events[0].payload["request_counts"]["succeeded"] == 1
+    assert events[0].payload["request_counts"][batch_id]["succeeded"] == 1
     polls = api.calls("GET", f"/v1/messages/batches/{batch_id}")
     assert len(polls) == 3  # in_progress, in_progress, ended
     assert all(API_KEY in r.headers["authorization"] for r in polls)  # the connection's key
@@ -60,7 +60,7 @@ def test_trigger_times_out_with_an_event(monkeypatch: pytest.MonkeyPatch, anthro
     api = FakeAnthropicAPI(polls_before_end=10**6).install(monkeypatch)
     batch_id = _create_batch(api)
     trigger = NarrationBatchTrigger(
-        conn_id=anthropic_conn, batch_id=batch_id, poll_interval=0.01, end_time=time.time() + 0.05
+        conn_id=anthropic_conn, batch_ids=[batch_id], poll_interval=0.01, end_time=time.time() + 0.05
     )
 
     events = _events(trigger)
@@ -73,7 +73,7 @@ def test_trigger_gives_up_after_repeated_poll_failures(
 ) -> None:
     api = FakeAnthropicAPI().install(monkeypatch)
     trigger = NarrationBatchTrigger(
-        conn_id=anthropic_conn, batch_id="msgbatch_missing", poll_interval=0.0, end_time=time.time() + 60
+        conn_id=anthropic_conn, batch_ids=["msgbatch_missing"], poll_interval=0.0, end_time=time.time() + 60
     )
 
     events = _events(trigger)
@@ -85,7 +85,7 @@ def test_trigger_gives_up_after_repeated_poll_failures(
 
 def test_trigger_serializes_without_credentials(anthropic_conn: str) -> None:
     trigger = NarrationBatchTrigger(
-        conn_id=anthropic_conn, batch_id="msgbatch_1", poll_interval=5, end_time=1.0
+        conn_id=anthropic_conn, batch_ids=["msgbatch_1"], poll_interval=5, end_time=1.0
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "dataeng_agents.airflow_provider.triggers.narration.NarrationBatchTrigger"
