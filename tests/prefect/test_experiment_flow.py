@@ -1,0 +1,183 @@
+"""experiment_report_flow end to end on a Prefect server: DuckDB sample and real PostgreSQL.
+
+Each run's artifacts are read back from the Prefect API and compared with a direct core call on
+the same data; the decision event is read back from the events API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONFIG = str(files("dataeng_agents.core.examples.experiments").joinpath("checkout_demo.yaml"))
+EXPERIMENT_ID = "checkout-2024-03"
+
+
+def _artifacts(flow_run_id: Any) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in found if a.key}
+
+
+def _events(name: str, resource_id: str, *, at_least: int, timeout: float = 30.0) -> list[Any]:
+    """Events are written asynchronously (client worker -> server -> persister): poll for them."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=[name]), resource=EventResourceFilter(id=[resource_id])
+                ),
+                limit=50,
+            )
+        if len(page.events) >= at_least or time.monotonic() > deadline:
+            return list(page.events)
+        time.sleep(0.5)
+
+
+def _direct_report(warehouse: Any) -> Any:
+    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+
+    return analyze_experiment(CONFIG, warehouse)
+
+
+def _close(got: Any, expected: Any, path: str = "") -> None:
+    """Equal, floats to rounding: DuckDB's parallel aggregation sums in a varying order."""
+    if isinstance(expected, float) and isinstance(got, int | float):
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), path
+    elif isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), path
+        for key in expected:
+            _close(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert isinstance(got, list | tuple) and len(got) == len(expected), path
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            _close(g, e, f"{path}[{i}]")
+    else:
+        assert got == expected, path
+
+
+def _check_against_core(artifacts: dict[str, Any], direct: Any) -> None:
+    table = json.loads(str(artifacts[f"{EXPERIMENT_ID}-metrics"].data))
+    assert [row["id"] for row in table] == [r.id for r in direct.results]
+    for row, r in zip(table, direct.results, strict=True):
+        for field in ("estimate", "ci_lower", "ci_upper", "p_value", "adjusted_p_value", "control_mean"):
+            expected = getattr(r, field)
+            if expected is None:
+                assert row[field] is None, (r.id, field)
+            else:
+                assert row[field] == pytest.approx(expected, rel=1e-9, abs=1e-12), (r.id, field)
+        assert row["significant"] == r.significant and row["direction"] == r.direction
+
+
+def test_duckdb_sample_end_to_end(prefect_server: str, sample_duckdb: str, tmp_path: Path) -> None:
+    from dataeng_agents.core.warehouse import DuckDBWarehouse
+    from dataeng_agents.prefect_integration import ExperimentWarehouse
+    from dataeng_agents.prefect_integration.flows import experiment_report_flow
+
+    state = experiment_report_flow(
+        config=CONFIG,
+        warehouse=ExperimentWarehouse(duckdb_path=sample_duckdb),
+        report_dir=str(tmp_path / "report"),
+        fail_on=["srm"],
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    result = state.result()
+    direct = _direct_report(DuckDBWarehouse(sample_duckdb))
+
+    # the flow's result is the core's compact summary (plus where things went)
+    summary = {k: v for k, v in result.items() if k not in ("artifacts", "report_files")}
+    _close(summary, json.loads(json.dumps(direct.summary(), default=str)))
+    assert result["verdict"] == direct.decision.verdict
+
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert set(artifacts) == {f"{EXPERIMENT_ID}-report", f"{EXPERIMENT_ID}-metrics", f"{EXPERIMENT_ID}-html"}
+    _check_against_core(artifacts, direct)
+
+    markdown = str(artifacts[f"{EXPERIMENT_ID}-report"].data)
+    assert markdown == Path(result["report_files"]["md"]).read_text(encoding="utf-8")
+    assert direct.narrative is not None and direct.narrative.headline in markdown
+    html = Path(result["report_files"]["html"])
+    assert html.is_file() and html.as_uri() in str(artifacts[f"{EXPERIMENT_ID}-html"].data)
+
+    events = _events("dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", at_least=1)
+    mine = [e for e in events if e.payload.get("report_artifact_key") and e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)]
+    assert len(mine) == 1
+    assert mine[0].payload["verdict"] == direct.decision.verdict
+    assert mine[0].payload["per_variant"] == direct.decision.per_variant
+    assert mine[0].payload["stop_reasons"] == []
+
+
+def test_guardrail_regression_fails_the_run_by_policy(prefect_server: str, sample_duckdb: str, tmp_path: Path) -> None:
+    """The sample plants an 8% latency regression in `recommendations`: the default policy stops."""
+    from dataeng_agents.prefect_integration import ExperimentWarehouse
+    from dataeng_agents.prefect_integration.flows import ExperimentPolicyError, experiment_report_flow
+
+    state = experiment_report_flow(
+        config=CONFIG,
+        warehouse=ExperimentWarehouse(duckdb_path=sample_duckdb),
+        report_dir=str(tmp_path / "report"),
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(ExperimentPolicyError, match="page_latency/recommendations"):
+        state.result()
+    # the analyst still gets the report that explains the failure
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert f"{EXPERIMENT_ID}-report" in artifacts and f"{EXPERIMENT_ID}-metrics" in artifacts
+    events = _events("dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", at_least=2)
+    mine = [e for e in events if e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)]
+    assert len(mine) == 1 and mine[0].payload["stopped_by_policy"] is True
+    assert any("Guardrail" in r for r in mine[0].payload["stop_reasons"])
+
+
+@pytest.mark.postgres
+def test_postgres_through_sqlalchemy_connector(
+    prefect_server: str, sample_postgres: tuple[str, str], sample_duckdb: str, tmp_path: Path
+) -> None:
+    """Saved blocks, passed by name (what a deployment does), on the real PostgreSQL server."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    from dataeng_agents.core.warehouse import DuckDBWarehouse, warehouse_from_url
+    from dataeng_agents.prefect_integration import ExperimentWarehouse
+    from dataeng_agents.prefect_integration.flows import experiment_report_flow
+
+    url, schema = sample_postgres
+    connector = SqlAlchemyConnector(
+        connection_info=url.replace("postgresql://", "postgresql+psycopg://", 1),
+        connect_args={"options": f"-csearch_path={schema}"},
+    )
+    connector.save(f"pg-{schema}".replace("_", "-"), overwrite=True)
+    ExperimentWarehouse(sqlalchemy_connector=connector).save(f"wh-{schema}".replace("_", "-"), overwrite=True)
+
+    state = experiment_report_flow(
+        config=CONFIG,
+        warehouse=f"wh-{schema}".replace("_", "-"),
+        report_dir=str(tmp_path / "report"),
+        fail_on=[],
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    direct_pg = _direct_report(warehouse_from_url(f"{url}?options=-csearch_path%3D{schema}"))
+    assert direct_pg.dialect == "postgres"
+    _check_against_core(artifacts, direct_pg)
+    # and PostgreSQL agrees with DuckDB on the same data
+    _check_against_core(artifacts, _direct_report(DuckDBWarehouse(sample_duckdb)))
+    assert state.result()["units"] == direct_pg.summary()["units"]
