@@ -16,7 +16,9 @@ the lift.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -168,6 +170,90 @@ def collect(inp: AnalysisInput) -> CellArrays:
         kind=kinds,
         inverse=inverse,
         quantile_level=qlevel,
+    )
+
+
+_FIELD_SET = frozenset(FIELDS)
+_METRIC_KEYS = frozenset({"name", "kind", "inverse", "quantile", "stats", "strata"})
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+
+
+def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None:
+    """Fast path of :func:`collect` for JSON-like input: one light pass, no per-metric models.
+
+    Returns ``None`` as soon as anything is not plainly well-formed; the caller then validates the
+    whole input with pydantic, which produces the precise error (or accepts a lax input such as a
+    number written as a string). Whatever this accepts, pydantic accepts with the same values.
+    """
+    metrics = raw.get("metrics", [])
+    if type(metrics) is not list:
+        return None
+    names = [v.name for v in header.variants]
+    if len(set(names)) != len(names) or header.control not in names:
+        return None
+    name_set = set(names)
+    flat: list[Any] = []
+    extend = flat.extend
+    cell_metric: list[int] = []
+    cell_label: list[str] = []
+    metric_names: list[str] = []
+    kinds: list[int] = []
+    inverse: list[bool] = []
+    qlevel: list[float] = []
+    for mi, m in enumerate(metrics):
+        if type(m) is not dict or not m.keys() <= _METRIC_KEYS:
+            return None
+        name, kind, inv, q = m.get("name"), m.get("kind"), m.get("inverse", False), m.get("quantile")
+        if type(name) is not str or not name or type(kind) is not str or kind not in _KIND_CODE or type(inv) is not bool:
+            return None
+        if q is not None and (type(q) not in (int, float) or not 0 < q < 1):
+            return None
+        if kind == "quantile" and q is None:
+            return None
+        metric_names.append(name)
+        kinds.append(_KIND_CODE[kind])
+        inverse.append(inv)
+        qlevel.append(float(q) if q is not None else math.nan)
+        stats, strata = m.get("stats"), m.get("strata")
+        if stats is not None and strata is None:
+            groups: list[tuple[str, Any]] = [("", stats)]
+        elif strata is not None and stats is None and type(strata) is list and strata and kind != "quantile":
+            groups = []
+            for k, st in enumerate(strata):
+                if type(st) is not dict or st.keys() != {"name", "stats"} or type(st["name"]) is not str:
+                    return None
+                groups.append((f"strata[{k}].", st["stats"]))
+        else:
+            return None
+        for label, group in groups:
+            if type(group) is not dict or group.keys() != name_set:
+                return None
+            for vname in names:
+                d = group[vname]
+                if type(d) is not dict or not d.keys() <= _FIELD_SET:
+                    return None
+                extend(map(d.get, FIELDS))
+            cell_metric.append(mi)
+            cell_label.append(label)
+    if len(set(metric_names)) != len(metric_names):
+        return None
+    if not set(map(type, flat)) <= _NUMBER_TYPES:
+        return None
+    values = np.array(flat, dtype=np.float64).reshape(len(cell_metric), len(names), len(FIELDS))
+    # None became NaN; a NaN that was not None, an infinity, or a missing n goes to pydantic.
+    nan_count = int(np.isnan(values).sum())
+    if nan_count != flat.count(None) or np.isinf(values).any() or np.isnan(values[:, :, _F["n"]]).any():
+        return None
+    return CellArrays(
+        values=values,
+        cell_metric=np.asarray(cell_metric, dtype=np.int64),
+        cell_label=cell_label,
+        metric_names=metric_names,
+        variant_names=names,
+        control=names.index(header.control),
+        kind=np.asarray(kinds, dtype=np.int64),
+        inverse=np.asarray(inverse, dtype=np.bool_),
+        quantile_level=np.asarray(qlevel, dtype=np.float64),
     )
 
 

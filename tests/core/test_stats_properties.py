@@ -170,3 +170,31 @@ def test_extreme_numbers_never_leak_nan(c: Any, t: Any, n_bad: float) -> None:
     _check_no_traceback(two_arm("mean", c, t))
     arr = np.array([c["sum_squares"], t["sum_squares"]])
     assert np.all(np.isfinite(arr))
+
+
+@settings(max_examples=150, deadline=None)
+@given(c=mean_arm(cuped=True), t=mean_arm(cuped=True), u=mean_arm(cuped=True), method=METHODS, diff=DIFFS,
+       strata=st.booleans())
+def test_json_fast_path_equals_the_pydantic_model_path(c: Any, t: Any, u: Any, method: str, diff: str,
+                                                       strata: bool) -> None:
+    from dataeng_agents.core.stats import AnalysisInput
+
+    stats = {"control": c, "treatment": t, "other": u}
+    metric: dict[str, Any] = {"name": "m", "kind": "mean"}
+    if strata:
+        metric["strata"] = [{"name": "a", "stats": stats}, {"name": "b", "stats": {"control": t, "treatment": u, "other": c}}]
+    else:
+        metric["stats"] = stats
+    raw = {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}, {"name": "other"}],
+           "settings": {"method": method, "difference": diff}, "metrics": [metric, {**metric, "name": "m2"}]}
+    try:
+        fast = analyze(raw).model_dump()
+    except StatsInputError as exc:
+        fast_err = str(exc)
+        try:
+            analyze(AnalysisInput.model_validate(raw))
+        except StatsInputError as exc2:
+            assert str(exc2) == fast_err
+            return
+        raise AssertionError("the model path accepted what the fast path rejected") from None
+    assert analyze(AnalysisInput.model_validate(raw)).model_dump() == fast
