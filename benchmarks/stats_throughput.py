@@ -1,0 +1,275 @@
+#!/usr/bin/env python
+"""Throughput of the statistics engine against GrowthBook's gbstats on the same inputs.
+
+10,000 mean metrics x 3 variants (control + 2 treatments) = 20,000 comparisons per method
+(frequentist, sequential, bayesian). An "analysis" is one (metric, variant) comparison.
+
+This engine is timed in-process, four ways:
+  * ``analyze(dict)``        - the public API end to end: pydantic parse, vectorised checks, output models
+  * ``analyze(AnalysisInput)`` - same, from an already-validated input
+  * ``analyze_arrays``        - gather + checks + maths to numpy result arrays (no output models)
+  * ``engine.compute``        - the numeric core on prepared arrays
+gbstats (PyPI, latest that installs) runs in a throwaway virtualenv created under a temp dir, driven
+by a worker script reading the same sums, two ways:
+  * the ``TwoSidedTTest`` / ``SequentialTwoSidedTTest`` / ``EffectBayesianABTest`` loop
+    (statistic objects built and ``compute_result()`` called per comparison), all 10,000 metrics
+  * ``process_single_metric`` (gbstats' per-metric pandas path), on a sample of metrics
+    (``--psm-metrics``, default 300), reported as a rate
+A spot check compares the first metrics' numbers of both engines (relative 1e-6).
+
+Run:  .venv/bin/python benchmarks/stats_throughput.py [--metrics 10000] [--psm-metrics 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WORKER = r'''
+import json, sys, time
+import pandas as pd  # noqa: F401  (gbstats needs it; imported here so its import is not timed)
+from gbstats.models.statistics import SampleMeanStatistic
+from gbstats.frequentist.tests import (FrequentistConfig, SequentialConfig, TwoSidedTTest,
+                                       SequentialTwoSidedTTest)
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
+from gbstats.gbstats import process_single_metric
+from gbstats.models.settings import AnalysisSettingsForStatsEngine, MetricSettingsForStatsEngine
+
+data = json.load(open(sys.argv[1]))
+psm_metrics = int(sys.argv[2])
+spot_metrics = int(sys.argv[3])
+n, s, ss = data["n"], data["sum"], data["sum_squares"]
+M, V = len(n), len(n[0])
+
+def make_test(method, a, b):
+    if method == "frequentist":
+        return TwoSidedTTest(a, b, FrequentistConfig(alpha=0.05, difference_type="relative"))
+    if method == "sequential":
+        return SequentialTwoSidedTTest(a, b, SequentialConfig(alpha=0.05, difference_type="relative",
+                                                              sequential_tuning_parameter=5000))
+    return EffectBayesianABTest(a, b, EffectBayesianConfig(alpha=0.05, difference_type="relative"))
+
+out = {"loop_seconds": {}, "psm_seconds": {}, "psm_metrics": psm_metrics, "spot_loop": {}, "spot_psm": {},
+       "metrics": M, "variants": V}
+for method in ("frequentist", "sequential", "bayesian"):
+    t0 = time.perf_counter()
+    spot = []
+    for i in range(M):
+        a = SampleMeanStatistic(n=n[i][0], sum=s[i][0], sum_squares=ss[i][0])
+        for j in range(1, V):
+            b = SampleMeanStatistic(n=n[i][j], sum=s[i][j], sum_squares=ss[i][j])
+            r = make_test(method, a, b).compute_result()
+            if i < spot_metrics:
+                spot.append({"estimate": r.expected, "ci": list(r.ci),
+                             "p_value": getattr(r, "p_value", None),
+                             "chance_to_win": getattr(r, "chance_to_win", None),
+                             "risk": getattr(r, "risk", None)})
+    out["loop_seconds"][method] = time.perf_counter() - t0
+    out["spot_loop"][method] = spot
+
+    analysis = AnalysisSettingsForStatsEngine(
+        var_names=[f"v{j}" for j in range(V)], var_ids=[str(j) for j in range(V)], weights=[1.0 / V] * V,
+        stats_engine="bayesian" if method == "bayesian" else "frequentist",
+        sequential_testing_enabled=method == "sequential", sequential_tuning_parameter=5000,
+        difference_type="relative", alpha=0.05)
+    t0 = time.perf_counter()
+    spot = []
+    for i in range(psm_metrics):
+        rows = [{"dimension": "All", "variation": str(j), "users": n[i][j], "count": n[i][j],
+                 "main_sum": s[i][j], "main_sum_squares": ss[i][j]} for j in range(V)]
+        metric = MetricSettingsForStatsEngine(id=f"m{i}", name=f"m{i}", statistic_type="mean",
+                                              main_metric_type="count")
+        res = process_single_metric(rows, metric, [analysis])
+        if i < spot_metrics:
+            for var in res.analyses[0].dimensions[0].variations[1:]:
+                spot.append({"estimate": var.expected, "ci": list(var.ci),
+                             "p_value": getattr(var, "pValue", None),
+                             "chance_to_win": getattr(var, "chanceToWin", None),
+                             "risk": getattr(var, "risk", None)})
+    out["psm_seconds"][method] = time.perf_counter() - t0
+    out["spot_psm"][method] = spot
+json.dump(out, sys.stdout)
+'''
+
+METHODS = ("frequentist", "sequential", "bayesian")
+
+
+def make_sums(metrics: int, variants: int, seed: int) -> dict[str, list[list[float]]]:
+    """Per-variant sums of mean metrics, as a warehouse would aggregate them."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(2_000, 200_000, size=(metrics, variants)).astype(float)
+    mu = rng.uniform(1.0, 100.0, size=(metrics, 1)) * (1 + rng.normal(0, 0.02, size=(metrics, variants)))
+    sd = mu * rng.uniform(0.5, 3.0, size=(metrics, 1))
+    s = mu * n
+    ss = (sd * sd + mu * mu) * n
+    return {"n": n.tolist(), "sum": s.tolist(), "sum_squares": ss.tolist()}
+
+
+def our_input(sums: dict[str, list[list[float]]], method: str) -> dict[str, Any]:
+    variants = len(sums["n"][0])
+    names = ["control"] + [f"t{j}" for j in range(1, variants)]
+    metrics = [
+        {"name": f"m{i}", "kind": "mean",
+         "stats": {names[j]: {"n": sums["n"][i][j], "sum": sums["sum"][i][j], "sum_squares": sums["sum_squares"][i][j]}
+                   for j in range(variants)}}
+        for i in range(len(sums["n"]))
+    ]
+    return {"control": "control", "variants": [{"name": nm} for nm in names],
+            "settings": {"method": method, "difference": "relative", "alpha": 0.05}, "metrics": metrics}
+
+
+def best_of(fn: Any, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def time_ours(raw: dict[str, Any]) -> tuple[dict[str, float], Any]:
+    from dataeng_agents.core.stats import AnalysisInput, analyze, analyze_arrays
+    from dataeng_agents.core.stats import engine
+
+    parsed = AnalysisInput.model_validate(raw)
+    cells = engine.collect(parsed)
+    cuped, ckind = engine.validate(cells)
+    out = analyze(raw)
+    return {
+        "analyze(dict)": best_of(lambda: analyze(raw)),
+        "analyze(AnalysisInput)": best_of(lambda: analyze(parsed)),
+        "analyze_arrays": best_of(lambda: analyze_arrays(parsed)),
+        "engine.compute": best_of(lambda: engine.compute(cells, parsed.settings, cuped, ckind)),
+    }, out
+
+
+def gbstats_python(tmp: Path, log: list[str]) -> Path:
+    """A throwaway virtualenv with gbstats: stdlib venv + pip, falling back to uv."""
+    env_dir = tmp / "gbstats-venv"
+    py = env_dir / "bin" / "python"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True, timeout=300)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "gbstats"], check=True, capture_output=True,
+                       text=True, timeout=900)
+        log.append("gbstats installed with python -m venv + pip")
+        return py
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        log.append(f"venv+pip failed ({str(detail).strip().splitlines()[-1:] or exc}); trying uv")
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("cannot install gbstats: pip failed and uv is not on PATH")
+    shutil.rmtree(env_dir, ignore_errors=True)
+    subprocess.run([uv, "venv", "-q", "-p", "3.11", str(env_dir)], check=True, timeout=300)
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(py), "gbstats"], check=True, timeout=900)
+    log.append("gbstats installed with uv venv -p 3.11 + uv pip install")
+    return py
+
+
+def close(a: float | None, b: float | None, rel: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+def spot_check(ours: Any, theirs: list[dict[str, Any]], method: str) -> tuple[int, int]:
+    """Compare the first results of both engines; returns (numbers compared, numbers equal)."""
+    compared = equal = 0
+    for r, g in zip(ours.results, theirs, strict=False):
+        pairs = [(r.estimate, g["estimate"]), (r.ci[0], g["ci"][0]), (r.ci[1], g["ci"][1])]
+        if method == "bayesian":
+            pairs += [(r.chance_to_win, g["chance_to_win"]), (r.risk.control, g["risk"][0]),
+                      (r.risk.variant, g["risk"][1])]
+        else:
+            pairs.append((r.p_value, g["p_value"]))
+        for a, b in pairs:
+            compared += 1
+            equal += close(a, b)
+    return compared, equal
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--metrics", type=int, default=10_000)
+    ap.add_argument("--variants", type=int, default=3)
+    ap.add_argument("--psm-metrics", type=int, default=300, help="metrics run through process_single_metric")
+    ap.add_argument("--spot-metrics", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=2026)
+    args = ap.parse_args()
+
+    sums = make_sums(args.metrics, args.variants, args.seed)
+    comparisons = args.metrics * (args.variants - 1)
+    print(f"inputs: {args.metrics} mean metrics x {args.variants} variants = {comparisons} comparisons per method")
+    ours: dict[str, dict[str, float]] = {}
+    our_out: dict[str, Any] = {}
+    for method in METHODS:
+        ours[method], our_out[method] = time_ours(our_input(sums, method))
+
+    log: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gbstats-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        py = gbstats_python(tmp, log)
+        version = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.version('gbstats'), "
+                                  "m.version('pandas'), m.version('numpy'), m.version('scipy'))"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        (tmp / "inputs.json").write_text(json.dumps(sums))
+        (tmp / "worker.py").write_text(WORKER)
+        psm = min(args.psm_metrics, args.metrics)
+        proc = subprocess.run([str(py), str(tmp / "worker.py"), str(tmp / "inputs.json"), str(psm),
+                               str(args.spot_metrics)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            raise SystemExit(f"gbstats worker failed:\n{proc.stderr}")
+        gb = json.loads(proc.stdout)
+    for line in log:
+        print(line)
+    print(f"gbstats {version[0]} (pandas {version[1]}, numpy {version[2]}, scipy {version[3]}); "
+          f"this engine on numpy {np.__version__}, Python {sys.version.split()[0]}")
+    print()
+    header = f"{'method':<12} {'path':<34} {'seconds':>10} {'analyses/s':>14}"
+    print(header)
+    print("-" * len(header))
+    summary: dict[str, Any] = {}
+    for method in METHODS:
+        rows = [(f"ours {k}", v, comparisons / v) for k, v in ours[method].items()]
+        loop_s = gb["loop_seconds"][method]
+        psm_rate = psm * (args.variants - 1) / gb["psm_seconds"][method]
+        rows.append(("gbstats test-class loop", loop_s, comparisons / loop_s))
+        rows.append((f"gbstats process_single_metric ({psm} m)", gb["psm_seconds"][method], psm_rate))
+        for name, secs, rate in rows:
+            print(f"{method:<12} {name:<34} {secs:>10.4f} {rate:>14,.0f}")
+        e2e = comparisons / ours[method]["analyze(dict)"]
+        core = comparisons / ours[method]["analyze_arrays"]
+        c1, e1 = spot_check(our_out[method], gb["spot_loop"][method], method)
+        c2, e2 = spot_check(our_out[method], gb["spot_psm"][method], method)
+        summary[method] = {
+            "vs_loop_end_to_end": e2e / (comparisons / loop_s),
+            "vs_loop_arrays": core / (comparisons / loop_s),
+            "vs_psm_end_to_end": e2e / psm_rate,
+            "vs_psm_arrays": core / psm_rate,
+            "spot": (c1, e1, c2, e2),
+        }
+        print()
+    print("ratios (this engine / gbstats, analyses per second):")
+    for method, s in summary.items():
+        c1, e1, c2, e2 = s["spot"]
+        print(f"  {method:<12} vs test-class loop: {s['vs_loop_end_to_end']:7.0f}x end to end, "
+              f"{s['vs_loop_arrays']:7.0f}x analyze_arrays | vs process_single_metric: "
+              f"{s['vs_psm_end_to_end']:8.0f}x end to end, {s['vs_psm_arrays']:8.0f}x analyze_arrays | "
+              f"spot check equal: loop {e1}/{c1}, psm {e2}/{c2}")
+    print("targets: >= 100x the test-class loop, >= 1,000x process_single_metric")
+
+
+if __name__ == "__main__":
+    main()
