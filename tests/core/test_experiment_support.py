@@ -84,6 +84,8 @@ def copy_to_postgres(duckdb_path: str, url: str, schema: str) -> None:
                 with conn.cursor() as cur, cur.copy(f'COPY "{schema}".{table} ({", ".join(cols)}) FROM STDIN') as cp:
                     for row in rows:
                         cp.write_row(row)
+                # a warehouse table has planner statistics; a freshly copied one would get nested loops
+                conn.execute(f'ANALYZE "{schema}".{table}')
             conn.commit()
     finally:
         src.close()
