@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 
 from dataeng_agents.prefect_integration.artifacts import publish_report, report_link
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
-from dataeng_agents.prefect_integration.tasks import analyze_experiment, review_pipeline
+from dataeng_agents.prefect_integration.tasks import narrator_for, analyze_experiment, review_pipeline
 
 StopReason = Literal["srm", "guardrail"]
 EXPERIMENT_ANALYZED_EVENT = "dataeng.experiment.analyzed"
@@ -56,7 +56,13 @@ def _report_dir(report_dir: str | None, subject: str) -> Path:
     return path
 
 
-@flow(name="experiment-report", log_prints=False, validate_parameters=True)
+@flow(
+    name="experiment-report",
+    # Transient errors are retried by the tasks; a policy stop must not be retried.
+    retries=0,
+    timeout_seconds=2 * 3600,
+    validate_parameters=True,
+)
 def experiment_report_flow(
     config: str | dict[str, Any],
     warehouse: ExperimentWarehouse | str,
@@ -121,10 +127,11 @@ def experiment_report_flow(
     return {**summary, "artifacts": published.as_dict(), "report_files": files}
 
 
-@flow(name="pipeline-review", log_prints=False, validate_parameters=True)
+@flow(name="pipeline-review", retries=0, timeout_seconds=3600, validate_parameters=True)
 def pipeline_review_flow(
     paths: list[str],
     pipeline_id: str = "pipeline-review",
+    agent_settings: AgentSettings | str | None = None,
     profile: str = "default",
     airflow_version: str = "3.3",
     review_config: str | None = None,
@@ -136,6 +143,7 @@ def pipeline_review_flow(
 
     :param paths: files or folders to review.
     :param pipeline_id: names the artifacts (``<pipeline_id>-report``, ``-findings``, ``-html``).
+    :param agent_settings: an ``AgentSettings`` block or the name of a saved one; template advice when empty.
     :param profile: the rule profile.
     :param airflow_version: the Airflow version the DAGs target.
     :param review_config: a review config file (severities, suppressions).
@@ -144,9 +152,10 @@ def pipeline_review_flow(
     :param fail_on: the run fails when a finding at or above this severity exists.
     """
     logger = get_run_logger()
+    agent = _load_block(agent_settings, AgentSettings)
     result = review_pipeline(paths, profile=profile, airflow_version=airflow_version, config=review_config)
-    out = _report_dir(report_dir, pipeline_id)
-    files = write_review_files(result, out)
+    advice = review_advice(result, agent)
+    files = write_review_files(result, advice, _report_dir(report_dir, pipeline_id), pipeline_id)
     published = publish_report(
         pipeline_id,
         markdown=Path(files["md"]).read_text(encoding="utf-8"),
@@ -163,6 +172,7 @@ def pipeline_review_flow(
             "pipeline_id": pipeline_id,
             "findings": summary["findings"],
             "fail_on": fail_on,
+            "failed": bool(result.exit_code(fail_on)),
             "flow_run_id": str(flow_run.id),
         },
     )
@@ -171,7 +181,7 @@ def pipeline_review_flow(
         raise PipelineReviewError(
             f"pipeline review {pipeline_id!r}: findings at or above {fail_on!r}: {summary['findings']}"
         )
-    return {**summary, "artifacts": published.as_dict(), "report_files": files}
+    return {**summary, "advice": advice.summary, "artifacts": published.as_dict(), "report_files": files}
 
 
 # ------------------------------------------------------------------------------ report translation
@@ -225,5 +235,52 @@ def finding_rows(result: Any) -> list[dict[str, Any]]:
     ]
 
 
-def write_review_files(result: Any, out_dir: Path) -> dict[str, str]:
-    raise NotImplementedError
+def review_advice(result: Any, agent_settings: AgentSettings | None) -> Any:
+    """The persona's advice on the findings (priorities refer to finding ids only)."""
+    from dataeng_agents.core.commands.data_pipeline import review_narration_task
+
+    return narrator_for(agent_settings).narrate(review_narration_task(result))
+
+
+def write_review_files(result: Any, advice: Any, out_dir: Path, title: str) -> dict[str, str]:
+    """Writes the review as JSON, SARIF, Markdown (findings + advice) and HTML into ``out_dir``.
+
+    The core renders the findings; the HTML is the Markdown rendered by markdown-it (a dependency of
+    rich), because the core has no HTML renderer for reviews yet.
+    """
+    import json
+
+    from markdown_it import MarkdownIt
+
+    lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
+    for i, priority in enumerate(advice.priorities, start=1):
+        ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
+        lines += [f"{i}. **{priority.why}** {priority.how_to_fix} ({ids})"]
+    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
+    markdown = "\n".join(lines)
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Pipeline review {_escape(title)}</title></head><body>{body}</body></html>\n"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    contents = {
+        "json": ("review.json", result.to_json()),
+        "sarif": ("review.sarif", json.dumps(result.to_sarif(), indent=2)),
+        "md": ("review.md", markdown),
+        "html": ("review.html", html),
+    }
+    paths: dict[str, str] = {}
+    for fmt, (name, text) in contents.items():
+        path = out_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # readers never see a half-written file
+        paths[fmt] = str(path)
+    return paths
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 # Prose for the same facts stays valid for a while; a month bounds how long a stale persona prompt
 # (after an upgrade of the package) can keep being served from the cache.
 NARRATION_CACHE_EXPIRATION = timedelta(days=30)
+# Upper bounds, so a hung warehouse query or API call frees the worker instead of blocking a schedule.
+WAREHOUSE_TIMEOUT = 3600
+REVIEW_TIMEOUT = 1800
+NARRATION_TIMEOUT = 900
 
 
 def _not_retryable(exc: BaseException) -> bool:
@@ -88,6 +92,7 @@ NARRATION_CACHE_POLICY: CachePolicy = CachePolicy.from_cache_key_fn(narration_ca
 
 @task(
     name="narrate",
+    timeout_seconds=NARRATION_TIMEOUT,
     task_run_name="narrate-{narration.kind}-{narration.subject_id}",
     cache_policy=NARRATION_CACHE_POLICY,
     cache_expiration=NARRATION_CACHE_EXPIRATION,
@@ -124,7 +129,7 @@ class PrefectNarrator:
         return result
 
 
-def _narrator(agent_settings: AgentSettings | None) -> Narrator:
+def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
     from dataeng_agents.core.narrative import TemplateNarrator
 
     if agent_settings is None:
@@ -135,6 +140,7 @@ def _narrator(agent_settings: AgentSettings | None) -> Narrator:
 # ------------------------------------------------------------------------------------- experiments
 @task(
     name="analyze-experiment",
+    timeout_seconds=WAREHOUSE_TIMEOUT,
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_unless_bad_input,
@@ -163,12 +169,13 @@ def analyze_experiment(
         experiment,
         warehouse.get_warehouse(),
         data_interval=data_interval,
-        narrator=_narrator(agent_settings),
+        narrator=narrator_for(agent_settings),
     )
 
 
 @task(
     name="design-experiment",
+    timeout_seconds=WAREHOUSE_TIMEOUT,
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_unless_bad_input,
@@ -192,13 +199,14 @@ def design_experiment(
     return core_design(
         experiment,
         warehouse.get_warehouse() if warehouse is not None else None,
-        narrator=_narrator(agent_settings),
+        narrator=narrator_for(agent_settings),
     )
 
 
 # --------------------------------------------------------------------------------------- pipelines
 @task(
     name="review-pipeline",
+    timeout_seconds=REVIEW_TIMEOUT,
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=retry_unless_bad_input,
@@ -225,6 +233,7 @@ def review_pipeline(
 # ------------------------------------------------------------------------------------------ agents
 @task(
     name="ask-agent",
+    timeout_seconds=NARRATION_TIMEOUT,
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=retry_unless_bad_input,
@@ -250,4 +259,4 @@ def ask_agent(
     narration = question_task(agent_settings.persona, question, list(context_files or []))
     if context:
         narration = replace(narration, facts={**narration.facts, "results": context})
-    return _narrator(agent_settings).narrate(narration)
+    return narrator_for(agent_settings).narrate(narration)

@@ -1,0 +1,106 @@
+"""pipeline_review_flow end to end: findings as artifacts (checked against a direct core call), policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+BAD_FLOW = '''\
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, task
+
+
+@task
+def extract() -> list[int]:
+    started = datetime.now()
+    try:
+        return [started.day]
+    except Exception:
+        pass
+    return []
+
+
+@flow
+def nightly() -> None:
+    extract()
+'''
+
+
+def _artifacts(flow_run_id: Any) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in found if a.key}
+
+
+@pytest.fixture
+def bad_flow_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "nightly.py").write_text(BAD_FLOW, encoding="utf-8")
+    return folder
+
+
+def test_findings_published_and_error_fails_the_run(prefect_server: str, bad_flow_dir: Path, tmp_path: Path) -> None:
+    from dataeng_agents.core.review import review_paths
+    from dataeng_agents.prefect_integration.flows import PipelineReviewError, pipeline_review_flow
+
+    state = pipeline_review_flow(
+        paths=[str(bad_flow_dir)],
+        pipeline_id="Nightly Flows",
+        report_dir=str(tmp_path / "review"),
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(PipelineReviewError, match="'error': 2"):
+        state.result()
+
+    direct = review_paths([str(bad_flow_dir)])
+    assert direct.counts()["error"] == 2  # REL005 now() in a task, REL008 swallowed exception
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert set(artifacts) == {"nightly-flows-report", "nightly-flows-findings", "nightly-flows-html"}
+    table = json.loads(str(artifacts["nightly-flows-findings"].data))
+    assert [(r["id"], r["rule"], r["severity"], r["line"]) for r in table] == [
+        (f.id, f.rule_id, f.severity.value, f.line) for f in direct.findings
+    ]
+    markdown = str(artifacts["nightly-flows-report"].data)
+    for finding in direct.findings:
+        assert finding.id in markdown
+    assert "## Advice" in markdown
+    html = tmp_path / "review" / "review.html"
+    assert html.is_file() and "<table>" in html.read_text() and html.as_uri() in str(artifacts["nightly-flows-html"].data)
+    sarif = json.loads((tmp_path / "review" / "review.sarif").read_text())
+    assert len(sarif["runs"][0]["results"]) == len(direct.findings)
+
+
+def test_fail_on_never_completes_with_the_core_summary(
+    prefect_server: str, bad_flow_dir: Path, tmp_path: Path
+) -> None:
+    from dataeng_agents.core.review import review_paths
+    from dataeng_agents.prefect_integration.flows import pipeline_review_flow
+
+    result = pipeline_review_flow(paths=[str(bad_flow_dir)], pipeline_id="nightly", fail_on="never")
+    direct = review_paths([str(bad_flow_dir)]).summary()
+    assert {k: result[k] for k in direct} == direct
+    assert result["advice"]
+
+
+def test_our_example_flows_pass_our_own_review(prefect_server: str) -> None:
+    from dataeng_agents.prefect_integration.flows import pipeline_review_flow
+
+    examples = sorted(str(p) for p in (REPO / "dags_examples").glob("prefect_*.py"))
+    assert len(examples) >= 2
+    result = pipeline_review_flow(paths=examples, pipeline_id="prefect-examples", fail_on="error")
+    assert result["findings"]["error"] == 0 and result["file_errors"] == 0
