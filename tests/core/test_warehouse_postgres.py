@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_experiment_support import copy_to_postgres, demo_config, sample
-
 from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
 from dataeng_agents.core.errors import WarehouseError
 from dataeng_agents.core.warehouse import (
@@ -20,6 +18,7 @@ from dataeng_agents.core.warehouse import (
     parse_rows,
     warehouse_from_url,
 )
+from test_experiment_support import copy_to_postgres, demo_config, sample
 
 pytestmark = pytest.mark.postgres
 
