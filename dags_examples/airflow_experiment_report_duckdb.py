@@ -21,7 +21,9 @@ from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnaly
 
 SAMPLE_DUCKDB = os.environ.get(
     "DATAENG_SAMPLE_DUCKDB",
-    os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "dataeng_sample", "checkout.duckdb"),
+    os.path.join(
+        os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "dataeng_sample", "checkout.duckdb"
+    ),
 )
 CONFIG = "checkout_demo.yaml"
 
