@@ -194,6 +194,8 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     name_set = set(names)
     flat: list[Any] = []
     extend = flat.extend
+    signatures: dict[tuple[str, ...], int] = {}
+    sig_ids: list[int] = []
     cell_metric: list[int] = []
     cell_label: list[str] = []
     metric_names: list[str] = []
@@ -230,19 +232,37 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
                 return None
             for vname in names:
                 d = group[vname]
-                if type(d) is not dict or not d.keys() <= _FIELD_SET:
+                if type(d) is not dict:
                     return None
-                extend(map(d.get, FIELDS))
+                # Only the values present are copied; the key tuple ("signature") says where they go.
+                keys = tuple(d)
+                sid = signatures.get(keys)
+                if sid is None:
+                    if not set(keys) <= _FIELD_SET:
+                        return None
+                    sid = signatures[keys] = len(signatures)
+                sig_ids.append(sid)
+                extend(d.values())
             cell_metric.append(mi)
             cell_label.append(label)
     if len(set(metric_names)) != len(metric_names):
         return None
     if not set(map(type, flat)) <= _NUMBER_TYPES:
         return None
-    values = np.array(flat, dtype=np.float64).reshape(len(cell_metric), len(names), len(FIELDS))
-    # None became NaN; a NaN that was not None, an infinity, or a missing n goes to pydantic.
-    nan_count = int(np.isnan(values).sum())
-    if nan_count != flat.count(None) or np.isinf(values).any() or np.isnan(values[:, :, _F["n"]]).any():
+    given = np.array(flat, dtype=np.float64)
+    # None became NaN; a NaN that was not None, or an infinity, goes to pydantic.
+    if int(np.isnan(given).sum()) != flat.count(None) or np.isinf(given).any():
+        return None
+    values = np.full((len(sig_ids), len(FIELDS)), np.nan)
+    sig = np.asarray(sig_ids, dtype=np.int64)
+    lengths = np.array([len(k) for k in signatures], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths[sig])[:-1]))
+    for keys, sid in signatures.items():
+        rows = np.flatnonzero(sig == sid)
+        cols = np.array([_F[k] for k in keys], dtype=np.int64)
+        values[rows[:, None], cols[None, :]] = given[offsets[rows][:, None] + np.arange(len(keys))[None, :]]
+    values = values.reshape(len(cell_metric), len(names), len(FIELDS))
+    if np.isnan(values[:, :, _F["n"]]).any():
         return None
     return CellArrays(
         values=values,
