@@ -10,11 +10,16 @@ from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolv
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
 from dataeng_agents.core.review.pyast import (
+    SECRET_WORDS_LOWER,
+    SQL_WORDS_LOWER,
+    Index,
     const_str,
     contains_clock_call,
     dotted,
+    has_any,
     qualify,
     string_parts,
+    walk_no_defs,
 )
 
 SQL_WORDS = re.compile(r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I)
@@ -29,6 +34,7 @@ WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(
 FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
 SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
+URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
 URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 SHELL_PARAMS = re.compile(r"\{\{[^}]*\b(dag_run\.conf|params)\b", re.I)
@@ -56,7 +62,11 @@ PRESETS_FREQUENT = {"@hourly", "@continuous"}
 
 # ------------------------------------------------------------------ helpers
 def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
+    cached = task.memo.get("sql")
+    if cached is not None:
+        return cached  # type: ignore[return-value]
     out: list[tuple[ast.AST, str]] = []
+    task.memo["sql"] = out
     sql = task.kwargs.get("sql")
     if sql is not None:
         items = sql.elts if isinstance(sql, ast.List | ast.Tuple) else [sql]
@@ -64,9 +74,9 @@ def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
             text = string_parts(it)
             if text is not None and not text.strip().endswith(".sql"):
                 out.append((it, text))
-    if task.func is not None:
-        for node in ast.walk(task.func):
-            text = string_parts(node) if isinstance(node, ast.Constant | ast.JoinedStr) else None
+    for node in ast.walk(task.func) if task.sql_possible and task.func is not None else ():
+        if isinstance(node, ast.Constant | ast.JoinedStr):
+            text = string_parts(node)
             if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
                 out.append((node, text))
     return out
@@ -77,8 +87,8 @@ def _bash_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
     cmd = task.kwargs.get("bash_command")
     if cmd is not None and (text := string_parts(cmd)) is not None:
         out.append((cmd, text))
-    if task.operator.startswith("@task.bash") and task.func is not None:
-        for node in ast.walk(task.func):
+    if task.operator.startswith("@task.bash"):
+        for node in task.body:
             if isinstance(node, ast.Return) and node.value is not None and (text := string_parts(node.value)):
                 out.append((node.value, text))
     return out
@@ -105,15 +115,21 @@ def _trigger_rule(task: TaskInfo) -> str | None:
 
 
 def _writes(task: TaskInfo) -> bool:
+    cached = task.memo.get("writes")
+    if cached is None:
+        cached = task.memo["writes"] = _compute_writes(task)
+    return bool(cached)
+
+
+def _compute_writes(task: TaskInfo) -> bool:
     if any(WRITE_SQL_RE.search(t) for _, t in _sql_texts(task)):
         return True
     if TRANSFER_OPERATOR.search(task.short_operator):
         return True
-    if task.func is not None:
-        for node in ast.walk(task.func):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS:
-                return True
-    return False
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS
+        for node in task.body
+    )
 
 
 def _is_check(task: TaskInfo) -> bool:
@@ -181,11 +197,11 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                 ctx.emit("REL004", t.line, t.subject,
                          f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
     for t, fn in _task_funcs(mod):
-        clock = contains_clock_call(fn, mod.imports)
+        clock = contains_clock_call(t.body, mod.imports) if mod.may_use_clock else None
         if clock is not None:
             ctx.emit("REL005", clock, t.subject,
                      f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs")
-        for node in ast.walk(fn):
+        for node in t.body:
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, t.subject,
                          f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
@@ -214,7 +230,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                          "the DAG run succeeds even when a task failed")
     for t, fn in _task_funcs(mod):
         calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
-                 for n in ast.walk(fn) if isinstance(n, ast.Call)}
+                 for n in t.body if isinstance(n, ast.Call)}
         reads = calls & READ_CALLS or {c for c in calls if c.startswith(("requests.", "httpx."))}
         writes = calls & WRITE_CALLS
         if reads and writes:
@@ -246,8 +262,8 @@ def _local_path(node: ast.AST | None) -> str | None:
 def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
     writes: dict[str, str] = {}
     reads: list[tuple[str, ast.AST, TaskInfo]] = []
-    for t, fn in _task_funcs(mod):
-        for node in ast.walk(fn):
+    for t, _fn in _task_funcs(mod):
+        for node in t.body:
             if not isinstance(node, ast.Call):
                 continue
             name = dotted(node.func).rsplit(".", 1)[-1]
@@ -284,8 +300,9 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("SCH001", dag.line, dag.name,
                      f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}")
         start = kw.get("start_date", dag.default_args.get("start_date"))
-        for key, value in [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())]:
-            if isinstance(value, ast.Lambda):
+        clock_items = [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())]
+        for key, value in clock_items if mod.may_use_clock else []:
+            if isinstance(value, ast.Lambda) or not mod.clock_inside(value):
                 continue
             clock = contains_clock_call(value, mod.imports)
             if clock is not None:
@@ -317,11 +334,11 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"dag_id '{dag.dag_id}' is already defined at line {seen_ids[dag.dag_id]}")
             else:
                 seen_ids[dag.dag_id] = dag.line
-    for t in mod.tasks:
+    for t in mod.tasks if mod.may_use_clock else []:
         if t.taskflow:
             continue
         for key, value in t.kwargs.items():
-            if isinstance(value, ast.Lambda):
+            if isinstance(value, ast.Lambda) or not mod.clock_inside(value):
                 continue
             clock = contains_clock_call(value, mod.imports)
             if clock is not None:
@@ -337,21 +354,23 @@ def _inside_function(mod: ModuleInfo, line: int) -> bool:
     )
 
 
-def _inside_task_group(mod: ModuleInfo, line: int) -> bool:
-    for node in mod.parse_time_nodes:
-        if isinstance(node, ast.With):
-            for item in node.items:
-                name = dotted(item.context_expr)
-                if name.endswith("TaskGroup") and node.lineno <= line <= (node.end_lineno or node.lineno):
-                    return True
-    return False
+def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for node in mod.idx.of(ast.With):
+        if isinstance(node, ast.With) and any(dotted(i.context_expr).endswith("TaskGroup") for i in node.items):
+            spans.append((node.lineno, node.end_lineno or node.lineno))
+    for fn in mod.functions.values():
+        if any(dotted(d).endswith("task_group") for d in fn.decorator_list):
+            spans.append((fn.lineno, fn.end_lineno or fn.lineno))
+    return spans
 
 
 def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
+    groups = _task_group_spans(mod) if mod.dags else []
     for dag in mod.dags:
         seen: dict[str, int] = {}
         for t in dag.tasks:
-            if t.taskflow or t.task_id is None or _inside_task_group(mod, t.line):
+            if t.taskflow or t.task_id is None or any(a <= t.line <= b for a, b in groups):
                 continue
             if t.task_id in seen:
                 ctx.emit("SCH007", t.line, t.subject,
@@ -421,6 +440,8 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
         else:
             continue
         for name in names:
+            if not name.startswith("airflow"):
+                continue
             if ctx.airflow_major >= 3:
                 old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
                 if old is None and name == "airflow.DAG":
@@ -437,8 +458,7 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
 # ------------------------------------------------------------------ performance
 def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     imports = mod.imports
-    parse_nodes = mod.parse_time_nodes
-    for node in parse_nodes:
+    for node in mod.parse_time_of(ast.Call):
         if not isinstance(node, ast.Call):
             continue
         name = qualify(dotted(node.func), imports)
@@ -476,10 +496,10 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
         if not t.taskflow:
             continue
         heavy_vars: set[str] = set()
-        for node in ast.walk(fn):
+        for node in t.body:
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _heavy_call(node.value):
                 heavy_vars.update(tg.id for tg in node.targets if isinstance(tg, ast.Name))
-        for node in ast.walk(fn):
+        for node in t.body:
             if isinstance(node, ast.Return) and node.value is not None and (
                 (isinstance(node.value, ast.Call) and _heavy_call(node.value))
                 or (isinstance(node.value, ast.Name) and node.value.id in heavy_vars)
@@ -522,15 +542,16 @@ def _top_level_imports(tree: ast.Module) -> Iterable[ast.Import | ast.ImportFrom
 
 
 def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
-    task_nodes = {id(t.node) for t in mod.tasks if not t.taskflow}
+    task_lines = [t.line for t in mod.tasks if not t.taskflow]
     taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
-    for node in mod.parse_time_nodes:
+    for node in mod.parse_time_of(ast.For) if mod.tasks else []:
         if not isinstance(node, ast.For):
             continue
-        makes_task = any(
-            id(n) in task_nodes or (isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names)
+        start, end = node.lineno, node.end_lineno or node.lineno
+        makes_task = any(start <= line <= end for line in task_lines) or any(
+            isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names
             for stmt in node.body for n in ast.walk(stmt)
-        )
+        ) if taskflow_names else any(start <= line <= end for line in task_lines)
         if not makes_task:
             continue
         source = _dynamic_iter(node.iter, mod)
@@ -568,20 +589,19 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
 
 # ------------------------------------------------------------------ security
 def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
-    check_hardcoded_secrets(ctx, mod.tree)
-    parse_ids = {id(n) for n in mod.parse_time_nodes}
+    check_hardcoded_secrets(ctx, mod.idx, mod.source, mod.lower_source)
     conn_vars = {
         name for name, value in mod.module_assigns.items()
         if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
     }
-    for node in mod.parse_time_nodes:
-        if isinstance(node, ast.Attribute) and node.attr in CONN_ATTRS and id(node) in parse_ids:
+    for node in walk_no_defs(mod.tree) if "get_connection" in mod.source else []:
+        if isinstance(node, ast.Attribute) and node.attr in CONN_ATTRS:
             base = node.value
             if (isinstance(base, ast.Call) and dotted(base.func).endswith("get_connection")) or (
                 isinstance(base, ast.Name) and base.id in conn_vars
             ):
                 ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
-    check_sql_formatting(ctx, mod.tree)
+    check_sql_formatting(ctx, mod.idx, mod.lower_source)
     for t in mod.tasks:
         if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
             continue
@@ -591,13 +611,19 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
-def check_hardcoded_secrets(ctx: CheckContext, tree: ast.AST) -> None:
+def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: str) -> None:
     def secret_literal(value: ast.AST | None) -> bool:
         s = const_str(value)
         return bool(s) and s is not None and len(s) >= 4 and "{{" not in s and not s.startswith(("$", "%(")) \
             and " " not in s.strip()
 
-    for node in ast.walk(tree):
+    nodes: list[ast.AST] = []
+    if has_any(lower, SECRET_WORDS_LOWER):
+        nodes += idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
+        nodes += [kw for call in idx.calls() for kw in call.keywords]
+    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
+        nodes += [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
+    for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
         if isinstance(node, ast.Assign):
             for tgt in node.targets:
@@ -614,15 +640,17 @@ def check_hardcoded_secrets(ctx: CheckContext, tree: ast.AST) -> None:
         for name, value, where in pairs:
             if SECRET_NAME.search(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
                 ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if URI_CREDS.search(node.value):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 8:
+            if "@" in node.value and URI_CREDS.search(node.value):
                 ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
             elif PRIVATE_KEY.search(node.value):
                 ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
 
 
-def check_sql_formatting(ctx: CheckContext, tree: ast.AST) -> None:
-    for node in ast.walk(tree):
+def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
+    if not has_any(lower, SQL_WORDS_LOWER):
+        return
+    for node in idx.of(ast.JoinedStr, ast.BinOp, ast.Call):
         text: str | None = None
         if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
             text = string_parts(node)

@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dataeng_agents.core.review.pyast import (
+    SQL_WORDS_LOWER,
+    Index,
     Span,
     const_str,
     dotted,
+    has_any,
     import_map,
+    is_clock_call,
     kwargs_of,
     qualify,
     span,
-    walk_no_defs,
 )
 
 SENSOR_SUFFIXES = ("Sensor", "SensorAsync")
@@ -123,6 +126,11 @@ class TaskInfo:
     mapped: bool = False
     dag: DagInfo | None = None
     var: str | None = None
+    #: the nodes of the task's callable (from the module index), and per-task memo of derived facts
+    body: list[ast.AST] = field(default_factory=list)
+    #: False when the file contains no SQL keyword at all (skips scanning the body for SQL)
+    sql_possible: bool = True
+    memo: dict[str, object] = field(default_factory=dict)
 
     @property
     def short_operator(self) -> str:
@@ -167,7 +175,50 @@ class ModuleInfo:
     tasks: list[TaskInfo] = field(default_factory=list)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     module_assigns: dict[str, ast.expr] = field(default_factory=dict)
-    parse_time_nodes: list[ast.AST] = field(default_factory=list)
+    index: Index | None = None
+    dag_func_ids: set[int] = field(default_factory=set)
+    task_by_node: dict[int, TaskInfo] = field(default_factory=dict)
+    _clock: bool | None = None
+    _clock_lines: list[int] | None = None
+    _lower: str | None = None
+
+    @property
+    def lower_source(self) -> str:
+        if self._lower is None:
+            self._lower = self.source.lower()
+        return self._lower
+
+    def clock_inside(self, node: ast.AST) -> bool:
+        """Is there a clock call (now/today/days_ago...) within ``node``'s lines? (cheap pre-check)"""
+        if not self.may_use_clock:
+            return False
+        if self._clock_lines is None:
+            self._clock_lines = sorted(c.lineno for c in self.idx.calls() if is_clock_call(c, self.imports))
+        start = getattr(node, "lineno", 0)
+        end = getattr(node, "end_lineno", None) or start
+        return any(start <= line <= end for line in self._clock_lines)
+
+    @property
+    def idx(self) -> Index:
+        assert self.index is not None
+        return self.index
+
+    def parse_time(self, node: ast.AST) -> bool:
+        """Does ``node`` run when the file is parsed (module level or the body of a ``@dag`` function)?"""
+        owner = self.idx.owner.get(id(node))
+        return owner is None or id(owner) in self.dag_func_ids
+
+    def parse_time_of(self, *types: type[ast.AST]) -> list[ast.AST]:
+        return [n for n in self.idx.of(*types) if self.parse_time(n)]
+
+    @property
+    def may_use_clock(self) -> bool:
+        """Cheap text pre-filter for the clock checks."""
+        cached = self._clock
+        if cached is None:
+            src = self.source
+            cached = self._clock = "now(" in src or "today(" in src or "days_ago" in src or "time()" in src
+        return cached
 
     @property
     def is_airflow(self) -> bool:
@@ -177,7 +228,17 @@ class ModuleInfo:
         return {t.var: t for t in self.tasks if t.var}
 
 
+def _last_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
 def _is_dag_ctor(call: ast.Call, imports: dict[str, str]) -> bool:
+    if _last_name(call.func) != "DAG":
+        return False
     name = qualify(dotted(call.func), imports)
     return (name.endswith(".DAG") and name.startswith("airflow")) or name == "DAG"
 
@@ -243,27 +304,24 @@ def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int
     return {}, True
 
 
-def build_module(path: str, source: str, tree: ast.Module) -> ModuleInfo:
-    imports = import_map(tree)
-    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports)
+def build_module(path: str, source: str, tree: ast.Module, index: Index | None = None) -> ModuleInfo:
+    idx = index if index is not None else Index(tree)
+    imports = import_map(tree, idx)
+    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, index=idx)
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             mod.functions[stmt.name] = stmt
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             mod.module_assigns[stmt.targets[0].id] = stmt.value
     # nested function defs (inside @dag bodies / with blocks) are callables too
-    for node in ast.walk(tree):
+    for node in sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=lambda n: getattr(n, "lineno", 0)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             mod.functions.setdefault(node.name, node)
 
     _collect_dags(mod)
+    mod.dag_func_ids = {id(d.func) for d in mod.dags if d.func is not None}
     _collect_tasks(mod)
     _collect_edges(mod)
-    mod.parse_time_nodes = list(walk_no_defs(tree))
-    for dag in mod.dags:
-        if dag.func is not None:
-            body = ast.Module(body=dag.func.body, type_ignores=[])
-            mod.parse_time_nodes.extend(n for n in walk_no_defs(body) if n is not body)
     return mod
 
 
@@ -271,7 +329,8 @@ def _collect_dags(mod: ModuleInfo) -> None:
     imports = mod.imports
     seen_calls: set[int] = set()
     by_var: dict[str, DagInfo] = {}
-    for node in ast.walk(mod.tree):
+    idx = mod.idx
+    for node in idx.of(ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef):
         if isinstance(node, ast.With | ast.AsyncWith):
             for item in node.items:
                 ctx = item.context_expr
@@ -293,13 +352,13 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
                     if call is not None:
                         seen_calls.add(id(call))
-    for node in ast.walk(mod.tree):
-        if isinstance(node, ast.Call) and id(node) not in seen_calls and _is_dag_ctor(node, imports):
+    for node in idx.calls():
+        if id(node) not in seen_calls and _is_dag_ctor(node, imports):
             kw, _ = kwargs_of(node)
             dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
             mod.dags.append(dag)
     # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable
-    for node in ast.walk(mod.tree):
+    for node in idx.of(ast.Assign):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_dag_ctor(node.value, imports):
             for tgt in node.targets:
                 if isinstance(tgt, ast.Name):
@@ -307,11 +366,12 @@ def _collect_dags(mod: ModuleInfo) -> None:
                         if dag.call is node.value:
                             dag.var = tgt.id
                             by_var[tgt.id] = dag
-    for node in ast.walk(mod.tree):
+    for node in idx.of(ast.With) if by_var else []:
         if isinstance(node, ast.With):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Name) and item.context_expr.id in by_var:
                     by_var[item.context_expr.id].extra_spans.append(span(node))
+    mod.dags.sort(key=lambda d: d.line)
     for dag in mod.dags:
         da = dag.kwargs.get("default_args")
         if da is not None:
@@ -321,7 +381,11 @@ def _collect_dags(mod: ModuleInfo) -> None:
 def _innermost_dag(mod: ModuleInfo, line: int) -> DagInfo | None:
     best: DagInfo | None = None
     for dag in mod.dags:
-        if dag.contains(line) and (best is None or dag.span.start >= best.span.start):
+        sp = dag.span
+        inside = sp.start <= line <= sp.end or (
+            bool(dag.extra_spans) and any(s.start <= line <= s.end for s in dag.extra_spans)
+        )
+        if inside and (best is None or sp.start >= best.span.start):
             best = dag
     return best
 
@@ -329,13 +393,11 @@ def _innermost_dag(mod: ModuleInfo, line: int) -> DagInfo | None:
 def _collect_tasks(mod: ModuleInfo) -> None:
     imports = mod.imports
     dag_by_var = {d.var: d for d in mod.dags if d.var}
-    parent: dict[int, ast.AST] = {}
-    for node in ast.walk(mod.tree):
-        for child in ast.iter_child_nodes(node):
-            parent[id(child)] = node
+    idx = mod.idx
+    parent = idx.parent
     taskflow_defs: dict[str, TaskInfo] = {}
-    for node in ast.walk(mod.tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+    for node in sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=lambda n: getattr(n, "lineno", 0)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
             for dec in node.decorator_list:
                 kind = task_decorator_kind(dec, imports)
                 if kind is None:
@@ -350,12 +412,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
                 mod.tasks.append(task)
                 taskflow_defs[node.name] = task
                 break
-    for node in ast.walk(mod.tree):
-        if not isinstance(node, ast.Call):
+    calls = sorted(idx.calls(), key=lambda n: (n.lineno, n.col_offset))
+    for node in calls:
+        last = _last_name(node.func)
+        is_partial = last == "partial"
+        if not (is_partial or last.endswith(("Operator", "Sensor", "SensorAsync"))):
             continue
-        fname = dotted(node.func)
-        qual = qualify(fname, imports)
-        is_partial = isinstance(node.func, ast.Attribute) and node.func.attr == "partial"
+        qual = qualify(dotted(node.func), imports)
         if is_partial:
             qual = qualify(dotted(node.func.value), imports) if isinstance(node.func, ast.Attribute) else qual
         if not _is_operator_name(qual):
@@ -378,12 +441,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         else:
             task.dag = _innermost_dag(mod, node.lineno)
         mod.tasks.append(task)
+        mod.task_by_node[id(node)] = task
     # TaskFlow: bind by the def's position, else by the first call site; note mapping and result vars
-    for node in ast.walk(mod.tree):
-        if not isinstance(node, ast.Call):
-            continue
+    for node in calls if taskflow_defs else []:
         base = node.func
         mapped = False
+        if base.__class__ is ast.Name and base.id not in taskflow_defs:  # type: ignore[attr-defined]
+            continue
         while isinstance(base, ast.Attribute | ast.Call):
             if isinstance(base, ast.Attribute):
                 mapped = mapped or base.attr in {"expand", "expand_kwargs", "partial"}
@@ -401,9 +465,34 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     for task in taskflow_defs.values():
         if task.dag is None:
             task.dag = _innermost_dag(mod, task.line)
+    _bind_factory_tasks(mod)
+    mod.tasks.sort(key=lambda t: t.line)
+    sql_possible = has_any(mod.lower_source, SQL_WORDS_LOWER)
     for task in mod.tasks:
+        task.sql_possible = sql_possible
+        if task.func is not None:
+            task.body = idx.func_nodes(task.func)
         if task.dag is not None:
             task.dag.tasks.append(task)
+
+
+def _bind_factory_tasks(mod: ModuleInfo) -> None:
+    """Tasks created in a helper function belong to the DAG in whose context the helper is called."""
+    unbound = [t for t in mod.tasks if t.dag is None]
+    if not unbound or not mod.dags:
+        return
+    calls: dict[str, list[int]] = {}
+    for node in sorted(mod.idx.calls(), key=lambda n: n.lineno):
+        if isinstance(node.func, ast.Name):
+            calls.setdefault(node.func.id, []).append(node.lineno)
+    for fn in mod.functions.values():
+        start, end = fn.lineno, fn.end_lineno or fn.lineno
+        inside = [t for t in unbound if start <= t.line <= end and t.dag is None]
+        if not inside:
+            continue
+        dag = next((d for line in calls.get(fn.name, []) if (d := _innermost_dag(mod, line)) is not None), None)
+        for t in inside:
+            t.dag = dag
 
 
 def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -> list[TaskInfo]:
@@ -415,9 +504,9 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
     if isinstance(node, ast.Name) and node.id in var_tasks:
         return [var_tasks[node.id]]
     if isinstance(node, ast.Call):
-        for t in mod.tasks:
-            if t.node is node:
-                return [t]
+        hit = mod.task_by_node.get(id(node))
+        if hit is not None:
+            return [hit]
         base = node.func
         while isinstance(base, ast.Attribute | ast.Call):
             base = base.value if isinstance(base, ast.Attribute) else base.func
@@ -440,7 +529,10 @@ def _collect_edges(mod: ModuleInfo) -> None:
                 if dag is not None:
                     dag.edges.append((u.name, d.name))
 
-    for node in ast.walk(mod.tree):
+    if not mod.tasks:
+        return
+    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
+    for node in mod.idx.of(ast.BinOp, ast.Call):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
             left = node.left
             # for a chain a >> b >> c the left operand is (a >> b); its right-most element links to the right
@@ -451,13 +543,13 @@ def _collect_edges(mod: ModuleInfo) -> None:
             else:
                 add(rhs, lhs)
         elif isinstance(node, ast.Call):
-            name = dotted(node.func)
-            callee = _task_refs(node, mod, var_tasks)
+            name = _last_name(node.func)
+            callee = _task_refs(node, mod, var_tasks) if taskflow_names else []
             if callee and callee[0].taskflow:
                 # TaskFlow data dependencies: load(transform(extract()))
                 for arg in [*node.args, *(k.value for k in node.keywords)]:
                     add([t for t in _task_refs(arg, mod, var_tasks) if t is not callee[0]], callee)
-            if name.rsplit(".", 1)[-1] == "chain":
+            if name == "chain":
                 groups = [_task_refs(a, mod, var_tasks) for a in node.args]
                 for a, b in itertools.pairwise(groups):
                     add(a, b)

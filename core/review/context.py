@@ -26,12 +26,13 @@ class CheckContext:
     findings: list[RawFinding] = field(default_factory=list)
     unresolved: list[Unresolved] = field(default_factory=list)
 
-    @property
-    def airflow_major(self) -> int:
+    airflow_major: int = 3
+
+    def __post_init__(self) -> None:
         try:
-            return int(self.airflow_version.split(".")[0])
+            self.airflow_major = int(self.airflow_version.split(".")[0])
         except ValueError:
-            return 3
+            self.airflow_major = 3
 
     def enabled(self, rule_id: str) -> bool:
         return self.config.enabled(rule_id)

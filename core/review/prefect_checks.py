@@ -14,7 +14,14 @@ from dataeng_agents.core.review.airflow_checks import (
     check_sql_formatting,
 )
 from dataeng_agents.core.review.context import CheckContext
-from dataeng_agents.core.review.pyast import contains_clock_call, dotted, import_map, kwargs_of, qualify
+from dataeng_agents.core.review.pyast import (
+    Index,
+    contains_clock_call,
+    dotted,
+    import_map,
+    kwargs_of,
+    qualify,
+)
 
 
 @dataclass
@@ -52,7 +59,7 @@ def _number(node: ast.expr | None) -> float | None:
     return None
 
 
-def review_prefect_module(ctx: CheckContext, tree: ast.Module) -> list[PrefectFn]:
+def review_prefect_module(ctx: CheckContext, tree: ast.Module, source: str) -> list[PrefectFn]:
     imports = import_map(tree)
     fns = collect(tree, imports)
     tasks = {f.name: f for f in fns if f.kind == "task"}
@@ -107,8 +114,10 @@ def review_prefect_module(ctx: CheckContext, tree: ast.Module) -> list[PrefectFn
                             ctx.emit("PFT004", c, f.name,
                                      f"{label} fans out '{dotted(c.func)}' without a concurrency limit")
                             break
-    check_hardcoded_secrets(ctx, tree)
-    check_sql_formatting(ctx, tree)
+    idx = Index(tree)
+    lower = source.lower()
+    check_hardcoded_secrets(ctx, idx, source, lower)
+    check_sql_formatting(ctx, idx, lower)
     return fns
 
 

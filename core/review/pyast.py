@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 def dotted(node: ast.AST) -> str:
     """``a.b.c`` for Name/Attribute chains, ``a.b()`` -> ``a.b``; "" when not a plain chain."""
+    cls = node.__class__
+    if cls is ast.Name:
+        return node.id  # type: ignore[attr-defined,no-any-return]
+    if cls is ast.Attribute and node.value.__class__ is ast.Name:  # type: ignore[attr-defined]
+        return f"{node.value.id}.{node.attr}"  # type: ignore[attr-defined]
     parts: list[str] = []
     cur: ast.AST = node
     while True:
@@ -25,10 +30,11 @@ def dotted(node: ast.AST) -> str:
     return ".".join(reversed(parts))
 
 
-def import_map(tree: ast.Module) -> dict[str, str]:
+def import_map(tree: ast.Module, index: Index | None = None) -> dict[str, str]:
     """Local name -> fully qualified name for every import anywhere in the module."""
     out: dict[str, str] = {}
-    for node in ast.walk(tree):
+    nodes = index.of(ast.Import, ast.ImportFrom) if index is not None else ast.walk(tree)
+    for node in sorted(nodes, key=lambda n: getattr(n, "lineno", 0)):
         if isinstance(node, ast.Import):
             for a in node.names:
                 out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
@@ -113,11 +119,20 @@ def is_clock_call(node: ast.AST, imports: dict[str, str]) -> bool:
     return last == "days_ago" or name in {"time.time", "airflow.utils.timezone.utcnow"}
 
 
-def contains_clock_call(node: ast.AST, imports: dict[str, str]) -> ast.Call | None:
-    for sub in ast.walk(node):
+def contains_clock_call(node: ast.AST | list[ast.AST], imports: dict[str, str]) -> ast.Call | None:
+    for sub in node if isinstance(node, list) else ast.walk(node):
         if isinstance(sub, ast.Call) and is_clock_call(sub, imports):
             return sub
     return None
+
+
+SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
+SECRET_WORDS_LOWER = ("pass", "secret", "token", "key", "credential", "auth")
+
+
+def has_any(lowered: str, words: tuple[str, ...]) -> bool:
+    """Substring pre-filter (much cheaper than a case-insensitive regex over the whole file)."""
+    return any(w in lowered for w in words)
 
 
 @dataclass
@@ -132,3 +147,105 @@ class Span:
 def span(node: ast.AST) -> Span:
     start = getattr(node, "lineno", 1)
     return Span(start, getattr(node, "end_lineno", None) or start)
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+#: fields that never hold a node the checks look at (contexts, operators)
+_SKIP_FIELDS = frozenset({"ctx", "type_comment", "op", "ops"})
+#: node types nothing is recorded for and that have no children worth visiting
+_SILENT_LEAVES = frozenset({ast.Name, ast.alias, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal})
+#: node types the checks query: bucketed, with their owner; everything else is only traversed
+#: (constants, attributes and keywords are numerous: the rare checks that need them walk lazily)
+_RECORDED = frozenset({
+    ast.Call, ast.JoinedStr, ast.ExceptHandler, ast.Assign, ast.AnnAssign, ast.Return,
+    ast.For, ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.BinOp,
+    ast.Dict, ast.Import, ast.ImportFrom, ast.Raise,
+})
+_WITH_PARENT = frozenset({ast.Call, ast.Attribute})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        fields = () if cls in _SILENT_LEAVES or cls is ast.Constant else tuple(
+            f for f in getattr(cls, "_fields", ()) if f not in _SKIP_FIELDS
+        )
+        _CHILD_FIELDS[cls] = fields
+    return fields
+
+
+class Index:
+    """One pass over a module: the nodes the checks need, by type, with parent and enclosing function.
+
+    The checks read these lists instead of walking the tree again: a full Python-level walk costs
+    about as much as ``ast.parse`` itself, so this pass records only what is queried.
+    """
+
+    __slots__ = ("by_func", "by_type", "owner", "parent", "tree")
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.parent: dict[int, ast.AST] = {}
+        #: innermost enclosing def/lambda/class (None at module level), by node id (recorded types only)
+        self.owner: dict[int, ast.AST | None] = {}
+        self.by_type: dict[type[ast.AST], list[ast.AST]] = {}
+        #: the recorded nodes directly owned by each def (not by defs nested in it), by def id
+        self.by_func: dict[int, list[ast.AST]] = {}
+        parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
+        recorded, with_parent, silent = _RECORDED, _WITH_PARENT, _SILENT_LEAVES
+        child_fields = _CHILD_FIELDS
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node, own = pop()
+            cls = node.__class__
+            inner = own
+            if cls in recorded:
+                bucket = by_type.get(cls)
+                if bucket is None:
+                    bucket = by_type[cls] = []
+                bucket.append(node)
+                nid = id(node)
+                owner[nid] = own
+                if own is not None:
+                    by_func[id(own)].append(node)
+                if cls in _DEFS:
+                    by_func[nid] = []
+                    inner = node
+            fields = child_fields.get(cls)
+            if fields is None:
+                fields = _child_fields(cls)
+            for name in fields:
+                value = getattr(node, name, None)
+                if value is None:
+                    continue
+                if value.__class__ is list:
+                    # decorators and default values run where the def is, not inside it
+                    item_owner = own if name == "decorator_list" else inner
+                    for item in value:
+                        icls = item.__class__
+                        if icls in silent or not isinstance(item, ast.AST):
+                            continue
+                        if icls in with_parent:
+                            parent[id(item)] = node
+                        push((item, item_owner))
+                elif isinstance(value, ast.AST) and value.__class__ not in silent:
+                    if value.__class__ in with_parent:
+                        parent[id(value)] = node
+                    # a def's signature (defaults, annotations) is evaluated outside its body
+                    push((value, own if name in {"args", "returns"} and cls is not ast.Lambda else inner))
+        for nodes in by_func.values():
+            nodes.reverse()
+
+    def of(self, *types: type[ast.AST]) -> list[ast.AST]:
+        out: list[ast.AST] = []
+        for t in types:
+            out.extend(self.by_type.get(t, ()))
+        return out
+
+    def calls(self) -> list[ast.Call]:
+        return self.by_type.get(ast.Call, [])  # type: ignore[return-value]
+
+    def func_nodes(self, fn: ast.AST) -> list[ast.AST]:
+        return self.by_func.get(id(fn), [])

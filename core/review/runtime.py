@@ -39,6 +39,7 @@ for path in json.loads(sys.argv[1]):
             et = getattr(t, "execution_timeout", None)
             tasks.append({
                 "task_id": t.task_id,
+                "operator": type(t).__name__,
                 "retries": getattr(t, "retries", None),
                 "execution_timeout": et.total_seconds() if et is not None else None,
                 "owner": getattr(t, "owner", None),

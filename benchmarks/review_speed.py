@@ -1,0 +1,96 @@
+"""Files per second of the static reviewer vs a bare ``ast.parse`` of the same files, in one run.
+
+The corpus is every example DAG shipped with the Airflow in .venv-airflow (apache-airflow-core's
+``airflow/example_dags`` and the standard provider's ``example_dags``), located on disk without
+importing Airflow. Target: reviewer throughput >= 0.5x bare parse.
+
+    .venv/bin/python benchmarks/review_speed.py [--repeat 5] [--root .venv-airflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dataeng_agents.core.review import engine, load_config
+from dataeng_agents.core.review.engine import review_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def example_dag_files(venv: Path) -> list[Path]:
+    site = next(venv.glob("lib/python3*/site-packages"))
+    folders = [site / "airflow" / "example_dags", site / "airflow" / "providers" / "standard" / "example_dags"]
+    files = sorted(p for folder in folders for p in folder.rglob("*.py"))
+    if not files:
+        sys.exit(f"no example DAGs under {site}")
+    return files
+
+
+def bare_parse(files: list[Path]) -> None:
+    for f in files:
+        ast.parse(f.read_bytes().decode("utf-8"), filename=str(f))
+
+
+def review(files: list[Path]) -> None:
+    cfg = load_config(profile="default")
+    for f in files:
+        review_file(str(f), cfg, "3.3")
+
+
+def _timed(fn: Callable[[list[Path]], None], files: list[Path]) -> float:
+    t0 = time.perf_counter()
+    fn(files)
+    return time.perf_counter() - t0
+
+
+def review_gc_on(files: list[Path]) -> None:
+    engine.PAUSE_GC = False
+    try:
+        review(files)
+    finally:
+        engine.PAUSE_GC = True
+
+
+def measure(files: list[Path], repeat: int) -> dict[str, list[float]]:
+    """Interleave the contenders round by round so load from other processes hits all of them alike."""
+    times: dict[str, list[float]] = {"parse": [], "review": [], "review_gc_on": []}
+    for _ in range(repeat):
+        times["parse"].append(_timed(bare_parse, files))
+        times["review"].append(_timed(review, files))
+        times["review_gc_on"].append(_timed(review_gc_on, files))
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--root", type=Path, default=REPO / ".venv-airflow")
+    args = ap.parse_args()
+    files = example_dag_files(args.root)
+    size = sum(f.stat().st_size for f in files)
+    review(files)  # warm-up: imports, regex compilation, page cache
+    bare_parse(files)
+    times = measure(files, args.repeat)
+    parse_best, parse_med = min(times["parse"]), statistics.median(times["parse"])
+    review_best, review_med = min(times["review"]), statistics.median(times["review"])
+    nogc_best, nogc_med = min(times["review_gc_on"]), statistics.median(times["review_gc_on"])
+    n = len(files)
+    print(f"corpus: {n} files, {size / 1024:.0f} KiB (Airflow example DAGs)")
+    print(f"bare ast.parse : {n / parse_best:8.0f} files/s  (best {parse_best * 1000:.1f} ms, median {parse_med * 1000:.1f} ms)")
+    print(f"static review  : {n / review_best:8.0f} files/s  (best {review_best * 1000:.1f} ms, median {review_med * 1000:.1f} ms)")
+    print(f"  same, GC on   : {n / nogc_best:8.0f} files/s  (best {nogc_best * 1000:.1f} ms, median {nogc_med * 1000:.1f} ms)")
+    ratio = parse_best / review_best
+    print(f"ratio review/parse throughput (best of {args.repeat}): {ratio:.2f}x  (target >= 0.50x) -> "
+          f"{'PASS' if ratio >= 0.5 else 'MISS'}")
+    print(f"ratio of medians: {parse_med / review_med:.2f}x; without the per-file GC pause: "
+          f"{parse_best / nogc_best:.2f}x (best), {parse_med / nogc_med:.2f}x (median)")
+
+
+if __name__ == "__main__":
+    main()
