@@ -170,6 +170,7 @@ def _copy_to_postgres(duck_path: str, url: str, schema: str, tables: list[str]) 
                 with conn.cursor().copy(f'COPY "{schema}"."{t}" FROM STDIN') as cp:
                     for r in rows:
                         cp.write_row(r)
+                conn.execute(f'ANALYZE "{schema}"."{t}"')  # without statistics the planner picks nested loops
     finally:
         src.close()
 

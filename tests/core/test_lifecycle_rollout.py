@@ -226,3 +226,236 @@ def test_simulated_rollouts_false_alarm_and_detection_rates(capsys: pytest.Captu
     assert by_stage[stage] >= 0.90
     # the regression is not caught at 1% in the first day: that stage has too few units
     assert by_stage[0] < 0.5
+
+
+# ------------------------------------------------------------------------ real checks on the warehouse
+from datetime import timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from dataeng_agents.core.commands.lifecycle import (  # noqa: E402
+    RolloutCallback,
+    TableDecisionCallback,
+    rollout_check,
+    write_lifecycle_report,
+)
+from dataeng_agents.core.errors import InputError  # noqa: E402
+from dataeng_agents.core.lifecycle.demo_data import (  # noqa: E402
+    RolloutTruth,
+    generate_rollout_data,
+    rollout_demo_config,
+)
+
+
+@pytest.fixture(scope="module")
+def no_harm(tmp_path_factory: pytest.TempPathFactory) -> tuple[RolloutTruth, dict[str, Any]]:
+    path = str(tmp_path_factory.mktemp("rollout") / "ok.duckdb")
+    truth = generate_rollout_data(path, seed=21)
+    return truth, rollout_demo_config(truth, path)
+
+
+@pytest.fixture(scope="module")
+def harmful(tmp_path_factory: pytest.TempPathFactory) -> tuple[RolloutTruth, dict[str, Any]]:
+    path = str(tmp_path_factory.mktemp("rollout") / "harm.duckdb")
+    truth = generate_rollout_data(path, seed=22, conversion_lift=-0.30)
+    return truth, rollout_demo_config(truth, path)
+
+
+def test_rollout_check_holds_then_advances_without_harm(no_harm: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = no_harm
+    early = rollout_check(cfg, 1, now=truth.start + timedelta(hours=10))
+    assert early.decision == "hold"
+    assert {g.status for g in early.guardrails} == {"insufficient data"}
+    done = rollout_check(cfg, 1, now=truth.start + timedelta(hours=25))
+    assert done.decision == "advance" and done.next_stage_percent == 5
+    assert done.summary()["next_stage_percent"] == 5
+    mid = rollout_check(cfg, 2, now=truth.start + timedelta(hours=30))
+    assert mid.decision == "hold" and any("minimum 24.0 h" in r for r in mid.reasons)
+    assert mid.stage_hours == pytest.approx(6.0)
+    assert all(g.status in ("inconclusive", "non-inferior") for g in mid.guardrails)
+    assert mid.narrative is not None and mid.narrative["headline"].startswith("Hold stage 2")
+
+
+def test_rollout_check_rolls_back_a_harmful_feature(harmful: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = harmful
+    d = rollout_check(cfg, 3, now=truth.start + timedelta(hours=62))
+    assert d.decision == "roll back"
+    conv = next(g for g in d.guardrails if g.metric == "conversion")
+    assert conv.status == "harm" and conv.ci[1] is not None and conv.ci[1] < 0
+    assert (
+        conv.lift is not None and conv.ci[0] is not None and conv.ci[0] < -0.30 < conv.ci[1]
+    )  # covers the truth
+    eng = next(g for g in d.guardrails if g.metric == "engagement_minutes")
+    assert eng.status != "harm"
+    assert d.srm_p_value is not None and d.srm_p_value > 0.001
+
+
+def test_now_hides_later_data(harmful: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = harmful
+    a = rollout_check(cfg, 3, now=truth.start + timedelta(hours=52))
+    b = rollout_check(cfg, 3, now=truth.start + timedelta(hours=62))
+    assert a.stage_units["treatment"] < b.stage_units["treatment"]
+    again = rollout_check(cfg, 3, now=truth.start + timedelta(hours=52))  # a backfill reproduces the decision
+    assert (again.decision, again.stage_units, again.reasons) == (a.decision, a.stage_units, a.reasons)
+    assert [x for g in again.guardrails for x in g.ci] == pytest.approx(
+        [x for g in a.guardrails for x in g.ci], rel=1e-9
+    )
+
+
+def test_stage_start_follows_the_given_time(no_harm: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = no_harm
+    late_start = truth.start + timedelta(hours=28)
+    d = rollout_check(cfg, 2, now=truth.start + timedelta(hours=40), stage_started_at=late_start)
+    assert d.stage_started_at == late_start.replace(
+        tzinfo=d.stage_started_at.tzinfo if d.stage_started_at else None
+    )
+    assert d.stage_hours == pytest.approx(12.0)
+
+
+def test_rollout_errors(no_harm: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = no_harm
+    with pytest.raises(InputError) as err:
+        rollout_check(cfg, 9, now=truth.start + timedelta(hours=10))
+    assert err.value.field == "stage"
+    with pytest.raises(InputError) as err:
+        rollout_check(cfg, 3, now=truth.start + timedelta(hours=10))
+    assert err.value.field == "now"
+    bad = {
+        **cfg,
+        "metrics": [
+            *cfg["metrics"],
+            {"name": "aov", "kind": "ratio", "source": "orders", "value": "amount", "denominator": "1"},
+        ],
+    }
+    bad["rollout"] = {**cfg["rollout"], "guardrails": [{"metric": "aov"}]}
+    with pytest.raises(ConfigError) as cerr:
+        rollout_check(bad, 1, now=truth.start + timedelta(hours=10))
+    assert cerr.value.field == "rollout.guardrails[0].metric"
+    bad["rollout"] = {**cfg["rollout"], "guardrails": [{"metric": "typo"}]}
+    with pytest.raises(ConfigError) as cerr:
+        rollout_check(bad, 1, now=truth.start + timedelta(hours=10))
+    assert cerr.value.field == "rollout.guardrails[0].metric"
+    with pytest.raises(ConfigError) as cerr:
+        rollout_check({k: v for k, v in cfg.items() if k != "rollout"}, 1)
+    assert cerr.value.field == "rollout"
+
+
+def test_single_balanced_stage_matches_the_stats_engine() -> None:
+    from dataeng_agents.core.stats import analyze
+
+    n, mt, mc, sd = 8000, 10.4, 10.0, 3.0
+
+    def ss(m: float) -> float:
+        return (n - 1) * sd**2 + n * m * m
+
+    st = _one_stage(n, mt, n, mc, sd)
+    ev = evaluate_guardrails(st, [REVENUE], alpha=0.05, tuning=5000, min_units=100)
+    out = analyze(
+        {
+            "control": "control",
+            "variants": [{"name": "control"}, {"name": "treatment"}],
+            "settings": {
+                "method": "sequential",
+                "difference": "relative",
+                "alpha": 0.05,
+                "sequential_tuning": 5000,
+            },
+            "metrics": [
+                {
+                    "name": "revenue",
+                    "kind": "mean",
+                    "stats": {
+                        "control": {"n": n, "sum": n * mc, "sum_squares": ss(mc)},
+                        "treatment": {"n": n, "sum": n * mt, "sum_squares": ss(mt)},
+                    },
+                }
+            ],
+        }
+    )
+    r = out.results[0]
+    assert ev.lift[0] == pytest.approx(r.estimate, rel=1e-9)
+    assert (ev.lower[0], ev.upper[0]) == pytest.approx(tuple(r.ci), rel=1e-6)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, decision: Any) -> None:
+        self.seen.append(decision.decision)
+
+
+def test_callbacks_and_the_decision_table_on_duckdb(
+    harmful: tuple[RolloutTruth, dict[str, Any]], tmp_path: Path
+) -> None:
+    import duckdb
+
+    truth, cfg = harmful
+    rec = _Recorder()
+    assert isinstance(rec, RolloutCallback)
+    flags = tmp_path / "flags.duckdb"
+    table = TableDecisionCallback(lambda: duckdb.connect(str(flags)), table="main.rollout_decisions")
+    for h in (50, 62):
+        rollout_check(cfg, 3, now=truth.start + timedelta(hours=h), callback=[rec, table])
+    assert rec.seen[-1] == "roll back"
+    rows = (
+        duckdb.connect(str(flags))
+        .execute(
+            "SELECT stage, decision, checked_at, reasons, evidence FROM rollout_decisions ORDER BY checked_at"
+        )
+        .fetchall()
+    )
+    assert [r[1] for r in rows] == rec.seen
+    assert "conversion" in rows[-1][3] and '"status": "harm"' in rows[-1][4]
+    with pytest.raises(InputError):
+        TableDecisionCallback(lambda: None, table="decisions; DROP TABLE x")
+    paths = write_lifecycle_report(
+        rollout_check(cfg, 3, now=truth.start + timedelta(hours=62)), tmp_path / "out"
+    )
+    assert Path(paths["md"]).read_text().startswith("# Rollout check") and Path(paths["json"]).exists()
+
+
+@pytest.mark.postgres
+def test_rollout_on_postgres_equals_duckdb_and_writes_the_table(
+    harmful: tuple[RolloutTruth, dict[str, Any]], postgres_schema: tuple[str, str]
+) -> None:
+    import duckdb
+    import psycopg
+
+    truth, cfg = harmful
+    url, schema = postgres_schema
+    src = duckdb.connect(cfg["warehouse"].removeprefix("duckdb:///"), read_only=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE TABLE "{schema}".exposures (user_id BIGINT, variant TEXT, exposed_at TIMESTAMP)'
+        )
+        conn.execute(
+            f'CREATE TABLE "{schema}".orders (user_id BIGINT, ordered_at TIMESTAMP, amount DOUBLE PRECISION)'
+        )
+        conn.execute(
+            f'CREATE TABLE "{schema}".engagement (user_id BIGINT, event_ts TIMESTAMP, minutes DOUBLE PRECISION)'
+        )
+        for t in ("exposures", "orders", "engagement"):
+            with conn.cursor().copy(f'COPY "{schema}".{t} FROM STDIN') as cp:
+                for r in src.execute(f"SELECT * FROM {t}").fetchall():
+                    cp.write_row(r)
+            conn.execute(f'ANALYZE "{schema}".{t}')  # without statistics the planner picks nested loops
+    src.close()
+    pg_cfg = {**cfg, "assignment": {**cfg["assignment"], "table": f"{schema}.exposures"}}
+    pg_cfg["sources"] = {k: {**v, "table": f"{schema}.{v['table']}"} for k, v in cfg["sources"].items()}
+    now = truth.start + timedelta(hours=62)
+    table = TableDecisionCallback(
+        lambda: psycopg.connect(url), table=f"{schema}.rollout_decisions", dialect="postgres"
+    )
+    pg = rollout_check(pg_cfg, 3, url, now, callback=table)
+    duck = rollout_check(cfg, 3, now=now)
+    assert pg.decision == duck.decision == "roll back"
+    for a, b in zip(pg.guardrails, duck.guardrails, strict=True):
+        assert a.units == b.units
+        assert a.lift == pytest.approx(b.lift, rel=1e-9)
+        assert a.ci == pytest.approx(b.ci, rel=1e-9)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f'SELECT experiment_id, stage, decision FROM "{schema}".rollout_decisions'
+        ).fetchall()
+    assert rows == [(cfg["id"], 3, "roll back")]

@@ -178,6 +178,7 @@ def test_tracking_check_on_postgres_finds_the_same_bug(
             with conn.cursor().copy(f'COPY "{schema}".{t} FROM STDIN') as cp:
                 for r in src.execute(f"SELECT * FROM {t}").fetchall():
                     cp.write_row(r)
+            conn.execute(f'ANALYZE "{schema}".{t}')  # without statistics the planner picks nested loops
     src.close()
     pg_cfg = copy.deepcopy(cfg)
     pg_cfg["assignment"]["table"] = f"{schema}.exposures"
