@@ -253,15 +253,15 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     # None became NaN; a NaN that was not None, or an infinity, goes to pydantic.
     if int(np.isnan(given).sum()) != flat.count(None) or np.isinf(given).any():
         return None
-    values = np.full((len(sig_ids), len(FIELDS)), np.nan)
+    flat_values = np.full((len(sig_ids), len(FIELDS)), np.nan)
     sig = np.asarray(sig_ids, dtype=np.int64)
     lengths = np.array([len(k) for k in signatures], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths[sig])[:-1]))
     for keys, sid in signatures.items():
         rows = np.flatnonzero(sig == sid)
         cols = np.array([_F[k] for k in keys], dtype=np.int64)
-        values[rows[:, None], cols[None, :]] = given[offsets[rows][:, None] + np.arange(len(keys))[None, :]]
-    values = values.reshape(len(cell_metric), len(names), len(FIELDS))
+        flat_values[rows[:, None], cols[None, :]] = given[offsets[rows][:, None] + np.arange(len(keys))[None, :]]
+    values: FloatArray = flat_values.reshape(len(cell_metric), len(names), len(FIELDS))
     if np.isnan(values[:, :, _F["n"]]).any():
         return None
     return CellArrays(
