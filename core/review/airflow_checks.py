@@ -196,7 +196,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
             elif res.source == "config":
                 ctx.emit("REL004", t.line, t.subject,
                          f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
-    for t, fn in _task_funcs(mod):
+    for t, _fn in _task_funcs(mod):
         clock = contains_clock_call(t.body, mod.imports) if mod.may_use_clock else None
         if clock is not None:
             ctx.emit("REL005", clock, t.subject,
@@ -492,7 +492,7 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue  # e.g. conf.getboolean("operators", "default_deferrable")
         ctx.emit("PERF006", t.line, t.subject,
                  f"sensor '{t.name}' pokes in a worker slot (no deferrable=True / mode='reschedule')")
-    for t, fn in _task_funcs(mod):
+    for t, _fn in _task_funcs(mod):
         if not t.taskflow:
             continue
         heavy_vars: set[str] = set()
