@@ -199,9 +199,51 @@ def _connection(url: str) -> tuple[Any, str]:
     raise InputError("decisions_db", "use duckdb:///file.duckdb or postgresql://user@host/db")
 
 
+def lifecycle_demo_command(
+    out: Annotated[Path, typer.Argument(help="Directory for the demo databases and configs.")] = Path(
+        "lifecycle-demo"
+    ),
+    harm: Annotated[
+        float,
+        typer.Option("--harm", help="Planted relative change of conversion during the rollout (e.g. -0.3)."),
+    ] = -0.3,
+    seed: Annotated[int, typer.Option("--seed")] = 11,
+) -> None:
+    """Write a seeded product with known truth: pre-period + experiment (with a planted tracking bug)
+    in lifecycle.duckdb / lifecycle.yaml, a staged rollout in rollout.duckdb / rollout.yaml."""
+    from dataeng_agents.core.cli.experiment import run_guarded
+
+    def run() -> None:
+        import yaml
+        from dataeng_agents.core.lifecycle.demo_data import (
+            generate_lifecycle_data,
+            generate_rollout_data,
+            lifecycle_demo_config,
+            rollout_demo_config,
+        )
+
+        out.mkdir(parents=True, exist_ok=True)
+        truth = generate_lifecycle_data(out / "lifecycle.duckdb", seed=seed, progress=True)
+        cfg = lifecycle_demo_config(truth, "lifecycle.duckdb")
+        (out / "lifecycle.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        rollout = generate_rollout_data(out / "rollout.duckdb", seed=seed, conversion_lift=harm)
+        rcfg = rollout_demo_config(rollout, "rollout.duckdb")
+        (out / "rollout.yaml").write_text(yaml.safe_dump(rcfg, sort_keys=False), encoding="utf-8")
+        typer.echo(f"wrote {out}/lifecycle.duckdb, lifecycle.yaml, rollout.duckdb, rollout.yaml")
+        typer.echo(
+            f"try: dataeng experiment hypothesis {out}/lifecycle.yaml; "
+            f"dataeng experiment tracking-plan {out}/lifecycle.yaml --check; "
+            f"dataeng experiment rollout-check {out}/rollout.yaml --stage 3 --now "
+            f"{(rollout.stage_starts[2]).isoformat()[:10]}T14:00"
+        )
+
+    run_guarded(run)
+
+
 def register(app: typer.Typer) -> None:
     """Adds the lifecycle commands to the ``dataeng experiment`` group."""
     app.command("explore")(explore_command)
     app.command("hypothesis")(hypothesis_command)
     app.command("tracking-plan")(tracking_plan_command)
     app.command("rollout-check")(rollout_check_command)
+    app.command("lifecycle-demo")(lifecycle_demo_command)

@@ -1,0 +1,79 @@
+"""`dataeng experiment explore | hypothesis | tracking-plan | rollout-check | lifecycle-demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dataeng_agents.core.cli import app
+from typer.testing import CliRunner
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "demo"
+    result = CliRunner().invoke(app, ["experiment", "lifecycle-demo", str(out), "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_explore_and_hypothesis(demo: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["experiment", "explore", str(demo / "lifecycle.yaml"), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert {m["metric"] for m in data["metrics"]} == {"engagement_minutes", "conversion", "revenue"}
+    res = runner.invoke(
+        app, ["experiment", "hypothesis", str(demo / "lifecycle.yaml"), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "# Hypothesis and plan" in res.stdout and (tmp_path / "o" / "hypothesis.md").exists()
+
+
+def test_tracking_plan_and_check_exit_codes(demo: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["experiment", "tracking-plan", str(demo / "lifecycle.yaml")])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout)["$schema"].endswith("2020-12/schema")
+    res = runner.invoke(app, ["experiment", "tracking-plan", str(demo / "lifecycle.yaml"), "--check"])
+    assert res.exit_code == 1  # the demo's treatment drops checkout_started.price
+    assert "missing_property:price" in res.stdout
+
+
+def test_rollout_check_writes_the_decision(demo: Path) -> None:
+    import duckdb
+
+    runner = CliRunner()
+    flags = demo / "flags.duckdb"
+    args = [
+        "experiment",
+        "rollout-check",
+        str(demo / "rollout.yaml"),
+        "--stage",
+        "3",
+        "--now",
+        "2025-03-05T14:00",
+    ]
+    res = runner.invoke(app, [*args, "--decisions-db", f"duckdb:///{flags}", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["decision"] == "roll back"
+    res = runner.invoke(app, [*args, "--fail-on-rollback"])
+    assert res.exit_code == 1
+    assert duckdb.connect(str(flags)).execute("SELECT decision FROM rollout_decisions").fetchall() == [
+        ("roll back",)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--stage", "7"], "stage: stage must be between 1 and 5"),
+        (["--stage", "1", "--now", "yesterday"], "now: 'yesterday' is not an ISO datetime"),
+        (["--stage", "1", "--decisions-db", "mysql://x"], "decisions_db"),
+    ],
+)
+def test_rollout_check_errors_are_one_line(demo: Path, args: list[str], needle: str) -> None:
+    res = CliRunner().invoke(app, ["experiment", "rollout-check", str(demo / "rollout.yaml"), *args])
+    assert res.exit_code == 2
+    assert needle in res.output and "Traceback" not in res.output
