@@ -19,6 +19,7 @@ the ``search_path`` argument; a user file with the same ``name`` as a packaged o
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -87,6 +88,16 @@ def parse_persona(text: str, source: str) -> Persona:
         raise ConfigError(f"{source}: {loc}", err["msg"]) from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_file(path: str, mtime_ns: int, source: str) -> Persona:
+    return parse_persona(Path(path).read_text(encoding="utf-8"), source)
+
+
+def _load_file(path: Path, source: str) -> Persona:
+    """Parse a persona file once per (path, modification time)."""
+    return _parse_file(str(path), path.stat().st_mtime_ns, source)
+
+
 def _search_dirs(search_path: str | os.PathLike[str] | list[str | os.PathLike[str]] | None) -> list[Path]:
     dirs: list[Path] = []
     if search_path is not None:
@@ -104,13 +115,13 @@ def list_personas(
     """Packaged personas, then user ones (a user persona replaces a packaged one of the same name)."""
     found: dict[str, Persona] = {}
     for path in sorted(PACKAGED_DIR.glob("*.md")):
-        p = parse_persona(path.read_text(encoding="utf-8"), "packaged:" + path.name)
+        p = _load_file(path, "packaged:" + path.name)
         found[p.name] = p
     for d in _search_dirs(search_path):
         if not d.is_dir():
             raise ConfigError(PERSONAS_ENV, f"persona directory {d} does not exist")
         for path in sorted(d.glob("*.md")):
-            p = parse_persona(path.read_text(encoding="utf-8"), str(path))
+            p = _load_file(path, str(path))
             found[p.name] = p
     return sorted(found.values(), key=lambda p: p.name)
 

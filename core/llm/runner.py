@@ -16,6 +16,7 @@ both; the system prompt asks for ``final_answer`` and a text-only turn gets one 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -68,6 +69,11 @@ class LoopOutcome(Generic[M]):
 
 def final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     """The output model's JSON schema without ``provenance`` (the narrator fills that in)."""
+    return copy.deepcopy(_final_tool_schema(output_model))
+
+
+@functools.lru_cache(maxsize=32)
+def _final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     schema = copy.deepcopy(output_model.model_json_schema())
     schema.get("properties", {}).pop("provenance", None)
     if "required" in schema:

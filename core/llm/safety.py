@@ -47,12 +47,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{12,}=*"), r"\1 " + REDACTED),
     # name = "literal" / name: 'literal' / "name": "literal"
     (
-        re.compile(rf"(?i)([\w.\-]*{_SECRET_NAME}[\w.\-]*[\"']?\s*(?:=|:|=>)\s*)([\"'])(?:(?!\2).)+\2"),
+        re.compile(rf"(?i)((?<![\w.\-])[\w.\-]{{0,40}}?{_SECRET_NAME}[\w.\-]{{0,40}}[\"']?[ \t]*(?:=|:|=>)[ \t]*)([\"'])[^\"'\n]{{1,500}}\2"),
         r"\1\2" + REDACTED + r"\2",
     ),
     # name=bare_value (env files, CLI flags, URLs' query strings); not a call like Variable.get(
     (
-        re.compile(rf"(?i)([\w.\-]*{_SECRET_NAME}[\w.\-]*\s*(?:=|:)\s*)(?![\"'\s])([^\s\"'(),;{{}}\[\]&]{{4,}})(?![\w(.])"),
+        re.compile(rf"(?i)((?<![\w.\-])[\w.\-]{{0,40}}?{_SECRET_NAME}[\w.\-]{{0,40}}[ \t]*(?:=|:)[ \t]*)(?![\"'\s])([^\s\"'(),;{{}}\[\]&]{{4,500}})(?![\w(.])"),
         r"\1" + REDACTED,
     ),
 ]
@@ -78,8 +78,15 @@ def redact(text: str) -> str:
     return text
 
 
+_NOTICE = re.compile(r"\n\[truncated \d+ of \d+ characters\]$")
+
+
 def truncate(text: str, cap: int) -> str:
+    """At most ``cap`` characters plus a notice; idempotent (an already-cut text is left alone)."""
     if len(text) <= cap:
+        return text
+    notice = _NOTICE.search(text)
+    if notice is not None and notice.start() <= cap:
         return text
     return text[:cap] + f"\n[truncated {len(text) - cap} of {len(text)} characters]"
 
