@@ -21,10 +21,9 @@ def ask_command(
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON (with provenance and usage)."),
 ) -> None:
     """Ask PERSONA a QUESTION. Secrets in context files are redacted before anything is sent."""
-    from rich.console import Console
-
     from dataeng_agents.core.agents import load_persona, narrator_from_env, question_task
     from dataeng_agents.core.errors import DataengError
+    from rich.console import Console
 
     console = Console()
     try:
@@ -55,11 +54,10 @@ def ask_command(
 @app.command("personas")
 def personas_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the personas (packaged and from $DATAENG_PERSONAS_DIR)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from dataeng_agents.core.agents import list_personas
     from dataeng_agents.core.errors import DataengError
+    from rich.console import Console
+    from rich.table import Table
 
     try:
         personas = list_personas()
