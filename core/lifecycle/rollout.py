@@ -115,8 +115,13 @@ def evaluate_guardrails(
     alpha: float,
     tuning: float,
     min_units: int,
+    sequential: bool = True,
 ) -> GuardrailEvaluation:
-    """Scores every guardrail over all stages seen so far (vectorised over leading dimensions)."""
+    """Scores every guardrail over all stages seen so far (vectorised over leading dimensions).
+
+    ``sequential=False`` swaps the confidence sequence for a fixed-horizon z interval: wrong for
+    repeated checks, kept so the simulation can show how wrong (docs/lifecycle.md).
+    """
     g = len(rules)
     is_prop = np.array([r.kind == "proportion" for r in rules])
     sign = np.array([1.0 if r.higher_is_better else -1.0 for r in rules])
@@ -151,7 +156,12 @@ def evaluate_guardrails(
         units_t = np.where(usable, n_t, 0.0).sum(axis=-2)
         units_c = np.where(usable, n_c, 0.0).sum(axis=-2)
     se = np.sqrt(var_lift)
-    hw = cs_halfwidth(var_lift, n_tot, a, tuning)
+    if sequential:
+        hw = cs_halfwidth(var_lift, n_tot, a, tuning)
+    else:
+        from scipy.special import ndtri
+
+        hw = np.where(var_lift > 0, float(ndtri(1 - a / 2)) * se, np.nan)
     valid = (
         (units_t >= min_units) & (units_c >= min_units) & np.isfinite(lift) & np.isfinite(hw) & (abs_c > 0)
     )
@@ -498,6 +508,7 @@ def simulate_rollouts(
     hourly_profile: Sequence[float] | None = None,
     seed: int = 0,
     progress: bool = False,
+    sequential: bool = True,
 ) -> RolloutSimulation:
     """Runs ``n_rollouts`` rollouts hour by hour, each deciding with :func:`evaluate_guardrails`/:func:`decide`.
 
@@ -570,6 +581,7 @@ def simulate_rollouts(
                     alpha=plan.alpha,
                     tuning=plan.sequential_tuning,
                     min_units=plan.min_units_for_test,
+                    sequential=sequential,
                 )
                 srm = srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares) < plan.srm_threshold
                 complete = (stage_hours >= min_h[stage]) & (stage_units_t >= min_u[stage])

@@ -185,7 +185,9 @@ def test_rollout_config_errors_name_the_path() -> None:
     assert err.value.field == "rollout.guardrails[0].tolerance"
 
 
-def _simulate(true_lift: float, seed: int) -> tuple[object, list[float], RolloutPlan]:
+def _simulate(
+    true_lift: float, seed: int, *, sequential: bool = True
+) -> tuple[object, list[float], RolloutPlan]:
     plan0 = _plan()
     plan = _plan(sequential_tuning=suggest_tuning(plan0, UNITS_PER_HOUR))
     detectable = detectable_regression(
@@ -201,6 +203,7 @@ def _simulate(true_lift: float, seed: int) -> tuple[object, list[float], Rollout
         # traffic peaks in the evening and sags at night
         hourly_profile=list(1.0 + 0.5 * np.sin(np.arange(24) / 24 * 2 * np.pi)),
         seed=seed,
+        sequential=sequential,
     )
     return sim, detectable, plan
 
@@ -226,6 +229,22 @@ def test_simulated_rollouts_false_alarm_and_detection_rates(capsys: pytest.Captu
     assert by_stage[stage] >= 0.90
     # the regression is not caught at 1% in the first day: that stage has too few units
     assert by_stage[0] < 0.5
+
+
+@pytest.mark.slow
+def test_fixed_horizon_intervals_checked_hourly_inflate_false_alarms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same no-harm rollouts (same seed) judged with a fixed-horizon z interval at every check."""
+    null, _, _ = _simulate(0.0, seed=20261127)
+    naive, _, _ = _simulate(0.0, seed=20261127, sequential=False)
+    with capsys.disabled():
+        print(
+            f"\n[rollout simulation] no harm, 168 hourly checks: fixed-horizon z interval rolls back "
+            f"{naive.rollback_rate:.2%}, the confidence sequence {null.rollback_rate:.2%}"  # type: ignore[attr-defined]
+        )
+    assert naive.rollback_rate > 0.10  # type: ignore[attr-defined]
+    assert naive.rollback_rate > 5 * null.rollback_rate  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------ real checks on the warehouse
