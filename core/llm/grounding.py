@@ -35,7 +35,7 @@ from pydantic import BaseModel
 _NUM = re.compile(r"(\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.(\d+))?")
 _MULT = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "bn": 1e9}
 _ORDINAL = ("st", "nd", "rd", "th")
-_ID_BEFORE = set("_.:/#@$\\")
+_ID_BEFORE = set("_.:/#@\\")
 THRESHOLDS = (0.001, 0.01, 0.05, 0.1)
 SAFE_INTEGERS = frozenset({0, 1})
 REF_FIELDS = frozenset({"refs", "finding_ids"})
