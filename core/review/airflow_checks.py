@@ -51,6 +51,8 @@ XCOM_HEAVY_CALLS = {"read_csv", "read_parquet", "read_json", "read_sql", "read_s
 PARSE_TIME_IO_METHODS = {"get_records", "get_first", "get_pandas_df", "get_df", "get_conn", "get_connection",
                          "get_uri", "run_query", "list_keys", "list_objects", "list_objects_v2", "list_blobs",
                          "get_sqlalchemy_engine", "urlopen"}
+IO_ROOTS = frozenset({"requests", "httpx", "urllib", "urlopen", "boto3", "psycopg2", "psycopg", "sqlalchemy",
+                      "snowflake", "pymysql", "google", "redis", "create_engine", "connect"})
 PARSE_TIME_IO_MODULES = ("requests.", "httpx.", "urllib.request.", "boto3.", "psycopg2.connect", "psycopg.connect",
                          "sqlalchemy.create_engine", "snowflake.connector.connect", "pymysql.connect",
                          "google.cloud.", "redis.")
@@ -461,13 +463,21 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     for node in mod.parse_time_of(ast.Call):
         if not isinstance(node, ast.Call):
             continue
+        last = node.func.attr if isinstance(node.func, ast.Attribute) else dotted(node.func)
+        if last != "get" and last not in PARSE_TIME_IO_METHODS and dotted(node.func).split(".", 1)[0] not in IO_ROOTS:
+            continue
         name = qualify(dotted(node.func), imports)
-        last = name.rsplit(".", 1)[-1]
         if name.endswith("Variable.get"):
             ctx.emit("PERF002", node, name, "Variable.get() runs at parse time (metadata DB query per parse)")
         elif last in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
             ctx.emit("PERF001", node, name, f"'{dotted(node.func)}()' runs at parse time on every DAG-file parse")
-    for node in _top_level_imports(mod.tree):
+    expensive = set(ctx.config.expensive_imports)
+    imported_roots = {
+        (a.name if isinstance(n, ast.Import) else (n.module or "")).split(".")[0]
+        for n in mod.idx.of(ast.Import, ast.ImportFrom) if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    for node in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         for m in mods:
             if m.split(".")[0] in ctx.config.expensive_imports:

@@ -304,9 +304,11 @@ def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int
     return {}, True
 
 
-def build_module(path: str, source: str, tree: ast.Module, index: Index | None = None) -> ModuleInfo:
+def build_module(
+    path: str, source: str, tree: ast.Module, index: Index | None = None, imports: dict[str, str] | None = None
+) -> ModuleInfo:
     idx = index if index is not None else Index(tree)
-    imports = import_map(tree, idx)
+    imports = imports if imports is not None else import_map(tree, idx)
     mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, index=idx)
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -412,7 +414,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
                 mod.tasks.append(task)
                 taskflow_defs[node.name] = task
                 break
-    calls = sorted(idx.calls(), key=lambda n: (n.lineno, n.col_offset))
+    calls = idx.calls()  # index order is deterministic; tasks are sorted by line at the end
     for node in calls:
         last = _last_name(node.func)
         is_partial = last == "partial"
@@ -468,8 +470,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     _bind_factory_tasks(mod)
     mod.tasks.sort(key=lambda t: t.line)
     sql_possible = has_any(mod.lower_source, SQL_WORDS_LOWER)
+    lines = mod.lower_source.splitlines() if sql_possible else []
     for task in mod.tasks:
-        task.sql_possible = sql_possible
+        fn = task.func
+        # only scan a callable's body for SQL strings when its own lines mention SQL
+        task.sql_possible = sql_possible and fn is not None and has_any(
+            "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]), SQL_WORDS_LOWER
+        )
         if task.func is not None:
             task.body = idx.func_nodes(task.func)
         if task.dag is not None:
@@ -519,6 +526,18 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
     return []
 
 
+_EDGE_CALLS = frozenset({"chain", "set_downstream", "set_upstream"})
+
+
+def _calls_taskflow(node: ast.Call, names: set[str]) -> bool:
+    if not names:
+        return False
+    base: ast.AST = node.func
+    while isinstance(base, ast.Attribute | ast.Call):
+        base = base.value if isinstance(base, ast.Attribute) else base.func
+    return isinstance(base, ast.Name) and base.id in names
+
+
 def _collect_edges(mod: ModuleInfo) -> None:
     var_tasks = mod.task_by_var()
 
@@ -544,6 +563,8 @@ def _collect_edges(mod: ModuleInfo) -> None:
                 add(rhs, lhs)
         elif isinstance(node, ast.Call):
             name = _last_name(node.func)
+            if name not in _EDGE_CALLS and not _calls_taskflow(node, taskflow_names):
+                continue
             callee = _task_refs(node, mod, var_tasks) if taskflow_names else []
             if callee and callee[0].taskflow:
                 # TaskFlow data dependencies: load(transform(extract()))

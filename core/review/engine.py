@@ -100,6 +100,8 @@ def _looks_like_spec(path: str) -> bool:
 
 
 def _decode(data: bytes) -> str:
+    if b"coding" not in data[:400]:  # no PEP 263 cookie: UTF-8 (tokenize's detection is slow Python)
+        return data.decode("utf-8-sig")
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError:
@@ -173,7 +175,7 @@ def _review_file(path: str, config: ReviewConfig, airflow_version: str) -> _File
     outcome = _FileOutcome(report)
     try:
         if is_airflow:
-            mod = build_module(path, source, tree, index)
+            mod = build_module(path, source, tree, index, imports)
             review_airflow_module(ctx, mod)
             report.kind = "airflow"
             report.dags = [d.name for d in mod.dags]
