@@ -61,6 +61,7 @@ ConfigSource = str | Path | Mapping[str, Any] | tuple["ExperimentConfig", Lifecy
 
 __all__ = [
     "RolloutCallback",
+    "experiment_config",
     "TableDecisionCallback",
     "build_hypothesis",
     "check_tracking",
@@ -71,6 +72,12 @@ __all__ = [
     "tracking_plan",
     "write_lifecycle_report",
 ]
+
+
+def experiment_config(config: ConfigSource) -> ExperimentConfig:
+    """The experiment config of a lifecycle YAML (lifecycle sections removed), for
+    ``analyze_experiment`` / ``design_experiment`` on the same file."""
+    return load_configs(config)[0]
 
 
 # ------------------------------------------------------------------------------------------- explore
