@@ -152,7 +152,8 @@ class TableDecisionCallback:
     """Example callback: appends each decision to a table a flag system (or a human) reads.
 
     Columns: ``experiment_id, stage, stage_percent, decision, next_stage_percent, checked_at,
-    reasons (JSON), evidence (JSON)``. The table is created when missing. The statement is built
+    reasons (JSON), evidence (JSON)``. The table is created when missing; a retried check (same
+    experiment, stage and ``checked_at``) replaces its row in the same transaction. The statement is built
     with sqlglot (values become quoted literals, never pasted text) in the connection's dialect.
 
     >>> import duckdb
@@ -214,7 +215,20 @@ class TableDecisionCallback:
             exp.Literal.string(json.dumps([g.model_dump(mode="json") for g in decision.guardrails])),
         ]
         insert = exp.insert(exp.select(*values), exp.to_table(self.table), columns=list(columns))
-        return [create.sql(dialect=self.dialect), insert.sql(dialect=self.dialect)]
+        # a retried task writes the same check again: replace it instead of appending a duplicate
+        delete = exp.delete(
+            exp.to_table(self.table),
+            where=exp.and_(
+                exp.column("experiment_id").eq(values[0].copy()),
+                exp.column("stage").eq(values[1].copy()),
+                exp.column("checked_at").eq(values[5].copy()),
+            ),
+        )
+        return [
+            create.sql(dialect=self.dialect),
+            delete.sql(dialect=self.dialect),
+            insert.sql(dialect=self.dialect),
+        ]
 
     def __call__(self, decision: RolloutDecision) -> None:
         owned = not hasattr(self._target, "cursor")
