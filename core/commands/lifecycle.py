@@ -61,10 +61,10 @@ ConfigSource = str | Path | Mapping[str, Any] | tuple["ExperimentConfig", Lifecy
 
 __all__ = [
     "RolloutCallback",
-    "experiment_config",
     "TableDecisionCallback",
     "build_hypothesis",
     "check_tracking",
+    "experiment_config",
     "explore_experiment",
     "rollout_check",
     "rollout_markdown",
