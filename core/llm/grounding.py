@@ -10,7 +10,10 @@ Rule (what counts as "the same number, rounded as displayed"):
    percent form ``100 * |v|`` (0.0321 may be written 3.2% or 3.21), or, when written with ``%``, for
    ``|v|`` itself (a fact already in percent).
 3. Fact values are every number in the facts and the question, every number written inside a fact
-   string, and the length of every list in the facts (so "5 findings" is grounded by a list of 5).
+   string, the length of every list in the facts (so "5 findings" is grounded by a list of 5), the
+   number of items of a list that share a value of a text field (8 components with
+   ``area: "data quality"`` ground "8 data-quality checks"), and ``1 - alpha`` for an ``alpha`` /
+   ``significance_level`` (so alpha 0.05 grounds a "95% interval").
 4. Not checked, because they are not claims about the results: numbers inside identifiers
    (``R012``, ``p95``, ``metric_2``, ``v1.2``, paths, times like ``02:30``, dates' parts), ordinal
    words (``1st``, ``2nd``), four-digit years 1900-2100, list markers at the start of a line
@@ -32,13 +35,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_NUM = re.compile(r"(\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.(\d+))?")
+_NUM = re.compile(r"(\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+)(?:\.(\d+))?")
 _MULT = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "bn": 1e9}
 _ORDINAL = ("st", "nd", "rd", "th")
 _ID_BEFORE = set("_.:/#@\\")
 THRESHOLDS = (0.001, 0.01, 0.05, 0.1)
 SAFE_INTEGERS = frozenset({0, 1})
 REF_FIELDS = frozenset({"refs", "finding_ids"})
+_LEVEL_KEY = re.compile(r"(?i)^(alpha|significance(_level)?|type_i_error)$")
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,13 @@ def fact_values(facts: Any, extra_texts: Iterable[str] = ()) -> list[float]:
         elif isinstance(obj, str):
             values.extend(abs(n.value * n.multiplier) for n in _all_numbers(obj))
         elif isinstance(obj, dict):
-            for v in obj.values():
+            for k, v in obj.items():
+                if _LEVEL_KEY.search(str(k)) and isinstance(v, int | float) and 0 < v < 1:
+                    values.append(1.0 - float(v))  # alpha 0.05 -> a 95% interval
                 walk(v)
         elif isinstance(obj, list | tuple):
             values.append(float(len(obj)))
+            values.extend(_category_counts(obj))
             for v in obj:
                 walk(v)
 
@@ -136,6 +143,17 @@ def fact_values(facts: Any, extra_texts: Iterable[str] = ()) -> list[float]:
     for t in extra_texts:
         walk(t)
     return sorted(values)
+
+
+def _category_counts(items: list[Any] | tuple[Any, ...]) -> list[float]:
+    """How many items of a list of objects share each value of a text field (8 "data quality" checks)."""
+    counts: dict[tuple[str, str], int] = {}
+    for item in items:
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if isinstance(v, str) and k != "id" and len(v) <= 80:
+                    counts[(k, v)] = counts.get((k, v), 0) + 1
+    return [float(c) for c in counts.values()]
 
 
 def _all_numbers(text: str) -> list[ProseNumber]:
