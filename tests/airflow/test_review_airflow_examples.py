@@ -8,9 +8,11 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+from dataeng_agents.core.commands.data_pipeline import design_with_dag
 from dataeng_agents.core.review import review_paths
 from dataeng_agents.core.review.runtime import run_dagbag
 
+SPECS = Path(__file__).resolve().parents[2] / "core" / "examples" / "specs"
 DISTRIBUTIONS = {
     "apache-airflow": "airflow/example_dags/",
     "apache-airflow-providers-standard": "airflow/providers/standard/example_dags/",
@@ -80,7 +82,7 @@ def test_every_shipped_example_dag_is_reviewed(profile: str, capsys: pytest.Capt
         assert counts.get("REL001", 0) > 0 and counts.get("PERF006", 0) > 0
 
 
-def test_runtime_mode_agrees_with_the_static_resolution() -> None:
+def test_runtime_mode_agrees_with_the_static_resolution(tmp_path: Path) -> None:
     picks = [
         p
         for p in EXAMPLES["apache-airflow"]
@@ -94,7 +96,19 @@ def test_runtime_mode_agrees_with_the_static_resolution() -> None:
         }
     ]
     assert len(picks) == 5
-    data = run_dagbag([str(p) for p in picks], python=sys.executable, timeout=240)
+    # the starter DAGs of `dataeng pipeline design` are loaded in the same DagBag subprocess
+    starters = []
+    for spec in sorted(SPECS.glob("*.yaml")):
+        design, source = design_with_dag(spec)
+        target = tmp_path / f"{design.spec_name}.py"
+        target.write_text(source)
+        starters.append(target)
+    data = run_dagbag([str(p) for p in [*picks, *starters]], python=sys.executable, timeout=240)
+    for starter in starters:
+        info = data["files"][str(starter)]
+        assert info["error"] is None, (starter.name, info["error"])
+        assert [d["dag_id"] for d in info["dags"]] == [starter.stem]
+        data["files"].pop(str(starter))
     static = review_paths(picks, profile="strict")
     # per DAG: does the static pass say some task has no retries, and does the loaded DAG agree?
     static_dags = {f.subject.split(".", 1)[0] for f in static.findings if f.rule_id == "REL001"}

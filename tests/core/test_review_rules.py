@@ -67,3 +67,14 @@ def test_categories_are_all_covered() -> None:
     assert {r.category for r in RULES.values()} == {
         "reliability", "scheduling", "performance", "data quality", "security", "cost", "observability", "architecture",
     }
+
+
+def test_generated_rule_docs_are_current(tmp_path: Path) -> None:
+    from dataeng_agents.core.review import write_rule_docs
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "rules"
+    for page in write_rule_docs(str(tmp_path)):
+        name = Path(page).name
+        assert (committed / name).read_text() == Path(page).read_text(), (
+            f"docs/rules/{name} is stale: run `dataeng pipeline rules --write-docs docs/rules`"
+        )
