@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags_examples"
 
 _HOME = Path(tempfile.mkdtemp(prefix="dataeng-airflow-home-"))
+# dag.test() only runs DAGs that its bundle sync finds in the DAGs folder, so the folder holds copies
+# of the example DAGs plus the DAG files individual tests write (see ``write_dag``).
+DAGS = _HOME / "dags"
+DAGS.mkdir()
+for _example in sorted(EXAMPLES.glob("airflow_*.py")):
+    shutil.copy2(_example, DAGS / _example.name)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLES)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME / 'airflow.db'}"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_HOME / "logs")
@@ -49,6 +56,36 @@ def airflow_db(airflow_home: Path) -> Iterator[Path]:
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     yield airflow_home
+
+
+@pytest.fixture(scope="session")
+def checkout_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded checkout experiment (``dataeng demo`` data, 20k users) in a DuckDB file."""
+    from samples import generate_checkout_sample
+
+    return generate_checkout_sample(tmp_path_factory.mktemp("sample") / "checkout.duckdb")
+
+
+def bundled_config() -> str:
+    from importlib.resources import files
+
+    return str(files("dataeng_agents.core.examples") / "experiments" / "checkout_demo.yaml")
+
+
+@pytest.fixture
+def write_dag() -> Iterator[Any]:
+    """Write a DAG file into the DAGs folder for one test (removed afterwards); returns its path."""
+    written: list[Path] = []
+
+    def write(name: str, source: str) -> Path:
+        path = DAGS / name
+        path.write_text(source, encoding="utf-8")
+        written.append(path)
+        return path
+
+    yield write
+    for path in written:
+        path.unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

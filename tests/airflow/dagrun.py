@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from conftest import EXAMPLES
+from conftest import DAGS
 
 
 def load_dag(name: str, dag_id: str | None = None) -> Any:
-    """Import ``dags_examples/<name>`` as a fresh module and return its DAG."""
+    """Import ``<DAGs folder>/<name>`` (a copy of ``dags_examples/<name>``) and return its DAG."""
     from airflow.sdk import DAG
 
-    path = EXAMPLES / name
+    path = DAGS / name
     module_name = f"example_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None

@@ -9,21 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import bundled_config
 from dagrun import load_dag, local_path, run, task_states, xcom
-from samples import copy_duckdb_to_postgres, generate_checkout_sample
+from samples import copy_duckdb_to_postgres
 
 LOGICAL_DATE = datetime(2024, 3, 9, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def checkout_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_checkout_sample(tmp_path_factory.mktemp("sample") / "checkout.duckdb")
-
-
-def bundled_config() -> str:
-    from importlib.resources import files
-
-    return str(files("dataeng_agents.core.examples") / "experiments" / "checkout_demo.yaml")
 
 
 def assert_close(got: Any, expected: Any, where: str = "") -> None:
