@@ -131,7 +131,9 @@ def load_config(
             doc = tomllib.loads(src.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(str(src), f"cannot read pyproject.toml: {exc}") from exc
-        data = dict(doc.get("tool", {}).get("dataeng", {}).get("review", {}))
+        section = doc.get("tool", {}).get("dataeng", {}).get("review")
+        # a standalone review config (e.g. dataeng-review.toml) may keep the keys at the top level
+        data = dict(section if section is not None else ({} if "tool" in doc or "project" in doc else doc))
         base_dir = src.parent
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})

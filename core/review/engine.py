@@ -11,11 +11,13 @@ import gc
 import io
 import os
 import re
+import sys
 import time
 import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
@@ -260,7 +262,7 @@ def review_paths(
     profile: str = "default",
     airflow_version: str = "3.3",
     runtime: bool = False,
-    config: ReviewConfig | None = None,
+    config: ReviewConfig | str | Path | dict[str, Any] | None = None,
     python: str | None = None,
     runtime_timeout: float = 300.0,
     progress: bool = False,
@@ -271,13 +273,22 @@ def review_paths(
     :param profile: ``strict``, ``default`` or ``examples``; ignored when ``config`` is given.
     :param airflow_version: target Airflow version (config defaults and removed APIs depend on it).
     :param runtime: also load the files with Airflow's DagBag in a subprocess (``python``).
-    :param config: a :class:`ReviewConfig` (e.g. from :func:`load_config`); default: ``profile`` only.
-    :param python: interpreter with Airflow installed, for ``runtime`` (default ``$DATAENG_AIRFLOW_PYTHON``).
+    :param config: a :class:`ReviewConfig` (e.g. from :func:`load_config`, its profile wins), a path to a
+        TOML file (``[tool.dataeng.review]`` or top-level keys) or a dict of settings; default: ``profile``.
+    :param python: interpreter with Airflow installed, for ``runtime`` (default ``$DATAENG_AIRFLOW_PYTHON``,
+        else the current interpreter — right inside an Airflow worker).
     :param progress: show a rich progress bar when there are many files.
     """
     if not _valid_version(airflow_version):
         raise ConfigError("airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}")
-    cfg = config if config is not None else load_config(profile=profile)
+    if isinstance(config, ReviewConfig):
+        cfg = config
+    elif isinstance(config, dict):
+        cfg = load_config(overrides={"profile": profile, **config})
+    elif config is not None:
+        cfg = load_config(pyproject=config, profile=profile if profile != "default" else None)
+    else:
+        cfg = load_config(profile=profile)
     t0 = time.perf_counter()
     files, error_reports = collect_files(paths, cfg)
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
@@ -294,9 +305,7 @@ def review_paths(
         for f in files:
             outcomes[f] = review_file(f, cfg, airflow_version)
     if runtime:
-        interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON")
-        if not interpreter:
-            raise ConfigError("runtime.python", "runtime mode needs an interpreter with Airflow (--python)")
+        interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
         _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
     # duplicate dag_ids across files
     first: dict[str, tuple[str, int]] = {}

@@ -328,3 +328,15 @@ def test_progress_bar_path_over_many_files(tmp_path: Path) -> None:
         _write(tmp_path / f"d{i}.py", GOOD_DAG.format(dag_id=f"d{i}"))
     result = review_paths([tmp_path], progress=True)
     assert len(result.files) == 12 and all(f.status == "reviewed" for f in result.files)
+
+
+def test_config_as_file_or_dict(tmp_path: Path) -> None:
+    dag = _write(tmp_path / "dags" / "c.py", GOOD_DAG.format(dag_id="c"))
+    standalone = _write(tmp_path / "dataeng-review.toml", 'profile = "examples"\ndisable = ["SCH009"]\n')
+    by_file = review_paths([dag], config=str(standalone))
+    assert by_file.profile == "examples"
+    by_dict = review_paths([dag], profile="strict", config={"disable": ["OBS004"]})
+    assert by_dict.profile == "strict" and "OBS004" not in _rules(by_dict)
+    with pytest.raises(ConfigError) as err:
+        review_paths([dag], config={"max_tasks_per_dag": 0})
+    assert err.value.field == "tool.dataeng.review.max_tasks_per_dag"
