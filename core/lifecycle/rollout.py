@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
+from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.lifecycle.config import RolloutPlan
 from dataeng_agents.core.lifecycle.sequential import always_valid_p_value, cs_halfwidth
 from numpy.typing import NDArray
@@ -59,7 +60,7 @@ class GuardrailRule:
     """A guardrail resolved against its metric definition."""
 
     metric: str
-    kind: Literal["proportion", "mean"]
+    kind: Literal["proportion", "mean", "ratio"]
     higher_is_better: bool = True
     tolerance: float = 0.0
 
@@ -68,7 +69,9 @@ class GuardrailRule:
 class StageStats:
     """Per-stage, per-arm sufficient statistics; every array has shape ``(..., stages, guardrails)``.
 
-    ``n_*`` are units (for a proportion, ``ss_* == sum_*``).
+    ``n_*`` are units (for a proportion, ``ss_* == sum_*``). Ratio guardrails also carry the
+    denominator's sum (``dsum_*``), sum of squares (``dss_*``) and the cross product (``prod_*``);
+    they stay zero for the other kinds.
     """
 
     n_t: FloatArray
@@ -77,10 +80,16 @@ class StageStats:
     n_c: FloatArray
     sum_c: FloatArray
     ss_c: FloatArray
+    dsum_t: FloatArray | None = None
+    dss_t: FloatArray | None = None
+    prod_t: FloatArray | None = None
+    dsum_c: FloatArray | None = None
+    dss_c: FloatArray | None = None
+    prod_c: FloatArray | None = None
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> StageStats:
-        return cls(*(np.zeros(shape) for _ in range(6)))
+        return cls(*(np.zeros(shape) for _ in range(12)))
 
 
 @dataclass
@@ -108,6 +117,34 @@ def _arm_var(is_prop: BoolArray, n: FloatArray, s: FloatArray, ss: FloatArray) -
     return np.asarray(np.maximum(v, 0.0), dtype=np.float64)
 
 
+def _arm_estimate(
+    is_prop: BoolArray,
+    is_ratio: BoolArray,
+    n: FloatArray,
+    s: FloatArray,
+    ss: FloatArray,
+    dsum: FloatArray | None,
+    dss: FloatArray | None,
+    prod: FloatArray | None,
+) -> tuple[FloatArray, FloatArray]:
+    """An arm's estimate and the estimator's variance: the mean (``var/n``), or for a ratio
+    ``Σnum/Σden`` with the delta method ``(v_num − 2R·c + R²·v_den) / (n·mean_den²)``."""
+    mean = s / n
+    var_mean = _arm_var(is_prop, n, s, ss) / n
+    if dsum is None or dss is None or prod is None or not is_ratio.any():
+        return np.asarray(mean, dtype=np.float64), var_mean
+    ratio = s / dsum
+    v_num = (ss - s * s / n) / (n - 1.0)
+    v_den = (dss - dsum * dsum / n) / (n - 1.0)
+    cov = (prod - s * dsum / n) / (n - 1.0)
+    mean_den = dsum / n
+    var_ratio = np.maximum(v_num - 2.0 * ratio * cov + ratio**2 * v_den, 0.0) / (n * mean_den**2)
+    return (
+        np.asarray(np.where(is_ratio, ratio, mean), dtype=np.float64),
+        np.asarray(np.where(is_ratio, var_ratio, var_mean), dtype=np.float64),
+    )
+
+
 def evaluate_guardrails(
     stats: StageStats,
     rules: Sequence[GuardrailRule],
@@ -128,13 +165,19 @@ def evaluate_guardrails(
     tol = np.array([r.tolerance for r in rules])
     a = alpha / max(g, 1)
 
+    is_ratio = np.array([r.kind == "ratio" for r in rules])
     n_t, n_c = stats.n_t, stats.n_c
     usable = (n_t >= 2) & (n_c >= 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        m_t = np.where(usable, stats.sum_t / n_t, 0.0)
-        m_c = np.where(usable, stats.sum_c / n_c, 0.0)
-        v_t = np.where(usable, _arm_var(is_prop, n_t, stats.sum_t, stats.ss_t) / n_t, 0.0)
-        v_c = np.where(usable, _arm_var(is_prop, n_c, stats.sum_c, stats.ss_c) / n_c, 0.0)
+        m_t, v_t = _arm_estimate(
+            is_prop, is_ratio, n_t, stats.sum_t, stats.ss_t, stats.dsum_t, stats.dss_t, stats.prod_t
+        )
+        m_c, v_c = _arm_estimate(
+            is_prop, is_ratio, n_c, stats.sum_c, stats.ss_c, stats.dsum_c, stats.dss_c, stats.prod_c
+        )
+        usable = usable & np.isfinite(m_t) & np.isfinite(m_c)
+        m_t, m_c = np.where(usable, m_t, 0.0), np.where(usable, m_c, 0.0)
+        v_t, v_c = np.where(usable, v_t, 0.0), np.where(usable, v_c, 0.0)
         w = np.where(usable, n_t * n_c / (n_t + n_c), 0.0)
     wsum = w.sum(axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -302,7 +345,7 @@ class GuardrailEvidence(BaseModel):
 
     id: str
     metric: str
-    kind: Literal["proportion", "mean"]
+    kind: Literal["proportion", "mean", "ratio"]
     higher_is_better: bool
     tolerance: float
     status: GuardrailStatus
@@ -519,6 +562,8 @@ def simulate_rollouts(
     """
     rng = np.random.default_rng(seed)
     rules = [g.rule for g in guardrails]
+    if any(r.kind == "ratio" for r in rules):
+        raise InputError("guardrails", "the simulation draws proportion and mean guardrails only")
     n_g, n_s, r_n = len(guardrails), len(plan.stages), n_rollouts
     shares = np.array([s.percent / 100.0 for s in plan.stages])
     min_h = np.array([s.min_duration for s in plan.stages])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from dataeng_agents.core.errors import ConfigError, InputError
@@ -45,10 +45,10 @@ def resolve_rollout(cfg: ExperimentConfig, plan: RolloutPlan) -> ResolvedRollout
     metrics: list[tuple[int, Metric]] = []
     for j, g in enumerate(plan.guardrails):
         i, m = find_metric(cfg, g.metric, f"rollout.guardrails[{j}].metric")
-        if m.kind not in ("proportion", "mean"):
+        if m.kind not in ("proportion", "mean", "ratio"):
             raise ConfigError(
                 f"rollout.guardrails[{j}].metric",
-                f"{m.name} is a {m.kind} metric; rollout guardrails support proportion and mean metrics",
+                f"{m.name} is a {m.kind} metric; rollout guardrails support proportion, mean and ratio metrics",
             )
         hib = g.higher_is_better if g.higher_is_better is not None else not m.inverse
         rules.append(GuardrailRule(m.name, m.kind, higher_is_better=hib, tolerance=g.tolerance))  # type: ignore[arg-type]
@@ -138,11 +138,19 @@ def rollout_query(
             exp.alias_(col(src.timestamp), "event_ts"),
         ]
         for i, m in members:
-            if m.kind == "mean":
+            if m.kind in ("mean", "ratio"):
                 assert m.value is not None
                 inner_cols.append(
                     exp.alias_(
                         exp.cast(parse_scalar(m.value, dialect, f"metrics[{i}].value"), "DOUBLE"), f"v{i}"
+                    )
+                )
+            if m.kind == "ratio":
+                assert m.denominator is not None
+                inner_cols.append(
+                    exp.alias_(
+                        exp.cast(parse_scalar(m.denominator, dialect, f"metrics[{i}].denominator"), "DOUBLE"),
+                        f"d{i}",
                     )
                 )
         inner = exp.select(*inner_cols).from_(source_from(src, dialect, spath, cfg.base_dir))
@@ -177,6 +185,13 @@ def rollout_query(
                         exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=col(f"v{i}", "e"))])), f"m{i}"
                     )
                 )
+            if m.kind == "ratio":
+                agg.append(
+                    exp.alias_(
+                        exp.Sum(this=exp.Case(ifs=[exp.If(this=cond.copy(), true=col(f"d{i}", "e"))])),
+                        f"d{i}",
+                    )
+                )
         per_unit = (
             exp.select(*agg)
             .from_(units.subquery("u2"))
@@ -195,22 +210,33 @@ def rollout_query(
             on=exp.EQ(this=col("unit_id", a), expression=col("unit_id", "u")),
             join_type="left",
         )
-        for i, _m in members:
-            uv_cols.append(
-                exp.alias_(exp.Coalesce(this=col(f"m{i}", a), expressions=[exp.Literal.number(0)]), f"m{i}")
-            )
+        for i, m in members:
+            for prefix in ("m", "d") if m.kind == "ratio" else ("m",):
+                uv_cols.append(
+                    exp.alias_(
+                        exp.Coalesce(this=col(f"{prefix}{i}", a), expressions=[exp.Literal.number(0)]),
+                        f"{prefix}{i}",
+                    )
+                )
     uv = q.select(*uv_cols).where(exp.Not(this=exp.Is(this=col("variant", "u"), expression=exp.Null())))
     out: list[exp.Expr] = [
         col("stage"),
         col("variant"),
         exp.alias_(exp.Count(this=exp.Star()), "units"),
     ]
-    for i, _m in resolved.metrics:
+    for i, m in resolved.metrics:
         v = exp.cast(col(f"m{i}"), "DOUBLE")
         out += [
             exp.alias_(exp.Sum(this=v), f"m{i}_sum"),
             exp.alias_(exp.Sum(this=exp.Mul(this=v.copy(), expression=v.copy())), f"m{i}_ss"),
         ]
+        if m.kind == "ratio":
+            d = exp.cast(col(f"d{i}"), "DOUBLE")
+            out += [
+                exp.alias_(exp.Sum(this=d), f"d{i}_sum"),
+                exp.alias_(exp.Sum(this=exp.Mul(this=d.copy(), expression=d.copy())), f"d{i}_ss"),
+                exp.alias_(exp.Sum(this=exp.Mul(this=v.copy(), expression=d.copy())), f"m{i}_prod"),
+            ]
     return (
         exp.select(*out)
         .from_(uv.subquery("uv"))
@@ -229,14 +255,20 @@ def stage_stats_from_rows(
         if not 0 <= s < stages:
             continue
         n = float(r["units"])  # type: ignore[arg-type]
-        sums = np.array([float(r[f"m{i}_sum"] or 0.0) for i, _ in resolved.metrics])  # type: ignore[arg-type]
-        sss = np.array([float(r[f"m{i}_ss"] or 0.0) for i, _ in resolved.metrics])  # type: ignore[arg-type]
-        if r["variant"] == resolved.treatment:
-            stats.n_t[s] = n
-            stats.sum_t[s] = sums
-            stats.ss_t[s] = sss
-        elif r["variant"] == resolved.control:
-            stats.n_c[s] = n
-            stats.sum_c[s] = sums
-            stats.ss_c[s] = sss
+
+        def vec(fmt: str, row: dict[str, object] = r) -> np.ndarray[Any, np.dtype[np.float64]]:
+            return np.array([float(row.get(fmt.format(i)) or 0.0) for i, _ in resolved.metrics])  # type: ignore[arg-type]
+
+        arm = "t" if r["variant"] == resolved.treatment else "c" if r["variant"] == resolved.control else None
+        if arm is None:
+            continue
+        getattr(stats, f"n_{arm}")[s] = n
+        for field, fmt in (
+            ("sum", "m{}_sum"),
+            ("ss", "m{}_ss"),
+            ("dsum", "d{}_sum"),
+            ("dss", "d{}_ss"),
+            ("prod", "m{}_prod"),
+        ):
+            getattr(stats, f"{field}_{arm}")[s] = vec(fmt)
     return stats
