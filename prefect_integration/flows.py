@@ -11,20 +11,30 @@ the analyst sees why.
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from dataeng_agents.prefect_integration.artifacts import publish_report, report_link
+from dataeng_agents.prefect_integration.artifacts import artifact_key, publish_report, report_link
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
-from dataeng_agents.prefect_integration.tasks import narrator_for, analyze_experiment, review_pipeline
+from dataeng_agents.prefect_integration.tasks import (
+    analyze_experiment,
+    check_tracking,
+    design_hypothesis,
+    narrator_for,
+    review_pipeline,
+    rollout_check,
+)
 
 StopReason = Literal["srm", "guardrail"]
 EXPERIMENT_ANALYZED_EVENT = "dataeng.experiment.analyzed"
 PIPELINE_REVIEWED_EVENT = "dataeng.pipeline.reviewed"
+ROLLOUT_CHECKED_EVENT = "dataeng.rollout.checked"
 
 
 class ExperimentPolicyError(RuntimeError):
@@ -82,22 +92,33 @@ def experiment_report_flow(
     :param data_interval: ``(start, end)`` ISO timestamps; the config's window when empty.
     :param fail_on: stop conditions that fail the run; default ``["srm", "guardrail"]``, ``[]`` never fails.
     """
-    from dataeng_agents.core.report import write_report
-
     logger = get_run_logger()
     stop_on = ["srm", "guardrail"] if fail_on is None else list(fail_on)
     wh = _load_block(warehouse, ExperimentWarehouse)
     agent = _load_block(agent_settings, AgentSettings)
 
     report = analyze_experiment(config, wh, agent, data_interval=data_interval)
-    summary = report.summary()
-    experiment_id = report.experiment_id
+    result, reasons = publish_experiment_report(report, report_dir, report_base_url, stop_on)
+    logger.info("Experiment %s: verdict %r", report.experiment_id, report.decision.verdict)
+    if reasons:
+        raise ExperimentPolicyError(report.experiment_id, reasons)
+    return result
 
+
+def publish_experiment_report(
+    report: Any, report_dir: str | None, report_base_url: str | None, stop_on: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Writes the report files, publishes the three artifacts and emits the analysed event.
+
+    Returns the flow result (the core's summary, artifact keys, file paths) and the stop reasons.
+    """
+    from dataeng_agents.core.report import write_report
+
+    experiment_id = report.experiment_id
     files = write_report(report, str(_report_dir(report_dir, experiment_id)), formats=("json", "md", "html"))
-    markdown = Path(files["md"]).read_text(encoding="utf-8")
     published = publish_report(
         experiment_id,
-        markdown=markdown,
+        markdown=Path(files["md"]).read_text(encoding="utf-8"),
         rows=metric_rows(report),
         link=report_link(files["html"], report_base_url),
         title=f"Experiment {experiment_id}",
@@ -121,10 +142,7 @@ def experiment_report_flow(
             "flow_run_id": str(flow_run.id),
         },
     )
-    logger.info("Experiment %s: verdict %r", experiment_id, report.decision.verdict)
-    if reasons:
-        raise ExperimentPolicyError(experiment_id, reasons)
-    return {**summary, "artifacts": published.as_dict(), "report_files": files}
+    return {**report.summary(), "artifacts": published.as_dict(), "report_files": files}, reasons
 
 
 @flow(name="pipeline-review", retries=0, timeout_seconds=3600, validate_parameters=True)
@@ -182,6 +200,102 @@ def pipeline_review_flow(
             f"pipeline review {pipeline_id!r}: findings at or above {fail_on!r}: {summary['findings']}"
         )
     return {**summary, "advice": advice.summary, "artifacts": published.as_dict(), "report_files": files}
+
+
+class RolloutStoppedError(RuntimeError):
+    """A rollout check decided to roll back, or the tracking plan is broken."""
+
+
+@flow(name="feature-lifecycle", retries=0, timeout_seconds=3 * 3600, validate_parameters=True)
+def feature_lifecycle_flow(
+    config: str | dict[str, Any],
+    stage: int,
+    warehouse: ExperimentWarehouse | str | None = None,
+    agent_settings: AgentSettings | str | None = None,
+    checked_at: datetime | None = None,
+    report_dir: str | None = None,
+    report_base_url: str | None = None,
+    fail_on_tracking_errors: bool = True,
+    final_fail_on: list[StopReason] | None = None,
+) -> dict[str, Any]:
+    """The data-driven-feature lifecycle in one scheduled run: design → tracking check → rollout
+    check of the current stage → final analysis once the last stage may advance.
+
+    Each step publishes a Markdown artifact (``<id>-hypothesis``, ``<id>-tracking``, ``<id>-rollout``);
+    the rollout decision is emitted as ``dataeng.rollout.checked``. A ``roll back`` decision, or
+    (``fail_on_tracking_errors``) a broken tracking plan, fails the run after publishing.
+
+    :param config: the experiment YAML with its ``hypothesis:``, ``tracking:`` and ``rollout:`` sections.
+    :param stage: the rollout stage currently live (1-based).
+    :param warehouse: an ``ExperimentWarehouse`` block or its name; the config's ``warehouse:`` when empty.
+    :param agent_settings: an ``AgentSettings`` block or its name; template prose when empty.
+    :param checked_at: the check's time (default now); a backfill passes the time it stands for.
+    :param report_dir: where the report files go (a temp dir when empty).
+    :param report_base_url: public URL of ``report_dir`` for the final report's link artifact.
+    :param fail_on_tracking_errors: fail the run when the tracking check finds errors.
+    :param final_fail_on: stop conditions of the final analysis (default ``["srm", "guardrail"]``).
+        A ramped rollout changes the allocation between stages, so an SRM against the configured
+        weights is expected unless the final analysis reads only the last stage (``data_interval``).
+    """
+    from dataeng_agents.core.commands.lifecycle import rollout_markdown
+    from dataeng_agents.core.lifecycle.sources import load_configs
+
+    logger = get_run_logger()
+    wh = _load_block(warehouse, ExperimentWarehouse)
+    agent = _load_block(agent_settings, AgentSettings)
+    experiment, lifecycle = load_configs(config)
+    experiment_id = experiment.id
+    configs = (experiment, lifecycle)
+
+    result: dict[str, Any] = {"experiment_id": experiment_id, "hypothesis": None, "tracking": None}
+    problems: list[str] = []
+    # Each step runs when its section is in the YAML: a rollout-only config skips design and tracking.
+    if lifecycle.hypothesis is not None:
+        plan = design_hypothesis(configs, wh, agent)
+        create_markdown_artifact(
+            markdown=plan.to_markdown(),
+            key=artifact_key(experiment_id, "hypothesis"),
+            description=f"Hypothesis and power plan of {experiment_id}",
+        )
+        result["hypothesis"] = plan.summary()
+    if lifecycle.tracking.events:
+        tracking = check_tracking(configs, wh, checked_at)
+        create_markdown_artifact(
+            markdown=tracking.to_markdown(),
+            key=artifact_key(experiment_id, "tracking"),
+            description=f"Tracking check of {experiment_id}",
+        )
+        result["tracking"] = tracking.summary()
+        if fail_on_tracking_errors and not tracking.ok:
+            problems.append(f"tracking plan broken: {tracking.summary()['errors']} error(s)")
+    decision = rollout_check(configs, stage, wh, checked_at, agent)
+    create_markdown_artifact(
+        markdown=rollout_markdown(decision),
+        key=artifact_key(experiment_id, "rollout"),
+        description=f"Rollout check of {experiment_id}, stage {stage}",
+    )
+    emit_event(
+        event=ROLLOUT_CHECKED_EVENT,
+        resource={
+            "prefect.resource.id": f"dataeng.experiment.{experiment_id}",
+            "prefect.resource.name": experiment_id,
+        },
+        payload={**decision.summary(), "flow_run_id": str(flow_run.id)},
+    )
+    logger.info("Rollout of %s, stage %d: %s", experiment_id, stage, decision.decision)
+    result["rollout"] = decision.summary()
+    result["final_report"] = None
+    if decision.decision == "roll back":
+        problems.append("rollout decision: roll back (" + "; ".join(decision.reasons) + ")")
+    if decision.complete and not problems:
+        report = analyze_experiment(experiment, wh, agent)
+        stop_on = ["srm", "guardrail"] if final_fail_on is None else list(final_fail_on)
+        final, reasons = publish_experiment_report(report, report_dir, report_base_url, stop_on)
+        result["final_report"] = final
+        problems += reasons
+    if problems:
+        raise RolloutStoppedError(f"{experiment_id}: " + "; ".join(problems))
+    return result
 
 
 # ------------------------------------------------------------------------------ report translation

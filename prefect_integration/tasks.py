@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,21 +39,23 @@ REVIEW_TIMEOUT = 1800
 NARRATION_TIMEOUT = 900
 
 
-def _not_retryable(exc: BaseException) -> bool:
-    from dataeng_agents.core.errors import BudgetExceededError, InputError
+def _transient(exc: BaseException) -> bool:
+    from dataeng_agents.core.errors import WarehouseError
 
-    return isinstance(exc, InputError | BudgetExceededError | TypeError)
+    # A failed query, a dropped connection or a timeout may pass on a retry; a bad config, a spent
+    # budget or a programming error fails the same way every time, so it is not retried.
+    return isinstance(exc, WarehouseError | ConnectionError | TimeoutError | OSError)
 
 
-def retry_unless_bad_input(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """``retry_condition_fn``: retry warehouse/API hiccups, never a bad config or a spent budget."""
+def retry_transient_errors(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry transient warehouse/network errors only."""
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:
         try:
             state.result(raise_on_failure=True)
         except BaseException as raised:  # the state's own exception
             exc = raised
-    return exc is None or not _not_retryable(exc)
+    return exc is not None and _transient(exc)
 
 
 # --------------------------------------------------------------------------------------- narration
@@ -143,19 +145,19 @@ def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
     timeout_seconds=WAREHOUSE_TIMEOUT,
     retries=2,
     retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_unless_bad_input,
+    retry_condition_fn=retry_transient_errors,
     cache_policy=None,
 )
 def analyze_experiment(
     config: str | Path | dict[str, Any],
-    warehouse: ExperimentWarehouse,
+    warehouse: ExperimentWarehouse | None = None,
     agent_settings: AgentSettings | None = None,
     data_interval: tuple[str, str] | None = None,
 ) -> Any:
     """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
 
     :param config: the experiment config (a YAML path or a dict).
-    :param warehouse: the ``ExperimentWarehouse`` block holding exposures and events.
+    :param warehouse: the ``ExperimentWarehouse`` block; the config's ``warehouse:`` URL when ``None``.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
     """
@@ -164,10 +166,11 @@ def analyze_experiment(
 
     logger = get_run_logger()
     experiment = ExperimentConfig.load(config)
-    logger.info("Analysing experiment %r in %s", getattr(experiment, "id", "?"), warehouse.describe())
+    where = warehouse.describe() if warehouse is not None else "the config's warehouse"
+    logger.info("Analysing experiment %r in %s", experiment.id, where)
     return core_analyze(
         experiment,
-        warehouse.get_warehouse(),
+        warehouse.get_warehouse() if warehouse is not None else None,
         data_interval=data_interval,
         narrator=narrator_for(agent_settings),
     )
@@ -178,7 +181,7 @@ def analyze_experiment(
     timeout_seconds=WAREHOUSE_TIMEOUT,
     retries=2,
     retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_unless_bad_input,
+    retry_condition_fn=retry_transient_errors,
     cache_policy=None,
 )
 def design_experiment(
@@ -209,7 +212,7 @@ def design_experiment(
     timeout_seconds=REVIEW_TIMEOUT,
     retries=1,
     retry_delay_seconds=5,
-    retry_condition_fn=retry_unless_bad_input,
+    retry_condition_fn=retry_transient_errors,
     cache_policy=None,
 )
 def review_pipeline(
@@ -236,7 +239,7 @@ def review_pipeline(
     timeout_seconds=NARRATION_TIMEOUT,
     retries=1,
     retry_delay_seconds=5,
-    retry_condition_fn=retry_unless_bad_input,
+    retry_condition_fn=retry_transient_errors,
     cache_policy=None,
 )
 def ask_agent(
@@ -260,3 +263,95 @@ def ask_agent(
     if context:
         narration = replace(narration, facts={**narration.facts, "results": context})
     return narrator_for(agent_settings).narrate(narration)
+
+
+# --------------------------------------------------------------------------------------- lifecycle
+@task(
+    name="design-hypothesis",
+    timeout_seconds=WAREHOUSE_TIMEOUT,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_transient_errors,
+    cache_policy=None,
+)
+def design_hypothesis(
+    config: str | Path | dict[str, Any],
+    warehouse: ExperimentWarehouse | None = None,
+    agent_settings: AgentSettings | None = None,
+) -> Any:
+    """Explores the pre-period and checks the ``hypothesis:`` section (power plan, guardrails);
+    returns the core ``HypothesisPlan``.
+
+    :param config: the experiment YAML with its lifecycle sections (path or dict).
+    :param warehouse: the warehouse; the config's ``warehouse:`` URL when ``None``.
+    :param agent_settings: who writes the prose; the offline template when ``None``.
+    """
+    from dataeng_agents.core.commands.lifecycle import build_hypothesis
+
+    return build_hypothesis(
+        config,
+        warehouse.get_warehouse() if warehouse is not None else None,
+        narrator=narrator_for(agent_settings),
+    )
+
+
+@task(
+    name="check-tracking",
+    timeout_seconds=WAREHOUSE_TIMEOUT,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_transient_errors,
+    cache_policy=None,
+)
+def check_tracking(
+    config: str | Path | dict[str, Any],
+    warehouse: ExperimentWarehouse | None = None,
+    checked_at: datetime | None = None,
+) -> Any:
+    """Checks the tracking plan per variant (missing events/properties, late arrivals); returns the
+    core ``TrackingCheckReport``.
+
+    :param config: the experiment YAML with its ``tracking:`` section.
+    :param warehouse: the warehouse; the config's ``warehouse:`` URL when ``None``.
+    :param checked_at: the check's time (default now); a backfill passes its own.
+    """
+    from dataeng_agents.core.commands.lifecycle import check_tracking as core_check_tracking
+
+    return core_check_tracking(
+        config, warehouse.get_warehouse() if warehouse is not None else None, now=checked_at
+    )
+
+
+@task(
+    name="rollout-check",
+    timeout_seconds=WAREHOUSE_TIMEOUT,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_transient_errors,
+    cache_policy=None,
+)
+def rollout_check(
+    config: str | Path | dict[str, Any],
+    stage: int,
+    warehouse: ExperimentWarehouse | None = None,
+    checked_at: datetime | None = None,
+    agent_settings: AgentSettings | None = None,
+) -> Any:
+    """One scheduled check of rollout stage ``stage`` (1-based): the core ``RolloutDecision``
+    (``advance``, ``hold`` or ``roll back``) with its always-valid evidence.
+
+    :param config: the experiment YAML with its ``rollout:`` section.
+    :param stage: the stage being checked.
+    :param warehouse: the warehouse; the config's ``warehouse:`` URL when ``None``.
+    :param checked_at: the check's time (default now); data after it is ignored.
+    :param agent_settings: who writes the prose; the offline template when ``None``.
+    """
+    from dataeng_agents.core.commands.lifecycle import rollout_check as core_rollout_check
+
+    return core_rollout_check(
+        config,
+        stage,
+        warehouse.get_warehouse() if warehouse is not None else None,
+        checked_at,
+        narrator=narrator_for(agent_settings),
+    )

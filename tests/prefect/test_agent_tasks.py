@@ -111,3 +111,20 @@ def test_template_without_credentials_makes_no_call(prefect_server: str, fake_an
     answer = ask()
     assert answer.provenance.narrator == "template"
     assert fake_anthropic.requests == []
+
+
+def test_only_transient_errors_are_retried() -> None:
+    from prefect.states import Failed
+
+    from dataeng_agents.core.errors import BudgetExceededError, ConfigError, WarehouseError
+    from dataeng_agents.prefect_integration.tasks import analyze_experiment, retry_transient_errors
+
+    def retried(exc: BaseException) -> bool:
+        return retry_transient_errors(analyze_experiment, None, Failed(data=exc))  # type: ignore[arg-type]
+
+    assert retried(WarehouseError("postgres: connection refused"))
+    assert retried(TimeoutError("read timed out"))
+    assert not retried(ConfigError("metrics[2].window", "not a duration"))
+    assert not retried(BudgetExceededError("budget: would exceed max_usd"))
+    assert not retried(AttributeError("'NoneType' object has no attribute 'x'"))
+    assert analyze_experiment.retries == 2 and analyze_experiment.retry_condition_fn is retry_transient_errors

@@ -181,3 +181,59 @@ def test_postgres_through_sqlalchemy_connector(
     # and PostgreSQL agrees with DuckDB on the same data
     _check_against_core(artifacts, _direct_report(DuckDBWarehouse(sample_duckdb)))
     assert state.result()["units"] == direct_pg.summary()["units"]
+
+
+def test_claude_prose_and_the_api_key_never_leaks(
+    prefect_server: str,
+    sample_duckdb: str,
+    tmp_path: Path,
+    fake_anthropic: Any,
+    api_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Claude configured (a local Messages API), the key reaches the API and nothing else:
+    not the logs (captured here and stored by the server), the artifacts, the result or the files."""
+    import logging
+    import os
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials, ExperimentWarehouse
+    from dataeng_agents.prefect_integration.flows import experiment_report_flow
+
+    AgentSettings(
+        persona="data-engineer",
+        anthropic_credentials=AnthropicCredentials(api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0),
+    ).save("leak-check-agent", overwrite=True)
+    with caplog.at_level(logging.DEBUG):
+        state = experiment_report_flow(
+            config=CONFIG,
+            warehouse=ExperimentWarehouse(duckdb_path=sample_duckdb),
+            agent_settings="leak-check-agent",
+            report_dir=str(tmp_path / "report"),
+            fail_on=[],
+            return_state=True,
+        )
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert fake_anthropic.requests and set(fake_anthropic.api_keys) == {api_key}
+    report_json = json.loads(Path(result["report_files"]["json"]).read_text())
+    assert report_json["narrative"]["provenance"]["narrator"] == "claude"
+
+    flow_run_id = state.state_details.flow_run_id
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.instance().drain()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    assert logs, "the run's logs reached the API"
+    assert all(api_key not in log.message for log in logs)
+    assert api_key not in caplog.text
+    for artifact in _artifacts(flow_run_id).values():
+        assert api_key not in str(artifact.data)
+    assert api_key not in json.dumps(result, default=str)
+    for path in (tmp_path / "report").iterdir():
+        assert api_key not in path.read_text(encoding="utf-8")
+    storage = Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"])
+    assert [p for p in storage.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()] == []

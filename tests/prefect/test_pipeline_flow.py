@@ -101,6 +101,6 @@ def test_our_example_flows_pass_our_own_review(prefect_server: str) -> None:
     from dataeng_agents.prefect_integration.flows import pipeline_review_flow
 
     examples = sorted(str(p) for p in (REPO / "dags_examples").glob("prefect_*.py"))
-    assert len(examples) >= 2
+    assert len(examples) >= 3
     result = pipeline_review_flow(paths=examples, pipeline_id="prefect-examples", fail_on="error")
     assert result["findings"]["error"] == 0 and result["file_errors"] == 0
