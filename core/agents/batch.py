@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import random
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic
@@ -105,6 +107,29 @@ async def apoll_batch(async_client: Any, batch_id: str, *, retry: RetryPolicy | 
         return await c.messages.batches.retrieve(batch_id)
 
     return _status(await aretry_call(retrieve, retry or RetryPolicy()))
+
+
+_RESULTS_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_RESULTS_CACHE_SIZE = 8
+_RESULTS_LOCK = threading.Lock()
+
+
+def _ended_results(client: Any, batch_id: str) -> dict[str, Any]:
+    """``{custom_id: result line}`` of an ended batch, downloaded once per process.
+
+    An ended batch's results never change, so collecting N narrations of one batch (a review of
+    many DAGs) reads the JSONL once instead of N times. Only called after ``retrieve`` saw ``ended``.
+    """
+    with _RESULTS_LOCK:
+        if batch_id in _RESULTS_CACHE:
+            _RESULTS_CACHE.move_to_end(batch_id)
+            return _RESULTS_CACHE[batch_id]
+    items = {item.custom_id: item for item in client.messages.batches.results(batch_id)}
+    with _RESULTS_LOCK:
+        _RESULTS_CACHE[batch_id] = items
+        while len(_RESULTS_CACHE) > _RESULTS_CACHE_SIZE:
+            _RESULTS_CACHE.popitem(last=False)
+    return items
 
 
 def custom_id_for(prepared: PreparedTask[Any], model: str, max_tokens: int) -> str:
@@ -270,10 +295,7 @@ class BatchNarration(Generic[NarrativeT]):
         return self._repair(client, message, problem or "no final answer")
 
     def _find_result(self, client: Any, batch_id: str) -> Any:
-        for item in client.messages.batches.results(batch_id):
-            if item.custom_id == self.custom_id:
-                return item
-        return None
+        return _ended_results(client, batch_id).get(self.custom_id)
 
     def _answer(self, message: Any) -> tuple[NarrativeT | None, str | None]:
         finals = [b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == FINAL_TOOL]

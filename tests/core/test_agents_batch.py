@@ -212,6 +212,8 @@ def test_many_tasks_share_one_batch_and_reattach(tmp_path: Path) -> None:
     batch_id = next(iter(ids.values()))
     poll_batch(client, batch_id)
     assert all(n.collect(client, batch_id).provenance.narrator == "claude" for n in narrations)
+    # an ended batch's results are downloaded once for all the narrations it carries
+    assert fake.count("GET", f"{BATCHES}/{batch_id}/results") == 1
 
 
 def test_json_ledger_survives_torn_files_and_rejects_bad_ids(tmp_path: Path) -> None:
