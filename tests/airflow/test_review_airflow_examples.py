@@ -123,9 +123,26 @@ def test_runtime_mode_agrees_with_the_static_resolution(tmp_path: Path) -> None:
                 runtime_dags.add(dag["dag_id"])
     assert checked >= 10
     assert static_dags == runtime_dags
+    # default_args built by code: static review cannot decide REL001/OBS003, the DagBag run can
+    dynamic = tmp_path / "dynamic_args.py"
+    dynamic.write_text(
+        "import pendulum\n"
+        "from airflow.sdk import DAG\n"
+        "from airflow.providers.standard.operators.bash import BashOperator\n\n"
+        "def make_args():\n"
+        "    return {'retries': 0, 'owner': 'payments'}\n\n"
+        "with DAG(dag_id='dynamic_args', schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz='UTC'),\n"
+        "         default_args=make_args()):\n"
+        "    BashOperator(task_id='work', bash_command='echo 1')\n"
+    )
+    offline = review_paths([dynamic], profile="strict")
+    assert {u.rule_id for u in offline.unresolved} >= {"REL001", "OBS003"}
+    assert not {"REL001", "OBS003"} & {f.rule_id for f in offline.findings}
     runtime = review_paths(
-        picks[:1], profile="strict", runtime=True, python=sys.executable, runtime_timeout=240
+        [picks[0], dynamic], profile="strict", runtime=True, python=sys.executable, runtime_timeout=240
     )
-    assert all(
-        f.parse_seconds is not None and f.parse_seconds > 0 for f in runtime.files if f.kind == "airflow"
-    )
+    assert all(f.parse_seconds is not None and f.parse_seconds > 0 for f in runtime.files if f.kind == "airflow")
+    decided = {f.rule_id: f.message for f in runtime.findings if f.path == str(dynamic)}
+    assert "resolved at runtime" in decided["REL001"]  # retries=0 once the function has run
+    assert "OBS003" not in decided  # owner 'payments' is fine
+    assert not [u for u in runtime.unresolved if u.path == str(dynamic) and u.rule_id in {"REL001", "OBS003"}]
