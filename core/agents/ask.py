@@ -49,9 +49,10 @@ def question_task(persona: str, question: str, context: list[str | os.PathLike[s
         ]
         return AgentAnswer(
             answer=(
-                "No answer was generated: the agents need Claude for free questions and no API key is "
-                "configured (set ANTHROPIC_API_KEY). The deterministic commands (`dataeng review`, "
-                "`dataeng experiment analyze`, `dataeng stats ...`) work offline."
+                "No answer was generated: free questions need Claude. Without ANTHROPIC_API_KEY the agents "
+                "run offline; with a key, provenance.fallback_reason says why Claude's answer was not used. "
+                "The deterministic commands (`dataeng review`, `dataeng experiment analyze`, "
+                "`dataeng stats ...`) work offline."
             ),
             points=points,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -46,7 +45,7 @@ def ask_command(
     footer = f"{p.narrator} · {p.persona or persona} · {p.model or '-'}"
     if usage:
         footer += f" · ${usage.get('usd', 0.0):.4f} · {int(usage.get('input_tokens', 0))} in / {int(usage.get('output_tokens', 0))} out tokens"
-    if p.fallback_reason and os.environ.get("ANTHROPIC_API_KEY"):
+    if p.fallback_reason:
         footer += f" · fallback: {p.fallback_reason}"
     console.print(f"[dim]{footer}[/dim]")
 

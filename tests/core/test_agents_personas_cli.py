@@ -126,3 +126,24 @@ def test_cli_ask_unknown_persona_is_a_clear_error() -> None:
 def test_cli_ask_missing_context_file_names_it(tmp_path: Path) -> None:
     res = runner.invoke(app, ["agent", "ask", "data-engineer", "q", "--context", str(tmp_path / "nope.sql")])
     assert res.exit_code == 2 and "context[0]" in res.output
+
+
+def test_cli_ask_shows_why_claude_was_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_llm_fakes import error
+
+    fake = FakeAnthropic(messages=[error(401, "authentication_error", "invalid x-api-key")])
+    import dataeng_agents.core.llm.client as client_mod
+
+    real_build = client_mod.build_client
+
+    def build(api_key: str | None = None, **kw: Any) -> Any:
+        import httpx2
+
+        return real_build(api_key, http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handle)), **kw)
+
+    monkeypatch.setattr(client_mod, "build_client", build)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong")
+    res = runner.invoke(app, ["agent", "ask", "backend-architect", "Where do circuit breakers go?"])
+    assert res.exit_code == 0, res.output
+    assert "fallback: api: HTTP 401" in res.output and "free questions need Claude" in res.output
+    assert len(fake.requests) == 1
