@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 
@@ -548,3 +549,47 @@ def test_ratio_guardrail_matches_the_stats_engine_and_catches_harm(tmp_path: Pat
     g = d.guardrails[0]
     assert g.kind == "ratio" and g.status == "harm" and d.decision == "roll back"
     assert g.ci[0] is not None and g.ci[1] is not None and g.ci[0] < -0.30 < g.ci[1]
+
+
+def test_rollout_narrative_through_claude_on_a_fake_api(harmful: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    """The same rollout_check with the Claude narrator (real anthropic SDK, scripted Messages API)."""
+    from dataeng_agents.core.agents import ClaudeNarrator
+    from dataeng_agents.core.llm import RetryPolicy
+    from test_llm_fakes import FakeAnthropic, message, tool_use
+
+    truth, cfg = harmful
+    now = truth.start + timedelta(hours=62)
+    answer = {
+        "headline": "Roll back the checkout redesign at stage 3",
+        "summary": "Conversion regressed beyond its tolerance under the always-valid interval; engagement did not.",
+        "key_points": [
+            {
+                "text": "Conversion is harmed: the whole interval lies below zero.",
+                "refs": ["guardrail:conversion"],
+            },
+            {"text": "Engagement minutes show no harm.", "refs": ["guardrail:engagement_minutes"]},
+        ],
+        "recommendation": "Turn the flag off and look at the checkout funnel.",
+        "caveats": [],
+        "next_steps": ["Fix the regression, then restart at stage 1."],
+    }
+    fake = FakeAnthropic(
+        messages=[message([tool_use("final_answer", answer)], input_tokens=1200, output_tokens=300)]
+    )
+    narrator = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=lambda s: None))
+    d = rollout_check(cfg, 3, now=now, narrator=narrator)
+    assert d.decision == "roll back"  # the decision never depends on the narrator
+    assert d.narrative is not None
+    assert d.narrative["provenance"]["narrator"] == "claude", d.narrative["provenance"]
+    assert d.narrative["headline"] == answer["headline"]
+    body = fake.message_bodies()[0]
+    assert "guardrail:conversion" in json.dumps(body)  # the decision's evidence was sent as facts
+    # an answer that invents a number falls back to the deterministic template, recorded in provenance
+    bad = {**answer, "summary": "Conversion fell by 41.7% and revenue by 12.3%."}
+    fake = FakeAnthropic(messages=[message([tool_use("final_answer", bad)])] * 6)
+    d = rollout_check(
+        cfg, 3, now=now, narrator=ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=lambda s: None))
+    )
+    assert d.decision == "roll back"
+    assert d.narrative is not None and d.narrative["headline"].startswith("Roll back stage 3")
+    assert "41.7" in d.narrative["provenance"]["fallback_reason"], d.narrative["provenance"]
