@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from dataeng_agents.core.errors import InputError, WarehouseError
 from dataeng_agents.core.lifecycle.config import LifecycleConfig, as_utc
 from dataeng_agents.core.lifecycle.exploration import ExplorationReport, explore
-from dataeng_agents.core.lifecycle.hypothesis import HypothesisPlan, hypothesis_narration, validate_hypothesis
+from dataeng_agents.core.lifecycle.hypothesis import (
+    HypothesisPlan,
+    hypothesis_narration,
+    plan_rollout,
+    validate_hypothesis,
+)
 from dataeng_agents.core.lifecycle.rollout import RolloutDecision, build_decision
 from dataeng_agents.core.lifecycle.rollout_sql import (
     first_treatment_exposure,
@@ -111,6 +116,7 @@ def build_hypothesis(
         checks=checks,
         power=power,
         exploration=exploration,
+        rollout_plan=plan_rollout(cfg, life, exploration),
     )
     narrative = (narrator or TemplateNarrator()).narrate(hypothesis_narration(plan))
     return plan.model_copy(update={"narrative": narrative})

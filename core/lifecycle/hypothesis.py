@@ -57,6 +57,20 @@ class PowerPlan(BaseModel):
     days_needed: int | None
 
 
+class StagePlan(BaseModel):
+    """What a rollout stage will see under the minimum schedule, from the exploration's traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: int
+    percent: float
+    hours: float
+    units: float
+    detectable_regression: dict[str, float | None] = Field(
+        description="Per guardrail: smallest relative regression rolled back with 90% probability by the stage's end."
+    )
+
+
 class HypothesisPlan(BaseModel):
     """The hypothesis, its checks against the exploration, the power plan and the narrative."""
 
@@ -67,6 +81,10 @@ class HypothesisPlan(BaseModel):
     checks: list[HypothesisCheck]
     power: PowerPlan | None
     exploration: ExplorationReport | None
+    rollout_plan: list[StagePlan] = Field(
+        default_factory=list,
+        description="Per rollout stage: hours, units and detectable regression per guardrail.",
+    )
     narrative: ExperimentNarrative | None = None
 
     @property
@@ -124,6 +142,28 @@ class HypothesisPlan(BaseModel):
                 f"- reachable MDE: {_pct(p.reachable_mde, p.mde_type)}",
                 f"- days needed: {p.days_needed if p.days_needed is not None else 'more than the pre-period can tell'}",
             ]
+        if self.rollout_plan:
+            guardrails = list(self.rollout_plan[0].detectable_regression)
+            lines += [
+                "",
+                "## Guarded rollout plan",
+                "",
+                "Smallest relative regression of each guardrail rolled back with 90% probability by the end of "
+                "each stage (minimum schedule, traffic from the exploration, always-valid intervals):",
+                "",
+                "| stage | share | hours | units | " + " | ".join(guardrails) + " |",
+                "|---:|---:|---:|---:|" + "---:|" * len(guardrails),
+            ]
+            for sp in self.rollout_plan:
+                cells = [
+                    "—" if v is None or v == float("inf") else f"{v:.1%}"
+                    for v in sp.detectable_regression.values()
+                ]
+                lines.append(
+                    f"| {sp.stage} | {sp.percent:g}% | {sp.hours:.0f} | {sp.units:,.0f} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
         if self.exploration is not None:
             lines += ["", self.exploration.to_markdown(heading="##")]
         return "\n".join(lines) + "\n"
@@ -346,3 +386,47 @@ def hypothesis_narration(plan: HypothesisPlan) -> NarrationTask[ExperimentNarrat
         template=template,
         persona="data-engineer",
     )
+
+
+def plan_rollout(
+    cfg: ExperimentConfig, life: LifecycleConfig, exploration: ExplorationReport
+) -> list[StagePlan]:
+    """Per stage of ``rollout:``, the regression each guardrail would be caught at, from the exploration.
+
+    First exposures arrive at the exploration's one-week reach per hour; each guardrail's baseline is
+    its per-unit window mean and variance. Guardrails the exploration did not cover get ``None``.
+    """
+    from dataeng_agents.core.lifecycle.rollout import GuardrailRule, detectable_regression, stage_schedule
+
+    plan = life.rollout
+    if plan is None:
+        return []
+    reach = exploration.traffic.units_in(7)
+    units_per_hour = reach / (7 * 24)
+    explored = {m.metric: m for m in exploration.metrics}
+    by_name = {m.name: m for m in cfg.metrics}
+    columns: dict[str, list[float | None]] = {}
+    for g in plan.guardrails:
+        ex = explored.get(g.metric)
+        metric = by_name.get(g.metric)
+        if ex is None or metric is None or ex.window_mean is None or not ex.window_mean:
+            columns[g.metric] = [None] * len(plan.stages)
+            continue
+        rule = GuardrailRule(g.metric, ex.kind, higher_is_better=not metric.inverse, tolerance=g.tolerance)
+        sd = (ex.window_variance or 0.0) ** 0.5
+        columns[g.metric] = list(
+            detectable_regression(
+                plan, rule, baseline_mean=ex.window_mean, baseline_sd=sd, units_per_hour=units_per_hour
+            )
+        )
+    schedule = stage_schedule(plan, units_per_hour)
+    return [
+        StagePlan(
+            stage=k + 1,
+            percent=st.percent,
+            hours=schedule[k][0],
+            units=schedule[k][1],
+            detectable_regression={name: vals[k] for name, vals in columns.items()},
+        )
+        for k, st in enumerate(plan.stages)
+    ]

@@ -111,6 +111,13 @@ def test_hypothesis_is_checked_against_the_exploration(
     assert plan.power is not None and plan.power.available_per_variant >= plan.power.required_per_variant
     assert plan.narrative is not None and plan.narrative.provenance.narrator == "template"
     assert "mde_reachable" in " ".join(r for p in plan.narrative.key_points for r in p.refs)
+    # the rollout plan: what each stage will catch, from the explored traffic and baselines
+    assert [sp.percent for sp in plan.rollout_plan] == [1, 5, 20, 50, 100]
+    conv = [sp.detectable_regression["conversion"] for sp in plan.rollout_plan]
+    assert all(a is not None and b is not None and b <= a for a, b in zip(conv, conv[1:], strict=False))
+    # 100 treatment units at 1% of ~116 new units per hour take longer than the 24 h minimum
+    assert plan.rollout_plan[0].hours > 24
+    assert "Guarded rollout plan" in plan.to_markdown()
 
     tight = copy.deepcopy(cfg)
     tight["hypothesis"] = {**cfg["hypothesis"], "mde": 0.01, "duration_days": 10}
