@@ -96,7 +96,7 @@ def _status(batch: Any) -> BatchStatus:
 def poll_batch(client: Any, batch_id: str, *, retry: RetryPolicy | None = None) -> BatchStatus:
     """One poll (``messages.batches.retrieve``) with bounded retries."""
     c = without_sdk_retries(client)
-    return _status(retry_call(lambda: c.messages.batches.retrieve(batch_id), retry or RetryPolicy()))
+    return _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), retry or RetryPolicy()))
 
 
 async def apoll_batch(async_client: Any, batch_id: str, *, retry: RetryPolicy | None = None) -> BatchStatus:
@@ -104,10 +104,15 @@ async def apoll_batch(async_client: Any, batch_id: str, *, retry: RetryPolicy | 
     c = without_sdk_retries(async_client)
 
     async def retrieve() -> Any:
-        return await c.messages.batches.retrieve(batch_id)
+        return await c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT)
 
     return _status(await aretry_call(retrieve, retry or RetryPolicy()))
 
+
+# Seconds per request: a poll is tiny; a submit carries every request; results can be megabytes.
+POLL_TIMEOUT = 30.0
+SUBMIT_TIMEOUT = 120.0
+RESULTS_TIMEOUT = 300.0
 
 _RESULTS_CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _RESULTS_CACHE_SIZE = 8
@@ -124,7 +129,7 @@ def _ended_results(client: Any, batch_id: str) -> dict[str, Any]:
         if batch_id in _RESULTS_CACHE:
             _RESULTS_CACHE.move_to_end(batch_id)
             return _RESULTS_CACHE[batch_id]
-    items = {item.custom_id: item for item in client.messages.batches.results(batch_id)}
+    items = {item.custom_id: item for item in client.messages.batches.results(batch_id, timeout=RESULTS_TIMEOUT)}
     with _RESULTS_LOCK:
         _RESULTS_CACHE[batch_id] = items
         while len(_RESULTS_CACHE) > _RESULTS_CACHE_SIZE:
@@ -224,7 +229,7 @@ class BatchNarration(Generic[NarrativeT]):
             self.usage, estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True)
         )
         c = without_sdk_retries(client)
-        batch = retry_call(lambda: c.messages.batches.create(requests=[self.request()]), self.retry)
+        batch = retry_call(lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self.retry)
         ledger.put(
             LedgerEntry(
                 custom_id=self.custom_id,
@@ -265,7 +270,7 @@ class BatchNarration(Generic[NarrativeT]):
             batch_id = entry.batch_id
         c = without_sdk_retries(client)
         try:
-            status = _status(retry_call(lambda: c.messages.batches.retrieve(batch_id), self.retry))
+            status = _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), self.retry))
             if not status.ended:
                 raise BatchNotReadyError(f"batch {batch_id} is {status.processing_status}; poll until it has ended")
             found = retry_call(lambda: self._find_result(c, batch_id), self.retry)
@@ -379,7 +384,7 @@ def submit_or_attach_many(narrations: list[BatchNarration[Any]], client: Any, le
         for n in pending.values():
             n.budget.check(n.usage, estimate_call(n.params, n.model, n.prices, max_tokens=n.max_output_tokens, batch=True))
         c = without_sdk_retries(client)
-        batch = retry_call(lambda: c.messages.batches.create(requests=[n.request() for n in pending.values()]), retry or RetryPolicy())
+        batch = retry_call(lambda: c.messages.batches.create(requests=[n.request() for n in pending.values()], timeout=SUBMIT_TIMEOUT), retry or RetryPolicy())
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for n in pending.values():
             ledger.put(LedgerEntry(n.custom_id, batch.id, now, n.model, n.persona.name, n.task.kind, n.task.subject_id))

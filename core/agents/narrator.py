@@ -19,7 +19,7 @@ from dataeng_agents.core.errors import DataengError, InputError
 from dataeng_agents.core.llm.budget import Budget
 from dataeng_agents.core.llm.pricing import PriceTable, RunUsage
 from dataeng_agents.core.llm.retry import RetryPolicy
-from dataeng_agents.core.llm.runner import ToolLoopRunner
+from dataeng_agents.core.llm.runner import DEFAULT_REQUEST_TIMEOUT, ToolLoopRunner
 from dataeng_agents.core.llm.safety import SafetyLimits
 from dataeng_agents.core.narrative import (
     NarrationProvenance,
@@ -69,6 +69,7 @@ class ClaudeNarrator:
     :param prices: price table; ``None`` loads the packaged/overridden one.
     :param retry: retry policy for 429/529/5xx/timeouts.
     :param limits: size caps of what is sent.
+    :param request_timeout: seconds one request may take before it is retried (default 120).
     :param persona_dirs: extra persona directories (besides ``$DATAENG_PERSONAS_DIR``).
     """
 
@@ -88,8 +89,10 @@ class ClaudeNarrator:
         retry: RetryPolicy | None = None,
         limits: SafetyLimits | None = None,
         persona_dirs: list[str | os.PathLike[str]] | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.client = client
+        self.request_timeout = request_timeout
         self.persona_dirs = persona_dirs
         self.persona: Persona | None = (
             load_persona(persona, persona_dirs) if isinstance(persona, str) else persona
@@ -124,6 +127,7 @@ class ClaudeNarrator:
                 retry=self.retry,
                 max_iterations=self.max_iterations or persona.max_iterations,
                 max_output_tokens=self.max_output_tokens or persona.max_output_tokens,
+                request_timeout=self.request_timeout,
             )
             outcome = runner.run(
                 system=prepared.system,

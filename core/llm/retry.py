@@ -148,7 +148,7 @@ def retry_call(
         except Exception as exc:
             if not is_retryable(exc):
                 raise
-            reason = _give_up_reason(policy, exc, attempt, slept)
+            reason = "retries exhausted" if attempt > policy.max_retries else None
             delay = None if reason else next_delay(policy, exc, attempt - 1, rng)
             if delay is None:
                 raise RetriesExhausted(attempt, exc, reason or "retry-after too long") from exc
@@ -179,7 +179,7 @@ async def aretry_call(
         except Exception as exc:
             if not is_retryable(exc):
                 raise
-            reason = _give_up_reason(policy, exc, attempt, slept)
+            reason = "retries exhausted" if attempt > policy.max_retries else None
             delay = None if reason else next_delay(policy, exc, attempt - 1, rng)
             if delay is None:
                 raise RetriesExhausted(attempt, exc, reason or "retry-after too long") from exc
@@ -190,12 +190,6 @@ async def aretry_call(
                 stats.slept += delay
             slept += delay
             await policy.async_sleep(delay)
-
-
-def _give_up_reason(policy: RetryPolicy, exc: BaseException, attempt: int, slept: float) -> str | None:
-    if attempt > policy.max_retries:
-        return "retries exhausted"
-    return None
 
 
 def without_sdk_retries(client: Any) -> Any:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 FINAL_TOOL = "final_answer"
 CACHE = {"type": "ephemeral"}
+DEFAULT_REQUEST_TIMEOUT = 120.0
 
 
 @dataclass
@@ -131,6 +132,8 @@ class ToolLoopRunner:
     :param max_iterations: most requests in one run (repairs and reminders included).
     :param max_output_tokens: ``max_tokens`` of every request.
     :param max_repairs: how many rejected answers get another turn (1: one repair, then fail).
+    :param request_timeout: seconds one request may take (the SDK default is 10 minutes; a hung
+        connection must not hold a scheduled task that long); a timeout is retried like a 5xx.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class ToolLoopRunner:
         max_iterations: int = 6,
         max_output_tokens: int = 2048,
         max_repairs: int = 1,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         rng: random.Random | None = None,
     ) -> None:
         self.client = without_sdk_retries(client)
@@ -154,6 +158,7 @@ class ToolLoopRunner:
         self.max_iterations = max_iterations
         self.max_output_tokens = max_output_tokens
         self.max_repairs = max_repairs
+        self.request_timeout = request_timeout
         self.rng = rng or random.Random()
 
     def request(self, system: str, tools: list[Tool], output_model: type[BaseModel], messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -184,7 +189,7 @@ class ToolLoopRunner:
         self.budget.check(usage, estimate)
         stats = RetryStats()
         try:
-            message = retry_call(lambda: self.client.messages.create(**body), self.retry, stats=stats, rng=self.rng)
+            message = retry_call(lambda: self.client.messages.create(**body, timeout=self.request_timeout), self.retry, stats=stats, rng=self.rng)
         finally:
             usage.retries += stats.retries
         usage.add(TokenUsage.from_api(message.usage), self.prices)

@@ -384,3 +384,9 @@ def test_prices_can_be_overridden_by_file(tmp_path: Any, monkeypatch: pytest.Mon
 def test_narrative_point_model_is_prose_and_refs_only() -> None:
     with pytest.raises(ValueError):
         NarrativePoint.model_validate({"text": "t", "refs": [], "value": 0.5})
+
+
+def test_every_request_carries_a_bounded_timeout() -> None:
+    fake = FakeAnthropic(messages=[message([tool_use("final_answer", GOOD_ANSWER)])])
+    narrator(fake, request_timeout=45.0).narrate(experiment_task())
+    assert fake.requests[0].extensions["timeout"]["read"] == 45.0
