@@ -287,9 +287,10 @@ def build_experiment_query(
             exp.Case(
                 ifs=[
                     exp.If(
+                        # MIN = MAX: one variant; cheaper than COUNT(DISTINCT) (one hash aggregate)
                         this=exp.EQ(
-                            this=exp.Count(this=exp.Distinct(expressions=[_col("variant")])),
-                            expression=exp.Literal.number(1),
+                            this=exp.Min(this=_col("variant")),
+                            expression=exp.Max(this=_col("variant")),
                         ),
                         true=exp.Min(this=_col("variant")),
                     )
@@ -331,24 +332,28 @@ def build_experiment_query(
             exp.alias_(_col(source.unit), "unit_id"),
             exp.alias_(_col(source.timestamp), "event_ts"),
         ]
+        # metrics of one source often share expressions (revenue for a mean and a ratio, `1` for
+        # counts): each distinct expression is one column, each distinct aggregate one aggregate
+        exprs = _Distinct("x", dialect)
+        value_col: dict[int, str] = {}
+        den_col: dict[int, str] = {}
         for i, metric in members:
             if metric.value is not None and metric.kind != "proportion":
-                inner_cols.append(
-                    exp.alias_(_double(parse_scalar(metric.value, rd, f"metrics[{i}].value")), f"v{i}")
-                )
+                value_col[i] = exprs.add(_double(parse_scalar(metric.value, rd, f"metrics[{i}].value")))
             if metric.denominator is not None:
-                inner_cols.append(
-                    exp.alias_(
-                        _double(parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator")), f"d{i}"
-                    )
+                den_col[i] = exprs.add(
+                    _double(parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator"))
                 )
+        inner_cols += exprs.columns
         inner = exp.select(*inner_cols).from_(source_from(source, dialect, spath, config.base_dir, rd))
         if source.where:
             inner = inner.where(parse_scalar(source.where, rd, f"{spath}.where"))
 
         ts = _col("event_ts", "e")
         fe = _col("first_exposure", "u")
-        agg_cols: list[exp.Expr] = [_col("unit_id", "u")]
+        aggs = _Distinct("a", dialect)
+        # (metric index, "value" | "cov" | "den") -> the src column holding it
+        src_col: dict[tuple[int, str], str] = {}
         for i, metric in members:
             in_window: exp.Expr = ts >= fe
             if metric.window is not None:
@@ -362,15 +367,16 @@ def build_experiment_query(
                     ts < fe.copy(),
                 )
             if metric.kind == "proportion":
-                agg_cols.append(exp.alias_(_any(in_window), f"m{i}_value"))
+                src_col[(i, "value")] = aggs.add(_any(in_window))
                 if in_pre is not None:
-                    agg_cols.append(exp.alias_(_any(in_pre), f"m{i}_cov"))
+                    src_col[(i, "cov")] = aggs.add(_any(in_pre))
             else:
-                agg_cols.append(exp.alias_(_sum(_when(in_window, _col(f"v{i}", "e"))), f"m{i}_value"))
+                src_col[(i, "value")] = aggs.add(_sum(_when(in_window, _col(value_col[i], "e"))))
                 if in_pre is not None:
-                    agg_cols.append(exp.alias_(_sum(_when(in_pre, _col(f"v{i}", "e"))), f"m{i}_cov"))
+                    src_col[(i, "cov")] = aggs.add(_sum(_when(in_pre, _col(value_col[i], "e"))))
             if metric.kind == "ratio":
-                agg_cols.append(exp.alias_(_sum(_when(in_window.copy(), _col(f"d{i}", "e"))), f"m{i}_den"))
+                src_col[(i, "den")] = aggs.add(_sum(_when(in_window.copy(), _col(den_col[i], "e"))))
+        agg_cols: list[exp.Expr] = [_col("unit_id", "u"), *aggs.columns]
 
         join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
         pre_hours = [m.cuped.pre_window for _, m in members if m.cuped is not None]
@@ -398,11 +404,13 @@ def build_experiment_query(
             join_type="left",
         )
         for i, metric in members:
-            unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_value", alias)), f"m{i}_value"))
-            if metric.kind == "ratio":
-                unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_den", alias)), f"m{i}_den"))
-            if metric.cuped is not None:
-                unit_value_cols.append(exp.alias_(_coalesce0(_col(f"m{i}_cov", alias)), f"m{i}_cov"))
+            whats = (
+                ["value"] + (["den"] if metric.kind == "ratio" else []) + (["cov"] if metric.cuped else [])
+            )
+            for what in whats:
+                unit_value_cols.append(
+                    exp.alias_(_coalesce0(_col(src_col[(i, what)], alias)), f"m{i}_{what}")
+                )
     unit_values = unit_values.select(*unit_value_cols)
     ctes.append(("xp_unit_values", unit_values))
     base = "xp_unit_values"
@@ -491,6 +499,23 @@ def build_experiment_query(
         dimensions=[d.name for d in dimensions],
         variant_values=variant_values,
     )
+
+
+class _Distinct:
+    """Names each distinct expression once (``x0``, ``x1``…): shared expressions are computed once."""
+
+    def __init__(self, prefix: str, dialect: str) -> None:
+        self.prefix = prefix
+        self.dialect = dialect
+        self.names: dict[str, str] = {}
+        self.columns: list[exp.Expr] = []
+
+    def add(self, node: exp.Expr) -> str:
+        key = node.sql(dialect=self.dialect)
+        if key not in self.names:
+            self.names[key] = f"{self.prefix}{len(self.names)}"
+            self.columns.append(exp.alias_(node, self.names[key]))
+        return self.names[key]
 
 
 def _when(cond: exp.Expr, then: exp.Expr) -> exp.Expr:

@@ -13,7 +13,7 @@ WITH xp_exposures AS (
 ), xp_units AS (
   SELECT
     unit_id,
-    CASE WHEN COUNT(DISTINCT variant) = 1 THEN MIN(variant) END AS variant,
+    CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) END AS variant,
     MIN(exposed_at) AS first_exposure,
     MIN(dim0) AS dim0,
     MIN(dim1) AS dim1
@@ -32,7 +32,7 @@ WITH xp_exposures AS (
         THEN 1
         ELSE 0
       END
-    ) AS m0_value,
+    ) AS a0,
     MAX(
       CASE
         WHEN e.event_ts >= (
@@ -42,51 +42,41 @@ WITH xp_exposures AS (
         THEN 1
         ELSE 0
       END
-    ) AS m0_cov,
+    ) AS a1,
     SUM(
       CASE
         WHEN e.event_ts >= u.first_exposure
         AND e.event_ts < (
           u.first_exposure + INTERVAL '10080 MINUTE'
         )
-        THEN e.v1
+        THEN e.x0
       END
-    ) AS m1_value,
+    ) AS a2,
     SUM(
       CASE
         WHEN e.event_ts >= (
           u.first_exposure - INTERVAL '40320 MINUTE'
         )
         AND e.event_ts < u.first_exposure
-        THEN e.v1
+        THEN e.x0
       END
-    ) AS m1_cov,
+    ) AS a3,
     SUM(
       CASE
         WHEN e.event_ts >= u.first_exposure
         AND e.event_ts < (
           u.first_exposure + INTERVAL '10080 MINUTE'
         )
-        THEN e.v2
+        THEN e.x1
       END
-    ) AS m2_value,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080 MINUTE'
-        )
-        THEN e.d2
-      END
-    ) AS m2_den
+    ) AS a4
   FROM xp_units AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
       ordered_at AS event_ts,
-      CAST(revenue AS DOUBLE PRECISION) AS v1,
-      CAST(revenue AS DOUBLE PRECISION) AS v2,
-      CAST(1 AS DOUBLE PRECISION) AS d2
+      CAST(revenue AS DOUBLE PRECISION) AS x0,
+      CAST(1 AS DOUBLE PRECISION) AS x1
     FROM orders
   ) AS e
     ON e.unit_id = u.unit_id
@@ -110,35 +100,25 @@ WITH xp_exposures AS (
         AND e.event_ts < (
           u.first_exposure + INTERVAL '10080 MINUTE'
         )
-        THEN e.v3
+        THEN e.x0
       END
-    ) AS m3_value,
+    ) AS a0,
     SUM(
       CASE
         WHEN e.event_ts >= u.first_exposure
         AND e.event_ts < (
           u.first_exposure + INTERVAL '10080 MINUTE'
         )
-        THEN e.v4
+        THEN e.x1
       END
-    ) AS m4_value,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080 MINUTE'
-        )
-        THEN e.d4
-      END
-    ) AS m4_den
+    ) AS a1
   FROM xp_units AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
       started_at AS event_ts,
-      CAST(1 AS DOUBLE PRECISION) AS v3,
-      CAST(latency_ms AS DOUBLE PRECISION) AS v4,
-      CAST(1 AS DOUBLE PRECISION) AS d4
+      CAST(1 AS DOUBLE PRECISION) AS x0,
+      CAST(latency_ms AS DOUBLE PRECISION) AS x1
     FROM sessions
   ) AS e
     ON e.unit_id = u.unit_id
@@ -160,15 +140,15 @@ WITH xp_exposures AS (
         AND e.event_ts < (
           u.first_exposure + INTERVAL '20160 MINUTE'
         )
-        THEN e.v5
+        THEN e.x0
       END
-    ) AS m5_value
+    ) AS a0
   FROM xp_units AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
       refunded_at AS event_ts,
-      CAST(amount AS DOUBLE PRECISION) AS v5
+      CAST(amount AS DOUBLE PRECISION) AS x0
     FROM (
       SELECT
         unit_id,
@@ -196,16 +176,16 @@ WITH xp_exposures AS (
     CAST(u.first_exposure AS DATE) AS exposure_day,
     u.dim0,
     u.dim1,
-    COALESCE(s0.m0_value, 0) AS m0_value,
-    COALESCE(s0.m0_cov, 0) AS m0_cov,
-    COALESCE(s0.m1_value, 0) AS m1_value,
-    COALESCE(s0.m1_cov, 0) AS m1_cov,
-    COALESCE(s0.m2_value, 0) AS m2_value,
-    COALESCE(s0.m2_den, 0) AS m2_den,
-    COALESCE(s1.m3_value, 0) AS m3_value,
-    COALESCE(s1.m4_value, 0) AS m4_value,
-    COALESCE(s1.m4_den, 0) AS m4_den,
-    COALESCE(s2.m5_value, 0) AS m5_value
+    COALESCE(s0.a0, 0) AS m0_value,
+    COALESCE(s0.a1, 0) AS m0_cov,
+    COALESCE(s0.a2, 0) AS m1_value,
+    COALESCE(s0.a3, 0) AS m1_cov,
+    COALESCE(s0.a2, 0) AS m2_value,
+    COALESCE(s0.a4, 0) AS m2_den,
+    COALESCE(s1.a0, 0) AS m3_value,
+    COALESCE(s1.a1, 0) AS m4_value,
+    COALESCE(s1.a0, 0) AS m4_den,
+    COALESCE(s2.a0, 0) AS m5_value
   FROM xp_units AS u
   LEFT JOIN xp_src0 AS s0
     ON s0.unit_id = u.unit_id

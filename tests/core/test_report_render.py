@@ -1,0 +1,128 @@
+"""Report renderers and the atomic writer."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_experiment_support import demo_config, sample
+
+from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
+from dataeng_agents.core.errors import InputError
+from dataeng_agents.core.report import (
+    ExperimentDesignReport,
+    ExperimentReport,
+    render,
+    to_html,
+    to_json,
+    to_markdown,
+    write_report,
+)
+from dataeng_agents.core.warehouse import DuckDBWarehouse
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExperimentReport, ExperimentDesignReport]:
+    s = sample(tmp_path_factory.mktemp("report"), users=20_000, seed=8)
+    raw = demo_config(warehouse="postgresql://analyst:hunter2-secret@db.internal:5432/prod")
+    wh = DuckDBWarehouse(s.path)
+    return analyze_experiment(raw, wh), design_experiment(raw, wh)
+
+
+def test_json_round_trips_and_summary_is_compact_and_secret_free(reports: Any) -> None:
+    report, design = reports
+    assert ExperimentReport.model_validate_json(to_json(report)) == report
+    assert ExperimentDesignReport.model_validate_json(to_json(design)) == design
+    summary = report.summary()
+    assert set(summary) >= {"experiment_id", "verdict", "variant", "units", "health", "goals", "headline"}
+    text = json.dumps(summary)
+    assert len(text) < 4000 and "SELECT" not in text
+    for rendered in (text, to_json(report), to_markdown(report), to_html(report)):
+        assert "hunter2" not in rendered and "db.internal" not in rendered
+    assert [g["id"] for g in summary["goals"]] == [r.id for r in report.results if r.role == "goal"]
+    json.dumps(design.summary())
+
+
+def test_markdown_has_decision_checks_and_every_result(reports: Any) -> None:
+    report, design = reports
+    md = to_markdown(report)
+    assert f"**Decision: {report.decision.verdict.upper()}**" in md
+    for h in report.health:
+        assert h.name in md
+    for r in report.results:
+        assert f"| {r.metric}" in md and r.variant in md
+    for reason in report.decision.reasons:
+        assert f"**{reason.rule}**" in md
+    dmd = to_markdown(design)
+    assert "## Metric plan" in dmd and f"{design.per_variant:,}" in dmd and "## Hypothesis" in dmd
+
+
+def test_html_is_self_contained_with_three_charts(reports: Any) -> None:
+    report, design = reports
+    page = to_html(report)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 3
+    for chart in ("chart-forest", "chart-cumulative", "chart-srm"):
+        assert f'id="{chart}"' in page
+    assert not re.search(r"https?://|<script|<link|<img|<iframe|\bsrc=|url\((?!#)|@import", page, re.I)
+    # internal SVG references only
+    assert all(ref.startswith("#") for ref in re.findall(r'href="([^"]*)"', page))
+    bare = to_html(report, charts=False)
+    assert "<svg" not in bare and "Health checks" in bare
+    dpage = to_html(design)
+    assert "Metric plan" in dpage and not re.search(r"https?://", dpage)
+    with pytest.raises(InputError):
+        render(report, "pdf")
+
+
+def test_write_report_creates_and_replaces_atomically(reports: Any, tmp_path: Path) -> None:
+    report, design = reports
+    out = tmp_path / "reports" / "exp"
+    paths = write_report(report, out)
+    assert set(paths) == {"json", "md", "html"}
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert json.loads((out / "report.json").read_text())["experiment_id"] == report.experiment_id
+    (out / "notes.txt").write_text("mine")
+    write_report(design, out, ["md"])
+    assert (out / "notes.txt").read_text() == "mine"  # other files are kept
+    assert (out / "design.md").exists() and (out / "report.html").exists()
+    assert [p.name for p in out.parent.iterdir()] == ["exp"]  # no temp dirs left behind
+
+
+def test_failures_leave_nothing_half_written(reports: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report, _ = reports
+    out = tmp_path / "new"
+    with pytest.raises(InputError):
+        write_report(report, out, ["json", "pdf"])
+    assert not out.exists()
+
+    import dataeng_agents.core.report.charts as charts
+
+    def boom(_r: Any) -> str:
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(charts, "cumulative_plot", boom)
+    with pytest.raises(RuntimeError):
+        write_report(report, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "report.html").write_text("old")
+    with pytest.raises(RuntimeError):
+        write_report(report, existing)
+    assert (existing / "report.html").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["existing"]
+
+
+def test_write_report_through_a_remote_writer(reports: Any, tmp_path: Path) -> None:
+    report, _ = reports
+    stored: dict[str, bytes] = {}
+    paths = write_report(report, "s3://bucket/exp/2024-03-15/", ["json", "html"], writer=stored.__setitem__)
+    assert paths == {"json": "s3://bucket/exp/2024-03-15/report.json", "html": "s3://bucket/exp/2024-03-15/report.html"}
+    assert set(stored) == set(paths.values())
+    assert stored[paths["html"]].startswith(b"<!DOCTYPE html>")
+    assert list(tmp_path.iterdir()) == []
