@@ -181,6 +181,8 @@ class AgentSettings(Block):
         max_tokens: The most tokens one run may use.
         max_output_tokens: The most output tokens one request may produce.
         batch_mode: Send the requests through the Message Batches API (half price, slower).
+        batch_poll_seconds: Seconds between two polls of a submitted batch.
+        batch_ledger_dir: Where submitted batches are recorded for re-attaching.
         anthropic_credentials: The Anthropic credentials block; template prose when empty.
 
     Example:
@@ -226,6 +228,18 @@ class AgentSettings(Block):
     batch_mode: bool = Field(
         default=False,
         description="Send the requests through the Message Batches API: half the price, results later.",
+    )
+    batch_poll_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between two polls of a submitted batch (batch mode).",
+    )
+    batch_ledger_dir: str | None = Field(
+        default=None,
+        description=(
+            "Directory recording submitted batches, so a retried run re-attaches instead of paying "
+            "twice (batch mode); $PREFECT_HOME/dataeng-batches when empty."
+        ),
     )
     anthropic_credentials: AnthropicCredentials | None = Field(
         default=None,

@@ -37,6 +37,8 @@ NARRATION_CACHE_EXPIRATION = timedelta(days=30)
 WAREHOUSE_TIMEOUT = 3600
 REVIEW_TIMEOUT = 1800
 NARRATION_TIMEOUT = 900
+# The Message Batches API answers within 24 h; a batch narration waits for it inside its task.
+NARRATION_BATCH_TIMEOUT = 24 * 3600
 
 
 def _transient(exc: BaseException) -> bool:
@@ -104,9 +106,59 @@ NARRATION_CACHE_POLICY: CachePolicy = CachePolicy.from_cache_key_fn(narration_ca
 )
 def narrate(narration: NarrationTask[NarrativeT], agent_settings: AgentSettings) -> NarrativeT:
     """Writes the prose of one narration with the configured persona (cached on the grounded facts)."""
+    if agent_settings.batch_mode and agent_settings.anthropic_credentials is not None:
+        return narrate_in_batch(narration, agent_settings)
     narrator = agent_settings.get_narrator()
     narrative = narrator.narrate(narration)
     return narrative
+
+
+def narrate_in_batch(narration: NarrationTask[NarrativeT], agent_settings: AgentSettings) -> NarrativeT:
+    """Batch mode: submit (or re-attach to) a Message Batches request, poll until it ends, collect.
+
+    The core builds the request with a deterministic ``custom_id`` and records the batch in a ledger,
+    so a retried task run re-attaches to the batch it already paid for. Like every narrator, this
+    never raises for an LLM failure: the template writes the prose and says why.
+    """
+    import time
+
+    from dataeng_agents.core.agents import BatchNarration, JsonFileLedger, poll_batch
+
+    logger = get_run_logger()
+    credentials = agent_settings.anthropic_credentials
+    assert credentials is not None
+    batch = BatchNarration.prepare(
+        narration,
+        persona=agent_settings.persona,
+        model=agent_settings.model,
+        max_usd=agent_settings.max_usd,
+        max_tokens=agent_settings.max_tokens,
+        max_output_tokens=agent_settings.max_output_tokens,
+    )
+    ledger = JsonFileLedger(agent_settings.batch_ledger_dir or _default_ledger_dir())
+    client = credentials.get_client()
+    try:
+        batch_id = batch.submit_or_attach(client, ledger)
+    except Exception as exc:  # budget, API down: the template, with the reason recorded
+        return batch.fallback(f"batch: {type(exc).__name__}: {exc}")
+    logger.info("Narration %s is request %s of batch %s", narration.subject_id, batch.custom_id, batch_id)
+    deadline = time.monotonic() + NARRATION_BATCH_TIMEOUT
+    while True:
+        try:
+            status = poll_batch(client, batch_id)
+        except Exception as exc:
+            return batch.fallback(f"batch: polling {batch_id} failed: {type(exc).__name__}: {exc}")
+        if status.ended:
+            return batch.collect(client, batch_id, ledger=ledger)
+        if time.monotonic() > deadline:
+            return batch.fallback(f"batch: {batch_id} still {status.processing_status} after the timeout")
+        time.sleep(agent_settings.batch_poll_seconds)
+
+
+def _default_ledger_dir() -> str:
+    from prefect.settings import PREFECT_HOME
+
+    return str(Path(PREFECT_HOME.value()) / "dataeng-batches")
 
 
 class PrefectNarrator:
@@ -122,11 +174,14 @@ class PrefectNarrator:
         self.agent_settings = agent_settings
 
     def narrate(self, task: NarrationTask[NarrativeT]) -> NarrativeT:
-        state = narrate(task, self.agent_settings, return_state=True)
+        runner = narrate
+        if self.agent_settings.batch_mode:  # a batch may take up to a day to end
+            runner = narrate.with_options(timeout_seconds=NARRATION_BATCH_TIMEOUT + NARRATION_TIMEOUT)
+        state = runner(task, self.agent_settings, return_state=True)
         result: NarrativeT = state.result()
         provenance = getattr(result, "provenance", None)
         if state.name == "Cached" and provenance is not None and provenance.fallback_reason:
-            state = narrate.with_options(refresh_cache=True)(task, self.agent_settings, return_state=True)
+            state = runner.with_options(refresh_cache=True)(task, self.agent_settings, return_state=True)
             result = state.result()
         return result
 

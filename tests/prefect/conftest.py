@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,10 @@ class FakeAnthropic:
         self.api_keys: list[str] = []
         #: answer every request with this HTTP error status (e.g. 400) instead of a message
         self.fail_with: int | None = None
+        #: Message Batches: created batches, and how many polls a batch stays "in_progress"
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_requests: list[dict[str, Any]] = []
+        self.polls_before_end = 1
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -146,6 +151,12 @@ class FakeAnthropic:
                     self.send_response(404)
                     self.end_headers()
                     return
+                if self.path.startswith("/v1/messages/batches"):
+                    fake.batch_requests.append(body)
+                    batch_id = f"msgbatch_{len(fake.batches) + 1:04d}"
+                    fake.batches[batch_id] = {"requests": body["requests"], "polls": 0}
+                    self._json(200, fake.batch_json(batch_id))
+                    return
                 fake.requests.append(body)
                 if fake.fail_with is not None:
                     error = {"type": "invalid_request_error", "message": "prompt is too long"}
@@ -159,6 +170,41 @@ class FakeAnthropic:
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _json(self, status: int, obj: object, content_type: str = "application/json") -> None:
+                import json
+
+                payload = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                import json
+
+                bearer = self.headers.get("authorization", "").removeprefix("Bearer ")
+                fake.api_keys.append(self.headers.get("x-api-key") or bearer)
+                parts = self.path.split("?")[0].split("/")
+                if len(parts) < 5 or parts[4] not in fake.batches:
+                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                    return
+                batch_id = parts[4]
+                if len(parts) == 5:
+                    fake.batches[batch_id]["polls"] += 1
+                    self._json(200, fake.batch_json(batch_id))
+                    return
+                lines = [
+                    json.dumps(
+                        {
+                            "custom_id": r["custom_id"],
+                            "result": {"type": "succeeded", "message": fake.answer(r["params"])},
+                        }
+                    )
+                    for r in fake.batches[batch_id]["requests"]
+                ]
+                self._json(200, "\n".join(lines).encode(), "application/binary")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -217,6 +263,29 @@ class FakeAnthropic:
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
             },
+        }
+
+    def batch_json(self, batch_id: str) -> dict[str, Any]:
+        batch = self.batches[batch_id]
+        ended = batch["polls"] > self.polls_before_end
+        n = len(batch["requests"])
+        return {
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {
+                "processing": 0 if ended else n,
+                "succeeded": n if ended else 0,
+                "errored": 0,
+                "canceled": 0,
+                "expired": 0,
+            },
+            "created_at": "2026-11-27T00:00:00Z",
+            "expires_at": "2026-11-28T00:00:00Z",
+            "ended_at": "2026-11-27T00:05:00Z" if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None,
         }
 
     def close(self) -> None:

@@ -128,3 +128,46 @@ def test_only_transient_errors_are_retried() -> None:
     assert not retried(BudgetExceededError("budget: would exceed max_usd"))
     assert not retried(AttributeError("'NoneType' object has no attribute 'x'"))
     assert analyze_experiment.retries == 2 and analyze_experiment.retry_condition_fn is retry_transient_errors
+
+
+def test_batch_mode_submits_polls_collects_and_reattaches(
+    prefect_server: str, fake_anthropic: Any, api_key: str, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from prefect import flow
+
+    from dataeng_agents.core.agents import question_task
+    from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials
+    from dataeng_agents.prefect_integration.tasks import ask_agent, narrate_in_batch
+
+    settings = AgentSettings(
+        batch_mode=True,
+        batch_poll_seconds=0.1,
+        batch_ledger_dir=str(tmp_path / "ledger"),
+        anthropic_credentials=AnthropicCredentials(api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0),
+    )
+    fake_anthropic.polls_before_end = 2
+
+    @flow
+    def ask() -> Any:
+        return ask_agent("Where should the dedup step run?", settings, context={"pipeline": "events_v2"})
+
+    answer = ask()
+    assert answer.provenance.narrator == "claude"
+    assert len(fake_anthropic.batch_requests) == 1 and fake_anthropic.requests == []  # no interactive call
+    (batch,) = fake_anthropic.batches.values()
+    assert batch["polls"] >= 3  # in_progress twice, then ended (+ the retrieve before collecting)
+    assert len(list((tmp_path / "ledger").glob("*.json"))) == 1
+
+    assert ask() == answer and len(fake_anthropic.batch_requests) == 1  # Prefect cache: nothing sent
+
+    # Outside the cache (a retried run on another day), the ledger re-attaches to the paid batch.
+    @flow
+    def again() -> Any:
+        task = question_task("data-engineer", "Where should the dedup step run?")
+        task = replace(task, facts={**task.facts, "results": {"pipeline": "events_v2"}})  # as ask_agent does
+        return narrate_in_batch(task, settings)
+
+    assert again().provenance.narrator == "claude"
+    assert len(fake_anthropic.batch_requests) == 1
