@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_experiment_support import demo_config, sample
-
 from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.report import (
@@ -22,6 +20,7 @@ from dataeng_agents.core.report import (
     write_report,
 )
 from dataeng_agents.core.warehouse import DuckDBWarehouse
+from test_experiment_support import demo_config, sample
 
 
 @pytest.fixture(scope="module")

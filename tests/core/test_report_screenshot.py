@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_experiment_support import demo_config, sample
-
 from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
 from dataeng_agents.core.report import to_html
 from dataeng_agents.core.warehouse import DuckDBWarehouse
+from test_experiment_support import demo_config, sample
 
 INSTALL_HINT = "install it with: apt-get update && apt-get install -y chromium"
 
