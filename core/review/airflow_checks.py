@@ -433,6 +433,9 @@ AF3_MOVED = {
 }
 
 
+_AF3_PREFIXES = tuple(AF3_MOVED)
+
+
 def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
     for node in mod.tree.body if ctx.enabled("SCH008") else []:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -445,6 +448,8 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
             if not name.startswith("airflow"):
                 continue
             if ctx.airflow_major >= 3:
+                if not name.startswith(_AF3_PREFIXES) and name != "airflow.DAG":
+                    continue
                 old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
                 if old is None and name == "airflow.DAG":
                     old = "airflow.DAG"
@@ -611,7 +616,8 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                 isinstance(base, ast.Name) and base.id in conn_vars
             ):
                 ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
-    check_sql_formatting(ctx, mod.idx, mod.lower_source)
+    if mod.tasks_sql_possible:
+        check_sql_formatting(ctx, mod.idx, mod.lower_source)
     for t in mod.tasks:
         if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
             continue
@@ -648,6 +654,8 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
                 if (ks := const_str(k)) is not None:
                     pairs.append((ks, v, v))
         for name, value, where in pairs:
+            if not isinstance(value, ast.Constant):
+                continue  # only literals are hard-coded secrets
             if SECRET_NAME.search(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
                 ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 8:

@@ -7,6 +7,7 @@ parse time by code (``default_args = make_args()``) resolve to :data:`UNKNOWN` i
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Literal
@@ -57,6 +58,7 @@ class Resolved:
         return self.source in {"task", "default_args", "dag"}
 
 
+@functools.lru_cache(maxsize=16)
 def airflow_defaults(version: str) -> dict[str, object]:
     """Config defaults that differ between Airflow major versions (``[core]``, ``[scheduler]``, ``[sensors]``)."""
     major = _major(version)
@@ -132,9 +134,10 @@ class TaskInfo:
     sql_possible: bool = True
     memo: dict[str, object] = field(default_factory=dict)
 
-    @property
-    def short_operator(self) -> str:
-        return self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
+    short_operator: str = ""
+
+    def __post_init__(self) -> None:
+        self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
 
     @property
     def is_sensor(self) -> bool:
@@ -179,6 +182,8 @@ class ModuleInfo:
     dag_func_ids: set[int] = field(default_factory=set)
     task_by_node: dict[int, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
+    #: the file mentions SQL keywords at all
+    tasks_sql_possible: bool = True
     _clock_lines: list[int] | None = None
     _lower: str | None = None
 
@@ -354,7 +359,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
                     if call is not None:
                         seen_calls.add(id(call))
-    for node in idx.calls():
+    for node in idx.calls_named("DAG"):
         if id(node) not in seen_calls and _is_dag_ctor(node, imports):
             kw, _ = kwargs_of(node)
             dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
@@ -414,12 +419,11 @@ def _collect_tasks(mod: ModuleInfo) -> None:
                 mod.tasks.append(task)
                 taskflow_defs[node.name] = task
                 break
-    calls = idx.calls()  # index order is deterministic; tasks are sorted by line at the end
-    for node in calls:
-        last = _last_name(node.func)
-        is_partial = last == "partial"
-        if not (is_partial or last.endswith(("Operator", "Sensor", "SensorAsync"))):
-            continue
+    operator_calls = idx.calls_named(
+        *(n for n in idx.call_by_name if n == "partial" or n.endswith(("Operator", "Sensor", "SensorAsync")))
+    )
+    for node in operator_calls:
+        is_partial = _last_name(node.func) == "partial"
         qual = qualify(dotted(node.func), imports)
         if is_partial:
             qual = qualify(dotted(node.func.value), imports) if isinstance(node.func, ast.Attribute) else qual
@@ -445,7 +449,9 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         mod.tasks.append(task)
         mod.task_by_node[id(node)] = task
     # TaskFlow: bind by the def's position, else by the first call site; note mapping and result vars
-    for node in calls if taskflow_defs else []:
+    taskflow_calls = idx.calls_named(*taskflow_defs, "expand", "expand_kwargs", "partial", "override") \
+        if taskflow_defs else []
+    for node in taskflow_calls:
         base = node.func
         mapped = False
         if base.__class__ is ast.Name and base.id not in taskflow_defs:  # type: ignore[attr-defined]
@@ -469,7 +475,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
     mod.tasks.sort(key=lambda t: t.line)
-    sql_possible = has_any(mod.lower_source, SQL_WORDS_LOWER)
+    sql_possible = mod.tasks_sql_possible = has_any(mod.lower_source, SQL_WORDS_LOWER)
     lines = mod.lower_source.splitlines() if sql_possible else []
     for task in mod.tasks:
         fn = task.func
@@ -488,10 +494,10 @@ def _bind_factory_tasks(mod: ModuleInfo) -> None:
     unbound = [t for t in mod.tasks if t.dag is None]
     if not unbound or not mod.dags:
         return
-    calls: dict[str, list[int]] = {}
-    for node in sorted(mod.idx.calls(), key=lambda n: n.lineno):
-        if isinstance(node.func, ast.Name):
-            calls.setdefault(node.func.id, []).append(node.lineno)
+    calls: dict[str, list[int]] = {
+        name: sorted(c.lineno for c in mod.idx.calls_named(name) if isinstance(c.func, ast.Name))
+        for name in mod.functions
+    }
     for fn in mod.functions.values():
         start, end = fn.lineno, fn.end_lineno or fn.lineno
         inside = [t for t in unbound if start <= t.line <= end and t.dag is None]
@@ -551,7 +557,9 @@ def _collect_edges(mod: ModuleInfo) -> None:
     if not mod.tasks:
         return
     taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
-    for node in mod.idx.of(ast.BinOp, ast.Call):
+    edge_calls = mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override") \
+        if taskflow_names else mod.idx.calls_named(*_EDGE_CALLS)
+    for node in [*mod.idx.of(ast.BinOp), *edge_calls]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
             left = node.left
             # for a chain a >> b >> c the left operand is (a >> b); its right-most element links to the right

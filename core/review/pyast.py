@@ -182,7 +182,7 @@ class Index:
     about as much as ``ast.parse`` itself, so this pass records only what is queried.
     """
 
-    __slots__ = ("by_func", "by_type", "owner", "parent", "tree")
+    __slots__ = ("by_func", "by_type", "call_by_name", "owner", "parent", "tree")
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
@@ -192,7 +192,10 @@ class Index:
         self.by_type: dict[type[ast.AST], list[ast.AST]] = {}
         #: the recorded nodes directly owned by each def (not by defs nested in it), by def id
         self.by_func: dict[int, list[ast.AST]] = {}
+        #: calls by the last name of the callee: ``a.b.c(...)`` under "c", ``f(...)`` under "f"
+        self.call_by_name: dict[str, list[ast.Call]] = {}
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
+        call_by_name = self.call_by_name
         recorded, with_parent, silent = _RECORDED, _WITH_PARENT, _SILENT_LEAVES
         child_fields = _CHILD_FIELDS
         stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
@@ -213,6 +216,34 @@ class Index:
                 if cls in _DEFS:
                     by_func[nid] = []
                     inner = node
+            if cls is ast.Call:
+                # the hottest node type: visit func, args and keyword values without generic dispatch
+                func = node.func  # type: ignore[attr-defined]
+                fcls = func.__class__
+                fname = func.id if fcls is ast.Name else func.attr if fcls is ast.Attribute else ""
+                named = call_by_name.get(fname)
+                if named is None:
+                    call_by_name[fname] = [node]  # type: ignore[list-item]
+                else:
+                    named.append(node)  # type: ignore[arg-type]
+                if fcls not in silent:
+                    if func.__class__ in with_parent:
+                        parent[id(func)] = node
+                    push((func, inner))
+                for item in node.args:  # type: ignore[attr-defined]
+                    if item.__class__ not in silent and item.__class__ is not ast.Constant:
+                        if item.__class__ in with_parent:
+                            parent[id(item)] = node
+                        push((item, inner))
+                for kw in node.keywords:  # type: ignore[attr-defined]
+                    value = kw.value
+                    vcls = value.__class__
+                    if vcls in silent or vcls is ast.Constant:
+                        continue
+                    if vcls in with_parent:
+                        parent[id(value)] = kw
+                    push((value, inner))
+                continue
             fields = child_fields.get(cls)
             if fields is None:
                 fields = _child_fields(cls)
@@ -242,6 +273,12 @@ class Index:
         out: list[ast.AST] = []
         for t in types:
             out.extend(self.by_type.get(t, ()))
+        return out
+
+    def calls_named(self, *names: str) -> list[ast.Call]:
+        out: list[ast.Call] = []
+        for n in names:
+            out.extend(self.call_by_name.get(n, ()))
         return out
 
     def calls(self) -> list[ast.Call]:
