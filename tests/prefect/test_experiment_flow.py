@@ -237,3 +237,22 @@ def test_claude_prose_and_the_api_key_never_leaks(
         assert api_key not in path.read_text(encoding="utf-8")
     storage = Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"])
     assert [p for p in storage.rglob("*") if p.is_file() and api_key.encode() in p.read_bytes()] == []
+
+
+def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duckdb: str) -> None:
+    from prefect import flow
+
+    from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
+    from dataeng_agents.core.warehouse import DuckDBWarehouse
+    from dataeng_agents.prefect_integration import ExperimentWarehouse
+    from dataeng_agents.prefect_integration.tasks import design_experiment
+
+    @flow
+    def design() -> Any:
+        return design_experiment(CONFIG, ExperimentWarehouse(duckdb_path=sample_duckdb))
+
+    report = design()
+    direct = core_design(CONFIG, DuckDBWarehouse(sample_duckdb))
+    assert report.per_variant is not None and report.per_variant > 0
+    _close(report.summary(), direct.summary())
+    assert report.narrative is not None and report.narrative.provenance.narrator == "template"
