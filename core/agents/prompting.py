@@ -96,7 +96,7 @@ def prepare(
 ) -> PreparedTask[NarrativeT]:
     limits = limits or SafetyLimits()
     facts = safe_facts(task, limits)
-    tools = [] if inline else fact_tools(facts, persona.tools or None, limits)
+    tools = [] if inline else fact_tools(facts, persona.tools or None, limits, sanitized=True)
     return PreparedTask(
         task=task,
         persona=persona,

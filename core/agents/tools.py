@@ -81,9 +81,18 @@ def overview(facts: dict[str, Any]) -> dict[str, Any]:
     return sections
 
 
-def fact_tools(facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: SafetyLimits | None = None) -> list[Tool]:
-    """The tools a persona may use over ``facts`` (``allowed=None``: every tool)."""
+def fact_tools(
+    facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: SafetyLimits | None = None, *, sanitized: bool = False
+) -> list[Tool]:
+    """The tools a persona may use over ``facts`` (``allowed=None``: every tool).
+
+    ``sanitized=True``: ``facts`` already came out of :func:`~dataeng_agents.core.llm.safety.sanitize`
+    (what the narrator passes), so results are only capped and wrapped, not sanitised again.
+    """
     limits = limits or SafetyLimits()
+
+    def dump(obj: Any, source: str) -> str:
+        return dump_for_model(obj, source, limits, sanitized=sanitized)
 
     def ok(name: str) -> bool:
         return allowed is None or name in allowed
@@ -96,7 +105,7 @@ def fact_tools(facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: S
                 "list_results",
                 "List the sections of the deterministic results, their sizes and the ids of their items.",
                 empty,
-                lambda _inp: dump_for_model(overview(facts), "tool:list_results", limits),
+                lambda _inp: dump(overview(facts), "tool:list_results"),
             )
         )
     if ok("get_result"):
@@ -106,7 +115,7 @@ def fact_tools(facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: S
             hit = _find_id(facts, wanted)
             if hit is None:
                 raise KeyError(f"no result with id {wanted!r}; call list_results for the ids")
-            return dump_for_model(hit, f"tool:get_result:{wanted}", limits)
+            return dump(hit, f"tool:get_result:{wanted}")
 
         tools.append(
             Tool(
@@ -127,7 +136,7 @@ def fact_tools(facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: S
             limit = min(int(inp.get("limit", 50) or 50), limits.max_list_items)
             if isinstance(value, list):
                 value = {"offset": offset, "total": len(value), "items": value[offset : offset + limit]}
-            return dump_for_model(value, f"tool:get_section:{name}", limits)
+            return dump(value, f"tool:get_section:{name}")
 
         tools.append(
             Tool(
@@ -150,12 +159,14 @@ def fact_tools(facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: S
         present = [k for k in keys if k in facts]
         if not present or not ok(name):
             continue
-        tools.append(Tool(name, description, empty, _section_view(facts, present, name, limits)))
+        tools.append(Tool(name, description, empty, _section_view(facts, present, name, dump)))
     return tools
 
 
-def _section_view(facts: dict[str, Any], keys: list[str], name: str, limits: SafetyLimits) -> Callable[[dict[str, Any]], str]:
+def _section_view(
+    facts: dict[str, Any], keys: list[str], name: str, dump: Callable[[Any, str], str]
+) -> Callable[[dict[str, Any]], str]:
     def view(_inp: dict[str, Any]) -> str:
-        return dump_for_model({k: facts[k] for k in keys}, f"tool:{name}", limits)
+        return dump({k: facts[k] for k in keys}, f"tool:{name}")
 
     return view

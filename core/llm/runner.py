@@ -73,6 +73,11 @@ def final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     return copy.deepcopy(_final_tool_schema(output_model))
 
 
+def _shared_final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
+    # The cached schema itself, for request bodies the runner builds and never mutates.
+    return _final_tool_schema(output_model)
+
+
 @functools.lru_cache(maxsize=32)
 def _final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
     schema = copy.deepcopy(output_model.model_json_schema())
@@ -105,18 +110,24 @@ def message_blocks(message: Any) -> list[dict[str, Any]]:
 
 
 def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A copy with a breakpoint on the first user message and on the newest user message only."""
-    out = copy.deepcopy(messages)
-    for i, msg in enumerate(out):
+    """A copy with a breakpoint on the first user message and on the newest user message only.
+
+    Only the containers on the way to a changed block are copied; ``messages`` is never modified.
+    """
+    out: list[dict[str, Any]] = []
+    last = len(messages) - 1
+    for i, msg in enumerate(messages):
         content = msg.get("content")
-        if not isinstance(content, list):
+        if not isinstance(content, list) or not content:
+            out.append(msg)
             continue
-        for block in content:
-            if isinstance(block, dict):
-                block.pop("cache_control", None)
-        breakpoint_here = i == 0 or i == len(out) - 1
-        if breakpoint_here and content and isinstance(content[-1], dict) and msg["role"] == "user":
-            content[-1]["cache_control"] = dict(CACHE)
+        blocks = [
+            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) and "cache_control" in b else b
+            for b in content
+        ]
+        if (i == 0 or i == last) and msg.get("role") == "user" and isinstance(blocks[-1], dict):
+            blocks[-1] = {**blocks[-1], "cache_control": dict(CACHE)}
+        out.append({**msg, "content": blocks})
     return out
 
 
@@ -171,7 +182,7 @@ class ToolLoopRunner:
                     "Submit your final answer. Call this exactly once, when you are done reading the "
                     "results. Use only numbers and ids that appear in the results."
                 ),
-                "input_schema": final_tool_schema(output_model),
+                "input_schema": _shared_final_tool_schema(output_model),
             }
         )
         defs[-1]["cache_control"] = dict(CACHE)

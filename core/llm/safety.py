@@ -128,8 +128,13 @@ def sanitize(obj: Any, limits: SafetyLimits | None = None, *, _key: str | None =
     return truncate(redact(str(obj)), limits.max_string_chars)
 
 
-def dump_for_model(obj: Any, source: str, limits: SafetyLimits | None = None) -> str:
-    """Sanitised JSON of ``obj``, capped and wrapped as untrusted data: what a tool result carries."""
+def dump_for_model(obj: Any, source: str, limits: SafetyLimits | None = None, *, sanitized: bool = False) -> str:
+    """Sanitised JSON of ``obj``, capped and wrapped as untrusted data: what a tool result carries.
+
+    ``sanitized=True`` skips the per-value pass for data that came out of :func:`sanitize` already
+    (the serialised text is still capped and wrapped).
+    """
     limits = limits or SafetyLimits()
-    text = json.dumps(sanitize(obj, limits), ensure_ascii=False, sort_keys=False, default=str)
+    safe = obj if sanitized else sanitize(obj, limits)
+    text = json.dumps(safe, ensure_ascii=False, sort_keys=False, default=str)
     return wrap_untrusted(truncate(text, limits.max_result_chars), source)
