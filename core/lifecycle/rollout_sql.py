@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Warehouse
 
 
+UNITS_CTE = "lc_rollout_units"  # prefixed: never shadows a user table
+
+
 @dataclass(frozen=True)
 class ResolvedRollout:
     rules: list[GuardrailRule]
@@ -126,7 +129,9 @@ def rollout_query(
         col("variant", "u"),
         exp.alias_(stage_expr, "stage"),
     ]
-    q = exp.select().from_(units.subquery("u"))
+    # one CTE read by every source scan (PostgreSQL materialises a CTE referenced more than once)
+    units_ref = exp.to_table(UNITS_CTE)
+    q = exp.select().from_(exp.alias_(units_ref.copy(), "u"))
     by_source: dict[str, list[tuple[int, Metric]]] = {}
     for i, m in resolved.metrics:
         by_source.setdefault(m.source if isinstance(m.source, str) else f"__inline{i}", []).append((i, m))
@@ -194,7 +199,7 @@ def rollout_query(
                 )
         per_unit = (
             exp.select(*agg)
-            .from_(units.subquery("u2"))
+            .from_(exp.alias_(units_ref.copy(), "u2"))
             .join(
                 inner.subquery("e"),
                 on=exp.and_(
@@ -242,6 +247,7 @@ def rollout_query(
         .from_(uv.subquery("uv"))
         .group_by(col("stage"), col("variant"))
         .order_by(col("stage"), col("variant"))
+        .with_(UNITS_CTE, as_=units)
     )
 
 
