@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -63,12 +64,13 @@ def review_command(
     if output_format is OutputFormat.table:
         from dataeng_agents.core.review.render import render_table
 
-        console = Console(file=output.open("w", encoding="utf-8")) if output else Console()
-        render_table(result, console)
-        if advice is not None:
-            console.print(f"\n[bold]{advice.summary}[/bold]")
-            for i, p in enumerate(advice.priorities, start=1):
-                console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
+        with contextlib.ExitStack() as stack:
+            console = Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            render_table(result, console)
+            if advice is not None:
+                console.print(f"\n[bold]{advice.summary}[/bold]")
+                for i, p in enumerate(advice.priorities, start=1):
+                    console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
     else:
         if output_format is OutputFormat.json:
             doc = result.model_dump(mode="json")
