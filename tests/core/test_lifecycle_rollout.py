@@ -593,3 +593,12 @@ def test_rollout_narrative_through_claude_on_a_fake_api(harmful: tuple[RolloutTr
     assert d.decision == "roll back"
     assert d.narrative is not None and d.narrative["headline"].startswith("Roll back stage 3")
     assert "41.7" in d.narrative["provenance"]["fallback_reason"], d.narrative["provenance"]
+
+
+def test_last_stage_completes_the_rollout(no_harm: tuple[RolloutTruth, dict[str, Any]]) -> None:
+    truth, cfg = no_harm
+    d = rollout_check(cfg, 5, now=truth.start + timedelta(hours=121))
+    # 100% has no control: the evidence is the earlier stages'; advancing from the last stage completes
+    assert d.decision == "advance" and d.complete and d.next_stage_percent is None
+    assert d.summary()["complete"] is True and "rollout complete" in d.reasons[0]
+    assert all(g.units["control"] > 10_000 for g in d.guardrails)
