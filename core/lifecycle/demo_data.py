@@ -220,9 +220,10 @@ def generate_lifecycle_data(
     counts: dict[str, int] = {}
     bar = None
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(console=Console(stderr=True), transient=True)
         bar.start()
         task = bar.add_task("writing lifecycle demo tables", total=len(tables))
     con = duckdb.connect(str(tmp))

@@ -509,9 +509,10 @@ def explore(
     steps = 3 + len(chosen)
     bar = None
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(console=Console(stderr=True), transient=True)
         bar.start()
         task = bar.add_task("exploring the pre-period", total=steps)
 

@@ -597,9 +597,10 @@ def simulate_rollouts(
 
     bar = None
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(console=Console(stderr=True), transient=True)
         bar.start()
         task = bar.add_task(f"simulating {r_n} rollouts", total=hours)
     try:

@@ -470,9 +470,10 @@ def check_tracking_plan(
 
     bar = None
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(console=Console(stderr=True), transient=True)
         bar.start()
         task = bar.add_task("checking tracking plan", total=len(plan.events))
     try:
