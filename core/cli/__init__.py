@@ -7,7 +7,6 @@ heavy libraries are imported inside the commands so ``dataeng --help`` stays fas
 from __future__ import annotations
 
 import typer
-
 from dataeng_agents.core.cli import agent, demo, experiment, experiment_lifecycle, pipeline, review, stats
 
 app = typer.Typer(
