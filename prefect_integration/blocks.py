@@ -263,7 +263,7 @@ class AgentSettings(Block):
             return self.model
         from dataeng_agents.core.agents.persona import load_persona
 
-        return load_persona(self.persona).resolved_model
+        return str(load_persona(self.persona).resolved_model)
 
     def cache_identity(self) -> dict[str, Any]:
         """What makes two answers interchangeable (no secrets): the persona (its name and the hash

@@ -58,10 +58,7 @@ def _load_block(value: Any, block_type: type[Any]) -> Any:
 
 
 def _report_dir(report_dir: str | None, subject: str) -> Path:
-    if report_dir:
-        path = Path(report_dir)
-    else:
-        path = Path(tempfile.mkdtemp(prefix=f"dataeng-{subject}-"))
+    path = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"dataeng-{subject}-"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -93,7 +90,7 @@ def experiment_report_flow(
     :param fail_on: stop conditions that fail the run; default ``["srm", "guardrail"]``, ``[]`` never fails.
     """
     logger = get_run_logger()
-    stop_on = ["srm", "guardrail"] if fail_on is None else list(fail_on)
+    stop_on: list[str] = ["srm", "guardrail"] if fail_on is None else list(fail_on)
     wh = _load_block(warehouse, ExperimentWarehouse)
     agent = _load_block(agent_settings, AgentSettings)
 
@@ -185,7 +182,10 @@ def pipeline_review_flow(
     summary = result.summary()
     emit_event(
         event=PIPELINE_REVIEWED_EVENT,
-        resource={"prefect.resource.id": f"dataeng.pipeline.{pipeline_id}", "prefect.resource.name": pipeline_id},
+        resource={
+            "prefect.resource.id": f"dataeng.pipeline.{pipeline_id}",
+            "prefect.resource.name": pipeline_id,
+        },
         payload={
             "pipeline_id": pipeline_id,
             "findings": summary["findings"],
@@ -289,7 +289,7 @@ def feature_lifecycle_flow(
         problems.append("rollout decision: roll back (" + "; ".join(decision.reasons) + ")")
     if decision.complete and not problems:
         report = analyze_experiment(experiment, wh, agent)
-        stop_on = ["srm", "guardrail"] if final_fail_on is None else list(final_fail_on)
+        stop_on: list[str] = ["srm", "guardrail"] if final_fail_on is None else list(final_fail_on)
         final, reasons = publish_experiment_report(report, report_dir, report_base_url, stop_on)
         result["final_report"] = final
         problems += reasons

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import CachePolicy
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
-    from prefect.states import State
+    from prefect.client.schemas.objects import State
     from prefect.tasks import Task
 
     from dataeng_agents.core.narrative import NarrationTask, Narrator, NarrativeT
@@ -201,7 +201,7 @@ def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def analyze_experiment(
     config: str | Path | dict[str, Any],
@@ -237,7 +237,7 @@ def analyze_experiment(
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def design_experiment(
     config: str | Path | dict[str, Any],
@@ -268,7 +268,7 @@ def design_experiment(
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def review_pipeline(
     paths: list[str],
@@ -295,7 +295,7 @@ def review_pipeline(
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def ask_agent(
     question: str,
@@ -327,7 +327,7 @@ def ask_agent(
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def design_hypothesis(
     config: str | Path | dict[str, Any],
@@ -356,7 +356,7 @@ def design_hypothesis(
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def check_tracking(
     config: str | Path | dict[str, Any],
@@ -383,7 +383,7 @@ def check_tracking(
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient_errors,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
 )
 def rollout_check(
     config: str | Path | dict[str, Any],

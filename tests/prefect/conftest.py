@@ -98,10 +98,10 @@ def copy_duckdb_to_postgres(duckdb_path: str, postgres_url: str, schema: str) ->
                 pg.execute(f'CREATE TABLE "{schema}"."{table}" ({ddl})')
                 csv_path = Path(duckdb_path).with_suffix(f".{table}.csv")
                 src.execute(f"COPY \"{table}\" TO '{csv_path}' (HEADER false)")
-                with pg.cursor() as cur, cur.copy(f'COPY "{schema}"."{table}" FROM STDIN WITH (FORMAT csv)') as cp:
-                    with open(csv_path, "rb") as fh:
-                        while chunk := fh.read(1 << 20):
-                            cp.write(chunk)
+                copy_sql = f'COPY "{schema}"."{table}" FROM STDIN WITH (FORMAT csv)'
+                with pg.cursor() as cur, cur.copy(copy_sql) as cp, open(csv_path, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        cp.write(chunk)
                 csv_path.unlink()
                 counts[table] = int(src.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
     finally:
@@ -188,7 +188,9 @@ class FakeAnthropic:
                 fake.api_keys.append(self.headers.get("x-api-key") or bearer)
                 parts = self.path.split("?")[0].split("/")
                 if len(parts) < 5 or parts[4] not in fake.batches:
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                    self._json(
+                        404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}
+                    )
                     return
                 batch_id = parts[4]
                 if len(parts) == 5:

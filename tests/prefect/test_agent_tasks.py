@@ -80,7 +80,9 @@ def test_template_fallback_is_not_frozen_into_the_cache(
     @flow
     def ask() -> Any:
         return ask_agent(
-            "Which task should be split?", _settings(api_key, fake_anthropic.base_url), context={"dag": "billing"}
+            "Which task should be split?",
+            _settings(api_key, fake_anthropic.base_url),
+            context={"dag": "billing"},
         )
 
     fake_anthropic.fail_with = 400  # not retryable: the narrator falls back to the template
@@ -145,7 +147,9 @@ def test_batch_mode_submits_polls_collects_and_reattaches(
         batch_mode=True,
         batch_poll_seconds=0.1,
         batch_ledger_dir=str(tmp_path / "ledger"),
-        anthropic_credentials=AnthropicCredentials(api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0),
+        anthropic_credentials=AnthropicCredentials(
+            api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0
+        ),
     )
     fake_anthropic.polls_before_end = 2
 

@@ -42,7 +42,10 @@ def test_artifact_key_edge_cases() -> None:
 def test_report_link(tmp_path: Path) -> None:
     html = tmp_path / "report dir" / "exp 1.html"
     assert report_link(html).startswith("file://") and report_link(html).endswith("/exp%201.html")
-    assert report_link(html, "https://reports.example.com/exp/") == "https://reports.example.com/exp/exp%201.html"
+    assert (
+        report_link(html, "https://reports.example.com/exp/")
+        == "https://reports.example.com/exp/exp%201.html"
+    )
 
 
 def test_published_artifacts_read_back(prefect_server: str, tmp_path: Path) -> None:

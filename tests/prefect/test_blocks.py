@@ -40,7 +40,13 @@ class TestBlockStandards(BlockStandardTestSuite):
 def test_api_key_is_a_secret_never_shown(api_key: str) -> None:
     creds = AnthropicCredentials(api_key=api_key, base_url="https://gateway.example/v1")
     settings = AgentSettings(persona="data-engineer", anthropic_credentials=creds)
-    for shown in (repr(creds), str(creds), repr(settings), creds.model_dump_json(), settings.model_dump_json()):
+    for shown in (
+        repr(creds),
+        str(creds),
+        repr(settings),
+        creds.model_dump_json(),
+        settings.model_dump_json(),
+    ):
         assert api_key not in shown
     assert "**********" in creds.model_dump_json()
     schema = AnthropicCredentials.model_json_schema()
@@ -69,7 +75,7 @@ def test_blank_api_key_is_rejected_naming_the_field() -> None:
 
 
 def test_warehouse_needs_exactly_one_source(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="duckdb_path / sqlalchemy_connector: .*neither"):
+    with pytest.raises(ValueError, match=r"duckdb_path / sqlalchemy_connector: .*neither"):
         ExperimentWarehouse()
     from prefect_sqlalchemy import SqlAlchemyConnector
 

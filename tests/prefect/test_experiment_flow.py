@@ -117,14 +117,21 @@ def test_duckdb_sample_end_to_end(prefect_server: str, sample_duckdb: str, tmp_p
     assert html.is_file() and html.as_uri() in str(artifacts[f"{EXPERIMENT_ID}-html"].data)
 
     events = _events("dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", at_least=1)
-    mine = [e for e in events if e.payload.get("report_artifact_key") and e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)]
+    mine = [
+        e
+        for e in events
+        if e.payload.get("report_artifact_key")
+        and e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)
+    ]
     assert len(mine) == 1
     assert mine[0].payload["verdict"] == direct.decision.verdict
     assert mine[0].payload["per_variant"] == direct.decision.per_variant
     assert mine[0].payload["stop_reasons"] == []
 
 
-def test_guardrail_regression_fails_the_run_by_policy(prefect_server: str, sample_duckdb: str, tmp_path: Path) -> None:
+def test_guardrail_regression_fails_the_run_by_policy(
+    prefect_server: str, sample_duckdb: str, tmp_path: Path
+) -> None:
     """The sample plants an 8% latency regression in `recommendations`: the default policy stops."""
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.flows import ExperimentPolicyError, experiment_report_flow
@@ -204,7 +211,9 @@ def test_claude_prose_and_the_api_key_never_leaks(
 
     AgentSettings(
         persona="data-engineer",
-        anthropic_credentials=AnthropicCredentials(api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0),
+        anthropic_credentials=AnthropicCredentials(
+            api_key=api_key, base_url=fake_anthropic.base_url, max_retries=0
+        ),
     ).save("leak-check-agent", overwrite=True)
     with caplog.at_level(logging.DEBUG):
         state = experiment_report_flow(

@@ -118,7 +118,9 @@ def test_design_and_broken_tracking(prefect_server: str, tmp_path_factory: pytes
     direct = check_tracking(cfg, now=at)
     assert not direct.ok
     artifacts = _artifacts(state.state_details.flow_run_id)
-    assert {"checkout-redesign-hypothesis", "checkout-redesign-tracking", "checkout-redesign-rollout"} <= set(artifacts)
+    assert {"checkout-redesign-hypothesis", "checkout-redesign-tracking", "checkout-redesign-rollout"} <= set(
+        artifacts
+    )
     tracking_md = str(artifacts["checkout-redesign-tracking"].data)
     for finding in direct.findings:
         assert finding.id in tracking_md

@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-BAD_FLOW = '''\
+BAD_FLOW = """\
 from __future__ import annotations
 
 from datetime import datetime
@@ -31,7 +31,7 @@ def extract() -> list[int]:
 @flow
 def nightly() -> None:
     extract()
-'''
+"""
 
 
 def _artifacts(flow_run_id: Any) -> dict[str, Any]:
@@ -53,7 +53,9 @@ def bad_flow_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_findings_published_and_error_fails_the_run(prefect_server: str, bad_flow_dir: Path, tmp_path: Path) -> None:
+def test_findings_published_and_error_fails_the_run(
+    prefect_server: str, bad_flow_dir: Path, tmp_path: Path
+) -> None:
     from dataeng_agents.core.review import review_paths
     from dataeng_agents.prefect_integration.flows import PipelineReviewError, pipeline_review_flow
 
@@ -80,7 +82,11 @@ def test_findings_published_and_error_fails_the_run(prefect_server: str, bad_flo
         assert finding.id in markdown
     assert "## Advice" in markdown
     html = tmp_path / "review" / "review.html"
-    assert html.is_file() and "<table>" in html.read_text() and html.as_uri() in str(artifacts["nightly-flows-html"].data)
+    assert (
+        html.is_file()
+        and "<table>" in html.read_text()
+        and html.as_uri() in str(artifacts["nightly-flows-html"].data)
+    )
     sarif = json.loads((tmp_path / "review" / "review.sarif").read_text())
     assert len(sarif["runs"][0]["results"]) == len(direct.findings)
 
