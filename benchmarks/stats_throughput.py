@@ -18,7 +18,8 @@ by a worker script reading the same sums, two ways:
   * ``process_single_metric`` (gbstats' per-metric pandas path), on a sample of metrics
     (``--psm-metrics``, default 100), reported as a rate
 Every gbstats path runs ``--repeats`` times (best kept); this engine is timed best-of-7 before and
-after gbstats runs (best kept), so a busy machine penalises both sides alike. A spot check compares
+after gbstats runs (best kept), so a busy machine penalises both sides alike. Both sides are timed
+with the cyclic garbage collector off (timeit's convention). A spot check compares
 the first metrics' numbers of both engines (relative 1e-6).
 
 Run:  .venv/bin/python benchmarks/stats_throughput.py [--metrics 10000] [--psm-metrics 300]
@@ -27,6 +28,7 @@ Run:  .venv/bin/python benchmarks/stats_throughput.py [--metrics 10000] [--psm-m
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -41,7 +43,7 @@ from typing import Any
 import numpy as np
 
 WORKER = r'''
-import json, sys, time
+import gc, json, sys, time
 import pandas as pd  # noqa: F401  (gbstats needs it; imported here so its import is not timed)
 from gbstats.models.statistics import SampleMeanStatistic
 from gbstats.frequentist.tests import (FrequentistConfig, SequentialConfig, TwoSidedTTest,
@@ -68,8 +70,10 @@ def make_test(method, a, b):
 
 out = {"loop_seconds": {}, "psm_seconds": {}, "psm_metrics": psm_metrics, "spot_loop": {}, "spot_psm": {},
        "metrics": M, "variants": V, "loop_metrics": loop_metrics}
+gc.disable()  # timeit's convention, applied to both engines
 for method in ("frequentist", "sequential", "bayesian"):
   for rep in range(repeats):
+    gc.collect()
     t0 = time.perf_counter()
     spot = []
     for i in range(loop_metrics):
@@ -91,6 +95,7 @@ for method in ("frequentist", "sequential", "bayesian"):
         stats_engine="bayesian" if method == "bayesian" else "frequentist",
         sequential_testing_enabled=method == "sequential", sequential_tuning_parameter=5000,
         difference_type="relative", alpha=0.05)
+    gc.collect()
     t0 = time.perf_counter()
     spot = []
     for i in range(psm_metrics):
@@ -138,11 +143,21 @@ def our_input(sums: dict[str, list[list[float]]], method: str) -> dict[str, Any]
 
 
 def best_of(fn: Any, repeats: int = 5) -> float:
+    """Best wall time of ``repeats`` calls, with the cyclic GC off while timing (timeit's convention,
+    used for gbstats too)."""
     times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    was_enabled = gc.isenabled()
+    try:
+        for _ in range(repeats):
+            gc.collect()
+            gc.disable()
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+            gc.enable()
+    finally:
+        if was_enabled:
+            gc.enable()
     return min(times)
 
 
