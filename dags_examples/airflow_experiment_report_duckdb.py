@@ -13,9 +13,10 @@ without it the prose comes from the deterministic templates.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnalysisOperator
 
@@ -26,16 +27,28 @@ SAMPLE_DUCKDB = os.environ.get(
     ),
 )
 CONFIG = "checkout_demo.yaml"
+NOTIFY = ["growth-team@example.com"]
 
 with DAG(
     dag_id="dataeng_experiment_report_duckdb",
     description="Daily sequential analysis of the checkout experiment on the DuckDB sample",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=datetime(2024, 3, 2),
-    end_date=datetime(2024, 3, 16),
+    start_date=datetime(2024, 3, 2, tzinfo=UTC),
+    end_date=datetime(2024, 3, 16, tzinfo=UTC),
+    dagrun_timeout=timedelta(hours=3),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=2),
+        callback=AsyncCallback(SmtpNotifier, kwargs={"to": NOTIFY, "subject": "Experiment report is late"}),
+    ),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "growth-team", "retries": 1},
+    default_args={
+        "owner": "growth-team",
+        "retries": 1,
+        "execution_timeout": timedelta(hours=1),
+        "on_failure_callback": SmtpNotifier(to=NOTIFY),
+    },
     tags=["dataeng", "experiment"],
 ) as dag:
 

@@ -13,23 +13,37 @@ while the task waits in the triggerer.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnalysisOperator
 
 USE_CLAUDE = os.environ.get("DATAENG_USE_CLAUDE") == "1"
+NOTIFY = ["growth-team@example.com"]
 
 with DAG(
     dag_id="dataeng_experiment_report_postgres",
     description="Daily sequential analysis of the checkout experiment on PostgreSQL",
     schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
-    start_date=datetime(2024, 3, 2),
-    end_date=datetime(2024, 3, 16),
+    start_date=datetime(2024, 3, 2, tzinfo=UTC),
+    end_date=datetime(2024, 3, 16, tzinfo=UTC),
+    dagrun_timeout=timedelta(hours=3),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=2),
+        callback=AsyncCallback(SmtpNotifier, kwargs={"to": NOTIFY, "subject": "Experiment report is late"}),
+    ),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "growth-team", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "owner": "growth-team",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(hours=1),
+        "on_failure_callback": SmtpNotifier(to=NOTIFY),
+    },
     tags=["dataeng", "experiment", "postgres"],
 ) as dag:
 
@@ -49,5 +63,5 @@ with DAG(
         poll_interval=300,
         srm_policy="fail",
         guardrail_policy="warn",
-        execution_timeout=timedelta(hours=2),
+        execution_timeout=timedelta(hours=2),  # covers the deferral
     )

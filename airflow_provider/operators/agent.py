@@ -27,7 +27,9 @@ class AgentOperator(NarratedOperator):
 
     :param question: The question (templated).
     :param persona: Persona name (``data-engineer``, ``backend-architect``).
-    :param context_task_ids: Upstream task ids whose ``return_value`` XComs become the context.
+    :param context_task_ids: Upstream task ids whose XComs become the context.
+    :param context_xcom_key: The XCom key pulled from each of them (``return_value``; the dataeng
+        operators also push their summary as ``summary`` before failing a task on a policy).
     :param context: Extra JSON-able context (templated).
     :param anthropic_conn_id: Connection of type ``anthropic``.
     :param deferrable: Ask through the Message Batches API while deferred.
@@ -43,6 +45,7 @@ class AgentOperator(NarratedOperator):
         question: str,
         persona: str = "data-engineer",
         context_task_ids: Sequence[str] = (),
+        context_xcom_key: str = "return_value",
         context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -50,14 +53,15 @@ class AgentOperator(NarratedOperator):
         self.question = question
         self.persona = persona
         self.context_task_ids = list(context_task_ids)
+        self.context_xcom_key = context_xcom_key
         self.context = context
 
     def gather_context(self, context: Context) -> dict[str, Any]:
-        """``context`` plus the ``return_value`` XCom of each task in ``context_task_ids``."""
+        """``context`` plus the ``context_xcom_key`` XCom of each task in ``context_task_ids``."""
         facts: dict[str, Any] = dict(self.context or {})
         ti = context["ti"]
         for task_id in self.context_task_ids:
-            facts[task_id] = ti.xcom_pull(task_ids=task_id)
+            facts[task_id] = ti.xcom_pull(task_ids=task_id, key=self.context_xcom_key)
         return facts
 
     def context_files(self, context: Context) -> list[str]:

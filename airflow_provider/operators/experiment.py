@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
 from dataeng_agents.airflow_provider.links.report import ReportLink
 from dataeng_agents.airflow_provider.operators._narrated import (
     NarratedOperator,
@@ -24,10 +25,11 @@ Policy = Literal["fail", "warn"]
 REPORT_FORMATS = ("json", "md", "html")
 
 
-class ExperimentPolicyError(Exception):
+class ExperimentPolicyError(AirflowFailException):
     """The analysis found a sample-ratio mismatch or a guardrail regression and the policy is ``fail``.
 
-    Raised *after* the report is written, so the analyst can read why the task failed.
+    Raised *after* the report is written, so the analyst can read why the task failed. An
+    ``AirflowFailException``: the same data gives the same verdict, so a retry cannot help.
     """
 
 
@@ -194,6 +196,7 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         ti = context["ti"]
         if "html" in paths:
             ti.xcom_push(key=ReportLink().xcom_key, value=paths["html"])
+        ti.xcom_push(key="summary", value=summary)  # also readable when a policy fails the task below
         context["outlet_events"][self.report_asset].extra = {
             "experiment_id": summary.get("experiment_id"),
             "verdict": summary.get("verdict"),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow.sdk.exceptions import AirflowFailException
 from dataeng_agents.airflow_provider.links.report import ReportLink
 from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, local_dir
 
@@ -17,8 +18,11 @@ FailOn = Literal["error", "warn", "never"]
 REVIEW_FORMATS = ("json", "md", "sarif")
 
 
-class PipelineReviewFailed(Exception):
-    """The review found findings at or above ``fail_on``; raised after the review is written."""
+class PipelineReviewFailed(AirflowFailException):
+    """The review found findings at or above ``fail_on``; raised after the review is written.
+
+    An ``AirflowFailException``: the same files give the same findings, so a retry cannot help.
+    """
 
 
 class PipelineReviewOperator(NarratedOperator):
@@ -135,6 +139,8 @@ class PipelineReviewOperator(NarratedOperator):
         summary: dict[str, Any] = dict(review.summary())
         summary["report"] = paths
         summary["advice"] = result.advice.provenance.narrator
+        # pushed before the fail_on check, so downstream tasks (all_done) can read a failed review
+        context["ti"].xcom_push(key="summary", value=summary)
         link = paths.get("md") or paths.get("json")
         if link:
             context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import EXAMPLES, REPO
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
