@@ -180,7 +180,7 @@ class RunUsage:
     def as_dict(self) -> dict[str, float]:
         """The ``NarrationProvenance.usage`` mapping (all numbers, so it fits ``dict[str, float]``)."""
         t = self.tokens
-        return {
+        out = {
             "input_tokens": float(t.input_tokens),
             "output_tokens": float(t.output_tokens),
             "cache_read_tokens": float(t.cache_read_tokens),
@@ -189,3 +189,6 @@ class RunUsage:
             "calls": float(self.calls),
             "retries": float(self.retries),
         }
+        if not self.price_known:
+            out["price_estimated"] = 1.0  # the model is not in the price table: priced at its dearest row
+        return out

@@ -174,3 +174,13 @@ def test_sanitize_redacts_by_key_caps_lists_and_drops_rows() -> None:
     assert out["password"] == "[REDACTED]" and out["nested"]["api_key"] == "[REDACTED]"
     assert len(out["items"]) == 201 and "300 more items" in out["items"][-1]
     assert out["records"].startswith("[omitted: 1 raw rows")
+
+
+def test_usage_of_an_unknown_model_is_flagged_as_estimated() -> None:
+    run = RunUsage(model="claude-unreleased-9")
+    run.add(TokenUsage(input_tokens=1_000_000), PriceTable.load())
+    d = run.as_dict()
+    assert d["price_estimated"] == 1.0 and d["usd"] == pytest.approx(15.0)
+    known = RunUsage(model="claude-sonnet-5-5")
+    known.add(TokenUsage(input_tokens=10), PriceTable.load())
+    assert "price_estimated" not in known.as_dict()
