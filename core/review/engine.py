@@ -24,7 +24,7 @@ from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
 from dataeng_agents.core.review.config import ReviewConfig, load_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
-from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Unresolved
+from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.prefect_checks import is_prefect_module, review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
@@ -315,26 +315,37 @@ def review_paths(
                 o.raw.append(RawFinding("SCH006", line, 0, dag_id,
                                         f"dag_id '{dag_id}' is also defined in {first[dag_id][0]}:{first[dag_id][1]}"))
             first.setdefault(dag_id, (path, line))
+    severities: dict[str, Severity] = {}
+    findings = result.findings
     for path, o in outcomes.items():
         seen: set[tuple[str, int, str]] = set()
+        suppressed = kept = 0
+        check_suppression = bool(o.suppress_file or o.suppress_lines or cfg.exceptions)
         for raw in o.raw:
             key = (raw.rule_id, raw.line, raw.message)
             if key in seen:
                 continue
             seen.add(key)
-            if (raw.rule_id in o.suppress_file or "*" in o.suppress_file
-                    or raw.rule_id in o.suppress_lines.get(raw.line, set())
-                    or cfg.excepted(path, raw.rule_id)):
-                o.report.suppressed += 1
+            if check_suppression and (
+                raw.rule_id in o.suppress_file or "*" in o.suppress_file
+                or raw.rule_id in o.suppress_lines.get(raw.line, ())
+                or cfg.excepted(path, raw.rule_id)
+            ):
+                suppressed += 1
                 continue
             rule = RULES[raw.rule_id]
-            result.findings.append(Finding(
+            severity = severities.get(raw.rule_id)
+            if severity is None:
+                severity = severities[raw.rule_id] = cfg.severity_of(raw.rule_id)
+            # trusted, already-typed values: skip re-validation (hundreds of findings per large tree)
+            findings.append(Finding.model_construct(
                 id=Finding.make_id(raw.rule_id, path, raw.subject, raw.message),
-                rule_id=raw.rule_id, severity=cfg.severity_of(raw.rule_id), category=rule.category, path=path,
+                rule_id=raw.rule_id, severity=severity, category=rule.category, path=path,
                 line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,
             ))
-            o.report.findings += 1
-        result.suppressed += o.report.suppressed
+            kept += 1
+        o.report.suppressed, o.report.findings = suppressed, kept
+        result.suppressed += suppressed
         result.unresolved.extend(o.unresolved)
         result.files.append(o.report)
     result.files.extend(error_reports)
