@@ -141,7 +141,9 @@ def test_runtime_mode_agrees_with_the_static_resolution(tmp_path: Path) -> None:
     runtime = review_paths(
         [picks[0], dynamic], profile="strict", runtime=True, python=sys.executable, runtime_timeout=240
     )
-    assert all(f.parse_seconds is not None and f.parse_seconds > 0 for f in runtime.files if f.kind == "airflow")
+    assert all(
+        f.parse_seconds is not None and f.parse_seconds > 0 for f in runtime.files if f.kind == "airflow"
+    )
     decided = {f.rule_id: f.message for f in runtime.findings if f.path == str(dynamic)}
     assert "resolved at runtime" in decided["REL001"]  # retries=0 once the function has run
     assert "OBS003" not in decided  # owner 'payments' is fine
