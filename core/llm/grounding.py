@@ -3,7 +3,7 @@
 Rule (what counts as "the same number, rounded as displayed"):
 
 1. Numbers are read from every prose field of the answer (not from ``refs`` / ``finding_ids``).
-   ``12,345`` is 12345; a ``k``/``M``/``B``/``bn`` suffix multiplies; ``%`` marks a percentage;
+   ``12,345`` is 12345; ``4e-4`` is 0.0004; a ``k``/``M``/``B``/``bn`` suffix multiplies; ``%`` marks a percentage;
    the sign is ignored (a "3.2% drop" and ``-0.032`` are the same claim).
 2. A prose number ``x`` written with ``d`` decimals matches a fact value ``v`` when
    ``|x - |v|| <= 0.5 * 10**-d`` (``v`` rounded to the shown precision), or the same holds for the
@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_NUM = re.compile(r"(\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+)(?:\.(\d+))?")
+_NUM = re.compile(r"(\d{1,3}(?:,\d{3})+(?!\d|,\d)|\d+)(?:\.(\d+))?(?:[eE]([-+]?\d{1,3})(?!\w|\.\d))?")
 _MULT = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "bn": 1e9}
 _ORDINAL = ("st", "nd", "rd", "th")
 _ID_BEFORE = set("_.:/#@\\")
@@ -94,7 +94,9 @@ def extract_numbers(text: str, field_name: str = "") -> list[ProseNumber]:
         value = float(whole.replace(",", "") + ("." + frac if frac else ""))
         word = re.match(r"[A-Za-z]+", after)
         multiplier, percent = 1.0, False
-        if word:
+        if m.group(3) is not None:  # scientific notation: 4e-4
+            multiplier = 10.0 ** int(m.group(3))
+        elif word:
             w = word.group(0)
             if w.lower() in _ORDINAL:
                 continue
@@ -161,7 +163,8 @@ def _all_numbers(text: str) -> list[ProseNumber]:
     out = []
     for m in _NUM.finditer(text):
         frac = m.group(2) or ""
-        out.append(ProseNumber(m.group(0), float(m.group(1).replace(",", "") + ("." + frac if frac else "")), len(frac)))
+        scale = 10.0 ** int(m.group(3)) if m.group(3) is not None else 1.0
+        out.append(ProseNumber(m.group(0), float(m.group(1).replace(",", "") + ("." + frac if frac else "")) * scale, len(frac)))
     return out
 
 

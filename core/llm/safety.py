@@ -45,6 +45,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), REDACTED),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"), REDACTED),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{12,}=*"), r"\1 " + REDACTED),
+    # SQL: CREATE USER x IDENTIFIED BY 'pw' / CREATE ROLE x PASSWORD 'pw'
+    (re.compile(r"(?i)\b(identified\s+by|password)(\s+)(['\"])[^'\"\n]{1,200}\3"), r"\1\2\3" + REDACTED + r"\3"),
     # name = "literal" / name: 'literal' / "name": "literal"
     (
         re.compile(rf"(?i)((?<![\w.\-])[\w.\-]{{0,40}}?{_SECRET_NAME}[\w.\-]{{0,40}}[\"']?[ \t]*(?:=|:|=>)[ \t]*)([\"'])[^\"'\n]{{1,500}}\2"),

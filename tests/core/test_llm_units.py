@@ -102,6 +102,7 @@ FACTS = {
         "In 2026, rule R012 on metric_2 (p95, v1.2) at 02:30 is the 1st item.",
         "1. Fix retries.\n2. Move Variable.get.",
         "Ship it: 0 blockers, 1 decision.",
+        "p = 4e-4, n = 1.2345e4.",
     ],
 )
 def test_grounded_prose_passes(prose: str) -> None:
@@ -118,6 +119,7 @@ def test_grounded_prose_passes(prose: str) -> None:
         ("Revenue will grow by $2.4M.", "2.4"),
         ("5 findings need attention.", "5"),
         ("p < 0.2 overall.", "0.2"),  # only conventional thresholds are exempt after '<'
+        ("p = 5e-4.", "5e-4"),
     ],
 )
 def test_invented_numbers_are_caught(prose: str, bad: str) -> None:
@@ -157,6 +159,8 @@ def test_extract_numbers_skips_ids_and_reads_suffixes() -> None:
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA"),
         ("slack: xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij"),
         ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+        ("CREATE USER etl IDENTIFIED BY 'Xy-77-pw';", "Xy-77-pw"),
+        ("ALTER ROLE app WITH PASSWORD 'S3cr3t-pw';", "S3cr3t-pw"),
     ],
 )
 def test_redaction_removes_secrets(text: str, secret: str) -> None:
