@@ -275,6 +275,8 @@ class BatchNarration(Generic[NarrativeT]):
                 raise BatchNotReadyError(f"batch {batch_id} is {status.processing_status}; poll until it has ended")
             found = retry_call(lambda: self._find_result(c, batch_id), self.retry)
         except (RetriesExhausted, anthropic.APIError) as exc:
+            if isinstance(exc, anthropic.NotFoundError) and ledger is not None:
+                ledger.discard(self.custom_id)  # the batch is gone (deleted, or its results expired)
             return self.fallback(f"batch: {exc if isinstance(exc, RetriesExhausted) else describe_error(exc)}")
         if found is None:
             return self.fallback(f"batch: no result for custom_id {self.custom_id} in batch {batch_id}")

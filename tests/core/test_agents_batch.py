@@ -227,3 +227,15 @@ def test_json_ledger_survives_torn_files_and_rejects_bad_ids(tmp_path: Path) -> 
     assert ledger.get("experiment-abc") is None  # torn write: resubmit rather than crash
     with pytest.raises(ConfigError):
         ledger.get("../../etc/passwd")
+
+
+def test_a_batch_that_no_longer_exists_falls_back_and_leaves_the_ledger() -> None:
+    from dataeng_agents.core.llm import LedgerEntry
+
+    fake = FakeAnthropic()
+    ledger = InMemoryLedger()
+    n = BatchNarration.prepare(experiment_task(), retry=NO_SLEEP)
+    ledger.put(LedgerEntry(n.custom_id, "msgbatch_gone", "2026-10-01T00:00:00+00:00", n.model, "data-engineer", "experiment", "checkout-v2"))
+    out = n.collect(fake.client(), ledger=ledger)
+    assert out.provenance.fallback_reason == "batch: HTTP 404 NotFoundError"
+    assert ledger.get(n.custom_id) is None
