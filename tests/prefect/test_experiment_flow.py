@@ -265,3 +265,39 @@ def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duc
     assert report.per_variant is not None and report.per_variant > 0
     _close(report.summary(), direct.summary())
     assert report.narrative is not None and report.narrative.provenance.narrator == "template"
+
+
+def test_sample_ratio_mismatch_fails_the_run_by_policy(
+    prefect_server: str, sample_duckdb: str, tmp_path: Path
+) -> None:
+    """Drop a tenth of the control's exposures (broken logging): the core flags SRM, the run fails."""
+    import shutil
+
+    import duckdb
+
+    from dataeng_agents.core.warehouse import DuckDBWarehouse
+    from dataeng_agents.prefect_integration import ExperimentWarehouse
+    from dataeng_agents.prefect_integration.flows import ExperimentPolicyError, experiment_report_flow
+
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(sample_duckdb, broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("DELETE FROM exposures WHERE variant = 'control' AND unit_id % 10 = 0")
+    direct = _direct_report(DuckDBWarehouse(str(broken)))
+    assert {h.id: h.status for h in direct.health}["srm"] == "fail"
+
+    state = experiment_report_flow(
+        config=CONFIG,
+        warehouse=ExperimentWarehouse(duckdb_path=str(broken)),
+        report_dir=str(tmp_path / "report"),
+        fail_on=["srm"],
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(ExperimentPolicyError, match="Sample ratio"):
+        state.result()
+    # the same data with SRM left out of the policy completes (the verdict still says investigate)
+    result = experiment_report_flow(
+        config=CONFIG, warehouse=ExperimentWarehouse(duckdb_path=str(broken)), fail_on=[]
+    )
+    assert result["verdict"] == direct.decision.verdict == "investigate"
