@@ -51,8 +51,17 @@ XCOM_HEAVY_CALLS = {"read_csv", "read_parquet", "read_json", "read_sql", "read_s
 PARSE_TIME_IO_METHODS = {"get_records", "get_first", "get_pandas_df", "get_df", "get_conn", "get_connection",
                          "get_uri", "run_query", "list_keys", "list_objects", "list_objects_v2", "list_blobs",
                          "get_sqlalchemy_engine", "urlopen"}
+def _last(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
 IO_ROOTS = frozenset({"requests", "httpx", "urllib", "urlopen", "boto3", "psycopg2", "psycopg", "sqlalchemy",
                       "snowflake", "pymysql", "google", "redis", "create_engine", "connect"})
+PARSE_TIME_CANDIDATE_NAMES = PARSE_TIME_IO_METHODS | {
+    "get", "post", "put", "patch", "delete", "head", "request", "client", "resource", "connect", "create_engine",
+    "urlopen", "Redis", "Client", "list_buckets", "query",
+}
 PARSE_TIME_IO_MODULES = ("requests.", "httpx.", "urllib.request.", "boto3.", "psycopg2.connect", "psycopg.connect",
                          "sqlalchemy.create_engine", "snowflake.connector.connect", "pymysql.connect",
                          "google.cloud.", "redis.")
@@ -465,28 +474,29 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
 # ------------------------------------------------------------------ performance
 def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     imports = mod.imports
-    for node in mod.parse_time_of(ast.Call):
-        if not isinstance(node, ast.Call):
+    candidates = mod.idx.calls_named(*(n for n in mod.idx.call_by_name if n in PARSE_TIME_CANDIDATE_NAMES))
+    for call in candidates:
+        if not mod.parse_time(call):
             continue
-        last = node.func.attr if isinstance(node.func, ast.Attribute) else dotted(node.func)
-        if last != "get" and last not in PARSE_TIME_IO_METHODS and dotted(node.func).split(".", 1)[0] not in IO_ROOTS:
+        if dotted(call.func).split(".", 1)[0] not in IO_ROOTS and _last(call) not in PARSE_TIME_IO_METHODS \
+                and _last(call) != "get":
             continue
-        name = qualify(dotted(node.func), imports)
+        name = qualify(dotted(call.func), imports)
         if name.endswith("Variable.get"):
-            ctx.emit("PERF002", node, name, "Variable.get() runs at parse time (metadata DB query per parse)")
-        elif last in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
-            ctx.emit("PERF001", node, name, f"'{dotted(node.func)}()' runs at parse time on every DAG-file parse")
+            ctx.emit("PERF002", call, name, "Variable.get() runs at parse time (metadata DB query per parse)")
+        elif _last(call) in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
+            ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
     expensive = set(ctx.config.expensive_imports)
     imported_roots = {
         (a.name if isinstance(n, ast.Import) else (n.module or "")).split(".")[0]
         for n in mod.idx.of(ast.Import, ast.ImportFrom) if isinstance(n, ast.Import | ast.ImportFrom)
         for a in n.names
     }
-    for node in _top_level_imports(mod.tree) if imported_roots & expensive else ():
-        mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+    for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
+        mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:
             if m.split(".")[0] in ctx.config.expensive_imports:
-                ctx.emit("PERF003", node, m, f"'{m}' is imported at module level (import cost on every parse)")
+                ctx.emit("PERF003", imp, m, f"'{m}' is imported at module level (import cost on every parse)")
     if len(mod.dags) > ctx.config.max_dags_per_file:
         ctx.emit("PERF004", 1, mod.path, f"{len(mod.dags)} DAGs in one file (budget {ctx.config.max_dags_per_file})")
     for dag in mod.dags:

@@ -18,10 +18,10 @@ from dataeng_agents.core.review.pyast import (
     Span,
     const_str,
     dotted,
-    has_any,
     import_map,
     is_clock_call,
     kwargs_of,
+    lines_mentioning,
     qualify,
     span,
 )
@@ -475,13 +475,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
     mod.tasks.sort(key=lambda t: t.line)
-    sql_possible = mod.tasks_sql_possible = has_any(mod.lower_source, SQL_WORDS_LOWER)
-    lines = mod.lower_source.splitlines() if sql_possible else []
+    sql_lines = lines_mentioning(mod.lower_source, SQL_WORDS_LOWER)
+    mod.tasks_sql_possible = bool(sql_lines)
     for task in mod.tasks:
         fn = task.func
         # only scan a callable's body for SQL strings when its own lines mention SQL
-        task.sql_possible = sql_possible and fn is not None and has_any(
-            "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]), SQL_WORDS_LOWER
+        task.sql_possible = fn is not None and bool(sql_lines) and any(
+            fn.lineno <= ln <= (fn.end_lineno or fn.lineno) for ln in sql_lines
         )
         if task.func is not None:
             task.body = idx.func_nodes(task.func)

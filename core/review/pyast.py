@@ -127,7 +127,29 @@ def contains_clock_call(node: ast.AST | list[ast.AST], imports: dict[str, str]) 
 
 
 SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
-SECRET_WORDS_LOWER = ("pass", "secret", "token", "key", "credential", "auth")
+SECRET_WORDS_LOWER = ("pass", "secret", "token", "apikey", "api_key", "accesskey", "access_key", "privatekey",
+                      "private_key", "credential", "authkey", "auth_key")
+
+
+def lines_mentioning(lowered: str, words: tuple[str, ...]) -> list[int]:
+    """Sorted 1-based line numbers where any of ``words`` occurs (str.find, no per-line Python loop)."""
+    offsets: list[int] = []
+    for w in words:
+        pos = lowered.find(w)
+        while pos >= 0:
+            offsets.append(pos)
+            pos = lowered.find(w, pos + 1)
+    if not offsets:
+        return []
+    offsets.sort()
+    out: list[int] = []
+    line, last = 1, 0
+    for off in offsets:
+        line += lowered.count("\n", last, off)
+        last = off
+        if not out or out[-1] != line:
+            out.append(line)
+    return out
 
 
 def has_any(lowered: str, words: tuple[str, ...]) -> bool:
