@@ -24,7 +24,7 @@ CTE names carry an ``xp_`` prefix so they cannot shadow a user's table (``units`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import sqlglot
 from dataeng_agents.core.errors import ConfigError
@@ -346,8 +346,26 @@ def build_experiment_query(
                 )
         inner_cols += exprs.columns
         inner = exp.select(*inner_cols).from_(source_from(source, dialect, spath, config.base_dir, rd))
+        filters: list[exp.Expr] = []
         if source.where:
-            inner = inner.where(parse_scalar(source.where, rd, f"{spath}.where"))
+            filters.append(parse_scalar(source.where, rd, f"{spath}.where"))
+        # Constant time bounds on the event scan (on top of the per-unit window in the join): the
+        # database can prune partitions / zone maps instead of joining every event ever logged.
+        pre_max = max((m.cuped.pre_window for _, m in members if m.cuped is not None), default=0.0)
+        win = [m.window for _, m in members]
+        event_ts = _col(source.timestamp)
+        if start is not None:
+            lower_bound = _ts_literal(_as_dt(start) - timedelta(hours=pre_max), dialect)
+            filters.append(event_ts >= lower_bound)
+        upper: list[datetime] = []
+        if event_end is not None:
+            upper.append(_as_dt(event_end))
+        if end is not None and all(w is not None for w in win):
+            upper.append(_as_dt(end) + timedelta(hours=max(w for w in win if w is not None)))
+        if upper:
+            filters.append(event_ts < _ts_literal(min(upper), dialect))
+        if filters:
+            inner = inner.where(exp.and_(*filters))
 
         ts = _col("event_ts", "e")
         fe = _col("first_exposure", "u")

@@ -78,6 +78,9 @@ WITH xp_exposures AS (
       CAST(revenue AS DOUBLE) AS x0,
       CAST(1 AS DOUBLE) AS x1
     FROM orders
+    WHERE
+      ordered_at >= CAST('2024-02-03 00:00:00.000000' AS TIMESTAMP)
+      AND ordered_at < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
   ) AS e
     ON e.unit_id = u.unit_id
     AND e.event_ts >= (
@@ -120,6 +123,9 @@ WITH xp_exposures AS (
       CAST(1 AS DOUBLE) AS x0,
       CAST(latency_ms AS DOUBLE) AS x1
     FROM sessions
+    WHERE
+      started_at >= CAST('2024-03-02 00:00:00.000000' AS TIMESTAMP)
+      AND started_at < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
   ) AS e
     ON e.unit_id = u.unit_id
     AND e.event_ts >= u.first_exposure
@@ -158,6 +164,9 @@ WITH xp_exposures AS (
       WHERE
         amount > 0
     ) AS q
+    WHERE
+      refunded_at >= CAST('2024-03-02 00:00:00.000000' AS TIMESTAMP)
+      AND refunded_at < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
   ) AS e
     ON e.unit_id = u.unit_id
     AND e.event_ts >= u.first_exposure
