@@ -9,7 +9,9 @@ tracking plan fails the run (after publishing the artifacts), which is what aler
 
 Run ``python dags_examples/prefect_feature_lifecycle.py`` to serve it, or ``... --once`` for one
 check now. The first start writes the core's seeded lifecycle demo (a checkout redesign with a
-planted tracking bug) into ``~/.dataeng/lifecycle.duckdb`` and its YAML next to it.
+planted tracking bug) into ``~/.dataeng/lifecycle.duckdb`` and its YAML next to it — so the demo
+run fails on purpose, with the ``checkout-redesign-tracking`` artifact naming the dropped ``price``
+property of the treatment's ``checkout_started`` events.
 """
 
 from __future__ import annotations
