@@ -55,21 +55,12 @@ def review_per_file(files: list[Path]) -> None:
         engine.review_file(str(f), CONFIG, "3.3")
 
 
-def review_gc_on(files: list[Path]) -> None:
-    engine.PAUSE_GC = False
-    try:
-        review(files)
-    finally:
-        engine.PAUSE_GC = True
-
-
 def measure(files: list[Path], repeat: int) -> dict[str, list[float]]:
     """Interleave the contenders round by round so load from other processes hits all of them alike."""
-    times: dict[str, list[float]] = {"parse": [], "review": [], "review_gc_on": [], "per_file": []}
+    times: dict[str, list[float]] = {"parse": [], "review": [], "per_file": []}
     for _ in range(repeat):
         times["parse"].append(_timed(bare_parse, files))
         times["review"].append(_timed(review, files))
-        times["review_gc_on"].append(_timed(review_gc_on, files))
         times["per_file"].append(_timed(review_per_file, files))
     return times
 
@@ -86,20 +77,17 @@ def main() -> None:
     times = measure(files, args.repeat)
     parse_best, parse_med = min(times["parse"]), statistics.median(times["parse"])
     review_best, review_med = min(times["review"]), statistics.median(times["review"])
-    nogc_best, nogc_med = min(times["review_gc_on"]), statistics.median(times["review_gc_on"])
     n = len(files)
     print(f"corpus: {n} files, {size / 1024:.0f} KiB (Airflow example DAGs); CPU time, {args.repeat} interleaved rounds")
     print(f"bare ast.parse : {n / parse_best:8.0f} files/s  (best {parse_best * 1000:.1f} ms, median {parse_med * 1000:.1f} ms)")
     print(f"static review  : {n / review_best:8.0f} files/s  (best {review_best * 1000:.1f} ms, median {review_med * 1000:.1f} ms)")
-    print(f"  same, GC on   : {n / nogc_best:8.0f} files/s  (best {nogc_best * 1000:.1f} ms, median {nogc_med * 1000:.1f} ms)")
     ratio = parse_best / review_best
     print(f"ratio review/parse throughput (best of {args.repeat}): {ratio:.2f}x  (target >= 0.50x) -> "
           f"{'PASS' if ratio >= 0.5 else 'MISS'}")
     per_file = min(times["per_file"])
     print(f"per-file analysis only (engine.review_file, no result assembly): {n / per_file:.0f} files/s, "
           f"{parse_best / per_file:.2f}x")
-    print(f"ratio of medians: {parse_med / review_med:.2f}x; without the per-file GC pause: "
-          f"{parse_best / nogc_best:.2f}x (best), {parse_med / nogc_med:.2f}x (median)")
+    print(f"ratio of medians: {parse_med / review_med:.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
-import gc
 import io
 import os
 import re
@@ -123,23 +122,8 @@ def _suppressions(source: str, outcome: _FileOutcome) -> None:
                 outcome.suppress_lines.setdefault(n, set()).update(rules)
 
 
-#: Pause the cyclic garbage collector while one file is parsed and analysed. An AST is tens of
-#: thousands of young objects; collections triggered mid-file traverse all of them for nothing
-#: (reference counting frees the tree afterwards). Measured in benchmarks/review_speed.py.
-PAUSE_GC = True
-
-
 def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileOutcome:
-    if not PAUSE_GC or not gc.isenabled():
-        return _review_file(path, config, airflow_version)
-    gc.disable()
-    try:
-        return _review_file(path, config, airflow_version)
-    finally:
-        gc.enable()
-
-
-def _review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileOutcome:
+    """Read, parse and check one file; never raises for a bad file (the reason is in the report)."""
     ctx = CheckContext(path=path, config=config, airflow_version=airflow_version)
     try:
         st = os.stat(path)
@@ -183,6 +167,7 @@ def _review_file(path: str, config: ReviewConfig, airflow_version: str) -> _File
             report.dags = [d.name for d in mod.dags]
             report.tasks = len(mod.tasks)
             outcome.dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
+            mod.release()
         if is_prefect_module(imports):
             fns = review_prefect_module(ctx, tree, source)
             report.kind = "prefect" if not is_airflow else report.kind
@@ -337,8 +322,7 @@ def review_paths(
             severity = severities.get(raw.rule_id)
             if severity is None:
                 severity = severities[raw.rule_id] = cfg.severity_of(raw.rule_id)
-            # trusted, already-typed values: skip re-validation (hundreds of findings per large tree)
-            findings.append(Finding.model_construct(
+            findings.append(Finding(
                 id=Finding.make_id(raw.rule_id, path, raw.subject, raw.message),
                 rule_id=raw.rule_id, severity=severity, category=rule.category, path=path,
                 line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,
