@@ -70,16 +70,31 @@ class DuckDBWarehouse:
     :param path: the ``.duckdb`` file, or ``":memory:"``.
     :param connection: an already open ``duckdb`` connection to use instead of ``path``.
     :param threads: DuckDB worker threads (default: DuckDB's own choice).
+    :param memory_limit: DuckDB memory limit such as ``"200MB"``: joins and aggregates spill to
+        ``temp_directory`` beyond it (slower, but a bounded footprint on a shared worker).
+    :param temp_directory: where DuckDB spills (default: DuckDB's own choice).
     """
 
     dialect = "duckdb"
 
     def __init__(
-        self, path: str | os.PathLike[str] = ":memory:", *, connection: Any = None, threads: int | None = None
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        connection: Any = None,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+        temp_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = str(path)
         self._connection = connection
-        self._threads = threads
+        self._config: dict[str, Any] = {}
+        if threads is not None:
+            self._config["threads"] = int(threads)
+        if memory_limit is not None:
+            self._config["memory_limit"] = str(memory_limit)
+        if temp_directory is not None:
+            self._config["temp_directory"] = str(temp_directory)
         if connection is None and self.path != ":memory:" and not Path(self.path).exists():
             raise WarehouseError(f"duckdb: database file not found: {self.path}")
 
@@ -89,11 +104,10 @@ class DuckDBWarehouse:
         if self._connection is not None:
             return self._connection, False
         try:
-            con = duckdb.connect(self.path, read_only=self.path != ":memory:")
+            # settings go through DuckDB's config dict, never into SQL text
+            con = duckdb.connect(self.path, read_only=self.path != ":memory:", config=self._config)
         except duckdb.Error as exc:
             raise WarehouseError(f"duckdb: cannot open {self.path}: {_first_line(exc)}") from None
-        if self._threads:
-            con.execute(f"SET threads = {int(self._threads)}")
         return con, True
 
     def query(self, sql: str) -> list[Row]:
