@@ -66,11 +66,11 @@ def analyze_arrays(inp: AnalysisInput | dict[str, Any]) -> engine.ArrayResults:
         return engine.compute(cells, parsed.settings, cuped, ckind)
 
 
-def _finite_or_none(arr: npt.NDArray[np.float64]) -> list[list[float | None]]:
-    """Nested lists of Python floats, with None where the value is NaN or infinite."""
-    obj = arr.astype(object)
-    obj[~np.isfinite(arr)] = None
-    out: list[list[float | None]] = obj.tolist()
+def _finite_or_none(arr: npt.NDArray[np.float64]) -> list[float | None]:
+    """A flat list of Python floats, with None where the value is NaN or infinite."""
+    obj = arr.ravel().astype(object)
+    obj[~np.isfinite(arr.ravel())] = None
+    out: list[float | None] = obj.tolist()
     return out
 
 
@@ -108,6 +108,46 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bayes: bool) -> list[MetricResult]:
+    """Result models from the array grids, row-major (metric, then variant).
+
+    Errored results are NaN in every array, so every column maps NaN/inf to None in one vectorised
+    step; the loop only assembles objects (this is the hot spot of the output for 10,000s of rows).
+    """
+    n_var = len(res.variant_names)
+    metrics = [m for m in res.metric_names for _ in range(n_var)]
+    variants = res.variant_names * len(res.metric_names)
+    columns = [_finite_or_none(a) for a in (res.estimate, res.std_error, res.ci_lower, res.ci_upper,
+                                             res.p_value, adjusted, res.chance_to_win, res.risk_control,
+                                             res.risk_variant)]
+    errors = res.error.ravel().tolist()
+    messages = engine.ERROR_MESSAGES
+    new, set_ = MetricResult.__new__, object.__setattr__
+    out: list[MetricResult] = []
+    append = out.append
+    for metric, variant, est, se, lo, hi, p, adj, ctw, rc, rv, code in zip(
+        metrics, variants, *columns, errors, strict=True
+    ):
+        if code:
+            ci: tuple[float | None, float | None] | None = None
+            risk = None
+            error: str | None = messages[code]
+        else:
+            ci = (lo, hi)
+            risk = _trusted(Risk, {"control": rc, "variant": rv}, _RISK_FIELDS) if bayes else None
+            error = None
+        obj = new(MetricResult)
+        set_(obj, "__dict__", {
+            "metric": metric, "variant": variant, "estimate": est, "std_error": se, "ci": ci, "p_value": p,
+            "adjusted_p_value": adj, "chance_to_win": ctw, "risk": risk, "error": error,
+        })
+        set_(obj, "__pydantic_fields_set__", _RESULT_FIELDS)
+        set_(obj, "__pydantic_extra__", None)
+        set_(obj, "__pydantic_private__", None)
+        append(obj)
+    return out
+
+
 def analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     """Analyse every metric x variant of an experiment against control (one vectorised pass).
 
@@ -127,34 +167,5 @@ def _analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     adjusted = np.full(res.p_value.shape, np.nan)
     if settings.correction != "none" and settings.method != "bayesian":
         adjusted = adjust_pvalues(res.p_value, settings.correction)
-    results: list[MetricResult] = []
-    bayes = settings.method == "bayesian"
-    est, se = res.estimate.tolist(), res.std_error.tolist()
-    lo, hi, adj = _finite_or_none(res.ci_lower), _finite_or_none(res.ci_upper), _finite_or_none(adjusted)
-    pv, ctw = res.p_value.tolist(), res.chance_to_win.tolist()
-    rc, rv, err = res.risk_control.tolist(), res.risk_variant.tolist(), res.error.tolist()
-    for i, metric in enumerate(res.metric_names):
-        for j, variant in enumerate(res.variant_names):
-            code = err[i][j]
-            if code:
-                data: dict[str, Any] = {
-                    "metric": metric, "variant": variant, "estimate": None, "std_error": None, "ci": None,
-                    "p_value": None, "adjusted_p_value": None, "chance_to_win": None, "risk": None,
-                    "error": engine.ERROR_MESSAGES[code],
-                }
-            else:
-                data = {
-                    "metric": metric,
-                    "variant": variant,
-                    "estimate": est[i][j],
-                    "std_error": se[i][j],
-                    "ci": (lo[i][j], hi[i][j]),
-                    "p_value": None if bayes else pv[i][j],
-                    "adjusted_p_value": adj[i][j],
-                    "chance_to_win": ctw[i][j] if bayes else None,
-                    "risk": _trusted(Risk, {"control": rc[i][j], "variant": rv[i][j]}, _RISK_FIELDS)
-                    if bayes else None,
-                    "error": None,
-                }
-            results.append(_trusted(MetricResult, data, _RESULT_FIELDS))
+    results = _results(res, adjusted, bayes=settings.method == "bayesian")
     return AnalysisOutput.model_construct(srm=srm, results=results)

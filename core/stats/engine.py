@@ -16,7 +16,6 @@ the lift.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,37 +196,39 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     signatures: dict[tuple[str, ...], int] = {}
     sig_ids: list[int] = []
     cell_metric: list[int] = []
-    cell_label: list[str] = []
     metric_names: list[str] = []
     kinds: list[int] = []
     inverse: list[bool] = []
-    qlevel: list[float] = []
+    qlevel: list[float | None] = []
+    kind_code, metric_keys, field_set = _KIND_CODE, _METRIC_KEYS, _FIELD_SET
+    strata_labels: dict[int, str] = {}
     for mi, m in enumerate(metrics):
-        if type(m) is not dict or not m.keys() <= _METRIC_KEYS:
+        if type(m) is not dict or not m.keys() <= metric_keys:
             return None
         name, kind, inv, q = m.get("name"), m.get("kind"), m.get("inverse", False), m.get("quantile")
-        if type(name) is not str or not name or type(kind) is not str or kind not in _KIND_CODE or type(inv) is not bool:
+        if type(name) is not str or not name or type(kind) is not str or kind not in kind_code or type(inv) is not bool:
             return None
         if q is not None and (type(q) not in (int, float) or not 0 < q < 1):
             return None
         if kind == "quantile" and q is None:
             return None
         metric_names.append(name)
-        kinds.append(_KIND_CODE[kind])
+        kinds.append(kind_code[kind])
         inverse.append(inv)
-        qlevel.append(float(q) if q is not None else math.nan)
+        qlevel.append(q)
         stats, strata = m.get("stats"), m.get("strata")
         if stats is not None and strata is None:
-            groups: list[tuple[str, Any]] = [("", stats)]
+            groups: list[Any] = [stats]
         elif strata is not None and stats is None and type(strata) is list and strata and kind != "quantile":
             groups = []
             for k, st in enumerate(strata):
                 if type(st) is not dict or st.keys() != {"name", "stats"} or type(st["name"]) is not str:
                     return None
-                groups.append((f"strata[{k}].", st["stats"]))
+                strata_labels[len(cell_metric) + k] = f"strata[{k}]."
+                groups.append(st["stats"])
         else:
             return None
-        for label, group in groups:
+        for group in groups:
             if type(group) is not dict or group.keys() != name_set:
                 return None
             for vname in names:
@@ -238,13 +239,15 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
                 keys = tuple(d)
                 sid = signatures.get(keys)
                 if sid is None:
-                    if not set(keys) <= _FIELD_SET:
+                    if not set(keys) <= field_set:
                         return None
                     sid = signatures[keys] = len(signatures)
                 sig_ids.append(sid)
                 extend(d.values())
             cell_metric.append(mi)
-            cell_label.append(label)
+    cell_label = [""] * len(cell_metric)
+    for cell, label in strata_labels.items():
+        cell_label[cell] = label
     if len(set(metric_names)) != len(metric_names):
         return None
     if not set(map(type, flat)) <= _NUMBER_TYPES:
@@ -273,7 +276,7 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
         control=names.index(header.control),
         kind=np.asarray(kinds, dtype=np.int64),
         inverse=np.asarray(inverse, dtype=np.bool_),
-        quantile_level=np.asarray(qlevel, dtype=np.float64),
+        quantile_level=np.array(qlevel, dtype=np.float64),  # None -> NaN
     )
 
 
