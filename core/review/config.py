@@ -16,7 +16,7 @@ from typing import Any, Literal
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.models import Severity
 from dataeng_agents.core.review.rules import RULES
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 Profile = Literal["strict", "default", "examples"]
 PROFILES: tuple[str, ...] = ("strict", "default", "examples")
@@ -58,6 +58,16 @@ class ReviewConfig(BaseModel):
     same_conn_task_threshold: int = Field(default=5, ge=2)
     max_file_bytes: int = Field(default=10_000_000, ge=1)
     exceptions: list[ExceptionEntry] = Field(default_factory=list)
+    #: (settings the severities depend on, the enabled rule ids): rebuilt when those settings change
+    _enabled_cache: tuple[object, frozenset[str]] | None = PrivateAttr(default=None)
+
+    def enabled_rules(self) -> frozenset[str]:
+        """The ids of every rule not switched off (memoised; checks ask this thousands of times a run)."""
+        key = (self.profile, tuple(self.disable), tuple(self.severity.items()))
+        cached = self._enabled_cache
+        if cached is None or cached[0] != key:
+            cached = self._enabled_cache = (key, frozenset(r for r in RULES if self.enabled(r)))
+        return cached[1]
 
     def severity_of(self, rule_id: str) -> Severity:
         if rule_id in self.disable:
@@ -78,6 +88,8 @@ class ReviewConfig(BaseModel):
         return any(e.matches(path, rule_id) for e in self.exceptions)
 
     def excluded(self, path: str) -> bool:
+        if not self.exclude:
+            return False
         posix = Path(path).as_posix()
         return any(fnmatch.fnmatch(posix, g) or fnmatch.fnmatch(posix, f"*/{g}") for g in self.exclude)
 

@@ -27,18 +27,21 @@ class CheckContext:
     unresolved: list[Unresolved] = field(default_factory=list)
 
     airflow_major: int = 3
+    #: the rule ids not switched off (from the config, computed once per config)
+    enabled_rules: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         try:
             self.airflow_major = int(self.airflow_version.split(".")[0])
         except ValueError:
             self.airflow_major = 3
+        self.enabled_rules = self.config.enabled_rules()
 
     def enabled(self, rule_id: str) -> bool:
-        return self.config.enabled(rule_id)
+        return rule_id in self.enabled_rules
 
     def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
-        if not self.enabled(rule_id):
+        if rule_id not in self.enabled_rules:
             return
         if isinstance(where, int):
             line, col = where, 0
@@ -47,7 +50,7 @@ class CheckContext:
         self.findings.append(RawFinding(rule_id, line, col, subject, message))
 
     def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:
-        if self.enabled(rule_id):
+        if rule_id in self.enabled_rules:
             self.unresolved.append(Unresolved(
                 rule_id=rule_id, path=self.path, line=line, subject=subject, attribute=attribute, reason=reason
             ))

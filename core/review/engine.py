@@ -10,13 +10,14 @@ import ast
 import io
 import os
 import re
+import stat
 import sys
 import time
 import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
@@ -63,7 +64,7 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
             reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
             errors.append(FileReport(path=p, kind="error", status="error", error=f"cannot open: {reason}"))
             continue
-        if not os.path.isdir(p):
+        if not stat.S_ISDIR(st.st_mode):
             add(p)
             continue
         if p.endswith(PY_SUFFIXES) and st:
@@ -125,15 +126,17 @@ def _suppressions(source: str, outcome: _FileOutcome) -> None:
 def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileOutcome:
     """Read, parse and check one file; never raises for a bad file (the reason is in the report)."""
     ctx = CheckContext(path=path, config=config, airflow_version=airflow_version)
+    limit = config.max_file_bytes
     try:
-        st = os.stat(path)
-        if st.st_size > config.max_file_bytes:
-            return _FileOutcome(FileReport(
-                path=path, kind="error", status="error",
-                error=f"file is {st.st_size} bytes, over the {config.max_file_bytes}-byte limit (max_file_bytes)",
-            ))
+        # one open + read instead of stat + open + read: reading one byte over the limit tells it apart
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(limit + 1)
+            if len(data) > limit:
+                size = os.fstat(fh.fileno()).st_size
+                return _FileOutcome(FileReport(
+                    path=path, kind="error", status="error",
+                    error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
+                ))
     except OSError as exc:
         reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot read: {reason}"))
@@ -157,25 +160,29 @@ def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileO
     index = Index(tree)
     imports = import_map(tree, index)
     is_airflow = any(v == "airflow" or v.startswith("airflow.") for v in imports.values())
-    report = FileReport(path=path, kind="python")
-    outcome = _FileOutcome(report)
+    # the report is built once at the end: assigning to a pydantic model field goes through Python code
+    kind: Literal["airflow", "prefect", "python"] = "python"
+    dags: list[str] = []
+    tasks = 0
+    dag_ids: list[tuple[str, int]] = []
     try:
         if is_airflow:
             mod = build_module(path, source, tree, index, imports)
             review_airflow_module(ctx, mod)
-            report.kind = "airflow"
-            report.dags = [d.name for d in mod.dags]
-            report.tasks = len(mod.tasks)
-            outcome.dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
+            kind = "airflow"
+            dags = [d.name for d in mod.dags]
+            tasks = len(mod.tasks)
+            dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
             mod.release()
         if is_prefect_module(imports):
             fns = review_prefect_module(ctx, tree, source)
-            report.kind = "prefect" if not is_airflow else report.kind
-            report.dags += [f.name for f in fns if f.kind == "flow"]
-            report.tasks += sum(1 for f in fns if f.kind == "task")
+            kind = "prefect" if not is_airflow else kind
+            dags += [f.name for f in fns if f.kind == "flow"]
+            tasks += sum(1 for f in fns if f.kind == "task")
     except RecursionError:
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
-    outcome.raw, outcome.unresolved = ctx.findings, ctx.unresolved
+    outcome = _FileOutcome(FileReport(path=path, kind=kind, dags=dags, tasks=tasks), ctx.findings, ctx.unresolved,
+                           dag_ids)
     _suppressions(source, outcome)
     return outcome
 
