@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.variables import Variable
-
 from dataeng_agents.prefect_integration.artifacts import artifact_key
 from dataeng_agents.prefect_integration.flows import feature_lifecycle_flow
+from prefect import flow, get_run_logger
+from prefect.variables import Variable
 
 HOME = Path.home() / ".dataeng"
 CONFIG = HOME / "lifecycle.yaml"
@@ -34,7 +33,6 @@ def ensure_demo() -> str:
     """Writes the seeded lifecycle demo data and its experiment YAML, once."""
     if not CONFIG.exists():
         import yaml
-
         from dataeng_agents.core.lifecycle.demo_data import generate_lifecycle_data, lifecycle_demo_config
 
         HOME.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:
     import anthropic
-
     from dataeng_agents.core.narrative import Narrator
 
 REPO_URL = "https://github.com/dataeng-agents/dataeng-agents"

@@ -15,11 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
-from prefect.events import emit_event
-from prefect.runtime import flow_run
-
 from dataeng_agents.prefect_integration.artifacts import artifact_key, publish_report, report_link
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
 from dataeng_agents.prefect_integration.tasks import (
@@ -30,6 +25,10 @@ from dataeng_agents.prefect_integration.tasks import (
     review_pipeline,
     rollout_check,
 )
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
+from prefect.runtime import flow_run
 
 StopReason = Literal["srm", "guardrail"]
 EXPERIMENT_ANALYZED_EVENT = "dataeng.experiment.analyzed"
@@ -183,7 +182,7 @@ def pipeline_review_flow(
     emit_event(
         event=PIPELINE_REVIEWED_EVENT,
         resource={
-            "prefect.resource.id": f"dataeng.pipeline.{pipeline_id}",
+            "prefect.resource.id": f"dataeng.pipeline.{artifact_key(pipeline_id, '')}",
             "prefect.resource.name": pipeline_id,
         },
         payload={

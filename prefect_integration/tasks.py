@@ -17,18 +17,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 
-from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
-
 if TYPE_CHECKING:
-    from prefect.client.schemas.objects import TaskRun
-    from prefect.client.schemas.objects import State
+    from dataeng_agents.core.narrative import NarrationTask, NarrativeT, Narrator
+    from prefect.client.schemas.objects import State, TaskRun
     from prefect.tasks import Task
-
-    from dataeng_agents.core.narrative import NarrationTask, Narrator, NarrativeT
 
 # Prose for the same facts stays valid for a while; a month bounds how long a stale persona prompt
 # (after an upgrade of the package) can keep being served from the cache.

@@ -32,9 +32,8 @@ def _storage_contains(secret: str) -> list[str]:
 def test_prose_is_cached_on_persona_model_and_grounded_facts(
     prefect_server: str, fake_anthropic: Any, api_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from prefect import flow
-
     from dataeng_agents.prefect_integration.tasks import ask_agent
+    from prefect import flow
 
     question = "Is the nightly orders load idempotent?"
     facts = {"pipeline": {"id": "orders_nightly", "tasks": 7}}
@@ -73,9 +72,8 @@ def test_prose_is_cached_on_persona_model_and_grounded_facts(
 def test_template_fallback_is_not_frozen_into_the_cache(
     prefect_server: str, fake_anthropic: Any, api_key: str
 ) -> None:
-    from prefect import flow
-
     from dataeng_agents.prefect_integration.tasks import ask_agent
+    from prefect import flow
 
     @flow
     def ask() -> Any:
@@ -101,10 +99,9 @@ def test_template_fallback_is_not_frozen_into_the_cache(
 
 
 def test_template_without_credentials_makes_no_call(prefect_server: str, fake_anthropic: Any) -> None:
-    from prefect import flow
-
     from dataeng_agents.prefect_integration import AgentSettings
     from dataeng_agents.prefect_integration.tasks import ask_agent
+    from prefect import flow
 
     @flow
     def ask() -> Any:
@@ -116,10 +113,9 @@ def test_template_without_credentials_makes_no_call(prefect_server: str, fake_an
 
 
 def test_only_transient_errors_are_retried() -> None:
-    from prefect.states import Failed
-
     from dataeng_agents.core.errors import BudgetExceededError, ConfigError, WarehouseError
     from dataeng_agents.prefect_integration.tasks import analyze_experiment, retry_transient_errors
+    from prefect.states import Failed
 
     def retried(exc: BaseException) -> bool:
         return retry_transient_errors(analyze_experiment, None, Failed(data=exc))  # type: ignore[arg-type]
@@ -137,11 +133,10 @@ def test_batch_mode_submits_polls_collects_and_reattaches(
 ) -> None:
     from dataclasses import replace
 
-    from prefect import flow
-
     from dataeng_agents.core.agents import question_task
     from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials
     from dataeng_agents.prefect_integration.tasks import ask_agent, narrate_in_batch
+    from prefect import flow
 
     settings = AgentSettings(
         batch_mode=True,

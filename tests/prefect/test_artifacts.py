@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from dataeng_agents.prefect_integration.artifacts import (
     MAX_KEY_LENGTH,
     artifact_key,

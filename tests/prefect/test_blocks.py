@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from prefect.blocks.core import Block
-from prefect.testing.standard_test_suites import BlockStandardTestSuite
-from PIL import Image
-
 from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials, ExperimentWarehouse
 from dataeng_agents.prefect_integration.blocks import LOGO_URL, REPO_URL
+from PIL import Image
+from prefect.blocks.core import Block
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,47 +7,15 @@ the same data; the decision event is read back from the events API.
 from __future__ import annotations
 
 import json
-import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect_api import run_artifacts, run_events
 
 CONFIG = str(files("dataeng_agents.core.examples.experiments").joinpath("checkout_demo.yaml"))
 EXPERIMENT_ID = "checkout-2024-03"
-
-
-def _artifacts(flow_run_id: Any) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key: a for a in found if a.key}
-
-
-def _events(name: str, resource_id: str, *, at_least: int, timeout: float = 30.0) -> list[Any]:
-    """Events are written asynchronously (client worker -> server -> persister): poll for them."""
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-    from prefect.events.worker import EventsWorker
-
-    EventsWorker.drain_all()
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            page = client.read_events(
-                filter=EventFilter(
-                    event=EventNameFilter(name=[name]), resource=EventResourceFilter(id=[resource_id])
-                ),
-                limit=50,
-            )
-        if len(page.events) >= at_least or time.monotonic() > deadline:
-            return list(page.events)
-        time.sleep(0.5)
 
 
 def _direct_report(warehouse: Any) -> Any:
@@ -106,7 +74,7 @@ def test_duckdb_sample_end_to_end(prefect_server: str, sample_duckdb: str, tmp_p
     _close(summary, json.loads(json.dumps(direct.summary(), default=str)))
     assert result["verdict"] == direct.decision.verdict
 
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {f"{EXPERIMENT_ID}-report", f"{EXPERIMENT_ID}-metrics", f"{EXPERIMENT_ID}-html"}
     _check_against_core(artifacts, direct)
 
@@ -116,13 +84,9 @@ def test_duckdb_sample_end_to_end(prefect_server: str, sample_duckdb: str, tmp_p
     html = Path(result["report_files"]["html"])
     assert html.is_file() and html.as_uri() in str(artifacts[f"{EXPERIMENT_ID}-html"].data)
 
-    events = _events("dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", at_least=1)
-    mine = [
-        e
-        for e in events
-        if e.payload.get("report_artifact_key")
-        and e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)
-    ]
+    mine = run_events(
+        "dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", state.state_details.flow_run_id
+    )
     assert len(mine) == 1
     assert mine[0].payload["verdict"] == direct.decision.verdict
     assert mine[0].payload["per_variant"] == direct.decision.per_variant
@@ -146,10 +110,11 @@ def test_guardrail_regression_fails_the_run_by_policy(
     with pytest.raises(ExperimentPolicyError, match="page_latency/recommendations"):
         state.result()
     # the analyst still gets the report that explains the failure
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     assert f"{EXPERIMENT_ID}-report" in artifacts and f"{EXPERIMENT_ID}-metrics" in artifacts
-    events = _events("dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", at_least=2)
-    mine = [e for e in events if e.payload.get("flow_run_id") == str(state.state_details.flow_run_id)]
+    mine = run_events(
+        "dataeng.experiment.analyzed", f"dataeng.experiment.{EXPERIMENT_ID}", state.state_details.flow_run_id
+    )
     assert len(mine) == 1 and mine[0].payload["stopped_by_policy"] is True
     assert any("Guardrail" in r for r in mine[0].payload["stop_reasons"])
 
@@ -159,11 +124,10 @@ def test_postgres_through_sqlalchemy_connector(
     prefect_server: str, sample_postgres: tuple[str, str], sample_duckdb: str, tmp_path: Path
 ) -> None:
     """Saved blocks, passed by name (what a deployment does), on the real PostgreSQL server."""
-    from prefect_sqlalchemy import SqlAlchemyConnector
-
     from dataeng_agents.core.warehouse import DuckDBWarehouse, warehouse_from_url
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.flows import experiment_report_flow
+    from prefect_sqlalchemy import SqlAlchemyConnector
 
     url, schema = sample_postgres
     connector = SqlAlchemyConnector(
@@ -181,7 +145,7 @@ def test_postgres_through_sqlalchemy_connector(
         return_state=True,
     )
     assert state.is_completed(), state.message
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     direct_pg = _direct_report(warehouse_from_url(f"{url}?options=-csearch_path%3D{schema}"))
     assert direct_pg.dialect == "postgres"
     _check_against_core(artifacts, direct_pg)
@@ -203,11 +167,10 @@ def test_claude_prose_and_the_api_key_never_leaks(
     import logging
     import os
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
     from dataeng_agents.prefect_integration import AgentSettings, AnthropicCredentials, ExperimentWarehouse
     from dataeng_agents.prefect_integration.flows import experiment_report_flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     AgentSettings(
         persona="data-engineer",
@@ -239,7 +202,7 @@ def test_claude_prose_and_the_api_key_never_leaks(
     assert logs, "the run's logs reached the API"
     assert all(api_key not in log.message for log in logs)
     assert api_key not in caplog.text
-    for artifact in _artifacts(flow_run_id).values():
+    for artifact in run_artifacts(flow_run_id).values():
         assert api_key not in str(artifact.data)
     assert api_key not in json.dumps(result, default=str)
     for path in (tmp_path / "report").iterdir():
@@ -249,12 +212,11 @@ def test_claude_prose_and_the_api_key_never_leaks(
 
 
 def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duckdb: str) -> None:
-    from prefect import flow
-
     from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
     from dataeng_agents.core.warehouse import DuckDBWarehouse
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.tasks import design_experiment
+    from prefect import flow
 
     @flow
     def design() -> Any:
@@ -274,7 +236,6 @@ def test_sample_ratio_mismatch_fails_the_run_by_policy(
     import shutil
 
     import duckdb
-
     from dataeng_agents.core.warehouse import DuckDBWarehouse
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.flows import ExperimentPolicyError, experiment_report_flow

@@ -9,17 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def _artifacts(flow_run_id: Any) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key: a for a in found if a.key}
+from prefect_api import run_artifacts, run_events
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +43,7 @@ def test_stage_advances_without_harm(prefect_server: str, rollout_ok: tuple[Any,
     assert direct.decision == "advance"
     assert result["rollout"] == json.loads(json.dumps(direct.summary()))
     assert result["hypothesis"] is None and result["tracking"] is None and result["final_report"] is None
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {"checkout-redesign-rollout-rollout"}
     assert "Decision: advance" in str(artifacts["checkout-redesign-rollout-rollout"].data)
 
@@ -93,8 +83,15 @@ def test_roll_back_fails_the_run(prefect_server: str, rollout_harmful: tuple[Any
         state.result()
     direct = rollout_check(cfg, 3, now=at)
     assert direct.decision == "roll back"
-    markdown = str(_artifacts(state.state_details.flow_run_id)["checkout-redesign-rollout-rollout"].data)
+    markdown = str(run_artifacts(state.state_details.flow_run_id)["checkout-redesign-rollout-rollout"].data)
     assert "Decision: roll back" in markdown
+    (event,) = run_events(
+        "dataeng.rollout.checked",
+        "dataeng.experiment.checkout-redesign-rollout",
+        state.state_details.flow_run_id,
+    )
+    assert event.payload["decision"] == "roll back" and event.payload["harmful_guardrails"] == ["conversion"]
+    assert event.payload["harmful_guardrails"] == direct.summary()["harmful_guardrails"]
 
 
 def test_design_and_broken_tracking(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -117,7 +114,7 @@ def test_design_and_broken_tracking(prefect_server: str, tmp_path_factory: pytes
         state.result()
     direct = check_tracking(cfg, now=at)
     assert not direct.ok
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     assert {"checkout-redesign-hypothesis", "checkout-redesign-tracking", "checkout-redesign-rollout"} <= set(
         artifacts
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from prefect_api import run_artifacts, run_events
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,17 +32,6 @@ def extract() -> list[int]:
 def nightly() -> None:
     extract()
 """
-
-
-def _artifacts(flow_run_id: Any) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key: a for a in found if a.key}
 
 
 @pytest.fixture
@@ -71,7 +60,7 @@ def test_findings_published_and_error_fails_the_run(
 
     direct = review_paths([str(bad_flow_dir)])
     assert direct.counts()["error"] == 2  # REL005 now() in a task, REL008 swallowed exception
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {"nightly-flows-report", "nightly-flows-findings", "nightly-flows-html"}
     table = json.loads(str(artifacts["nightly-flows-findings"].data))
     assert [(r["id"], r["rule"], r["severity"], r["line"]) for r in table] == [
@@ -87,6 +76,10 @@ def test_findings_published_and_error_fails_the_run(
         and "<table>" in html.read_text()
         and html.as_uri() in str(artifacts["nightly-flows-html"].data)
     )
+    (event,) = run_events(
+        "dataeng.pipeline.reviewed", "dataeng.pipeline.nightly-flows", state.state_details.flow_run_id
+    )
+    assert event.payload["findings"] == direct.counts() and event.payload["failed"] is True
     sarif = json.loads((tmp_path / "review" / "review.sarif").read_text())
     assert len(sarif["runs"][0]["results"]) == len(direct.findings)
 
