@@ -645,8 +645,12 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
 
     nodes: list[ast.AST] = []
     if has_any(lower, SECRET_WORDS_LOWER):
-        nodes += idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
-        nodes += [kw for call in idx.calls() for kw in call.keywords]
+        # only a literal value can be a hard-coded secret (checked again below)
+        constant = ast.Constant
+        nodes += [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
+                  if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
+        nodes += [kw for call in idx.calls() for kw in call.keywords
+                  if kw.value.__class__ is constant and kw.arg and SECRET_NAME.search(kw.arg)]
     if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
         nodes += [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
     for node in nodes:

@@ -329,7 +329,7 @@ def review_paths(
             severity = severities.get(raw.rule_id)
             if severity is None:
                 severity = severities[raw.rule_id] = cfg.severity_of(raw.rule_id)
-            findings.append(Finding(
+            findings.append(Finding.trusted(
                 id=Finding.make_id(raw.rule_id, path, raw.subject, raw.message),
                 rule_id=raw.rule_id, severity=severity, category=rule.category, path=path,
                 line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,

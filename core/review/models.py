@@ -45,6 +45,29 @@ class Finding(BaseModel):
         digest = hashlib.sha1(f"{rule_id}|{path}|{subject}|{message}".encode()).hexdigest()[:10]
         return f"{rule_id}-{digest}"
 
+    @classmethod
+    def trusted(
+        cls, *, id: str, rule_id: str, severity: Severity, category: str, path: str, line: int, column: int,
+        message: str, subject: str, fix: str,
+    ) -> Finding:
+        """A finding from values the engine built itself (already of the declared types), without validation.
+
+        The review creates one per finding; validation is most of the cost of a ``Finding(...)`` and
+        checks nothing here. Does what ``model_construct`` does for a model with every field given."""
+        self = cls.__new__(cls)
+        _set(self, "__dict__", {
+            "id": id, "rule_id": rule_id, "severity": severity, "category": category, "path": path, "line": line,
+            "column": column, "message": message, "subject": subject, "fix": fix,
+        })
+        _set(self, "__pydantic_fields_set__", set(_FINDING_FIELDS))
+        _set(self, "__pydantic_extra__", None)
+        _set(self, "__pydantic_private__", None)
+        return self
+
+
+_set = object.__setattr__
+_FINDING_FIELDS = frozenset(Finding.model_fields)
+
 
 class Unresolved(BaseModel):
     """A rule that could not be decided statically (value built at parse time); ``--runtime`` decides it."""

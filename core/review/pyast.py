@@ -172,8 +172,11 @@ def span(node: ast.AST) -> Span:
 
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-#: fields that never hold a node the checks look at (contexts, operators)
-_SKIP_FIELDS = frozenset({"ctx", "type_comment", "op", "ops"})
+#: fields that never hold a node the checks look at (contexts, operators) or hold no node at all
+_SKIP_FIELDS = frozenset({
+    "ctx", "type_comment", "op", "ops", "attr", "id", "name", "arg", "module", "level", "asname", "kind",
+    "conversion", "is_async", "simple", "type_ignores",
+})
 #: node types nothing is recorded for and that have no children worth visiting
 _SILENT_LEAVES = frozenset({ast.Name, ast.alias, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal})
 #: node types the checks query: bucketed, with their owner; everything else is only traversed
@@ -219,6 +222,7 @@ class Index:
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
         call_by_name = self.call_by_name
         recorded, with_parent, silent = _RECORDED, _WITH_PARENT, _SILENT_LEAVES
+        skip = _SILENT_LEAVES | {ast.Constant}  # constants are never recorded and have no children
         child_fields = _CHILD_FIELDS
         stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
         pop, push = stack.pop, stack.append
@@ -266,6 +270,15 @@ class Index:
                         parent[id(value)] = kw
                     push((value, inner))
                 continue
+            if cls is ast.Attribute or cls is ast.Expr:
+                # numerous, with a single child worth visiting
+                value = node.value  # type: ignore[attr-defined]
+                vcls = value.__class__
+                if vcls not in silent and vcls is not ast.Constant:
+                    if vcls in with_parent:
+                        parent[id(value)] = node
+                    push((value, inner))
+                continue
             fields = child_fields.get(cls)
             if fields is None:
                 fields = _child_fields(cls)
@@ -278,12 +291,12 @@ class Index:
                     item_owner = own if name == "decorator_list" else inner
                     for item in value:
                         icls = item.__class__
-                        if icls in silent or not isinstance(item, ast.AST):
+                        if icls in skip or not isinstance(item, ast.AST):
                             continue
                         if icls in with_parent:
                             parent[id(item)] = node
                         push((item, item_owner))
-                elif isinstance(value, ast.AST) and value.__class__ not in silent:
+                elif value.__class__ not in skip and isinstance(value, ast.AST):
                     if value.__class__ in with_parent:
                         parent[id(value)] = node
                     # a def's signature (defaults, annotations) is evaluated outside its body
