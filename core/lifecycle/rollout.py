@@ -25,7 +25,7 @@ of the code that makes the real decisions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -71,7 +71,8 @@ class StageStats:
 
     ``n_*`` are units (for a proportion, ``ss_* == sum_*``). Ratio guardrails also carry the
     denominator's sum (``dsum_*``), sum of squares (``dss_*``) and the cross product (``prod_*``);
-    they stay zero for the other kinds.
+    they stay zero for the other kinds. ``cube_*`` (Σx³ of mean guardrails) feeds the skewness
+    guard; without it the guard is off.
     """
 
     n_t: FloatArray
@@ -86,10 +87,13 @@ class StageStats:
     dsum_c: FloatArray | None = None
     dss_c: FloatArray | None = None
     prod_c: FloatArray | None = None
+    cube_t: FloatArray | None = None
+    cube_c: FloatArray | None = None
 
     @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> StageStats:
-        return cls(*(np.zeros(shape) for _ in range(12)))
+    def zeros(cls, shape: tuple[int, ...], *, cubes: bool = False) -> StageStats:
+        """All-zero statistics; ``cubes=True`` also allocates Σx³ (which turns the skewness guard on)."""
+        return cls(*(np.zeros(shape) for _ in range(14 if cubes else 12)))
 
 
 @dataclass
@@ -106,6 +110,7 @@ class GuardrailEvaluation:
     n_treatment: FloatArray
     n_control: FloatArray
     status: IntArray
+    units_needed: FloatArray  # per arm, for the normal approximation of a skewed metric (0 if not skewed)
 
 
 def _arm_var(is_prop: BoolArray, n: FloatArray, s: FloatArray, ss: FloatArray) -> FloatArray:
@@ -143,6 +148,27 @@ def _arm_estimate(
         np.asarray(np.where(is_ratio, ratio, mean), dtype=np.float64),
         np.asarray(np.where(is_ratio, var_ratio, var_mean), dtype=np.float64),
     )
+
+
+def skew_min_units(stats: StageStats, *, is_mean: BoolArray) -> FloatArray:
+    """``355·γ²`` per guardrail, γ the skewness of unit values pooled over arms and stages (0 without Σx³)."""
+    if stats.cube_t is None or stats.cube_c is None or not is_mean.any():
+        return np.zeros(stats.n_t.shape[:-2] + stats.n_t.shape[-1:])
+    # the stages that enter the comparison (both arms present), as evaluate_guardrails uses them
+    use = (stats.n_t >= 2) & (stats.n_c >= 2)
+
+    def pooled(t: FloatArray, c: FloatArray) -> FloatArray:
+        return np.asarray(np.where(use, t + c, 0.0).sum(axis=-2), dtype=np.float64)
+
+    n = pooled(stats.n_t, stats.n_c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1 = pooled(stats.sum_t, stats.sum_c) / n
+        m2 = pooled(stats.ss_t, stats.ss_c) / n
+        m3 = pooled(stats.cube_t, stats.cube_c) / n
+        var = m2 - m1 * m1
+        gamma = (m3 - 3.0 * m1 * m2 + 2.0 * m1**3) / var**1.5
+    need = np.where(is_mean & np.isfinite(gamma) & (var > 0), 355.0 * gamma**2, 0.0)
+    return np.asarray(need, dtype=np.float64)
 
 
 def evaluate_guardrails(
@@ -208,12 +234,19 @@ def evaluate_guardrails(
     valid = (
         (units_t >= min_units) & (units_c >= min_units) & np.isfinite(lift) & np.isfinite(hw) & (abs_c > 0)
     )
+    # A skewed metric needs more units before its mean is near-normal (Kohavi et al. 2014: n > 355·γ²
+    # per arm); before that a small arm's mean and variance are biased low and fake regressions, so
+    # the guardrail stays inconclusive: it neither rolls back nor vouches for non-inferiority.
+    needed = skew_min_units(stats, is_mean=np.array([r.kind == "mean" for r in rules]))
+    normal_ok = np.minimum(units_t, units_c) >= needed
     oriented = sign * lift
     o_low, o_up = oriented - hw, oriented + hw
     status = np.where(
         ~valid,
         INSUFFICIENT,
-        np.where(o_up < -tol, HARM, np.where(o_low > -tol, NON_INFERIOR, INCONCLUSIVE)),
+        np.where(
+            normal_ok & (o_up < -tol), HARM, np.where(normal_ok & (o_low > -tol), NON_INFERIOR, INCONCLUSIVE)
+        ),
     ).astype(np.int64)
     p = always_valid_p_value(oriented, var_lift, n_tot, a, tuning, null=-tol)
     lower = np.where(sign > 0, o_low, -o_up)
@@ -230,6 +263,7 @@ def evaluate_guardrails(
         n_treatment=units_t,
         n_control=units_c,
         status=status,
+        units_needed=np.asarray(needed, dtype=np.float64),
     )
 
 
@@ -423,6 +457,7 @@ def build_decision(
     ev = evaluate_guardrails(
         stats, rules, alpha=plan.alpha, tuning=plan.sequential_tuning, min_units=plan.min_units_for_test
     )
+    needed = ev.units_needed
     shares = np.array([s.percent / 100.0 for s in plan.stages])
     srm_p = float(srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares))
     srm_bad = srm_p < plan.srm_threshold
@@ -465,6 +500,12 @@ def build_decision(
         elif status == "insufficient data":
             reasons.append(
                 f"guardrail {r.metric} cannot be judged yet (fewer than {plan.min_units_for_test} units per arm)"
+            )
+        elif status == "inconclusive" and needed[i] > min(ev.n_treatment[i], ev.n_control[i]):
+            reasons.append(
+                f"guardrail {r.metric} is skewed: its interval is trusted from {needed[i]:,.0f} units per arm "
+                f"(355·skewness²), it has {int(min(ev.n_treatment[i], ev.n_control[i])):,}; until then it cannot "
+                "trigger a roll back — cap the metric (`capping:`) to judge it sooner"
             )
         elif status == "inconclusive" and plan.advance_rule == "non_inferiority":
             reasons.append(f"guardrail {r.metric} has not shown non-inferiority yet")
@@ -517,6 +558,8 @@ class SimulatedGuardrail:
     baseline_mean: float
     baseline_sd: float | None = None
     true_lift: float = 0.0
+    distribution: Literal["normal", "lognormal"] = "normal"  # of a mean guardrail's unit values
+    cap: float | None = None  # log-normal only: each unit's value is capped here (the metric's capping)
 
 
 @dataclass
@@ -552,6 +595,7 @@ def simulate_rollouts(
     seed: int = 0,
     progress: bool = False,
     sequential: bool = True,
+    skew_guard: bool = True,
 ) -> RolloutSimulation:
     """Runs ``n_rollouts`` rollouts hour by hour, each deciding with :func:`evaluate_guardrails`/:func:`decide`.
 
@@ -573,8 +617,12 @@ def simulate_rollouts(
     mu_t = mu_c * (1.0 + np.array([g.true_lift for g in guardrails]))
     sd = np.array([g.baseline_sd or 0.0 for g in guardrails])
     profile = np.asarray(hourly_profile if hourly_profile is not None else [1.0], dtype=np.float64)
+    heavy = np.array([g.distribution == "lognormal" and g.rule.kind == "mean" for g in guardrails])
+    caps = [g.cap for g in guardrails]
+    # σ² of log X for a log-normal with coefficient of variation sd/mean
+    ln_s2 = np.log1p((sd / np.where(mu_c != 0, np.abs(mu_c), 1.0)) ** 2)
 
-    stats = StageStats.zeros((r_n, n_s, n_g))
+    stats = StageStats.zeros((r_n, n_s, n_g), cubes=True)
     stage = np.zeros(r_n, dtype=np.int64)  # 0-based
     stage_hours = np.zeros(r_n)
     stage_units_t = np.zeros(r_n)
@@ -584,7 +632,7 @@ def simulate_rollouts(
     rb_hour = np.full(r_n, -1, dtype=np.int64)
     rows = np.arange(r_n)
 
-    def draw(n: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def draw(n: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         # n: (R, 1) units; mean: (R, G) → sum, sum of squares (R, G)
         nn = np.broadcast_to(n, mean.shape)
         s_prop = rng.binomial(nn.astype(np.int64), np.clip(mean, 0.0, 1.0)).astype(np.float64)
@@ -593,7 +641,26 @@ def simulate_rollouts(
         within = sd**2 * rng.chisquare(np.maximum(nn - 1.0, 1.0)) * (nn >= 2)
         s_mean = np.where(nn >= 1, nn * xbar, 0.0)
         ss_mean = np.where(nn >= 1, within + nn * xbar**2, 0.0)
-        return np.where(is_prop, s_prop, s_mean), np.where(is_prop, s_prop, ss_mean)
+        s_out, ss_out = np.where(is_prop, s_prop, s_mean), np.where(is_prop, s_prop, ss_mean)
+        # normal draws carry no skew: the Σx³ that makes the sample skewness exactly 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m1, m2 = s_out / np.maximum(nn, 1.0), ss_out / np.maximum(nn, 1.0)
+        cube_out = np.where(is_prop, s_prop, nn * (3.0 * m1 * m2 - 2.0 * m1**3))
+        for j in np.flatnonzero(heavy):
+            # log-normal unit values with the guardrail's mean and sd: drawn unit by unit (no closed
+            # form for the sum), owners by bincount, so a heavy tail meets the normal approximation
+            counts = nn[:, j].astype(np.int64)
+            m = mean[:, j]
+            owner = np.repeat(np.arange(r_n), counts)
+            scale = np.repeat(m, counts)
+            x = scale * rng.lognormal(-ln_s2[j] / 2.0, np.sqrt(ln_s2[j]), owner.size)
+            cap_j = caps[j]
+            if cap_j is not None:
+                x = np.minimum(x, cap_j)
+            s_out[:, j] = np.bincount(owner, weights=x, minlength=r_n)
+            ss_out[:, j] = np.bincount(owner, weights=x * x, minlength=r_n)
+            cube_out[:, j] = np.bincount(owner, weights=x**3, minlength=r_n)
+        return s_out, ss_out, cube_out
 
     bar = None
     if progress:
@@ -610,19 +677,22 @@ def simulate_rollouts(
             share = shares[stage]
             n_t = rng.binomial(arrivals.astype(np.int64), share).astype(np.float64)
             n_c = arrivals - n_t
-            st, sst = draw(n_t[:, None], np.broadcast_to(mu_t, (r_n, n_g)))
-            sc, ssc = draw(n_c[:, None], np.broadcast_to(mu_c, (r_n, n_g)))
+            st, sst, cut = draw(n_t[:, None], np.broadcast_to(mu_t, (r_n, n_g)))
+            sc, ssc, cuc = draw(n_c[:, None], np.broadcast_to(mu_c, (r_n, n_g)))
             stats.n_t[rows, stage] += n_t[:, None]
             stats.n_c[rows, stage] += n_c[:, None]
             stats.sum_t[rows, stage] += st
             stats.ss_t[rows, stage] += sst
             stats.sum_c[rows, stage] += sc
             stats.ss_c[rows, stage] += ssc
+            assert stats.cube_t is not None and stats.cube_c is not None
+            stats.cube_t[rows, stage] += cut
+            stats.cube_c[rows, stage] += cuc
             stage_hours += active
             stage_units_t += n_t
             if (h + 1) % check_every == 0:
                 ev = evaluate_guardrails(
-                    stats,
+                    stats if skew_guard else replace(stats, cube_t=None, cube_c=None),
                     rules,
                     alpha=plan.alpha,
                     tuning=plan.sequential_tuning,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 
 UNITS_CTE = "lc_rollout_units"  # prefixed: never shadows a user table
+VALUES_CTE = "lc_rollout_values"
 
 
 @dataclass(frozen=True)
@@ -225,29 +226,54 @@ def rollout_query(
                 )
     uv = q.select(*uv_cols).where(exp.Not(this=exp.Is(this=col("variant", "u"), expression=exp.Null())))
     out: list[exp.Expr] = [
-        col("stage"),
-        col("variant"),
+        exp.alias_(col("stage", "uv"), "stage"),
+        exp.alias_(col("variant", "uv"), "variant"),
         exp.alias_(exp.Count(this=exp.Star()), "units"),
     ]
+    # the metric's capping, as the experiment analysis applies it: an absolute cap, or a percentile
+    # of the unit values pooled over both arms and all stages
+    pct = [(i, m) for i, m in resolved.metrics if m.capping is not None and m.capping.percentile is not None]
+    caps: dict[int, exp.Expr] = {}
     for i, m in resolved.metrics:
-        v = exp.cast(col(f"m{i}"), "DOUBLE")
+        if m.capping is not None and m.capping.value is not None:
+            caps[i] = exp.Literal.number(m.capping.value)
+    for i, _m in pct:
+        caps[i] = col(f"cap{i}", "c")
+    for i, m in resolved.metrics:
+        raw = exp.cast(col(f"m{i}", "uv"), "DOUBLE")
+        v: exp.Expr = exp.Least(this=raw, expressions=[caps[i].copy()]) if i in caps else raw
         out += [
             exp.alias_(exp.Sum(this=v), f"m{i}_sum"),
             exp.alias_(exp.Sum(this=exp.Mul(this=v.copy(), expression=v.copy())), f"m{i}_ss"),
         ]
+        if m.kind == "mean":
+            cube = exp.Mul(this=exp.Mul(this=v.copy(), expression=v.copy()), expression=v.copy())
+            out.append(exp.alias_(exp.Sum(this=cube), f"m{i}_cube"))
         if m.kind == "ratio":
-            d = exp.cast(col(f"d{i}"), "DOUBLE")
+            d = exp.cast(col(f"d{i}", "uv"), "DOUBLE")
             out += [
                 exp.alias_(exp.Sum(this=d), f"d{i}_sum"),
                 exp.alias_(exp.Sum(this=exp.Mul(this=d.copy(), expression=d.copy())), f"d{i}_ss"),
                 exp.alias_(exp.Sum(this=exp.Mul(this=v.copy(), expression=d.copy())), f"m{i}_prod"),
             ]
+    final = exp.select(*out).from_(exp.alias_(exp.to_table(VALUES_CTE), "uv"))
+    if pct:
+        cap_cols = [
+            exp.alias_(
+                exp.WithinGroup(
+                    this=exp.PercentileCont(this=exp.Literal.number(float(m.capping.percentile))),  # type: ignore[union-attr, arg-type]
+                    expression=exp.Order(expressions=[exp.Ordered(this=col(f"m{i}"), nulls_first=False)]),
+                ),
+                f"cap{i}",
+            )
+            for i, m in pct
+        ]
+        final = final.join(exp.select(*cap_cols).from_(VALUES_CTE).subquery("c"), join_type="cross")
     return (
-        exp.select(*out)
-        .from_(uv.subquery("uv"))
-        .group_by(col("stage"), col("variant"))
-        .order_by(col("stage"), col("variant"))
+        final.group_by(col("stage", "uv"), col("variant", "uv"))
+        .order_by(col("stage", "uv"), col("variant", "uv"))
         .with_(UNITS_CTE, as_=units)
+        .with_(VALUES_CTE, as_=uv)
     )
 
 
@@ -255,7 +281,7 @@ def stage_stats_from_rows(
     rows: list[dict[str, object]], resolved: ResolvedRollout, stages: int
 ) -> StageStats:
     g = len(resolved.metrics)
-    stats = StageStats.zeros((stages, g))
+    stats = StageStats.zeros((stages, g), cubes=True)
     for r in rows:
         s = int(r["stage"]) - 1  # type: ignore[call-overload]
         if not 0 <= s < stages:
@@ -275,6 +301,7 @@ def stage_stats_from_rows(
             ("dsum", "d{}_sum"),
             ("dss", "d{}_ss"),
             ("prod", "m{}_prod"),
+            ("cube", "m{}_cube"),
         ):
             getattr(stats, f"{field}_{arm}")[s] = vec(fmt)
     return stats
