@@ -640,3 +640,26 @@ def test_heavy_tailed_guardrails_need_capping_or_the_skewness_guard(
     assert unguarded.rollback_rate > 0.05
     assert guarded.rollback_rate <= 0.05 and guarded.completed_rate >= 0.9
     assert capped.rollback_rate <= 0.05
+
+
+def test_capping_and_the_skewness_guard_on_the_warehouse(
+    no_harm: tuple[RolloutTruth, dict[str, Any]],
+) -> None:
+    truth, cfg = no_harm
+    base = {**cfg, "metrics": [*cfg["metrics"]]}
+    base["metrics"].append(
+        {"name": "revenue", "kind": "mean", "source": "orders", "value": "amount", "window": "7d"}
+    )
+    base["rollout"] = {**cfg["rollout"], "guardrails": [{"metric": "revenue"}]}
+    now = truth.start + timedelta(hours=30)
+    raw = rollout_check(base, 2, now=now).guardrails[0]
+    # 90% of units have no order: per-unit revenue is very skewed, so the guardrail stays inconclusive
+    d = rollout_check(base, 2, now=now)
+    assert raw.status == "inconclusive" and any("is skewed" in r for r in d.reasons)
+    capped_cfg = {**base, "metrics": [*cfg["metrics"], {**base["metrics"][-1], "capping": {"value": 20.0}}]}
+    capped = rollout_check(capped_cfg, 2, now=now).guardrails[0]
+    assert capped.control_mean is not None and raw.control_mean is not None
+    assert capped.control_mean < raw.control_mean and capped.units == raw.units
+    pct_cfg = {**base, "metrics": [*cfg["metrics"], {**base["metrics"][-1], "capping": {"percentile": 0.95}}]}
+    pct = rollout_check(pct_cfg, 2, now=now).guardrails[0]
+    assert pct.control_mean is not None and pct.control_mean < raw.control_mean
