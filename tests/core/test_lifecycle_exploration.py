@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def test_hypothesis_is_checked_against_the_exploration(
     # the rollout plan: what each stage will catch, from the explored traffic and baselines
     assert [sp.percent for sp in plan.rollout_plan] == [1, 5, 20, 50, 100]
     conv = [sp.detectable_regression["conversion"] for sp in plan.rollout_plan]
-    assert all(a is not None and b is not None and b <= a for a, b in zip(conv, conv[1:], strict=False))
+    assert all(a is not None and b is not None and b <= a for a, b in itertools.pairwise(conv))
     # 100 treatment units at 1% of ~116 new units per hour take longer than the 24 h minimum
     assert plan.rollout_plan[0].hours > 24
     assert "Guarded rollout plan" in plan.to_markdown()
