@@ -7,6 +7,7 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import os
 import re
@@ -128,15 +129,15 @@ def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileO
     ctx = CheckContext(path=path, config=config, airflow_version=airflow_version)
     limit = config.max_file_bytes
     try:
-        # one open + read instead of stat + open + read: reading one byte over the limit tells it apart
+        # fstat of the open file instead of a stat of the path (one path lookup per file, not two)
         with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-            if len(data) > limit:
-                size = os.fstat(fh.fileno()).st_size
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
                 return _FileOutcome(FileReport(
                     path=path, kind="error", status="error",
                     error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
                 ))
+            data = fh.read()
     except OSError as exc:
         reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot read: {reason}"))
@@ -281,6 +282,24 @@ def review_paths(
         cfg = load_config(pyproject=config, profile=profile if profile != "default" else None)
     else:
         cfg = load_config(profile=profile)
+    # The review allocates many short-lived objects per file while the file's syntax tree is alive, and
+    # frees them by reference counting (it breaks its own cycles: ModuleInfo.release). Left on, the
+    # cyclic GC runs about three times as many young-generation passes as parsing the same files does,
+    # each one re-scanning the tree; it is paused for the run and restored afterwards.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
+                       runtime_timeout=runtime_timeout, progress=progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _review(
+    paths: Sequence[str | Path], cfg: ReviewConfig, airflow_version: str, *, runtime: bool, python: str | None,
+    runtime_timeout: float, progress: bool,
+) -> ReviewResult:
     t0 = time.perf_counter()
     files, error_reports = collect_files(paths, cfg)
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
