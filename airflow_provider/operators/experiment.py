@@ -68,9 +68,16 @@ class _ExperimentOperator(NarratedOperator):
         )
 
     def load_config(self) -> Any:
-        from dataeng_agents.core.warehouse import ExperimentConfig
+        """The experiment config; a file with lifecycle sections (``hypothesis:``, ``tracking:``,
+        ``rollout:``) is read the way the lifecycle commands read it, so one YAML serves both."""
+        from dataeng_agents.core.lifecycle.sources import load_configs
 
-        return ExperimentConfig.load(self.config)
+        spec: Any = self.config
+        if isinstance(spec, str) and "\n" in spec:  # YAML text rather than a path
+            import yaml
+
+            spec = yaml.safe_load(spec)
+        return load_configs(spec)[0]
 
 
 class ExperimentAnalysisOperator(_ExperimentOperator):

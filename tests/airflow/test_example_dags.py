@@ -35,7 +35,7 @@ def assert_close(got: Any, expected: Any, where: str = "") -> None:
 def assert_report_matches(report_json: dict[str, Any], direct: Any) -> None:
     """The report the DAG wrote has exactly the numbers of the direct core call."""
     assert report_json["experiment_id"] == direct.experiment_id
-    assert report_json["data_interval"] == list(direct.data_interval)
+    assert report_json["data_interval"] == (list(direct.data_interval) if direct.data_interval else None)
     assert report_json["total_units"] == direct.total_units
     assert report_json["excluded_units"] == direct.excluded_units
     assert {v["name"]: v["units"] for v in report_json["variants"]} == {
