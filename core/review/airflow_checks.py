@@ -447,6 +447,8 @@ _AF3_PREFIXES = tuple(AF3_MOVED)
 
 def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
     for node in mod.tree.body if ctx.enabled("SCH008") else []:
+        if node.__class__ is ast.ImportFrom and not (node.module or "").startswith("airflow"):  # type: ignore[attr-defined]
+            continue  # every name it would check starts with the module
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
         elif isinstance(node, ast.Import):
@@ -487,11 +489,12 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
         elif _last(call) in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
             ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
     expensive = set(ctx.config.expensive_imports)
-    imported_roots = {
-        (a.name if isinstance(n, ast.Import) else (n.module or "")).split(".")[0]
-        for n in mod.idx.of(ast.Import, ast.ImportFrom) if isinstance(n, ast.Import | ast.ImportFrom)
-        for a in n.names
-    }
+    imported_roots: set[str] = set()
+    for n in mod.idx.of(ast.Import, ast.ImportFrom):
+        if isinstance(n, ast.Import):
+            imported_roots.update(a.name.split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.names:
+            imported_roots.add((n.module or "").split(".")[0])
     for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:

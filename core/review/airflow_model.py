@@ -40,7 +40,7 @@ UNKNOWN = _Unknown()
 Source = Literal["task", "default_args", "dag", "config", "unknown"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Resolved:
     """The effective value of a task argument and where it came from."""
 
@@ -101,7 +101,7 @@ class DagInfo:
     def name(self) -> str:
         return self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
 
-    @property
+    @functools.cached_property
     def scheduled(self) -> bool:
         """True unless ``schedule=None`` (or an asset/dataset list) is explicit."""
         sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
@@ -186,6 +186,8 @@ class ModuleInfo:
     tasks_sql_possible: bool = True
     _clock_lines: list[int] | None = None
     _lower: str | None = None
+    #: every def of the module, by line
+    defs_by_line: list[ast.AST] = field(default_factory=list)
 
     @property
     def lower_source(self) -> str:
@@ -240,6 +242,10 @@ class ModuleInfo:
 
     def task_by_var(self) -> dict[str, TaskInfo]:
         return {t.var: t for t in self.tasks if t.var}
+
+
+def _lineno(node: ast.AST) -> int:
+    return getattr(node, "lineno", 0)
 
 
 def _last_name(func: ast.expr) -> str:
@@ -330,7 +336,8 @@ def build_module(
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             mod.module_assigns[stmt.targets[0].id] = stmt.value
     # nested function defs (inside @dag bodies / with blocks) are callables too
-    for node in sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=lambda n: getattr(n, "lineno", 0)):
+    mod.defs_by_line = sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=_lineno)
+    for node in mod.defs_by_line:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             mod.functions.setdefault(node.name, node)
 
@@ -412,7 +419,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     idx = mod.idx
     parent = idx.parent
     taskflow_defs: dict[str, TaskInfo] = {}
-    for node in sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=lambda n: getattr(n, "lineno", 0)):
+    for node in mod.defs_by_line:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
             for dec in node.decorator_list:
                 kind = task_decorator_kind(dec, imports)

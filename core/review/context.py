@@ -9,7 +9,7 @@ from dataeng_agents.core.review.config import ReviewConfig
 from dataeng_agents.core.review.models import Unresolved
 
 
-@dataclass
+@dataclass(slots=True)
 class RawFinding:
     rule_id: str
     line: int
@@ -27,21 +27,22 @@ class CheckContext:
     unresolved: list[Unresolved] = field(default_factory=list)
 
     airflow_major: int = 3
-    #: the rule ids not switched off (from the config, computed once per config)
-    enabled_rules: frozenset[str] = frozenset()
+    #: the rule ids not switched off; None: ask the config
+    enabled_rules: frozenset[str] | None = None
+    _on: frozenset[str] = field(init=False, repr=False, default=frozenset())
 
     def __post_init__(self) -> None:
         try:
             self.airflow_major = int(self.airflow_version.split(".")[0])
         except ValueError:
             self.airflow_major = 3
-        self.enabled_rules = self.config.enabled_rules()
+        self._on = self.enabled_rules if self.enabled_rules is not None else self.config.enabled_rules()
 
     def enabled(self, rule_id: str) -> bool:
-        return rule_id in self.enabled_rules
+        return rule_id in self._on
 
     def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
-        if rule_id not in self.enabled_rules:
+        if rule_id not in self._on:
             return
         if isinstance(where, int):
             line, col = where, 0
@@ -50,7 +51,7 @@ class CheckContext:
         self.findings.append(RawFinding(rule_id, line, col, subject, message))
 
     def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:
-        if rule_id in self.enabled_rules:
+        if rule_id in self._on:
             self.unresolved.append(Unresolved(
                 rule_id=rule_id, path=self.path, line=line, subject=subject, attribute=attribute, reason=reason
             ))

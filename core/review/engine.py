@@ -124,9 +124,15 @@ def _suppressions(source: str, outcome: _FileOutcome) -> None:
                 outcome.suppress_lines.setdefault(n, set()).update(rules)
 
 
-def review_file(path: str, config: ReviewConfig, airflow_version: str) -> _FileOutcome:
-    """Read, parse and check one file; never raises for a bad file (the reason is in the report)."""
-    ctx = CheckContext(path=path, config=config, airflow_version=airflow_version)
+def review_file(
+    path: str, config: ReviewConfig, airflow_version: str, enabled_rules: frozenset[str] | None = None
+) -> _FileOutcome:
+    """Read, parse and check one file; never raises for a bad file (the reason is in the report).
+
+    :param enabled_rules: ``config.enabled_rules()``, when the caller reviews many files with one config.
+    """
+    ctx = CheckContext(path=path, config=config, airflow_version=airflow_version,
+                       enabled_rules=enabled_rules if enabled_rules is not None else config.enabled_rules())
     limit = config.max_file_bytes
     try:
         # fstat of the open file instead of a stat of the path (one path lookup per file, not two)
@@ -304,17 +310,18 @@ def _review(
     files, error_reports = collect_files(paths, cfg)
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
     outcomes: dict[str, _FileOutcome] = {}
+    enabled = cfg.enabled_rules()
     if progress and len(files) > 10:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task("Reviewing", total=len(files))
             for f in files:
-                outcomes[f] = review_file(f, cfg, airflow_version)
+                outcomes[f] = review_file(f, cfg, airflow_version, enabled)
                 bar.advance(task)
     else:
         for f in files:
-            outcomes[f] = review_file(f, cfg, airflow_version)
+            outcomes[f] = review_file(f, cfg, airflow_version, enabled)
     if runtime:
         interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
         _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
@@ -328,6 +335,9 @@ def _review(
             first.setdefault(dag_id, (path, line))
     severities: dict[str, Severity] = {}
     findings = result.findings
+    unresolved, reports = result.unresolved, result.files
+    make_id, trusted = Finding.make_id, Finding.trusted
+    total_suppressed = 0
     for path, o in outcomes.items():
         seen: set[tuple[str, int, str]] = set()
         suppressed = kept = 0
@@ -344,20 +354,22 @@ def _review(
             ):
                 suppressed += 1
                 continue
-            rule = RULES[raw.rule_id]
-            severity = severities.get(raw.rule_id)
+            rule_id = raw.rule_id
+            rule = RULES[rule_id]
+            severity = severities.get(rule_id)
             if severity is None:
-                severity = severities[raw.rule_id] = cfg.severity_of(raw.rule_id)
-            findings.append(Finding.trusted(
-                id=Finding.make_id(raw.rule_id, path, raw.subject, raw.message),
-                rule_id=raw.rule_id, severity=severity, category=rule.category, path=path,
+                severity = severities[rule_id] = cfg.severity_of(rule_id)
+            findings.append(trusted(
+                id=make_id(rule_id, path, raw.subject, raw.message),
+                rule_id=rule_id, severity=severity, category=rule.category, path=path,
                 line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,
             ))
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept
-        result.suppressed += suppressed
-        result.unresolved.extend(o.unresolved)
-        result.files.append(o.report)
+        total_suppressed += suppressed
+        unresolved.extend(o.unresolved)
+        reports.append(o.report)
+    result.suppressed = total_suppressed
     result.files.extend(error_reports)
     result.files.sort(key=lambda r: r.path)
     result.findings.sort(key=lambda f: (f.path, f.line, f.rule_id, f.id))

@@ -157,7 +157,7 @@ def has_any(lowered: str, words: tuple[str, ...]) -> bool:
     return any(w in lowered for w in words)
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     start: int
     end: int
