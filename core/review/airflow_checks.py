@@ -629,8 +629,7 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                 isinstance(base, ast.Name) and base.id in conn_vars
             ):
                 ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
-    if mod.tasks_sql_possible:
-        check_sql_formatting(ctx, mod.idx, mod.lower_source)
+    check_sql_formatting(ctx, mod.idx, mod.lower_source)
     for t in mod.tasks:
         if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
             continue
@@ -646,16 +645,13 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
         return bool(s) and s is not None and len(s) >= 4 and "{{" not in s and not s.startswith(("$", "%(")) \
             and " " not in s.strip()
 
-    nodes: list[ast.AST] = []
-    if has_any(lower, SECRET_WORDS_LOWER):
-        # only a literal value can be a hard-coded secret (checked again below)
-        constant = ast.Constant
-        nodes += [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
-                  if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-        nodes += [kw for call in idx.calls() for kw in call.keywords
-                  if kw.value.__class__ is constant and kw.arg and SECRET_NAME.search(kw.arg)]
-    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
-        nodes += [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
+    # only a literal value can be a hard-coded secret (checked again below)
+    constant = ast.Constant
+    nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
+                            if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
+    nodes += [kw for call in idx.calls() for kw in call.keywords
+              if kw.value.__class__ is constant and kw.arg and SECRET_NAME.search(kw.arg)]
+    named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
         if isinstance(node, ast.Assign):
@@ -674,7 +670,16 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
             if not isinstance(value, ast.Constant):
                 continue  # only literals are hard-coded secrets
             if SECRET_NAME.search(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
-                ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
+                named.append((where, name))
+    # the file-wide word pre-filter scans the whole text once per word: only when a name matched
+    if named and has_any(lower, SECRET_WORDS_LOWER):
+        for where, name in named:
+            ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
+    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
+        constants = [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
+    else:
+        constants = []
+    for node in constants:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 8:
             if "@" in node.value and URI_CREDS.search(node.value):
                 ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
@@ -683,9 +688,10 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
-    if not has_any(lower, SQL_WORDS_LOWER):
-        return
-    for node in idx.of(ast.JoinedStr, ast.BinOp, ast.Call):
+    # the file-wide keyword pre-filter is a scan of the whole text per keyword: it runs only when a
+    # formatted string looks like SQL, which few files have
+    hits: list[ast.AST] = []
+    for node in [*idx.of(ast.JoinedStr, ast.BinOp), *idx.calls_named("format")]:
         text: str | None = None
         if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
             text = string_parts(node)
@@ -695,6 +701,9 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
               and isinstance(node.func.value, ast.Constant)):
             text = const_str(node.func.value)
         if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+            hits.append(node)
+    if hits and has_any(lower, SQL_WORDS_LOWER):
+        for node in hits:
             ctx.emit("SEC003", node, "sql", "SQL is built with string formatting; use bind parameters")
 
 

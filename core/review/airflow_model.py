@@ -18,10 +18,10 @@ from dataeng_agents.core.review.pyast import (
     Span,
     const_str,
     dotted,
+    has_any,
     import_map,
     is_clock_call,
     kwargs_of,
-    lines_mentioning,
     qualify,
     span,
 )
@@ -182,12 +182,15 @@ class ModuleInfo:
     dag_func_ids: set[int] = field(default_factory=set)
     task_by_node: dict[int, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
-    #: the file mentions SQL keywords at all
-    tasks_sql_possible: bool = True
     _clock_lines: list[int] | None = None
     _lower: str | None = None
     #: every def of the module, by line
     defs_by_line: list[ast.AST] = field(default_factory=list)
+
+    @property
+    def tasks_sql_possible(self) -> bool:
+        """The file mentions SQL keywords at all."""
+        return has_any(self.lower_source, SQL_WORDS_LOWER)
 
     @property
     def lower_source(self) -> str:
@@ -491,16 +494,24 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
     mod.tasks.sort(key=lambda t: t.line)
-    sql_lines = lines_mentioning(mod.lower_source, SQL_WORDS_LOWER)
-    mod.tasks_sql_possible = bool(sql_lines)
+    lines: list[str] | None = None
+    sql_in_fn: dict[int, bool] = {}
     for task in mod.tasks:
         fn = task.func
-        # only scan a callable's body for SQL strings when its own lines mention SQL
-        task.sql_possible = fn is not None and bool(sql_lines) and any(
-            fn.lineno <= ln <= (fn.end_lineno or fn.lineno) for ln in sql_lines
-        )
-        if task.func is not None:
-            task.body = idx.func_nodes(task.func)
+        # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
+        # lines only, not the whole file (the words hold no newline, so joining the lines adds no match)
+        if fn is None:
+            task.sql_possible = False
+        else:
+            known = sql_in_fn.get(id(fn))
+            if known is None:
+                if lines is None:
+                    lines = mod.lower_source.split("\n")
+                known = sql_in_fn[id(fn)] = has_any(
+                    "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]), SQL_WORDS_LOWER
+                )
+            task.sql_possible = known
+            task.body = idx.func_nodes(fn)
         if task.dag is not None:
             task.dag.tasks.append(task)
 
