@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from typer.testing import CliRunner
-
 from dataeng_agents.core.cli import app
+from typer.testing import CliRunner
 
 SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
 REFERENCE_FILE = SHARED_DIR / "stats_reference.json"

@@ -7,10 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from stats_helpers import run_cli, two_arm
-
 from dataeng_agents.core.stats import (
     AnalysisInput,
     MetricInput,
@@ -20,6 +16,9 @@ from dataeng_agents.core.stats import (
     analyze_arrays,
 )
 from dataeng_agents.core.stats.engine import FIELDS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stats_helpers import run_cli, two_arm
 
 
 def test_variant_stats_field_order_is_the_engine_layout() -> None:

@@ -6,13 +6,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats as sps
-from stats_helpers import mean_stats, ratio_stats, two_arm
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
-from statsmodels.stats.proportion import proportions_ztest
-from statsmodels.stats.proportion import test_proportions_2indep as proportions_2indep
-
 from dataeng_agents.core.stats import (
     adjust_pvalues,
     analyze,
@@ -22,6 +15,12 @@ from dataeng_agents.core.stats import (
     sample_size_per_variant,
     srm_test,
 )
+from scipy import stats as sps
+from stats_helpers import mean_stats, ratio_stats, two_arm
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
+from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.proportion import test_proportions_2indep as proportions_2indep
 
 
 def _one(inp: dict[str, Any]) -> Any:

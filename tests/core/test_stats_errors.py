@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stats_helpers import run_cli, two_arm
-
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.stats import StatsInputError, analyze, power
+from stats_helpers import run_cli, two_arm
 
 
 def _prop(c: dict[str, Any], t: dict[str, Any], **settings: Any) -> dict[str, Any]:
@@ -138,9 +137,8 @@ def test_cli_bad_input_is_one_line_exit_2(text: str, words: str, tmp_path: Path)
 
 
 def test_cli_missing_file_and_bad_power(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
     from dataeng_agents.core.cli import app
+    from typer.testing import CliRunner
 
     res = CliRunner().invoke(app, ["stats", "analyze", str(tmp_path / "absent.json")])
     assert res.exit_code == 2 and "cannot read" in res.stderr

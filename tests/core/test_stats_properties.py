@@ -8,11 +8,10 @@ import math
 from typing import Any
 
 import numpy as np
+from dataeng_agents.core.stats import StatsInputError, analyze
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stats_helpers import two_arm
-
-from dataeng_agents.core.stats import StatsInputError, analyze
 
 METHODS = st.sampled_from(["frequentist", "sequential", "bayesian"])
 ALTERNATIVES = st.sampled_from(["two-sided", "greater", "less"])

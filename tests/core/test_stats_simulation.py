@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-
 from dataeng_agents.core.stats import analyze
 
 N_EXPERIMENTS = 10_000
