@@ -595,9 +595,12 @@ def sequential_rho(alpha: float, tuning: float, two_sided: bool = True) -> float
 
 
 def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, ckind: IntArray) -> ArrayResults:
-    """Effects and tests on the (metrics, variants) grid, then drop the control column."""
+    """Effects and tests on the (metrics, treatment variants) grid."""
     arm = arm_moments(cells, cuped, ckind)
-    pm = stratify(cells, pair_moments(cells, arm, cuped, ckind))
+    full = stratify(cells, pair_moments(cells, arm, cuped, ckind))
+    # Drop the control-vs-control column before any test: the t quantiles are the costly part.
+    keep = [j for j in range(len(cells.variant_names)) if j != cells.control]
+    pm = _PairMoments(**{f: getattr(full, f)[:, keep] for f in _PairMoments.__dataclass_fields__})
     alpha = settings.alpha
     relative = settings.difference == "relative"
     err = pm.err.copy()
@@ -634,19 +637,18 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
             lo, hi, p = _sequential(est, se, pm.n_a + pm.n_b, settings)
         else:
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
-    keep = [j for j in range(len(cells.variant_names)) if j != cells.control]
     out = ArrayResults(
         metric_names=cells.metric_names,
         variant_names=[cells.variant_names[j] for j in keep],
-        estimate=est[:, keep],
-        std_error=se[:, keep],
-        ci_lower=lo[:, keep],
-        ci_upper=hi[:, keep],
-        p_value=p[:, keep],
-        chance_to_win=ctw[:, keep],
-        risk_control=rc[:, keep],
-        risk_variant=rv[:, keep],
-        error=err[:, keep],
+        estimate=est,
+        std_error=se,
+        ci_lower=lo,
+        ci_upper=hi,
+        p_value=p,
+        chance_to_win=ctw,
+        risk_control=rc,
+        risk_variant=rv,
+        error=err,
     )
     _finalise_errors(out, settings)
     return out
