@@ -151,21 +151,25 @@ def _is_check(task: TaskInfo) -> bool:
     return bool(CHECK_TASK_ID.search(task.name))
 
 
+_NOOP_OPERATORS = frozenset({"EmptyOperator", "DummyOperator"})
+
+
 def _is_noop(task: TaskInfo) -> bool:
-    return task.short_operator in {"EmptyOperator", "DummyOperator"}
+    return task.short_operator in _NOOP_OPERATORS
 
 
 def _per_dag(
     ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad: Callable[[Resolved], bool], what: str
 ) -> None:
     """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded."""
+    version = ctx.airflow_version
     for dag in mod.dags:
-        tasks = [t for t in dag.tasks if not _is_noop(t)]
+        tasks = [t for t in dag.tasks if t.short_operator not in _NOOP_OPERATORS]
         if not tasks:
             continue
         offenders: list[TaskInfo] = []
         for t in tasks:
-            res = t.resolve(key, ctx.airflow_version)
+            res = t.resolve(key, version)
             if res.unknown:
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
             elif bad(res):
@@ -275,12 +279,12 @@ def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
     reads: list[tuple[str, ast.AST, TaskInfo]] = []
     for t, _fn in _task_funcs(mod):
         for node in t.body:
-            if not isinstance(node, ast.Call):
+            if not isinstance(node, ast.Call) or not node.args:
                 continue
-            name = dotted(node.func).rsplit(".", 1)[-1]
-            path = _local_path(node.args[0]) if node.args else None
+            path = _local_path(node.args[0])
             if path is None:
                 continue
+            name = dotted(node.func).rsplit(".", 1)[-1]
             if name == "open":
                 mode_node = node.args[1] if len(node.args) > 1 else next(
                     (k.value for k in node.keywords if k.arg == "mode"), None)
@@ -649,8 +653,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
     constant = ast.Constant
     nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
                             if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    nodes += [kw for call in idx.calls() for kw in call.keywords
-              if kw.value.__class__ is constant and kw.arg and SECRET_NAME.search(kw.arg)]
+    nodes += [kw for kw in idx.literal_keywords if kw.arg and SECRET_NAME.search(kw.arg)]
     named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
@@ -693,8 +696,12 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
     hits: list[ast.AST] = []
     for node in [*idx.of(ast.JoinedStr, ast.BinOp), *idx.calls_named("format")]:
         text: str | None = None
-        if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.FormattedValue) for v in node.values):
-            text = string_parts(node)
+        if isinstance(node, ast.JoinedStr):
+            # SQL_WORDS is anchored at the start: an f-string that opens with a placeholder cannot match
+            if node.values and node.values[0].__class__ is ast.Constant and any(
+                isinstance(v, ast.FormattedValue) for v in node.values
+            ):
+                text = string_parts(node)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
             text = const_str(node.left)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"

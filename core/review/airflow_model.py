@@ -115,7 +115,7 @@ class DagInfo:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskInfo:
     task_id: str | None
     operator: str  # qualified class name, or "@task", "@task.bash", ...

@@ -207,7 +207,7 @@ class Index:
     about as much as ``ast.parse`` itself, so this pass records only what is queried.
     """
 
-    __slots__ = ("by_func", "by_type", "call_by_name", "owner", "parent", "tree")
+    __slots__ = ("by_func", "by_type", "call_by_name", "literal_keywords", "owner", "parent", "tree")
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
@@ -219,6 +219,9 @@ class Index:
         self.by_func: dict[int, list[ast.AST]] = {}
         #: calls by the last name of the callee: ``a.b.c(...)`` under "c", ``f(...)`` under "f"
         self.call_by_name: dict[str, list[ast.Call]] = {}
+        #: named call keywords whose value is a literal (the hard-coded secret check), in call order
+        self.literal_keywords: list[ast.keyword] = []
+        literal_keywords = self.literal_keywords
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
         call_by_name = self.call_by_name
         recorded, with_parent, silent = _RECORDED, _WITH_PARENT, _SILENT_LEAVES
@@ -264,7 +267,11 @@ class Index:
                 for kw in node.keywords:  # type: ignore[attr-defined]
                     value = kw.value
                     vcls = value.__class__
-                    if vcls in silent or vcls is ast.Constant:
+                    if vcls is ast.Constant:
+                        if kw.arg is not None:
+                            literal_keywords.append(kw)
+                        continue
+                    if vcls in silent:
                         continue
                     if vcls in with_parent:
                         parent[id(value)] = kw
