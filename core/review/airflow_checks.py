@@ -385,7 +385,7 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
     for dag in mod.dags:
         seen: dict[str, int] = {}
         for t in dag.tasks:
-            if t.taskflow or t.task_id is None or any(a <= t.line <= b for a, b in groups):
+            if t.taskflow or t.task_id is None or (groups and any(a <= t.line <= b for a, b in groups)):
                 continue
             if t.task_id in seen:
                 ctx.emit("SCH007", t.line, t.subject,

@@ -106,11 +106,21 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
             stack.append(child)
 
 
+_CLOCK_LAST = frozenset({"now", "today", "utcnow", "days_ago", "time"})
+
+
 def is_clock_call(node: ast.AST, imports: dict[str, str]) -> bool:
     """``datetime.now()``, ``date.today()``, ``pendulum.now()``, ``days_ago(...)``, ``time.time()`` ..."""
     if not isinstance(node, ast.Call):
         return False
-    name = qualify(dotted(node.func), imports)
+    # most calls are ruled out by the last name of the callee, without building the dotted name
+    func = node.func
+    if func.__class__ is ast.Attribute:
+        if func.attr not in _CLOCK_LAST:  # type: ignore[attr-defined]
+            return False
+    elif func.__class__ is ast.Name and imports.get(func.id, func.id).rsplit(".", 1)[-1] not in _CLOCK_LAST:  # type: ignore[attr-defined]
+        return False
+    name = qualify(dotted(func), imports)
     last = name.rsplit(".", 1)[-1]
     if last in {"now", "today", "utcnow"} and (
         "datetime" in name or "date" in name or "pendulum" in name or "timezone" in name
