@@ -369,13 +369,27 @@ def _inside_function(mod: ModuleInfo, line: int) -> bool:
     )
 
 
+def _last_segment_ends(node: ast.AST, suffix: str) -> bool:
+    """False when ``dotted(node)`` cannot end with ``suffix`` (which holds no dot), without building it."""
+    while node.__class__ is ast.Call:
+        node = node.func  # type: ignore[attr-defined]
+    if node.__class__ is ast.Attribute:
+        return node.attr.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
+    if node.__class__ is ast.Name:
+        return node.id.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
+    return False  # dotted() is "" for anything else
+
+
 def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for node in mod.idx.of(ast.With):
-        if isinstance(node, ast.With) and any(dotted(i.context_expr).endswith("TaskGroup") for i in node.items):
+        if isinstance(node, ast.With) and any(
+            _last_segment_ends(i.context_expr, "TaskGroup") and dotted(i.context_expr).endswith("TaskGroup")
+            for i in node.items
+        ):
             spans.append((node.lineno, node.end_lineno or node.lineno))
     for fn in mod.functions.values():
-        if any(dotted(d).endswith("task_group") for d in fn.decorator_list):
+        if any(_last_segment_ends(d, "task_group") and dotted(d).endswith("task_group") for d in fn.decorator_list):
             spans.append((fn.lineno, fn.end_lineno or fn.lineno))
     return spans
 
