@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterable
 
@@ -33,6 +34,14 @@ WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(
                           r"update\s+\w+\s+set|delete\s+from)\b", re.I)
 FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
+#: the last letters SECRET_NAME can end on (a cheap test before the regex; non-ASCII goes to the regex,
+#: whose case folding maps a few non-ASCII letters onto these)
+_SECRET_LAST = frozenset("sdtnylSDTNYL")
+
+
+def _secret_name(name: str) -> bool:
+    last = name[-1:]
+    return (last in _SECRET_LAST or not last.isascii()) and SECRET_NAME.search(name) is not None
 SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
 URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
 URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
@@ -135,7 +144,7 @@ def _writes(task: TaskInfo) -> bool:
 def _compute_writes(task: TaskInfo) -> bool:
     if any(WRITE_SQL_RE.search(t) for _, t in _sql_texts(task)):
         return True
-    if TRANSFER_OPERATOR.search(task.short_operator):
+    if _transfer_operator(task.short_operator):
         return True
     return any(
         isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS
@@ -143,8 +152,18 @@ def _compute_writes(task: TaskInfo) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _transfer_operator(short_operator: str) -> bool:
+    return TRANSFER_OPERATOR.search(short_operator) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_operator(short_operator: str) -> bool:
+    return CHECK_OPERATOR.search(short_operator) is not None
+
+
 def _is_check(task: TaskInfo) -> bool:
-    if CHECK_OPERATOR.search(task.short_operator):
+    if _check_operator(task.short_operator):
         return True
     if any(CHECK_COMMAND.search(t) for _, t in _bash_texts(task)):
         return True
@@ -667,7 +686,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
     constant = ast.Constant
     nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
                             if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    nodes += [kw for kw in idx.literal_keywords if kw.arg and SECRET_NAME.search(kw.arg)]
+    nodes += [kw for kw in idx.literal_keywords if kw.arg and _secret_name(kw.arg)]
     named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
@@ -686,7 +705,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
         for name, value, where in pairs:
             if not isinstance(value, ast.Constant):
                 continue  # only literals are hard-coded secrets
-            if SECRET_NAME.search(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
+            if _secret_name(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
                 named.append((where, name))
     # the file-wide word pre-filter scans the whole text once per word: only when a name matched
     if named and has_any(lower, SECRET_WORDS_LOWER):
