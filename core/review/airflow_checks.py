@@ -654,7 +654,7 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
 
 # ------------------------------------------------------------------ security
 def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
-    check_hardcoded_secrets(ctx, mod.idx, mod.source, mod.lower_source)
+    check_hardcoded_secrets(ctx, mod.idx, mod.source)
     conn_vars = {
         name for name, value in mod.module_assigns.items()
         if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
@@ -666,7 +666,7 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                 isinstance(base, ast.Name) and base.id in conn_vars
             ):
                 ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
-    check_sql_formatting(ctx, mod.idx, mod.lower_source)
+    check_sql_formatting(ctx, mod.idx, mod.source)
     for t in mod.tasks:
         if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
             continue
@@ -676,7 +676,7 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
-def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: str) -> None:
+def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     def secret_literal(value: ast.AST | None) -> bool:
         s = const_str(value)
         return bool(s) and s is not None and len(s) >= 4 and "{{" not in s and not s.startswith(("$", "%(")) \
@@ -708,7 +708,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
             if _secret_name(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
                 named.append((where, name))
     # the file-wide word pre-filter scans the whole text once per word: only when a name matched
-    if named and has_any(lower, SECRET_WORDS_LOWER):
+    if named and has_any(source.lower(), SECRET_WORDS_LOWER):
         for where, name in named:
             ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
     if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
@@ -723,7 +723,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str, lower: s
                 ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
 
 
-def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
+def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
     # the file-wide keyword pre-filter is a scan of the whole text per keyword: it runs only when a
     # formatted string looks like SQL, which few files have
     hits: list[ast.AST] = []
@@ -742,7 +742,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, lower: str) -> None:
             text = const_str(node.func.value)
         if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
             hits.append(node)
-    if hits and has_any(lower, SQL_WORDS_LOWER):
+    if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:
             ctx.emit("SEC003", node, "sql", "SQL is built with string formatting; use bind parameters")
 

@@ -506,9 +506,10 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             known = sql_in_fn.get(id(fn))
             if known is None:
                 if lines is None:
-                    lines = mod.lower_source.split("\n")
+                    lines = mod.source.split("\n")
+                # lowering the callable's lines alone gives the same text as lowering the whole file
                 known = sql_in_fn[id(fn)] = has_any(
-                    "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]), SQL_WORDS_LOWER
+                    "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]).lower(), SQL_WORDS_LOWER
                 )
             task.sql_possible = known
             task.body = idx.func_nodes(fn)

@@ -182,7 +182,7 @@ def review_file(
             dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
             mod.release()
         if is_prefect_module(imports):
-            fns = review_prefect_module(ctx, tree, source)
+            fns = review_prefect_module(ctx, tree, source, index)
             kind = "prefect" if not is_airflow else kind
             dags += [f.name for f in fns if f.kind == "flow"]
             tasks += sum(1 for f in fns if f.kind == "task")

@@ -59,7 +59,9 @@ def _number(node: ast.expr | None) -> float | None:
     return None
 
 
-def review_prefect_module(ctx: CheckContext, tree: ast.Module, source: str) -> list[PrefectFn]:
+def review_prefect_module(
+    ctx: CheckContext, tree: ast.Module, source: str, index: Index | None = None
+) -> list[PrefectFn]:
     imports = import_map(tree)
     fns = collect(tree, imports)
     tasks = {f.name: f for f in fns if f.kind == "task"}
@@ -114,10 +116,9 @@ def review_prefect_module(ctx: CheckContext, tree: ast.Module, source: str) -> l
                             ctx.emit("PFT004", c, f.name,
                                      f"{label} fans out '{dotted(c.func)}' without a concurrency limit")
                             break
-    idx = Index(tree)
-    lower = source.lower()
-    check_hardcoded_secrets(ctx, idx, source, lower)
-    check_sql_formatting(ctx, idx, lower)
+    idx = index if index is not None else Index(tree)
+    check_hardcoded_secrets(ctx, idx, source)
+    check_sql_formatting(ctx, idx, source)
     return fns
 
 
