@@ -287,6 +287,8 @@ class Index:
                         parent[id(value)] = kw
                     push((value, inner))
                 continue
+            if cls is ast.ImportFrom or cls is ast.Import:
+                continue  # only aliases below
             if cls is ast.Attribute or cls is ast.Expr:
                 # numerous, with a single child worth visiting
                 value = node.value  # type: ignore[attr-defined]
