@@ -186,6 +186,8 @@ class ModuleInfo:
     _lower: str | None = None
     #: every def of the module, by line
     defs_by_line: list[ast.AST] = field(default_factory=list)
+    #: built by the edge pass once the tasks are known
+    taskflow_by_name: dict[str, TaskInfo] | None = None
 
     @property
     def tasks_sql_possible(self) -> bool:
@@ -241,7 +243,7 @@ class ModuleInfo:
             dag.tasks = []
         for task in self.tasks:
             task.dag = None
-        self.tasks, self.dags, self.task_by_node = [], [], {}
+        self.tasks, self.dags, self.task_by_node, self.taskflow_by_name = [], [], {}, None
 
     def task_by_var(self) -> dict[str, TaskInfo]:
         return {t.var: t for t in self.tasks if t.var}
@@ -552,9 +554,16 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
         while isinstance(base, ast.Attribute | ast.Call):
             base = base.value if isinstance(base, ast.Attribute) else base.func
         if isinstance(base, ast.Name):
-            for t in mod.tasks:
-                if t.taskflow and t.func is not None and t.func.name == base.id:
-                    return [t]
+            by_name = mod.taskflow_by_name
+            if by_name is None:
+                # the first TaskFlow task (in line order) of each function name
+                by_name = mod.taskflow_by_name = {}
+                for t in mod.tasks:
+                    if t.taskflow and t.func is not None:
+                        by_name.setdefault(t.func.name, t)
+            hit = by_name.get(base.id)
+            if hit is not None:
+                return [hit]
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
         return _task_refs(node.right, mod, var_tasks)  # `a >> b` and `a << b` both evaluate to b
     return []
