@@ -34,14 +34,16 @@ WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(
                           r"update\s+\w+\s+set|delete\s+from)\b", re.I)
 FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
-#: the last letters SECRET_NAME can end on (a cheap test before the regex; non-ASCII goes to the regex,
-#: whose case folding maps a few non-ASCII letters onto these)
-_SECRET_LAST = frozenset("sdtnylSDTNYL")
+#: every ending SECRET_NAME accepts, for ASCII names without a newline (the regex's case folding maps a
+#: few non-ASCII letters onto ASCII ones, and its ``$`` also matches before a final newline)
+_SECRET_SUFFIXES = ("pass", "password", "passwd", "secret", "token", "apikey", "api_key", "accesskey", "access_key",
+                    "privatekey", "private_key", "credential", "credentials", "authkey", "auth_key")
 
 
 def _secret_name(name: str) -> bool:
-    last = name[-1:]
-    return (last in _SECRET_LAST or not last.isascii()) and SECRET_NAME.search(name) is not None
+    if name.isascii() and "\n" not in name:
+        return name.lower().endswith(_SECRET_SUFFIXES)
+    return SECRET_NAME.search(name) is not None
 SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
 URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
 URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
