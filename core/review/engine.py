@@ -7,6 +7,7 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import io
 import os
@@ -15,7 +16,7 @@ import stat
 import sys
 import time
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -288,17 +289,25 @@ def review_paths(
         cfg = load_config(pyproject=config, profile=profile if profile != "default" else None)
     else:
         cfg = load_config(profile=profile)
-    # The review allocates many short-lived objects per file while the file's syntax tree is alive, and
-    # frees them by reference counting (it breaks its own cycles: ModuleInfo.release). Left on, the
-    # cyclic GC runs about three times as many young-generation passes as parsing the same files does,
-    # each one re-scanning the tree; it is paused for the run and restored afterwards.
-    gc_was_enabled = gc.isenabled()
+    return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
+                   runtime_timeout=runtime_timeout, progress=progress)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC for the static analysis and the result assembly.
+
+    The review allocates many short-lived objects per file while the file's syntax tree is alive, and
+    frees them by reference counting (it breaks its own cycles: ModuleInfo.release). Left on, the
+    cyclic GC runs about three times as many young-generation passes as parsing the same files does,
+    each one re-scanning the tree. Not paused while waiting for the runtime (DagBag) subprocess, which
+    may take minutes in a worker whose other threads keep allocating."""
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
-                       runtime_timeout=runtime_timeout, progress=progress)
+        yield
     finally:
-        if gc_was_enabled:
+        if was_enabled:
             gc.enable()
 
 
@@ -311,20 +320,30 @@ def _review(
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
     outcomes: dict[str, _FileOutcome] = {}
     enabled = cfg.enabled_rules()
-    if progress and len(files) > 10:
-        from rich.progress import Progress
+    with _gc_paused():
+        if progress and len(files) > 10:
+            from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task("Reviewing", total=len(files))
+            with Progress(transient=True) as bar:
+                task = bar.add_task("Reviewing", total=len(files))
+                for f in files:
+                    outcomes[f] = review_file(f, cfg, airflow_version, enabled)
+                    bar.advance(task)
+        else:
             for f in files:
                 outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-                bar.advance(task)
-    else:
-        for f in files:
-            outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-    if runtime:
-        interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
-        _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
+        if not runtime:
+            return _assemble(result, outcomes, error_reports, cfg, t0)
+    interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
+    _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
+    with _gc_paused():
+        return _assemble(result, outcomes, error_reports, cfg, t0)
+
+
+def _assemble(
+    result: ReviewResult, outcomes: dict[str, _FileOutcome], error_reports: list[FileReport], cfg: ReviewConfig,
+    t0: float,
+) -> ReviewResult:
     # duplicate dag_ids across files
     first: dict[str, tuple[str, int]] = {}
     for path, o in outcomes.items():
