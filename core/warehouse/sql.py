@@ -10,9 +10,10 @@ One query returns every number the analysis needs, and nothing proportional to t
    per-metric sums inside the metric's window after first exposure, the ratio denominator, and the
    CUPED covariate from the pre-exposure window, via conditional aggregation.
 4. ``xp_unit_values`` (+ ``xp_caps`` when a metric is capped at an in-database percentile).
-5. The final aggregate, ``GROUP BY GROUPING SETS ((variant), (variant, exposure_day),
-   (variant, dim0), …)``: n, sums, sums of squares and cross products per metric, per variant — for
-   the whole experiment, per exposure day (cumulated in Python for the time charts) and per
+5. ``xp_cells``: one pass over the units into (variant, exposure_day, dim0, …) cells — n, sums, sums
+   of squares and cross products per metric; then the final aggregate over those few cells,
+   ``GROUP BY GROUPING SETS ((variant), (variant, exposure_day), (variant, dim0), …)``: per variant,
+   for the whole experiment, per exposure day (cumulated in Python for the time charts) and per
    dimension level. ``GROUPING(col)`` columns say which set a row belongs to.
 
 User text enters the tree only as parsed sqlglot nodes: table names are validated identifiers,
@@ -457,25 +458,22 @@ def build_experiment_query(
             return exp.Least(this=raw, expressions=[capped_cols[i].copy()])
         return raw
 
-    # 5. the final aggregate over grouping sets
+    # 5. the final aggregate. First one pass over the units into (variant, exposure day, dimension
+    # levels) cells — variants x days x levels rows — then the grouping sets over those few cells:
+    # every statistic is a sum, so summing cell sums is the same number, and the grouping sets no
+    # longer re-read (and the database no longer materialises) one row per unit for every set.
     dims = [f"dim{j}" for j in range(len(dimensions))]
-    select_cols: list[exp.Expr] = [
-        _col("variant", "v"),
-        _col("exposure_day", "v"),
-        *[_col(d, "v") for d in dims],
-        exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col("exposure_day", "v")]), "g_day"),
-        *[exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col(d, "v")]), f"g_{d}") for d in dims],
-        exp.alias_(exp.Count(this=exp.Star()), "units"),
-    ]
+    keys = ["variant", "exposure_day", *dims]
+    stat_cols: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "units")]
     for mc in metric_cols:
         i = mc.index
         y, d, x = value(i), value(i, "den"), value(i, "cov")
-        select_cols += [
+        stat_cols += [
             exp.alias_(_sum(y), mc.col("sum")),
             exp.alias_(_sum(exp.Mul(this=y.copy(), expression=y.copy())), mc.col("sum_squares")),
         ]
         if mc.ratio:
-            select_cols += [
+            stat_cols += [
                 exp.alias_(_sum(d), mc.col("denominator_sum")),
                 exp.alias_(
                     _sum(exp.Mul(this=d.copy(), expression=d.copy())), mc.col("denominator_sum_squares")
@@ -485,7 +483,7 @@ def build_experiment_query(
                 ),
             ]
         if mc.cuped:
-            select_cols += [
+            stat_cols += [
                 exp.alias_(_sum(x), mc.col("covariate_sum")),
                 exp.alias_(
                     _sum(exp.Mul(this=x.copy(), expression=x.copy())), mc.col("covariate_sum_squares")
@@ -495,18 +493,28 @@ def build_experiment_query(
                 ),
             ]
             if mc.ratio:
-                select_cols.append(
+                stat_cols.append(
                     exp.alias_(
                         _sum(exp.Mul(this=d.copy(), expression=x.copy())),
                         mc.col("denominator_sum_product_covariate"),
                     )
                 )
-    query = exp.select(*select_cols).from_(exp.alias_(exp.to_table(base), "v"))
+    cells = exp.select(*[_col(k, "v") for k in keys], *stat_cols).from_(exp.alias_(exp.to_table(base), "v"))
     if percentile_capped:
-        query = query.join(exp.alias_(exp.to_table("xp_caps"), "c"), join_type="cross")
-    sets = [exp.Tuple(expressions=[_col("variant", "v")])]
-    sets.append(exp.Tuple(expressions=[_col("variant", "v"), _col("exposure_day", "v")]))
-    sets += [exp.Tuple(expressions=[_col("variant", "v"), _col(d, "v")]) for d in dims]
+        cells = cells.join(exp.alias_(exp.to_table("xp_caps"), "c"), join_type="cross")
+    cells = cells.group_by(*[_col(k, "v") for k in keys])
+    ctes.append(("xp_cells", cells))
+
+    select_cols: list[exp.Expr] = [
+        *[_col(k, "g") for k in keys],
+        exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col("exposure_day", "g")]), "g_day"),
+        *[exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col(d, "g")]), f"g_{d}") for d in dims],
+    ]
+    select_cols += [exp.alias_(_sum(_col(str(c.alias), "g")), str(c.alias)) for c in stat_cols]
+    query = exp.select(*select_cols).from_(exp.alias_(exp.to_table("xp_cells"), "g"))
+    sets = [exp.Tuple(expressions=[_col("variant", "g")])]
+    sets.append(exp.Tuple(expressions=[_col("variant", "g"), _col("exposure_day", "g")]))
+    sets += [exp.Tuple(expressions=[_col("variant", "g"), _col(d, "g")]) for d in dims]
     query.set("group", exp.Group(grouping_sets=[exp.GroupingSets(expressions=sets)]))
     for name, cte in ctes:
         query = query.with_(name, as_=cte)

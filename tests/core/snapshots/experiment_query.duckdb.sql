@@ -210,104 +210,141 @@ WITH xp_exposures AS (
   FROM xp_unit_values
   WHERE
     NOT variant IS NULL
+), xp_cells AS (
+  SELECT
+    v.variant,
+    v.exposure_day,
+    v.dim0,
+    v.dim1,
+    COUNT(*) AS units,
+    SUM(v.m0_value) AS m0_sum,
+    SUM(v.m0_value * v.m0_value) AS m0_sum_squares,
+    SUM(v.m0_cov) AS m0_covariate_sum,
+    SUM(v.m0_cov * v.m0_cov) AS m0_covariate_sum_squares,
+    SUM(v.m0_value * v.m0_cov) AS m0_sum_product_covariate,
+    SUM(
+      CASE
+        WHEN v.m1_value IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_value, c.cap1)
+      END
+    ) AS m1_sum,
+    SUM(
+      CASE
+        WHEN v.m1_value IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_value, c.cap1)
+      END * CASE
+        WHEN v.m1_value IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_value, c.cap1)
+      END
+    ) AS m1_sum_squares,
+    SUM(
+      CASE
+        WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_cov, c.cap1)
+      END
+    ) AS m1_covariate_sum,
+    SUM(
+      CASE
+        WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_cov, c.cap1)
+      END * CASE
+        WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_cov, c.cap1)
+      END
+    ) AS m1_covariate_sum_squares,
+    SUM(
+      CASE
+        WHEN v.m1_value IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_value, c.cap1)
+      END * CASE
+        WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m1_cov, c.cap1)
+      END
+    ) AS m1_sum_product_covariate,
+    SUM(v.m2_value) AS m2_sum,
+    SUM(v.m2_value * v.m2_value) AS m2_sum_squares,
+    SUM(v.m2_den) AS m2_denominator_sum,
+    SUM(v.m2_den * v.m2_den) AS m2_denominator_sum_squares,
+    SUM(v.m2_value * v.m2_den) AS m2_sum_product_denominator,
+    SUM(v.m3_value) AS m3_sum,
+    SUM(v.m3_value * v.m3_value) AS m3_sum_squares,
+    SUM(v.m4_value) AS m4_sum,
+    SUM(v.m4_value * v.m4_value) AS m4_sum_squares,
+    SUM(v.m4_den) AS m4_denominator_sum,
+    SUM(v.m4_den * v.m4_den) AS m4_denominator_sum_squares,
+    SUM(v.m4_value * v.m4_den) AS m4_sum_product_denominator,
+    SUM(
+      CASE
+        WHEN v.m5_value IS NULL OR 500.0 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m5_value, 500.0)
+      END
+    ) AS m5_sum,
+    SUM(
+      CASE
+        WHEN v.m5_value IS NULL OR 500.0 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m5_value, 500.0)
+      END * CASE
+        WHEN v.m5_value IS NULL OR 500.0 IS NULL
+        THEN NULL
+        ELSE LEAST(v.m5_value, 500.0)
+      END
+    ) AS m5_sum_squares
+  FROM xp_unit_values AS v
+  CROSS JOIN xp_caps AS c
+  GROUP BY
+    v.variant,
+    v.exposure_day,
+    v.dim0,
+    v.dim1
 )
 SELECT
-  v.variant,
-  v.exposure_day,
-  v.dim0,
-  v.dim1,
-  GROUPING(v.exposure_day) AS g_day,
-  GROUPING(v.dim0) AS g_dim0,
-  GROUPING(v.dim1) AS g_dim1,
-  COUNT(*) AS units,
-  SUM(v.m0_value) AS m0_sum,
-  SUM(v.m0_value * v.m0_value) AS m0_sum_squares,
-  SUM(v.m0_cov) AS m0_covariate_sum,
-  SUM(v.m0_cov * v.m0_cov) AS m0_covariate_sum_squares,
-  SUM(v.m0_value * v.m0_cov) AS m0_sum_product_covariate,
-  SUM(
-    CASE
-      WHEN v.m1_value IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_value, c.cap1)
-    END
-  ) AS m1_sum,
-  SUM(
-    CASE
-      WHEN v.m1_value IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_value, c.cap1)
-    END * CASE
-      WHEN v.m1_value IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_value, c.cap1)
-    END
-  ) AS m1_sum_squares,
-  SUM(
-    CASE
-      WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_cov, c.cap1)
-    END
-  ) AS m1_covariate_sum,
-  SUM(
-    CASE
-      WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_cov, c.cap1)
-    END * CASE
-      WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_cov, c.cap1)
-    END
-  ) AS m1_covariate_sum_squares,
-  SUM(
-    CASE
-      WHEN v.m1_value IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_value, c.cap1)
-    END * CASE
-      WHEN v.m1_cov IS NULL OR c.cap1 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m1_cov, c.cap1)
-    END
-  ) AS m1_sum_product_covariate,
-  SUM(v.m2_value) AS m2_sum,
-  SUM(v.m2_value * v.m2_value) AS m2_sum_squares,
-  SUM(v.m2_den) AS m2_denominator_sum,
-  SUM(v.m2_den * v.m2_den) AS m2_denominator_sum_squares,
-  SUM(v.m2_value * v.m2_den) AS m2_sum_product_denominator,
-  SUM(v.m3_value) AS m3_sum,
-  SUM(v.m3_value * v.m3_value) AS m3_sum_squares,
-  SUM(v.m4_value) AS m4_sum,
-  SUM(v.m4_value * v.m4_value) AS m4_sum_squares,
-  SUM(v.m4_den) AS m4_denominator_sum,
-  SUM(v.m4_den * v.m4_den) AS m4_denominator_sum_squares,
-  SUM(v.m4_value * v.m4_den) AS m4_sum_product_denominator,
-  SUM(
-    CASE
-      WHEN v.m5_value IS NULL OR 500.0 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m5_value, 500.0)
-    END
-  ) AS m5_sum,
-  SUM(
-    CASE
-      WHEN v.m5_value IS NULL OR 500.0 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m5_value, 500.0)
-    END * CASE
-      WHEN v.m5_value IS NULL OR 500.0 IS NULL
-      THEN NULL
-      ELSE LEAST(v.m5_value, 500.0)
-    END
-  ) AS m5_sum_squares
-FROM xp_unit_values AS v
-CROSS JOIN xp_caps AS c
+  g.variant,
+  g.exposure_day,
+  g.dim0,
+  g.dim1,
+  GROUPING(g.exposure_day) AS g_day,
+  GROUPING(g.dim0) AS g_dim0,
+  GROUPING(g.dim1) AS g_dim1,
+  SUM(g.units) AS units,
+  SUM(g.m0_sum) AS m0_sum,
+  SUM(g.m0_sum_squares) AS m0_sum_squares,
+  SUM(g.m0_covariate_sum) AS m0_covariate_sum,
+  SUM(g.m0_covariate_sum_squares) AS m0_covariate_sum_squares,
+  SUM(g.m0_sum_product_covariate) AS m0_sum_product_covariate,
+  SUM(g.m1_sum) AS m1_sum,
+  SUM(g.m1_sum_squares) AS m1_sum_squares,
+  SUM(g.m1_covariate_sum) AS m1_covariate_sum,
+  SUM(g.m1_covariate_sum_squares) AS m1_covariate_sum_squares,
+  SUM(g.m1_sum_product_covariate) AS m1_sum_product_covariate,
+  SUM(g.m2_sum) AS m2_sum,
+  SUM(g.m2_sum_squares) AS m2_sum_squares,
+  SUM(g.m2_denominator_sum) AS m2_denominator_sum,
+  SUM(g.m2_denominator_sum_squares) AS m2_denominator_sum_squares,
+  SUM(g.m2_sum_product_denominator) AS m2_sum_product_denominator,
+  SUM(g.m3_sum) AS m3_sum,
+  SUM(g.m3_sum_squares) AS m3_sum_squares,
+  SUM(g.m4_sum) AS m4_sum,
+  SUM(g.m4_sum_squares) AS m4_sum_squares,
+  SUM(g.m4_denominator_sum) AS m4_denominator_sum,
+  SUM(g.m4_denominator_sum_squares) AS m4_denominator_sum_squares,
+  SUM(g.m4_sum_product_denominator) AS m4_sum_product_denominator,
+  SUM(g.m5_sum) AS m5_sum,
+  SUM(g.m5_sum_squares) AS m5_sum_squares
+FROM xp_cells AS g
 GROUP BY
   GROUPING SETS (
-    (v.variant),
-    (v.variant, v.exposure_day),
-    (v.variant, v.dim0),
-    (v.variant, v.dim1)
+    (g.variant),
+    (g.variant, g.exposure_day),
+    (g.variant, g.dim0),
+    (g.variant, g.dim1)
   )
