@@ -524,16 +524,14 @@ def _bind_factory_tasks(mod: ModuleInfo) -> None:
     unbound = [t for t in mod.tasks if t.dag is None]
     if not unbound or not mod.dags:
         return
-    calls: dict[str, list[int]] = {
-        name: sorted(c.lineno for c in mod.idx.calls_named(name) if isinstance(c.func, ast.Name))
-        for name in mod.functions
-    }
     for fn in mod.functions.values():
         start, end = fn.lineno, fn.end_lineno or fn.lineno
         inside = [t for t in unbound if start <= t.line <= end and t.dag is None]
         if not inside:
             continue
-        dag = next((d for line in calls.get(fn.name, []) if (d := _innermost_dag(mod, line)) is not None), None)
+        # the lines where the helper is called by its plain name (only for helpers that create tasks)
+        calls = sorted(c.lineno for c in mod.idx.calls_named(fn.name) if isinstance(c.func, ast.Name))
+        dag = next((d for line in calls if (d := _innermost_dag(mod, line)) is not None), None)
         for t in inside:
             t.dag = dag
 
