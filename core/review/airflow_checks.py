@@ -489,27 +489,36 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
         if node.__class__ is ast.ImportFrom and not (node.module or "").startswith("airflow"):  # type: ignore[attr-defined]
             continue  # every name it would check starts with the module
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            names = (*(f"{node.module}.{a.name}" for a in node.names), node.module)
         elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names = tuple(a.name for a in node.names)
         else:
             continue
-        for name in names:
-            if not name.startswith("airflow"):
+        verdict = _import_verdict(names, ctx.airflow_major, ctx.airflow_version)
+        if verdict is not None:
+            ctx.emit("SCH008", node, verdict[0], verdict[1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _import_verdict(names: tuple[str, ...], major: int, version: str) -> tuple[str, str] | None:
+    """(name, message) for the first imported name that is wrong for the target version, else None.
+
+    A pure function of the import's text: DAG files repeat the same few imports, so it is memoised."""
+    for name in names:
+        if not name.startswith("airflow"):
+            continue
+        if major >= 3:
+            if not name.startswith(_AF3_PREFIXES) and name != "airflow.DAG":
                 continue
-            if ctx.airflow_major >= 3:
-                if not name.startswith(_AF3_PREFIXES) and name != "airflow.DAG":
-                    continue
-                old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
-                if old is None and name == "airflow.DAG":
-                    old = "airflow.DAG"
-                if old is not None:
-                    new = AF3_MOVED.get(old, "airflow.sdk.DAG")
-                    ctx.emit("SCH008", node, name, f"'{name}' is deprecated or removed in Airflow 3; use {new}")
-                    break
-            elif name.startswith(("airflow.sdk", "airflow.providers.standard")):
-                ctx.emit("SCH008", node, name, f"'{name}' needs Airflow 3 but the target is {ctx.airflow_version}")
-                break
+            old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
+            if old is None and name == "airflow.DAG":
+                old = "airflow.DAG"
+            if old is not None:
+                new = AF3_MOVED.get(old, "airflow.sdk.DAG")
+                return name, f"'{name}' is deprecated or removed in Airflow 3; use {new}"
+        elif name.startswith(("airflow.sdk", "airflow.providers.standard")):
+            return name, f"'{name}' needs Airflow 3 but the target is {version}"
+    return None
 
 
 # ------------------------------------------------------------------ performance
