@@ -1,7 +1,14 @@
 WITH xp_exposures AS (
   SELECT
     unit_id AS unit_id,
-    CAST(variant AS STRING) AS variant,
+    CASE CAST(variant AS STRING)
+      WHEN 'control'
+      THEN 0
+      WHEN 'one_click'
+      THEN 1
+      WHEN 'recommendations'
+      THEN 2
+    END AS variant,
     exposed_at AS exposed_at,
     CAST(device AS STRING) AS dim0,
     CAST(country AS STRING) AS dim1
@@ -210,7 +217,14 @@ WITH xp_exposures AS (
     NOT variant IS NULL
 ), xp_cells AS (
   SELECT
-    v.variant,
+    CASE v.variant
+      WHEN 0
+      THEN 'control'
+      WHEN 1
+      THEN 'one_click'
+      WHEN 2
+      THEN 'recommendations'
+    END AS variant,
     v.exposure_day,
     v.dim0,
     v.dim1,
