@@ -112,8 +112,16 @@ def _ts_literal(value: datetime | date, dialect: str) -> exp.Expr:
     return exp.cast(exp.Literal.string(text), "TIMESTAMPTZ" if dialect == "bigquery" else "TIMESTAMP")
 
 
+def _as_minutes(hours: float) -> int:
+    return round(hours * 60)
+
+
+def _minutes_literal(minutes: int) -> exp.Interval:
+    return exp.Interval(this=exp.Literal.string(str(minutes)), unit=exp.var("MINUTE"))
+
+
 def _minutes(hours: float) -> exp.Interval:
-    return exp.Interval(this=exp.Literal.string(str(round(hours * 60))), unit=exp.var("MINUTE"))
+    return _minutes_literal(_as_minutes(hours))
 
 
 def _col(name: str, table: str | None = None) -> exp.Column:
@@ -380,21 +388,31 @@ def build_experiment_query(
 
         ts = _col("event_ts", "e")
         fe = _col("first_exposure", "u")
+        # The join keeps only events in [first exposure - longest pre-window, first exposure +
+        # longest window): a metric whose window (or pre-window) is that bound needs no test of
+        # it again per row — fewer comparisons per joined event, the same rows in each sum.
+        pre_minutes = [_as_minutes(m.cuped.pre_window) for _, m in members if m.cuped is not None]
+        win_minutes = [None if m.window is None else _as_minutes(m.window) for _, m in members]
+        join_lower = max(pre_minutes, default=0)
+        join_upper = max(w for w in win_minutes if w is not None) if all(win_minutes) else None
         aggs = _Distinct("a", dialect)
         # (metric index, "value" | "cov" | "den") -> the src column holding it
         src_col: dict[tuple[int, str], str] = {}
         for i, metric in members:
-            in_window: exp.Expr = ts >= fe
-            if metric.window is not None:
-                in_window = exp.and_(
-                    in_window, ts < exp.Add(this=fe.copy(), expression=_minutes(metric.window))
-                )
+            window_conds: list[exp.Expr] = []
+            if join_lower > 0:
+                window_conds.append(ts >= fe)
+            if metric.window is not None and _as_minutes(metric.window) != join_upper:
+                window_conds.append(ts < exp.Add(this=fe.copy(), expression=_minutes(metric.window)))
+            in_window = exp.and_(*window_conds) if window_conds else None
             in_pre: exp.Expr | None = None
             if metric.cuped is not None:
-                in_pre = exp.and_(
-                    ts >= exp.Sub(this=fe.copy(), expression=_minutes(metric.cuped.pre_window)),
-                    ts < fe.copy(),
-                )
+                pre_conds: list[exp.Expr] = [ts < fe.copy()]
+                if _as_minutes(metric.cuped.pre_window) != join_lower:
+                    pre_conds.insert(
+                        0, ts >= exp.Sub(this=fe.copy(), expression=_minutes(metric.cuped.pre_window))
+                    )
+                in_pre = exp.and_(*pre_conds)
             if metric.kind == "proportion":
                 src_col[(i, "value")] = aggs.add(_any(in_window))
                 if in_pre is not None:
@@ -404,18 +422,17 @@ def build_experiment_query(
                 if in_pre is not None:
                     src_col[(i, "cov")] = aggs.add(_sum(_when(in_pre, _col(value_col[i], "e"))))
             if metric.kind == "ratio":
-                src_col[(i, "den")] = aggs.add(_sum(_when(in_window.copy(), _col(den_col[i], "e"))))
+                den_window = None if in_window is None else in_window.copy()
+                src_col[(i, "den")] = aggs.add(_sum(_when(den_window, _col(den_col[i], "e"))))
         agg_cols: list[exp.Expr] = [_col("unit_id", "u"), *aggs.columns]
 
         join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
-        pre_hours = [m.cuped.pre_window for _, m in members if m.cuped is not None]
         lower: exp.Expr = fe.copy()
-        if pre_hours:
-            lower = exp.Sub(this=fe.copy(), expression=_minutes(max(pre_hours)))
+        if join_lower > 0:
+            lower = exp.Sub(this=fe.copy(), expression=_minutes_literal(join_lower))
         join_on.append(ts >= lower)
-        windows = [m.window for _, m in members]
-        if all(w is not None for w in windows):
-            join_on.append(ts < exp.Add(this=fe.copy(), expression=_minutes(max(w for w in windows if w))))
+        if join_upper is not None:
+            join_on.append(ts < exp.Add(this=fe.copy(), expression=_minutes_literal(join_upper)))
         if event_end is not None:
             join_on.append(ts < _ts_literal(event_end, dialect))
         src = (
@@ -560,12 +577,15 @@ class _Distinct:
         return self.names[key]
 
 
-def _when(cond: exp.Expr, then: exp.Expr) -> exp.Expr:
-    return exp.Case(ifs=[exp.If(this=cond, true=then)])
+def _when(cond: exp.Expr | None, then: exp.Expr) -> exp.Expr:
+    """``then`` where ``cond`` holds (NULL elsewhere); ``None`` means every joined row qualifies."""
+    return then if cond is None else exp.Case(ifs=[exp.If(this=cond, true=then)])
 
 
-def _any(cond: exp.Expr) -> exp.Expr:
+def _any(cond: exp.Expr | None) -> exp.Expr:
     """1 when any row of the unit satisfies ``cond`` (a conversion), else 0."""
+    if cond is None:
+        return exp.Max(this=exp.Literal.number(1))
     return exp.Max(
         this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))], default=exp.Literal.number(0))
     )

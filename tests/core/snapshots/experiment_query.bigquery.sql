@@ -30,53 +30,11 @@ WITH xp_exposures AS (
 ), xp_src0 AS (
   SELECT
     u.unit_id,
-    MAX(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080' MINUTE
-        )
-        THEN 1
-        ELSE 0
-      END
-    ) AS a0,
-    MAX(
-      CASE
-        WHEN e.event_ts >= (
-          u.first_exposure - INTERVAL '40320' MINUTE
-        )
-        AND e.event_ts < u.first_exposure
-        THEN 1
-        ELSE 0
-      END
-    ) AS a1,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080' MINUTE
-        )
-        THEN e.x0
-      END
-    ) AS a2,
-    SUM(
-      CASE
-        WHEN e.event_ts >= (
-          u.first_exposure - INTERVAL '40320' MINUTE
-        )
-        AND e.event_ts < u.first_exposure
-        THEN e.x0
-      END
-    ) AS a3,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080' MINUTE
-        )
-        THEN e.x1
-      END
-    ) AS a4
+    MAX(CASE WHEN e.event_ts >= u.first_exposure THEN 1 ELSE 0 END) AS a0,
+    MAX(CASE WHEN e.event_ts < u.first_exposure THEN 1 ELSE 0 END) AS a1,
+    SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x0 END) AS a2,
+    SUM(CASE WHEN e.event_ts < u.first_exposure THEN e.x0 END) AS a3,
+    SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x1 END) AS a4
   FROM xp_units AS u
   INNER JOIN (
     SELECT
@@ -104,24 +62,8 @@ WITH xp_exposures AS (
 ), xp_src1 AS (
   SELECT
     u.unit_id,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080' MINUTE
-        )
-        THEN e.x0
-      END
-    ) AS a0,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '10080' MINUTE
-        )
-        THEN e.x1
-      END
-    ) AS a1
+    SUM(e.x0) AS a0,
+    SUM(e.x1) AS a1
   FROM xp_units AS u
   INNER JOIN (
     SELECT
@@ -147,15 +89,7 @@ WITH xp_exposures AS (
 ), xp_src2 AS (
   SELECT
     u.unit_id,
-    SUM(
-      CASE
-        WHEN e.event_ts >= u.first_exposure
-        AND e.event_ts < (
-          u.first_exposure + INTERVAL '20160' MINUTE
-        )
-        THEN e.x0
-      END
-    ) AS a0
+    SUM(e.x0) AS a0
   FROM xp_units AS u
   INNER JOIN (
     SELECT
