@@ -335,8 +335,9 @@ def build_experiment_query(
             MetricColumns(i, metric.name, metric.kind, metric.kind == "ratio", metric.cuped is not None)
         )
 
+    # no unit_id: nothing after this CTE needs it, and the database materialises this one row
+    # per unit (read by the percentile caps and by the cells)
     unit_value_cols: list[exp.Expr] = [
-        _col("unit_id", "u"),
         _col("variant", "u"),
         exp.alias_(exp.cast(_col("first_exposure", "u"), "DATE"), "exposure_day"),
     ]

@@ -121,7 +121,6 @@ WITH xp_exposures AS (
     u.unit_id
 ), xp_unit_values AS (
   SELECT
-    u.unit_id,
     u.variant,
     CAST(u.first_exposure AS DATE) AS exposure_day,
     u.dim0,
