@@ -106,6 +106,9 @@ class DuckDBWarehouse:
         try:
             # settings go through DuckDB's config dict, never into SQL text
             con = duckdb.connect(self.path, read_only=self.path != ":memory:", config=self._config)
+            # DuckDB draws its own progress bar on stdout for queries over 2 s: noise in a
+            # scheduler's task log (the analysis reports its steps through its own progress)
+            con.execute("SET enable_progress_bar = false")
         except duckdb.Error as exc:
             raise WarehouseError(f"duckdb: cannot open {self.path}: {_first_line(exc)}") from None
         return con, True
