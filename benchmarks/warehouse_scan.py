@@ -171,11 +171,15 @@ def child(kind: str, db: str) -> dict[str, Any]:
         ev = con.execute("SELECT unit_id, ts, revenue FROM events").df()
         con.close()
         ex = ex[(ex.exposed_at >= "2024-03-01") & (ex.exposed_at < "2024-03-15")]
+        # what a competent pandas user would do, as the SQL does: drop events outside
+        # [start - pre-window, end + window) before the merge, and min != max instead of nunique
+        ev = ev[(ev.ts >= "2024-02-16") & (ev.ts < "2024-03-22")]
         units = ex.groupby("unit_id").agg(
-            variant=("variant", "min"), n_variants=("variant", "nunique"), first=("exposed_at", "min"), country=("country", "min")
+            variant=("variant", "min"), last=("variant", "max"), first=("exposed_at", "min"), country=("country", "min")
         )
-        excluded = int((units.n_variants > 1).sum())
-        units = units[units.n_variants == 1]
+        multi = units.variant != units["last"]
+        excluded = int(multi.sum())
+        units = units[~multi]
         m = ev.merge(units[["first"]], left_on="unit_id", right_index=True, how="inner")
         post = (m.ts >= m["first"]) & (m.ts < m["first"] + pd.Timedelta(days=7))
         pre = (m.ts >= m["first"] - pd.Timedelta(days=14)) & (m.ts < m["first"])
