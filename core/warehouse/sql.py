@@ -395,7 +395,7 @@ def build_experiment_query(
         pre_minutes = [_as_minutes(m.cuped.pre_window) for _, m in members if m.cuped is not None]
         win_minutes = [None if m.window is None else _as_minutes(m.window) for _, m in members]
         join_lower = max(pre_minutes, default=0)
-        join_upper = max(w for w in win_minutes if w is not None) if all(win_minutes) else None
+        join_upper = max(w for w in win_minutes if w is not None) if None not in win_minutes else None
         aggs = _Distinct("a", dialect)
         # (metric index, "value" | "cov" | "den") -> the src column holding it
         src_col: dict[tuple[int, str], str] = {}
