@@ -428,19 +428,30 @@ def build_experiment_query(
         agg_cols: list[exp.Expr] = [_col("unit_id", "u"), *aggs.columns]
 
         join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
-        lower: exp.Expr = fe.copy()
+        # the join's time bounds computed once per unit on the build side, not as interval
+        # arithmetic for every (unit, event) candidate pair
+        unit_cols: list[exp.Expr] = [_col("unit_id"), _col("first_exposure")]
         if join_lower > 0:
-            lower = exp.Sub(this=fe.copy(), expression=_minutes_literal(join_lower))
-        join_on.append(ts >= lower)
+            lo = exp.Sub(this=_col("first_exposure"), expression=_minutes_literal(join_lower))
+            unit_cols.append(exp.alias_(lo, "join_from"))
+            join_on.append(ts >= _col("join_from", "u"))
+        else:
+            join_on.append(ts >= fe.copy())
         if join_upper is not None:
-            join_on.append(ts < exp.Add(this=fe.copy(), expression=_minutes_literal(join_upper)))
+            hi = exp.Add(this=_col("first_exposure"), expression=_minutes_literal(join_upper))
+            unit_cols.append(exp.alias_(hi, "join_to"))
+            join_on.append(ts < _col("join_to", "u"))
         if event_end is not None:
             join_on.append(ts < _ts_literal(event_end, dialect))
+        analysed_units = (
+            exp.select(*unit_cols)
+            .from_("xp_units")
+            .where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
+        )
         src = (
             exp.select(*agg_cols)
-            .from_(exp.alias_(exp.to_table("xp_units"), "u"))
+            .from_(analysed_units.subquery("u"))
             .join(inner.subquery("e"), on=exp.and_(*join_on), join_type="inner")
-            .where(exp.Not(this=exp.Is(this=_col("variant", "u"), expression=exp.Null())))
             .group_by(_col("unit_id", "u"))
         )
         ctes.append((f"xp_src{k}", src))

@@ -35,7 +35,16 @@ WITH xp_exposures AS (
     SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x0 END) AS a2,
     SUM(CASE WHEN e.event_ts < u.first_exposure THEN e.x0 END) AS a3,
     SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x1 END) AS a4
-  FROM xp_units AS u
+  FROM (
+    SELECT
+      unit_id,
+      first_exposure,
+      first_exposure - INTERVAL '40320' MINUTE AS join_from,
+      first_exposure + INTERVAL '10080' MINUTE AS join_to
+    FROM xp_units
+    WHERE
+      NOT variant IS NULL
+  ) AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
@@ -48,15 +57,9 @@ WITH xp_exposures AS (
       AND ordered_at < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
   ) AS e
     ON e.unit_id = u.unit_id
-    AND e.event_ts >= (
-      u.first_exposure - INTERVAL '40320' MINUTE
-    )
-    AND e.event_ts < (
-      u.first_exposure + INTERVAL '10080' MINUTE
-    )
+    AND e.event_ts >= u.join_from
+    AND e.event_ts < u.join_to
     AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
-  WHERE
-    NOT u.variant IS NULL
   GROUP BY
     u.unit_id
 ), xp_src1 AS (
@@ -64,7 +67,15 @@ WITH xp_exposures AS (
     u.unit_id,
     SUM(e.x0) AS a0,
     SUM(e.x1) AS a1
-  FROM xp_units AS u
+  FROM (
+    SELECT
+      unit_id,
+      first_exposure,
+      first_exposure + INTERVAL '10080' MINUTE AS join_to
+    FROM xp_units
+    WHERE
+      NOT variant IS NULL
+  ) AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
@@ -78,19 +89,23 @@ WITH xp_exposures AS (
   ) AS e
     ON e.unit_id = u.unit_id
     AND e.event_ts >= u.first_exposure
-    AND e.event_ts < (
-      u.first_exposure + INTERVAL '10080' MINUTE
-    )
+    AND e.event_ts < u.join_to
     AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
-  WHERE
-    NOT u.variant IS NULL
   GROUP BY
     u.unit_id
 ), xp_src2 AS (
   SELECT
     u.unit_id,
     SUM(e.x0) AS a0
-  FROM xp_units AS u
+  FROM (
+    SELECT
+      unit_id,
+      first_exposure,
+      first_exposure + INTERVAL '20160' MINUTE AS join_to
+    FROM xp_units
+    WHERE
+      NOT variant IS NULL
+  ) AS u
   INNER JOIN (
     SELECT
       unit_id AS unit_id,
@@ -111,12 +126,8 @@ WITH xp_exposures AS (
   ) AS e
     ON e.unit_id = u.unit_id
     AND e.event_ts >= u.first_exposure
-    AND e.event_ts < (
-      u.first_exposure + INTERVAL '20160' MINUTE
-    )
+    AND e.event_ts < u.join_to
     AND e.event_ts < CAST('2024-03-10 12:30:00.000000' AS TIMESTAMP)
-  WHERE
-    NOT u.variant IS NULL
   GROUP BY
     u.unit_id
 ), xp_unit_values AS (
