@@ -68,16 +68,34 @@ class _ExperimentOperator(NarratedOperator):
         )
 
     def load_config(self) -> Any:
-        """The experiment config; a file with lifecycle sections (``hypothesis:``, ``tracking:``,
-        ``rollout:``) is read the way the lifecycle commands read it, so one YAML serves both."""
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        """The experiment config (path, YAML text or dict).
+
+        A config with lifecycle sections (``exploration:``, ``tracking:``, ``rollout:`` or a
+        structured ``hypothesis:``) is read the way the lifecycle commands read it, so one YAML
+        serves both. A bad config fails the task without retries (the error names the field).
+        """
+        from dataeng_agents.core.errors import ConfigError
+        from dataeng_agents.core.lifecycle.sources import LIFECYCLE_KEYS, load_configs
+        from dataeng_agents.core.warehouse import ExperimentConfig
 
         spec: Any = self.config
-        if isinstance(spec, str) and "\n" in spec:  # YAML text rather than a path
-            import yaml
+        try:
+            raw: Any = spec
+            if isinstance(spec, str):
+                from pathlib import Path
 
-            spec = yaml.safe_load(spec)
-        return load_configs(spec)[0]
+                import yaml
+
+                path = Path(spec) if "\n" not in spec else None
+                raw = yaml.safe_load(path.read_text(encoding="utf-8") if path and path.is_file() else spec)
+            lifecycle = isinstance(raw, dict) and (
+                any(k in raw for k in LIFECYCLE_KEYS) or isinstance(raw.get("hypothesis"), dict)
+            )
+            if lifecycle:
+                return load_configs(spec if isinstance(spec, dict) or "\n" not in str(spec) else raw)[0]
+            return ExperimentConfig.load(spec)
+        except ConfigError as e:
+            raise AirflowFailException(f"experiment config: {e}") from e
 
 
 class ExperimentAnalysisOperator(_ExperimentOperator):

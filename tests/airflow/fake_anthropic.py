@@ -67,7 +67,9 @@ def message_for(params: dict[str, Any], msg_id: str) -> dict[str, Any]:
     """The assistant message the API would return for a ``messages.create`` payload."""
     tools = params.get("tools") or []
     choice = params.get("tool_choice") or {}
-    tool = next((t for t in tools if t.get("name") == choice.get("name")), tools[0] if tools else None)
+    # the forced tool, else the answer tool (a model that has read enough facts answers), else the first
+    wanted = choice.get("name") or "final_answer"
+    tool = next((t for t in tools if t.get("name") == wanted), tools[0] if tools else None)
     if tool is not None:
         content = [
             {
