@@ -11,6 +11,9 @@ This is the facade the CLI and both orchestrator adapters call:
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,12 @@ __all__ = [
     "design_pipeline",
     "narrate_design",
     "narrate_review",
+    "render_review_files",
     "render_starter_dag",
+    "review_markdown",
     "review_narration_task",
     "review_paths",
+    "write_review",
 ]
 
 MAX_FACT_FINDINGS = 200
@@ -165,3 +171,90 @@ def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[P
     sp = load_spec(spec)
     design = design_pipeline(sp)
     return design, render_starter_dag(design, sp)
+
+
+REVIEW_FORMATS = ("json", "md", "sarif", "html")
+_REVIEW_FILE_NAMES = {"json": "review.json", "md": "review.md", "sarif": "review.sarif", "html": "review.html"}
+
+
+def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
+    """The review's findings (as ``dataeng review --format markdown``) followed by the advice."""
+    lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
+    for i, priority in enumerate(advice.priorities, start=1):
+        ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
+        lines.append(f"{i}. **{priority.why}** {priority.how_to_fix} ({ids})")
+    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
+    return "\n".join(lines)
+
+
+def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
+    from dataeng_agents.core.report.render import _e, _html_table, _page
+
+    counts = result.counts()
+    rows = [
+        [_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
+        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
+    ]
+    priorities = "".join(
+        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
+        f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
+        for p in advice.priorities
+    )
+    body = (
+        f"<h1>{_e(title)}</h1>"
+        f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
+        f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
+        f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
+        "<h2>Findings</h2>"
+        + _html_table(["severity", "rule", "where", "message", "id"], rows)
+    )
+    return _page(title, body)
+
+
+def render_review_files(
+    result: ReviewResult,
+    advice: ReviewAdvice,
+    formats: Iterable[str] = REVIEW_FORMATS,
+    *,
+    title: str = "Pipeline review",
+) -> dict[str, tuple[str, bytes]]:
+    """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
+    from dataeng_agents.core.errors import InputError
+
+    out: dict[str, tuple[str, bytes]] = {}
+    for fmt in formats:
+        if fmt == "json":
+            doc = result.model_dump(mode="json")
+            doc["advice"] = advice.model_dump(mode="json")
+            text = json.dumps(doc, indent=2)
+        elif fmt in ("md", "markdown"):
+            fmt, text = "md", review_markdown(result, advice)
+        elif fmt == "sarif":
+            text = json.dumps(result.to_sarif(), indent=2)
+        elif fmt == "html":
+            text = _review_html(result, advice, title)
+        else:
+            raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
+        out[fmt] = (_REVIEW_FILE_NAMES[fmt], text.encode("utf-8"))
+    if not out:
+        raise InputError("formats", "no review format given")
+    return out
+
+
+def write_review(
+    result: ReviewResult,
+    advice: ReviewAdvice,
+    out_dir: str | os.PathLike[str],
+    formats: Iterable[str] = REVIEW_FORMATS,
+    *,
+    writer: Any = None,
+    title: str = "Pipeline review",
+) -> dict[str, str]:
+    """Render the review with its advice and write it atomically (as ``write_report``); ``{format: path}``.
+
+    :param writer: optional ``callable(path, data)`` for object storage (Airflow ``ObjectStoragePath``).
+    """
+    from dataeng_agents.core.report.writer import write_files
+
+    return write_files(render_review_files(result, advice, formats, title=title), out_dir, writer=writer)

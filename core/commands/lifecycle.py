@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -439,22 +437,6 @@ def write_lifecycle_report(
             raise InputError("formats", f"unknown format {fmt!r}: lifecycle reports are json or md")
     if not files:
         raise InputError("formats", "no format given")
-    if writer is not None:
-        base = str(out_dir).rstrip("/")
-        for _fmt, (name, data) in files.items():
-            writer(f"{base}/{name}", data)
-        return {fmt: f"{base}/{name}" for fmt, (name, _d) in files.items()}
-    target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not target.is_dir():
-        raise InputError("out", f"{target} exists and is not a directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        for name, data in files.values():
-            (tmp / name).write_bytes(data)
-        target.mkdir(exist_ok=True)
-        for name, _data in files.values():
-            os.replace(tmp / name, target / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {fmt: str(target / name) for fmt, (name, _d) in files.items()}
+    from dataeng_agents.core.report.writer import write_files
+
+    return write_files(files, out_dir, writer=writer)

@@ -18,7 +18,7 @@ from dataeng_agents.core.report.model import (
     VariantSummary,
 )
 from dataeng_agents.core.report.render import render, to_html, to_json, to_markdown
-from dataeng_agents.core.report.writer import render_files, write_report
+from dataeng_agents.core.report.writer import render_files, write_files, write_report
 
 __all__ = [
     "Decision",
@@ -38,5 +38,6 @@ __all__ = [
     "to_html",
     "to_json",
     "to_markdown",
+    "write_files",
     "write_report",
 ]

@@ -59,7 +59,20 @@ def write_report(
     :param writer: optional ``callable(path, data)`` for non-local storage (see module docs).
     :param charts: include the SVG charts in the HTML (the screenshot test turns them off).
     """
-    files = render_files(report, formats, charts=charts)
+    return write_files(render_files(report, formats, charts=charts), out_dir, writer=writer)
+
+
+def write_files(
+    files: dict[str, tuple[str, bytes]],
+    out_dir: str | os.PathLike[str],
+    *,
+    writer: FileWriter | None = None,
+) -> dict[str, str]:
+    """Write already-rendered ``{format: (file name, content)}`` into ``out_dir``; ``{format: path}``.
+
+    Every report kind (experiment, design, pipeline review, lifecycle) goes through here, so all of
+    them get the same guarantee: a failure leaves ``out_dir`` as it was (see the module docs).
+    """
     if writer is not None:
         base = str(out_dir).rstrip("/")
         paths: dict[str, str] = {}
