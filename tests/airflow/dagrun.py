@@ -32,7 +32,16 @@ def load_dag(name: str, dag_id: str | None = None) -> Any:
 
 
 def run(dag: Any, logical_date: datetime, **kwargs: Any) -> Any:
-    """``dag.test()`` and return the finished DagRun."""
+    """``dag.test()`` and return the finished DagRun.
+
+    The DAG's ``deadline`` is dropped first: on Airflow 3.3.2, ``dag.test()`` of a DAG with
+    ``deadline=`` crashes when the run *succeeds* (``DagRun.update_state`` looks the alerts up by id,
+    but dag.test's scheduler copy of the DAG holds the serialized alert, so the query gets a dict).
+    Deadlines are evaluated by the scheduler only, which dag.test() does not run, so nothing that
+    is tested here changes.
+    """
+    if getattr(dag, "deadline", None):
+        dag.deadline = None
     return dag.test(logical_date=logical_date, **kwargs)
 
 
