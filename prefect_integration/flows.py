@@ -169,7 +169,11 @@ def pipeline_review_flow(
     agent = _load_block(agent_settings, AgentSettings)
     result = review_pipeline(paths, profile=profile, airflow_version=airflow_version, config=review_config)
     advice = review_advice(result, agent)
-    files = write_review_files(result, advice, _report_dir(report_dir, pipeline_id), pipeline_id)
+    from dataeng_agents.core.commands.data_pipeline import write_review
+
+    files = write_review(
+        result, advice, _report_dir(report_dir, pipeline_id), title=f"Pipeline review {pipeline_id}"
+    )
     published = publish_report(
         pipeline_id,
         markdown=Path(files["md"]).read_text(encoding="utf-8"),
@@ -353,47 +357,3 @@ def review_advice(result: Any, agent_settings: AgentSettings | None) -> Any:
     from dataeng_agents.core.commands.data_pipeline import review_narration_task
 
     return narrator_for(agent_settings).narrate(review_narration_task(result))
-
-
-def write_review_files(result: Any, advice: Any, out_dir: Path, title: str) -> dict[str, str]:
-    """Writes the review as JSON, SARIF, Markdown (findings + advice) and HTML into ``out_dir``.
-
-    The core renders the findings; the HTML is the Markdown rendered by markdown-it (a dependency of
-    rich), because the core has no HTML renderer for reviews yet.
-    """
-    import json
-
-    from markdown_it import MarkdownIt
-
-    lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
-    for i, priority in enumerate(advice.priorities, start=1):
-        ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
-        lines += [f"{i}. **{priority.why}** {priority.how_to_fix} ({ids})"]
-    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
-    markdown = "\n".join(lines)
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
-    html = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Pipeline review {_escape(title)}</title></head><body>{body}</body></html>\n"
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "json": ("review.json", result.to_json()),
-        "sarif": ("review.sarif", json.dumps(result.to_sarif(), indent=2)),
-        "md": ("review.md", markdown),
-        "html": ("review.html", html),
-    }
-    paths: dict[str, str] = {}
-    for fmt, (name, text) in contents.items():
-        path = out_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # readers never see a half-written file
-        paths[fmt] = str(path)
-    return paths
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)
