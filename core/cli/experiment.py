@@ -109,10 +109,10 @@ def analyze_command(
 
     def run() -> None:
         from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+        from dataeng_agents.core.lifecycle.sources import load_configs
         from dataeng_agents.core.report import write_report
-        from dataeng_agents.core.warehouse import ExperimentConfig
 
-        cfg = ExperimentConfig.load(Path(config))
+        cfg, _lifecycle = load_configs(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
         report = analyze_experiment(
             cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
@@ -159,10 +159,10 @@ def design_command(
 
     def run() -> None:
         from dataeng_agents.core.commands.data_driven_feature import design_experiment
+        from dataeng_agents.core.lifecycle.sources import load_configs
         from dataeng_agents.core.report import to_json, to_markdown, write_report
-        from dataeng_agents.core.warehouse import ExperimentConfig
 
-        cfg = ExperimentConfig.load(Path(config))
+        cfg, _lifecycle = load_configs(Path(config))
         report = design_experiment(cfg, warehouse, narrator=narrator())
         if out:
             write_report(report, out, formats)

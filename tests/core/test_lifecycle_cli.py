@@ -77,3 +77,17 @@ def test_rollout_check_errors_are_one_line(demo: Path, args: list[str], needle: 
     res = CliRunner().invoke(app, ["experiment", "rollout-check", str(demo / "rollout.yaml"), *args])
     assert res.exit_code == 2
     assert needle in res.output and "Traceback" not in res.output
+
+
+def test_analyze_and_design_accept_the_lifecycle_yaml(demo: Path, tmp_path: Path) -> None:
+    """One YAML serves the whole lifecycle: the final analysis and the design read it as is."""
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["experiment", "analyze", str(demo / "lifecycle.yaml"), "--out", str(tmp_path / "report")]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["results"], "the analysis of the lifecycle YAML produced no results"
+    res = runner.invoke(app, ["experiment", "design", str(demo / "lifecycle.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "# Experiment design" in res.stdout
