@@ -28,10 +28,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DAGS = [
-    ROOT / "dags_examples" / "airflow_experiment_report_duckdb.py",
-    ROOT / "dags_examples" / "airflow_feature_lifecycle.py",
-]
+DEFAULT_DAGS = sorted((ROOT / "dags_examples").glob("airflow_*.py"))
 PROVIDER_PREFIX = "dataeng_agents.airflow_provider"
 TARGET = 1.15
 
@@ -68,8 +65,31 @@ class _ToEmpty(ast.NodeTransformer):
         if isinstance(node.func, ast.Name) and node.func.id in self.names:
             self.rewritten += 1
             keep = [k for k in node.keywords if k.arg in ("task_id", "dag", "trigger_rule", "task_group")]
-            return ast.copy_location(ast.Call(func=ast.Name("EmptyOperator", ast.Load()), args=[], keywords=keep), node)
+            empty = ast.Call(func=ast.Name("EmptyOperator", ast.Load()), args=[], keywords=keep)
+            # arguments that call something (e.g. a @task producing the config) are still evaluated,
+            # so the twin creates the same tasks: (lambda *_: EmptyOperator(...))(call(), ...)
+            calls = [
+                k.value for k in node.keywords if k.arg not in {x.arg for x in keep} and _has_call(k.value)
+            ]
+            if calls:
+                lam = ast.Lambda(
+                    args=ast.arguments(
+                        posonlyargs=[],
+                        args=[],
+                        vararg=ast.arg("_"),
+                        kwonlyargs=[],
+                        kw_defaults=[],
+                        defaults=[],
+                    ),
+                    body=empty,
+                )
+                return ast.copy_location(ast.Call(func=lam, args=calls, keywords=[]), node)
+            return ast.copy_location(empty, node)
         return node
+
+
+def _has_call(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) for n in ast.walk(node))
 
 
 def empty_twin(source: str) -> tuple[str, int]:
@@ -83,17 +103,25 @@ def empty_twin(source: str) -> tuple[str, int]:
     transformer = _ToEmpty(names)
     tree = transformer.visit(tree)
     index = next(
-        i for i, n in enumerate(tree.body) if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+        i
+        for i, n in enumerate(tree.body)
+        if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
     )
     if isinstance(tree.body[index], ast.ImportFrom) and tree.body[index].module == "__future__":
         index += 1
-    tree.body.insert(index, ast.parse("from airflow.providers.standard.operators.empty import EmptyOperator").body[0])
+    tree.body.insert(
+        index, ast.parse("from airflow.providers.standard.operators.empty import EmptyOperator").body[0]
+    )
     return ast.unparse(ast.fix_missing_locations(tree)), transformer.rewritten
 
 
 def measure(path: Path) -> dict[str, float]:
     proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True, timeout=300, env=os.environ.copy()
+        [sys.executable, "-c", _MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
     )
     if proc.returncode != 0:
         raise SystemExit(f"parsing {path} failed:\n{proc.stderr[-3000:]}")
