@@ -249,6 +249,9 @@ class LifecycleConfig(_Strict):
         for key in ("exploration", "tracking"):
             if picked.get(key) is None:
                 picked.pop(key, None)
+        if isinstance(picked.get("hypothesis"), str | None):
+            # free text is the experiment config's own `hypothesis`; the lifecycle's is a mapping
+            picked.pop("hypothesis", None)
         try:
             return cls.model_validate(picked)
         except ValidationError as err:
@@ -273,8 +276,10 @@ def _read_mapping(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config", f"file not found: {path}") from None
     except OSError as err:
-        raise ConfigError("", f"cannot read config {path}: {err.strerror or err}") from None
+        raise ConfigError("config", f"cannot read config {path}: {err.strerror or err}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
