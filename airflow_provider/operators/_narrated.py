@@ -56,30 +56,6 @@ def safe_path_part(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", value).strip("_") or "run"
 
 
-#: significant digits of the floats in narration facts sent in deferrable mode (see stable_facts)
-FACT_DIGITS = 8
-
-
-def stable_facts(value: Any, digits: int = FACT_DIGITS) -> Any:
-    """``value`` with every float rounded to ``digits`` significant digits.
-
-    Deferral computes the result twice (before deferring and after resuming) and finds the batch
-    answer by a ``custom_id`` hashed from the facts. Parallel aggregation in the warehouse (DuckDB,
-    most MPP engines) is not bit-reproducible: sums differ in the last bits between two runs on the
-    same data, which would change the hash. Eight significant digits are far below anything prose
-    states and far above that noise.
-    """
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")) or value == 0.0:
-            return value
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: stable_facts(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [stable_facts(v, digits) for v in value]
-    return value
-
-
 class TaskStateLedger:
     """The core's batch ledger (``get``/``put``/``discard``) in Airflow's ``task_state_store``.
 
@@ -211,11 +187,10 @@ class NarratedOperator(BaseOperator):
 
     # -- execution ----------------------------------------------------------------------------------
     def _prepare(self, task: NarrationTask[Any]) -> Any:
-        import dataclasses
-
         from dataeng_agents.core.agents import BatchNarration
 
-        task = dataclasses.replace(task, facts=stable_facts(task.facts))
+        # the core hashes the custom_id from rounded facts, so the recomputed results after
+        # resuming (not bit-identical in a parallel warehouse) find the same batch
         return BatchNarration.prepare(task, model=self.narrator_hook.resolved_model, max_usd=self.max_usd)
 
     def _ledger(self, context: Context) -> TaskStateLedger:

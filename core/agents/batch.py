@@ -137,6 +137,29 @@ def _ended_results(client: Any, batch_id: str) -> dict[str, Any]:
     return items
 
 
+#: significant digits of the floats in the facts that a batch ``custom_id`` is hashed from
+FACT_DIGITS = 8
+
+
+def stable_facts(value: Any, digits: int = FACT_DIGITS) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits.
+
+    A retried or resumed task computes its results again and must find its batch by the same
+    ``custom_id``. Parallel aggregation in a warehouse (DuckDB, most MPP engines) is not
+    bit-reproducible: sums differ in the last bits between two runs on the same data. Eight
+    significant digits are far below anything prose states and far above that noise.
+    """
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")) or value == 0.0:
+            return value
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: stable_facts(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [stable_facts(v, digits) for v in value]
+    return value
+
+
 def custom_id_for(prepared: PreparedTask[Any], model: str, max_tokens: int) -> str:
     """Deterministic, ``^[a-zA-Z0-9_-]{1,64}$`` as the API requires."""
     task = prepared.task
@@ -147,7 +170,7 @@ def custom_id_for(prepared: PreparedTask[Any], model: str, max_tokens: int) -> s
         "model": model,
         "kind": task.kind,
         "subject_id": task.subject_id,
-        "facts": prepared.facts,
+        "facts": stable_facts(prepared.facts),
         "question": task.question,
         "output": task.output_model.__name__,
         "max_tokens": max_tokens,

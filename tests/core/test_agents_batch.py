@@ -239,3 +239,24 @@ def test_a_batch_that_no_longer_exists_falls_back_and_leaves_the_ledger() -> Non
     out = n.collect(fake.client(), ledger=ledger)
     assert out.provenance.fallback_reason == "batch: HTTP 404 NotFoundError"
     assert ledger.get(n.custom_id) is None
+
+
+def test_custom_id_ignores_last_bit_noise_of_recomputed_results() -> None:
+    """A resumed task recomputes its aggregates; parallel sums differ in the last bits, not the id."""
+    from dataeng_agents.core.agents import BatchNarration
+    from dataeng_agents.core.narrative import ExperimentNarrative, NarrationTask
+
+    def task(value: float) -> NarrationTask[ExperimentNarrative]:
+        return NarrationTask(
+            kind="experiment",
+            subject_id="exp-1",
+            facts={"results": [{"id": "r1", "estimate": value}]},
+            output_model=ExperimentNarrative,
+            template=lambda: ExperimentNarrative(headline="h", summary="s"),
+        )
+
+    first = BatchNarration.prepare(task(0.1 + 0.2))
+    again = BatchNarration.prepare(task(0.3))  # 0.30000000000000004 vs 0.3
+    changed = BatchNarration.prepare(task(0.31))
+    assert first.custom_id == again.custom_id
+    assert first.custom_id != changed.custom_id
