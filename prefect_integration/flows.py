@@ -120,7 +120,7 @@ def publish_experiment_report(
         title=f"Experiment {experiment_id}",
         table_name="metrics",
     )
-    reasons = stop_reasons(report, stop_on)
+    reasons = [reason for kind in stop_on for reason in report.policy_problems(kind)]
     emit_event(
         event=EXPERIMENT_ANALYZED_EVENT,
         resource={
@@ -324,16 +324,6 @@ def metric_rows(report: Any) -> list[dict[str, Any]]:
         }
         for r in report.results
     ]
-
-
-# Which health check of the core's report each stop condition reads; the core decides pass/fail.
-STOP_CHECKS: dict[str, str] = {"srm": "srm", "guardrail": "guardrails"}
-
-
-def stop_reasons(report: Any, stop_on: list[str]) -> list[str]:
-    """Messages of the failed health checks that ``stop_on`` (``srm``, ``guardrail``) names."""
-    wanted = {STOP_CHECKS[kind] for kind in stop_on}
-    return [f"{h.name}: {h.message}" for h in report.health if h.id in wanted and h.status == "fail"]
 
 
 def finding_rows(result: Any) -> list[dict[str, Any]]:

@@ -235,9 +235,9 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
     def _apply_policies(self, report: Any) -> None:
         """Fail or warn on SRM / guardrail problems; called after the report is safely written."""
         problems: list[tuple[Policy, str]] = []
-        for message in policy_findings(report, "srm"):
+        for message in report.policy_problems("srm"):
             problems.append((self.srm_policy, message))
-        for message in policy_findings(report, "guardrail"):
+        for message in report.policy_problems("guardrail"):
             problems.append((self.guardrail_policy, message))
         for policy, message in problems:
             self.log.warning("%s (policy: %s)", message, policy)
@@ -259,23 +259,6 @@ def write_files(write_report: Any, report: Any, dest: Any, formats: Sequence[str
         written = write_report(report, local, formats=formats)
         return {fmt: Path(p).resolve().as_uri() for fmt, p in written.items()}
     return dict(write_report(report, str(dest), formats=formats, writer=object_storage_writer))
-
-
-def policy_findings(report: Any, kind: Literal["srm", "guardrail"]) -> list[str]:
-    """Human-readable SRM or guardrail problems of an experiment report (empty when healthy).
-
-    SRM is the report's ``srm`` health check failing; a guardrail problem is a guardrail metric that
-    moved significantly in the wrong direction for some variant.
-    """
-    if kind == "srm":
-        return [
-            f"SRM check failed: {h.message}" for h in report.health if h.id == "srm" and h.status == "fail"
-        ]
-    return [
-        f"guardrail {r.id} regressed (estimate {r.estimate:+.4g}, CI [{r.ci_lower:.4g}, {r.ci_upper:.4g}])"
-        for r in report.results
-        if r.role == "guardrail" and r.significant and r.direction == "worse"
-    ]
 
 
 class ExperimentDesignOperator(_ExperimentOperator):

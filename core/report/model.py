@@ -151,6 +151,15 @@ class ExperimentReport(_Model):
                 return r
         raise KeyError(f"{metric}/{variant}")
 
+    def policy_problems(self, kind: Literal["srm", "guardrail"]) -> list[str]:
+        """Why a stop policy of that ``kind`` fires: the failed ``srm`` or ``guardrails`` health check.
+
+        Both orchestrators stop a scheduled report on these (Airflow fails the task, Prefect the flow),
+        after the report is written; empty when the experiment is healthy in that respect.
+        """
+        check_id = {"srm": "srm", "guardrail": "guardrails"}[kind]
+        return [f"{h.name}: {h.message}" for h in self.health if h.id == check_id and h.status == "fail"]
+
     def summary(self) -> dict[str, Any]:
         """Compact, secret-free summary for XCom / Prefect results (no SQL, no URLs, no prose)."""
         return {

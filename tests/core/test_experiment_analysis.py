@@ -43,6 +43,9 @@ def test_planted_effects_fall_inside_their_intervals(module_tmp: Path) -> None:
             assert r.ci_lower <= lift <= r.ci_upper, f"{metric}/{variant}: true {lift:+.3f} outside {r.ci_lower:+.3f}..{r.ci_upper:+.3f}"
             checked += 1
     assert checked == 6
+    assert report.policy_problems("srm") == []
+    (guardrail_problem,) = report.policy_problems("guardrail")
+    assert "page_latency/recommendations" in guardrail_problem
     # the planted effects are detected, the null ones are not
     assert report.result("conversion", "one_click").significant
     assert report.result("revenue", "one_click").estimate > 0.05  # type: ignore[operator]  # uncapped: wide CI
@@ -146,6 +149,9 @@ def test_srm_and_multiple_exposure_lead_to_investigate(tmp_path: Path) -> None:
     assert {h.id: h.status for h in report.health}["srm"] == "fail"
     assert report.decision.verdict == "investigate" and report.decision.reasons[0].rule == "H1"
     assert "check:srm" in report.decision.reasons[0].refs
+    # the stop policies of both orchestrators read these
+    (srm_problem,) = report.policy_problems("srm")
+    assert srm_problem.startswith("Sample ratio") and "expected" in srm_problem
 
 
 def test_empty_experiment_missing_variant_and_missing_table(module_tmp: Path) -> None:
