@@ -1,7 +1,7 @@
 """Weekly review of this deployment's DAG folder with the project's rules, at the strict profile.
 
 ``PipelineReviewOperator`` reviews ``[core] dags_folder`` (no DAG code is executed: the review is
-static), writes ``review.json`` / ``review.md`` / ``review.sarif`` and fails when a finding is an
+static), writes ``review.json`` / ``review.md`` / ``review.sarif`` / ``review.html`` and fails when a finding is an
 error. The data-engineer persona then reads the review summary and says what to fix first; it runs
 even when the review failed, which is when its advice matters most, and a watcher task keeps the
 run failed in that case.

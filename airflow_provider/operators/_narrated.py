@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator, conf
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import Context, ObjectStoragePath
     from dataeng_agents.airflow_provider.hooks.narrator import NarratorHook
     from dataeng_agents.core.llm.ledger import LedgerEntry
@@ -270,6 +272,21 @@ class NarratedOperator(BaseOperator):
 def local_dir(dest: ObjectStoragePath) -> str | None:
     """The local path of ``dest`` when it is on the local filesystem, else ``None``."""
     return dest.path if dest.protocol in ("file", "local", "") else None
+
+
+def write_outputs(write: Callable[..., dict[str, str]], dest: ObjectStoragePath) -> dict[str, str]:
+    """Run a core writer (``write_report``/``write_review`` with its arguments bound) for ``dest``.
+
+    A local destination is written by the core in place (temp dir, then rename: never half-written)
+    and returned as ``file://`` URIs; any other ``ObjectStoragePath`` gets the files rendered first
+    and then uploaded one by one through :func:`object_storage_writer`.
+    """
+    from pathlib import Path
+
+    local = local_dir(dest)
+    if local is not None:
+        return {fmt: Path(p).resolve().as_uri() for fmt, p in write(local).items()}
+    return dict(write(str(dest), writer=object_storage_writer))
 
 
 def object_storage_writer(path: str, data: bytes) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import Asset
@@ -12,8 +12,7 @@ from dataeng_agents.airflow_provider.links.report import ReportLink
 from dataeng_agents.airflow_provider.operators._narrated import (
     NarratedOperator,
     default_reports_root,
-    local_dir,
-    object_storage_writer,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -213,7 +212,7 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
-        paths = write_files(write_report, result, dest, self.formats)
+        paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
         summary = _as_json_value(result.summary())
         summary["report"] = paths
         self.log.info("Report written: %s", ", ".join(paths.values()))
@@ -244,21 +243,6 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         failing = [message for policy, message in problems if policy == "fail"]
         if failing:
             raise ExperimentPolicyError("; ".join(failing))
-
-
-def write_files(write_report: Any, report: Any, dest: Any, formats: Sequence[str]) -> dict[str, str]:
-    """Write ``report`` under ``dest`` with the core's atomic writer; ``{format: URI}``.
-
-    A local destination is written in place by the core (temp dir, then rename: never half-written);
-    any other ``ObjectStoragePath`` gets the files rendered first and then uploaded one by one.
-    """
-    from pathlib import Path
-
-    local = local_dir(dest)
-    if local is not None:
-        written = write_report(report, local, formats=formats)
-        return {fmt: Path(p).resolve().as_uri() for fmt, p in written.items()}
-    return dict(write_report(report, str(dest), formats=formats, writer=object_storage_writer))
 
 
 class ExperimentDesignOperator(_ExperimentOperator):
@@ -308,7 +292,7 @@ class ExperimentDesignOperator(_ExperimentOperator):
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
-        paths = write_files(write_report, result, dest, self.formats)
+        paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
         summary = _as_json_value(result.summary())
         summary["report"] = paths
         if "html" in paths:

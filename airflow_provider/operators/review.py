@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk.exceptions import AirflowFailException
 from dataeng_agents.airflow_provider.links.report import ReportLink
-from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, local_dir
+from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, write_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from dataeng_agents.core.narrative import Narrator
 
 FailOn = Literal["error", "warn", "never"]
-REVIEW_FORMATS = ("json", "md", "sarif")
+REVIEW_FORMATS = ("json", "md", "sarif", "html")
 
 
 class PipelineReviewFailed(AirflowFailException):
@@ -51,7 +51,7 @@ class PipelineReviewOperator(NarratedOperator):
         ``[tool.dataeng.review]`` table) or a dict of overrides (rule severities, suppressions).
     :param output_path: Folder for the review (``ObjectStoragePath`` URL, templated); ``None`` writes
         under ``[dataeng] reports_root``.
-    :param formats: Review formats to write (``json``, ``md``, ``sarif``).
+    :param formats: Review formats to write (``json``, ``md``, ``sarif``, ``html``).
     :param anthropic_conn_id: Connection of type ``anthropic`` for the persona's advice; ``None``
         writes the advice from templates.
     """
@@ -124,24 +124,17 @@ class PipelineReviewOperator(NarratedOperator):
         return ReviewOutcome(result, narrate_review(result, narrator))
 
     def finish(self, context: Context, result: ReviewOutcome) -> dict[str, Any]:
+        from dataeng_agents.core.commands.data_pipeline import write_review
+
         dest = self.resolve_output_dir(context, self.output_path)
-        files = result.render(self.formats)
-        local = local_dir(dest)
-        paths: dict[str, str] = {}
-        if local is not None:
-            paths = write_local_atomically(Path(local), files)
-        else:
-            for fmt, (name, data) in files.items():
-                target = dest / name
-                target.write_bytes(data)
-                paths[fmt] = str(target)
+        paths = write_outputs(partial(write_review, result.review, result.advice, formats=self.formats), dest)
         review = result.review
         summary: dict[str, Any] = dict(review.summary())
         summary["report"] = paths
         summary["advice"] = result.advice.provenance.narrator
         # pushed before the fail_on check, so downstream tasks (all_done) can read a failed review
         context["ti"].xcom_push(key="summary", value=summary)
-        link = paths.get("md") or paths.get("json")
+        link = paths.get("html") or paths.get("md") or paths.get("json")
         if link:
             context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)
         counts = summary["findings"]
@@ -161,50 +154,8 @@ class PipelineReviewOperator(NarratedOperator):
 
 
 class ReviewOutcome:
-    """A review and the advice written on top of it (rendered the way ``dataeng review --explain`` does)."""
+    """A review and the advice written on top of it (the core's ``write_review`` renders both)."""
 
     def __init__(self, review: Any, advice: Any) -> None:
         self.review = review
         self.advice = advice
-
-    def render(self, formats: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-        import json
-
-        out: dict[str, tuple[str, bytes]] = {}
-        for fmt in formats:
-            if fmt == "json":
-                doc = self.review.model_dump(mode="json")
-                doc["advice"] = self.advice.model_dump(mode="json")
-                out[fmt] = ("review.json", json.dumps(doc, indent=2).encode())
-            elif fmt == "md":
-                text = self.review.to_markdown()
-                text += "\n## Advice\n\n" + self.advice.summary + "\n\n"
-                text += "\n".join(
-                    f"{i}. {p.why} Fix: {p.how_to_fix} ({', '.join(p.finding_ids)})"
-                    for i, p in enumerate(self.advice.priorities, start=1)
-                )
-                out[fmt] = ("review.md", (text + "\n").encode())
-            elif fmt == "sarif":
-                out[fmt] = ("review.sarif", json.dumps(self.review.to_sarif(), indent=2).encode())
-        return out
-
-
-def write_local_atomically(target: Path, files: dict[str, tuple[str, bytes]]) -> dict[str, str]:
-    """Write every file to a temp file next to its destination, then ``os.replace`` it in."""
-    import os
-    import tempfile
-
-    target.mkdir(parents=True, exist_ok=True)
-    out: dict[str, str] = {}
-    for fmt, (name, data) in files.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target / name)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        out[fmt] = (target / name).resolve().as_uri()
-    return out

@@ -68,7 +68,8 @@ def test_weekly_review_fails_on_an_error_writes_the_review_and_still_advises(
     assert "SCH005" in local_path(summary["report"]["md"]).read_text()
     sarif = json.loads(local_path(summary["report"]["sarif"]).read_text())
     assert sarif["version"] == "2.1.0"
-    assert xcom(dr, "review_dags", key="_link_ReportLink") == summary["report"]["md"]
+    assert "SCH005" in local_path(summary["report"]["html"]).read_text()
+    assert xcom(dr, "review_dags", key="_link_ReportLink") == summary["report"]["html"]
 
     # the persona got the failed review's summary as its context document
     answer = xcom(dr, "what_to_fix_first")
