@@ -18,86 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2 as httpx
-
-MODEL = "claude-sonnet-4-5"
-
-
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].split("/")[-1]
-        schema = root.get("$defs", root.get("definitions", {}))[name]
-    return schema
-
-
-def example_from_schema(
-    schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value"
-) -> Any:
-    """A minimal valid instance of a (pydantic-generated) JSON schema: prose strings, empty lists."""
-    root = root or schema
-    schema = _resolve(schema, root)
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            options = [s for s in schema[key] if _resolve(s, root).get("type") != "null"]
-            return example_from_schema(options[0], root, name) if options else None
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type")
-    if kind == "object":
-        props = schema.get("properties", {})
-        out = {}
-        for prop in schema.get("required", list(props)):
-            out[prop] = example_from_schema(props[prop], root, prop)
-        return out
-    if kind == "array":
-        return [example_from_schema(schema["items"], root, name) for _ in range(schema.get("minItems", 0))]
-    if kind == "string":
-        return f"Claude wrote this {name.replace('_', ' ')}."
-    if kind == "integer":
-        return 0
-    if kind == "number":
-        return 0.0
-    if kind == "boolean":
-        return False
-    return None
-
-
-def message_for(params: dict[str, Any], msg_id: str) -> dict[str, Any]:
-    """The assistant message the API would return for a ``messages.create`` payload."""
-    tools = params.get("tools") or []
-    choice = params.get("tool_choice") or {}
-    # the forced tool, else the answer tool (a model that has read enough facts answers), else the first
-    wanted = choice.get("name") or "final_answer"
-    tool = next((t for t in tools if t.get("name") == wanted), tools[0] if tools else None)
-    if tool is not None:
-        content = [
-            {
-                "type": "tool_use",
-                "id": f"toolu_{msg_id}",
-                "name": tool["name"],
-                "input": example_from_schema(tool.get("input_schema", {"type": "object"})),
-            }
-        ]
-        stop = "tool_use"
-    else:
-        content = [{"type": "text", "text": "Claude wrote this answer."}]
-        stop = "end_turn"
-    return {
-        "id": f"msg_{msg_id}",
-        "type": "message",
-        "role": "assistant",
-        "model": params.get("model", MODEL),
-        "content": content,
-        "stop_reason": stop,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": 1200,
-            "output_tokens": 350,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
-    }
+from anthropic_payloads import assistant_message, batch_object
 
 
 @dataclass
@@ -117,29 +38,13 @@ class FakeAnthropicAPI:
 
     # -- the API ---------------------------------------------------------------------------------
     def _batch_json(self, batch_id: str) -> dict[str, Any]:
-        b = self.batches[batch_id]
-        ended = b["polls"] > self.polls_before_end
-        n = len(b["requests"])
-        return {
-            "id": batch_id,
-            "type": "message_batch",
-            "processing_status": "ended" if ended else "in_progress",
-            "request_counts": {
-                "processing": 0 if ended else n,
-                "succeeded": n if ended else 0,
-                "errored": 0,
-                "canceled": 0,
-                "expired": 0,
-            },
-            "created_at": "2026-11-27T00:00:00Z",
-            "expires_at": "2026-11-28T00:00:00Z",
-            "ended_at": "2026-11-27T00:05:00Z" if ended else None,
-            "archived_at": None,
-            "cancel_initiated_at": None,
-            "results_url": f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results"
-            if ended
-            else None,
-        }
+        batch = self.batches[batch_id]
+        return batch_object(
+            batch_id,
+            len(batch["requests"]),
+            ended=batch["polls"] > self.polls_before_end,
+            results_url=f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results",
+        )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
@@ -148,7 +53,7 @@ class FakeAnthropicAPI:
             path = request.url.path
             if request.method == "POST" and path == "/v1/messages":
                 params = json.loads(request.content)
-                return httpx.Response(200, json=message_for(params, f"{len(self.requests):04d}"))
+                return httpx.Response(200, json=assistant_message(params, f"{len(self.requests):04d}"))
             if request.method == "POST" and path == "/v1/messages/batches":
                 body = json.loads(request.content)
                 batch_id = f"msgbatch_{len(self.batches) + 1:04d}"
@@ -172,7 +77,7 @@ class FakeAnthropicAPI:
                                 "custom_id": r["custom_id"],
                                 "result": {
                                     "type": "succeeded",
-                                    "message": message_for(r["params"], f"b{i:04d}"),
+                                    "message": assistant_message(r["params"], f"b{i:04d}"),
                                 },
                             }
                         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from anthropic_payloads import assistant_message, batch_object
 
 if "prefect" in sys.modules:  # pragma: no cover - would silently use the developer's ~/.prefect
     raise RuntimeError("prefect was imported before tests/prefect/conftest.py could isolate its settings")
@@ -213,82 +214,17 @@ class FakeAnthropic:
         self.thread.start()
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    @staticmethod
-    def _fill(schema: dict[str, object], defs: dict[str, object]) -> object:
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            return FakeAnthropic._fill(defs[ref.split("/")[-1]], defs)  # type: ignore[arg-type]
-        for key in ("anyOf", "oneOf"):
-            options = schema.get(key)
-            if isinstance(options, list):
-                return FakeAnthropic._fill(options[0], defs)
-        kind = schema.get("type")
-        if kind == "object":
-            props = schema.get("properties", {})
-            required = schema.get("required", [])
-            return {k: FakeAnthropic._fill(props[k], defs) for k in required}  # type: ignore[index]
-        if kind == "array":
-            return []
-        if kind in ("number", "integer"):
-            return 0
-        if kind == "boolean":
-            return False
-        return "Written by the persona from the grounded results only."
-
-    def answer(self, body: dict[str, object]) -> dict[str, object]:
-        tools = {t["name"]: t for t in body.get("tools", [])}  # type: ignore[union-attr, index]
-        final = tools.get("final_answer") or next(iter(tools.values()), None)
-        content: list[dict[str, object]]
-        if final is None:
-            content = [{"type": "text", "text": "No tools offered."}]
-        else:
-            schema = final["input_schema"]
-            content = [
-                {
-                    "type": "tool_use",
-                    "id": f"toolu_{len(self.requests):04d}",
-                    "name": final["name"],
-                    "input": self._fill(schema, schema.get("$defs", {})),
-                }
-            ]
-        return {
-            "id": f"msg_{len(self.requests):04d}",
-            "type": "message",
-            "role": "assistant",
-            "model": body.get("model"),
-            "content": content,
-            "stop_reason": "tool_use" if final is not None else "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 1800,
-                "output_tokens": 220,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
-        }
+    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        return assistant_message(body, f"{len(self.requests):04d}", input_tokens=1800, output_tokens=220)
 
     def batch_json(self, batch_id: str) -> dict[str, Any]:
         batch = self.batches[batch_id]
-        ended = batch["polls"] > self.polls_before_end
-        n = len(batch["requests"])
-        return {
-            "id": batch_id,
-            "type": "message_batch",
-            "processing_status": "ended" if ended else "in_progress",
-            "request_counts": {
-                "processing": 0 if ended else n,
-                "succeeded": n if ended else 0,
-                "errored": 0,
-                "canceled": 0,
-                "expired": 0,
-            },
-            "created_at": "2026-11-27T00:00:00Z",
-            "expires_at": "2026-11-28T00:00:00Z",
-            "ended_at": "2026-11-27T00:05:00Z" if ended else None,
-            "archived_at": None,
-            "cancel_initiated_at": None,
-            "results_url": f"{self.base_url}/v1/messages/batches/{batch_id}/results" if ended else None,
-        }
+        return batch_object(
+            batch_id,
+            len(batch["requests"]),
+            ended=batch["polls"] > self.polls_before_end,
+            results_url=f"{self.base_url}/v1/messages/batches/{batch_id}/results",
+        )
 
     def close(self) -> None:
         self.server.shutdown()
