@@ -15,7 +15,7 @@ ROOTS = {
     "dataeng_agents.airflow_provider": "airflow_provider",
     "dataeng_agents.prefect_integration": "prefect_integration",
 }
-DATA_PATTERNS = ["*.md", "*.json", "*.yaml", "*.yml", "*.sql", "*.html", "*.j2", "py.typed"]
+DATA_PATTERNS = ["*.md", "*.json", "*.yaml", "*.yml", "*.sql", "*.html", "*.j2", "*.png", "py.typed"]
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
