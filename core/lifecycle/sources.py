@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.lifecycle.config import LifecycleConfig, _read_mapping
+from dataeng_agents.core.warehouse.sql import ts_literal as ts_literal
 from sqlglot import exp
 
 if TYPE_CHECKING:
@@ -67,17 +68,6 @@ def find_metric(cfg: ExperimentConfig, name: str, path: str) -> tuple[int, Metri
         if m.name == name:
             return i, m
     raise ConfigError(path, f"unknown metric {name!r}; the config defines {[m.name for m in cfg.metrics]}")
-
-
-def ts_literal(value: datetime | date) -> exp.Expr:
-    """A UTC ``TIMESTAMP`` literal (warehouses store naive UTC)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        text = value.isoformat(sep=" ", timespec="microseconds")
-    else:
-        text = f"{value.isoformat()} 00:00:00"
-    return exp.cast(exp.Literal.string(text), "TIMESTAMP")
 
 
 def minutes(hours: float) -> exp.Interval:

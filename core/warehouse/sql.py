@@ -100,7 +100,8 @@ def parse_scalar(text: str, dialect: str, path: str) -> exp.Expr:
     return _strip_comments(node)
 
 
-def _ts_literal(value: datetime | date, dialect: str) -> exp.Expr:
+def ts_literal(value: datetime | date, dialect: str | None = None) -> exp.Expr:
+    """A UTC timestamp literal; warehouses store naive UTC (BigQuery: its zoned ``TIMESTAMP``)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
@@ -293,9 +294,9 @@ def build_experiment_query(
     if population.where:
         conditions.append(parse_scalar(population.where, rd, f"{assignment_path}.where"))
     if start is not None:
-        conditions.append(_col(population.timestamp) >= _ts_literal(start, dialect))
+        conditions.append(_col(population.timestamp) >= ts_literal(start, dialect))
     if end is not None:
-        conditions.append(_col(population.timestamp) < _ts_literal(end, dialect))
+        conditions.append(_col(population.timestamp) < ts_literal(end, dialect))
     if conditions:
         exposures = exposures.where(exp.and_(*conditions))
 
@@ -375,7 +376,7 @@ def build_experiment_query(
         win = [m.window for _, m in members]
         event_ts = _col(source.timestamp)
         if start is not None:
-            lower_bound = _ts_literal(_as_dt(start) - timedelta(hours=pre_max), dialect)
+            lower_bound = ts_literal(_as_dt(start) - timedelta(hours=pre_max), dialect)
             filters.append(event_ts >= lower_bound)
         upper: list[datetime] = []
         if event_end is not None:
@@ -383,7 +384,7 @@ def build_experiment_query(
         if end is not None and all(w is not None for w in win):
             upper.append(_as_dt(end) + timedelta(hours=max(w for w in win if w is not None)))
         if upper:
-            filters.append(event_ts < _ts_literal(min(upper), dialect))
+            filters.append(event_ts < ts_literal(min(upper), dialect))
         if filters:
             inner = inner.where(exp.and_(*filters))
 
@@ -442,7 +443,7 @@ def build_experiment_query(
             unit_cols.append(exp.alias_(hi, "join_to"))
             join_on.append(ts < _col("join_to", "u"))
         if event_end is not None:
-            join_on.append(ts < _ts_literal(event_end, dialect))
+            join_on.append(ts < ts_literal(event_end, dialect))
         analysed_units = (
             exp.select(*unit_cols)
             .from_("xp_units")
