@@ -43,11 +43,14 @@ export MPLBACKEND=Agg
 export PYTHONHASHSEED=0
 declare -A rc
 summary=()
+setup_failures=0
+rm -f .pytest-*.log .pytest-total
 run_suite() {  # label venv extras testdir [pytest args...]
   local label=$1 venv=$2 extras=$3 dir=$4; shift 4
   echo "=== [$label] installing $venv (.[$extras])"
   if ! setup_env "$venv" "$extras"; then
-    echo "=== [$label] environment setup FAILED"; rc[$label]=2; summary+=("$label: setup failed"); return
+    echo "=== [$label] environment setup FAILED"; rc[$label]=2; summary+=("$label: setup failed")
+    setup_failures=$((setup_failures + 1)); return
   fi
   echo "=== [$label] pytest $dir"
   "$venv/bin/python" -m pytest "$dir" "$@" 2>&1 | tee ".pytest-$label.log"
@@ -63,6 +66,10 @@ run_suite prefect .venv-prefect prefect,dev tests/prefect "$@"
 echo
 echo "=== summary"
 printf '  %s\n' "${summary[@]}"
+# One plain closing line over the three suites (CI reads the last one it prints).
+passed=$(for l in core airflow prefect; do grep -E '^=+ .* in [0-9.]+s' ".pytest-$l.log" 2>/dev/null | tail -1; done | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(for l in core airflow prefect; do grep -E '^=+ .* in [0-9.]+s' ".pytest-$l.log" 2>/dev/null | tail -1; done | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+echo "$passed passed, $((failed + setup_failures)) failed" > .pytest-total
 status=0
 for k in "${!rc[@]}"; do [ "${rc[$k]}" -eq 0 ] || status=1; done
 exit $status
