@@ -146,19 +146,37 @@ def retry_call(
         try:
             return fn()
         except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            reason = "retries exhausted" if attempt > policy.max_retries else None
-            delay = None if reason else next_delay(policy, exc, attempt - 1, rng)
-            if delay is None:
-                raise RetriesExhausted(attempt, exc, reason or "retry-after too long") from exc
-            if slept + delay > policy.max_total_sleep:
-                raise RetriesExhausted(attempt, exc, "retry wait budget spent") from exc
-            if stats is not None:
-                stats.retries += 1
-                stats.slept += delay
+            delay = _delay_before_retry(exc, attempt, slept, policy, stats, rng)
             slept += delay
             policy.sleep(delay)
+
+
+def _delay_before_retry(
+    exc: Exception,
+    attempt: int,
+    slept: float,
+    policy: RetryPolicy,
+    stats: RetryStats | None,
+    rng: random.Random,
+) -> float:
+    """How long to wait before retrying after ``exc`` (attempt ``attempt`` failed, ``slept`` so far).
+
+    Re-raises ``exc`` when it is not retryable and raises :class:`RetriesExhausted` when the retry
+    count, a too-long ``retry-after`` or the total wait budget says stop; shared by the sync and
+    async loops so both stop at exactly the same point.
+    """
+    if not is_retryable(exc):
+        raise exc
+    reason = "retries exhausted" if attempt > policy.max_retries else None
+    delay = None if reason else next_delay(policy, exc, attempt - 1, rng)
+    if delay is None:
+        raise RetriesExhausted(attempt, exc, reason or "retry-after too long") from exc
+    if slept + delay > policy.max_total_sleep:
+        raise RetriesExhausted(attempt, exc, "retry wait budget spent") from exc
+    if stats is not None:
+        stats.retries += 1
+        stats.slept += delay
+    return delay
 
 
 async def aretry_call(
@@ -177,17 +195,7 @@ async def aretry_call(
         try:
             return await fn()
         except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            reason = "retries exhausted" if attempt > policy.max_retries else None
-            delay = None if reason else next_delay(policy, exc, attempt - 1, rng)
-            if delay is None:
-                raise RetriesExhausted(attempt, exc, reason or "retry-after too long") from exc
-            if slept + delay > policy.max_total_sleep:
-                raise RetriesExhausted(attempt, exc, "retry wait budget spent") from exc
-            if stats is not None:
-                stats.retries += 1
-                stats.slept += delay
+            delay = _delay_before_retry(exc, attempt, slept, policy, stats, rng)
             slept += delay
             await policy.async_sleep(delay)
 
