@@ -114,15 +114,11 @@ def _demo_config() -> dict[str, Any]:
 def _print(
     summary: dict[str, Any], paths: dict[str, str], db: str, elapsed: float, rows: dict[str, int]
 ) -> None:
+    from dataeng_agents.core.cli.experiment import verdict_line
     from rich.console import Console
 
     console = Console()
-    colors = {"ship": "green", "do not ship": "red", "keep running": "yellow", "investigate": "magenta"}
-    verdict = summary["verdict"]
-    variant = f" {summary['variant']}" if summary.get("variant") else ""
-    console.print(
-        f"[bold {colors.get(verdict, 'white')}]{verdict.upper()}{variant}[/]  {summary.get('headline') or ''}"
-    )
+    console.print(verdict_line(summary))
     for vname, v in summary["per_variant"].items():
         console.print(f"  {vname}: {v}")
     console.print(

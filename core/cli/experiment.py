@@ -126,16 +126,22 @@ def analyze_command(
     run_guarded(run)
 
 
+VERDICT_COLORS = {"ship": "green", "do not ship": "red", "keep running": "yellow", "investigate": "magenta"}
+
+
+def verdict_line(summary: dict[str, Any]) -> str:
+    """The coloured ``SHIP one_click  headline`` line of a report summary (rich markup)."""
+    verdict = summary["verdict"]
+    variant = f" {summary['variant']}" if summary.get("variant") else ""
+    color = VERDICT_COLORS.get(verdict, "white")
+    return f"[bold {color}]{verdict.upper()}{variant}[/]  {summary.get('headline') or ''}"
+
+
 def _print_summary(summary: dict[str, Any], paths: dict[str, str]) -> None:
     from rich.console import Console
 
     console = Console()
-    colors = {"ship": "green", "do not ship": "red", "keep running": "yellow", "investigate": "magenta"}
-    verdict = summary["verdict"]
-    variant = f" {summary['variant']}" if summary.get("variant") else ""
-    console.print(
-        f"[bold {colors.get(verdict, 'white')}]{verdict.upper()}{variant}[/]  {summary.get('headline') or ''}"
-    )
+    console.print(verdict_line(summary))
     health = ", ".join(f"{k}: {v}" for k, v in summary["health"].items())
     console.print(f"health  {health}")
     for fmt, path in paths.items():
