@@ -7,8 +7,6 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
-import contextlib
-import gc
 import io
 import os
 import re
@@ -16,11 +14,12 @@ import stat
 import sys
 import time
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dataeng_agents.core._runtime import gc_paused
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
@@ -293,24 +292,6 @@ def review_paths(
                    runtime_timeout=runtime_timeout, progress=progress)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC for the static analysis and the result assembly.
-
-    The review allocates many short-lived objects per file while the file's syntax tree is alive, and
-    frees them by reference counting (it breaks its own cycles: ModuleInfo.release). Left on, the
-    cyclic GC runs about three times as many young-generation passes as parsing the same files does,
-    each one re-scanning the tree. Not paused while waiting for the runtime (DagBag) subprocess, which
-    may take minutes in a worker whose other threads keep allocating."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _review(
     paths: Sequence[str | Path], cfg: ReviewConfig, airflow_version: str, *, runtime: bool, python: str | None,
     runtime_timeout: float, progress: bool,
@@ -320,7 +301,11 @@ def _review(
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
     outcomes: dict[str, _FileOutcome] = {}
     enabled = cfg.enabled_rules()
-    with _gc_paused():
+    # The review allocates many short-lived objects per file while its syntax tree is alive and frees
+    # them by reference counting (ModuleInfo.release breaks its cycles); left on, the cyclic GC runs
+    # ~3x the young passes of a bare parse, each re-scanning the tree. Not paused while waiting for
+    # the runtime (DagBag) subprocess: a worker's other threads keep allocating meanwhile.
+    with gc_paused():
         if progress and len(files) > 10:
             from rich.progress import Progress
 
@@ -336,7 +321,7 @@ def _review(
             return _assemble(result, outcomes, error_reports, cfg, t0)
     interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
     _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
-    with _gc_paused():
+    with gc_paused():
         return _assemble(result, outcomes, error_reports, cfg, t0)
 
 

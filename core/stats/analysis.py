@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from dataeng_agents.core._runtime import gc_paused
 from dataeng_agents.core.stats import engine
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
@@ -60,7 +58,9 @@ def _prepare(inp: AnalysisInput | dict[str, Any]) -> tuple[AnalysisInput, engine
 
 def analyze_arrays(inp: AnalysisInput | dict[str, Any]) -> engine.ArrayResults:
     """The engine's array results (NaN where absent), before adjusted p-values and output models."""
-    with _gc_paused():
+    # tens of thousands of acyclic objects: GC passes would re-traverse the caller's large input and
+    # took longer than the statistics themselves
+    with gc_paused():
         parsed, cells = _prepare(inp)
         cuped, ckind = engine.validate(cells)
         return engine.compute(cells, parsed.settings, cuped, ckind)
@@ -90,22 +90,6 @@ def _trusted(cls: type[_M], data: dict[str, Any], fields: frozenset[str]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building tens of thousands of acyclic objects.
-
-    Each allocation burst otherwise triggers full collections that traverse the caller's (large)
-    input too; that took more time than the statistics themselves. Nothing built here is cyclic.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bayes: bool) -> list[MetricResult]:
@@ -154,7 +138,7 @@ def analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     Raises :class:`StatsInputError` (naming metric, variant and field) for bad input; results whose
     statistic is undefined for valid data carry an ``error`` string and null numbers.
     """
-    with _gc_paused():
+    with gc_paused():
         return _analyze(inp)
 
 
