@@ -36,7 +36,7 @@ from dataeng_agents.core.agents.persona import Persona, load_persona
 from dataeng_agents.core.agents.prompting import PROMPT_VERSION, PreparedTask, prepare
 from dataeng_agents.core.errors import BudgetExceededError, DataengError
 from dataeng_agents.core.llm.budget import Budget, estimate_call
-from dataeng_agents.core.llm.ledger import BatchLedger, LedgerEntry
+from dataeng_agents.core.llm.ledger import BatchLedger, LedgerEntry, claimed
 from dataeng_agents.core.llm.pricing import PriceTable, RunUsage, TokenUsage
 from dataeng_agents.core.llm.retry import (
     RetriesExhausted,
@@ -245,26 +245,27 @@ class BatchNarration(Generic[NarrativeT]):
         :raises BudgetExceededError: the request's worst-case cost exceeds the budget (nothing sent).
         :raises RetriesExhausted: the API kept failing; the caller falls back with :meth:`fallback`.
         """
-        entry = ledger.get(self.custom_id)
-        if entry is not None:
-            return entry.batch_id
-        self.budget.check(
-            self.usage, estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True)
-        )
-        c = without_sdk_retries(client)
-        batch = retry_call(lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self.retry)
-        ledger.put(
-            LedgerEntry(
-                custom_id=self.custom_id,
-                batch_id=batch.id,
-                submitted_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                model=self.model,
-                persona=self.persona.name,
-                kind=self.task.kind,
-                subject_id=self.task.subject_id,
+        with claimed(ledger, [self.custom_id]):
+            entry = ledger.get(self.custom_id)
+            if entry is not None:
+                return entry.batch_id
+            self.budget.check(
+                self.usage, estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True)
             )
-        )
-        return str(batch.id)
+            c = without_sdk_retries(client)
+            batch = retry_call(lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self.retry)
+            ledger.put(
+                LedgerEntry(
+                    custom_id=self.custom_id,
+                    batch_id=batch.id,
+                    submitted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    model=self.model,
+                    persona=self.persona.name,
+                    kind=self.task.kind,
+                    subject_id=self.task.subject_id,
+                )
+            )
+            return str(batch.id)
 
     def fallback(self, reason: str) -> NarrativeT:
         """The template narrative, recording ``reason`` (for callers whose submit/poll failed)."""
@@ -399,19 +400,20 @@ def submit_or_attach_many(narrations: list[BatchNarration[Any]], client: Any, le
     """Submit every narration not yet in the ledger in ONE batch; ``{custom_id: batch_id}`` for all."""
     out: dict[str, str] = {}
     pending: dict[str, BatchNarration[Any]] = {}
-    for n in narrations:
-        entry = ledger.get(n.custom_id)
-        if entry is not None:
-            out[n.custom_id] = entry.batch_id
-        else:
-            pending.setdefault(n.custom_id, n)
-    if pending:
-        for n in pending.values():
-            n.budget.check(n.usage, estimate_call(n.params, n.model, n.prices, max_tokens=n.max_output_tokens, batch=True))
-        c = without_sdk_retries(client)
-        batch = retry_call(lambda: c.messages.batches.create(requests=[n.request() for n in pending.values()], timeout=SUBMIT_TIMEOUT), retry or RetryPolicy())
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        for n in pending.values():
-            ledger.put(LedgerEntry(n.custom_id, batch.id, now, n.model, n.persona.name, n.task.kind, n.task.subject_id))
-            out[n.custom_id] = str(batch.id)
+    with claimed(ledger, {n.custom_id for n in narrations}):
+        for n in narrations:
+            entry = ledger.get(n.custom_id)
+            if entry is not None:
+                out[n.custom_id] = entry.batch_id
+            else:
+                pending.setdefault(n.custom_id, n)
+        if pending:
+            for n in pending.values():
+                n.budget.check(n.usage, estimate_call(n.params, n.model, n.prices, max_tokens=n.max_output_tokens, batch=True))
+            c = without_sdk_retries(client)
+            batch = retry_call(lambda: c.messages.batches.create(requests=[n.request() for n in pending.values()], timeout=SUBMIT_TIMEOUT), retry or RetryPolicy())
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            for n in pending.values():
+                ledger.put(LedgerEntry(n.custom_id, batch.id, now, n.model, n.persona.name, n.task.kind, n.task.subject_id))
+                out[n.custom_id] = str(batch.id)
     return out

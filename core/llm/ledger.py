@@ -6,18 +6,33 @@ paying for a second one. :class:`JsonFileLedger` keeps one small JSON file per `
 directory (written atomically: temp file, then rename); anything with ``get`` / ``put`` / ``discard``
 (a table, an object store, an Airflow Variable) can replace it.
 
+Two workers running the same task at once (a task cleared while its first try still runs, a
+zombie worker) would both find no entry and both pay for a batch: a ledger may offer
+``claim(custom_ids)``, a context manager held across look-up, ``batches.create`` and ``put``.
+:class:`JsonFileLedger` takes an exclusive ``flock`` on ``.ledger.lock`` in its directory (processes and
+threads on one host, or on a shared file system that honours POSIX locks); :class:`InMemoryLedger` a
+thread lock. :func:`claimed` wraps any ledger, a ``claim``-less one without locking.
+
 Known window: a crash after ``batches.create`` returned but before ``put`` finished loses the entry,
 and a retry then submits again (the API cannot look a batch up by ``custom_id``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
+
+try:
+    import fcntl
+except ImportError:  # Windows: no POSIX locks; the look-up/submit window stays open there
+    fcntl = None  # type: ignore[assignment]
 
 from dataeng_agents.core.errors import ConfigError
 
@@ -41,11 +56,28 @@ class BatchLedger(Protocol):
     def discard(self, custom_id: str) -> None: ...
 
 
+@contextlib.contextmanager
+def claimed(ledger: BatchLedger, custom_ids: Iterable[str]) -> Iterator[None]:
+    """Hold ``ledger``'s claim on ``custom_ids`` (look up, submit and record inside it), if it has one."""
+    claim = getattr(ledger, "claim", None)
+    if claim is None:
+        yield
+        return
+    with claim(list(custom_ids)):
+        yield
+
+
 class InMemoryLedger:
     """A ledger in a dict (tests, or one process that retries in place)."""
 
     def __init__(self) -> None:
         self.entries: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def claim(self, custom_ids: Iterable[str]) -> Iterator[None]:
+        with self._lock:
+            yield
 
     def get(self, custom_id: str) -> LedgerEntry | None:
         return self.entries.get(custom_id)
@@ -66,6 +98,21 @@ class JsonFileLedger:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError("ledger_dir", f"cannot create {self.directory}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def claim(self, custom_ids: Iterable[str]) -> Iterator[None]:
+        """Exclusive over the whole directory: submissions are rare and short, and one lock cannot deadlock."""
+        for custom_id in custom_ids:
+            self._path(custom_id)  # reject a bad id before waiting on the lock
+        if fcntl is None:
+            yield
+            return
+        with open(self.directory / ".ledger.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _path(self, custom_id: str) -> Path:
         if not custom_id or any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-" for c in custom_id):

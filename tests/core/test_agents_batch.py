@@ -260,3 +260,35 @@ def test_custom_id_ignores_last_bit_noise_of_recomputed_results() -> None:
     changed = BatchNarration.prepare(task(0.31))
     assert first.custom_id == again.custom_id
     assert first.custom_id != changed.custom_id
+
+
+def test_two_workers_at_once_pay_for_one_batch(tmp_path: Path) -> None:
+    """A cleared task's second try starting while the first still submits: the ledger's lock
+    makes the second wait and attach instead of creating a second batch."""
+    import threading
+    import time
+
+    fake = FakeAnthropic(batch_result=succeeded(GOOD_ANSWER))
+    create = fake._create_batch
+
+    def slow_create(body: dict[str, Any]) -> Any:
+        time.sleep(0.3)  # wide enough that both workers look the id up before either records it
+        return create(body)
+
+    fake._create_batch = slow_create  # type: ignore[method-assign]
+    client = fake.client()
+    start = threading.Barrier(2)
+    got: list[str] = []
+
+    def worker() -> None:
+        narration = BatchNarration.prepare(experiment_task(), retry=NO_SLEEP)
+        start.wait()
+        got.append(narration.submit_or_attach(client, JsonFileLedger(tmp_path / "ledger")))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(got) == 2 and got[0] == got[1]
+    assert fake.count("POST", BATCHES) == 1
