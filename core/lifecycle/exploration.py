@@ -240,7 +240,7 @@ def _source_rows(
         exp.alias_(col(src.timestamp), "ts"),
         *[exp.alias_(v, k) for k, v in values.items()],
     ).from_(source_from(src, dialect, path, cfg.base_dir))
-    conds: list[exp.Expr] = [col(src.timestamp) >= ts_literal(lo), col(src.timestamp) < ts_literal(hi)]
+    conds: list[exp.Expr] = [col(src.timestamp) >= ts_literal(lo, dialect), col(src.timestamp) < ts_literal(hi, dialect)]
     if src.where:
         conds.append(parse_scalar(src.where, dialect, f"{path}.where"))
     return q.where(exp.and_(*conds))
@@ -353,7 +353,7 @@ def reach_query(
                         exp.Case(
                             ifs=[
                                 exp.If(
-                                    this=col("ts") >= ts_literal(_dt(end + timedelta(days=1 - h))),
+                                    this=col("ts") >= ts_literal(_dt(end + timedelta(days=1 - h)), dialect),
                                     true=col("unit_id"),
                                 )
                             ]
@@ -392,7 +392,7 @@ def window_query(
     src = cfg.metric_source(metric)
     spath = f"sources.{metric.source}" if isinstance(metric.source, str) else f"metrics[{index}].source"
     rows = _source_rows(cfg, src, spath, dialect, c_lo, hi, {"v": _metric_value(metric, index, dialect)})
-    in_outcome = col("ts", "e") >= ts_literal(o_lo)
+    in_outcome = col("ts", "e") >= ts_literal(o_lo, dialect)
     per_unit = (
         exp.select(
             col("unit_id", "e"),

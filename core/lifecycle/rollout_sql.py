@@ -120,7 +120,7 @@ def rollout_query(
     if len(starts) > 1:
         stage_expr = exp.Case(
             ifs=[
-                exp.If(this=col("first_exposure", "u") < ts_literal(starts[k]), true=exp.Literal.number(k))
+                exp.If(this=col("first_exposure", "u") < ts_literal(starts[k], dialect), true=exp.Literal.number(k))
                 for k in range(1, len(starts))
             ],
             default=exp.Literal.number(len(starts)),
@@ -161,8 +161,8 @@ def rollout_query(
                 )
         inner = exp.select(*inner_cols).from_(source_from(src, dialect, spath, cfg.base_dir))
         conds: list[exp.Expr] = [
-            col(src.timestamp) >= ts_literal(starts[0]),
-            col(src.timestamp) < ts_literal(now),
+            col(src.timestamp) >= ts_literal(starts[0], dialect),
+            col(src.timestamp) < ts_literal(now, dialect),
         ]
         if src.where:
             conds.append(parse_scalar(src.where, dialect, f"{spath}.where"))

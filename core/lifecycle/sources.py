@@ -109,9 +109,9 @@ def units_query(
     if a.where:
         conds.append(parse_scalar(a.where, dialect, "assignment.where"))
     if start is not None:
-        conds.append(col(a.timestamp) >= ts_literal(start))
+        conds.append(col(a.timestamp) >= ts_literal(start, dialect))
     if end is not None:
-        conds.append(col(a.timestamp) < ts_literal(end))
+        conds.append(col(a.timestamp) < ts_literal(end, dialect))
     exposures = exposures.where(exp.and_(*conds))
     single = exp.EQ(
         this=exp.Count(this=exp.Distinct(expressions=[col("variant")])), expression=exp.Literal.number(1)

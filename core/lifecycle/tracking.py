@@ -372,7 +372,7 @@ def tracking_query(
     if src.where and ev.name != EXPOSURE_EVENT:
         conds.append(parse_scalar(src.where, dialect, f"{ev.source_path}.where"))
     if end is not None:
-        conds.append(col(ev.timestamp_column) < ts_literal(end))
+        conds.append(col(ev.timestamp_column) < ts_literal(end, dialect))
     if conds:
         inner = inner.where(exp.and_(*conds))
 
