@@ -27,6 +27,8 @@ from scipy import special
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+# Cells a vectorised step applies to: a full slice (a view) or an index array.
+Rows = slice | IntArray
 
 FIELDS: tuple[str, ...] = (
     "n",
@@ -87,7 +89,7 @@ ERROR_MESSAGES: dict[int, str] = {
 class CellArrays:
     """Raw sufficient statistics of an analysis, one row per metric (or per stratum of a metric)."""
 
-    values: FloatArray  # (cells, variants, fields), NaN where a field is absent
+    values: FloatArray  # (fields, cells, variants): one contiguous grid per field, NaN where absent
     cell_metric: IntArray  # (cells,) index of the metric each cell belongs to
     cell_label: list[str]  # field prefix for errors: "" or "strata[k]."
     metric_names: list[str]
@@ -115,11 +117,16 @@ class ArrayResults:
     error: IntArray  # ERR_* codes
 
 
-def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str) -> None:
-    """Raise a StatsInputError for the first (cell, variant) flagged in ``bad``."""
+def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str, rows: Rows | None = None) -> None:
+    """Raise a StatsInputError for the first (cell, variant) flagged in ``bad``.
+
+    ``bad`` covers the cells ``rows`` selects (all cells when ``None`` or a slice).
+    """
     if not bool(bad.any()):
         return
     c, v = (int(x) for x in np.argwhere(bad)[0])
+    if isinstance(rows, np.ndarray):
+        c = int(rows[c])
     raise StatsInputError(
         message,
         metric=cells.metric_names[int(cells.cell_metric[c])],
@@ -158,7 +165,8 @@ def collect(inp: AnalysisInput) -> CellArrays:
             qlevel[mi] = m.quantile
         _collect_metric_cells(m, mi, name_set, cell_stats, cell_metric, cell_label)
     rows = [list(stats[name].__dict__.values()) for stats in cell_stats for name in names]  # type: ignore[attr-defined]
-    values = np.array(rows, dtype=np.float64).reshape(len(cell_stats), len(names), len(FIELDS))
+    values = np.ascontiguousarray(
+        np.array(rows, dtype=np.float64).reshape(len(cell_stats), len(names), len(FIELDS)).transpose(2, 0, 1))
     return CellArrays(
         values=values,
         cell_metric=np.asarray(cell_metric, dtype=np.int64),
@@ -256,16 +264,16 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     # None became NaN; a NaN that was not None, or an infinity, goes to pydantic.
     if int(np.isnan(given).sum()) != flat.count(None) or np.isinf(given).any():
         return None
-    flat_values = np.full((len(sig_ids), len(FIELDS)), np.nan)
+    flat_values = np.full((len(FIELDS), len(sig_ids)), np.nan)
     sig = np.asarray(sig_ids, dtype=np.int64)
     lengths = np.array([len(k) for k in signatures], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths[sig])[:-1]))
     for keys, sid in signatures.items():
         rows = np.flatnonzero(sig == sid)
         cols = np.array([_F[k] for k in keys], dtype=np.int64)
-        flat_values[rows[:, None], cols[None, :]] = given[offsets[rows][:, None] + np.arange(len(keys))[None, :]]
-    values: FloatArray = flat_values.reshape(len(cell_metric), len(names), len(FIELDS))
-    if np.isnan(values[:, :, _F["n"]]).any():
+        flat_values[cols[:, None], rows[None, :]] = given[offsets[rows][None, :] + np.arange(len(keys))[:, None]]
+    values: FloatArray = flat_values.reshape(len(FIELDS), len(cell_metric), len(names))
+    if np.isnan(values[_F["n"]]).any():
         return None
     return CellArrays(
         values=values,
@@ -333,18 +341,31 @@ def _cov_from_sums(n: FloatArray, s1: FloatArray, s2: FloatArray, sp: FloatArray
     return centred / (n - 1.0)
 
 
+
+def _rows_of(mask: BoolArray) -> Rows | None:
+    """The cells a check applies to: ``None`` for none, a full slice for all (a view, no copy), else indices.
+
+    Checks run only on the cells of the kinds they concern; on a uniform analysis (one kind) every
+    check is one pass over contiguous field grids instead of a masked pass over all 14 fields.
+    """
+    if not bool(mask.any()):
+        return None
+    if bool(mask.all()):
+        return slice(None)
+    return np.flatnonzero(mask)
+
+
 def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     """Vectorised consistency checks; returns (cuped per cell, kind per cell). Raises StatsInputError."""
     vals = cells.values
     ckind = cells.kind[cells.cell_metric]
-    present = ~np.isnan(vals)
-    for kname, code in _KIND_CODE.items():
-        rows = ckind == code
-        if not rows.any():
+    kind_rows = {kname: _rows_of(ckind == code) for kname, code in _KIND_CODE.items()}
+    for kname, rows in kind_rows.items():
+        if rows is None:
             continue
         for field in REQUIRED[kname]:
-            _raise_at(cells, rows[:, None] & ~present[:, :, _F[field]], field, f"is required for a {kname} metric")
-    n = vals[:, :, _F["n"]]
+            _raise_at(cells, np.isnan(vals[_F[field]][rows]), field, f"is required for a {kname} metric", rows)
+    n = vals[_F["n"]]
     _raise_at(cells, n < 0, "n", "must not be negative")
     _raise_at(cells, n != np.floor(n), "n", "must be a whole number of units")
     _raise_at(cells, n < 2, "n", "must be at least 2 to estimate a variance")
@@ -352,68 +373,86 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
 
     # CUPED is all-or-nothing per metric: any covariate field anywhere makes all of them required.
     cuped_idx = [_F[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")]
-    cuped_cell = present[:, :, cuped_idx].any(axis=(1, 2))
-    cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
-    np.logical_or.at(cuped_metric, cells.cell_metric, cuped_cell)
-    cuped = cuped_metric[cells.cell_metric]
-    _raise_at(cells, (ckind == _KIND_CODE["quantile"])[:, None] & present[:, :, _F["covariate_sum"]],
-              "covariate_sum", "CUPED is not supported for quantile metrics")
-    for field in CUPED_FIELDS:
-        _raise_at(cells, cuped[:, None] & ~present[:, :, _F[field]], field,
-                  "is required because this metric has covariate sums (CUPED)")
+    cuped_cell = ~np.isnan(vals[cuped_idx]).all(axis=(0, 2))
+    if cuped_cell.any():
+        cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
+        np.logical_or.at(cuped_metric, cells.cell_metric, cuped_cell)
+        cuped = cuped_metric[cells.cell_metric]
+    else:
+        cuped = cuped_cell
+    rows = kind_rows["quantile"]
+    if rows is not None:
+        _raise_at(cells, ~np.isnan(vals[_F["covariate_sum"]][rows]), "covariate_sum",
+                  "CUPED is not supported for quantile metrics", rows)
+    cu_rows = _rows_of(cuped)
+    if cu_rows is not None:
+        for field in CUPED_FIELDS:
+            _raise_at(cells, np.isnan(vals[_F[field]][cu_rows]), field,
+                      "is required because this metric has covariate sums (CUPED)", cu_rows)
     ratio_cuped = cuped & (ckind == _KIND_CODE["ratio"])
-    _raise_at(cells, ratio_cuped[:, None] & ~present[:, :, _F["denominator_sum_product_covariate"]],
-              "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric")
+    rc_rows = _rows_of(ratio_cuped)
+    if rc_rows is not None:
+        _raise_at(cells, np.isnan(vals[_F["denominator_sum_product_covariate"]][rc_rows]),
+                  "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric", rc_rows)
 
-    s = vals[:, :, _F["sum"]]
-    ss = vals[:, :, _F["sum_squares"]]
-    prop = (ckind == _KIND_CODE["proportion"])[:, None]
-    _raise_at(cells, prop & (s < 0), "sum", "a proportion's sum must not be negative")
-    _raise_at(cells, prop & (s > n), "sum", "a proportion's sum must not exceed n")
+    def col(field: str, rows: Rows) -> FloatArray:
+        out: FloatArray = vals[_F[field]][rows]
+        return out
+
+    rows = kind_rows["proportion"]
+    if rows is not None:
+        _raise_at(cells, col("sum", rows) < 0, "sum", "a proportion's sum must not be negative", rows)
+        _raise_at(cells, col("sum", rows) > n[rows], "sum", "a proportion's sum must not exceed n", rows)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        meanlike = ((ckind == _KIND_CODE["mean"]) | (ckind == _KIND_CODE["ratio"]))[:, None]
-        _check_variance(cells, meanlike, n, s, ss, "sum_squares")
-        ratio = (ckind == _KIND_CODE["ratio"])[:, None]
-        ds = vals[:, :, _F["denominator_sum"]]
-        dss = vals[:, :, _F["denominator_sum_squares"]]
-        _check_variance(cells, ratio, n, ds, dss, "denominator_sum_squares")
-        _check_covariance(cells, ratio, n, s, ss, ds, dss, vals[:, :, _F["sum_product_denominator"]],
-                          "sum_product_denominator")
-        cu = cuped[:, None]
-        xs = vals[:, :, _F["covariate_sum"]]
-        xss = vals[:, :, _F["covariate_sum_squares"]]
-        _check_variance(cells, cu, n, xs, xss, "covariate_sum_squares")
-        post_ss = np.where(prop, s, ss)
-        _check_covariance(cells, cu, n, s, post_ss, xs, xss, vals[:, :, _F["sum_product_covariate"]],
-                          "sum_product_covariate")
-        _check_covariance(cells, ratio_cuped[:, None], n, ds, dss, xs, xss,
-                          vals[:, :, _F["denominator_sum_product_covariate"]], "denominator_sum_product_covariate")
-    quant = (ckind == _KIND_CODE["quantile"])[:, None]
-    q = vals[:, :, _F["quantile"]]
-    _raise_at(cells, quant & (vals[:, :, _F["n_star"]] < 0), "n_star", "must not be negative")
-    _raise_at(cells, quant & (vals[:, :, _F["quantile_lower"]] > q), "quantile_lower",
-              "must not exceed the quantile estimate")
-    _raise_at(cells, quant & (vals[:, :, _F["quantile_upper"]] < q), "quantile_upper",
-              "must not be below the quantile estimate")
+        rows = _rows_of((ckind == _KIND_CODE["mean"]) | (ckind == _KIND_CODE["ratio"]))
+        if rows is not None:
+            _check_variance(cells, rows, n[rows], col("sum", rows), col("sum_squares", rows), "sum_squares")
+        rows = kind_rows["ratio"]
+        if rows is not None:
+            nr, s, ss = n[rows], col("sum", rows), col("sum_squares", rows)
+            ds, dss = col("denominator_sum", rows), col("denominator_sum_squares", rows)
+            _check_variance(cells, rows, nr, ds, dss, "denominator_sum_squares")
+            _check_covariance(cells, rows, nr, s, ss, ds, dss, col("sum_product_denominator", rows),
+                              "sum_product_denominator")
+        if cu_rows is not None:
+            nc, s, xs, xss = n[cu_rows], col("sum", cu_rows), col("covariate_sum", cu_rows), col(
+                "covariate_sum_squares", cu_rows)
+            post_ss = np.where((ckind[cu_rows] == _KIND_CODE["proportion"])[:, None], s, col("sum_squares", cu_rows))
+            _check_variance(cells, cu_rows, nc, xs, xss, "covariate_sum_squares")
+            _check_covariance(cells, cu_rows, nc, s, post_ss, xs, xss, col("sum_product_covariate", cu_rows),
+                              "sum_product_covariate")
+        if rc_rows is not None:
+            _check_covariance(cells, rc_rows, n[rc_rows], col("denominator_sum", rc_rows),
+                              col("denominator_sum_squares", rc_rows), col("covariate_sum", rc_rows),
+                              col("covariate_sum_squares", rc_rows),
+                              col("denominator_sum_product_covariate", rc_rows), "denominator_sum_product_covariate")
+    rows = kind_rows["quantile"]
+    if rows is not None:
+        q = col("quantile", rows)
+        _raise_at(cells, col("n_star", rows) < 0, "n_star", "must not be negative", rows)
+        _raise_at(cells, col("quantile_lower", rows) > q, "quantile_lower", "must not exceed the quantile estimate",
+                  rows)
+        _raise_at(cells, col("quantile_upper", rows) < q, "quantile_upper",
+                  "must not be below the quantile estimate", rows)
     return cuped, ckind
 
 
-def _check_variance(cells: CellArrays, rows: BoolArray, n: FloatArray, s: FloatArray, ss: FloatArray,
+def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray, ss: FloatArray,
                     field: str) -> None:
     centred = ss * n - s * s
     scale = np.maximum(np.abs(ss * n), s * s)
-    _raise_at(cells, rows & (centred < -_VAR_TOL * scale - 1e-300), field,
-              "is impossible for this sum and n (it implies a negative variance)")
+    _raise_at(cells, centred < -_VAR_TOL * scale - 1e-300, field,
+              "is impossible for this sum and n (it implies a negative variance)", rows)
 
 
-def _check_covariance(cells: CellArrays, rows: BoolArray, n: FloatArray, s1: FloatArray, ss1: FloatArray,
+def _check_covariance(cells: CellArrays, rows: Rows, n: FloatArray, s1: FloatArray, ss1: FloatArray,
                       s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
     # Cauchy-Schwarz on the centred sums, each centred sum widened by its own rounding tolerance.
     c12 = sp * n - s1 * s2
     v1 = np.maximum(ss1 * n - s1 * s1, 0.0) + _VAR_TOL * np.maximum(np.abs(ss1 * n), s1 * s1)
     v2 = np.maximum(ss2 * n - s2 * s2, 0.0) + _VAR_TOL * np.maximum(np.abs(ss2 * n), s2 * s2)
-    _raise_at(cells, rows & (c12 * c12 > v1 * v2 * (1 + 1e-7)), field,
-              "is impossible for these sums (a correlation above 1 in absolute value)")
+    _raise_at(cells, c12 * c12 > v1 * v2 * (1 + 1e-7), field,
+              "is impossible for these sums (a correlation above 1 in absolute value)", rows)
 
 
 @dataclass
@@ -430,8 +469,8 @@ class _ArmMoments:
 def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMoments:
     """Per-cell, per-arm moments for every kind, computed on kind subsets."""
     vals = cells.values
-    shape = vals.shape[:2]
-    n = vals[:, :, _F["n"]]
+    shape = vals.shape[1:]
+    n = vals[_F["n"]]
     mean = np.zeros(shape)
     var = np.zeros(shape)
     xbar = np.zeros(shape)
@@ -440,34 +479,34 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
     err = np.zeros(shape, dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         for code, kname in enumerate(KINDS):
-            idx = np.flatnonzero(ckind == code)
-            if idx.size == 0:
+            idx = _rows_of(ckind == code)
+            if idx is None:
                 continue
-            v = vals[idx]
-            nn = v[:, :, _F["n"]]
-            s = v[:, :, _F["sum"]]
+            v = vals[:, idx]
+            nn = v[_F["n"]]
+            s = v[_F["sum"]]
             if kname == "proportion":
                 p = s / nn
                 mean[idx] = p
                 var[idx] = p * (1.0 - p)
             elif kname == "mean":
                 mean[idx] = s / nn
-                var[idx] = _var_from_sums(nn, s, v[:, :, _F["sum_squares"]])
+                var[idx] = _var_from_sums(nn, s, v[_F["sum_squares"]])
             elif kname == "ratio":
-                ds = v[:, :, _F["denominator_sum"]]
+                ds = v[_F["denominator_sum"]]
                 my, md = s / nn, ds / nn
-                vy = _var_from_sums(nn, s, v[:, :, _F["sum_squares"]])
-                vd = _var_from_sums(nn, ds, v[:, :, _F["denominator_sum_squares"]])
-                cyd = _cov_from_sums(nn, s, ds, v[:, :, _F["sum_product_denominator"]])
+                vy = _var_from_sums(nn, s, v[_F["sum_squares"]])
+                vd = _var_from_sums(nn, ds, v[_F["denominator_sum_squares"]])
+                cyd = _cov_from_sums(nn, s, ds, v[_F["sum_product_denominator"]])
                 r = s / ds
                 mean[idx] = np.where(ds != 0, r, 0.0)
                 var[idx] = vy / md**2 - 2.0 * cyd * my / md**3 + my**2 * vd / md**4
                 err[idx] = np.where(ds == 0, ERR_ZERO_DENOMINATOR, err[idx])
             else:
                 nu = cells.quantile_level[cells.cell_metric[idx]][:, None]
-                width = v[:, :, _F["quantile_upper"]] - v[:, :, _F["quantile_lower"]]
-                vinit = (v[:, :, _F["n_star"]] / nn) * (nn - 1.0) * (width / (2.0 * _Z975)) ** 2
-                mean[idx] = v[:, :, _F["quantile"]]
+                width = v[_F["quantile_upper"]] - v[_F["quantile_lower"]]
+                vinit = (v[_F["n_star"]] / nn) * (nn - 1.0) * (width / (2.0 * _Z975)) ** 2
+                mean[idx] = v[_F["quantile"]]
                 var[idx] = np.where(nn < 100, vinit, np.maximum(vinit, 1e-5))
                 too_few = (nn <= _Z975**2 * nu / (1.0 - nu)) | (nn <= _Z975**2 * (1.0 - nu) / nu)
                 too_few |= (vinit <= 0) & (nn < 1000)
@@ -476,18 +515,18 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             cu = np.flatnonzero(cuped[idx])
             if cu.size == 0:
                 continue
-            ci = idx[cu]
-            vc = v[cu]
+            ci = cu if isinstance(idx, slice) else idx[cu]
+            vc = v[:, cu]
             nc = nn[cu]
-            xs = vc[:, :, _F["covariate_sum"]]
+            xs = vc[_F["covariate_sum"]]
             xbar[ci] = xs / nc
-            varx[ci] = _var_from_sums(nc, xs, vc[:, :, _F["covariate_sum_squares"]])
-            cyx = _cov_from_sums(nc, s[cu], xs, vc[:, :, _F["sum_product_covariate"]])
+            varx[ci] = _var_from_sums(nc, xs, vc[_F["covariate_sum_squares"]])
+            cyx = _cov_from_sums(nc, s[cu], xs, vc[_F["sum_product_covariate"]])
             if kname == "ratio":
                 # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
-                cdx = _cov_from_sums(nc, vc[:, :, _F["denominator_sum"]], xs,
-                                     vc[:, :, _F["denominator_sum_product_covariate"]])
-                md = vc[:, :, _F["denominator_sum"]] / nc
+                cdx = _cov_from_sums(nc, vc[_F["denominator_sum"]], xs,
+                                     vc[_F["denominator_sum_product_covariate"]])
+                md = vc[_F["denominator_sum"]] / nc
                 covx[ci] = (cyx - mean[ci] * cdx) / md
             else:
                 covx[ci] = cyx
@@ -516,16 +555,16 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
     with np.errstate(invalid="ignore", divide="ignore"):
         cu = np.flatnonzero(cuped)
         if cu.size:
-            v = vals[cu]
+            v = vals[:, cu]
             kind = ckind[cu][:, None]
-            nn = v[:, :, _F["n"]]
+            nn = v[_F["n"]]
             nj = nn[:, c : c + 1] + nn
             # gbstats' compute_theta: covariance / covariate variance from the pair's joint sums.
-            s = v[:, :, _F["sum"]]
-            ss = np.where(kind == _KIND_CODE["proportion"], s, v[:, :, _F["sum_squares"]])
-            xs = v[:, :, _F["covariate_sum"]]
-            xss = v[:, :, _F["covariate_sum_squares"]]
-            sp = v[:, :, _F["sum_product_covariate"]]
+            s = v[_F["sum"]]
+            ss = np.where(kind == _KIND_CODE["proportion"], s, v[_F["sum_squares"]])
+            xs = v[_F["covariate_sum"]]
+            xss = v[_F["covariate_sum_squares"]]
+            sp = v[_F["sum_product_covariate"]]
             sj, ssj = s[:, c : c + 1] + s, ss[:, c : c + 1] + ss
             xj, xssj, spj = xs[:, c : c + 1] + xs, xss[:, c : c + 1] + xss, sp[:, c : c + 1] + sp
             pj = sj / nj
@@ -562,7 +601,7 @@ def stratify(cells: CellArrays, pm: _PairMoments) -> _PairMoments:
     if len(cm) == len(cells.metric_names):  # no strata anywhere: cells are metrics
         return pm
     starts = np.flatnonzero(np.r_[True, cm[1:] != cm[:-1]])
-    units = cells.values[:, :, _F["n"]].sum(axis=1)
+    units = cells.values[_F["n"]].sum(axis=1)
     total = np.add.reduceat(units, starts)
     w = (units / total[cm])[:, None]
 
@@ -600,7 +639,11 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
     full = stratify(cells, pair_moments(cells, arm, cuped, ckind))
     # Drop the control-vs-control column before any test: the t quantiles are the costly part.
     keep = [j for j in range(len(cells.variant_names)) if j != cells.control]
-    pm = _PairMoments(**{f: getattr(full, f)[:, keep] for f in _PairMoments.__dataclass_fields__})
+    # A slice when control is first or last (a view, no copy of the nine grids).
+    cols: slice | list[int] = keep
+    if keep == list(range(keep[0], keep[-1] + 1)) if keep else False:
+        cols = slice(keep[0], keep[-1] + 1)
+    pm = _PairMoments(**{f: getattr(full, f)[:, cols] for f in _PairMoments.__dataclass_fields__})
     alpha = settings.alpha
     relative = settings.difference == "relative"
     err = pm.err.copy()
