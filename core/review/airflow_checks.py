@@ -208,10 +208,10 @@ def _per_dag(
 
 
 def _task_funcs(mod: ModuleInfo) -> Iterable[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
-    seen: set[int] = set()
+    seen: set[ast.AST] = set()
     for t in mod.tasks:
-        if t.func is not None and id(t.func) not in seen:
-            seen.add(id(t.func))
+        if t.func is not None and t.func not in seen:
+            seen.add(t.func)
             yield t, t.func
 
 

@@ -96,20 +96,27 @@ class DagInfo:
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
+    _scheduled: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
 
-    @functools.cached_property
+    @property
     def scheduled(self) -> bool:
         """True unless ``schedule=None`` (or an asset/dataset list) is explicit."""
-        sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
-        if sched is None:
-            return True  # the version default applies; SCH001 reports it
-        if isinstance(sched, ast.Constant) and sched.value is None:
-            return False
-        return not isinstance(sched, ast.List | ast.Tuple)
+        # a plain attribute cache: functools.cached_property takes a lock on every first access
+        cached = self._scheduled
+        if cached is None:
+            sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
+            if sched is None:
+                cached = True  # the version default applies; SCH001 reports it
+            elif sched.__class__ is ast.Constant and sched.value is None:  # type: ignore[attr-defined]
+                cached = False
+            else:
+                cached = sched.__class__ is not ast.List and sched.__class__ is not ast.Tuple
+            self._scheduled = cached
+        return cached
 
     def contains(self, line: int) -> bool:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
@@ -179,8 +186,8 @@ class ModuleInfo:
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     module_assigns: dict[str, ast.expr] = field(default_factory=dict)
     index: Index | None = None
-    dag_func_ids: set[int] = field(default_factory=set)
-    task_by_node: dict[int, TaskInfo] = field(default_factory=dict)
+    dag_funcs: set[ast.AST] = field(default_factory=set)
+    task_by_node: dict[ast.AST, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
     _clock_lines: list[int] | None = None
     _lower: str | None = None
@@ -217,8 +224,8 @@ class ModuleInfo:
 
     def parse_time(self, node: ast.AST) -> bool:
         """Does ``node`` run when the file is parsed (module level or the body of a ``@dag`` function)?"""
-        owner = self.idx.owner.get(id(node))
-        return owner is None or id(owner) in self.dag_func_ids
+        owner = self.idx.owner.get(node)
+        return owner is None or owner in self.dag_funcs
 
     def parse_time_of(self, *types: type[ast.AST]) -> list[ast.AST]:
         return [n for n in self.idx.of(*types) if self.parse_time(n)]
@@ -347,7 +354,7 @@ def build_module(
             mod.functions.setdefault(node.name, node)
 
     _collect_dags(mod)
-    mod.dag_func_ids = {id(d.func) for d in mod.dags if d.func is not None}
+    mod.dag_funcs = {d.func for d in mod.dags if d.func is not None}
     _collect_tasks(mod)
     _collect_edges(mod)
     return mod
@@ -355,7 +362,7 @@ def build_module(
 
 def _collect_dags(mod: ModuleInfo) -> None:
     imports = mod.imports
-    seen_calls: set[int] = set()
+    seen_calls: set[ast.AST] = set()
     by_var: dict[str, DagInfo] = {}
     idx = mod.idx
     for node in idx.of(ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef):
@@ -367,7 +374,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
                     dag = DagInfo(_dag_id(ctx, kw), ctx.lineno, "with", ctx, kw, span(node), var=var)
                     mod.dags.append(dag)
-                    seen_calls.add(id(ctx))
+                    seen_calls.add(ctx)
                     if var:
                         by_var[var] = dag
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -379,9 +386,9 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     fn = node if isinstance(node, ast.FunctionDef) else None
                     mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
                     if call is not None:
-                        seen_calls.add(id(call))
+                        seen_calls.add(call)
     for node in idx.calls_named("DAG"):
-        if id(node) not in seen_calls and _is_dag_ctor(node, imports):
+        if node not in seen_calls and _is_dag_ctor(node, imports):
             kw, _ = kwargs_of(node)
             dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
             mod.dags.append(dag)
@@ -455,11 +462,11 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         callable_node = kw.get("python_callable")
         if isinstance(callable_node, ast.Name) and callable_node.id in mod.functions:
             task.func = mod.functions[callable_node.id]
-        p = parent.get(id(node))
+        p = parent.get(node)
         if isinstance(p, ast.Attribute) and p.attr in {"expand", "expand_kwargs"}:
             task.mapped = True
         while p is not None and isinstance(p, ast.Attribute | ast.Call):
-            p = parent.get(id(p))
+            p = parent.get(p)
         if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
             task.var = p.targets[0].id
         dag_kw = kw.get("dag")
@@ -468,7 +475,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         else:
             task.dag = _innermost_dag(mod, node.lineno)
         mod.tasks.append(task)
-        mod.task_by_node[id(node)] = task
+        mod.task_by_node[node] = task
     # TaskFlow: bind by the def's position, else by the first call site; note mapping and result vars
     taskflow_calls = idx.calls_named(*taskflow_defs, "expand", "expand_kwargs", "partial", "override") \
         if taskflow_defs else []
@@ -488,7 +495,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             task.mapped = task.mapped or mapped
             if task.dag is None:
                 task.dag = _innermost_dag(mod, task.line) or _innermost_dag(mod, node.lineno)
-            p = parent.get(id(node))
+            p = parent.get(node)
             if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
                 task.var = task.var or p.targets[0].id
     for task in taskflow_defs.values():
@@ -497,7 +504,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     _bind_factory_tasks(mod)
     mod.tasks.sort(key=lambda t: t.line)
     lines: list[str] | None = None
-    sql_in_fn: dict[int, bool] = {}
+    sql_in_fn: dict[ast.AST, bool] = {}
     for task in mod.tasks:
         fn = task.func
         # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
@@ -505,12 +512,12 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         if fn is None:
             task.sql_possible = False
         else:
-            known = sql_in_fn.get(id(fn))
+            known = sql_in_fn.get(fn)
             if known is None:
                 if lines is None:
                     lines = mod.source.split("\n")
                 # lowering the callable's lines alone gives the same text as lowering the whole file
-                known = sql_in_fn[id(fn)] = has_any(
+                known = sql_in_fn[fn] = has_any(
                     "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]).lower(), SQL_WORDS_LOWER
                 )
             task.sql_possible = known
@@ -545,7 +552,7 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
     if isinstance(node, ast.Name) and node.id in var_tasks:
         return [var_tasks[node.id]]
     if isinstance(node, ast.Call):
-        hit = mod.task_by_node.get(id(node))
+        hit = mod.task_by_node.get(node)
         if hit is not None:
             return [hit]
         base = node.func

@@ -221,12 +221,13 @@ class Index:
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
-        self.parent: dict[int, ast.AST] = {}
-        #: innermost enclosing def/lambda/class (None at module level), by node id (recorded types only)
-        self.owner: dict[int, ast.AST | None] = {}
+        # keyed by the node itself (identity hash): no int object per lookup, as id() would allocate
+        self.parent: dict[ast.AST, ast.AST] = {}
+        #: innermost enclosing def/lambda/class (None at module level), by node (recorded types only)
+        self.owner: dict[ast.AST, ast.AST | None] = {}
         self.by_type: dict[type[ast.AST], list[ast.AST]] = {}
-        #: the recorded nodes directly owned by each def (not by defs nested in it), by def id
-        self.by_func: dict[int, list[ast.AST]] = {}
+        #: the recorded nodes directly owned by each def (not by defs nested in it), by def
+        self.by_func: dict[ast.AST, list[ast.AST]] = {}
         #: calls by the last name of the callee: ``a.b.c(...)`` under "c", ``f(...)`` under "f"
         self.call_by_name: dict[str, list[ast.Call]] = {}
         #: named call keywords whose value is a literal (the hard-coded secret check), in call order
@@ -234,70 +235,81 @@ class Index:
         literal_keywords = self.literal_keywords
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
         call_by_name = self.call_by_name
-        recorded, with_parent, silent = _RECORDED, _WITH_PARENT, _SILENT_LEAVES
-        skip = _SILENT_LEAVES | {ast.Constant}  # constants are never recorded and have no children
+        calls: list[ast.AST] = []
+        by_type[ast.Call] = calls
+        recorded, with_parent, defs = _RECORDED, _WITH_PARENT, _DEFS
+        # constants are never recorded and have no children
+        skip = _SILENT_LEAVES | {ast.Constant}
         child_fields = _CHILD_FIELDS
+        call_cls, attribute_cls, expr_cls, name_cls, constant_cls = ast.Call, ast.Attribute, ast.Expr, ast.Name, ast.Constant
+        import_classes = (ast.Import, ast.ImportFrom)
+        ast_base, lambda_cls = ast.AST, ast.Lambda
         stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
         pop, push = stack.pop, stack.append
         while stack:
             node, own = pop()
             cls = node.__class__
+            if cls is call_cls:
+                # the hottest node type: recorded, and its func, args and keyword values visited
+                # without generic dispatch
+                calls.append(node)
+                owner[node] = own
+                if own is not None:
+                    by_func[own].append(node)
+                func = node.func  # type: ignore[attr-defined]
+                fcls = func.__class__
+                fname = func.id if fcls is name_cls else func.attr if fcls is attribute_cls else ""
+                named = call_by_name.get(fname)
+                if named is None:
+                    call_by_name[fname] = [node]  # type: ignore[list-item]
+                else:
+                    named.append(node)  # type: ignore[arg-type]
+                if fcls not in skip:
+                    if fcls is call_cls or fcls is attribute_cls:
+                        parent[func] = node
+                    push((func, own))
+                for item in node.args:  # type: ignore[attr-defined]
+                    icls = item.__class__
+                    if icls not in skip:
+                        if icls is call_cls or icls is attribute_cls:
+                            parent[item] = node
+                        push((item, own))
+                for kw in node.keywords:  # type: ignore[attr-defined]
+                    value = kw.value
+                    vcls = value.__class__
+                    if vcls is constant_cls:
+                        if kw.arg is not None:
+                            literal_keywords.append(kw)
+                        continue
+                    if vcls in skip:
+                        continue
+                    if vcls is call_cls or vcls is attribute_cls:
+                        parent[value] = kw
+                    push((value, own))
+                continue
+            if cls is attribute_cls or cls is expr_cls:
+                # numerous, with a single child worth visiting
+                value = node.value  # type: ignore[attr-defined]
+                vcls = value.__class__
+                if vcls not in skip:
+                    if vcls is call_cls or vcls is attribute_cls:
+                        parent[value] = node
+                    push((value, own))
+                continue
             inner = own
             if cls in recorded:
                 bucket = by_type.get(cls)
                 if bucket is None:
                     bucket = by_type[cls] = []
                 bucket.append(node)
-                nid = id(node)
-                owner[nid] = own
+                owner[node] = own
                 if own is not None:
-                    by_func[id(own)].append(node)
-                if cls in _DEFS:
-                    by_func[nid] = []
+                    by_func[own].append(node)
+                if cls in defs:
+                    by_func[node] = []
                     inner = node
-            if cls is ast.Call:
-                # the hottest node type: visit func, args and keyword values without generic dispatch
-                func = node.func  # type: ignore[attr-defined]
-                fcls = func.__class__
-                fname = func.id if fcls is ast.Name else func.attr if fcls is ast.Attribute else ""
-                named = call_by_name.get(fname)
-                if named is None:
-                    call_by_name[fname] = [node]  # type: ignore[list-item]
-                else:
-                    named.append(node)  # type: ignore[arg-type]
-                if fcls not in silent:
-                    if func.__class__ in with_parent:
-                        parent[id(func)] = node
-                    push((func, inner))
-                for item in node.args:  # type: ignore[attr-defined]
-                    if item.__class__ not in silent and item.__class__ is not ast.Constant:
-                        if item.__class__ in with_parent:
-                            parent[id(item)] = node
-                        push((item, inner))
-                for kw in node.keywords:  # type: ignore[attr-defined]
-                    value = kw.value
-                    vcls = value.__class__
-                    if vcls is ast.Constant:
-                        if kw.arg is not None:
-                            literal_keywords.append(kw)
-                        continue
-                    if vcls in silent:
-                        continue
-                    if vcls in with_parent:
-                        parent[id(value)] = kw
-                    push((value, inner))
-                continue
-            if cls is ast.ImportFrom or cls is ast.Import:
-                continue  # only aliases below
-            if cls is ast.Attribute or cls is ast.Expr:
-                # numerous, with a single child worth visiting
-                value = node.value  # type: ignore[attr-defined]
-                vcls = value.__class__
-                if vcls not in silent and vcls is not ast.Constant:
-                    if vcls in with_parent:
-                        parent[id(value)] = node
-                    push((value, inner))
-                continue
+                elif cls in import_classes:
+                    continue  # only aliases below
             fields = child_fields.get(cls)
             if fields is None:
                 fields = _child_fields(cls)
@@ -310,16 +322,16 @@ class Index:
                     item_owner = own if name == "decorator_list" else inner
                     for item in value:
                         icls = item.__class__
-                        if icls in skip or not isinstance(item, ast.AST):
+                        if icls in skip or not isinstance(item, ast_base):
                             continue
                         if icls in with_parent:
-                            parent[id(item)] = node
+                            parent[item] = node
                         push((item, item_owner))
-                elif value.__class__ not in skip and isinstance(value, ast.AST):
+                elif value.__class__ not in skip and isinstance(value, ast_base):
                     if value.__class__ in with_parent:
-                        parent[id(value)] = node
+                        parent[value] = node
                     # a def's signature (defaults, annotations) is evaluated outside its body
-                    push((value, own if name in {"args", "returns"} and cls is not ast.Lambda else inner))
+                    push((value, own if name in {"args", "returns"} and cls is not lambda_cls else inner))
         for nodes in by_func.values():
             nodes.reverse()
 
@@ -339,4 +351,4 @@ class Index:
         return self.by_type.get(ast.Call, [])  # type: ignore[return-value]
 
     def func_nodes(self, fn: ast.AST) -> list[ast.AST]:
-        return self.by_func.get(id(fn), [])
+        return self.by_func.get(fn, [])
