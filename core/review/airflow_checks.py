@@ -11,8 +11,13 @@ from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolv
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
 from dataeng_agents.core.review.pyast import (
+    CONST_OR_FSTRING,
+    IMPORTS,
+    LIST_TUPLE,
+    LIST_TUPLE_SET,
     SECRET_WORDS_LOWER,
     SQL_WORDS_LOWER,
+    TRY_OR_WITH,
     Index,
     const_str,
     contains_clock_call,
@@ -91,13 +96,13 @@ def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
     task.memo["sql"] = out
     sql = task.kwargs.get("sql")
     if sql is not None:
-        items = sql.elts if isinstance(sql, ast.List | ast.Tuple) else [sql]
+        items = sql.elts if isinstance(sql, LIST_TUPLE) else [sql]
         for it in items:
             text = string_parts(it)
             if text is not None and not text.strip().endswith(".sql"):
                 out.append((it, text))
     for node in ast.walk(task.func) if task.sql_possible and task.func is not None else ():
-        if isinstance(node, ast.Constant | ast.JoinedStr):
+        if isinstance(node, CONST_OR_FSTRING):
             text = string_parts(node)
             if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
                 out.append((node, text))
@@ -276,7 +281,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
 
 def _in_kwarg(task: TaskInfo, node: ast.AST) -> bool:
     sql = task.kwargs.get("sql")
-    return sql is node or (isinstance(sql, ast.List | ast.Tuple) and node in sql.elts)
+    return sql is node or (isinstance(sql, LIST_TUPLE) and node in sql.elts)
 
 
 def _swallows(handler: ast.ExceptHandler) -> bool:
@@ -606,14 +611,14 @@ def _top_level_imports(tree: ast.Module) -> Iterable[ast.Import | ast.ImportFrom
     stack: list[ast.stmt] = list(tree.body)
     while stack:
         node = stack.pop(0)
-        if isinstance(node, ast.Import | ast.ImportFrom):
+        if isinstance(node, IMPORTS):
             yield node
         elif isinstance(node, ast.If):
             if "TYPE_CHECKING" in dotted(node.test):
                 stack.extend(node.orelse)
                 continue
             stack.extend(node.body + node.orelse)
-        elif isinstance(node, ast.Try | ast.With):
+        elif isinstance(node, TRY_OR_WITH):
             stack.extend(node.body)
 
 
@@ -814,10 +819,10 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
         has_doc = any(k in dag.kwargs for k in ("description", "doc_md")) or (
             dag.func is not None and ast.get_docstring(dag.func) is not None
         )
-        if tags is None or (isinstance(tags, ast.List | ast.Tuple | ast.Set) and not tags.elts) or not has_doc:
+        if tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts) or not has_doc:
             missing = " and ".join(x for x, ok in (("tags", tags is not None), ("a description", has_doc)) if not ok)
             ctx.emit("OBS004", dag.line, dag.name, f"DAG '{dag.name}' has no {missing or 'tags'}")
-        elif ctx.config.approved_tags is not None and isinstance(tags, ast.List | ast.Tuple | ast.Set):
+        elif ctx.config.approved_tags is not None and isinstance(tags, LIST_TUPLE_SET):
             bad = [s for e in tags.elts if (s := const_str(e)) is not None and s not in ctx.config.approved_tags]
             if bad:
                 ctx.emit("OBS004", tags, dag.name, f"DAG '{dag.name}' uses unapproved tags {bad}")

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dataeng_agents.core.review.pyast import (
+    ATTR_OR_CALL,
+    FUNC_DEFS,
+    LIST_TUPLE_SET,
+    SHIFTS,
     SQL_WORDS_LOWER,
+    WITHS,
     Index,
     Span,
     const_str,
@@ -343,14 +348,14 @@ def build_module(
     imports = imports if imports is not None else import_map(tree, idx)
     mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, index=idx)
     for stmt in tree.body:
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(stmt, FUNC_DEFS):
             mod.functions[stmt.name] = stmt
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             mod.module_assigns[stmt.targets[0].id] = stmt.value
     # nested function defs (inside @dag bodies / with blocks) are callables too
     mod.defs_by_line = sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=_lineno)
     for node in mod.defs_by_line:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(node, FUNC_DEFS):
             mod.functions.setdefault(node.name, node)
 
     _collect_dags(mod)
@@ -366,7 +371,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
     by_var: dict[str, DagInfo] = {}
     idx = mod.idx
     for node in idx.of(ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef):
-        if isinstance(node, ast.With | ast.AsyncWith):
+        if isinstance(node, WITHS):
             for item in node.items:
                 ctx = item.context_expr
                 if isinstance(ctx, ast.Call) and _is_dag_ctor(ctx, imports):
@@ -377,7 +382,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     seen_calls.add(ctx)
                     if var:
                         by_var[var] = dag
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        elif isinstance(node, FUNC_DEFS):
             for dec in node.decorator_list:
                 if _is_dag_decorator(dec, imports):
                     call = dec if isinstance(dec, ast.Call) else None
@@ -432,7 +437,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     parent = idx.parent
     taskflow_defs: dict[str, TaskInfo] = {}
     for node in mod.defs_by_line:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
+        if isinstance(node, FUNC_DEFS) and node.decorator_list:
             for dec in node.decorator_list:
                 kind = task_decorator_kind(dec, imports)
                 if kind is None:
@@ -465,7 +470,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         p = parent.get(node)
         if isinstance(p, ast.Attribute) and p.attr in {"expand", "expand_kwargs"}:
             task.mapped = True
-        while p is not None and isinstance(p, ast.Attribute | ast.Call):
+        while p is not None and isinstance(p, ATTR_OR_CALL):
             p = parent.get(p)
         if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Name):
             task.var = p.targets[0].id
@@ -484,7 +489,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         mapped = False
         if base.__class__ is ast.Name and base.id not in taskflow_defs:  # type: ignore[attr-defined]
             continue
-        while isinstance(base, ast.Attribute | ast.Call):
+        while isinstance(base, ATTR_OR_CALL):
             if isinstance(base, ast.Attribute):
                 mapped = mapped or base.attr in {"expand", "expand_kwargs", "partial"}
                 base = base.value
@@ -544,7 +549,7 @@ def _bind_factory_tasks(mod: ModuleInfo) -> None:
 
 
 def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -> list[TaskInfo]:
-    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+    if isinstance(node, LIST_TUPLE_SET):
         out: list[TaskInfo] = []
         for elt in node.elts:
             out.extend(_task_refs(elt, mod, var_tasks))
@@ -556,7 +561,7 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
         if hit is not None:
             return [hit]
         base = node.func
-        while isinstance(base, ast.Attribute | ast.Call):
+        while isinstance(base, ATTR_OR_CALL):
             base = base.value if isinstance(base, ast.Attribute) else base.func
         if isinstance(base, ast.Name):
             by_name = mod.taskflow_by_name
@@ -569,7 +574,7 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
             hit = by_name.get(base.id)
             if hit is not None:
                 return [hit]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, SHIFTS):
         return _task_refs(node.right, mod, var_tasks)  # `a >> b` and `a << b` both evaluate to b
     return []
 
@@ -581,7 +586,7 @@ def _calls_taskflow(node: ast.Call, names: set[str]) -> bool:
     if not names:
         return False
     base: ast.AST = node.func
-    while isinstance(base, ast.Attribute | ast.Call):
+    while isinstance(base, ATTR_OR_CALL):
         base = base.value if isinstance(base, ast.Attribute) else base.func
     return isinstance(base, ast.Name) and base.id in names
 
@@ -602,7 +607,7 @@ def _collect_edges(mod: ModuleInfo) -> None:
     edge_calls = mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override") \
         if taskflow_names else mod.idx.calls_named(*_EDGE_CALLS)
     for node in [*mod.idx.of(ast.BinOp), *edge_calls]:
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift | ast.LShift):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, SHIFTS):
             left = node.left
             # for a chain a >> b >> c the left operand is (a >> b); its right-most element links to the right
             lhs = _task_refs(left, mod, var_tasks)

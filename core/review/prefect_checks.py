@@ -15,6 +15,8 @@ from dataeng_agents.core.review.airflow_checks import (
 )
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.pyast import (
+    ATTR_OR_CALL,
+    FUNC_DEFS,
     Index,
     contains_clock_call,
     dotted,
@@ -42,7 +44,7 @@ def is_prefect_module(imports: dict[str, str]) -> bool:
 def collect(tree: ast.Module, imports: dict[str, str]) -> list[PrefectFn]:
     out: list[PrefectFn] = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if not isinstance(node, FUNC_DEFS):
             continue
         for dec in node.decorator_list:
             name = qualify(dotted(dec), imports)
@@ -54,7 +56,7 @@ def collect(tree: ast.Module, imports: dict[str, str]) -> list[PrefectFn]:
 
 
 def _number(node: ast.expr | None) -> float | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return float(node.value)
     return None
 
@@ -123,14 +125,14 @@ def review_prefect_module(
 
 
 def _base_name(node: ast.AST) -> ast.Name | None:
-    while isinstance(node, ast.Attribute | ast.Call):
+    while isinstance(node, ATTR_OR_CALL):
         node = node.value if isinstance(node, ast.Attribute) else node.func
     return node if isinstance(node, ast.Name) else None
 
 
 def _in_loop(func: ast.AST, target: ast.AST) -> bool:
     for node in ast.walk(func):
-        if isinstance(node, ast.For | ast.While | ast.comprehension | ast.ListComp) and any(
+        if isinstance(node, (ast.For, ast.While, ast.comprehension, ast.ListComp)) and any(
             sub is target for sub in ast.walk(node)
         ):
             return True
