@@ -102,10 +102,14 @@ class DagInfo:
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
     _scheduled: bool | None = field(default=None, init=False, repr=False)
+    _name: str | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
-        return self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
+        name = self._name
+        if name is None:
+            name = self._name = self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
+        return name
 
     @property
     def scheduled(self) -> bool:
@@ -147,6 +151,8 @@ class TaskInfo:
     memo: dict[str, object] = field(default_factory=dict)
 
     short_operator: str = ""
+    _name: str | None = field(default=None, init=False, repr=False)
+    _subject: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
@@ -157,11 +163,20 @@ class TaskInfo:
 
     @property
     def name(self) -> str:
-        return self.task_id or (self.func.name if self.func else self.var or f"<task at line {self.line}>")
+        # cached on first use: the checks run on the finished model (``var`` is bound while it is built)
+        name = self._name
+        if name is None:
+            name = self._name = self.task_id or (
+                self.func.name if self.func else self.var or f"<task at line {self.line}>"
+            )
+        return name
 
     @property
     def subject(self) -> str:
-        return f"{self.dag.name if self.dag else '?'}.{self.name}"
+        subject = self._subject
+        if subject is None:
+            subject = self._subject = f"{self.dag.name if self.dag else '?'}.{self.name}"
+        return subject
 
     def resolve(self, key: str, version: str) -> Resolved:
         """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""

@@ -44,11 +44,12 @@ class CheckContext:
     def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
         if rule_id not in self._on:
             return
-        if isinstance(where, int):
-            line, col = where, 0
+        if where.__class__ is int:
+            self.findings.append(RawFinding(rule_id, where, 0, subject, message))  # type: ignore[arg-type]
         else:
-            line, col = getattr(where, "lineno", 1), getattr(where, "col_offset", 0)
-        self.findings.append(RawFinding(rule_id, line, col, subject, message))
+            self.findings.append(RawFinding(
+                rule_id, getattr(where, "lineno", 1), getattr(where, "col_offset", 0), subject, message
+            ))
 
     def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:
         if rule_id in self._on:

@@ -337,7 +337,7 @@ def _assemble(
                 o.raw.append(RawFinding("SCH006", line, 0, dag_id,
                                         f"dag_id '{dag_id}' is also defined in {first[dag_id][0]}:{first[dag_id][1]}"))
             first.setdefault(dag_id, (path, line))
-    severities: dict[str, Severity] = {}
+    rules: dict[str, tuple[Severity, str, str]] = {}
     findings = result.findings
     unresolved, reports = result.unresolved, result.files
     make_id, trusted = Finding.make_id, Finding.trusted
@@ -359,14 +359,15 @@ def _assemble(
                 suppressed += 1
                 continue
             rule_id = raw.rule_id
-            rule = RULES[rule_id]
-            severity = severities.get(rule_id)
-            if severity is None:
-                severity = severities[rule_id] = cfg.severity_of(rule_id)
+            per_rule = rules.get(rule_id)
+            if per_rule is None:
+                rule = RULES[rule_id]
+                per_rule = rules[rule_id] = (cfg.severity_of(rule_id), rule.category, rule.fix)
+            subject, message = raw.subject, raw.message
             findings.append(trusted(
-                id=make_id(rule_id, path, raw.subject, raw.message),
-                rule_id=rule_id, severity=severity, category=rule.category, path=path,
-                line=raw.line, column=raw.column, message=raw.message, subject=raw.subject, fix=rule.fix,
+                id=make_id(rule_id, path, subject, message),
+                rule_id=rule_id, severity=per_rule[0], category=per_rule[1], path=path,
+                line=raw.line, column=raw.column, message=message, subject=subject, fix=per_rule[2],
             ))
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept

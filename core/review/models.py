@@ -54,18 +54,23 @@ class Finding(BaseModel):
 
         The review creates one per finding; validation is most of the cost of a ``Finding(...)`` and
         checks nothing here. Does what ``model_construct`` does for a model with every field given."""
-        self = cls.__new__(cls)
-        _set(self, "__dict__", {
+        self = _new(cls)
+        _set_dict(self, {
             "id": id, "rule_id": rule_id, "severity": severity, "category": category, "path": path, "line": line,
             "column": column, "message": message, "subject": subject, "fix": fix,
         })
-        _set(self, "__pydantic_fields_set__", set(_FINDING_FIELDS))
-        _set(self, "__pydantic_extra__", None)
-        _set(self, "__pydantic_private__", None)
+        _set_fields_set(self, set(_FINDING_FIELDS))
+        _set_extra(self, None)
+        _set_private(self, None)
         return self
 
 
-_set = object.__setattr__
+_new = object.__new__
+# BaseModel's slot descriptors, called directly: what object.__setattr__ ends up doing, minus the lookup
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    BaseModel.__dict__[slot].__set__
+    for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
 _FINDING_FIELDS = frozenset(Finding.model_fields)
 
 
