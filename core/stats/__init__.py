@@ -16,6 +16,7 @@ post-stratification; frequentist, sequential and Bayesian methods) with gbstats'
 from __future__ import annotations
 
 from dataeng_agents.core.stats.analysis import analyze, analyze_arrays
+from dataeng_agents.core.stats.columnar import ColumnarResults, analyze_columns
 from dataeng_agents.core.stats.engine import ArrayResults, sequential_rho
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
@@ -44,6 +45,7 @@ __all__ = [
     "AnalysisOutput",
     "AnalysisSettings",
     "ArrayResults",
+    "ColumnarResults",
     "MetricInput",
     "MetricResult",
     "PowerInput",
@@ -58,6 +60,7 @@ __all__ = [
     "adjust_pvalues",
     "analyze",
     "analyze_arrays",
+    "analyze_columns",
     "mde_at_n",
     "parse_analysis_input",
     "parse_power_input",

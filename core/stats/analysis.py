@@ -11,6 +11,7 @@ from dataeng_agents.core.stats import engine
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
     AnalysisOutput,
+    AnalysisSettings,
     MetricResult,
     Risk,
     SrmResult,
@@ -24,7 +25,8 @@ from pydantic import BaseModel
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _srm(inp: AnalysisInput) -> SrmResult | None:
+def srm_of(inp: AnalysisInput) -> SrmResult | None:
+    """The sample-ratio-mismatch test of the variants' ``units``, or None when none are given."""
     given = [v.units is not None for v in inp.variants]
     if not any(given):
         return None
@@ -50,10 +52,14 @@ def _prepare(inp: AnalysisInput | dict[str, Any]) -> tuple[AnalysisInput, engine
     if cells is None:
         parsed = parse_analysis_input(inp)
         cells = engine.collect(parsed)
-    s = parsed.settings
+    check_settings(parsed.settings)
+    return parsed, cells
+
+
+def check_settings(s: AnalysisSettings) -> None:
+    """Checks across settings fields that the model cannot express per field."""
     if s.method == "sequential" and s.alternative != "two-sided" and s.alpha >= 0.5:
         raise StatsInputError("a one-sided sequential test needs alpha < 0.5", field="settings.alpha")
-    return parsed, cells
 
 
 def analyze_arrays(inp: AnalysisInput | dict[str, Any]) -> engine.ArrayResults:
@@ -144,7 +150,7 @@ def analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
 
 def _analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     parsed, cells = _prepare(inp)
-    srm = _srm(parsed)
+    srm = srm_of(parsed)
     cuped, ckind = engine.validate(cells)
     res = engine.compute(cells, parsed.settings, cuped, ckind)
     settings = parsed.settings
