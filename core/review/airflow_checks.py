@@ -45,9 +45,13 @@ _SECRET_SUFFIXES = ("pass", "password", "passwd", "secret", "token", "apikey", "
                     "privatekey", "private_key", "credential", "credentials", "authkey", "auth_key")
 
 
+_SECRET_LAST_LETTERS = frozenset("sdtnylSDTNYL")
+
+
 def _secret_name(name: str) -> bool:
     if name.isascii() and "\n" not in name:
-        return name.lower().endswith(_SECRET_SUFFIXES)
+        # the last letter of every suffix, tested first: most names end otherwise
+        return name[-1:] in _SECRET_LAST_LETTERS and name.lower().endswith(_SECRET_SUFFIXES)
     return SECRET_NAME.search(name) is not None
 SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
 URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
@@ -153,10 +157,7 @@ def _compute_writes(task: TaskInfo) -> bool:
         return True
     if _transfer_operator(task.short_operator):
         return True
-    return any(
-        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS
-        for node in task.body
-    )
+    return any(isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS for node in task.calls)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -185,10 +186,13 @@ def _is_noop(task: TaskInfo) -> bool:
 
 
 def _per_dag(
-    ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad: Callable[[Resolved], bool], what: str
+    ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad_values: tuple[object, ...], what: str
 ) -> None:
-    """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded."""
+    """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded.
+
+    A task lacks it when the value comes from the config default or is a literal among ``bad_values``."""
     version = ctx.airflow_version
+    constant = ast.Constant
     for dag in mod.dags:
         tasks = [t for t in dag.tasks if t.short_operator not in _NOOP_OPERATORS]
         if not tasks:
@@ -196,36 +200,33 @@ def _per_dag(
         offenders: list[TaskInfo] = []
         for t in tasks:
             res = t.resolve(key, version)
-            if res.unknown:
+            source = res.source
+            if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
-            elif bad(res):
+            elif source == "config" or (res.node.__class__ is constant and res.node.value in bad_values):  # type: ignore[union-attr]
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
             ctx.emit(rule_id, dag.line, dag.name, f"every task of DAG '{dag.name}' {what}")
         else:
             for t in offenders:
                 ctx.emit(rule_id, t.line, t.subject, f"task '{t.name}' {what}")
+    if mod.dags:
+        return  # tasks outside any DAG are only reported here in a file without DAGs
     for t in mod.tasks:
-        if t.dag is None and not _is_noop(t) and mod.dags == []:
+        if t.dag is None and not _is_noop(t):
             res = t.resolve(key, ctx.airflow_version)
-            if not res.unknown and bad(res):
+            if not res.unknown and (res.source == "config" or _is_value(res, *bad_values)):
                 ctx.emit(rule_id, t.line, t.name, f"task '{t.name}' {what}")
 
 
 def _task_funcs(mod: ModuleInfo) -> Iterable[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
-    seen: set[ast.AST] = set()
-    for t in mod.tasks:
-        if t.func is not None and t.func not in seen:
-            seen.add(t.func)
-            yield t, t.func
+    return mod.task_funcs()
 
 
 # ------------------------------------------------------------------ reliability
 def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
-    _per_dag(ctx, mod, "REL001", "retries",
-             lambda r: r.source == "config" or _is_value(r, 0, None), "has no retries (effective retries = 0)")
-    _per_dag(ctx, mod, "REL002", "execution_timeout",
-             lambda r: r.source == "config" or _is_value(r, None), "has no execution_timeout")
+    _per_dag(ctx, mod, "REL001", "retries", (0, None), "has no retries (effective retries = 0)")
+    _per_dag(ctx, mod, "REL002", "execution_timeout", (None,), "has no execution_timeout")
     for dag in mod.dags:
         if dag.scheduled and "dagrun_timeout" not in dag.kwargs and ctx.enabled("REL003"):
             ctx.emit("REL003", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no dagrun_timeout")
@@ -237,12 +238,13 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
             elif res.source == "config":
                 ctx.emit("REL004", t.line, t.subject,
                          f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
+    handlers_in_file = bool(mod.idx.by_type.get(ast.ExceptHandler))
     for t, _fn in _task_funcs(mod):
-        clock = contains_clock_call(t.body, mod.imports) if mod.may_use_clock else None
+        clock = contains_clock_call(t.calls, mod.imports) if mod.may_use_clock else None
         if clock is not None:
             ctx.emit("REL005", clock, t.subject,
                      f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs")
-        for node in t.body:
+        for node in t.body if handlers_in_file else ():
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, t.subject,
                          f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
@@ -271,7 +273,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                          "the DAG run succeeds even when a task failed")
     for t, fn in _task_funcs(mod):
         calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
-                 for n in t.body if isinstance(n, ast.Call)}
+                 for n in t.calls}
         reads = calls & READ_CALLS or {c for c in calls if c.startswith(("requests.", "httpx."))}
         writes = calls & WRITE_CALLS
         if reads and writes:
@@ -304,8 +306,8 @@ def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
     writes: dict[str, str] = {}
     reads: list[tuple[str, ast.AST, TaskInfo]] = []
     for t, _fn in _task_funcs(mod):
-        for node in t.body:
-            if not isinstance(node, ast.Call) or not node.args:
+        for node in t.calls:
+            if not node.args:
                 continue
             path = _local_path(node.args[0])
             if path is None:
@@ -323,10 +325,10 @@ def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
                 writes.setdefault(path, t.name)
             elif name.startswith("read_"):
                 reads.append((path, node, t))
-    for path, node, t in reads:
+    for path, call, t in reads:
         writer = writes.get(path)
         if writer is not None and writer != t.name:
-            ctx.emit("REL009", node, t.subject,
+            ctx.emit("REL009", call, t.subject,
                      f"task '{t.name}' reads local file {path!r} written by task '{writer}'")
 
 
@@ -408,6 +410,10 @@ def _last_segment_ends(node: ast.AST, suffix: str) -> bool:
 
 def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
+    source = mod.source
+    # an ASCII file spells every name as it is parsed (no NFKC folding of other letters onto these)
+    if source.isascii() and "TaskGroup" not in source and "task_group" not in source:
+        return spans
     for node in mod.idx.of(ast.With):
         if isinstance(node, ast.With) and any(
             _last_segment_ends(i.context_expr, "TaskGroup") and dotted(i.context_expr).endswith("TaskGroup")
@@ -623,16 +629,30 @@ def _top_level_imports(tree: ast.Module) -> Iterable[ast.Import | ast.ImportFrom
 
 
 def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
+    if not mod.tasks or not mod.idx.by_type.get(ast.For):
+        return
     task_lines = [t.line for t in mod.tasks if not t.taskflow]
     taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
-    for node in mod.parse_time_of(ast.For) if mod.tasks else []:
+    lines: list[str] | None = None
+    for node in mod.parse_time_of(ast.For):
         if not isinstance(node, ast.For):
             continue
         start, end = node.lineno, node.end_lineno or node.lineno
-        makes_task = any(start <= line <= end for line in task_lines) or any(
-            isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names
-            for stmt in node.body for n in ast.walk(stmt)
-        ) if taskflow_names else any(start <= line <= end for line in task_lines)
+        makes_task = any(start <= line <= end for line in task_lines)
+        if not makes_task and taskflow_names:
+            if mod.source.isascii():
+                # a call of a TaskFlow function spells its name on the loop's lines (an ASCII file's names
+                # are parsed as written): walk the loop body only when one of the names is there
+                if lines is None:
+                    lines = mod.source.split("\n")
+                text = "\n".join(lines[start - 1 : end])
+                named = any(name in text for name in taskflow_names)
+            else:
+                named = True
+            makes_task = named and any(
+                isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names
+                for stmt in node.body for n in ast.walk(stmt)
+            )
         if not makes_task:
             continue
         source = _dynamic_iter(node.iter, mod)
@@ -829,8 +849,7 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
         for t in dag.tasks:
             if _writes(t) and not t.resolve("outlets", ctx.airflow_version).explicit:
                 ctx.emit("OBS005", t.line, t.subject, f"task '{t.name}' writes data but declares no outlets")
-    _per_dag(ctx, mod, "OBS003", "owner",
-             lambda r: r.source == "config" or _is_value(r, "airflow", "root", ""), "has only the default owner ('airflow')")
+    _per_dag(ctx, mod, "OBS003", "owner", ("airflow", "root", ""), "has only the default owner ('airflow')")
 
 
 ALL_CHECKS: tuple[Callable[[CheckContext, ModuleInfo], None], ...] = (

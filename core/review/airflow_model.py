@@ -146,6 +146,8 @@ class TaskInfo:
     var: str | None = None
     #: the nodes of the task's callable (from the module index), and per-task memo of derived facts
     body: list[ast.AST] = field(default_factory=list)
+    #: the calls among ``body`` (in the same order), shared by the checks that look at calls only
+    calls: list[ast.Call] = field(default_factory=list)
     #: False when the file contains no SQL keyword at all (skips scanning the body for SQL)
     sql_possible: bool = True
     memo: dict[str, object] = field(default_factory=dict)
@@ -215,6 +217,7 @@ class ModuleInfo:
     defs_by_line: list[ast.AST] = field(default_factory=list)
     #: built by the edge pass once the tasks are known
     taskflow_by_name: dict[str, TaskInfo] | None = None
+    _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
 
     @property
     def tasks_sql_possible(self) -> bool:
@@ -271,6 +274,20 @@ class ModuleInfo:
         for task in self.tasks:
             task.dag = None
         self.tasks, self.dags, self.task_by_node, self.taskflow_by_name = [], [], {}, None
+        self._task_funcs = None
+
+    def task_funcs(self) -> list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
+        """The first task of each distinct callable, with that callable (computed once per model)."""
+        out = self._task_funcs
+        if out is None:
+            out = self._task_funcs = []
+            seen: set[ast.AST] = set()
+            for t in self.tasks:
+                fn = t.func
+                if fn is not None and fn not in seen:
+                    seen.add(fn)
+                    out.append((t, fn))
+        return out
 
     def task_by_var(self) -> dict[str, TaskInfo]:
         return {t.var: t for t in self.tasks if t.var}
@@ -525,6 +542,8 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     mod.tasks.sort(key=lambda t: t.line)
     lines: list[str] | None = None
     sql_in_fn: dict[ast.AST, bool] = {}
+    calls_in_fn: dict[ast.AST, list[ast.Call]] = {}
+    call_cls = ast.Call
     for task in mod.tasks:
         fn = task.func
         # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
@@ -541,7 +560,11 @@ def _collect_tasks(mod: ModuleInfo) -> None:
                     "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]).lower(), SQL_WORDS_LOWER
                 )
             task.sql_possible = known
-            task.body = idx.func_nodes(fn)
+            body = task.body = idx.func_nodes(fn)
+            calls = calls_in_fn.get(fn)
+            if calls is None:
+                calls = calls_in_fn[fn] = [n for n in body if n.__class__ is call_cls]  # type: ignore[misc]
+            task.calls = calls
         if task.dag is not None:
             task.dag.tasks.append(task)
 

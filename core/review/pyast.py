@@ -142,7 +142,9 @@ def is_clock_call(node: ast.AST, imports: dict[str, str]) -> bool:
     return last == "days_ago" or name in {"time.time", "airflow.utils.timezone.utcnow"}
 
 
-def contains_clock_call(node: ast.AST | list[ast.AST], imports: dict[str, str]) -> ast.Call | None:
+def contains_clock_call(
+    node: ast.AST | list[ast.AST] | list[ast.Call], imports: dict[str, str]
+) -> ast.Call | None:
     for sub in node if isinstance(node, list) else ast.walk(node):
         if isinstance(sub, ast.Call) and is_clock_call(sub, imports):
             return sub
