@@ -157,7 +157,9 @@ def _grid(value: Any, shape: tuple[int, int], field: str, metrics: list[str], va
         except (TypeError, ValueError):
             pass
         else:
-            return _checked_finite(flat.reshape(shape), field, metrics, variants)
+            # fromiter reads None as NaN: anything non-finite takes the path that tells them apart
+            if np.isfinite(flat).all():
+                return flat.reshape(shape)
     mask: npt.NDArray[np.bool_] | None = None
     if isinstance(value, np.ma.MaskedArray):
         mask = np.ma.getmaskarray(value)
