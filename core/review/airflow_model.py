@@ -319,7 +319,12 @@ def _is_dag_decorator(dec: ast.expr, imports: dict[str, str]) -> bool:
 
 def task_decorator_kind(dec: ast.expr, imports: dict[str, str]) -> str | None:
     """``@task`` -> "@task", ``@task.bash(...)`` -> "@task.bash", ``@setup`` -> "@setup"."""
-    name = qualify(dotted(dec), imports)
+    return _task_kind_of(qualify(dotted(dec), imports))
+
+
+@functools.lru_cache(maxsize=1024)
+def _task_kind_of(name: str) -> str | None:
+    # a pure function of the qualified decorator name; DAG files repeat a handful of them
     if not name.startswith("airflow"):
         return None
     parts = name.split(".")
@@ -332,6 +337,7 @@ def task_decorator_kind(dec: ast.expr, imports: dict[str, str]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_operator_name(name: str) -> bool:
     last = name.rsplit(".", 1)[-1]
     return (last.endswith(("Operator", "Sensor", "SensorAsync")) and last[:1].isupper()) and last not in {
@@ -429,8 +435,13 @@ def _collect_dags(mod: ModuleInfo) -> None:
             kw, _ = kwargs_of(node)
             dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
             mod.dags.append(dag)
-    # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable
-    for node in idx.of(ast.Assign):
+    # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable: only a
+    # constructor call whose parent is an assignment can be one (the index records call parents)
+    parent = idx.parent
+    assigned = any(
+        d.call is not None and parent.get(d.call).__class__ is ast.Assign for d in mod.dags if d.style == "ctor"
+    )
+    for node in idx.of(ast.Assign) if assigned else []:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_dag_ctor(node.value, imports):
             for tgt in node.targets:
                 if isinstance(tgt, ast.Name):
