@@ -33,6 +33,8 @@ SQL_SHAPE = re.compile(r"\b(select|insert|update|delete|merge)\b[\s\S]*\b(from|i
 RUN_KEYED = re.compile(r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|execution_date|data_interval_start|"
                        r"data_interval_end|prev_ds|next_ds|macros|params|run_id|dag_run)\b", re.I)
 INSERT_RE = re.compile(r"\binsert\s+into\b", re.I)
+FROM_RE = re.compile(r"\bfrom\b", re.I)
+SELECT_STAR_RE = re.compile(r"\bselect\s+(distinct\s+)?\*", re.I)
 IDEMPOTENT_RE = re.compile(r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
                            r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b", re.I)
 WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(or\s+replace\s+)?table|copy\s+into|"
@@ -256,7 +258,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         for node, sql in texts:
             if INSERT_RE.search(sql) and not idempotent:
                 ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
-            if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and re.search(r"\bfrom\b", sql, re.I)
+            if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and FROM_RE.search(sql)
                     and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
                 ctx.emit("REL007", node, t.subject,
                          f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)")
@@ -337,14 +339,14 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
     seen_ids: dict[str, int] = {}
     for dag in mod.dags:
         kw = dag.kwargs
-        has_sched = any(k in kw for k in ("schedule", "schedule_interval", "timetable"))
-        if not has_sched:
+        if "schedule" not in kw and "schedule_interval" not in kw and "timetable" not in kw:
             default = "daily" if ctx.airflow_major < 3 else "None (never scheduled)"
             ctx.emit("SCH001", dag.line, dag.name,
                      f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}")
         start = kw.get("start_date", dag.default_args.get("start_date"))
-        clock_items = [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())]
-        for key, value in clock_items if mod.may_use_clock else []:
+        clock_items = [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())] \
+            if mod.may_use_clock else []
+        for key, value in clock_items:
             if isinstance(value, ast.Lambda) or not mod.clock_inside(value):
                 continue
             clock = contains_clock_call(value, mod.imports)
@@ -684,7 +686,7 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
                      f"DAG '{dag.name}' writes data ({', '.join(t.name for t in writers[:3])}) but has no check task")
     for t in mod.tasks:
         for node, sql in _sql_texts(t):
-            if re.search(r"\bselect\s+(distinct\s+)?\*", sql, re.I):
+            if SELECT_STAR_RE.search(sql):
                 ctx.emit("DQ004", node, t.subject, f"task '{t.name}' uses SELECT *")
 
 
@@ -812,9 +814,11 @@ def _frequent(dag: DagInfo) -> bool:
 # ------------------------------------------------------------------ observability
 def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
     for dag in mod.dags:
-        notify_keys = ("on_failure_callback", "email_on_failure")
-        has = any(k in dag.kwargs or k in dag.default_args for k in notify_keys) or any(
-            "on_failure_callback" in t.kwargs for t in dag.tasks
+        kwargs, default_args = dag.kwargs, dag.default_args
+        has = (
+            "on_failure_callback" in kwargs or "on_failure_callback" in default_args
+            or "email_on_failure" in kwargs or "email_on_failure" in default_args
+            or any("on_failure_callback" in t.kwargs for t in dag.tasks)
         )
         if dag.default_args.get("email_on_failure") is not None and not _is_true(dag.default_args["email_on_failure"]):
             has = "on_failure_callback" in dag.kwargs or "on_failure_callback" in dag.default_args
@@ -836,7 +840,7 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
         elif dag.scheduled and not sla_nodes:
             ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
         tags = dag.kwargs.get("tags")
-        has_doc = any(k in dag.kwargs for k in ("description", "doc_md")) or (
+        has_doc = "description" in kwargs or "doc_md" in kwargs or (
             dag.func is not None and ast.get_docstring(dag.func) is not None
         )
         if tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts) or not has_doc:
