@@ -7,7 +7,9 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
+import operator
 import os
 import re
 import stat
@@ -25,7 +27,13 @@ from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
 from dataeng_agents.core.review.config import ReviewConfig, load_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
-from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
+from dataeng_agents.core.review.models import (
+    FileReport,
+    ReviewResult,
+    Severity,
+    Unresolved,
+    trusted_finding,
+)
 from dataeng_agents.core.review.prefect_checks import is_prefect_module, review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
@@ -34,6 +42,7 @@ PY_SUFFIXES = (".py",)
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
 _SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
+_FINDING_ORDER = operator.attrgetter("path", "line", "rule_id", "id")
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -350,7 +359,7 @@ def _assemble(
     rules: dict[str, tuple[Severity, str, str]] = {}
     findings = result.findings
     unresolved, reports = result.unresolved, result.files
-    make_id, trusted = Finding.make_id, Finding.trusted
+    sha1 = hashlib.sha1
     total_suppressed = 0
     for path, o in outcomes.items():
         seen: set[tuple[str, int, str]] = set()
@@ -374,10 +383,11 @@ def _assemble(
                 rule = RULES[rule_id]
                 per_rule = rules[rule_id] = (cfg.severity_of(rule_id), rule.category, rule.fix)
             subject, message = raw.subject, raw.message
-            findings.append(trusted(
-                id=make_id(rule_id, path, subject, message),
-                rule_id=rule_id, severity=per_rule[0], category=per_rule[1], path=path,
-                line=raw.line, column=raw.column, message=message, subject=subject, fix=per_rule[2],
+            # Finding.make_id, inlined: one call fewer per finding
+            digest = sha1(f"{rule_id}|{path}|{subject}|{message}".encode()).hexdigest()[:10]
+            findings.append(trusted_finding(
+                f"{rule_id}-{digest}", rule_id, per_rule[0], per_rule[1], path, raw.line, raw.column, message,
+                subject, per_rule[2],
             ))
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept
@@ -387,7 +397,7 @@ def _assemble(
     result.suppressed = total_suppressed
     result.files.extend(error_reports)
     result.files.sort(key=lambda r: r.path)
-    result.findings.sort(key=lambda f: (f.path, f.line, f.rule_id, f.id))
+    result.findings.sort(key=_FINDING_ORDER)
     result.elapsed_seconds = time.perf_counter() - t0
     return result
 

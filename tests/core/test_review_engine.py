@@ -14,6 +14,7 @@ from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review import ReviewResult, load_config, review_paths
 from dataeng_agents.core.review.config import config_from_dict, parse_exceptions
 from dataeng_agents.core.review.cron import validate_schedule_string
+from dataeng_agents.core.review.models import Finding
 
 GOOD_DAG = textwrap.dedent('''
     from __future__ import annotations
@@ -275,6 +276,8 @@ def test_finding_ids_are_stable_and_outputs_render(tmp_path: Path) -> None:
     r1, r2 = review_paths([dag]), review_paths([dag])
     assert [f.id for f in r1.findings] == [f.id for f in r2.findings]
     assert len({f.id for f in r1.findings}) == len(r1.findings)
+    # the engine computes ids inline (hot path): they must stay what the public helper gives
+    assert [f.id for f in r1.findings] == [Finding.make_id(f.rule_id, f.path, f.subject, f.message) for f in r1.findings]
     doc = json.loads(r1.to_json())
     assert doc["findings"][0]["id"] == r1.findings[0].id
     md = r1.to_markdown()
