@@ -290,13 +290,15 @@ def _analyze_columns(
     if "n" not in stats:
         raise StatsInputError("Field required", field="n")
     shape = (n_metrics, len(variant_names))
-    values = np.empty((len(engine.FIELDS), *shape))
-    for k, field in enumerate(engine.FIELDS):
-        if field in stats:
-            values[k] = _grid(stats[field], shape, field, metric_names, variant_names)
-        else:
-            values[k] = np.nan
-    absent_n = np.isnan(values[0])
+    given = [f for f in engine.FIELDS if f in stats]
+    # Only the given fields get a grid; every absent field reads the one all-NaN grid after them.
+    values = np.empty((len(given) + 1, *shape))
+    slots = dict.fromkeys(engine.FIELDS, len(given))
+    for k, field in enumerate(given):
+        values[k] = _grid(stats[field], shape, field, metric_names, variant_names)
+        slots[field] = k
+    values[len(given)] = np.nan
+    absent_n = np.isnan(values[slots["n"]])
     if absent_n.any():
         m, v = (int(x) for x in np.argwhere(absent_n)[0])
         raise StatsInputError("Field required", metric=metric_names[m], variant=variant_names[v], field="n")
@@ -310,6 +312,7 @@ def _analyze_columns(
         kind=codes,
         inverse=inverse_flags,
         quantile_level=qlevel,
+        slots=slots,
     )
     srm = srm_of(header)
     cuped, ckind = engine.validate(cells)

@@ -16,6 +16,7 @@ the lift.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,9 @@ class CellArrays:
     kind: IntArray  # (metrics,) index into KINDS
     inverse: BoolArray  # (metrics,)
     quantile_level: FloatArray  # (metrics,) NaN unless quantile
+    # Index of each field's grid along the first axis of ``values``. The columnar path stores only the
+    # fields it was given plus one shared all-NaN grid for the rest: fewer pages to touch per analysis.
+    slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_F))
 
 
 @dataclass
@@ -357,6 +361,7 @@ def _rows_of(mask: BoolArray) -> Rows | None:
 
 def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     """Vectorised consistency checks; returns (cuped per cell, kind per cell). Raises StatsInputError."""
+    sl = cells.slots
     vals = cells.values
     ckind = cells.kind[cells.cell_metric]
     kind_rows = {kname: _rows_of(ckind == code) for kname, code in _KIND_CODE.items()}
@@ -364,15 +369,15 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
         if rows is None:
             continue
         for field in REQUIRED[kname]:
-            _raise_at(cells, np.isnan(vals[_F[field]][rows]), field, f"is required for a {kname} metric", rows)
-    n = vals[_F["n"]]
+            _raise_at(cells, np.isnan(vals[sl[field]][rows]), field, f"is required for a {kname} metric", rows)
+    n = vals[sl["n"]]
     _raise_at(cells, n < 0, "n", "must not be negative")
     _raise_at(cells, n != np.floor(n), "n", "must be a whole number of units")
     _raise_at(cells, n < 2, "n", "must be at least 2 to estimate a variance")
     _raise_at(cells, n > 1e15, "n", "is larger than any experiment (above 1e15)")
 
     # CUPED is all-or-nothing per metric: any covariate field anywhere makes all of them required.
-    cuped_idx = [_F[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")]
+    cuped_idx = [sl[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")]
     cuped_cell: BoolArray = np.asarray(~np.isnan(vals[cuped_idx]).all(axis=(0, 2)))
     if cuped_cell.any():
         cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
@@ -382,21 +387,21 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
         cuped = cuped_cell
     rows = kind_rows["quantile"]
     if rows is not None:
-        _raise_at(cells, ~np.isnan(vals[_F["covariate_sum"]][rows]), "covariate_sum",
+        _raise_at(cells, ~np.isnan(vals[sl["covariate_sum"]][rows]), "covariate_sum",
                   "CUPED is not supported for quantile metrics", rows)
     cu_rows = _rows_of(cuped)
     if cu_rows is not None:
         for field in CUPED_FIELDS:
-            _raise_at(cells, np.isnan(vals[_F[field]][cu_rows]), field,
+            _raise_at(cells, np.isnan(vals[sl[field]][cu_rows]), field,
                       "is required because this metric has covariate sums (CUPED)", cu_rows)
     ratio_cuped = cuped & (ckind == _KIND_CODE["ratio"])
     rc_rows = _rows_of(ratio_cuped)
     if rc_rows is not None:
-        _raise_at(cells, np.isnan(vals[_F["denominator_sum_product_covariate"]][rc_rows]),
+        _raise_at(cells, np.isnan(vals[sl["denominator_sum_product_covariate"]][rc_rows]),
                   "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric", rc_rows)
 
     def col(field: str, rows: Rows) -> FloatArray:
-        out: FloatArray = vals[_F[field]][rows]
+        out: FloatArray = vals[sl[field]][rows]
         return out
 
     rows = kind_rows["proportion"]
@@ -468,9 +473,10 @@ class _ArmMoments:
 
 def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMoments:
     """Per-cell, per-arm moments for every kind, computed on kind subsets."""
+    sl = cells.slots
     vals = cells.values
     shape = vals.shape[1:]
-    n = vals[_F["n"]]
+    n = vals[sl["n"]]
     mean = np.zeros(shape)
     var = np.zeros(shape)
     xbar = np.zeros(shape)
@@ -483,30 +489,30 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             if idx is None:
                 continue
             v = vals[:, idx]
-            nn = v[_F["n"]]
-            s = v[_F["sum"]]
+            nn = v[sl["n"]]
+            s = v[sl["sum"]]
             if kname == "proportion":
                 p = s / nn
                 mean[idx] = p
                 var[idx] = p * (1.0 - p)
             elif kname == "mean":
                 mean[idx] = s / nn
-                var[idx] = _var_from_sums(nn, s, v[_F["sum_squares"]])
+                var[idx] = _var_from_sums(nn, s, v[sl["sum_squares"]])
             elif kname == "ratio":
-                ds = v[_F["denominator_sum"]]
+                ds = v[sl["denominator_sum"]]
                 my, md = s / nn, ds / nn
-                vy = _var_from_sums(nn, s, v[_F["sum_squares"]])
-                vd = _var_from_sums(nn, ds, v[_F["denominator_sum_squares"]])
-                cyd = _cov_from_sums(nn, s, ds, v[_F["sum_product_denominator"]])
+                vy = _var_from_sums(nn, s, v[sl["sum_squares"]])
+                vd = _var_from_sums(nn, ds, v[sl["denominator_sum_squares"]])
+                cyd = _cov_from_sums(nn, s, ds, v[sl["sum_product_denominator"]])
                 r = s / ds
                 mean[idx] = np.where(ds != 0, r, 0.0)
                 var[idx] = vy / md**2 - 2.0 * cyd * my / md**3 + my**2 * vd / md**4
                 err[idx] = np.where(ds == 0, ERR_ZERO_DENOMINATOR, err[idx])
             else:
                 nu = cells.quantile_level[cells.cell_metric[idx]][:, None]
-                width = v[_F["quantile_upper"]] - v[_F["quantile_lower"]]
-                vinit = (v[_F["n_star"]] / nn) * (nn - 1.0) * (width / (2.0 * _Z975)) ** 2
-                mean[idx] = v[_F["quantile"]]
+                width = v[sl["quantile_upper"]] - v[sl["quantile_lower"]]
+                vinit = (v[sl["n_star"]] / nn) * (nn - 1.0) * (width / (2.0 * _Z975)) ** 2
+                mean[idx] = v[sl["quantile"]]
                 var[idx] = np.where(nn < 100, vinit, np.maximum(vinit, 1e-5))
                 too_few = (nn <= _Z975**2 * nu / (1.0 - nu)) | (nn <= _Z975**2 * (1.0 - nu) / nu)
                 too_few |= (vinit <= 0) & (nn < 1000)
@@ -518,15 +524,15 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             ci = cu if isinstance(idx, slice) else idx[cu]
             vc = v[:, cu]
             nc = nn[cu]
-            xs = vc[_F["covariate_sum"]]
+            xs = vc[sl["covariate_sum"]]
             xbar[ci] = xs / nc
-            varx[ci] = _var_from_sums(nc, xs, vc[_F["covariate_sum_squares"]])
-            cyx = _cov_from_sums(nc, s[cu], xs, vc[_F["sum_product_covariate"]])
+            varx[ci] = _var_from_sums(nc, xs, vc[sl["covariate_sum_squares"]])
+            cyx = _cov_from_sums(nc, s[cu], xs, vc[sl["sum_product_covariate"]])
             if kname == "ratio":
                 # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
-                cdx = _cov_from_sums(nc, vc[_F["denominator_sum"]], xs,
-                                     vc[_F["denominator_sum_product_covariate"]])
-                md = vc[_F["denominator_sum"]] / nc
+                cdx = _cov_from_sums(nc, vc[sl["denominator_sum"]], xs,
+                                     vc[sl["denominator_sum_product_covariate"]])
+                md = vc[sl["denominator_sum"]] / nc
                 covx[ci] = (cyx - mean[ci] * cdx) / md
             else:
                 covx[ci] = cyx
@@ -549,6 +555,7 @@ class _PairMoments:
 
 
 def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: IntArray) -> _PairMoments:
+    sl = cells.slots
     c = cells.control
     vals = cells.values
     theta = np.zeros(arm.mean.shape)
@@ -557,14 +564,14 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
         if cu.size:
             v = vals[:, cu]
             kind = ckind[cu][:, None]
-            nn = v[_F["n"]]
+            nn = v[sl["n"]]
             nj = nn[:, c : c + 1] + nn
             # gbstats' compute_theta: covariance / covariate variance from the pair's joint sums.
-            s = v[_F["sum"]]
-            ss = np.where(kind == _KIND_CODE["proportion"], s, v[_F["sum_squares"]])
-            xs = v[_F["covariate_sum"]]
-            xss = v[_F["covariate_sum_squares"]]
-            sp = v[_F["sum_product_covariate"]]
+            s = v[sl["sum"]]
+            ss = np.where(kind == _KIND_CODE["proportion"], s, v[sl["sum_squares"]])
+            xs = v[sl["covariate_sum"]]
+            xss = v[sl["covariate_sum_squares"]]
+            sp = v[sl["sum_product_covariate"]]
             sj, ssj = s[:, c : c + 1] + s, ss[:, c : c + 1] + ss
             xj, xssj, spj = xs[:, c : c + 1] + xs, xss[:, c : c + 1] + xss, sp[:, c : c + 1] + sp
             pj = sj / nj
@@ -601,11 +608,12 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
 
 def stratify(cells: CellArrays, pm: _PairMoments) -> _PairMoments:
     """Post-stratify cells into metrics: weights are each stratum's share of all units of the metric."""
+    sl = cells.slots
     cm = cells.cell_metric
     if len(cm) == len(cells.metric_names):  # no strata anywhere: cells are metrics
         return pm
     starts = np.flatnonzero(np.r_[True, cm[1:] != cm[:-1]])
-    units = cells.values[_F["n"]].sum(axis=1)
+    units = cells.values[sl["n"]].sum(axis=1)
     total = np.add.reduceat(units, starts)
     w = (units / total[cm])[:, None]
 
