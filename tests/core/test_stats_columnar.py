@@ -8,7 +8,13 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from dataeng_agents.core.stats import ColumnarResults, StatsInputError, analyze, analyze_columns
+from dataeng_agents.core.stats import (
+    AnalysisInput,
+    ColumnarResults,
+    StatsInputError,
+    analyze,
+    analyze_columns,
+)
 from dataeng_agents.core.stats.engine import FIELDS, t_quantile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -267,3 +273,18 @@ def test_t_quantile_equals_stdtrit(p: float) -> None:
     finite = np.isfinite(ref)
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
     np.testing.assert_allclose(ours[finite], ref[finite], rtol=1e-13, atol=0)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inp=analyses(), shuffle=st.randoms(use_true_random=False))
+def test_json_readers_equal_the_model_path(inp: dict[str, Any], shuffle: Any) -> None:
+    # The column-wise reader of uniform JSON, the general loop and pydantic models give one answer,
+    # whatever order each metric's statistics are written in.
+    for m in inp["metrics"]:
+        for v, stats in m["stats"].items():
+            keys = list(stats)
+            shuffle.shuffle(keys)
+            m["stats"][v] = {k: stats[k] for k in keys}
+    assert outcome(lambda: analyze(inp)) == outcome(lambda: analyze(AnalysisInput.model_validate(inp)))
+    uniform = {**inp, "metrics": [m for m in inp["metrics"] if m["kind"] != "quantile"]}
+    assert outcome(lambda: analyze(uniform)) == outcome(lambda: analyze(AnalysisInput.model_validate(uniform)))
