@@ -344,6 +344,9 @@ def build_experiment_query(
     ]
     unit_value_cols += [_col(f"dim{j}", "u") for j in range(len(dimensions))]
     unit_values = exp.select().from_(exp.alias_(exp.to_table("xp_units"), "u"))
+    values = _Distinct("v", dialect)
+    # (metric index, "value" | "cov" | "den") -> its column of xp_unit_values
+    unit_col: dict[tuple[int, str], str] = {}
 
     for k, (key, members) in enumerate(by_source.items()):
         first_index = members[0][0]
@@ -356,14 +359,17 @@ def build_experiment_query(
         # metrics of one source often share expressions (revenue for a mean and a ratio, `1` for
         # counts): each distinct expression is one column, each distinct aggregate one aggregate
         exprs = _Distinct("x", dialect)
-        value_col: dict[int, str] = {}
-        den_col: dict[int, str] = {}
+        # a metric's value / denominator: a column of the scan, or an integer constant (``1`` for
+        # "orders per unit", AOV's denominator): a constant is a COUNT of the unit's events times
+        # it — exact as the sum of those integers is, and nothing carried through the join
+        value_col: dict[int, str | int] = {}
+        den_col: dict[int, str | int] = {}
         for i, metric in members:
             if metric.value is not None and metric.kind != "proportion":
-                value_col[i] = exprs.add(_double(parse_scalar(metric.value, rd, f"metrics[{i}].value")))
+                value_col[i] = exprs.add_or_constant(parse_scalar(metric.value, rd, f"metrics[{i}].value"))
             if metric.denominator is not None:
-                den_col[i] = exprs.add(
-                    _double(parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator"))
+                den_col[i] = exprs.add_or_constant(
+                    parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator")
                 )
         inner_cols += exprs.columns
         inner = exp.select(*inner_cols).from_(source_from(source, dialect, spath, config.base_dir, rd))
@@ -398,8 +404,11 @@ def build_experiment_query(
         join_lower = max(pre_minutes, default=0)
         join_upper = max(w for w in win_minutes if w is not None) if None not in win_minutes else None
         aggs = _Distinct("a", dialect)
-        # (metric index, "value" | "cov" | "den") -> the src column holding it
-        src_col: dict[tuple[int, str], str] = {}
+        # (metric index, "value" | "cov" | "den") -> the per-unit value, an expression over the src
+        # columns (s<k>.a<j>) that is 0 for a unit without a row in the src
+        src_val: dict[tuple[int, str], exp.Expr] = {}
+        alias = f"s{k}"
+
         for i, metric in members:
             window_conds: list[exp.Expr] = []
             if join_lower > 0:
@@ -416,16 +425,16 @@ def build_experiment_query(
                     )
                 in_pre = exp.and_(*pre_conds)
             if metric.kind == "proportion":
-                src_col[(i, "value")] = aggs.add(_any(in_window))
+                src_val[(i, "value")] = _anywhere(aggs, alias, in_window)
                 if in_pre is not None:
-                    src_col[(i, "cov")] = aggs.add(_any(in_pre))
+                    src_val[(i, "cov")] = _anywhere(aggs, alias, in_pre)
             else:
-                src_col[(i, "value")] = aggs.add(_sum(_when(in_window, _col(value_col[i], "e"))))
+                src_val[(i, "value")] = _summed(aggs, alias, in_window, value_col[i])
                 if in_pre is not None:
-                    src_col[(i, "cov")] = aggs.add(_sum(_when(in_pre, _col(value_col[i], "e"))))
+                    src_val[(i, "cov")] = _summed(aggs, alias, in_pre, value_col[i])
             if metric.kind == "ratio":
                 den_window = None if in_window is None else in_window.copy()
-                src_col[(i, "den")] = aggs.add(_sum(_when(den_window, _col(den_col[i], "e"))))
+                src_val[(i, "den")] = _summed(aggs, alias, den_window, den_col[i])
         agg_cols: list[exp.Expr] = [_col("unit_id", "u"), *aggs.columns]
 
         join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
@@ -456,32 +465,32 @@ def build_experiment_query(
             .group_by(_col("unit_id", "u"))
         )
         ctes.append((f"xp_src{k}", src))
-        alias = f"s{k}"
         unit_values = unit_values.join(
             exp.alias_(exp.to_table(f"xp_src{k}"), alias),
             on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "u")),
             join_type="left",
         )
-        for i, metric in members:
-            whats = (
-                ["value"] + (["den"] if metric.kind == "ratio" else []) + (["cov"] if metric.cuped else [])
-            )
-            for what in whats:
-                unit_value_cols.append(
-                    exp.alias_(_coalesce0(_col(src_col[(i, what)], alias)), f"m{i}_{what}")
-                )
+        for (i, what), node in src_val.items():
+            # metrics with the same per-unit value (revenue's mean and AOV's numerator) share one
+            # column: the per-unit table is materialised (read by the caps and the cells)
+            unit_col[(i, what)] = values.add(node)
+    unit_value_cols += values.columns
     unit_values = unit_values.select(*unit_value_cols)
     ctes.append(("xp_unit_values", unit_values))
     base = "xp_unit_values"
 
     # 4. capping
-    percentile_capped = [(i, m) for i, m in enumerate(config.metrics) if m.capping and m.capping.percentile]
+    percentile_capped = [
+        (i, float(m.capping.percentile))
+        for i, m in enumerate(config.metrics)
+        if m.capping is not None and m.capping.percentile
+    ]
     capped_cols: dict[int, exp.Expr] = {}
     if percentile_capped:
         caps = exp.select(
             *[
-                exp.alias_(_percentile(_col(f"m{i}_value"), float(m.capping.percentile), dialect), f"cap{i}")  # type: ignore[union-attr,arg-type]
-                for i, m in percentile_capped
+                exp.alias_(_percentile(_col(unit_col[(i, "value")]), p, dialect), f"cap{i}")
+                for i, p in percentile_capped
             ]
         ).from_("xp_unit_values")
         caps = caps.where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
@@ -493,7 +502,9 @@ def build_experiment_query(
             capped_cols[i] = exp.Literal.number(m.capping.value)
 
     def value(i: int, what: str = "value") -> exp.Expr:
-        raw = _col(f"m{i}_{what}", "v")
+        if (i, what) not in unit_col:  # a metric without a denominator / covariate: unused
+            return exp.Null()
+        raw = _col(unit_col[(i, what)], "v")
         if i in capped_cols and what in ("value", "cov"):
             return exp.Least(this=raw, expressions=[capped_cols[i].copy()])
         return raw
@@ -589,19 +600,51 @@ class _Distinct:
             self.columns.append(exp.alias_(node, self.names[key]))
         return self.names[key]
 
+    def add_or_constant(self, node: exp.Expr) -> str | int:
+        """An integer constant as itself; anything else as a DOUBLE column (its name)."""
+        constant = _integer_literal(node)
+        return constant if constant is not None else self.add(_double(node))
+
 
 def _when(cond: exp.Expr | None, then: exp.Expr) -> exp.Expr:
     """``then`` where ``cond`` holds (NULL elsewhere); ``None`` means every joined row qualifies."""
     return then if cond is None else exp.Case(ifs=[exp.If(this=cond, true=then)])
 
 
-def _any(cond: exp.Expr | None) -> exp.Expr:
-    """1 when any row of the unit satisfies ``cond`` (a conversion), else 0."""
+def _summed(aggs: _Distinct, src: str, cond: exp.Expr | None, column: str | int) -> exp.Expr:
+    """A unit's sum of ``column`` over its joined rows satisfying ``cond``, 0 without any; an
+    integer constant ``column`` is that constant times a COUNT (exact: a sum of integers)."""
+    if isinstance(column, int):
+        n = _coalesce0(_col(aggs.add(_count(cond)), src))
+        return _double(n if column == 1 else exp.Mul(this=n, expression=exp.Literal.number(column)))
+    return _coalesce0(_col(aggs.add(_sum(_when(cond, _col(column, "e")))), src))
+
+
+def _anywhere(aggs: _Distinct, src: str, cond: exp.Expr | None) -> exp.Expr:
+    """1 when any joined row of the unit satisfies ``cond`` (a conversion), else 0: a COUNT > 0,
+    so it shares the COUNT of an integer-constant value or denominator over the same window."""
+    count = _col(aggs.add(_count(cond)), src)
+    positive = exp.GT(this=count, expression=exp.Literal.number(0))
+    return exp.Case(ifs=[exp.If(this=positive, true=exp.Literal.number(1))], default=exp.Literal.number(0))
+
+
+def _count(cond: exp.Expr | None) -> exp.Expr:
+    """The number of the unit's joined rows satisfying ``cond`` (all of them when ``None``)."""
     if cond is None:
-        return exp.Max(this=exp.Literal.number(1))
-    return exp.Max(
-        this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))], default=exp.Literal.number(0))
-    )
+        return exp.Count(this=exp.Star())
+    return exp.Count(this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))]))
+
+
+def _integer_literal(node: exp.Expr) -> int | None:
+    """``node``'s value when it is a plain integer constant (``1``), else ``None``."""
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            value = float(node.this)
+        except ValueError:
+            return None
+        if value.is_integer() and 0 < value < 2**31:
+            return int(value)
+    return None
 
 
 def _as_dt(value: datetime | date) -> datetime:

@@ -30,11 +30,10 @@ WITH xp_exposures AS (
 ), xp_src0 AS (
   SELECT
     u.unit_id,
-    MAX(CASE WHEN e.event_ts >= u.first_exposure THEN 1 ELSE 0 END) AS a0,
-    MAX(CASE WHEN e.event_ts < u.first_exposure THEN 1 ELSE 0 END) AS a1,
+    COUNT(CASE WHEN e.event_ts >= u.first_exposure THEN 1 END) AS a0,
+    COUNT(CASE WHEN e.event_ts < u.first_exposure THEN 1 END) AS a1,
     SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x0 END) AS a2,
-    SUM(CASE WHEN e.event_ts < u.first_exposure THEN e.x0 END) AS a3,
-    SUM(CASE WHEN e.event_ts >= u.first_exposure THEN e.x1 END) AS a4
+    SUM(CASE WHEN e.event_ts < u.first_exposure THEN e.x0 END) AS a3
   FROM (
     SELECT
       unit_id,
@@ -49,8 +48,7 @@ WITH xp_exposures AS (
     SELECT
       unit_id AS unit_id,
       ordered_at AS event_ts,
-      CAST(revenue AS DOUBLE) AS x0,
-      CAST(1 AS DOUBLE) AS x1
+      CAST(revenue AS DOUBLE) AS x0
     FROM orders
     WHERE
       ordered_at >= CAST('2024-02-03 00:00:00.000000' AS TIMESTAMP)
@@ -65,8 +63,8 @@ WITH xp_exposures AS (
 ), xp_src1 AS (
   SELECT
     u.unit_id,
-    SUM(e.x0) AS a0,
-    SUM(e.x1) AS a1
+    COUNT(*) AS a0,
+    SUM(e.x0) AS a1
   FROM (
     SELECT
       unit_id,
@@ -80,8 +78,7 @@ WITH xp_exposures AS (
     SELECT
       unit_id AS unit_id,
       started_at AS event_ts,
-      CAST(1 AS DOUBLE) AS x0,
-      CAST(latency_ms AS DOUBLE) AS x1
+      CAST(latency_ms AS DOUBLE) AS x0
     FROM sessions
     WHERE
       started_at >= CAST('2024-03-02 00:00:00.000000' AS TIMESTAMP)
@@ -136,16 +133,14 @@ WITH xp_exposures AS (
     CAST(u.first_exposure AS DATE) AS exposure_day,
     u.dim0,
     u.dim1,
-    COALESCE(s0.a0, 0) AS m0_value,
-    COALESCE(s0.a1, 0) AS m0_cov,
-    COALESCE(s0.a2, 0) AS m1_value,
-    COALESCE(s0.a3, 0) AS m1_cov,
-    COALESCE(s0.a2, 0) AS m2_value,
-    COALESCE(s0.a4, 0) AS m2_den,
-    COALESCE(s1.a0, 0) AS m3_value,
-    COALESCE(s1.a1, 0) AS m4_value,
-    COALESCE(s1.a0, 0) AS m4_den,
-    COALESCE(s2.a0, 0) AS m5_value
+    CASE WHEN s0.a0 > 0 THEN 1 ELSE 0 END AS v0,
+    CASE WHEN s0.a1 > 0 THEN 1 ELSE 0 END AS v1,
+    COALESCE(s0.a2, 0) AS v2,
+    COALESCE(s0.a3, 0) AS v3,
+    CAST(COALESCE(s0.a0, 0) AS DOUBLE) AS v4,
+    CAST(COALESCE(s1.a0, 0) AS DOUBLE) AS v5,
+    COALESCE(s1.a1, 0) AS v6,
+    COALESCE(s2.a0, 0) AS v7
   FROM xp_units AS u
   LEFT JOIN xp_src0 AS s0
     ON s0.unit_id = u.unit_id
@@ -155,7 +150,7 @@ WITH xp_exposures AS (
     ON s2.unit_id = u.unit_id
 ), xp_caps AS (
   SELECT
-    PERCENTILE_APPROX(m1_value, 0.99) AS cap1
+    PERCENTILE_APPROX(v2, 0.99) AS cap1
   FROM xp_unit_values
   WHERE
     NOT variant IS NULL
@@ -173,30 +168,30 @@ WITH xp_exposures AS (
     v.dim0,
     v.dim1,
     COUNT(*) AS units,
-    SUM(v.m0_value) AS m0_sum,
-    SUM(v.m0_value * v.m0_value) AS m0_sum_squares,
-    SUM(v.m0_cov) AS m0_covariate_sum,
-    SUM(v.m0_cov * v.m0_cov) AS m0_covariate_sum_squares,
-    SUM(v.m0_value * v.m0_cov) AS m0_sum_product_covariate,
-    SUM(LEAST(v.m1_value, c.cap1)) AS m1_sum,
-    SUM(LEAST(v.m1_value, c.cap1) * LEAST(v.m1_value, c.cap1)) AS m1_sum_squares,
-    SUM(LEAST(v.m1_cov, c.cap1)) AS m1_covariate_sum,
-    SUM(LEAST(v.m1_cov, c.cap1) * LEAST(v.m1_cov, c.cap1)) AS m1_covariate_sum_squares,
-    SUM(LEAST(v.m1_value, c.cap1) * LEAST(v.m1_cov, c.cap1)) AS m1_sum_product_covariate,
-    SUM(v.m2_value) AS m2_sum,
-    SUM(v.m2_value * v.m2_value) AS m2_sum_squares,
-    SUM(v.m2_den) AS m2_denominator_sum,
-    SUM(v.m2_den * v.m2_den) AS m2_denominator_sum_squares,
-    SUM(v.m2_value * v.m2_den) AS m2_sum_product_denominator,
-    SUM(v.m3_value) AS m3_sum,
-    SUM(v.m3_value * v.m3_value) AS m3_sum_squares,
-    SUM(v.m4_value) AS m4_sum,
-    SUM(v.m4_value * v.m4_value) AS m4_sum_squares,
-    SUM(v.m4_den) AS m4_denominator_sum,
-    SUM(v.m4_den * v.m4_den) AS m4_denominator_sum_squares,
-    SUM(v.m4_value * v.m4_den) AS m4_sum_product_denominator,
-    SUM(LEAST(v.m5_value, 500.0)) AS m5_sum,
-    SUM(LEAST(v.m5_value, 500.0) * LEAST(v.m5_value, 500.0)) AS m5_sum_squares
+    SUM(v.v0) AS m0_sum,
+    SUM(v.v0 * v.v0) AS m0_sum_squares,
+    SUM(v.v1) AS m0_covariate_sum,
+    SUM(v.v1 * v.v1) AS m0_covariate_sum_squares,
+    SUM(v.v0 * v.v1) AS m0_sum_product_covariate,
+    SUM(LEAST(v.v2, c.cap1)) AS m1_sum,
+    SUM(LEAST(v.v2, c.cap1) * LEAST(v.v2, c.cap1)) AS m1_sum_squares,
+    SUM(LEAST(v.v3, c.cap1)) AS m1_covariate_sum,
+    SUM(LEAST(v.v3, c.cap1) * LEAST(v.v3, c.cap1)) AS m1_covariate_sum_squares,
+    SUM(LEAST(v.v2, c.cap1) * LEAST(v.v3, c.cap1)) AS m1_sum_product_covariate,
+    SUM(v.v2) AS m2_sum,
+    SUM(v.v2 * v.v2) AS m2_sum_squares,
+    SUM(v.v4) AS m2_denominator_sum,
+    SUM(v.v4 * v.v4) AS m2_denominator_sum_squares,
+    SUM(v.v2 * v.v4) AS m2_sum_product_denominator,
+    SUM(v.v5) AS m3_sum,
+    SUM(v.v5 * v.v5) AS m3_sum_squares,
+    SUM(v.v6) AS m4_sum,
+    SUM(v.v6 * v.v6) AS m4_sum_squares,
+    SUM(v.v5) AS m4_denominator_sum,
+    SUM(v.v5 * v.v5) AS m4_denominator_sum_squares,
+    SUM(v.v6 * v.v5) AS m4_sum_product_denominator,
+    SUM(LEAST(v.v7, 500.0)) AS m5_sum,
+    SUM(LEAST(v.v7, 500.0) * LEAST(v.v7, 500.0)) AS m5_sum_squares
   FROM xp_unit_values AS v
   CROSS JOIN xp_caps AS c
   GROUP BY
