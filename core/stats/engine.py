@@ -102,7 +102,7 @@ class CellArrays:
     inverse: BoolArray  # (metrics,)
     quantile_level: FloatArray  # (metrics,) NaN unless quantile
     # Index of each field's grid along the first axis of ``values``. The columnar path stores only the
-    # fields it was given plus one shared all-NaN grid for the rest: fewer pages to touch per analysis.
+    # fields it was given plus one all-NaN grid that every absent field maps to: fewer pages to touch.
     slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_F))
 
 
@@ -448,6 +448,16 @@ def _rows_of(mask: BoolArray) -> Rows | None:
     return np.flatnonzero(mask)
 
 
+def _absent_slot(slots: dict[str, int]) -> int:
+    """The slot of the shared all-NaN grid (the one slot several fields map to), or -1 if none."""
+    seen: set[int] = set()
+    for slot in slots.values():
+        if slot in seen:
+            return slot
+        seen.add(slot)
+    return -1
+
+
 def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     """Vectorised consistency checks; returns (cuped per cell, kind per cell). Raises StatsInputError."""
     sl = cells.slots
@@ -466,8 +476,11 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
     _raise_at(cells, n > 1e15, "n", "is larger than any experiment (above 1e15)")
 
     # CUPED is all-or-nothing per metric: any covariate field anywhere makes all of them required.
-    cuped_idx = [sl[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")]
-    cuped_cell: BoolArray = np.asarray(~np.isnan(vals[cuped_idx]).all(axis=(0, 2)))
+    cuped_idx = sorted({sl[f] for f in (*CUPED_FIELDS, "denominator_sum_product_covariate")})
+    if cuped_idx == [_absent_slot(sl)]:  # no covariate field was given at all
+        cuped_cell: BoolArray = np.zeros(len(cells.cell_metric), dtype=np.bool_)
+    else:
+        cuped_cell = np.asarray(~np.isnan(vals[cuped_idx]).all(axis=(0, 2)))
     if cuped_cell.any():
         cuped_metric = np.zeros(len(cells.metric_names), dtype=np.bool_)
         np.logical_or.at(cuped_metric, cells.cell_metric, cuped_cell)
@@ -936,6 +949,8 @@ def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
         finite &= np.isfinite(out.p_value)
     out.error = np.where((out.error == 0) & ~finite, ERR_NUMERIC, out.error)
     bad = out.error != 0
+    if not bad.any():
+        return
     for arr in (out.estimate, out.std_error, out.ci_lower, out.ci_upper, out.p_value, out.chance_to_win,
                 out.risk_control, out.risk_variant):
         arr[bad] = np.nan
