@@ -423,9 +423,17 @@ _SNAP = 1e-12
 
 
 def _var_from_sums(n: FloatArray, s: FloatArray, ss: FloatArray) -> FloatArray:
-    centred = ss - s * s / n
-    centred = np.where(np.abs(centred) <= _SNAP * np.maximum(np.abs(ss), s * s / n), 0.0, centred)
-    return np.maximum(centred, 0.0) / (n - 1.0)
+    # In place where possible (5 temporaries instead of 14): this runs on every cell of an analysis.
+    sq = s * s
+    sq /= n
+    centred: FloatArray = ss - sq
+    tol = np.abs(ss)
+    np.maximum(tol, sq, out=tol)
+    tol *= _SNAP
+    centred[np.abs(centred) <= tol] = 0.0
+    np.maximum(centred, 0.0, out=centred)
+    centred /= n - 1.0
+    return centred
 
 
 def _cov_from_sums(n: FloatArray, s1: FloatArray, s2: FloatArray, sp: FloatArray) -> FloatArray:
