@@ -574,7 +574,7 @@ def build_experiment_query(
     sets += [exp.Tuple(expressions=[_col("variant", "g"), _col(d, "g")]) for d in dims]
     query.set("group", exp.Group(grouping_sets=[exp.GroupingSets(expressions=sets)]))
     for name, cte in ctes:
-        query = query.with_(name, as_=cte)
+        query = query.with_(name, as_=cte, copy=False)
     return ExperimentQuery(
         tree=query,
         dialect=dialect,
