@@ -246,6 +246,8 @@ def _analyze_columns(
 ) -> ColumnarResults:
     from dataeng_agents.core.stats.analysis import check_settings, srm_of
 
+    if not isinstance(stats, Mapping):
+        raise StatsInputError("give the statistics as a mapping of field name to grid", field="stats")
     metric_names = _names(metrics, "metrics")
     variant_names = _names(variants, "variants")
     unit_list = None if units is None else np.asarray(units).tolist()
@@ -263,7 +265,10 @@ def _analyze_columns(
         header_variants.append(entry)
     if isinstance(settings, AnalysisSettings):
         settings = settings.model_dump()
-    header = parse_analysis_input({"control": control, "variants": header_variants, "settings": settings or {}})
+    elif isinstance(settings, Mapping):
+        settings = dict(settings)
+    header = parse_analysis_input({"control": control, "variants": header_variants,
+                                   "settings": {} if settings is None else settings})
     if len(set(variant_names)) != len(variant_names):
         dup = next(n for n in variant_names if variant_names.count(n) > 1)
         raise StatsInputError(f"variant {dup!r} is listed twice", field="variants")

@@ -211,6 +211,8 @@ def test_proportion_sum_above_n_and_a_masked_required_field_are_named() -> None:
     ({"kind": ["mean", "median"]}, "kind", "Input should be 'proportion'"),
     ({"settings": {"alpha": 2}}, "settings.alpha", "less than 1"),
     ({"units": [10, 20, 30]}, "units", "one value per variant"),
+    ({"stats": [[1.0, 2.0]]}, "stats", "mapping of field name to grid"),
+    ({"settings": "sequential"}, "settings", "valid dictionary"),
 ])
 def test_bad_arguments_give_a_typed_error_naming_the_field(kwargs: dict[str, Any], field: str, fragment: str) -> None:
     args: dict[str, Any] = {"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 2)),
