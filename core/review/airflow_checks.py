@@ -11,7 +11,6 @@ from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolv
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
 from dataeng_agents.core.review.pyast import (
-    CONST_OR_FSTRING,
     IMPORTS,
     LIST_TUPLE,
     LIST_TUPLE_SET,
@@ -24,6 +23,7 @@ from dataeng_agents.core.review.pyast import (
     dotted,
     has_any,
     qualify,
+    string_nodes,
     string_parts,
     walk_no_defs,
 )
@@ -107,11 +107,10 @@ def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
             text = string_parts(it)
             if text is not None and not text.strip().endswith(".sql"):
                 out.append((it, text))
-    for node in ast.walk(task.func) if task.sql_possible and task.func is not None else ():
-        if isinstance(node, CONST_OR_FSTRING):
-            text = string_parts(node)
-            if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
-                out.append((node, text))
+    for node in string_nodes(task.func) if task.sql_possible and task.func is not None else ():
+        text = string_parts(node)
+        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+            out.append((node, text))
     return out
 
 
@@ -452,7 +451,28 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
 
 
+def _acyclic(graph: dict[str, set[str]]) -> bool:
+    """Kahn's test: can every node be removed once its upstreams are? (no sorting, no recursion)"""
+    indegree: dict[str, int] = {}
+    for downs in graph.values():
+        for d in downs:
+            indegree[d] = indegree.get(d, 0) + 1
+    ready = [n for n in graph if n not in indegree]
+    removed = 0
+    while ready:
+        n = ready.pop()
+        removed += 1
+        for d in graph.get(n, ()):
+            left = indegree[d] - 1
+            indegree[d] = left
+            if not left:
+                ready.append(d)
+    return removed == len(graph.keys() | indegree.keys())
+
+
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    if _acyclic(graph):
+        return None  # the common case; the search below names the first cycle in a stable order
     color: dict[str, int] = {}
     stack: list[str] = []
 
@@ -497,10 +517,26 @@ AF3_MOVED = {
 _AF3_PREFIXES = tuple(AF3_MOVED)
 
 
+def _name_filter(prefixes: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``prefixes`` and every dotted head of them (``a.b.c`` -> ``a``, ``a.b``): a module ``M`` can only
+    have an imported name ``M.x`` starting with a prefix if ``M + "."`` starts with one or ``M`` is a head."""
+    return prefixes, frozenset(p[:i] for p in prefixes for i, ch in enumerate(p) if ch == ".")
+
+
+_AF3_NAMES = _name_filter((*_AF3_PREFIXES, "airflow.DAG"))
+_AF2_NAMES = _name_filter(("airflow.sdk", "airflow.providers.standard"))
+
+
 def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
+    # the names _import_verdict answers for: equality with "airflow.DAG" is a prefix test too
+    prefixes, heads = _AF3_NAMES if ctx.airflow_major >= 3 else _AF2_NAMES
     for node in mod.tree.body if ctx.enabled("SCH008") else []:
-        if node.__class__ is ast.ImportFrom and not (node.module or "").startswith("airflow"):  # type: ignore[attr-defined]
-            continue  # every name it would check starts with the module
+        if node.__class__ is ast.ImportFrom:
+            module = node.module  # type: ignore[attr-defined]
+            if not module or not module.startswith("airflow"):
+                continue  # every name it would check starts with the module
+            if not (module + ".").startswith(prefixes) and module not in heads:
+                continue  # no name it imports can get a verdict
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = (*(f"{node.module}.{a.name}" for a in node.names), node.module)
         elif isinstance(node, ast.Import):

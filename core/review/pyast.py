@@ -13,7 +13,6 @@ LIST_TUPLE = (ast.List, ast.Tuple)
 LIST_TUPLE_SET = (ast.List, ast.Tuple, ast.Set)
 WITHS = (ast.With, ast.AsyncWith)
 SHIFTS = (ast.RShift, ast.LShift)
-CONST_OR_FSTRING = (ast.Constant, ast.JoinedStr)
 IMPORTS = (ast.Import, ast.ImportFrom)
 TRY_OR_WITH = (ast.Try, ast.With)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -117,6 +116,40 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
                     stack.extend(d for d in child.args.kw_defaults if d is not None)
                 continue
             stack.append(child)
+
+
+def string_nodes(node: ast.AST) -> list[ast.AST]:
+    """The ``Constant`` and ``JoinedStr`` nodes under ``node`` (itself included), in ``ast.walk`` order.
+
+    ``ast.walk`` is breadth-first, so its order is the order nodes enter its queue: this walk records
+    the wanted nodes as they are queued and does not queue leaves (names, constants, contexts)."""
+    constant, joined = ast.Constant, ast.JoinedStr
+    out: list[ast.AST] = [node] if node.__class__ is constant or node.__class__ is joined else []
+    skip = _SILENT_LEAVES
+    queue: list[ast.AST] = [node]
+    push = queue.append
+    child_fields = _CHILD_FIELDS
+    for cur in queue:  # the list grows while it is iterated: a FIFO queue without pops
+        cls = cur.__class__
+        if cls is constant:
+            continue
+        fields = child_fields.get(cls)
+        if fields is None:
+            fields = _child_fields(cls)
+        for name in fields:
+            value = getattr(cur, name, None)
+            if value is None:
+                continue
+            for item in value if value.__class__ is list else (value,):
+                icls = item.__class__
+                if icls is constant or icls is joined:
+                    out.append(item)
+                    if icls is constant:
+                        continue
+                if icls in skip or not isinstance(item, ast.AST):
+                    continue
+                push(item)
+    return out
 
 
 _CLOCK_LAST = frozenset({"now", "today", "utcnow", "days_ago", "time"})
@@ -263,6 +296,21 @@ class Index:
         while stack:
             node, own = pop()
             cls = node.__class__
+            if cls is attribute_cls or cls is expr_cls:
+                # numerous, with a single child worth visiting: descend in place, which visits what
+                # pushing the child and popping it at once would
+                value = node.value  # type: ignore[attr-defined]
+                vcls = value.__class__
+                while vcls is attribute_cls:
+                    parent[value] = node
+                    node = value
+                    value = node.value  # type: ignore[attr-defined]
+                    vcls = value.__class__
+                if vcls in skip:
+                    continue
+                if vcls is call_cls:
+                    parent[value] = node
+                node, cls = value, vcls
             if cls is call_cls:
                 # the hottest node type: recorded, and its func, args and keyword values visited
                 # without generic dispatch
@@ -299,15 +347,6 @@ class Index:
                         continue
                     if vcls is call_cls or vcls is attribute_cls:
                         parent[value] = kw
-                    push((value, own))
-                continue
-            if cls is attribute_cls or cls is expr_cls:
-                # numerous, with a single child worth visiting
-                value = node.value  # type: ignore[attr-defined]
-                vcls = value.__class__
-                if vcls not in skip:
-                    if vcls is call_cls or vcls is attribute_cls:
-                        parent[value] = node
                     push((value, own))
                 continue
             inner = own
