@@ -257,6 +257,27 @@ def _child_fields(cls: type) -> tuple[str, ...]:
     return fields
 
 
+#: how a child field is visited: one node or a list of nodes, inside the node's own scope or outside it
+#: (a def's decorators, defaults and annotations are evaluated where the def is)
+_INSIDE, _OUTSIDE, _LIST, _LIST_OUTSIDE = 0, 1, 2, 3
+_FIELD_SPECS: dict[type, tuple[tuple[str, int], ...]] = {}
+
+
+def _field_spec(cls: type, node: ast.AST) -> tuple[tuple[str, int], ...]:
+    """The child fields of ``cls`` worth visiting, each with how it is visited.
+
+    A field is a list field when ``node`` (the first of its type seen) holds a list there: the parser
+    builds a list for every sequence field, also an empty one, and never for a single-node field."""
+    spec: list[tuple[str, int]] = []
+    for name in _child_fields(cls):
+        if getattr(node, name, None).__class__ is list:
+            spec.append((name, _LIST_OUTSIDE if name == "decorator_list" else _LIST))
+        else:
+            spec.append((name, _OUTSIDE if name in {"args", "returns"} and cls is not ast.Lambda else _INSIDE))
+    out = _FIELD_SPECS[cls] = tuple(spec)
+    return out
+
+
 class Index:
     """One pass over a module: the nodes the checks need, by type, with parent and enclosing function.
 
@@ -285,12 +306,12 @@ class Index:
         calls: list[ast.AST] = []
         by_type[ast.Call] = calls
         recorded, with_parent, defs = _RECORDED, _WITH_PARENT, _DEFS
-        # constants are never recorded and have no children
-        skip = _SILENT_LEAVES | {ast.Constant}
-        child_fields = _CHILD_FIELDS
+        # constants are never recorded and have no children; the plain values some fields hold
+        # (None for an absent node, a name, a flag) are not nodes
+        skip = _SILENT_LEAVES | {ast.Constant, type(None), str, bool, int}
+        field_specs = _FIELD_SPECS
         call_cls, attribute_cls, expr_cls, name_cls, constant_cls = ast.Call, ast.Attribute, ast.Expr, ast.Name, ast.Constant
         import_classes = (ast.Import, ast.ImportFrom)
-        ast_base, lambda_cls = ast.AST, ast.Lambda
         stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
         pop, push = stack.pop, stack.append
         while stack:
@@ -363,28 +384,29 @@ class Index:
                     inner = node
                 elif cls in import_classes:
                     continue  # only aliases below
-            fields = child_fields.get(cls)
-            if fields is None:
-                fields = _child_fields(cls)
-            for name in fields:
-                value = getattr(node, name, None)
-                if value is None:
-                    continue
-                if value.__class__ is list:
-                    # decorators and default values run where the def is, not inside it
-                    item_owner = own if name == "decorator_list" else inner
+            spec = field_specs.get(cls)
+            if spec is None:
+                spec = _field_spec(cls, node)
+            for name, mode in spec:
+                value = getattr(node, name)  # every field is set on a parsed node
+                if mode >= _LIST:
+                    # decorators run where the def is, not inside it
+                    item_owner = own if mode == _LIST_OUTSIDE else inner
                     for item in value:
                         icls = item.__class__
-                        if icls in skip or not isinstance(item, ast_base):
+                        if icls in skip:
                             continue
                         if icls in with_parent:
                             parent[item] = node
                         push((item, item_owner))
-                elif value.__class__ not in skip and isinstance(value, ast_base):
-                    if value.__class__ in with_parent:
+                else:
+                    vcls = value.__class__
+                    if vcls in skip:
+                        continue
+                    if vcls in with_parent:
                         parent[value] = node
                     # a def's signature (defaults, annotations) is evaluated outside its body
-                    push((value, own if name in {"args", "returns"} and cls is not lambda_cls else inner))
+                    push((value, own if mode == _OUTSIDE else inner))
         for nodes in by_func.values():
             nodes.reverse()
 
