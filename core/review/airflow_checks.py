@@ -587,11 +587,11 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
     expensive = set(ctx.config.expensive_imports)
     imported_roots: set[str] = set()
-    for n in mod.idx.of(ast.Import, ast.ImportFrom):
-        if isinstance(n, ast.Import):
-            imported_roots.update(a.name.split(".")[0] for a in n.names)
-        elif isinstance(n, ast.ImportFrom) and n.names:
-            imported_roots.add((n.module or "").split(".")[0])
+    for n in mod.idx.by_type.get(ast.Import, ()):
+        imported_roots.update([a.name.partition(".")[0] for a in n.names])  # type: ignore[attr-defined]
+    for n in mod.idx.by_type.get(ast.ImportFrom, ()):
+        if n.names:  # type: ignore[attr-defined]
+            imported_roots.add((n.module or "").partition(".")[0])  # type: ignore[attr-defined]
     for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:
@@ -760,7 +760,9 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     constant = ast.Constant
     nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
                             if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    nodes += [kw for kw in idx.literal_keywords if kw.arg and _secret_name(kw.arg)]
+    last_letters = _SECRET_LAST_LETTERS  # _secret_name's first test, inlined: most names fail it
+    nodes += [kw for kw in idx.literal_keywords
+              if kw.arg and (kw.arg[-1] in last_letters or not kw.arg.isascii()) and _secret_name(kw.arg)]
     named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
