@@ -192,7 +192,6 @@ def _per_dag(
     """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded.
 
     A task lacks it when the value comes from the config default or is a literal among ``bad_values``."""
-    version = ctx.airflow_version
     constant = ast.Constant
     for dag in mod.dags:
         tasks = [t for t in dag.tasks if t.short_operator not in _NOOP_OPERATORS]
@@ -200,11 +199,10 @@ def _per_dag(
             continue
         offenders: list[TaskInfo] = []
         for t in tasks:
-            res = t.resolve(key, version)
-            source = res.source
+            source, node = t.source_of(key)
             if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
-            elif source == "config" or (res.node.__class__ is constant and res.node.value in bad_values):  # type: ignore[union-attr]
+            elif source == "config" or (node.__class__ is constant and node.value in bad_values):  # type: ignore[union-attr]
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
             ctx.emit(rule_id, dag.line, dag.name, f"every task of DAG '{dag.name}' {what}")

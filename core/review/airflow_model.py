@@ -182,19 +182,31 @@ class TaskInfo:
 
     def resolve(self, key: str, version: str) -> Resolved:
         """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""
-        if key in self.kwargs:
-            return Resolved("task", self.kwargs[key])
+        source, node = self.source_of(key)
+        if source == "config":
+            return Resolved("config", None, airflow_defaults(version).get(key))
+        return Resolved(source, node)
+
+    def source_of(self, key: str) -> tuple[Source, ast.expr | None]:
+        """Where :meth:`resolve` takes ``key`` from, and the node ("config"/"unknown": None), without
+        building a :class:`Resolved` (the per-task rules ask this for every task)."""
+        # the argument maps hold AST nodes, never None: .get() is the membership test
+        node = self.kwargs.get(key)
+        if node is not None:
+            return "task", node
         if self.splat:
-            return Resolved("unknown")
+            return "unknown", None
         dag = self.dag
         if dag is not None:
-            if key in dag.default_args:
-                return Resolved("default_args", dag.default_args[key])
+            node = dag.default_args.get(key)
+            if node is not None:
+                return "default_args", node
             if dag.default_args_dynamic:
-                return Resolved("unknown")
-            if key in dag.kwargs:
-                return Resolved("dag", dag.kwargs[key])
-        return Resolved("config", None, airflow_defaults(version).get(key))
+                return "unknown", None
+            node = dag.kwargs.get(key)
+            if node is not None:
+                return "dag", node
+        return "config", None
 
 
 @dataclass
