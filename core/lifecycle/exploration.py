@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dataeng_agents.core.errors import ConfigError, InputError
 from dataeng_agents.core.lifecycle.config import LifecycleConfig
 from dataeng_agents.core.lifecycle.sources import col, find_metric, ts_literal
+from dataeng_agents.core.warehouse.sql import percentiles_select
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
@@ -255,13 +256,6 @@ def _agg_value(metric: Metric, alias: str, cond: exp.Expr | None) -> exp.Expr:
     return exp.Coalesce(this=exp.Sum(this=v), expressions=[exp.Literal.number(0)])
 
 
-def _percentile(c: exp.Expr, p: float) -> exp.Expr:
-    return exp.WithinGroup(
-        this=exp.PercentileCont(this=exp.Literal.number(p)),
-        expression=exp.Order(expressions=[exp.Ordered(this=c, nulls_first=False)]),
-    )
-
-
 def daily_query(
     cfg: ExperimentConfig,
     metrics: list[tuple[int, Metric]],
@@ -428,9 +422,7 @@ def window_query(
     q = exp.select(*cols).from_(uv.subquery("uv"))
     if metric.kind == "proportion" or not percentiles:
         return q
-    caps = exp.select(
-        *[exp.alias_(_percentile(col("y"), p), f"q{k}") for k, p in enumerate(percentiles)]
-    ).from_(uv.subquery("uv"))
+    caps = percentiles_select([(f"q{k}", col("y"), p) for k, p in enumerate(percentiles)], uv.subquery("uv"), dialect)
     for k in range(len(percentiles)):
         capped = exp.Least(this=y.copy(), expressions=[col(f"q{k}", "c")])
         q = q.select(

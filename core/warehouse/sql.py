@@ -210,17 +210,42 @@ class ExperimentQuery:
 
 
 def _percentile(col: exp.Expr, p: float, dialect: str) -> exp.Expr:
+    """The exact (interpolated) ``p`` percentile of ``col`` as an aggregate (not BigQuery: it has none)."""
+    order = exp.Order(expressions=[exp.Ordered(this=col, nulls_first=False)])
+    if dialect in ("spark", "databricks"):
+        # sqlglot writes PercentileCont as PERCENTILE_APPROX for Spark; the ordered-set form is exact
+        # (Spark >= 3.4, Databricks Runtime >= 10.4).
+        fn: exp.Expr = exp.Anonymous(this="PERCENTILE_CONT", expressions=[exp.Literal.number(p)])
+        return exp.WithinGroup(this=fn, expression=order)
+    return exp.WithinGroup(this=exp.PercentileCont(this=exp.Literal.number(p)), expression=order)
+
+
+def percentiles_select(
+    columns: list[tuple[str, exp.Expr, float]], source: exp.Expr, dialect: str, where: exp.Expr | None = None
+) -> exp.Select:
+    """One row: ``alias = the exact p-th percentile of expr`` over ``source`` for each ``(alias, expr, p)``.
+
+    Caps define metrics, so they must not depend on the warehouse: no approximate quantiles anywhere.
+    BigQuery has its exact ``PERCENTILE_CONT`` only as an analytic function: every row then carries
+    the same value and ``MAX`` folds them into the one row.
+    """
     if dialect == "bigquery":
-        # BigQuery has PERCENTILE_CONT only as a window function; APPROX_QUANTILES is its aggregate.
-        quantiles = exp.Anonymous(this="APPROX_QUANTILES", expressions=[col, exp.Literal.number(1000)])
-        return exp.Bracket(
-            this=quantiles,
-            expressions=[exp.Anonymous(this="OFFSET", expressions=[exp.Literal.number(round(p * 1000))])],
+        per_row = exp.select(
+            *[
+                exp.alias_(
+                    exp.Window(this=exp.Anonymous(this="PERCENTILE_CONT", expressions=[expr, exp.Literal.number(p)])),
+                    alias,
+                )
+                for alias, expr, p in columns
+            ]
+        ).from_(source)
+        if where is not None:
+            per_row = per_row.where(where)
+        return exp.select(*[exp.alias_(exp.Max(this=_col(alias)), alias) for alias, _e, _p in columns]).from_(
+            per_row.subquery("w")
         )
-    return exp.WithinGroup(
-        this=exp.PercentileCont(this=exp.Literal.number(p)),
-        expression=exp.Order(expressions=[exp.Ordered(this=col, nulls_first=False)]),
-    )
+    q = exp.select(*[exp.alias_(_percentile(expr, p, dialect), alias) for alias, expr, p in columns]).from_(source)
+    return q if where is None else q.where(where)
 
 
 def build_experiment_query(
@@ -487,13 +512,12 @@ def build_experiment_query(
     ]
     capped_cols: dict[int, exp.Expr] = {}
     if percentile_capped:
-        caps = exp.select(
-            *[
-                exp.alias_(_percentile(_col(unit_col[(i, "value")]), p, dialect), f"cap{i}")
-                for i, p in percentile_capped
-            ]
-        ).from_("xp_unit_values")
-        caps = caps.where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
+        caps = percentiles_select(
+            [(f"cap{i}", _col(unit_col[(i, "value")]), p) for i, p in percentile_capped],
+            exp.to_table("xp_unit_values"),
+            dialect,
+            where=exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())),
+        )
         ctes.append(("xp_caps", caps))
         for i, _m in percentile_capped:
             capped_cols[i] = _col(f"cap{i}", "c")

@@ -150,10 +150,14 @@ WITH xp_exposures AS (
     ON s2.unit_id = u.unit_id
 ), xp_caps AS (
   SELECT
-    APPROX_QUANTILES(v2, 1000)[OFFSET(990)] AS cap1
-  FROM xp_unit_values
-  WHERE
-    NOT variant IS NULL
+    MAX(cap1) AS cap1
+  FROM (
+    SELECT
+      PERCENTILE_CONT(v2, 0.99) OVER () AS cap1
+    FROM xp_unit_values
+    WHERE
+      NOT variant IS NULL
+  ) AS w
 ), xp_cells AS (
   SELECT
     CASE v.variant

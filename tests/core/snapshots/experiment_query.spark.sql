@@ -150,7 +150,8 @@ WITH xp_exposures AS (
     ON s2.unit_id = u.unit_id
 ), xp_caps AS (
   SELECT
-    PERCENTILE_APPROX(v2, 0.99) AS cap1
+    PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY
+      v2 NULLS LAST) AS cap1
   FROM xp_unit_values
   WHERE
     NOT variant IS NULL
