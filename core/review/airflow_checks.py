@@ -18,6 +18,7 @@ from dataeng_agents.core.review.pyast import (
     SQL_WORDS_LOWER,
     TRY_OR_WITH,
     Index,
+    calls_under,
     const_str,
     contains_clock_call,
     dotted,
@@ -686,8 +687,7 @@ def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
             else:
                 named = True
             makes_task = named and any(
-                isinstance(n, ast.Call) and dotted(n.func).split(".")[0] in taskflow_names
-                for stmt in node.body for n in ast.walk(stmt)
+                dotted(n.func).split(".")[0] in taskflow_names for stmt in node.body for n in calls_under(stmt)
             )
         if not makes_task:
             continue
@@ -785,7 +785,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     if named and has_any(source.lower(), SECRET_WORDS_LOWER):
         for where, name in named:
             ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
-    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
+    if _uri_with_password(source) or "PRIVATE KEY" in source:
         constants = [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
     else:
         constants = []
@@ -795,6 +795,18 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
                 ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
             elif PRIVATE_KEY.search(node.value):
                 ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
+
+
+def _uri_with_password(source: str) -> bool:
+    """``URI_CREDS_TEXT.search(source)``, tried only where a match can start: at each ``://``.
+
+    Most DAG files hold one or two URLs (the license header), and a regex search scans the whole text."""
+    pos = source.find("://")
+    while pos >= 0:
+        if URI_CREDS_TEXT.match(source, pos):
+            return True
+        pos = source.find("://", pos + 1)
+    return False
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:

@@ -27,6 +27,7 @@ from dataeng_agents.core.review.pyast import (
     import_map,
     is_clock_call,
     kwargs_of,
+    may_call_clock,
     qualify,
     span,
 )
@@ -267,11 +268,16 @@ class ModuleInfo:
 
     @property
     def may_use_clock(self) -> bool:
-        """Cheap text pre-filter for the clock checks."""
+        """Cheap pre-filter for the clock checks: a call that may be a clock call, and its text."""
         cached = self._clock
         if cached is None:
+            # the call-name test first: a few dict lookups instead of four scans of the whole text. When
+            # it fails, no call of the module is a clock call (every call is in the index), so every
+            # clock check that this filter gates would find nothing anyway
             src = self.source
-            cached = self._clock = "now(" in src or "today(" in src or "days_ago" in src or "time()" in src
+            cached = self._clock = may_call_clock(self.idx, self.imports) and (
+                "now(" in src or "today(" in src or "days_ago" in src or "time()" in src
+            )
         return cached
 
     @property

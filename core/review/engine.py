@@ -7,6 +7,7 @@ a symlink loop) gets a :class:`FileReport` with ``status="error"`` and the run c
 from __future__ import annotations
 
 import ast
+import codecs
 import hashlib
 import io
 import operator
@@ -114,7 +115,8 @@ def _looks_like_spec(path: str) -> bool:
 
 def _decode(data: bytes) -> str:
     if b"coding" not in data[:400]:  # no PEP 263 cookie: UTF-8 (tokenize's detection is slow Python)
-        return data.decode("utf-8-sig")
+        # the "utf-8-sig" codec is Python code around the C decoder: used only when there is a BOM to drop
+        return data.decode("utf-8-sig") if data.startswith(codecs.BOM_UTF8) else data.decode("utf-8")
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError:

@@ -175,13 +175,58 @@ def is_clock_call(node: ast.AST, imports: dict[str, str]) -> bool:
     return last == "days_ago" or name in {"time.time", "airflow.utils.timezone.utcnow"}
 
 
+def may_call_clock(index: Index, imports: dict[str, str]) -> bool:
+    """False when no call of the module can pass :func:`is_clock_call`: its first test (the callee's
+    last name, through the imports for a plain name) applied to the index's call names at once.
+
+    ``""`` holds the calls of anything but a name or an attribute (``f()()``), which that test lets through."""
+    names = index.call_by_name
+    if "" in names or not _CLOCK_LAST.isdisjoint(names):
+        return True
+    return any(local in names and qual.rsplit(".", 1)[-1] in _CLOCK_LAST for local, qual in imports.items())
+
+
 def contains_clock_call(
     node: ast.AST | list[ast.AST] | list[ast.Call], imports: dict[str, str]
 ) -> ast.Call | None:
-    for sub in node if isinstance(node, list) else ast.walk(node):
+    """The first clock call in ``node`` (a list: its calls in order; a node: in ``ast.walk`` order)."""
+    for sub in node if isinstance(node, list) else calls_under(node):
         if isinstance(sub, ast.Call) and is_clock_call(sub, imports):
             return sub
     return None
+
+
+def calls_under(node: ast.AST) -> list[ast.Call]:
+    """The ``Call`` nodes under ``node`` (itself included), in ``ast.walk`` order.
+
+    The same queue walk as :func:`string_nodes`: calls are recorded as they are queued, which is the
+    order ``ast.walk`` yields them in, and leaves (names, constants, contexts) are not queued."""
+    call = ast.Call
+    out: list[ast.Call] = [node] if node.__class__ is call else []  # type: ignore[list-item]
+    skip = _SILENT_LEAVES
+    constant = ast.Constant
+    queue: list[ast.AST] = [node]
+    push = queue.append
+    child_fields = _CHILD_FIELDS
+    for cur in queue:  # the list grows while it is iterated: a FIFO queue without pops
+        cls = cur.__class__
+        if cls is constant:
+            continue
+        fields = child_fields.get(cls)
+        if fields is None:
+            fields = _child_fields(cls)
+        for name in fields:
+            value = getattr(cur, name, None)
+            if value is None:
+                continue
+            for item in value if value.__class__ is list else (value,):
+                icls = item.__class__
+                if icls is call:
+                    out.append(item)
+                elif icls is constant or icls in skip or not isinstance(item, ast.AST):
+                    continue
+                push(item)
+    return out
 
 
 SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
