@@ -748,6 +748,9 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
+_KEYWORD_SECRET_VERDICTS: dict[str, bool] = {}
+
+
 def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     def secret_literal(value: ast.AST | None) -> bool:
         s = const_str(value)
@@ -758,9 +761,18 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     constant = ast.Constant
     nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
                             if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    last_letters = _SECRET_LAST_LETTERS  # _secret_name's first test, inlined: most names fail it
-    nodes += [kw for kw in idx.literal_keywords
-              if kw.arg and (kw.arg[-1] in last_letters or not kw.arg.isascii()) and _secret_name(kw.arg)]
+    # _secret_name is a pure function of the name and DAG files repeat a few keyword names (task_id,
+    # dag_id, bash_command ...): one dict lookup per literal keyword instead of a call
+    verdicts = _KEYWORD_SECRET_VERDICTS
+    if len(verdicts) > 4096:
+        verdicts.clear()  # bounded: a long-lived worker reviews many repositories
+    for kw in idx.literal_keywords:
+        arg = kw.arg  # a literal keyword of the index always has a name
+        verdict = verdicts.get(arg)  # type: ignore[arg-type]
+        if verdict is None:
+            verdict = verdicts[arg] = _secret_name(arg)  # type: ignore[index,arg-type]
+        if verdict:
+            nodes.append(kw)
     named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
