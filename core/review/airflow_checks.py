@@ -797,7 +797,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     if named and has_any(source.lower(), SECRET_WORDS_LOWER):
         for where, name in named:
             ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
-    if _uri_with_password(source) or "PRIVATE KEY" in source:
+    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
         constants = [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
     else:
         constants = []
@@ -807,18 +807,6 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
                 ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
             elif PRIVATE_KEY.search(node.value):
                 ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
-
-
-def _uri_with_password(source: str) -> bool:
-    """``URI_CREDS_TEXT.search(source)``, tried only where a match can start: at each ``://``.
-
-    Most DAG files hold one or two URLs (the license header), and a regex search scans the whole text."""
-    pos = source.find("://")
-    while pos >= 0:
-        if URI_CREDS_TEXT.match(source, pos):
-            return True
-        pos = source.find("://", pos + 1)
-    return False
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
