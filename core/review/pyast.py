@@ -336,8 +336,9 @@ class Index:
         self.tree = tree
         # keyed by the node itself (identity hash): no int object per lookup, as id() would allocate
         self.parent: dict[ast.AST, ast.AST] = {}
-        #: innermost enclosing def/lambda/class (None at module level), by node (recorded types only)
-        self.owner: dict[ast.AST, ast.AST | None] = {}
+        #: innermost enclosing def/lambda/class, by node (recorded types only); module-level nodes are
+        #: left out (fewer stores: most DAG code is module level), so ``owner.get(node)`` is None for them
+        self.owner: dict[ast.AST, ast.AST] = {}
         self.by_type: dict[type[ast.AST], list[ast.AST]] = {}
         #: the recorded nodes directly owned by each def (not by defs nested in it), by def
         self.by_func: dict[ast.AST, list[ast.AST]] = {}
@@ -381,8 +382,8 @@ class Index:
                 # the hottest node type: recorded, and its func, args and keyword values visited
                 # without generic dispatch
                 calls.append(node)
-                owner[node] = own
                 if own is not None:
+                    owner[node] = own
                     by_func[own].append(node)
                 func = node.func  # type: ignore[attr-defined]
                 fcls = func.__class__
@@ -421,8 +422,8 @@ class Index:
                 if bucket is None:
                     bucket = by_type[cls] = []
                 bucket.append(node)
-                owner[node] = own
                 if own is not None:
+                    owner[node] = own
                     by_func[own].append(node)
                 if cls in defs:
                     by_func[node] = []
