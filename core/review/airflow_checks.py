@@ -155,11 +155,18 @@ def _writes(task: TaskInfo) -> bool:
 
 
 def _compute_writes(task: TaskInfo) -> bool:
-    if any(WRITE_SQL_RE.search(t) for _, t in _sql_texts(task)):
-        return True
+    # plain loops: most tasks have no SQL and few calls, where a generator costs more than the test
+    for _, text in _sql_texts(task):
+        if WRITE_SQL_RE.search(text):
+            return True
     if _transfer_operator(task.short_operator):
         return True
-    return any(isinstance(node.func, ast.Attribute) and node.func.attr in WRITE_CALLS for node in task.calls)
+    attribute = ast.Attribute
+    for node in task.calls:
+        func = node.func
+        if func.__class__ is attribute and func.attr in WRITE_CALLS:  # type: ignore[attr-defined]
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=1024)

@@ -331,6 +331,13 @@ def _is_dag_ctor(call: ast.Call, imports: dict[str, str]) -> bool:
 
 
 def _is_dag_decorator(dec: ast.expr, imports: dict[str, str]) -> bool:
+    # an attribute chain keeps its last name through qualify(): "x.y.dag" is the only shape that can
+    # end with ".dag", so the common `@task.bash(...)` is ruled out without building the dotted name
+    callee = dec
+    while callee.__class__ is ast.Call:
+        callee = callee.func  # type: ignore[attr-defined]
+    if callee.__class__ is ast.Attribute and callee.attr != "dag":  # type: ignore[attr-defined]
+        return False
     name = qualify(dotted(dec), imports)
     return name.startswith("airflow") and name.endswith(".dag")
 

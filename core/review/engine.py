@@ -33,6 +33,7 @@ from dataeng_agents.core.review.models import (
     ReviewResult,
     Severity,
     Unresolved,
+    reviewed_report,
     trusted_finding,
 )
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
@@ -211,8 +212,7 @@ def review_file(
             tasks += sum(1 for f in fns if f.kind == "task")
     except RecursionError:
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
-    outcome = _FileOutcome(FileReport(path=path, kind=kind, dags=dags, tasks=tasks), ctx.findings, ctx.unresolved,
-                           dag_ids)
+    outcome = _FileOutcome(reviewed_report(path, kind, dags, tasks), ctx.findings, ctx.unresolved, dag_ids)
     _suppressions(source, outcome)
     return outcome
 

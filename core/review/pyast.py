@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ IMPORTS = (ast.Import, ast.ImportFrom)
 TRY_OR_WITH = (ast.Try, ast.With)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _DECORATED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_LINENO = operator.attrgetter("lineno")
 
 
 def dotted(node: ast.AST) -> str:
@@ -45,14 +47,25 @@ def dotted(node: ast.AST) -> str:
 def import_map(tree: ast.Module, index: Index | None = None) -> dict[str, str]:
     """Local name -> fully qualified name for every import anywhere in the module."""
     out: dict[str, str] = {}
-    nodes = index.of(ast.Import, ast.ImportFrom) if index is not None else ast.walk(tree)
-    for node in sorted(nodes, key=lambda n: getattr(n, "lineno", 0)):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for a in node.names:
-                out[a.asname or a.name] = f"{node.module}.{a.name}"
+    if index is not None:
+        # every import node has a line: a C-level sort key instead of a lambda call per node
+        nodes = sorted(index.of(ast.Import, ast.ImportFrom), key=_LINENO)
+    else:
+        nodes = sorted(ast.walk(tree), key=lambda n: getattr(n, "lineno", 0))
+    import_cls, import_from_cls = ast.Import, ast.ImportFrom
+    for node in nodes:
+        cls = node.__class__
+        if cls is import_cls:
+            for a in node.names:  # type: ignore[attr-defined]
+                if a.asname:
+                    out[a.asname] = a.name
+                else:
+                    head = a.name.partition(".")[0]
+                    out[head] = head
+        elif cls is import_from_cls and node.module and node.level == 0:  # type: ignore[attr-defined]
+            module = node.module  # type: ignore[attr-defined]
+            for a in node.names:  # type: ignore[attr-defined]
+                out[a.asname or a.name] = f"{module}.{a.name}"
     return out
 
 

@@ -14,7 +14,7 @@ from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review import ReviewResult, load_config, review_paths
 from dataeng_agents.core.review.config import config_from_dict, parse_exceptions
 from dataeng_agents.core.review.cron import validate_schedule_string
-from dataeng_agents.core.review.models import Finding
+from dataeng_agents.core.review.models import FileReport, Finding
 
 GOOD_DAG = textwrap.dedent('''
     from __future__ import annotations
@@ -278,6 +278,12 @@ def test_finding_ids_are_stable_and_outputs_render(tmp_path: Path) -> None:
     assert len({f.id for f in r1.findings}) == len(r1.findings)
     # the engine computes ids inline (hot path): they must stay what the public helper gives
     assert [f.id for f in r1.findings] == [Finding.make_id(f.rule_id, f.path, f.subject, f.message) for f in r1.findings]
+    # the engine builds the report of a reviewed file without validation: it must equal the validated one
+    report = r1.files[0]
+    validated = FileReport(path=report.path, kind=report.kind, dags=report.dags, tasks=report.tasks)
+    validated.suppressed, validated.findings = report.suppressed, report.findings
+    assert report == validated and report.model_fields_set == validated.model_fields_set
+    assert report.model_dump_json() == validated.model_dump_json()
     doc = json.loads(r1.to_json())
     assert doc["findings"][0]["id"] == r1.findings[0].id
     md = r1.to_markdown()
