@@ -226,6 +226,15 @@ def _per_dag(
                 ctx.emit(rule_id, t.line, t.name, f"task '{t.name}' {what}")
 
 
+def _may_call(idx: Index, names: set[str] | frozenset[str]) -> bool:
+    """False when no call of the module ends in one of ``names`` (undotted): a rule that needs such a
+    call is skipped without looking at each task. The index files a call under the callee's last name,
+    or under "" when the callee is not a name or an attribute (``f()()``, whose dotted name may still
+    end in one of them)."""
+    calls_by_name = idx.call_by_name
+    return "" in calls_by_name or not names.isdisjoint(calls_by_name)
+
+
 def _task_funcs(mod: ModuleInfo) -> Iterable[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
     return mod.task_funcs()
 
@@ -278,7 +287,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                 ctx.emit("REL010", t.line, t.subject,
                          f"leaf task '{t.name}' runs with ALL_DONE and no ONE_FAILED watcher exists: "
                          "the DAG run succeeds even when a task failed")
-    for t, fn in _task_funcs(mod):
+    for t, fn in _task_funcs(mod) if _may_call(mod.idx, WRITE_CALLS) else ():
         calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
                  for n in t.calls}
         reads = calls & READ_CALLS or {c for c in calls if c.startswith(("requests.", "httpx."))}
@@ -623,7 +632,7 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue  # e.g. conf.getboolean("operators", "default_deferrable")
         ctx.emit("PERF006", t.line, t.subject,
                  f"sensor '{t.name}' pokes in a worker slot (no deferrable=True / mode='reschedule')")
-    for t, _fn in _task_funcs(mod):
+    for t, _fn in _task_funcs(mod) if _may_call(mod.idx, XCOM_HEAVY_CALLS) else ():
         if not t.taskflow:
             continue
         heavy_vars: set[str] = set()

@@ -302,6 +302,9 @@ _RECORDED = frozenset({
     ast.Dict, ast.Import, ast.ImportFrom, ast.Raise,
 })
 _WITH_PARENT = frozenset({ast.Call, ast.Attribute})
+#: what the index walk does not visit: constants are never recorded and have no children; the plain
+#: values some fields hold (None for an absent node, a name, a flag) are not nodes
+_NOT_VISITED = _SILENT_LEAVES | {ast.Constant, type(None), str, bool, int}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
@@ -365,9 +368,7 @@ class Index:
         calls: list[ast.AST] = []
         by_type[ast.Call] = calls
         recorded, with_parent, defs = _RECORDED, _WITH_PARENT, _DEFS
-        # constants are never recorded and have no children; the plain values some fields hold
-        # (None for an absent node, a name, a flag) are not nodes
-        skip = _SILENT_LEAVES | {ast.Constant, type(None), str, bool, int}
+        skip = _NOT_VISITED
         field_specs = _FIELD_SPECS
         call_cls, attribute_cls, expr_cls, name_cls, constant_cls = ast.Call, ast.Attribute, ast.Expr, ast.Name, ast.Constant
         import_classes = (ast.Import, ast.ImportFrom)
