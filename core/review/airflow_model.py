@@ -154,15 +154,14 @@ class TaskInfo:
     memo: dict[str, object] = field(default_factory=dict)
 
     short_operator: str = ""
+    #: a sensor class or ``@task.sensor`` (set once: the rules ask it of every task, some twice)
+    is_sensor: bool = field(default=False, init=False)
     _name: str | None = field(default=None, init=False, repr=False)
     _subject: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
-
-    @property
-    def is_sensor(self) -> bool:
-        return self.short_operator.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
+        short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
+        self.is_sensor = short.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
 
     @property
     def name(self) -> str:
