@@ -341,7 +341,11 @@ def _review(
             for f in files:
                 outcomes[f] = review_file(f, cfg, airflow_version, enabled)
         if not runtime:
-            return _assemble(result, outcomes, error_reports, cfg, t0)
+            _assemble(result, outcomes, error_reports, cfg, t0)
+            # the per-file outcomes (raw findings, suppressions) are spent: freed by reference counting
+            # while the GC is paused, so the young collection that follows the pause scans the result only
+            outcomes.clear()
+            return result
     interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
     _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
     with gc_paused():
