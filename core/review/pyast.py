@@ -131,21 +131,20 @@ def walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
             stack.append(child)
 
 
-def string_nodes(node: ast.AST) -> list[ast.AST]:
-    """The ``Constant`` and ``JoinedStr`` nodes under ``node`` (itself included), in ``ast.walk`` order.
+def _in_walk_order(node: ast.AST, wanted: frozenset[type]) -> list[ast.AST]:
+    """The nodes under ``node`` (itself included) whose type is in ``wanted``, in ``ast.walk`` order.
 
     ``ast.walk`` is breadth-first, so its order is the order nodes enter its queue: this walk records
     the wanted nodes as they are queued and does not queue leaves (names, constants, contexts)."""
-    constant, joined = ast.Constant, ast.JoinedStr
-    out: list[ast.AST] = [node] if node.__class__ is constant or node.__class__ is joined else []
-    skip = _SILENT_LEAVES
+    out: list[ast.AST] = [node] if node.__class__ in wanted else []
+    leaves = _QUEUE_LEAVES
+    if node.__class__ in leaves:
+        return out
     queue: list[ast.AST] = [node]
     push = queue.append
     child_fields = _CHILD_FIELDS
     for cur in queue:  # the list grows while it is iterated: a FIFO queue without pops
         cls = cur.__class__
-        if cls is constant:
-            continue
         fields = child_fields.get(cls)
         if fields is None:
             fields = _child_fields(cls)
@@ -155,14 +154,21 @@ def string_nodes(node: ast.AST) -> list[ast.AST]:
                 continue
             for item in value if value.__class__ is list else (value,):
                 icls = item.__class__
-                if icls is constant or icls is joined:
+                if icls in wanted:
                     out.append(item)
-                    if icls is constant:
-                        continue
-                if icls in skip or not isinstance(item, ast.AST):
+                if icls in leaves or not isinstance(item, ast.AST):
                     continue
                 push(item)
     return out
+
+
+_STRING_TYPES = frozenset({ast.Constant, ast.JoinedStr})
+_CALL_TYPE = frozenset({ast.Call})
+
+
+def string_nodes(node: ast.AST) -> list[ast.AST]:
+    """The ``Constant`` and ``JoinedStr`` nodes under ``node`` (itself included), in ``ast.walk`` order."""
+    return _in_walk_order(node, _STRING_TYPES)
 
 
 _CLOCK_LAST = frozenset({"now", "today", "utcnow", "days_ago", "time"})
@@ -210,36 +216,8 @@ def contains_clock_call(
 
 
 def calls_under(node: ast.AST) -> list[ast.Call]:
-    """The ``Call`` nodes under ``node`` (itself included), in ``ast.walk`` order.
-
-    The same queue walk as :func:`string_nodes`: calls are recorded as they are queued, which is the
-    order ``ast.walk`` yields them in, and leaves (names, constants, contexts) are not queued."""
-    call = ast.Call
-    out: list[ast.Call] = [node] if node.__class__ is call else []  # type: ignore[list-item]
-    skip = _SILENT_LEAVES
-    constant = ast.Constant
-    queue: list[ast.AST] = [node]
-    push = queue.append
-    child_fields = _CHILD_FIELDS
-    for cur in queue:  # the list grows while it is iterated: a FIFO queue without pops
-        cls = cur.__class__
-        if cls is constant:
-            continue
-        fields = child_fields.get(cls)
-        if fields is None:
-            fields = _child_fields(cls)
-        for name in fields:
-            value = getattr(cur, name, None)
-            if value is None:
-                continue
-            for item in value if value.__class__ is list else (value,):
-                icls = item.__class__
-                if icls is call:
-                    out.append(item)
-                elif icls is constant or icls in skip or not isinstance(item, ast.AST):
-                    continue
-                push(item)
-    return out
+    """The ``Call`` nodes under ``node`` (itself included), in ``ast.walk`` order."""
+    return _in_walk_order(node, _CALL_TYPE)  # type: ignore[return-value]
 
 
 SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
@@ -294,6 +272,8 @@ _SKIP_FIELDS = frozenset({
 })
 #: node types nothing is recorded for and that have no children worth visiting
 _SILENT_LEAVES = frozenset({ast.Name, ast.alias, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal})
+#: what the ``ast.walk``-order walks do not queue: the silent leaves and constants (no child nodes)
+_QUEUE_LEAVES = _SILENT_LEAVES | {ast.Constant}
 #: node types the checks query: bucketed, with their owner; everything else is only traversed
 #: (constants, attributes and keywords are numerous: the rare checks that need them walk lazily)
 _RECORDED = frozenset({

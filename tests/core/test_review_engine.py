@@ -349,3 +349,23 @@ def test_config_as_file_or_dict(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         review_paths([dag], config={"max_tasks_per_dag": 0})
     assert err.value.field == "tool.dataeng.review.max_tasks_per_dag"
+
+
+def test_queue_walks_find_what_ast_walk_finds_in_its_order() -> None:
+    """The rules report the first string or clock call they meet: the fast walks must keep ``ast.walk``'s order."""
+    import ast
+
+    from dataeng_agents.core.review.pyast import calls_under, string_nodes
+
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "tests" / "core" / "fixtures" / "review").rglob("*.py"))
+    files += sorted((root / "dags_examples").rglob("*.py")) + sorted((root / "core" / "review").glob("*.py"))
+    subtrees = 0
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.stmt | ast.expr):
+                subtrees += 1
+                walked = list(ast.walk(node))
+                assert string_nodes(node) == [n for n in walked if isinstance(n, ast.Constant | ast.JoinedStr)], f
+                assert calls_under(node) == [n for n in walked if isinstance(n, ast.Call)], f
+    assert subtrees > 10_000
