@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 
-from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, TaskInfo
+from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, Source, TaskInfo
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
 from dataeng_agents.core.review.pyast import (
@@ -206,8 +206,17 @@ def _per_dag(
         if not tasks:
             continue
         offenders: list[TaskInfo] = []
+        inherited = dag.source_of(key)
         for t in tasks:
-            source, node = t.source_of(key)
+            # TaskInfo.source_of inlined, with the DAG-level part asked once per DAG: one method call
+            # fewer per task and rule (each task of dag.tasks has dag as its DAG)
+            node = t.kwargs.get(key)
+            if node is not None:
+                source: Source = "task"
+            elif t.splat:
+                source = "unknown"
+            else:
+                source, node = inherited
             if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
             elif source == "config" or (node.__class__ is constant and node.value in bad_values):  # type: ignore[union-attr]
@@ -427,20 +436,20 @@ def _last_segment_ends(node: ast.AST, suffix: str) -> bool:
 
 
 def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
+    # no text pre-filter: testing the last name of each with-item and decorator (few per file) costs
+    # less than the two scans of the whole text for "TaskGroup" and "task_group" it would save
     spans: list[tuple[int, int]] = []
-    source = mod.source
-    # an ASCII file spells every name as it is parsed (no NFKC folding of other letters onto these)
-    if source.isascii() and "TaskGroup" not in source and "task_group" not in source:
-        return spans
-    for node in mod.idx.of(ast.With):
-        if isinstance(node, ast.With) and any(
-            _last_segment_ends(i.context_expr, "TaskGroup") and dotted(i.context_expr).endswith("TaskGroup")
-            for i in node.items
-        ):
-            spans.append((node.lineno, node.end_lineno or node.lineno))
+    for node in mod.idx.by_type.get(ast.With, ()):
+        for item in node.items:  # type: ignore[attr-defined]
+            expr = item.context_expr
+            if _last_segment_ends(expr, "TaskGroup") and dotted(expr).endswith("TaskGroup"):
+                spans.append((node.lineno, node.end_lineno or node.lineno))  # type: ignore[attr-defined]
+                break
     for fn in mod.functions.values():
-        if any(_last_segment_ends(d, "task_group") and dotted(d).endswith("task_group") for d in fn.decorator_list):
-            spans.append((fn.lineno, fn.end_lineno or fn.lineno))
+        for dec in fn.decorator_list:
+            if _last_segment_ends(dec, "task_group") and dotted(dec).endswith("task_group"):
+                spans.append((fn.lineno, fn.end_lineno or fn.lineno))
+                break
     return spans
 
 
@@ -456,9 +465,15 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task_id '{t.task_id}' is already used at line {seen[t.task_id]} in DAG '{dag.name}'")
             else:
                 seen[t.task_id] = t.line
+        if not dag.edges:
+            continue  # no edge, no cycle
         graph: dict[str, set[str]] = {}
         for u, d in dag.edges:
-            graph.setdefault(u, set()).add(d)
+            downs = graph.get(u)
+            if downs is None:
+                graph[u] = {d}  # setdefault(u, set()) would build a set per edge
+            else:
+                downs.add(d)
         cycle = _find_cycle(graph)
         if cycle:
             ctx.emit("SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}")
@@ -545,22 +560,29 @@ _AF2_NAMES = _name_filter(("airflow.sdk", "airflow.providers.standard"))
 
 
 def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
+    if not ctx.enabled("SCH008"):
+        return
     # the names _import_verdict answers for: equality with "airflow.DAG" is a prefix test too
     prefixes, heads = _AF3_NAMES if ctx.airflow_major >= 3 else _AF2_NAMES
-    for node in mod.tree.body if ctx.enabled("SCH008") else []:
-        if node.__class__ is ast.ImportFrom:
+    # one class test per top-level statement (most are not imports), the classes held in locals
+    import_from_cls, import_cls = ast.ImportFrom, ast.Import
+    major, version = ctx.airflow_major, ctx.airflow_version
+    for node in mod.tree.body:
+        cls = node.__class__
+        if cls is import_from_cls:
             module = node.module  # type: ignore[attr-defined]
             if not module or not module.startswith("airflow"):
                 continue  # every name it would check starts with the module
             if not (module + ".").startswith(prefixes) and module not in heads:
                 continue  # no name it imports can get a verdict
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = (*(f"{node.module}.{a.name}" for a in node.names), node.module)
-        elif isinstance(node, ast.Import):
-            names = tuple(a.name for a in node.names)
+            if node.level != 0:  # type: ignore[attr-defined]
+                continue
+            names = (*(f"{module}.{a.name}" for a in node.names), module)  # type: ignore[attr-defined]
+        elif cls is import_cls:
+            names = tuple(a.name for a in node.names)  # type: ignore[attr-defined]
         else:
             continue
-        verdict = _import_verdict(names, ctx.airflow_major, ctx.airflow_version)
+        verdict = _import_verdict(names, major, version)
         if verdict is not None:
             ctx.emit("SCH008", node, verdict[0], verdict[1])
 

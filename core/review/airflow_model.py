@@ -131,6 +131,19 @@ class DagInfo:
     def contains(self, line: int) -> bool:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
 
+    def source_of(self, key: str) -> tuple[Source, ast.expr | None]:
+        """Where a task of this DAG that does not set ``key`` itself takes it from (see
+        :meth:`TaskInfo.source_of`): the same for all of them, so the per-task rules ask it once per DAG."""
+        node = self.default_args.get(key)
+        if node is not None:
+            return "default_args", node
+        if self.default_args_dynamic:
+            return "unknown", None
+        node = self.kwargs.get(key)
+        if node is not None:
+            return "dag", node
+        return "config", None
+
 
 @dataclass(slots=True)
 class TaskInfo:
@@ -197,16 +210,7 @@ class TaskInfo:
         if self.splat:
             return "unknown", None
         dag = self.dag
-        if dag is not None:
-            node = dag.default_args.get(key)
-            if node is not None:
-                return "default_args", node
-            if dag.default_args_dynamic:
-                return "unknown", None
-            node = dag.kwargs.get(key)
-            if node is not None:
-                return "dag", node
-        return "config", None
+        return dag.source_of(key) if dag is not None else ("config", None)
 
 
 @dataclass
