@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 
-from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, Source, TaskInfo
+from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, TaskInfo
 from dataeng_agents.core.review.context import CheckContext
 from dataeng_agents.core.review.cron import is_frequent, validate_schedule_string
 from dataeng_agents.core.review.pyast import (
@@ -206,17 +206,8 @@ def _per_dag(
         if not tasks:
             continue
         offenders: list[TaskInfo] = []
-        inherited = dag.source_of(key)
         for t in tasks:
-            # TaskInfo.source_of inlined, with the DAG-level part asked once per DAG: one method call
-            # fewer per task and rule (each task of dag.tasks has dag as its DAG)
-            node = t.kwargs.get(key)
-            if node is not None:
-                source: Source = "task"
-            elif t.splat:
-                source = "unknown"
-            else:
-                source, node = inherited
+            source, node = t.source_of(key)
             if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
             elif source == "config" or (node.__class__ is constant and node.value in bad_values):  # type: ignore[union-attr]

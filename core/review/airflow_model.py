@@ -132,8 +132,8 @@ class DagInfo:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
 
     def source_of(self, key: str) -> tuple[Source, ast.expr | None]:
-        """Where a task of this DAG that does not set ``key`` itself takes it from (see
-        :meth:`TaskInfo.source_of`): the same for all of them, so the per-task rules ask it once per DAG."""
+        """Where a task of this DAG that does not set ``key`` itself takes it from (the DAG-level part of
+        :meth:`TaskInfo.source_of`)."""
         node = self.default_args.get(key)
         if node is not None:
             return "default_args", node
