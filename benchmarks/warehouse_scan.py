@@ -164,7 +164,7 @@ def child(kind: str, db: str) -> dict[str, Any]:
         con = duckdb.connect(db, read_only=True)
         out["rows"] = con.execute(BARE_SQL).fetchall()
         con.close()
-    elif kind == "analysis":
+    elif kind in ("analysis", "analysis_lowmem"):
         # a scheduled worker has its imports loaded: import (scipy, sqlglot, pydantic) before timing
         _load_analysis_modules()
         from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
@@ -174,25 +174,15 @@ def child(kind: str, db: str) -> dict[str, Any]:
         out["imports_mb"] = _rss_mb()
         t0 = time.perf_counter()
         c0 = _cpu()
-        report = analyze_experiment(CONFIG, DuckDBWarehouse(db))
-        out["timings"] = report.timings
-        out["units"] = report.total_units
-    elif kind == "analysis_lowmem":
-        _load_analysis_modules()
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-        from dataeng_agents.core.warehouse import DuckDBWarehouse
-
-        out["import_seconds"] = time.perf_counter() - t0
-        out["imports_mb"] = _rss_mb()
-        t0 = time.perf_counter()
-        c0 = _cpu()
-        spill = tempfile.mkdtemp(prefix="warehouse_scan_spill_")
-        wh = DuckDBWarehouse(db, threads=1, memory_limit=LOWMEM_LIMIT, temp_directory=spill)
+        if kind == "analysis":
+            wh = DuckDBWarehouse(db)
+        else:
+            spill = tempfile.mkdtemp(prefix="warehouse_scan_spill_")
+            wh = DuckDBWarehouse(db, threads=1, memory_limit=LOWMEM_LIMIT, temp_directory=spill)
         report = analyze_experiment(CONFIG, wh)
         out["timings"] = report.timings
         out["units"] = report.total_units
-        r = report.result("revenue", "treatment")
-        out["revenue_lift"] = r.estimate
+        out["revenue_lift"] = report.result("revenue", "treatment").estimate
     elif kind == "pandas":
         import numpy as np
         import pandas as pd
