@@ -95,7 +95,7 @@ def extract_numbers(text: str, field_name: str = "") -> list[ProseNumber]:
         word = re.match(r"[A-Za-z]+", after)
         multiplier, percent = 1.0, False
         if m.group(3) is not None:  # scientific notation: 4e-4
-            multiplier = 10.0 ** int(m.group(3))
+            multiplier = _power_of_ten(m.group(3))
         elif word:
             w = word.group(0)
             if w.lower() in _ORDINAL:
@@ -163,7 +163,9 @@ def _all_numbers(text: str) -> list[ProseNumber]:
     out = []
     for m in _NUM.finditer(text):
         frac = m.group(2) or ""
-        scale = 10.0 ** int(m.group(3)) if m.group(3) is not None else 1.0
+        scale = _power_of_ten(m.group(3)) if m.group(3) is not None else 1.0
+        if not 0.0 < scale < math.inf:
+            continue  # "7e400" inside an id or hash is no value a prose number could cite
         out.append(ProseNumber(m.group(0), float(m.group(1).replace(",", "") + ("." + frac if frac else "")) * scale, len(frac)))
     return out
 
@@ -192,7 +194,14 @@ def _in_range(sorted_values: list[float], lo: float, hi: float) -> bool:
     return i < len(sorted_values) and sorted_values[i] <= hi
 
 
+def _power_of_ten(exponent: str) -> float:
+    # float("1e400") is inf where 10.0 ** 400 raises OverflowError: ids and hashes hold such text.
+    return float(f"1e{int(exponent)}")
+
+
 def number_matches(n: ProseNumber, sorted_values: list[float]) -> bool:
+    if not 0.0 < n.multiplier < math.inf:
+        return False  # a written 1e999 cannot cite any fact
     half = 0.5 * 10.0 ** (-n.decimals) + 1e-9
     lo, hi = (n.value - half) * n.multiplier, (n.value + half) * n.multiplier
     if _in_range(sorted_values, lo, hi):

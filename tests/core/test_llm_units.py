@@ -140,6 +140,14 @@ def test_numbers_from_the_question_count_as_given() -> None:
     assert check_grounding(a, FACTS, question="We have 40 partitions; is that enough?").ok
 
 
+def test_exponent_overflow_in_facts_or_prose_is_no_crash() -> None:
+    # A hash or path such as "ab3e405c" in a finding id reads as 3 x 10^405: float power overflows.
+    facts = {**FACTS, "findings": [{"id": "SCH001-3e405c"}, {"id": "x-1e-999"}], "path": "/tmp/run_9e999/dag.py"}
+    assert check_grounding(ExperimentNarrative(headline="h", summary="Lift 0.032 on 12,345 users."), facts).ok
+    r = check_grounding(ExperimentNarrative(headline="h", summary="p = 1e999 and q = 2e-999."), facts)
+    assert [n.text for n in r.unmatched] == ["1e999", "2e-999"]
+
+
 def test_extract_numbers_skips_ids_and_reads_suffixes() -> None:
     nums = extract_numbers("a 2.5x speed-up, 3rd run, id R-012, 1.5k rows, 45%")
     assert [(n.text, n.multiplier, n.percent) for n in nums] == [("2.5", 1.0, False), ("1.5", 1000.0, False), ("45", 1.0, True)]
