@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dataeng_agents.core.review import engine, load_config, review_paths
+from dataeng_agents.core.review import IMPLEMENTATION, engine, load_config, review_paths
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = load_config(profile="default")
@@ -79,6 +79,7 @@ def main() -> None:
     review_best, review_med = min(times["review"]), statistics.median(times["review"])
     n = len(files)
     print(f"corpus: {n} files, {size / 1024:.0f} KiB (Airflow example DAGs); CPU time, {args.repeat} interleaved rounds")
+    print(f"reviewer modules: {IMPLEMENTATION[0]} ({IMPLEMENTATION[1]})")
     print(f"bare ast.parse : {n / parse_best:8.0f} files/s  (best {parse_best * 1000:.1f} ms, median {parse_med * 1000:.1f} ms)")
     print(f"static review  : {n / review_best:8.0f} files/s  (best {review_best * 1000:.1f} ms, median {review_med * 1000:.1f} ms)")
     ratio = parse_best / review_best

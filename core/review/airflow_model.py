@@ -10,7 +10,7 @@ import ast
 import functools
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from dataeng_agents.core.review.pyast import (
     ATTR_OR_CALL,
@@ -52,8 +52,9 @@ class Resolved:
 
     source: Source
     node: ast.expr | None = None
-    #: the config default when ``source == "config"``
-    default: object = None
+    #: the config default when ``source == "config"`` (Any, not object: mypyc's dataclass support
+    #: cannot look up a field annotated ``object``)
+    default: Any = None
 
     @property
     def unknown(self) -> bool:
@@ -102,8 +103,9 @@ class DagInfo:
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
-    _scheduled: bool | None = field(default=None, init=False, repr=False)
-    _name: str | None = field(default=None, init=False, repr=False)
+    # memo slots, not arguments; not init=False either: mypyc's compiled __init__ leaves such fields unset
+    _scheduled: bool | None = field(default=None, repr=False)
+    _name: str | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -168,9 +170,10 @@ class TaskInfo:
 
     short_operator: str = ""
     #: a sensor class or ``@task.sensor`` (set once: the rules ask it of every task, some twice)
-    is_sensor: bool = field(default=False, init=False)
-    _name: str | None = field(default=None, init=False, repr=False)
-    _subject: str | None = field(default=None, init=False, repr=False)
+    # set by __post_init__ / memo slots (not init=False: mypyc's compiled __init__ leaves those unset)
+    is_sensor: bool = False
+    _name: str | None = field(default=None, repr=False)
+    _subject: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator

@@ -29,7 +29,8 @@ class CheckContext:
     airflow_major: int = 3
     #: the rule ids not switched off; None: ask the config
     enabled_rules: frozenset[str] | None = None
-    _on: frozenset[str] = field(init=False, repr=False, default=frozenset())
+    # set by __post_init__ (not init=False: mypyc's compiled __init__ leaves such fields unset)
+    _on: frozenset[str] = field(repr=False, default=frozenset())
 
     def __post_init__(self) -> None:
         try:
