@@ -72,7 +72,12 @@ def _native_extensions() -> list[object]:
     paths = [str(stage / "dataeng_agents" / "core" / "review" / f"{m}.py") for m in NATIVE_MODULES]
     # no project config (its pydantic plugin is not in the build environment); third-party
     # packages are not installed there either, so their types are Any to the compiler
-    return list(mypycify(["--config-file=", "--ignore-missing-imports", *paths], group_name=NATIVE_GROUP))
+    extensions = list(mypycify(["--config-file=", "--ignore-missing-imports", *paths], group_name=NATIVE_GROUP))
+    for ext in extensions:
+        # no C compiler (or a failing one) skips the extension instead of failing the install;
+        # _native.py then runs the sources
+        ext.optional = True
+    return extensions
 
 
 PACKAGES, PACKAGE_DIR = _packages()

@@ -26,6 +26,8 @@ from pathlib import Path
 
 #: the compiled modules, in dependency order (keep in step with setup.py)
 MODULES = ("pyast", "context", "airflow_model", "airflow_checks")
+#: the group's shared library, which the four compiled modules' extensions load
+GROUP_LIBRARY = "reviewer__mypyc"
 _HERE = Path(__file__).parent
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -70,10 +72,10 @@ def _select() -> tuple[str, str]:
     if os.environ.get("DATAENG_PURE_PYTHON"):
         _load_sources()
         return "source", "DATAENG_PURE_PYTHON is set"
-    built = [m for m in MODULES if _extension_built(m)]
+    built = [m for m in (*MODULES, GROUP_LIBRARY) if _extension_built(m)]
     if not built:  # the plain import system finds the sources
-        return "source", "no compiled extensions (installed with DATAENG_PURE_PYTHON or without mypyc)"
-    if len(built) < len(MODULES):
+        return "source", "no compiled extensions (installed with DATAENG_PURE_PYTHON, without mypyc or a C compiler)"
+    if len(built) < len(MODULES) + 1:
         _load_sources()
         return "source", "only some compiled extensions are present"
     changed = _changed_since_build()
