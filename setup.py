@@ -15,6 +15,7 @@ the last build, and a failed compilation (no C compiler) leaves the install pure
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -31,9 +32,19 @@ ROOTS = {
     "dataeng_agents.prefect_integration": "prefect_integration",
 }
 DATA_PATTERNS = ["*.md", "*.json", "*.yaml", "*.yml", "*.sql", "*.html", "*.j2", "*.png", "py.typed"]
-#: the modules mypyc compiles, in import order (keep in step with core/review/_native.py)
-NATIVE_MODULES = ["pyast", "context", "airflow_model", "airflow_checks"]
-NATIVE_GROUP = "dataeng_agents.core.review.reviewer"  # its shared library: core/review/reviewer__mypyc.*.so
+NATIVE_LOADER = HERE / "core" / "review" / "_native.py"
+
+
+def _native_names() -> tuple[list[str], str]:
+    """``MODULES`` and ``GROUP`` of core/review/_native.py, which decides at run time what is compiled:
+    read as literals, since importing it needs the installed package."""
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(NATIVE_LOADER.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in ("MODULES", "GROUP")
+    }
+    return list(values["MODULES"]), f"dataeng_agents.core.review.{values['GROUP']}"
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
@@ -66,14 +77,15 @@ def _native_extensions() -> list[object]:
     shutil.copytree(HERE / "core", stage / "dataeng_agents" / "core",
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
     (stage / "dataeng_agents" / "__init__.py").write_text("")
+    modules, group = _native_names()
     review = HERE / "core" / "review"
-    sources = {m: hashlib.sha256((review / f"{m}.py").read_bytes()).hexdigest() for m in NATIVE_MODULES}
+    sources = {m: hashlib.sha256((review / f"{m}.py").read_bytes()).hexdigest() for m in modules}
     # what _native.py compares against at import: a compiled module older than its source is not used
-    (review / "_native_build.json").write_text(json.dumps({"group": NATIVE_GROUP, "sources": sources}, indent=1) + "\n")
-    paths = [str(stage / "dataeng_agents" / "core" / "review" / f"{m}.py") for m in NATIVE_MODULES]
+    (review / "_native_build.json").write_text(json.dumps({"sources": sources}, indent=1) + "\n")
+    paths = [str(stage / "dataeng_agents" / "core" / "review" / f"{m}.py") for m in modules]
     # no project config (its pydantic plugin is not in the build environment); third-party
     # packages are not installed there either, so their types are Any to the compiler
-    extensions = list(mypycify(["--config-file=", "--ignore-missing-imports", *paths], group_name=NATIVE_GROUP))
+    extensions = list(mypycify(["--config-file=", "--ignore-missing-imports", *paths], group_name=group))
     for ext in extensions:
         # no C compiler (or a failing one) skips the extension instead of failing the install;
         # _native.py then runs the sources

@@ -24,10 +24,12 @@ import sys
 import warnings
 from pathlib import Path
 
-#: the compiled modules, in dependency order (keep in step with setup.py)
+# setup.py reads these two literals (it cannot import this module before the package is installed)
+#: the compiled modules, in dependency order
 MODULES = ("pyast", "context", "airflow_model", "airflow_checks")
-#: the group's shared library, which the four compiled modules' extensions load
-GROUP_LIBRARY = "reviewer__mypyc"
+#: mypyc's group of them: its shared library, which their extensions load, is ``<GROUP>__mypyc``
+GROUP = "reviewer"
+GROUP_LIBRARY = f"{GROUP}__mypyc"
 _HERE = Path(__file__).parent
 _PACKAGE = __name__.rpartition(".")[0]
 
