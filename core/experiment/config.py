@@ -16,6 +16,7 @@ are parsed with sqlglot later (:mod:`dataeng_agents.core.experiment.query`); the
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -438,5 +439,6 @@ def resolve_warehouse(config: ExperimentConfig, warehouse: Warehouse | str | Non
             )
         return warehouse_from_url(config.warehouse, base_dir=config.base_dir)
     if isinstance(warehouse, str):
-        return warehouse_from_url(warehouse)
+        # made absolute now: the warehouse object must not depend on a later change of directory
+        return warehouse_from_url(warehouse, base_dir=os.getcwd())
     return warehouse
