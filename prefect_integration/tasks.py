@@ -208,7 +208,8 @@ def analyze_experiment(
 ) -> Any:
     """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too),
+        read by the core's one loader ``load_experiment_config``.
     :param warehouse: the ``ExperimentWarehouse`` block; the config's ``warehouse:`` URL when ``None``.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
@@ -243,7 +244,7 @@ def design_experiment(
 ) -> Any:
     """Designs an experiment (power, sample size, duration) and returns the core design report.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too).
     :param warehouse: estimates baselines and traffic from history when given.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     """
