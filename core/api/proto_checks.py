@@ -46,6 +46,12 @@ def parse_ranges(ranges: list[str]) -> list[tuple[int, int]]:
     return out
 
 
+def _field_type(f: Any) -> str:
+    """The field's type with its label when it changes the wire format (``repeated``)."""
+    label = getattr(f.cardinality, "value", None)
+    return f"repeated {f.type}" if label == "REPEATED" else str(f.type)
+
+
 def collect(file: Any) -> tuple[str | None, list[ProtoMessage], list[ProtoEnum], list[tuple[str, Any]]]:
     """Package, every message and enum (nested ones with dotted names) and ``(service, method)`` pairs."""
     from proto_schema_parser import ast
@@ -64,10 +70,12 @@ def collect(file: Any) -> tuple[str | None, list[ProtoMessage], list[ProtoEnum],
         pm = ProtoMessage(prefix + m.name)
         messages.append(pm)
         for el in m.elements:
-            if isinstance(el, ast.Field | ast.MapField):
-                pm.fields.append((el.name, int(el.number), getattr(el, "type", "map")))
+            if isinstance(el, ast.Field):
+                pm.fields.append((el.name, int(el.number), _field_type(el)))
+            elif isinstance(el, ast.MapField):
+                pm.fields.append((el.name, int(el.number), f"map<{el.key_type}, {el.value_type}>"))
             elif isinstance(el, ast.OneOf):
-                pm.fields += [(f.name, int(f.number), f.type) for f in el.elements if isinstance(f, ast.Field)]
+                pm.fields += [(f.name, int(f.number), _field_type(f)) for f in el.elements if isinstance(f, ast.Field)]
             elif isinstance(el, ast.Reserved):
                 pm.reserved_numbers += parse_ranges(el.ranges)
                 pm.reserved_names |= {str(n).strip("\"'") for n in el.names}
