@@ -247,10 +247,10 @@ def _diff_operation(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, o:
                    f"{subj}: {loc} parameter '{name}' became required", new.line(ptr))
         _diff_schema(ch, old, new, before.get("schema"), param.get("schema"), "request",
                      f"{subj} {loc} parameter '{name}'", new.line(ptr), set())
+    new_keys = {(loc, name.lower() if loc == "header" else name) for (loc, name) in n.parameters}
     for key in old_params:
-        if key not in {(loc, name.lower() if loc == "header" else name) for (loc, name) in n.parameters}:
-            if key[0] != "path":
-                ch.add("warning", "request-parameter-removed", subj,
+        if key not in new_keys and key[0] != "path":
+            ch.add("warning", "request-parameter-removed", subj,
                        f"{subj}: {key[0]} parameter '{key[1]}' was removed (clients still sending it may be rejected)", line)
     # request body
     ob, nb = old.resolve(o.op.get("requestBody")), new.resolve(n.op.get("requestBody"))
@@ -267,7 +267,7 @@ def _diff_operation(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, o:
                    f"{subj}: request media type(s) {', '.join(sorted(old_media))} no longer accepted", line)
     # responses
     old_resps, new_resps = responses(old, o), responses(new, n)
-    for code, (resp, rptr) in old_resps.items():
+    for code in old_resps:
         if code.startswith("2") and code not in new_resps:
             ch.add("breaking", "response-success-status-removed", subj,
                    f"{subj}: success status {code} is no longer returned", line)
@@ -332,7 +332,7 @@ def _diff_schema(
                 ch.add("breaking", "request-bound-narrowed", where, f"{where}: {bound} narrowed to {nb} (was {ob})", line)
         for bound in ("minLength", "minItems", "minimum"):
             ob, nb = os_.get(bound), ns_.get(bound)
-            if isinstance(nb, int | float) and (isinstance(ob, int | float) and nb > ob or ob is None and nb > 0):
+            if isinstance(nb, int | float) and ((isinstance(ob, int | float) and nb > ob) or (ob is None and nb > 0)):
                 ch.add("breaking", "request-bound-narrowed", where, f"{where}: {bound} raised to {nb} (was {ob})", line)
     # object properties
     op, np_ = merged_properties(old, os_), merged_properties(new, ns_)
@@ -369,13 +369,12 @@ def _diff_graphql(ch: _Changes, old: GraphQLDocument, new: GraphQLDocument) -> N
     if old.schema is None or new.schema is None:
         bad = old if old.schema is None else new
         raise ApiParseError(bad.path, f"the SDL does not build a schema: {bad.schema_error}")
-    for c in find_breaking_changes(old.schema, new.schema):
-        kind = c.type.name.lower().replace("_", "-")
-        subject = c.description.split(" ")[0].rstrip(".")
-        ch.add("breaking", kind, subject, c.description)
-    for c in find_dangerous_changes(old.schema, new.schema):
-        kind = c.type.name.lower().replace("_", "-")
-        ch.add("warning", kind, c.description.split(" ")[0].rstrip("."), c.description)
+    for breaking in find_breaking_changes(old.schema, new.schema):
+        kind = breaking.type.name.lower().replace("_", "-")
+        ch.add("breaking", kind, breaking.description.split(" ")[0].rstrip("."), breaking.description)
+    for dangerous in find_dangerous_changes(old.schema, new.schema):
+        kind = dangerous.type.name.lower().replace("_", "-")
+        ch.add("warning", kind, dangerous.description.split(" ")[0].rstrip("."), dangerous.description)
     # additions, for the changelog
     for name, t in new.schema.type_map.items():
         if name.startswith("__"):

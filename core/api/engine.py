@@ -110,7 +110,8 @@ def check_document(doc: ApiDocument, config: ApiReviewConfig) -> tuple[list[RawF
 
 def _title(doc: ApiDocument) -> str:
     if isinstance(doc, OpenApiDocument):
-        info = doc.data.get("info") if isinstance(doc.data.get("info"), dict) else {}
+        raw_info = doc.data.get("info")
+        info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
         return f"{info.get('title', '')} {info.get('version', '')}".strip()
     if isinstance(doc, ProtoDocument):
         from dataeng_agents.core.api.proto_checks import collect

@@ -43,7 +43,6 @@ _SpecLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_SpecLoader.add_constructor("tag:yaml.org,2002:map", _SpecLoader.construct_yaml_map)
 
 
 @dataclass
@@ -280,6 +279,11 @@ def parse_proto(path: str, text: str) -> ProtoDocument:
 _FIELD_CONTEXTS: tuple[type[Any], ...] = ()
 
 
+def _name(ctx: Any, rule: str) -> str:
+    """The text of the name sub-rule ``rule`` (``messageName``, ...) of an ANTLR context."""
+    return str(getattr(ctx, rule)().getText())
+
+
 def _proto_lines(ctx: Any, scope: list[str], out: dict[str, int]) -> None:
     from proto_schema_parser.antlr.ProtobufParser import ProtobufParser as P
 
@@ -292,18 +296,18 @@ def _proto_lines(ctx: Any, scope: list[str], out: dict[str, int]) -> None:
     if isinstance(ctx, P.PackageDeclContext):
         out["package"] = ctx.start.line
     elif isinstance(ctx, P.MessageDeclContext):
-        name = ctx.messageName().getText()
+        name = _name(ctx, "messageName")
         key = "message"
     elif isinstance(ctx, P.EnumDeclContext):
-        name = ctx.enumName().getText()
+        name = _name(ctx, "enumName")
         key = "enum"
     elif isinstance(ctx, P.ServiceDeclContext):
-        name = ctx.serviceName().getText()
+        name = _name(ctx, "serviceName")
         key = "service"
     elif isinstance(ctx, P.MethodDeclContext):
-        out[f"rpc:{'.'.join([*scope, ctx.methodName().getText()])}"] = ctx.start.line
+        out["rpc:" + ".".join([*scope, _name(ctx, "methodName")])] = ctx.start.line
     elif isinstance(ctx, P.EnumValueDeclContext):
-        out[f"value:{'.'.join([*scope, ctx.enumValueName().getText()])}"] = ctx.start.line
+        out["value:" + ".".join([*scope, _name(ctx, "enumValueName")])] = ctx.start.line
     elif isinstance(ctx, P.MessageReservedDeclContext):
         out.setdefault(f"reserved:{'.'.join(scope)}", ctx.start.line)
     elif isinstance(ctx, _FIELD_CONTEXTS) and ctx.fieldName() is not None:

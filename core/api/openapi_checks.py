@@ -209,9 +209,9 @@ def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_i
                 ctx.emit("OAS016", doc.line((*resps[c][1], "content", mt)), subj,
                          f"{subj}: the {c} {mt} response has no example")
     # OAS023 validation error response on writes
-    if op.method in ("post", "put", "patch") and op.op.get("requestBody") is not None:
-        if not codes & {"400", "422", "4XX"}:
-            ctx.emit("OAS023", line, subj, f"{subj} takes a request body but documents neither 400 nor 422")
+    if (op.method in ("post", "put", "patch") and op.op.get("requestBody") is not None
+            and not codes & {"400", "422", "4XX"}):
+        ctx.emit("OAS023", line, subj, f"{subj} takes a request body but documents neither 400 nor 422")
     # OAS013 / OAS019 path naming (once per path: on its first operation)
     if op.method == _first_method(doc, op.path):
         _path_naming(ctx, doc, op)
