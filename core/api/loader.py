@@ -255,6 +255,19 @@ def parse_proto(path: str, text: str) -> ProtoDocument:
     def setup_lexer(lexer: Any) -> None:
         lexer.removeErrorListeners()
         lexer.addErrorListener(_Raise())
+        # The grammar parses comments as declarations, so a comment inside compact options
+        # (`string id = 1 [ // why \n (opt) = true ];`, valid protobuf) is a syntax error to it. The
+        # checks never read comments (suppression markers are read from the text): hide them.
+        hidden = {getattr(lexer, "LINE_COMMENT", -1), getattr(lexer, "BLOCK_COMMENT", -1)}
+        next_token = lexer.nextToken
+
+        def next_visible_token() -> Any:
+            token = next_token()
+            if token.type in hidden:
+                token.channel = 1  # Token.HIDDEN_CHANNEL
+            return token
+
+        lexer.nextToken = next_visible_token
 
     def setup_parser(parser: Any) -> None:
         parser.removeErrorListeners()

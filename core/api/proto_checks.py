@@ -202,6 +202,10 @@ def _rpcs(ctx: ApiCheckContext, doc: ProtoDocument, messages: list[ProtoMessage]
                 missing.append(f"{resp.name}.next_page_token")
             if missing:
                 ctx.emit("PB008", line, subject, f"List RPC {subject} lacks {', '.join(missing)}")
+        for t, suffix in ((method.input_type.type, "Request"), (method.output_type.type, "Response")):
+            short = t.lstrip(".").rsplit(".", 1)[-1]
+            if short not in (f"{method.name}{suffix}", f"{service}{method.name}{suffix}") and short != "Empty":
+                ctx.emit("PB009", line, subject, f"{subject} {suffix.lower()} type {t} is not named {method.name}{suffix}")
         for t in dict.fromkeys((method.input_type.type, method.output_type.type)):
             others = sorted({u for u in uses[t] if u != subject})
             if t.lstrip(".") == "google.protobuf.Empty":

@@ -233,11 +233,11 @@ _RULES: list[ApiRule] = [
             "`next_page_token`) returns every item in one message.",
             "Add `int32 page_size`, `string page_token` to the request and `string next_page_token` to the response.",
             references=("Google AIP-158 Pagination",)),
-    ApiRule("PB009", "RPC request/response message not unique", "design", INFO, PB,
-            "RPCs sharing one request or response message (or using `google.protobuf.Empty`) cannot evolve "
-            "independently: adding a field for one changes all.",
+    ApiRule("PB009", "RPC request/response message not unique or not standard", "design", INFO, PB,
+            "RPCs sharing one request or response message (or using `google.protobuf.Empty`, or a domain message "
+            "such as `Location` as the request) cannot evolve independently: adding a field for one changes all.",
             "Give every RPC its own `<Rpc>Request` and `<Rpc>Response` messages.",
-            references=("buf lint RPC_REQUEST_RESPONSE_UNIQUE",)),
+            references=("buf lint RPC_REQUEST_RESPONSE_UNIQUE, RPC_REQUEST_STANDARD_NAME, RPC_RESPONSE_STANDARD_NAME",)),
 ]
 
 API_RULES: dict[str, ApiRule] = {r.id: r for r in _RULES}

@@ -43,3 +43,25 @@ def test_good_bases_are_clean_for_every_rule() -> None:
     # the good fixtures share a base that passes the whole catalogue at strict
     for name in ("OAS002.good.yaml", "GQL001.good.graphql", "PB003.good.proto"):
         assert _rules_fired(FIXTURES / name) == set(), name
+
+
+REAL = Path(__file__).parent / "api_specs" / "buf_lint"
+
+
+def test_buf_lint_quickstart_files_get_buf_s_findings() -> None:
+    start = review_api_paths([REAL / "start_weather.proto"], profile="strict")
+    by_rule: dict[str, list[str]] = {}
+    for f in start.findings:
+        by_rule.setdefault(f.rule_id, []).append(f.message)
+    assert set(by_rule) == {"PB004", "PB005", "PB007", "PB009"}
+    assert any("CONDITION_UNSPECIFIED" in m for m in by_rule["PB004"])
+    assert sorted(m.split()[2] for m in by_rule["PB007"]) == ["RAINY", "SUNNY"]
+    assert any("request type Location" in m for m in by_rule["PB009"])
+    finish = review_api_paths([REAL / "finish_weather.proto"], profile="strict")
+    assert finish.findings == [] and finish.files[0].operations == 1
+
+
+def test_valid_protobuf_with_comments_inside_field_options_parses() -> None:
+    result = review_api_paths([REAL / "protovalidate_invoice.proto"], profile="strict")
+    assert result.files[0].status == "reviewed", result.files[0].error
+    assert result.files[0].title == "invoice.v1"
