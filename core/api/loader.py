@@ -204,7 +204,7 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
         raise ApiParseError(f"{path}:swagger", "Swagger 2.0 is not supported: convert it to OpenAPI 3")
     version = data.get("openapi")
     if not isinstance(version, str) or not version.startswith("3."):
-        raise ApiParseError(f"{path}:openapi", f"expected `openapi: 3.0.x` or `3.1.x`, got {version!r}")
+        raise ApiParseError(f"{path}:openapi", f"expected `openapi: 3.0.x`, `3.1.x` or `3.2.x`, got {version!r}")
     lines: dict[Pointer, int] = {}
     _yaml_lines(node, (), lines)
     return OpenApiDocument(path=path, text=text, data=data, lines=lines)
@@ -212,9 +212,10 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
 
 def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator[tuple[Pointer, str]]:
     """Schema errors from openapi-spec-validator: ``(pointer, message)``, at most ``limit``."""
-    from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+    from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, OpenAPIV32SpecValidator
 
-    cls = OpenAPIV30SpecValidator if doc.version.startswith("3.0") else OpenAPIV31SpecValidator
+    cls: Any = (OpenAPIV30SpecValidator if doc.version.startswith("3.0")
+                else OpenAPIV32SpecValidator if doc.version.startswith("3.2") else OpenAPIV31SpecValidator)
     base = Path(doc.path).resolve().as_uri() if Path(doc.path).exists() else ""
     validator = cls(doc.data, base_uri=base)
     for n, err in enumerate(validator.iter_errors()):
