@@ -229,8 +229,9 @@ def _resource(spec: PipelineSpec, sink: Sink, doc: dict[str, Any]) -> ServingRes
     security = [{"oauth2": [scope]}]
     doc["paths"][base] = {"get": {
         "operationId": f"list{_pascal(sink.name)}", "summary": f"List {sink.name} rows",
-        "description": (f"Rows of the output table {sink.name}, in grain-key order, one cursor page at a time. "
-                        f"Cached for {max_age} s; {rpm} requests per minute per client."),
+        "description": (f"Rows of the output table {sink.name}, ordered by "
+                        f"{', '.join(grain) if grain else ', '.join([*partitions, 'updated_at'])} (the cursor's sort key), "
+                        f"one cursor page at a time. Cached for {max_age} s; {rpm} requests per minute per client."),
         "tags": [sink.name], "security": security, "parameters": params,
         "responses": {"200": ok, **_error_refs()},
     }}
