@@ -29,7 +29,11 @@ class ApiParseError(InputError):
     """A contract file could not be parsed; ``field`` is the file and line."""
 
 
-class _SpecLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (10x faster on large specs); same node tree and marks
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _SpecLoader(_YamlLoader):  # type: ignore[misc]
     """SafeLoader that keeps dates as strings (JSON has none; ``example: 2024-01-01`` stays text) and
     turns every mapping key into a string (``200:`` response codes are keys like ``"200"``)."""
 
@@ -41,7 +45,7 @@ class _SpecLoader(yaml.SafeLoader):
 
 _SpecLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _YamlLoader.yaml_implicit_resolvers.items()
 }
 
 
@@ -212,7 +216,11 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
 
 def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator[tuple[Pointer, str]]:
     """Schema errors from openapi-spec-validator: ``(pointer, message)``, at most ``limit``."""
-    from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, OpenAPIV32SpecValidator
+    from openapi_spec_validator import (
+        OpenAPIV30SpecValidator,
+        OpenAPIV31SpecValidator,
+        OpenAPIV32SpecValidator,
+    )
 
     cls: Any = (OpenAPIV30SpecValidator if doc.version.startswith("3.0")
                 else OpenAPIV32SpecValidator if doc.version.startswith("3.2") else OpenAPIV31SpecValidator)
