@@ -90,3 +90,35 @@ def test_api_operator_arguments_are_validated() -> None:
         ApiContractDiffOperator(task_id="d", new_path="n.yaml", old_path="o.yaml", base_ref="main")
     op = ApiContractDiffOperator(task_id="e", new_path="n.yaml", base_ref="main")
     assert set(op.template_fields) == {"old_path", "new_path", "base_ref", "output_path"}
+
+
+def test_example_nightly_contract_dag_gates_on_the_release_tag(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dags_examples/airflow_api_contract_drift.py on a git repository whose `production` tag holds the
+    museum API 1.1.1 while the working copy is 1.2.1: the gate fails on the real breaking changes
+    (after writing its report), the strict review of the new contract passes (no error-level finding)."""
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "api").mkdir(parents=True)
+    spec = repo / "api" / "openapi.yaml"
+    shutil.copy(MUSEUM / "museum-1.1.1.yaml", spec)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)}
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "1.1.1"], ["tag", "production"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
+    shutil.copy(MUSEUM / "museum-1.2.1.yaml", spec)
+    monkeypatch.setenv("API_SPEC_PATH", str(spec))
+    monkeypatch.setenv("API_DEPLOYED_REF", "production")
+    dag = load_dag("airflow_api_contract_drift.py")
+
+    dr = run(dag, datetime(2024, 3, 9, tzinfo=UTC))
+
+    assert task_states(dr) == {"breaking_changes_since_release": "failed", "review_contract": "success"}
+    gate = xcom(dr, "breaking_changes_since_release", key="summary")
+    assert gate["changes"]["breaking"] == 6 and gate["old"] == f"production:{spec}"
+    assert "response-property-removed" in local_path(gate["report"]["md"]).read_text()
+    review = xcom(dr, "review_contract")
+    assert review["findings"]["error"] == 0 and review["files"] == 1
