@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from dataeng_agents.prefect_integration.artifacts import artifact_key, publish_report, report_link
 from dataeng_agents.prefect_integration.blocks import AgentSettings
-from dataeng_agents.prefect_integration.tasks import narrator_for
+from dataeng_agents.prefect_integration.tasks import narrator_for, retry_transient_errors
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -30,7 +30,9 @@ class ApiContractDriftError(RuntimeError):
     """The repository's contract breaks clients of the deployed one (or the review failed)."""
 
 
-@task(name="review-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=0, cache_policy=NO_CACHE)
+# one retry, for transient I/O only (a contract on a network mount): the same files give the same result
+@task(name="review-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient_errors, cache_policy=NO_CACHE)
 def review_api_contracts(paths: list[str], profile: str = "default", config: str | None = None) -> Any:
     """Reviews OpenAPI, GraphQL SDL and protobuf contracts and returns the core ``ApiReviewResult``.
 
@@ -47,7 +49,8 @@ def review_api_contracts(paths: list[str], profile: str = "default", config: str
     return review_api_paths(paths, profile=profile, config=config)
 
 
-@task(name="diff-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=0, cache_policy=NO_CACHE)
+@task(name="diff-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient_errors, cache_policy=NO_CACHE)
 def diff_api_contracts(old_path: str, new_path: str, base_ref: str | None = None) -> Any:
     """Compares two versions of a contract and returns the core ``ApiDiffResult``.
 
