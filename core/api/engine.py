@@ -23,6 +23,7 @@ from dataeng_agents.core.api.loader import (
     ApiDocument,
     ApiParseError,
     GraphQLDocument,
+    NotOpenApiError,
     OpenApiDocument,
     ProtoDocument,
     kind_of,
@@ -203,9 +204,12 @@ def _review_file(path: str, explicit: bool, cfg: ApiReviewConfig) -> tuple[ApiFi
         return ApiFileReport(path=path, kind="error", status="error", error=f"cannot read: {exc}"), []
     try:
         doc = parse_document(path, text, kind)
-    except ApiParseError as exc:
-        if not explicit and kind == "openapi" and ("openapi" in exc.field or "mapping" in exc.message):
+    except NotOpenApiError:
+        if not explicit:
             return None, []  # a walked YAML/JSON file that merely mentions "openapi"
+        return ApiFileReport(path=path, kind="error", status="error",
+                             error=f"{path}: not an OpenAPI 3 document (no top-level `openapi` key)"), []
+    except ApiParseError as exc:
         return ApiFileReport(path=path, kind="error", status="error", error=str(exc)), []
     except RecursionError:
         return ApiFileReport(path=path, kind="error", status="error", error="file is nested too deeply"), []

@@ -29,6 +29,10 @@ class ApiParseError(InputError):
     """A contract file could not be parsed; ``field`` is the file and line."""
 
 
+class NotOpenApiError(ApiParseError):
+    """A YAML/JSON file that is not an OpenAPI 3 document at all (no top-level ``openapi`` key)."""
+
+
 # libyaml's parser when PyYAML was built with it (10x faster on large specs); same node tree and marks
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -203,9 +207,11 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
     finally:
         loader.dispose()
     if not isinstance(data, dict):
-        raise ApiParseError(path, "an OpenAPI document must be a mapping")
+        raise NotOpenApiError(path, "an OpenAPI document must be a mapping")
     if "swagger" in data and "openapi" not in data:
         raise ApiParseError(f"{path}:swagger", "Swagger 2.0 is not supported: convert it to OpenAPI 3")
+    if "openapi" not in data:
+        raise NotOpenApiError(path, "no top-level `openapi` key: not an OpenAPI 3 document")
     version = data.get("openapi")
     if not isinstance(version, str) or not version.startswith("3."):
         raise ApiParseError(f"{path}:openapi", f"expected `openapi: 3.0.x`, `3.1.x` or `3.2.x`, got {version!r}")

@@ -102,11 +102,15 @@ def test_bad_input_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_walked_folder_skips_non_contract_yaml(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("name: not an api\n")
+    (tmp_path / "config.yaml").write_text("name: not an api  # documented in openapi.yaml\n")
     (tmp_path / "api.yaml").write_text((FIXTURES / "OAS002.good.yaml").read_text())
     (tmp_path / "schema.graphql").write_text((FIXTURES / "GQL001.good.graphql").read_text())
+    (tmp_path / "openapi.yaml").write_text("openapi: 3.1.0\npaths: [\n")  # a broken contract is reported
     r = review_api_paths([tmp_path])
-    assert sorted(Path(f.path).name for f in r.files) == ["api.yaml", "schema.graphql"]
+    assert sorted(Path(f.path).name for f in r.files) == ["api.yaml", "openapi.yaml", "schema.graphql"]
+    assert [Path(f.path).name for f in r.files if f.status == "error"] == ["openapi.yaml"]
+    named = review_api_paths([tmp_path / "config.yaml"])  # named explicitly: an error, not a skip
+    assert named.files[0].status == "error" and "not an OpenAPI" in str(named.files[0].error)
 
 
 def test_renderers_and_report_files(tmp_path: Path) -> None:
