@@ -188,14 +188,9 @@ def _connection(url: str) -> tuple[Any, str]:
 
         return duck, "duckdb"
     if url.startswith(("postgresql://", "postgres://")):
-        dsn = "postgresql://" + url.split("://", 1)[1]
+        from dataeng_agents.core.warehouse.runners import postgres_connector
 
-        def pg() -> Any:
-            import psycopg
-
-            return psycopg.connect(dsn, connect_timeout=10)
-
-        return pg, "postgres"
+        return postgres_connector(url), "postgres"
     raise InputError("decisions_db", "use duckdb:///file.duckdb or postgresql://user@host/db")
 
 
