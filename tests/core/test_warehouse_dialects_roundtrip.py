@@ -9,7 +9,6 @@ numbers than DuckDB's own query. The snapshot tests pin the text; this pins the 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import sqlglot
