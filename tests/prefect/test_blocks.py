@@ -139,6 +139,7 @@ def test_blocks_register_save_and_load(
             anthropic_credentials=AnthropicCredentials(api_key=api_key),
         ).save("test-agent-settings", overwrite=True)
         loaded = AgentSettings.load("test-agent-settings")
+    assert isinstance(loaded, AgentSettings)
     assert loaded.persona == "backend-architect" and loaded.max_usd == 0.5
     assert loaded.anthropic_credentials is not None
     assert loaded.anthropic_credentials.api_key.get_secret_value() == api_key

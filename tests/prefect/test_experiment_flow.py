@@ -212,6 +212,7 @@ def test_claude_prose_and_the_api_key_never_leaks(
 
 
 def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duckdb: str) -> None:
+    from dataeng_agents.core.commands.data_driven_feature import ExperimentDesignReport
     from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
     from dataeng_agents.core.warehouse import DuckDBWarehouse
     from dataeng_agents.prefect_integration import ExperimentWarehouse
@@ -219,7 +220,7 @@ def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duc
     from prefect import flow
 
     @flow
-    def design() -> Any:
+    def design() -> ExperimentDesignReport:
         return design_experiment(CONFIG, ExperimentWarehouse(duckdb_path=sample_duckdb))
 
     report = design()
