@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("experiment", "app"),
     "pipeline": ("pipeline", "app"),
     "agent": ("agent", "app"),
+    "api": ("api", "app"),
     "review": ("review", "review_command"),
     "demo": ("demo", "demo_command"),
 }
