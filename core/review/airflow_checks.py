@@ -14,7 +14,6 @@ from dataeng_agents.core.review.pyast import (
     IMPORTS,
     LIST_TUPLE,
     LIST_TUPLE_SET,
-    SECRET_WORDS_LOWER,
     SQL_WORDS_LOWER,
     TRY_OR_WITH,
     Index,
@@ -42,20 +41,14 @@ WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(
                           r"update\s+\w+\s+set|delete\s+from)\b", re.I)
 FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
-#: every ending SECRET_NAME accepts, for ASCII names without a newline (the regex's case folding maps a
-#: few non-ASCII letters onto ASCII ones, and its ``$`` also matches before a final newline)
-_SECRET_SUFFIXES = ("pass", "password", "passwd", "secret", "token", "apikey", "api_key", "accesskey", "access_key",
-                    "privatekey", "private_key", "credential", "credentials", "authkey", "auth_key")
 
 
-_SECRET_LAST_LETTERS = frozenset("sdtnylSDTNYL")
-
-
+@functools.lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
-    if name.isascii() and "\n" not in name:
-        # the last letter of every suffix, tested first: most names end otherwise
-        return name[-1:] in _SECRET_LAST_LETTERS and name.lower().endswith(_SECRET_SUFFIXES)
-    return SECRET_NAME.search(name) is not None
+    # a pure function of the name; DAG files repeat a few keyword names (task_id, bash_command ...)
+    return SECRET_NAME.search(name) is not None and SECRET_NAME_EXCLUDE.search(name) is None
+
+
 SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
 URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
 URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
@@ -779,9 +772,6 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
-_KEYWORD_SECRET_VERDICTS: dict[str, bool] = {}
-
-
 def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     def secret_literal(value: ast.AST | None) -> bool:
         s = const_str(value)
@@ -789,21 +779,9 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
             and " " not in s.strip()
 
     # only a literal value can be a hard-coded secret (checked again below)
-    constant = ast.Constant
     nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
-                            if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    # _secret_name is a pure function of the name and DAG files repeat a few keyword names (task_id,
-    # dag_id, bash_command ...): one dict lookup per literal keyword instead of a call
-    verdicts = _KEYWORD_SECRET_VERDICTS
-    if len(verdicts) > 4096:
-        verdicts.clear()  # bounded: a long-lived worker reviews many repositories
-    for kw in idx.literal_keywords:
-        arg = kw.arg  # a literal keyword of the index always has a name
-        verdict = verdicts.get(arg)  # type: ignore[arg-type]
-        if verdict is None:
-            verdict = verdicts[arg] = _secret_name(arg)  # type: ignore[index,arg-type]
-        if verdict:
-            nodes.append(kw)
+                            if isinstance(n, ast.Dict) or isinstance(getattr(n, "value", None), ast.Constant)]
+    nodes += [kw for kw in idx.literal_keywords if kw.arg is not None and _secret_name(kw.arg)]
     named: list[tuple[ast.AST, str]] = []
     for node in nodes:
         pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
@@ -822,12 +800,10 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
         for name, value, where in pairs:
             if not isinstance(value, ast.Constant):
                 continue  # only literals are hard-coded secrets
-            if _secret_name(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
+            if _secret_name(name) and secret_literal(value):
                 named.append((where, name))
-    # the file-wide word pre-filter scans the whole text once per word: only when a name matched
-    if named and has_any(source.lower(), SECRET_WORDS_LOWER):
-        for where, name in named:
-            ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
+    for where, name in named:
+        ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
     if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
         constants = [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
     else:

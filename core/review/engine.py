@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import codecs
-import hashlib
 import io
 import operator
 import os
@@ -22,20 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dataeng_agents.core._runtime import gc_paused
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
 from dataeng_agents.core.review.config import ReviewConfig, load_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
-from dataeng_agents.core.review.models import (
-    FileReport,
-    ReviewResult,
-    Severity,
-    Unresolved,
-    reviewed_report,
-    trusted_finding,
-)
+from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
@@ -212,7 +203,8 @@ def review_file(
             tasks += sum(1 for f in fns if f.kind == "task")
     except RecursionError:
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
-    outcome = _FileOutcome(reviewed_report(path, kind, dags, tasks), ctx.findings, ctx.unresolved, dag_ids)
+    report = FileReport(path=path, kind=kind, dags=dags, tasks=tasks)
+    outcome = _FileOutcome(report, ctx.findings, ctx.unresolved, dag_ids)
     _suppressions(source, outcome)
     return outcome
 
@@ -324,32 +316,22 @@ def _review(
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
     outcomes: dict[str, _FileOutcome] = {}
     enabled = cfg.enabled_rules()
-    # The review allocates many short-lived objects per file while its syntax tree is alive and frees
-    # them by reference counting (ModuleInfo.release breaks its cycles); left on, the cyclic GC runs
-    # ~3x the young passes of a bare parse, each re-scanning the tree. Not paused while waiting for
-    # the runtime (DagBag) subprocess: a worker's other threads keep allocating meanwhile.
-    with gc_paused():
-        if progress and len(files) > 10:
-            from rich.progress import Progress
+    if progress and len(files) > 10:
+        from rich.progress import Progress
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task("Reviewing", total=len(files))
-                for f in files:
-                    outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-                    bar.advance(task)
-        else:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("Reviewing", total=len(files))
             for f in files:
                 outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-        if not runtime:
-            _assemble(result, outcomes, error_reports, cfg, t0)
-            # the per-file outcomes (raw findings, suppressions) are spent: freed by reference counting
-            # while the GC is paused, so the young collection that follows the pause scans the result only
-            outcomes.clear()
-            return result
+                bar.advance(task)
+    else:
+        for f in files:
+            outcomes[f] = review_file(f, cfg, airflow_version, enabled)
+    if not runtime:
+        return _assemble(result, outcomes, error_reports, cfg, t0)
     interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
     _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
-    with gc_paused():
-        return _assemble(result, outcomes, error_reports, cfg, t0)
+    return _assemble(result, outcomes, error_reports, cfg, t0)
 
 
 def _assemble(
@@ -367,7 +349,6 @@ def _assemble(
     rules: dict[str, tuple[Severity, str, str]] = {}
     findings = result.findings
     unresolved, reports = result.unresolved, result.files
-    sha1 = hashlib.sha1
     total_suppressed = 0
     for path, o in outcomes.items():
         seen: set[tuple[str, int, str]] = set()
@@ -390,12 +371,11 @@ def _assemble(
             if per_rule is None:
                 rule = RULES[rule_id]
                 per_rule = rules[rule_id] = (cfg.severity_of(rule_id), rule.category, rule.fix)
-            subject, message = raw.subject, raw.message
-            # Finding.make_id, inlined: one call fewer per finding
-            digest = sha1(f"{rule_id}|{path}|{subject}|{message}".encode()).hexdigest()[:10]
-            findings.append(trusted_finding(
-                f"{rule_id}-{digest}", rule_id, per_rule[0], per_rule[1], path, raw.line, raw.column, message,
-                subject, per_rule[2],
+            # validated: pydantic-core's constructor costs half of model_construct (Python code)
+            findings.append(Finding(
+                id=Finding.make_id(rule_id, path, raw.subject, raw.message), rule_id=rule_id,
+                severity=per_rule[0], category=per_rule[1], path=path, line=raw.line, column=raw.column,
+                message=raw.message, subject=raw.subject, fix=per_rule[2],
             ))
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept

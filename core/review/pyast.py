@@ -221,8 +221,6 @@ def calls_under(node: ast.AST) -> list[ast.Call]:
 
 
 SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
-SECRET_WORDS_LOWER = ("pass", "secret", "token", "apikey", "api_key", "accesskey", "access_key", "privatekey",
-                      "private_key", "credential", "authkey", "auth_key")
 
 
 def lines_mentioning(lowered: str, words: tuple[str, ...]) -> list[int]:
