@@ -89,11 +89,11 @@ PRESETS_FREQUENT = {"@hourly", "@continuous"}
 
 # ------------------------------------------------------------------ helpers
 def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
-    cached = task.memo.get("sql")
+    cached = task.sql_texts
     if cached is not None:
-        return cached  # type: ignore[return-value]
+        return cached
     out: list[tuple[ast.AST, str]] = []
-    task.memo["sql"] = out
+    task.sql_texts = out
     sql = task.kwargs.get("sql")
     if sql is not None:
         items = sql.elts if isinstance(sql, LIST_TUPLE) else [sql]
@@ -141,10 +141,10 @@ def _trigger_rule(task: TaskInfo) -> str | None:
 
 
 def _writes(task: TaskInfo) -> bool:
-    cached = task.memo.get("writes")
+    cached = task.writes
     if cached is None:
-        cached = task.memo["writes"] = _compute_writes(task)
-    return bool(cached)
+        cached = task.writes = _compute_writes(task)
+    return cached
 
 
 def _compute_writes(task: TaskInfo) -> bool:
@@ -154,10 +154,9 @@ def _compute_writes(task: TaskInfo) -> bool:
             return True
     if _transfer_operator(task.short_operator):
         return True
-    attribute = ast.Attribute
     for node in task.calls:
         func = node.func
-        if func.__class__ is attribute and func.attr in WRITE_CALLS:  # type: ignore[attr-defined]
+        if isinstance(func, ast.Attribute) and func.attr in WRITE_CALLS:
             return True
     return False
 
@@ -193,7 +192,6 @@ def _per_dag(
     """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded.
 
     A task lacks it when the value comes from the config default or is a literal among ``bad_values``."""
-    constant = ast.Constant
     for dag in mod.dags:
         tasks = [t for t in dag.tasks if t.short_operator not in _NOOP_OPERATORS]
         if not tasks:
@@ -203,7 +201,7 @@ def _per_dag(
             source, node = t.source_of(key)
             if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
-            elif source == "config" or (node.__class__ is constant and node.value in bad_values):  # type: ignore[union-attr]
+            elif source == "config" or (isinstance(node, ast.Constant) and node.value in bad_values):
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
             ctx.emit(rule_id, dag.line, dag.name, f"every task of DAG '{dag.name}' {what}")
@@ -410,12 +408,12 @@ def _inside_function(mod: ModuleInfo, line: int) -> bool:
 
 def _last_segment_ends(node: ast.AST, suffix: str) -> bool:
     """False when ``dotted(node)`` cannot end with ``suffix`` (which holds no dot), without building it."""
-    while node.__class__ is ast.Call:
-        node = node.func  # type: ignore[attr-defined]
-    if node.__class__ is ast.Attribute:
-        return node.attr.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
-    if node.__class__ is ast.Name:
-        return node.id.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
+    while isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr.endswith(suffix)
+    if isinstance(node, ast.Name):
+        return node.id.endswith(suffix)
     return False  # dotted() is "" for anything else
 
 
@@ -424,10 +422,12 @@ def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
     # less than the two scans of the whole text for "TaskGroup" and "task_group" it would save
     spans: list[tuple[int, int]] = []
     for node in mod.idx.by_type.get(ast.With, ()):
-        for item in node.items:  # type: ignore[attr-defined]
+        if not isinstance(node, ast.With):
+            continue
+        for item in node.items:
             expr = item.context_expr
             if _last_segment_ends(expr, "TaskGroup") and dotted(expr).endswith("TaskGroup"):
-                spans.append((node.lineno, node.end_lineno or node.lineno))  # type: ignore[attr-defined]
+                spans.append((node.lineno, node.end_lineno or node.lineno))
                 break
     for fn in mod.functions.values():
         for dec in fn.decorator_list:
@@ -549,21 +549,19 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
     # the names _import_verdict answers for: equality with "airflow.DAG" is a prefix test too
     prefixes, heads = _AF3_NAMES if ctx.airflow_major >= 3 else _AF2_NAMES
     # one class test per top-level statement (most are not imports), the classes held in locals
-    import_from_cls, import_cls = ast.ImportFrom, ast.Import
     major, version = ctx.airflow_major, ctx.airflow_version
     for node in mod.tree.body:
-        cls = node.__class__
-        if cls is import_from_cls:
-            module = node.module  # type: ignore[attr-defined]
+        if isinstance(node, ast.ImportFrom):
+            module = node.module
             if not module or not module.startswith("airflow"):
                 continue  # every name it would check starts with the module
             if not (module + ".").startswith(prefixes) and module not in heads:
                 continue  # no name it imports can get a verdict
-            if node.level != 0:  # type: ignore[attr-defined]
+            if node.level != 0:
                 continue
-            names = (*(f"{module}.{a.name}" for a in node.names), module)  # type: ignore[attr-defined]
-        elif cls is import_cls:
-            names = tuple(a.name for a in node.names)  # type: ignore[attr-defined]
+            names = (*(f"{module}.{a.name}" for a in node.names), module)
+        elif isinstance(node, ast.Import):
+            names = tuple(a.name for a in node.names)
         else:
             continue
         verdict = _import_verdict(names, major, version)
@@ -610,11 +608,11 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
     expensive = set(ctx.config.expensive_imports)
     imported_roots: set[str] = set()
-    for n in mod.idx.by_type.get(ast.Import, ()):
-        imported_roots.update([a.name.partition(".")[0] for a in n.names])  # type: ignore[attr-defined]
-    for n in mod.idx.by_type.get(ast.ImportFrom, ()):
-        if n.names:  # type: ignore[attr-defined]
-            imported_roots.add((n.module or "").partition(".")[0])  # type: ignore[attr-defined]
+    for n in mod.idx.of(ast.Import, ast.ImportFrom):
+        if isinstance(n, ast.Import):
+            imported_roots.update([a.name.partition(".")[0] for a in n.names])
+        elif isinstance(n, ast.ImportFrom) and n.names:
+            imported_roots.add((n.module or "").partition(".")[0])
     for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:

@@ -10,7 +10,7 @@ import ast
 import functools
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from dataeng_agents.core.review.pyast import (
     ATTR_OR_CALL,
@@ -52,9 +52,8 @@ class Resolved:
 
     source: Source
     node: ast.expr | None = None
-    #: the config default when ``source == "config"`` (Any, not object: mypyc's dataclass support
-    #: cannot look up a field annotated ``object``)
-    default: Any = None
+    #: the config default when ``source == "config"``
+    default: object = None
 
     @property
     def unknown(self) -> bool:
@@ -103,9 +102,9 @@ class DagInfo:
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
-    # memo slots, not arguments; not init=False either: mypyc's compiled __init__ leaves such fields unset
-    _scheduled: bool | None = field(default=None, repr=False)
-    _name: str | None = field(default=None, repr=False)
+    # memo slots, not arguments
+    _scheduled: bool | None = field(default=None, init=False, repr=False)
+    _name: str | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -123,10 +122,10 @@ class DagInfo:
             sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
             if sched is None:
                 cached = True  # the version default applies; SCH001 reports it
-            elif sched.__class__ is ast.Constant and sched.value is None:  # type: ignore[attr-defined]
+            elif isinstance(sched, ast.Constant) and sched.value is None:
                 cached = False
             else:
-                cached = sched.__class__ is not ast.List and sched.__class__ is not ast.Tuple
+                cached = not isinstance(sched, (ast.List, ast.Tuple))
             self._scheduled = cached
         return cached
 
@@ -160,20 +159,21 @@ class TaskInfo:
     mapped: bool = False
     dag: DagInfo | None = None
     var: str | None = None
-    #: the nodes of the task's callable (from the module index), and per-task memo of derived facts
+    #: the nodes of the task's callable (from the module index)
     body: list[ast.AST] = field(default_factory=list)
     #: the calls among ``body`` (in the same order), shared by the checks that look at calls only
     calls: list[ast.Call] = field(default_factory=list)
     #: False when the file contains no SQL keyword at all (skips scanning the body for SQL)
     sql_possible: bool = True
-    memo: dict[str, object] = field(default_factory=dict)
+    #: memo of the checks: the SQL texts of the task and whether it writes data
+    sql_texts: list[tuple[ast.AST, str]] | None = field(default=None, init=False, repr=False)
+    writes: bool | None = field(default=None, init=False, repr=False)
 
-    short_operator: str = ""
+    short_operator: str = field(default="", init=False)
     #: a sensor class or ``@task.sensor`` (set once: the rules ask it of every task, some twice)
-    # set by __post_init__ / memo slots (not init=False: mypyc's compiled __init__ leaves those unset)
-    is_sensor: bool = False
-    _name: str | None = field(default=None, repr=False)
-    _subject: str | None = field(default=None, repr=False)
+    is_sensor: bool = field(default=False, init=False)
+    _name: str | None = field(default=None, init=False, repr=False)
+    _subject: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
@@ -340,9 +340,9 @@ def _is_dag_decorator(dec: ast.expr, imports: dict[str, str]) -> bool:
     # an attribute chain keeps its last name through qualify(): "x.y.dag" is the only shape that can
     # end with ".dag", so the common `@task.bash(...)` is ruled out without building the dotted name
     callee = dec
-    while callee.__class__ is ast.Call:
-        callee = callee.func  # type: ignore[attr-defined]
-    if callee.__class__ is ast.Attribute and callee.attr != "dag":  # type: ignore[attr-defined]
+    while isinstance(callee, ast.Call):
+        callee = callee.func
+    if isinstance(callee, ast.Attribute) and callee.attr != "dag":
         return False
     name = qualify(dotted(dec), imports)
     return name.startswith("airflow") and name.endswith(".dag")
@@ -561,7 +561,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     for node in taskflow_calls:
         base = node.func
         mapped = False
-        if base.__class__ is ast.Name and base.id not in taskflow_defs:  # type: ignore[attr-defined]
+        if isinstance(base, ast.Name) and base.id not in taskflow_defs:
             continue
         while isinstance(base, ATTR_OR_CALL):
             if isinstance(base, ast.Attribute):
@@ -585,7 +585,6 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     lines: list[str] | None = None
     sql_in_fn: dict[ast.AST, bool] = {}
     calls_in_fn: dict[ast.AST, list[ast.Call]] = {}
-    call_cls = ast.Call
     for task in mod.tasks:
         fn = task.func
         # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
@@ -605,7 +604,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             body = task.body = idx.func_nodes(fn)
             calls = calls_in_fn.get(fn)
             if calls is None:
-                calls = calls_in_fn[fn] = [n for n in body if n.__class__ is call_cls]  # type: ignore[misc]
+                calls = calls_in_fn[fn] = [n for n in body if isinstance(n, ast.Call)]
             task.calls = calls
         if task.dag is not None:
             task.dag.tasks.append(task)

@@ -29,8 +29,7 @@ class CheckContext:
     airflow_major: int = 3
     #: the rule ids not switched off; None: ask the config
     enabled_rules: frozenset[str] | None = None
-    # set by __post_init__ (not init=False: mypyc's compiled __init__ leaves such fields unset)
-    _on: frozenset[str] = field(repr=False, default=frozenset())
+    _on: frozenset[str] = field(repr=False, init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         try:
@@ -45,8 +44,8 @@ class CheckContext:
     def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
         if rule_id not in self._on:
             return
-        if where.__class__ is int:
-            self.findings.append(RawFinding(rule_id, where, 0, subject, message))  # type: ignore[arg-type]
+        if isinstance(where, int):
+            self.findings.append(RawFinding(rule_id, where, 0, subject, message))
         else:
             self.findings.append(RawFinding(
                 rule_id, getattr(where, "lineno", 1), getattr(where, "col_offset", 0), subject, message
