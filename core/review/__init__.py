@@ -7,7 +7,7 @@ Airflow's DagBag in a separate interpreter.
 
 from __future__ import annotations
 
-from dataeng_agents.core.review.config import PROFILES, ReviewConfig, load_config
+from dataeng_agents.core.review.config import PROFILES, ReviewConfig, load_config, resolve_config
 from dataeng_agents.core.review.engine import review_paths
 from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.rules import RULES, Rule, write_rule_docs
@@ -23,6 +23,7 @@ __all__ = [
     "Severity",
     "Unresolved",
     "load_config",
+    "resolve_config",
     "review_paths",
     "write_rule_docs",
 ]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
-from dataeng_agents.core.review.config import ReviewConfig, load_config
+from dataeng_agents.core.review.config import ReviewConfig, resolve_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
 from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
@@ -273,7 +273,7 @@ def _decide(u: Unresolved, task: dict[str, object] | None) -> str | bool | None:
 def review_paths(
     paths: Sequence[str | Path],
     *,
-    profile: str = "default",
+    profile: str | None = None,
     airflow_version: str = "3.3",
     runtime: bool = False,
     config: ReviewConfig | str | Path | dict[str, Any] | None = None,
@@ -284,25 +284,20 @@ def review_paths(
     """Review Airflow DAG files, Prefect flow files and pipeline specs under ``paths``.
 
     :param paths: files and folders (folders are walked; ``.py`` plus ``.yaml/.yml/.json`` specs).
-    :param profile: ``strict``, ``default`` or ``examples``; ignored when ``config`` is given.
+    :param profile: ``strict``, ``default`` or ``examples``; ``None`` keeps the config's profile. A
+        profile given here wins over the config's.
     :param airflow_version: target Airflow version (config defaults and removed APIs depend on it).
     :param runtime: also load the files with Airflow's DagBag in a subprocess (``python``).
-    :param config: a :class:`ReviewConfig` (e.g. from :func:`load_config`, its profile wins), a path to a
-        TOML file (``[tool.dataeng.review]`` or top-level keys) or a dict of settings; default: ``profile``.
+    :param config: a :class:`ReviewConfig`, a path to a TOML file (``[tool.dataeng.review]`` or top-level
+        keys), a dict of settings, or ``None``: the ``pyproject.toml`` found upwards from the first path
+        (see :func:`~dataeng_agents.core.review.config.resolve_config`, which every entry point uses).
     :param python: interpreter with Airflow installed, for ``runtime`` (default ``$DATAENG_AIRFLOW_PYTHON``,
         else the current interpreter — right inside an Airflow worker).
     :param progress: show a rich progress bar when there are many files.
     """
     if not _valid_version(airflow_version):
         raise ConfigError("airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}")
-    if isinstance(config, ReviewConfig):
-        cfg = config
-    elif isinstance(config, dict):
-        cfg = load_config(overrides={"profile": profile, **config})
-    elif config is not None:
-        cfg = load_config(pyproject=config, profile=profile if profile != "default" else None)
-    else:
-        cfg = load_config(profile=profile)
+    cfg = resolve_config(config, profile=profile, search_from=paths[0] if paths else None)
     return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
                    runtime_timeout=runtime_timeout, progress=progress)
 
