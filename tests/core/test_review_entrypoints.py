@@ -4,45 +4,14 @@ Prefect suites check their adapters against the same project (issue 12's drift b
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from dataeng_agents.core.commands.data_pipeline import narrate_review, render_review, review_paths
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review import load_config, resolve_config
-
-PYPROJECT = """\
-[project]
-name = "team-dags"
-
-[tool.dataeng.review]
-profile = "strict"
-
-[tool.dataeng.review.severity]
-REL003 = "error"
-"""
-
-DAG = """\
-from datetime import datetime
-
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG
-
-with DAG(dag_id="etl", schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False, tags=["x"]) as dag:
-    BashOperator(task_id="load", bash_command="echo load")
-"""
-
-
-def make_project(root: Path) -> Path:
-    """A repository with ``[tool.dataeng.review] profile = "strict"``; returns its DAG folder."""
-    (root / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
-    dags = root / "dags"
-    dags.mkdir()
-    (dags / "etl.py").write_text(textwrap.dedent(DAG), encoding="utf-8")
-    return dags
+from review_project import make_project
+from typer.testing import CliRunner
 
 
 def test_resolve_config_profile_precedence(tmp_path: Path) -> None:
