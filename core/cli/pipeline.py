@@ -87,6 +87,9 @@ def rules_command(
     write_docs: Path | None = typer.Option(None, "--write-docs", help="Write one Markdown page per rule here."),
     as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
     category: str | None = typer.Option(None, "--category", help="Only this category."),
+    examples: Path | None = typer.Option(
+        None, "--examples", help="Folder of <RULE>/{bad,good}.<ext>.txt examples to show on each page."
+    ),
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
     from dataeng_agents.core.review import RULES, write_rule_docs
@@ -95,7 +98,7 @@ def rules_command(
 
     rules = [r for r in RULES.values() if category is None or r.category == category]
     if write_docs is not None:
-        written = write_rule_docs(str(write_docs))
+        written = write_rule_docs(str(write_docs), str(examples) if examples else None)
         Console(stderr=True).print(f"wrote {len(written)} pages to {write_docs}")
     if as_json:
         typer.echo(json.dumps([

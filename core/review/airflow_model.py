@@ -99,6 +99,12 @@ class DagInfo:
     func: ast.FunctionDef | None = None
     default_args: dict[str, ast.expr] = field(default_factory=dict)
     default_args_dynamic: bool = False
+    #: ``DAG(..., **kwargs)``: arguments not written in the call may still be set
+    splat: bool = False
+    #: the DAG is built inside a function (a DAG factory): arguments may come from its parameters
+    factory: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    #: a stable name when there is no literal dag_id (no line numbers: finding ids must survive edits)
+    fallback_name: str = ""
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
@@ -110,7 +116,9 @@ class DagInfo:
     def name(self) -> str:
         name = self._name
         if name is None:
-            name = self._name = self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
+            name = self._name = self.dag_id or (
+                self.func.name if self.func else self.fallback_name or self.var or "<dag>"
+            )
         return name
 
     @property
@@ -131,6 +139,10 @@ class DagInfo:
 
     def contains(self, line: int) -> bool:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
+
+    def sets(self, key: str) -> bool:
+        """Whether the DAG call may set ``key``: written in the call, or possibly in its ``**kwargs``."""
+        return key in self.kwargs or self.splat
 
     def source_of(self, key: str) -> tuple[Source, ast.expr | None]:
         """Where a task of this DAG that does not set ``key`` itself takes it from (the DAG-level part of
@@ -185,7 +197,7 @@ class TaskInfo:
         name = self._name
         if name is None:
             name = self._name = self.task_id or (
-                self.func.name if self.func else self.var or f"<task at line {self.line}>"
+                self.func.name if self.func else self.var or f"<{self.short_operator}>"
             )
         return name
 
@@ -329,10 +341,20 @@ def _last_name(func: ast.expr) -> str:
     return ""
 
 
+#: DAG subclasses of other packages that build their tasks themselves (astronomer-cosmos from a dbt project)
+DAG_SUBCLASSES = ("cosmos.DbtDag", "cosmos.airflow.dag.DbtDag")
+#: task groups whose tasks are built at parse time from outside the file
+GENERATED_TASK_GROUPS = ("cosmos.DbtTaskGroup", "cosmos.airflow.task_group.DbtTaskGroup")
+DAG_CTOR_NAMES = frozenset({"DAG", "DbtDag"})
+
+
 def _is_dag_ctor(call: ast.Call, imports: dict[str, str]) -> bool:
-    if _last_name(call.func) != "DAG":
+    last = _last_name(call.func)
+    if last not in DAG_CTOR_NAMES:
         return False
     name = qualify(dotted(call.func), imports)
+    if last == "DbtDag":
+        return name in DAG_SUBCLASSES
     return (name.endswith(".DAG") and name.startswith("airflow")) or name == "DAG"
 
 
@@ -377,12 +399,13 @@ def _is_operator_name(name: str) -> bool:
     }
 
 
-def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr]) -> str | None:
-    if "dag_id" in kwargs:
-        return const_str(kwargs["dag_id"])
-    if call is not None and call.args:
-        return const_str(call.args[0])
-    return None
+def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr], assigns: dict[str, ast.expr] | None = None) -> str | None:
+    node = kwargs.get("dag_id")
+    if node is None and call is not None and call.args:
+        node = call.args[0]
+    if isinstance(node, ast.Name) and assigns and node.id in assigns:
+        node = assigns[node.id]  # DAG_ID = "orders" at module level
+    return const_str(node)
 
 
 def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int = 0) -> tuple[dict[str, ast.expr], bool]:
@@ -444,9 +467,10 @@ def _collect_dags(mod: ModuleInfo) -> None:
             for item in node.items:
                 ctx = item.context_expr
                 if isinstance(ctx, ast.Call) and _is_dag_ctor(ctx, imports):
-                    kw, _ = kwargs_of(ctx)
+                    kw, splat = kwargs_of(ctx)
                     var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
-                    dag = DagInfo(_dag_id(ctx, kw), ctx.lineno, "with", ctx, kw, span(node), var=var)
+                    dag = DagInfo(_dag_id(ctx, kw, mod.module_assigns), ctx.lineno, "with", ctx, kw, span(node), var=var,
+                                  splat=splat)
                     mod.dags.append(dag)
                     seen_calls.add(ctx)
                     if var:
@@ -455,17 +479,24 @@ def _collect_dags(mod: ModuleInfo) -> None:
             for dec in node.decorator_list:
                 if _is_dag_decorator(dec, imports):
                     call = dec if isinstance(dec, ast.Call) else None
-                    kw = kwargs_of(call)[0] if call else {}
-                    dag_id = _dag_id(call, kw) or node.name
+                    kw, splat = kwargs_of(call) if call else ({}, False)
+                    dag_id = _dag_id(call, kw, mod.module_assigns) or node.name
                     fn = node if isinstance(node, ast.FunctionDef) else None
-                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
+                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn,
+                                            splat=splat))
                     if call is not None:
                         seen_calls.add(call)
     for node in idx.calls_named("DAG"):
         if node not in seen_calls and _is_dag_ctor(node, imports):
-            kw, _ = kwargs_of(node)
-            dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
+            kw, splat = kwargs_of(node)
+            dag = DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
+                          Span(node.lineno, node.lineno), splat=splat)
             mod.dags.append(dag)
+    for node in idx.calls_named("DbtDag"):
+        if node not in seen_calls and _is_dag_ctor(node, imports) and all(d.call is not node for d in mod.dags):
+            kw, splat = kwargs_of(node)
+            mod.dags.append(DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
+                                    Span(node.lineno, node.lineno), splat=splat))
     # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable: only a
     # constructor call whose parent is an assignment can be one (the index records call parents)
     parent = idx.parent
@@ -486,10 +517,37 @@ def _collect_dags(mod: ModuleInfo) -> None:
                 if isinstance(item.context_expr, ast.Name) and item.context_expr.id in by_var:
                     by_var[item.context_expr.id].extra_spans.append(span(node))
     mod.dags.sort(key=lambda d: d.line)
+    unnamed = 0
     for dag in mod.dags:
+        owner = idx.owner.get(dag.call) if dag.call is not None else None
+        while owner is not None and not isinstance(owner, FUNC_DEFS):
+            owner = idx.owner.get(owner)
+        if isinstance(owner, FUNC_DEFS) and dag.style != "decorator":
+            dag.factory = owner
+        if dag.dag_id is None and dag.func is None:
+            # no literal id: named after its factory or variable, else its position among such DAGs
+            unnamed += 1
+            dag.fallback_name = f"{owner.name}()" if isinstance(owner, FUNC_DEFS) else dag.var or f"<dag {unnamed}>"
         da = dag.kwargs.get("default_args")
         if da is not None:
-            dag.default_args, dag.default_args_dynamic = resolve_dict(da, mod.module_assigns)
+            local = _local_names(dag.factory) if dag.factory is not None else set()
+            if isinstance(da, ast.Name) and da.id in local:
+                dag.default_args, dag.default_args_dynamic = {}, True  # a parameter of the factory
+            else:
+                dag.default_args, dag.default_args_dynamic = resolve_dict(da, mod.module_assigns)
+        elif dag.splat:
+            dag.default_args_dynamic = True
+
+
+def _local_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The parameters of ``fn`` and the names it assigns: they shadow module-level names."""
+    a = fn.args
+    names = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
+    names |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 def _innermost_dag(mod: ModuleInfo, line: int) -> DagInfo | None:

@@ -36,7 +36,8 @@ SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
 _SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
 _FINDING_ORDER = operator.attrgetter("path", "line", "rule_id", "id")
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: opening a FIFO (or a device) named x.py must not wait for a writer; fstat then rejects it
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass
@@ -60,6 +61,10 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
             seen.add(p)
             files.append(p)
 
+    def unreadable(exc: OSError) -> None:  # os.walk's error callback: a folder it cannot list
+        errors.append(FileReport(path=str(exc.filename), kind="error", status="error",
+                                 error=f"cannot list directory: {exc.strerror or exc}"))
+
     for raw in paths:
         p = str(raw)
         try:
@@ -74,7 +79,7 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
         if p.endswith(PY_SUFFIXES) and st:
             errors.append(FileReport(path=p, kind="error", status="error",
                                      error="is a directory, not a Python file (its contents are reviewed)"))
-        for root, dirnames, filenames in os.walk(p, followlinks=False):
+        for root, dirnames, filenames in os.walk(p, followlinks=False, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__pycache__")))
             for d in dirnames:
                 full = os.path.join(root, d)
@@ -143,17 +148,30 @@ def review_file(
         # plain descriptor calls: a buffered file object costs as much again as the reading itself
         fd = os.open(path, _READ_FLAGS)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                what = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                        or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
+                return _FileOutcome(FileReport(path=path, kind="error", status="error",
+                                               error=f"not a regular file ({what})"))
+            size = st.st_size
             if size > limit:
                 return _FileOutcome(FileReport(
                     path=path, kind="error", status="error",
                     error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
                 ))
             data = os.read(fd, size + 1)
-            if len(data) != size:  # grew, shrank or not a regular file: read on to the end
+            if len(data) != size:  # grew or shrank while read: read on to the end, up to the limit
                 chunks = [data]
-                while chunk := os.read(fd, 65536):
+                total = len(data)
+                while total <= limit and (chunk := os.read(fd, 65536)):
                     chunks.append(chunk)
+                    total += len(chunk)
+                if total > limit:
+                    return _FileOutcome(FileReport(
+                        path=path, kind="error", status="error",
+                        error=f"file grew over the {limit}-byte limit while read (max_file_bytes)",
+                    ))
                 data = b"".join(chunks)
         finally:
             os.close(fd)
@@ -366,10 +384,13 @@ def _assemble(
             if per_rule is None:
                 rule = RULES[rule_id]
                 per_rule = rules[rule_id] = (cfg.severity_of(rule_id), rule.category, rule.fix)
+            severity = per_rule[0]
+            if raw.demoted:
+                severity = _DEMOTED.get(severity, severity)
             # validated: pydantic-core's constructor costs half of model_construct (Python code)
             findings.append(Finding(
                 id=Finding.make_id(rule_id, path, raw.subject, raw.message), rule_id=rule_id,
-                severity=per_rule[0], category=per_rule[1], path=path, line=raw.line, column=raw.column,
+                severity=severity, category=per_rule[1], path=path, line=raw.line, column=raw.column,
                 message=raw.message, subject=raw.subject, fix=per_rule[2],
             ))
             kept += 1
@@ -383,6 +404,9 @@ def _assemble(
     result.findings.sort(key=_FINDING_ORDER)
     result.elapsed_seconds = time.perf_counter() - t0
     return result
+
+
+_DEMOTED = {Severity.error: Severity.warn, Severity.warn: Severity.info}
 
 
 def _valid_version(v: str) -> bool:

@@ -321,7 +321,7 @@ class Index:
     about as much as ``ast.parse`` itself, so this pass records only what is queried.
     """
 
-    __slots__ = ("by_func", "by_type", "call_by_name", "calls_list", "literal_keywords", "owner", "parent", "tree")
+    __slots__ = ("by_func", "by_type", "call_by_name", "calls_list", "literal_keyword_calls", "literal_keywords", "owner", "parent", "tree")
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
@@ -335,9 +335,11 @@ class Index:
         self.by_func: dict[ast.AST, list[ast.AST]] = {}
         #: calls by the last name of the callee: ``a.b.c(...)`` under "c", ``f(...)`` under "f"
         self.call_by_name: dict[str, list[ast.Call]] = {}
-        #: named call keywords whose value is a literal (the hard-coded secret check), in call order
+        #: named call keywords whose value is a literal (the hard-coded secret check), and their calls
+        #: (two parallel lists: no tuple per keyword)
         self.literal_keywords: list[ast.keyword] = []
-        literal_keywords = self.literal_keywords
+        self.literal_keyword_calls: list[ast.Call] = []
+        literal_keywords, literal_keyword_calls = self.literal_keywords, self.literal_keyword_calls
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
         call_by_name = self.call_by_name
         #: every call, in walk order (kept apart from ``by_type``: typed as calls)
@@ -394,6 +396,7 @@ class Index:
                     if isinstance(value, ast.Constant):
                         if kw.arg is not None:
                             literal_keywords.append(kw)
+                            literal_keyword_calls.append(node)
                         continue
                     if value.__class__ in skip:
                         continue
