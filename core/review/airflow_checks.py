@@ -883,8 +883,9 @@ def _may_be_shaped_secret(text: str) -> bool:
         return True  # URI credentials
     if " " in text:
         return _SPACED_SECRET.search(text.lower()) is not None
-    # a token (long, no space, some upper-case letter: not an identifier or a path) or a pgpass line
-    return (len(text) >= 16 and not text.islower()) or text.count(":") >= 4
+    # a token (long, no space, mixed case or digits, not a snake_case identifier) or a pgpass line
+    return (len(text) >= 16 and (not text.islower() or (text.count("_") <= 1 and any(c.isdigit() for c in text)))) \
+        or text.count(":") >= 4
 
 
 @functools.lru_cache(maxsize=4096)

@@ -249,6 +249,10 @@ class ModuleInfo:
     #: built by the edge pass once the tasks are known
     taskflow_by_name: dict[str, TaskInfo] | None = None
     _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
+    #: ``(line, subject, reason)`` of DAGs or tasks built where static analysis cannot see them (a DAG
+    #: factory imported from elsewhere, gusty, dag-factory, cosmos' DbtTaskGroup): the file is reported
+    #: as not fully resolved instead of clean
+    opaque: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def tasks_sql_possible(self) -> bool:
@@ -454,7 +458,46 @@ def build_module(
     mod.dag_funcs = {d.func for d in mod.dags if d.func is not None}
     _collect_tasks(mod)
     _collect_edges(mod)
+    _collect_opaque(mod)
     return mod
+
+
+#: callee names (last part, lower case) that build DAGs from configuration or other modules
+_FACTORY_WORDS = ("dag", "workflow", "pipeline")
+_GENERATOR_MODULES = ("gusty", "dagfactory", "dag_factory", "airflow_dag_factory", "dagger", "boundary_layer")
+
+
+def _collect_opaque(mod: ModuleInfo) -> None:
+    """Record what builds DAGs or tasks out of the reviewer's sight (see :attr:`ModuleInfo.opaque`)."""
+    imports = mod.imports
+    for call in mod.idx.calls_named("DbtTaskGroup", "DbtDag"):
+        name = qualify(dotted(call.func), imports)
+        if name.startswith("cosmos"):
+            mod.opaque.append((call.lineno, _last_name(call.func),
+                               f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
+                               "they are not reviewed statically (run with --runtime)"))
+    local_factories = {name for name, fn in mod.functions.items()
+                       if any(_is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn) if isinstance(c, ast.Call))}
+    for stmt in mod.tree.body:
+        for node in ast.walk(stmt) if isinstance(stmt, ast.Expr | ast.Assign | ast.For | ast.If | ast.With) else ():
+            if not isinstance(node, ast.Call) or mod.idx.owner.get(node) is not None:
+                continue
+            callee = _last_name(node.func)
+            qual = qualify(dotted(node.func), imports)
+            if not callee or callee in local_factories or _is_dag_ctor(node, imports) or qual.startswith("airflow"):
+                continue
+            from_generator = qual.split(".")[0] in _GENERATOR_MODULES
+            named_like = any(w in callee.lower() for w in _FACTORY_WORDS) and callee != "DAG"
+            if (from_generator or named_like) and (qual != callee or from_generator or not mod.dags):
+                mod.opaque.append((node.lineno, callee,
+                                   f"DAGs built by '{qual}(...)' (a DAG factory defined elsewhere) are not "
+                                   "reviewed statically: their tasks and arguments are unknown (run with --runtime)"))
+    if not mod.dags and not mod.tasks and any(
+        isinstance(n, ast.Subscript) and dotted(n.value) == "globals"
+        for stmt in mod.tree.body if isinstance(stmt, ast.Assign) for n in stmt.targets
+    ) and not mod.opaque:
+        mod.opaque.append((1, "globals()", "DAGs are registered through globals()[...] from code the reviewer "
+                                           "cannot follow: not reviewed statically (run with --runtime)"))
 
 
 def _collect_dags(mod: ModuleInfo) -> None:

@@ -213,6 +213,11 @@ def review_file(
             dags = [d.name for d in mod.dags]
             tasks = len(mod.tasks)
             dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
+            # DAGs/tasks built out of sight: the file is not fully resolved, never a clean review
+            ctx.unresolved += [
+                Unresolved(rule_id="*", path=path, line=line, subject=subject, attribute="dag", reason=reason)
+                for line, subject, reason in mod.opaque
+            ]
             mod.release()
         if "prefect" in roots:  # what prefect_checks.is_prefect_module(imports) tests
             fns = review_prefect_module(ctx, tree, source, index)
