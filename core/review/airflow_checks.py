@@ -176,6 +176,13 @@ def _is_noop(task: TaskInfo) -> bool:
     return task.short_operator in _NOOP_OPERATORS
 
 
+def _is_scheduled(ctx: CheckContext, dag: DagInfo) -> bool:
+    """Whether the DAG runs on a schedule on the target version: ``schedule=None`` or an asset list is
+    not; no schedule argument at all is daily on Airflow 2 and never scheduled on Airflow 3."""
+    given = "schedule" in dag.kwargs or "schedule_interval" in dag.kwargs or "timetable" in dag.kwargs
+    return dag.scheduled and (given or dag.splat or ctx.airflow_major < 3)
+
+
 def _per_dag(
     ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad_values: tuple[object, ...], what: str
 ) -> None:
@@ -225,7 +232,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
     _per_dag(ctx, mod, "REL001", "retries", (0, None), "has no retries (effective retries = 0)")
     _per_dag(ctx, mod, "REL002", "execution_timeout", (None,), "has no execution_timeout")
     for dag in mod.dags:
-        if dag.scheduled and not dag.sets("dagrun_timeout") and ctx.enabled("REL003"):
+        if _is_scheduled(ctx, dag) and not dag.sets("dagrun_timeout") and ctx.enabled("REL003"):
             ctx.emit("REL003", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no dagrun_timeout")
     for t in mod.tasks:
         if t.is_sensor:
@@ -241,8 +248,11 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
     for t, _fn in _task_funcs(mod):
         clock = contains_clock_call(t.calls, mod.imports) if mod.may_use_clock else None
         if clock is not None:
+            # an error when the clock computes a date or window (arithmetic, .date(), strftime ...); a
+            # warning when it only stamps or times something (begin = now(); print(now()))
             ctx.emit("REL005", clock, t.subject,
-                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs")
+                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs",
+                     demoted=not _window_shaped(mod, clock))
         for node in t.body if handlers_in_file else ():
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, t.subject,
@@ -257,7 +267,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         for node, sql in texts:
             if INSERT_RE.search(sql) and not idempotent:
                 ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
-            if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and FROM_RE.search(sql)
+            if (t.dag is not None and _is_scheduled(ctx, t.dag) and "sql" in t.kwargs and FROM_RE.search(sql)
                     and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
                 ctx.emit("REL007", node, t.subject,
                          f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)")
@@ -280,6 +290,19 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         if reads and writes:
             ctx.emit("REL011", fn, t.subject,
                      f"task '{t.name}' both reads ({', '.join(sorted(reads))}) and writes ({', '.join(sorted(writes))})")
+
+
+_DATE_METHODS = frozenset({"date", "strftime", "replace", "isoformat", "subtract", "add", "start_of", "end_of",
+                           "to_date_string", "format", "timestamp", "weekday", "isoweekday", "day", "month", "year"})
+
+
+def _window_shaped(mod: ModuleInfo, clock: ast.Call) -> bool:
+    """Whether a clock call computes a date or a window: ``now() - timedelta(...)``, ``today().date()``,
+    ``now().strftime(...)``, ``now().day`` (a decision on the date)."""
+    parent = mod.idx.parent.get(clock)
+    if isinstance(parent, ast.BinOp | ast.Compare):
+        return True
+    return isinstance(parent, ast.Attribute) and parent.attr in _DATE_METHODS
 
 
 def _check_blocking_past(ctx: CheckContext, mod: ModuleInfo) -> None:
@@ -326,7 +349,10 @@ def _swallows(handler: ast.ExceptHandler) -> bool:
     )
     if not broad:
         return False
-    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in ast.walk(stmt))
+    nodes = [n for stmt in handler.body for n in ast.walk(stmt)]
+    if any(isinstance(n, ast.Return) and const_str(n.value) for n in nodes):
+        return False  # a branch callable routing to a failure branch (return "failure"): handled
+    return not any(isinstance(n, ast.Raise) for n in nodes)
 
 
 def _local_path(node: ast.AST | None) -> str | None:
@@ -388,7 +414,7 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
         if (isinstance(start, ast.Call) and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
                 and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords) and len(start.args) < 8):
             ctx.emit("SCH009", start, dag.name, f"DAG '{dag.name}' start_date is a naive datetime")
-        if dag.scheduled and not dag.sets("catchup"):
+        if _is_scheduled(ctx, dag) and not dag.sets("catchup"):
             ctx.emit("SCH003", dag.line, dag.name,
                      f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
                      f"{ctx.airflow_version}, flipped between Airflow 2 and 3)")
@@ -497,8 +523,10 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
     if mod.dags:
         for t in mod.tasks:
             # dag= may arrive through **kwargs (a dict of shared arguments)
+            # a task linked (>>, set_upstream) to a task of a DAG joins that DAG
+            linked = any(t.name in edge for d in mod.dags for edge in d.edges)
             if t.dag is None and not t.taskflow and not t.splat and not _inside_function(mod, t.line) \
-                    and "dag" not in t.kwargs:
+                    and "dag" not in t.kwargs and not linked:
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
 
 
@@ -629,8 +657,10 @@ def _import_verdict(names: tuple[str, ...], major: int, version: str) -> tuple[s
 def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     imports = mod.imports
     candidates = mod.idx.calls_named(*(n for n in mod.idx.call_by_name if n in PARSE_TIME_CANDIDATE_NAMES))
+    # calling a TaskFlow task at parse time only adds the task to the DAG: no I/O
+    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
     for call in candidates:
-        if not mod.parse_time(call):
+        if not mod.parse_time(call) or (isinstance(call.func, ast.Name) and call.func.id in taskflow_names):
             continue
         if dotted(call.func).split(".", 1)[0] not in IO_ROOTS and _last(call) not in PARSE_TIME_IO_METHODS \
                 and _last(call) != "get":
@@ -893,6 +923,9 @@ def _secret_name(name: str) -> bool:
     return is_secret_name(name)
 
 
+_FORMAT_FIELD = re.compile(r"\{[A-Za-z_][\w.\[\]'\"]*\}")
+
+
 def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     """SEC001 through the one secret detector (:mod:`dataeng_agents.core.security.secrets`): a literal
     bound to a secret name, or a value shaped like a secret whatever its name (a token prefix, URI
@@ -904,8 +937,8 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
         if len(text) < 4:
             continue
         span = literal_secret(name, text, call=dotted(call.func) if call is not None else None)
-        if span is None:
-            continue
+        if span is None or (span.kind == "key_value" and _FORMAT_FIELD.search(text)):
+            continue  # a str.format / Prefect template ("enriched-{parameters[region]}") is no secret
         line = getattr(where, "lineno", 1)
         if (line, span.kind) in seen:
             continue
@@ -917,6 +950,14 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
             subject = span.kind
             message = f"{what} is hard-coded" + (f" (in '{name}')" if name else "")
         ctx.emit("SEC001", where, subject, message)
+
+
+#: a placeholder where SQL expects a value (quoted, compared, IN/VALUES lists, LIKE, LIMIT): there a bind
+#: parameter is the fix; a placeholder for a table or column name (``INSERT INTO {schema}.{table}``)
+#: cannot be a bind parameter and is not reported
+_VALUE_PLACEHOLDER = re.compile(
+    r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
+    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])", re.I)
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
@@ -936,7 +977,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
               and isinstance(node.func.value, ast.Constant)):
             text = const_str(node.func.value)
-        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text) and _VALUE_PLACEHOLDER.search(text):
             hits.append(node)
     if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:
@@ -950,7 +991,7 @@ def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
         if venv and t.dag is not None and _frequent(t.dag):
             ctx.emit("COST001", t.line, t.subject,
                      f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule")
-        if t.dag is not None and t.dag.scheduled:
+        if t.dag is not None and _is_scheduled(ctx, t.dag):
             for node, sql in _sql_texts(t):
                 if FULL_REBUILD_RE.search(sql):
                     ctx.emit("COST002", node, t.subject, f"task '{t.name}' rebuilds a whole table every run")
@@ -1049,9 +1090,9 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
             if sla_nodes:
                 ctx.emit("OBS002", sla_nodes[0], dag.name,
                          f"DAG '{dag.name}' uses sla/sla_miss_callback, removed in Airflow 3: use deadline=DeadlineAlert")
-            elif dag.scheduled and not dag.sets("deadline"):
+            elif _is_scheduled(ctx, dag) and not dag.sets("deadline"):
                 ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no deadline alert")
-        elif dag.scheduled and not sla_nodes:
+        elif _is_scheduled(ctx, dag) and not sla_nodes:
             ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
         tags = dag.kwargs.get("tags")
         has_doc = dag.splat or bool({"description", "doc_md", "doc", "doc_rst", "doc_json", "doc_yaml"} & kwargs.keys()) \

@@ -87,7 +87,10 @@ def review_prefect_module(
             ctx.emit("PFT005", f.func, f.name, f"{label} caches but persist_result=False: the cache is never read back")
         clock = contains_clock_call(f.func, imports)
         if clock is not None and f.kind == "task":
-            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time")
+            # a warning in Prefect: a flow run has no logical date to use instead, and the clock often only
+            # stamps bookkeeping (last run date); in Airflow it is an error (the run's date exists)
+            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time",
+                     demoted=True)
         for node in ast.walk(f.func):
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, f.name, f"{label} catches a broad exception without re-raising")
