@@ -150,20 +150,19 @@ def run(profile: str, airflow_version: str) -> None:
 
 
 def sample(seed: int, size: int, profile: str, airflow_version: str) -> None:
-    """A seeded sample, stratified: up to 8 findings of every error-level rule and 3 of every other rule
-    that fired, then uniform over the rest up to ``size``."""
+    """A seeded sample, stratified by rule and severity: up to 8 error-level findings and 3 others per
+    rule, then uniform over the rest up to ``size``."""
     result = _review_all(profile, airflow_version)
     findings = sorted(result.findings, key=lambda f: f.id)
     rng = random.Random(seed)
-    by_rule: dict[str, list[int]] = {}
+    by_rule: dict[tuple[str, str], list[int]] = {}
     for i, f in enumerate(findings):
-        by_rule.setdefault(f.rule_id, []).append(i)
+        by_rule.setdefault((f.rule_id, f.severity.value), []).append(i)
     chosen: list[int] = []
-    for rule in sorted(by_rule):
-        idx = by_rule[rule]
-        # error-level rules gate CI: judged more deeply
-        per_rule = 8 if findings[idx[0]].severity.value == "error" else 3
-        chosen += rng.sample(idx, min(per_rule, len(idx)))
+    for rule, severity in sorted(by_rule):
+        idx = by_rule[(rule, severity)]
+        # error-level findings gate CI: judged more deeply
+        chosen += rng.sample(idx, min(8 if severity == "error" else 3, len(idx)))
     rest = [i for i in range(len(findings)) if i not in set(chosen)]
     chosen += rng.sample(rest, max(0, min(len(rest), size - len(chosen))))
     old = {r["id"]: r for r in _read_judging()}

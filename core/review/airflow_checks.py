@@ -414,7 +414,8 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
         if (isinstance(start, ast.Call) and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
                 and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords) and len(start.args) < 8):
             ctx.emit("SCH009", start, dag.name, f"DAG '{dag.name}' start_date is a naive datetime")
-        if _is_scheduled(ctx, dag) and not dag.sets("catchup"):
+        once = const_str(kw.get("schedule", kw.get("schedule_interval"))) == "@once"
+        if _is_scheduled(ctx, dag) and not dag.sets("catchup") and not once:  # @once: one run either way
             ctx.emit("SCH003", dag.line, dag.name,
                      f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
                      f"{ctx.airflow_version}, flipped between Airflow 2 and 3)")
@@ -523,11 +524,19 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
     if mod.dags:
         for t in mod.tasks:
             # dag= may arrive through **kwargs (a dict of shared arguments)
-            # a task linked (>>, set_upstream) to a task of a DAG joins that DAG
-            linked = any(t.name in edge for d in mod.dags for edge in d.edges)
+            # a task linked (>>, set_upstream) to a task of a DAG joins that DAG; so may one whose variable
+            # is used inside a DAG's block (an alias, a list of tasks)
+            linked = any(t.name in edge for d in mod.dags for edge in d.edges) or (
+                t.var is not None and _named_in_dag(mod, t.var))
             if t.dag is None and not t.taskflow and not t.splat and not _inside_function(mod, t.line) \
                     and "dag" not in t.kwargs and not linked:
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
+
+
+def _named_in_dag(mod: ModuleInfo, name: str) -> bool:
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    lines = mod.source.split("\n")
+    return any(word.search("\n".join(lines[d.span.start - 1 : d.span.end])) for d in mod.dags)
 
 
 def _acyclic(graph: dict[str, set[str]]) -> bool:
