@@ -918,6 +918,8 @@ def _may_be_shaped_secret(text: str) -> bool:
     """A cheap superset of what the detector's shaped patterns can match in one literal (the detector
     decides; this only skips literals that cannot hold a token, URI credentials, a header, a
     command-line password, a pgpass line or a key): most literals are task ids, commands and prose."""
+    if len(text) < 8:
+        return False  # shorter than any shaped secret with its context (a token, user:pw@, "Bearer x")
     if "@" in text and "://" in text:
         return True  # URI credentials
     if " " in text:

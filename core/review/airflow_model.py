@@ -476,15 +476,27 @@ def _collect_opaque(mod: ModuleInfo) -> None:
             mod.opaque.append((call.lineno, _last_name(call.func),
                                f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
                                "they are not reviewed statically (run with --runtime)"))
-    local_factories = {name for name, fn in mod.functions.items()
-                       if any(_is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn) if isinstance(c, ast.Call))}
-    for stmt in mod.tree.body:
-        for node in ast.walk(stmt) if isinstance(stmt, ast.Expr | ast.Assign | ast.For | ast.If | ast.With) else ():
-            if not isinstance(node, ast.Call) or mod.idx.owner.get(node) is not None:
+    local_factories: set[str] | None = None
+    # module-level calls only (the index leaves their owner unset); a name test first: most calls are
+    # operators and helpers, not factories
+    owner = mod.idx.owner
+    generated = {local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES}
+    for name, calls in mod.idx.call_by_name.items():
+        lowered = name.lower()
+        if "dag" not in lowered and "workflow" not in lowered and "pipeline" not in lowered \
+                and name not in generated:
+            continue
+        for node in calls:
+            if owner.get(node) is not None:
                 continue
             callee = _last_name(node.func)
             qual = qualify(dotted(node.func), imports)
-            if not callee or callee in local_factories or _is_dag_ctor(node, imports) or qual.startswith("airflow"):
+            if not callee or _is_dag_ctor(node, imports) or qual.startswith("airflow"):
+                continue
+            if local_factories is None:  # functions of this file that build a DAG themselves
+                local_factories = {n for n, fn in mod.functions.items() if any(
+                    isinstance(c, ast.Call) and _is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn))}
+            if callee in local_factories:
                 continue
             from_generator = qual.split(".")[0] in _GENERATOR_MODULES
             named_like = any(w in callee.lower() for w in _FACTORY_WORDS) and callee != "DAG"
