@@ -523,13 +523,12 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}")
     if mod.dags:
         for t in mod.tasks:
-            # dag= may arrive through **kwargs (a dict of shared arguments)
-            # a task linked (>>, set_upstream) to a task of a DAG joins that DAG; so may one whose variable
-            # is used inside a DAG's block (an alias, a list of tasks)
-            linked = any(t.name in edge for d in mod.dags for edge in d.edges) or (
-                t.var is not None and _named_in_dag(mod, t.var))
+            # dag= may arrive through **kwargs (a dict of shared arguments); a task linked (>>,
+            # set_upstream) to a task of a DAG joins that DAG, and so may one whose variable is used
+            # inside a DAG's block (an alias, a list of tasks)
             if t.dag is None and not t.taskflow and not t.splat and not _inside_function(mod, t.line) \
-                    and "dag" not in t.kwargs and not linked:
+                    and "dag" not in t.kwargs and not any(t.name in edge for d in mod.dags for edge in d.edges) \
+                    and not (t.var is not None and _named_in_dag(mod, t.var)):
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
 
 
@@ -861,18 +860,20 @@ def _secret_candidates(idx: Index) -> Iterator[tuple[str, str, ast.Call | None, 
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
         for tgt in targets:
             name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
-            if _secret_name(name) or _may_be_shaped_secret(value.value):
+            if _secret_name(name) or (len(value.value) >= 8 and _may_be_shaped_secret(value.value)):
                 yield name, value.value, None, node
     for node in idx.of(ast.Dict):
         if isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values, strict=True):
                 if (ks := const_str(k)) is not None and (vs := const_str(v)) is not None and (
-                    _secret_name(ks) or _may_be_shaped_secret(vs)
+                    _secret_name(ks) or (len(vs) >= 8 and _may_be_shaped_secret(vs))
                 ):
                     yield ks, vs, None, v
     for call, kw in zip(idx.literal_keyword_calls, idx.literal_keywords, strict=True):
         text = kw.value.value if isinstance(kw.value, ast.Constant) else None
-        if kw.arg and isinstance(text, str) and (_secret_name(kw.arg) or _may_be_shaped_secret(text)):
+        if kw.arg and isinstance(text, str) and (
+            _secret_name(kw.arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
+        ):
             yield kw.arg, text, call, kw.value
     for call in idx.calls_named(*_BASIC_AUTH_CALLS, *idx.call_by_name.keys() & _AUTH_TUPLE_CALLS):
         pair: list[ast.expr] = []
