@@ -917,17 +917,28 @@ _SPACED_SECRET = re.compile(r"bearer |token |basic |digest |mysql|mariadb|sshpas
 
 def _may_be_shaped_secret(text: str) -> bool:
     """A cheap superset of what the detector's shaped patterns can match in one literal (the detector
-    decides; this only skips literals that cannot hold a token, URI credentials, a header, a
-    command-line password, a pgpass line or a key): most literals are task ids, commands and prose."""
+    decides; this only skips literals that cannot hold a token, URI credentials, a webhook URL, a
+    header, a command-line password, a pgpass line or a key): most literals are task ids, paths, URIs
+    without credentials, commands and prose."""
     if len(text) < 8:
         return False  # shorter than any shaped secret with its context (a token, user:pw@, "Bearer x")
-    if "@" in text and "://" in text:
-        return True  # URI credentials
+    if "://" in text:
+        return "@" in text or "hooks." in text or "webhook" in text  # URI credentials, webhook URLs
     if " " in text:
         return _SPACED_SECRET.search(text.lower()) is not None
-    # a token (long, no space, mixed case or digits, not a snake_case identifier) or a pgpass line
-    return (len(text) >= 16 and (not text.islower() or (text.count("_") <= 1 and any(c.isdigit() for c in text)))) \
-        or text.count(":") >= 4
+    if text.count(":") >= 4:
+        return True  # a pgpass line
+    if len(text) < 16 or "/" in text or (text[:4].isdigit() and text[4:5] == "-"):
+        return False  # too short for a token; a path; a date or timestamp
+    if text.count("_") >= 3 and text.replace("_", "").isalnum():
+        return False  # a snake_case identifier (task ids)
+    if not text.startswith("eyJ") and _DOTTED_NAME.fullmatch(text):
+        return False  # a dotted import path (a JWT is dotted too, but starts with eyJ)
+    # a token: mixed case, or digits in a string that is not an identifier
+    return not text.islower() or (text.count("_") <= 1 and any(c.isdigit() for c in text))
+
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
 @functools.lru_cache(maxsize=4096)
