@@ -849,7 +849,7 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
-def _secret_candidates(idx: Index) -> Iterator[tuple[str, str, ast.Call | None, ast.AST]]:
+def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str, ast.Call | None, ast.AST]]:
     """``(name, literal text, the call it is a keyword of or None, where)`` for the string literals
     bound to a name (assignment target, keyword, dict key), basic-auth pairs and f-string texts that
     may hold a secret: bound to a secret name, or shaped like one (:func:`_may_be_shaped_secret`)."""
@@ -870,12 +870,15 @@ def _secret_candidates(idx: Index) -> Iterator[tuple[str, str, ast.Call | None, 
                 ):
                     yield ks, vs, None, v
     for call, kw in zip(idx.literal_keyword_calls, idx.literal_keywords, strict=True):
+        arg = kw.arg
         text = kw.value.value if isinstance(kw.value, ast.Constant) else None
-        if kw.arg and isinstance(text, str) and (
-            _secret_name(kw.arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
+        if arg and isinstance(text, str) and _keyword_may_hold_secret(arg) and (
+            _secret_name(arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
         ):
-            yield kw.arg, text, call, kw.value
-    for call in idx.calls_named(*_BASIC_AUTH_CALLS, *idx.call_by_name.keys() & _AUTH_TUPLE_CALLS):
+            yield arg, text, call, kw.value
+    auth_calls = idx.calls_named(*_BASIC_AUTH_CALLS, *idx.call_by_name.keys() & _AUTH_TUPLE_CALLS) \
+        if "auth" in source or "Auth" in source else []
+    for call in auth_calls:
         pair: list[ast.expr] = []
         if _last(call) in _BASIC_AUTH_CALLS:
             pair = list(call.args[:2])
@@ -884,7 +887,9 @@ def _secret_candidates(idx: Index) -> Iterator[tuple[str, str, ast.Call | None, 
                 pair = list(auth.value.elts)
         if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
             yield "password", pw, None, pair[1]
-    for node in idx.of(ast.JoinedStr):
+    # f-strings: only for the shapes with spaces or an @ (a command line, a header, URI credentials)
+    spaced = any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword", "-----BEGIN"))
+    for node in idx.of(ast.JoinedStr) if spaced else ():
         if isinstance(node, ast.JoinedStr):
             # the literal parts only: a secret is never a placeholder's value
             text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
@@ -941,6 +946,20 @@ def _may_be_shaped_secret(text: str) -> bool:
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
+#: keyword arguments whose value is never a secret (ids, names, references, scheduling): not scanned
+_NEVER_SECRET_ARGS = frozenset({
+    "task_id", "dag_id", "group_id", "description", "doc_md", "doc", "owner", "pool", "queue", "trigger_rule",
+    "schedule", "schedule_interval", "mode", "python_callable", "namespace", "image", "name", "prefix",
+    "bucket", "bucket_name", "bucket_key", "table", "database", "schema", "region_name", "filename",
+    "external_dag_id", "external_task_id", "trigger_dag_id", "deploy_type", "deploy_target", "tags",
+})
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyword_may_hold_secret(arg: str) -> bool:
+    return arg not in _NEVER_SECRET_ARGS and not arg.endswith(("_id", "_ids", "_name", "_path", "_dir", "_folder"))
+
+
 @functools.lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
     return is_secret_name(name)
@@ -956,7 +975,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     if not ctx.enabled("SEC001"):
         return
     seen: set[tuple[int, str]] = set()
-    for name, text, call, where in _secret_candidates(idx):
+    for name, text, call, where in _secret_candidates(idx, source):
         if len(text) < 4:
             continue
         span = literal_secret(name, text, call=dotted(call.func) if call is not None else None)

@@ -394,7 +394,8 @@ class Index:
                 for kw in node.keywords:
                     value = kw.value
                     if isinstance(value, ast.Constant):
-                        if kw.arg is not None:
+                        # string literals long enough to hold a secret (or be bound to a secret name)
+                        if kw.arg is not None and isinstance(value.value, str) and len(value.value) >= 4:
                             literal_keywords.append(kw)
                             literal_keyword_calls.append(node)
                         continue
