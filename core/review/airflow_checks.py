@@ -307,12 +307,16 @@ def _window_shaped(mod: ModuleInfo, clock: ast.Call) -> bool:
 
 def _check_blocking_past(ctx: CheckContext, mod: ModuleInfo) -> None:
     """REL012: depends_on_past + wait_for_downstream on an hourly-or-faster DAG without any alerting."""
+    if "wait_for_downstream" not in mod.source:
+        return
     for dag in mod.dags:
-        if dag.splat or dag.default_args_dynamic or not _frequent(dag):
+        if dag.splat or dag.default_args_dynamic:
             continue
-        args = {**dag.default_args}
+        args = dag.default_args
         blocking = [t for t in dag.tasks if _is_true(t.kwargs.get("depends_on_past", args.get("depends_on_past")))
                     and _is_true(t.kwargs.get("wait_for_downstream", args.get("wait_for_downstream")))]
+        if not blocking or not _frequent(dag):
+            continue
         alerting = {"on_failure_callback", "email_on_failure", "on_retry_callback", "sla_miss_callback"}
         alerted = bool(alerting & (dag.kwargs.keys() | args.keys())) or any(alerting & t.kwargs.keys() for t in dag.tasks)
         if blocking and not alerted:
@@ -327,7 +331,7 @@ _TEMPLATE_CLOCK = re.compile(r"\{\{[^}]*\b(?:now|utcnow|today)\s*\(\s*\)[^}]*\}\
 
 def _check_template_clock(ctx: CheckContext, mod: ModuleInfo) -> None:
     """REL005 in templates: a templated argument that renders the wall clock instead of the run's date."""
-    if "{{" not in mod.source or ("now(" not in mod.source and "today(" not in mod.source):
+    if "{{" not in mod.source or _TEMPLATE_CLOCK.search(mod.source) is None:
         return
     for t in mod.tasks:
         for key, value in t.kwargs.items():
