@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -464,6 +465,8 @@ def build_module(
 
 #: callee names (last part, lower case) that build DAGs from configuration or other modules
 _FACTORY_WORDS = ("dag", "workflow", "pipeline")
+_DAG_CALL_NAMES = frozenset({"DAG", "dag", "DbtDag", "DbtTaskGroup"})
+_FACTORY_WORD = re.compile(r"dag|workflow|pipeline")
 _GENERATOR_MODULES = ("gusty", "dagfactory", "dag_factory", "airflow_dag_factory", "dagger", "boundary_layer")
 
 
@@ -480,13 +483,22 @@ def _collect_opaque(mod: ModuleInfo) -> None:
     # module-level calls only (the index leaves their owner unset); a name test first: most calls are
     # operators and helpers, not factories
     owner = mod.idx.owner
-    generated = {local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES}
-    for name, calls in mod.idx.call_by_name.items():
-        lowered = name.lower()
-        if "dag" not in lowered and "workflow" not in lowered and "pipeline" not in lowered \
-                and name not in generated:
-            continue
-        for node in calls:
+    imported = "\n".join(imports.values())
+    generated = [local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES] \
+        if any(g in imported for g in _GENERATOR_MODULES) else []
+    # the call names that may be factories: one scan over all of them but DAG/dag (most files have none)
+    joined = "\n".join(n for n in mod.idx.call_by_name if n not in _DAG_CALL_NAMES)
+    lowered = joined.lower()
+    names: list[str] = []
+    for m in _FACTORY_WORD.finditer(lowered) if any(w in lowered for w in _FACTORY_WORDS) else ():
+        start, end = joined.rfind("\n", 0, m.start()) + 1, joined.find("\n", m.end())
+        name = joined[start:] if end < 0 else joined[start:end]
+        if not names or names[-1] != name:
+            names.append(name)
+    for name in [*names, *generated]:
+        if name in _DAG_CALL_NAMES:
+            continue  # DAG(...) and @dag(...): the DAGs themselves
+        for node in mod.idx.call_by_name.get(name, ()):
             if owner.get(node) is not None:
                 continue
             callee = _last_name(node.func)
