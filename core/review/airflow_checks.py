@@ -1043,6 +1043,9 @@ def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
                     ctx.emit("COST002", node, t.subject, f"task '{t.name}' rebuilds a whole table every run")
 
 
+_DOC_KEYS = frozenset({"description", "doc_md", "doc", "doc_rst", "doc_json", "doc_yaml"})
+
+
 def _doc_assigned(mod: ModuleInfo, dag: DagInfo) -> bool:
     """``dag.doc_md = __doc__`` (or ``.description``/``.doc``) after the DAG is created."""
     if dag.var is None:
@@ -1141,7 +1144,7 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
         elif _is_scheduled(ctx, dag) and not sla_nodes:
             ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
         tags = dag.kwargs.get("tags")
-        has_doc = dag.splat or bool({"description", "doc_md", "doc", "doc_rst", "doc_json", "doc_yaml"} & kwargs.keys()) \
+        has_doc = dag.splat or not _DOC_KEYS.isdisjoint(kwargs) \
             or (dag.func is not None and ast.get_docstring(dag.func) is not None) or _doc_assigned(mod, dag)
         no_tags = not dag.splat and (tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts))
         if no_tags or not has_doc:
