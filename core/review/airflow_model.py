@@ -111,16 +111,9 @@ class DagInfo:
     extra_spans: list[Span] = field(default_factory=list)
     # memo slots, not arguments
     _scheduled: bool | None = field(default=None, init=False, repr=False)
-    _name: str | None = field(default=None, init=False, repr=False)
-
-    @property
-    def name(self) -> str:
-        name = self._name
-        if name is None:
-            name = self._name = self.dag_id or (
-                self.func.name if self.func else self.fallback_name or self.var or "<dag>"
-            )
-        return name
+    #: what findings call the DAG: its dag_id, else its function, factory, variable or position (set
+    #: once the DAGs are collected: the checks read it thousands of times)
+    name: str = field(default="", init=False)
 
     @property
     def scheduled(self) -> bool:
@@ -185,29 +178,15 @@ class TaskInfo:
     short_operator: str = field(default="", init=False)
     #: a sensor class or ``@task.sensor`` (set once: the rules ask it of every task, some twice)
     is_sensor: bool = field(default=False, init=False)
-    _name: str | None = field(default=None, init=False, repr=False)
-    _subject: str | None = field(default=None, init=False, repr=False)
+    #: what findings call the task (task_id, else its callable, variable or operator) and ``dag.task``;
+    #: set once the tasks are bound to their DAGs
+    name: str = field(default="", init=False)
+    subject: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
         self.is_sensor = short.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
 
-    @property
-    def name(self) -> str:
-        # cached on first use: the checks run on the finished model (``var`` is bound while it is built)
-        name = self._name
-        if name is None:
-            name = self._name = self.task_id or (
-                self.func.name if self.func else self.var or f"<{self.short_operator}>"
-            )
-        return name
-
-    @property
-    def subject(self) -> str:
-        subject = self._subject
-        if subject is None:
-            subject = self._subject = f"{self.dag.name if self.dag else '?'}.{self.name}"
-        return subject
 
     def resolve(self, key: str, version: str) -> Resolved:
         """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""
@@ -595,6 +574,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
             # no literal id: named after its factory or variable, else its position among such DAGs
             unnamed += 1
             dag.fallback_name = f"{owner.name}()" if isinstance(owner, FUNC_DEFS) else dag.var or f"<dag {unnamed}>"
+        dag.name = dag.dag_id or (dag.func.name if dag.func else dag.fallback_name or dag.var or "<dag>")
         da = dag.kwargs.get("default_args")
         if da is not None:
             local = _local_names(dag.factory) if dag.factory is not None else set()
@@ -706,6 +686,9 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         if task.dag is None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
+    for task in mod.tasks:
+        task.name = task.task_id or (task.func.name if task.func else task.var or f"<{task.short_operator}>")
+        task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
     mod.tasks.sort(key=lambda t: t.line)
     lines: list[str] | None = None
     sql_in_fn: dict[ast.AST, bool] = {}
