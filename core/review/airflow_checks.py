@@ -950,18 +950,9 @@ def _may_be_shaped_secret(text: str) -> bool:
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
-#: keyword arguments whose value is never a secret (ids, names, references, scheduling): not scanned
-_NEVER_SECRET_ARGS = frozenset({
-    "task_id", "dag_id", "group_id", "description", "doc_md", "doc", "owner", "pool", "queue", "trigger_rule",
-    "schedule", "schedule_interval", "mode", "python_callable", "namespace", "image", "name", "prefix",
-    "bucket", "bucket_name", "bucket_key", "table", "database", "schema", "region_name", "filename",
-    "external_dag_id", "external_task_id", "trigger_dag_id", "deploy_type", "deploy_target", "tags",
-})
-
-
 @functools.lru_cache(maxsize=4096)
 def _keyword_may_hold_secret(arg: str) -> bool:
-    return arg not in _NEVER_SECRET_ARGS and not arg.endswith(("_id", "_ids", "_name", "_path", "_dir", "_folder"))
+    return not arg.endswith(("_id", "_ids", "_name", "_path", "_dir", "_folder"))
 
 
 @functools.lru_cache(maxsize=4096)

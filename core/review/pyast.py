@@ -314,6 +314,15 @@ def _field_spec(cls: type, node: ast.AST) -> tuple[tuple[str, int], ...]:
     return out
 
 
+#: keyword arguments whose literal value is never a secret (ids, names, scheduling): not recorded
+NEVER_SECRET_ARGS = frozenset({
+    "task_id", "dag_id", "group_id", "description", "doc_md", "doc", "owner", "pool", "queue", "trigger_rule",
+    "schedule", "schedule_interval", "mode", "python_callable", "namespace", "image", "name", "prefix",
+    "bucket", "bucket_name", "bucket_key", "table", "database", "schema", "region_name", "filename",
+    "external_dag_id", "external_task_id", "trigger_dag_id", "deploy_type", "deploy_target", "tags",
+})
+
+
 class Index:
     """One pass over a module: the nodes the checks need, by type, with parent and enclosing function.
 
@@ -395,7 +404,8 @@ class Index:
                     value = kw.value
                     if isinstance(value, ast.Constant):
                         # string literals long enough to hold a secret (or be bound to a secret name)
-                        if kw.arg is not None and isinstance(value.value, str) and len(value.value) >= 4:
+                        if kw.arg is not None and isinstance(value.value, str) and len(value.value) >= 4 \
+                                and kw.arg not in NEVER_SECRET_ARGS:
                             literal_keywords.append(kw)
                             literal_keyword_calls.append(node)
                         continue
