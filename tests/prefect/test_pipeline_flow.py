@@ -13,14 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 BAD_FLOW = """\
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow, task
 
 
+WAREHOUSE = "postgresql://etl:s3cretPassw0rd@warehouse.internal:5432/dw"
+
+
 @task
 def extract() -> list[int]:
-    started = datetime.now()
+    started = datetime.now() - timedelta(days=1)
+    token = "ghp_Zx9YwVu8TsRq7PoNm6LkJi5HgFe4DcBa3210"
     try:
         return [started.day]
     except Exception:
@@ -59,7 +63,9 @@ def test_findings_published_and_error_fails_the_run(
         state.result()
 
     direct = review_paths([str(bad_flow_dir)])
-    assert direct.counts()["error"] == 2  # REL005 now() in a task, REL008 swallowed exception
+    # SEC001 a hard-coded URI password and a GitHub token (REL005 and REL008 are warnings in Prefect)
+    assert direct.counts()["error"] == 2
+    assert sorted(f.rule_id for f in direct.findings if f.severity.value == "error") == ["SEC001", "SEC001"]
     artifacts = run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {"nightly-flows-report", "nightly-flows-findings", "nightly-flows-html"}
     table = json.loads(str(artifacts["nightly-flows-findings"].data))
