@@ -458,6 +458,8 @@ def _collect_opaque(mod: ModuleInfo) -> None:
             mod.opaque.append((call.lineno, _last_name(call.func),
                                f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
                                "they are not reviewed statically (run with --runtime)"))
+    if mod.dags:
+        return  # the file's DAGs were found: a factory call next to them is rare and not searched for
     local_factories: set[str] | None = None
     # module-level calls only (the index leaves their owner unset); a name test first: most calls are
     # operators and helpers, not factories
@@ -491,7 +493,7 @@ def _collect_opaque(mod: ModuleInfo) -> None:
                 continue
             from_generator = qual.split(".")[0] in _GENERATOR_MODULES
             named_like = any(w in callee.lower() for w in _FACTORY_WORDS) and callee != "DAG"
-            if (from_generator or named_like) and (qual != callee or from_generator or not mod.dags):
+            if from_generator or named_like:
                 mod.opaque.append((node.lineno, callee,
                                    f"DAGs built by '{qual}(...)' (a DAG factory defined elsewhere) are not "
                                    "reviewed statically: their tasks and arguments are unknown (run with --runtime)"))
