@@ -869,9 +869,10 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
     for node in idx.of(ast.Dict):
         if isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values, strict=True):
-                if (ks := const_str(k)) is not None and (vs := const_str(v)) is not None and (
-                    _secret_name(ks) or (len(vs) >= 8 and _may_be_shaped_secret(vs))
-                ):
+                if not (isinstance(v, ast.Constant) and isinstance(v.value, str) and isinstance(k, ast.Constant)):
+                    continue
+                ks, vs = k.value, v.value
+                if isinstance(ks, str) and (_secret_name(ks) or (len(vs) >= 8 and _may_be_shaped_secret(vs))):
                     yield ks, vs, None, v
     for call, kw in zip(idx.literal_keyword_calls, idx.literal_keywords, strict=True):
         arg = kw.arg
@@ -939,6 +940,8 @@ def _may_be_shaped_secret(text: str) -> bool:
         return True  # a pgpass line
     if len(text) < 16 or "/" in text or (text[:4].isdigit() and text[4:5] == "-"):
         return False  # too short for a token; a path; a date or timestamp
+    if text.replace("_", "").replace("-", "").isalpha():
+        return False  # letters only: an identifier or a word (random tokens have digits)
     if text.count("_") >= 3 and text.replace("_", "").isalnum():
         return False  # a snake_case identifier (task ids)
     if not text.startswith("eyJ") and _DOTTED_NAME.fullmatch(text):
