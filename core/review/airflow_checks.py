@@ -857,15 +857,21 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
     """``(name, literal text, the call it is a keyword of or None, where)`` for the string literals
     bound to a name (assignment target, keyword, dict key), basic-auth pairs and f-string texts that
     may hold a secret: bound to a secret name, or shaped like one (:func:`_may_be_shaped_secret`)."""
-    for node in idx.of(ast.Assign, ast.AnnAssign):
-        value = getattr(node, "value", None)
-        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
-            continue
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for tgt in targets:
-            name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
-            if _secret_name(name) or (len(value.value) >= 8 and _may_be_shaped_secret(value.value)):
-                yield name, value.value, None, node
+    for node in idx.by_type.get(ast.Assign, ()):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            text = node.value.value
+            if not isinstance(text, str):
+                continue
+            for tgt in node.targets:
+                name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
+                if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
+                    yield name, text, None, node
+    for node in idx.by_type.get(ast.AnnAssign, ()):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            name, text = node.target.id, node.value.value
+            if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
+                yield name, text, None, node
     for node in idx.of(ast.Dict):
         if isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values, strict=True):
@@ -881,8 +887,9 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
             _secret_name(arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
         ):
             yield arg, text, call, kw.value
-    auth_calls = idx.calls_named(*_BASIC_AUTH_CALLS, *idx.call_by_name.keys() & _AUTH_TUPLE_CALLS) \
-        if "auth" in source or "Auth" in source else []
+    names = idx.call_by_name
+    auth_calls = idx.calls_named(*_BASIC_AUTH_CALLS, *names.keys() & _AUTH_TUPLE_CALLS) \
+        if not names.keys().isdisjoint(_AUTH_CALLS) and ("auth" in source or "Auth" in source) else []
     for call in auth_calls:
         pair: list[ast.expr] = []
         if _last(call) in _BASIC_AUTH_CALLS:
@@ -893,8 +900,9 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
         if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
             yield "password", pw, None, pair[1]
     # f-strings: only for the shapes with spaces or an @ (a command line, a header, URI credentials)
-    spaced = any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword", "-----BEGIN"))
-    for node in idx.of(ast.JoinedStr) if spaced else ():
+    fstrings = idx.by_type.get(ast.JoinedStr)
+    spaced = bool(fstrings) and any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword"))
+    for node in fstrings if fstrings and spaced else ():
         if isinstance(node, ast.JoinedStr):
             # the literal parts only: a secret is never a placeholder's value
             text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
@@ -906,6 +914,7 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
 _BASIC_AUTH_CALLS = ("HTTPBasicAuth", "BasicAuth", "HTTPDigestAuth")
 _AUTH_TUPLE_CALLS = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "Session", "Client",
                                "AsyncClient", "urlopen", "HttpHook", "SimpleHttpOperator", "HttpOperator"})
+_AUTH_CALLS = frozenset(_BASIC_AUTH_CALLS) | _AUTH_TUPLE_CALLS
 _SECRET_KIND_TEXT = {
     "uri_credentials": "a connection URI with an embedded password",
     "private_key": "a private key",
