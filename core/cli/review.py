@@ -45,7 +45,12 @@ def review_command(
     from rich.console import Console
 
     err = Console(stderr=True)
+    narrator = None
     try:
+        if explain:  # narration settings are checked before anything is computed: a typo is a usage error
+            from dataeng_agents.core.agents import narrator_from_env
+
+            narrator = narrator_from_env()
         result = review_paths(
             paths, profile=profile, airflow_version=airflow_version, runtime=runtime, config=config_file,
             python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
@@ -53,11 +58,7 @@ def review_command(
     except DataengError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    advice = None
-    if explain:
-        from dataeng_agents.core.agents import narrator_from_env
-
-        advice = narrate_review(result, narrator_from_env())
+    advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
         from dataeng_agents.core.review.render import render_table
 

@@ -58,7 +58,7 @@ def test_cli_explain_markdown_is_the_core_renderer(tmp_path: Path, monkeypatch: 
     result = review_paths([str(dags)])
     expected = render_review(result, narrate_review(result), "md")
     assert res.output.strip() == expected.strip()
-    assert "## Advice" in expected and "template narrator" in expected
+    assert "## Advice" in expected and "Advice written by" in expected
     # without --explain: the findings only, as the core renders them
     plain = CliRunner().invoke(app, ["review", str(dags), "-f", "markdown", "--fail-on", "never"])
     assert plain.output.strip() == render_review(result, None, "md").strip()
