@@ -92,6 +92,10 @@ def rules_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
     category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option("--examples", help="Folder of <RULE>/{bad,good}.<ext>.txt examples to show on each page."),
+    ] = None,
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
     from dataeng_agents.core.review import RULES, write_rule_docs
@@ -100,7 +104,7 @@ def rules_command(
 
     rules = [r for r in RULES.values() if category is None or r.category == category]
     if write_docs is not None:
-        written = write_rule_docs(str(write_docs))
+        written = write_rule_docs(str(write_docs), str(examples) if examples else None)
         Console(stderr=True).print(f"wrote {len(written)} pages to {write_docs}")
     if as_json:
         typer.echo(json.dumps([

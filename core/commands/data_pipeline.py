@@ -36,6 +36,7 @@ __all__ = [
     "design_pipeline",
     "narrate_design",
     "narrate_review",
+    "render_review",
     "render_review_files",
     "render_starter_dag",
     "review_markdown",
@@ -177,8 +178,11 @@ REVIEW_FORMATS = ("json", "md", "sarif", "html")
 _REVIEW_FILE_NAMES = {"json": "review.json", "md": "review.md", "sarif": "review.sarif", "html": "review.html"}
 
 
-def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
-    """The review's findings (as ``dataeng review --format markdown``) followed by the advice."""
+def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) -> str:
+    """The review's findings, followed by the advice when there is one: what ``dataeng review -f markdown
+    [--explain]`` prints and both adapters write as ``review.md``."""
+    if advice is None:
+        return result.to_markdown()
     lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
     for i, priority in enumerate(advice.priorities, start=1):
         ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
@@ -187,7 +191,7 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
     return "\n".join(lines)
 
 
-def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
+def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) -> str:
     from dataeng_agents.core.report.render import _e, _html_table, _page
 
     counts = result.counts()
@@ -195,21 +199,47 @@ def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
         [_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
         for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
     ]
-    priorities = "".join(
-        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
-        f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
-        for p in advice.priorities
-    )
+    advice_html = ""
+    if advice is not None:
+        priorities = "".join(
+            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
+            f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
+            for p in advice.priorities
+        )
+        advice_html = (
+            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+            f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
+        )
     body = (
         f"<h1>{_e(title)}</h1>"
         f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
         f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
-        f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
-        "<h2>Findings</h2>"
+        + advice_html
+        + "<h2>Findings</h2>"
         + _html_table(["severity", "rule", "where", "message", "id"], rows)
     )
     return _page(title, body)
+
+
+def render_review(
+    result: ReviewResult, advice: ReviewAdvice | None, fmt: str, *, title: str = "Pipeline review"
+) -> str:
+    """One review (and its advice, when given) in one format: ``json``, ``md``/``markdown``, ``sarif`` or
+    ``html``. The one renderer of the CLI (``dataeng review -f``) and the files both adapters write."""
+    from dataeng_agents.core.errors import InputError
+
+    if fmt == "json":
+        doc = result.model_dump(mode="json")
+        if advice is not None:
+            doc["advice"] = advice.model_dump(mode="json")
+        return json.dumps(doc, indent=2)
+    if fmt in ("md", "markdown"):
+        return review_markdown(result, advice)
+    if fmt == "sarif":
+        return json.dumps(result.to_sarif(), indent=2)
+    if fmt == "html":
+        return _review_html(result, advice, title)
+    raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
 
 
 def render_review_files(
@@ -224,18 +254,8 @@ def render_review_files(
 
     out: dict[str, tuple[str, bytes]] = {}
     for fmt in formats:
-        if fmt == "json":
-            doc = result.model_dump(mode="json")
-            doc["advice"] = advice.model_dump(mode="json")
-            text = json.dumps(doc, indent=2)
-        elif fmt in ("md", "markdown"):
-            fmt, text = "md", review_markdown(result, advice)
-        elif fmt == "sarif":
-            text = json.dumps(result.to_sarif(), indent=2)
-        elif fmt == "html":
-            text = _review_html(result, advice, title)
-        else:
-            raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
+        text = render_review(result, advice, fmt, title=title)
+        fmt = "md" if fmt == "markdown" else fmt
         out[fmt] = (_REVIEW_FILE_NAMES[fmt], text.encode("utf-8"))
     if not out:
         raise InputError("formats", "no review format given")

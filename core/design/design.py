@@ -13,7 +13,7 @@ from dataeng_agents.core.design.recommend import (
     ArchitectureScore,
     score_architectures,
 )
-from dataeng_agents.core.design.spec import PipelineSpec, Sink, Source, load_spec
+from dataeng_agents.core.pipeline_spec import PipelineSpec, Sink, Source, load_spec
 from pydantic import BaseModel, ConfigDict, Field
 
 STORAGE_USD_PER_GB_MONTH = {"aws": 0.023, "gcp": 0.020, "azure": 0.018}
