@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dataeng_agents.core.design.design import PipelineDesign
+from dataeng_agents.core.design.design import PipelineDesign, schedule_minutes
 from dataeng_agents.core.design.spec import PipelineSpec
 
 _TEMPLATE = '''"""{title}
@@ -63,19 +63,6 @@ with DAG(
 ) as dag:
 {tasks}
 '''
-
-
-def schedule_minutes(schedule: str) -> int:
-    """Interval of the schedules :func:`~dataeng_agents.core.design.design.schedule_for` produces."""
-    presets = {"@hourly": 60, "@daily": 1440, "@weekly": 10080}
-    if schedule in presets:
-        return presets[schedule]
-    minute, hour = schedule.split()[:2]
-    if minute.startswith("*/"):
-        return int(minute[2:])
-    if hour.startswith("*/"):
-        return int(hour[2:]) * 60
-    return 1440
 
 
 def _ident(name: str) -> str:
