@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from dataeng_agents.core.design.spec import PipelineSpec, Source, Warehouse
+from dataeng_agents.core.pipeline_spec import PipelineSpec, Source, Warehouse
 from pydantic import BaseModel, ConfigDict
 
 Architecture = Literal["batch_elt", "micro_batch", "lambda", "kappa", "lakehouse"]

@@ -13,7 +13,7 @@ from dataeng_agents.core.design.recommend import (
     score_architectures,
 )
 from dataeng_agents.core.design.cost import CostEstimate, CostItem, default_warehouse, estimate_cost
-from dataeng_agents.core.design.spec import PipelineSpec, Sink, Source, load_spec
+from dataeng_agents.core.pipeline_spec import PipelineSpec, Sink, Source, load_spec
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Choice", "CostEstimate", "CostItem", "PipelineDesign", "design_pipeline", "estimate_cost",

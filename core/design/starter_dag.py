@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from dataeng_agents.core.design.design import PipelineDesign, schedule_minutes
-from dataeng_agents.core.design.spec import PipelineSpec
+from dataeng_agents.core.pipeline_spec import PipelineSpec
 
 _TEMPLATE = '''"""{title}
 

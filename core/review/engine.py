@@ -218,7 +218,7 @@ def review_file(
 
 
 def _review_spec_file(path: str, source: str, ctx: CheckContext) -> _FileOutcome:
-    from dataeng_agents.core.design.spec import load_spec
+    from dataeng_agents.core.pipeline_spec import load_spec
     from dataeng_agents.core.review.spec_checks import review_spec, yaml_line_index
 
     try:
