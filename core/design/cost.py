@@ -235,7 +235,7 @@ def estimate_cost(
     notes += [
         f"warehouse: {product}; list prices, US region: " + _price_note(product, wh),
         f"tables keep max(reprocessing horizon, 30 days) = {retention:g} days; raw landing keeps 30 days at "
-        f"${obj_price}/GB-month ({spec.cloud}); columnar tables compress {COLUMNAR_COMPRESSION:g}x (row-store PostgreSQL 1x)",
+        f"${obj_price}/GB-month ({spec.cloud}); columnar compression {COLUMNAR_COMPRESSION:g}x (row-store PostgreSQL 1x)",
         f"{runs:.4g} batch runs/day of {gb_per_run:.2f} GB each; one compute unit transforms {GB_PER_COMPUTE_HOUR:g} GB/hour"
         if batch else "no scheduled batch layer (Kappa): the stream job writes the tables",
         f"orchestrator: managed {spec.orchestrator} at ${orch}/month; egress and BI licences are excluded",
