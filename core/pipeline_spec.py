@@ -184,6 +184,12 @@ class PipelineSpec(BaseModel):
     def _consumers_exist(self) -> PipelineSpec:
         names = {c.name for c in self.consumers}
         sources = {s.name for s in self.sources}
+        for label, items in (("sources", self.sources), ("sinks", self.sinks)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    raise ValueError(f"{label}[{i}].name: duplicate name {item.name!r}")
+                seen.add(item.name)
         for i, sink in enumerate(self.sinks):
             for j, c in enumerate(sink.consumers):
                 if names and c not in names:

@@ -199,9 +199,13 @@ def partition_columns(sink: Sink, spec: PipelineSpec) -> tuple[list[str], str]:
     kind = table_type(sink, spec)
     if kind == "dimension":
         return [], "a dimension table is rewritten by key, not by date: clustered on its key instead"
-    times = [s.event_time_field for s in spec.sources_of(sink) if s.event_time_field]
+    srcs = spec.sources_of(sink)
+    times = [s.event_time_field for s in srcs if s.event_time_field and s.change_pattern == "append"]
     if times:
-        return [f"date({times[0]})"], f"derived from the event time {times[0]} of its source"
+        return [f"date({times[0]})"], f"derived from the event time {times[0]} of its append-only source"
+    if any(s.event_time_field for s in srcs):
+        return [], ("its sources update rows in place, so a partition on their change time would move rows "
+                    "between partitions: clustered on the key instead (declare partition_by for a creation date)")
     return [], "no event_time_field declared on its sources, so no time partition can be derived"
 
 
