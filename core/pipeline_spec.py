@@ -56,6 +56,7 @@ class Expectation(BaseModel):
     column: str | None = None
     check: Literal["not_null", "unique", "accepted_values", "row_count", "freshness", "range", "custom"]
     action: Literal["warn", "drop", "fail"] = "fail"
+    values: list[str] = Field(default_factory=list, description="The allowed values of an accepted_values check.")
 
 
 class Sink(BaseModel):
