@@ -159,19 +159,7 @@ def estimate_cost(
     if batch:
         factor = 1.3 if arch == "micro_batch" else 1.0  # more, smaller runs carry fixed overhead
         if product == "bigquery":
-            transform_gb = gb * 2 * DAYS_PER_MONTH  # each run reads the new rows and the MERGE target's slice
-            query_gb = (wh.query_gb_scanned_per_day if wh.query_gb_scanned_per_day is not None else gb * 10) * DAYS_PER_MONTH
-            if wh.bigquery_pricing == "on_demand":
-                tib = (transform_gb + query_gb) / 1024
-                items.append(CostItem(id="cost.compute", name="BigQuery on-demand queries (transform + consumers)",
-                                      usd_per_month=tib * BIGQUERY_ON_DEMAND_USD_PER_TIB,
-                                      formula=f"({transform_gb:g} + {query_gb:g}) GB/month / 1024 x "
-                                              f"${BIGQUERY_ON_DEMAND_USD_PER_TIB}/TiB scanned"))
-            else:
-                items.append(CostItem(id="cost.compute", name=f"BigQuery slots ({wh.bigquery_slots} baseline)",
-                                      usd_per_month=wh.bigquery_slots * BIGQUERY_SLOT_USD_PER_HOUR * HOURS_PER_MONTH,
-                                      formula=f"{wh.bigquery_slots} slots x ${BIGQUERY_SLOT_USD_PER_HOUR}/slot-hour x "
-                                              f"{HOURS_PER_MONTH:g} h"))
+            pass  # priced below: consumers query BigQuery whatever the architecture
         elif product == "snowflake":
             credits_h = SNOWFLAKE_CREDITS_PER_HOUR[wh.snowflake_size]
             minutes = max(SNOWFLAKE_MIN_BILLED_MINUTES, gb_per_run / (GB_PER_COMPUTE_HOUR * credits_h) * 60 * factor)
@@ -205,6 +193,22 @@ def estimate_cost(
                                   formula=f"${POSTGRES_INSTANCE_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h"))
         else:  # duckdb runs inside the orchestrator's worker
             notes.append("DuckDB runs inside the orchestrator's worker: no separate warehouse compute")
+
+    if product == "bigquery":
+        # each batch run reads its new rows and the MERGE target's slice; consumers scan on top of that
+        transform_gb = gb * 2 * DAYS_PER_MONTH if batch else 0.0
+        query_gb = (wh.query_gb_scanned_per_day if wh.query_gb_scanned_per_day is not None else gb * 10) * DAYS_PER_MONTH
+        if wh.bigquery_pricing == "on_demand":
+            tib = (transform_gb + query_gb) / 1024
+            items.append(CostItem(id="cost.compute", name="BigQuery on-demand queries (transform + consumers)",
+                                  usd_per_month=tib * BIGQUERY_ON_DEMAND_USD_PER_TIB,
+                                  formula=f"({transform_gb:g} + {query_gb:g}) GB/month / 1024 x "
+                                          f"${BIGQUERY_ON_DEMAND_USD_PER_TIB}/TiB scanned"))
+        else:
+            items.append(CostItem(id="cost.compute", name=f"BigQuery slots ({wh.bigquery_slots} baseline)",
+                                  usd_per_month=wh.bigquery_slots * BIGQUERY_SLOT_USD_PER_HOUR * HOURS_PER_MONTH,
+                                  formula=f"{wh.bigquery_slots} slots x ${BIGQUERY_SLOT_USD_PER_HOUR}/slot-hour x "
+                                          f"{HOURS_PER_MONTH:g} h"))
 
     # streams: brokers, their disks and the always-on processing
     if streaming:

@@ -308,7 +308,7 @@ def design_pipeline(spec: PipelineSpec | str | Path | dict[str, Any]) -> Pipelin
     comparison = score_architectures(sp)
     arch = comparison[0].architecture
     tr = sp.transformations
-    engine = tr.engine or ("flink" if arch == "kappa" else "spark" if arch == "lakehouse" or sp.total_gb_per_day >= 500
+    engine = tr.engine or ("spark" if arch in {"kappa", "lambda"} else "spark" if arch == "lakehouse" or sp.total_gb_per_day >= 500
                            or tr.complexity == "complex" else "dbt")
     ctx = CheckContext(path=f"spec:{sp.name}", config=load_config(profile="default"), airflow_version="3.3")
     review_spec(ctx, sp, {})

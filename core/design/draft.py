@@ -386,8 +386,9 @@ def extract_spec(request: str) -> SpecDraft:
     else:
         assumptions.append("reprocessing horizon 30 days (backfills rewrite at most a month)")
     if engine is None:
-        assumptions.append("transformations: dbt models (no engine named)" if slo >= 15 or not has_stream
-                           else "transformations: Spark Structured Streaming (no engine named)")
+        engine = "dbt" if slo >= 15 or not has_stream else "spark"
+        assumptions.append("transformations: dbt models (no engine named)" if engine == "dbt"
+                           else "transformations: Spark Structured Streaming, dbt for the batch side (no engine named)")
     names = [s["name"] for s in sources]
     target = product or (sink_m[0].tech.key if sink_m else "warehouse")
     spec: dict[str, Any] = {

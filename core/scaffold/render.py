@@ -102,6 +102,8 @@ def _source_columns(spec: PipelineSpec, src: Source) -> list[str]:
     cols = [*src.primary_key, *([src.event_time_field] if src.event_time_field else [])]
     for sink in _sinks_of(spec, src):
         cols += _sink_columns(spec, sink)
+    if src.kind == "cdc" or src.change_pattern == "cdc":
+        cols.append("op")  # c / u / d of the change event (Debezium)
     cols.append("payload")
     return list(dict.fromkeys(ident(c) for c in cols))
 
@@ -187,7 +189,6 @@ def _stg_sql(spec: PipelineSpec, src: Source) -> str:
     deleted = "false"
     if src.kind == "cdc" or src.change_pattern == "cdc":
         deleted = "coalesce(op = 'd', false)"
-        select.append("cast(op as varchar) as op")
     lines += ["typed as (", "    select", "        " + ",\n        ".join([*select, loaded]), f"    from {base}", ")"]
     if keys:
         lines[-1] = "),"
@@ -538,6 +539,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.futures import wait
 from prefect.tasks import exponential_backoff
 
@@ -548,7 +550,10 @@ SINKS = {sinks!r}
 INTERVAL = timedelta(minutes={interval})
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=30), timeout_seconds={task_timeout * 60})
+# a flow retry skips the loads that already finished for the same interval (they are idempotent anyway);
+# the tags carry a concurrency limit: `prefect concurrency-limit create {name}-extract 4`
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=30), timeout_seconds={task_timeout * 60},
+      cache_policy=INPUTS + TASK_SOURCE, cache_expiration=INTERVAL, persist_result=True, tags=["{name}-extract"])
 def load_source(name: str, start: datetime, end: datetime) -> int:
     """Extract-load one source for [start, end)."""
     from {package}.extract_load import load
@@ -572,7 +577,7 @@ def dbt_build() -> None:
     PrefectDbtRunner(settings=settings).invoke(["build"], env=dbt_env())
 
 
-@task(timeout_seconds={task_timeout * 60})
+@task(retries=1, retry_delay_seconds=30, timeout_seconds={task_timeout * 60}, tags=["{name}-checks"])
 def check_sink(name: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Row count, key grain and freshness of one published table for [start, end)."""
     from {package}.quality import check
