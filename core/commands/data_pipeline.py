@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline, render_starter_dag
+from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline
 from dataeng_agents.core.narrative import (
     ArchitectureAdvice,
     NarrationTask,
@@ -37,7 +37,7 @@ __all__ = [
     "narrate_design",
     "narrate_review",
     "render_review_files",
-    "render_starter_dag",
+    "scaffold_project",
     "review_markdown",
     "review_narration_task",
     "review_paths",
@@ -164,13 +164,22 @@ def narrate_design(design: PipelineDesign, narrator: Narrator | None = None) -> 
     return (narrator or TemplateNarrator()).narrate(design_narration_task(design))
 
 
+def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None) -> Any:
+    """The runnable project for ``spec`` (:class:`~dataeng_agents.core.scaffold.Project`)."""
+    from dataeng_agents.core.scaffold import scaffold_project as build
+
+    return build(spec, design)
+
+
 def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[PipelineDesign, str]:
-    """The design and the source of its starter DAG (what ``--emit-dag`` writes)."""
+    """The design and the source of the Airflow DAG of its scaffold (``dags/<name>.py``)."""
     from dataeng_agents.core.design import load_spec
+    from dataeng_agents.core.scaffold import render_dag
+    from dataeng_agents.core.scaffold.render import ident
 
     sp = load_spec(spec)
     design = design_pipeline(sp)
-    return design, render_starter_dag(design, sp)
+    return design, render_dag(sp, design, f"{ident(sp.name)}_pipeline")
 
 
 REVIEW_FORMATS = ("json", "md", "sarif", "html")

@@ -221,7 +221,7 @@ def _storage(sink: Sink, spec: PipelineSpec, arch: Architecture) -> Choice:
     gb = spec.sink_gb_per_day(sink)
     return Choice(id=f"storage.{sink.name}", area="storage",
                   choice=f"{sink.kind} / {fmt} ({table_type(sink, spec)}, {gb:g} GB/day), {layout}, written by {write}",
-                  why=f"partitioning {why_part}; {write} keeps reruns idempotent")
+                  why=f"partitioning: {why_part}; {write} keeps reruns idempotent")
 
 
 def schedule_minutes(schedule: str) -> int:
