@@ -183,7 +183,7 @@ def test_cli_pipeline_design(tmp_path: Path) -> None:
     dag = out / "dags" / "iot_telemetry.py"
     assert dag.exists() and review_paths([dag], profile="strict").findings == []
     res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "daily_sales_batch.yaml")])
-    assert res.exit_code == 0 and "Batch ETL/ELT" in res.output and "Assumptions" in res.output
+    assert res.exit_code == 0 and "Batch ETL/ELT" in res.output and "Cost assumptions" in res.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nsources: [{name: a, kind: ftp, volume_gb_per_day: 1}]\nsinks: []\nfreshness_slo_minutes: 5\n")
     res = CliRunner().invoke(app, ["pipeline", "design", str(bad)])
