@@ -185,12 +185,14 @@ class PipelineSpec(BaseModel):
     def _consumers_exist(self) -> PipelineSpec:
         names = {c.name for c in self.consumers}
         sources = {s.name for s in self.sources}
-        for label, items in (("sources", self.sources), ("sinks", self.sinks)):
+        named: list[tuple[str, list[str]]] = [("sources", [s.name for s in self.sources]),
+                                              ("sinks", [k.name for k in self.sinks])]
+        for label, item_names in named:
             seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    raise ValueError(f"{label}[{i}].name: duplicate name {item.name!r}")
-                seen.add(item.name)
+            for i, item_name in enumerate(item_names):
+                if item_name in seen:
+                    raise ValueError(f"{label}[{i}].name: duplicate name {item_name!r}")
+                seen.add(item_name)
         for i, sink in enumerate(self.sinks):
             for j, c in enumerate(sink.consumers):
                 if names and c not in names:

@@ -37,10 +37,10 @@ __all__ = [
     "narrate_design",
     "narrate_review",
     "render_review_files",
-    "scaffold_project",
     "review_markdown",
     "review_narration_task",
     "review_paths",
+    "scaffold_project",
     "write_review",
 ]
 

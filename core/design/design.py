@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataeng_agents.core.design.cost import CostEstimate, CostItem, default_warehouse, estimate_cost
 from dataeng_agents.core.design.recommend import (
     LABELS,
     STREAM_KINDS,
@@ -12,7 +13,6 @@ from dataeng_agents.core.design.recommend import (
     ArchitectureScore,
     score_architectures,
 )
-from dataeng_agents.core.design.cost import CostEstimate, CostItem, default_warehouse, estimate_cost
 from dataeng_agents.core.pipeline_spec import PipelineSpec, Sink, Source, load_spec
 from pydantic import BaseModel, ConfigDict, Field
 

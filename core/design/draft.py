@@ -332,8 +332,7 @@ def extract_spec(request: str) -> SpecDraft:
                        event_time_field="updated_at", hard_deletes=True)
             assumptions.append(f"'{name}' is captured with CDC (Debezium); deletes arrive as delete events")
         elif kind == "database":
-            fact = entity in FACT_WORDS
-            src.update(change_pattern="upsert" if not fact or "update" in text else "upsert",
+            src.update(change_pattern="upsert",
                        replayable=True, primary_key=[f"{singular}_id"], event_time_field="updated_at")
             assumptions.append(f"'{name}' rows are inserted and updated (upsert) with primary key {singular}_id and "
                                "an updated_at column that every write sets (the incremental watermark)")

@@ -214,7 +214,7 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
     time_col = _time_column(spec, sink)
     part, _why = partition_columns(sink, spec)
     strategy = "delete+insert" if keys else "append"
-    config = [f"materialized='incremental'", f"incremental_strategy='{strategy}'", "on_schema_change='append_new_columns'"]
+    config = ["materialized='incremental'", f"incremental_strategy='{strategy}'", "on_schema_change='append_new_columns'"]
     if keys:
         config.insert(1, f"unique_key={keys!r}")
     unions = []
@@ -785,7 +785,7 @@ def _requirements(spec: PipelineSpec, design: PipelineDesign) -> list[str]:
     if any(s.kind in {"api", "saas"} for s in spec.sources):
         reqs.append("dlt[duckdb,postgres]>=1.5")
     reqs += {"snowflake": ["snowflake-connector-python>=3.0"], "bigquery": ["google-cloud-bigquery>=3.0"]}.get(product, [])
-    reqs += ["# dbt (may live in its own virtualenv: set DBT_EXECUTABLE)", f"# dbt-core>=1.10,<1.12 dbt-duckdb dbt-postgres"
+    reqs += ["# dbt (may live in its own virtualenv: set DBT_EXECUTABLE)", "# dbt-core>=1.10,<1.12 dbt-duckdb dbt-postgres"
              + (f" dbt-{product}" if product not in {"duckdb", "postgres"} else "")]
     return reqs
 

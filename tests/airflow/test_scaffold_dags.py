@@ -8,15 +8,15 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-import pendulum
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 from dagrun import load_dag, run, task_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scaffold_support import ALL_KEYS, REQUESTS, build  # noqa: E402
+from scaffold_support import ALL_KEYS, REQUESTS, build
 
 ENV = ("PIPELINE_WAREHOUSE_URL", "PIPELINE_SOURCE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SAMPLE_API_DIR",
        "PIPELINE_SCHEMA_PREFIX", "PIPELINE_DBT_TARGET", "DBT_EXECUTABLE")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from dataeng_agents.core.design import design_pipeline, estimate_cost, load_spec
 from dataeng_agents.core.design.cost import (
     BIGQUERY_ON_DEMAND_USD_PER_TIB,

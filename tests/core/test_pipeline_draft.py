@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from test_llm_fakes import FakeAnthropic, message, tool_use
-from typer.testing import CliRunner
-
 from dataeng_agents.core.design import design_pipeline, draft_spec, extract_spec, is_sentence, load_spec
 from dataeng_agents.core.design.draft import SpecDraftAnswer, spec_yaml
 from dataeng_agents.core.errors import InputError
+from test_llm_fakes import FakeAnthropic, message, tool_use
+from typer.testing import CliRunner
 
 KAFKA_BQ = "Design a real-time streaming pipeline from Kafka to BigQuery"
 PG_SNOW = "Build a daily batch ELT pipeline from PostgreSQL orders to Snowflake with dbt"

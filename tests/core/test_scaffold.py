@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from scaffold_support import ALL_KEYS, EXAMPLES, build, spec_for
-from typer.testing import CliRunner
-
 from dataeng_agents.core.commands.data_pipeline import review_paths
 from dataeng_agents.core.design import design_pipeline
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.scaffold import scaffold_project
+from scaffold_support import ALL_KEYS, EXAMPLES, build, spec_for
+from typer.testing import CliRunner
 
 ARCH_OF = {"daily_sales_batch": "batch_elt", "clickstream_microbatch": "micro_batch", "fraud_lambda": "lambda",
            "iot_kappa": "kappa", "events_lakehouse": "lakehouse"}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scaffold_support import ALL_KEYS, build  # noqa: E402
+from scaffold_support import ALL_KEYS, build
 
 ENV = ("PIPELINE_WAREHOUSE_URL", "PIPELINE_SOURCE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SAMPLE_API_DIR",
        "PIPELINE_SCHEMA_PREFIX", "PIPELINE_DBT_TARGET", "DBT_EXECUTABLE")
