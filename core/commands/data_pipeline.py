@@ -119,10 +119,10 @@ def _design_facts(design: PipelineDesign) -> dict[str, Any]:
              "reasons": [r.model_dump() for r in s.reasons]}
             for s in design.comparison
         ],
-        "components": [c.model_dump() for c in [*design.ingestion, design.orchestration, design.transformation,
-                                                 *design.storage, *design.quality_checks, *design.monitoring]],
+        "components": [c.model_dump() for c in design.components()],
         "cost": design.cost.model_dump(),
         "spec_findings": design.spec_findings,
+        "open_questions": design.open_questions,
     }
 
 
@@ -142,10 +142,12 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     risks += [NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings]
     biggest = max(design.cost.items, key=lambda i: i.usd_per_month)
     risks.append(NarrativePoint(text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]))
-    steps = [f"{c.area}: {c.choice}" for c in [*design.ingestion, design.orchestration, design.transformation]]
+    steps = [f"{c.area}: {c.choice}" for c in [design.warehouse, *design.ingestion, *design.deletes,
+                                                 design.orchestration, design.transformation]]
     steps += [f"storage: {c.choice}" for c in design.storage]
     steps.append(f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors")
     steps += [f"fix spec finding {f['rule_id']}: {f['fix']}" for f in design.spec_findings]
+    steps += [f"answer: {q}" for q in design.open_questions]
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
