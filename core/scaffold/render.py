@@ -214,9 +214,14 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
     time_col = _time_column(spec, sink)
     part, _why = partition_columns(sink, spec)
     strategy = "delete+insert" if keys else "append"
-    config = ["materialized='incremental'", f"incremental_strategy='{strategy}'", "on_schema_change='append_new_columns'"]
-    if keys:
-        config.insert(1, f"unique_key={keys!r}")
+    snapshot_only = all(s.change_pattern == "snapshot" for s in spec.sources_of(sink))
+    if snapshot_only:  # the newest snapshot is the whole table: rebuilt each run, history in dbt/snapshots
+        config = ["materialized='table'"]
+    else:
+        config = ["materialized='incremental'", f"incremental_strategy='{strategy}'",
+                  "on_schema_change='append_new_columns'"]
+        if keys:
+            config.insert(1, f"unique_key={keys!r}")
     unions = []
     for src in spec.sources_of(sink):
         src_time = ident(src.event_time_field) if src.event_time_field else "_loaded_at"
@@ -240,7 +245,8 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
         "    {% if is_incremental() %}",
         "    -- reprocess a lookback window so late events and re-delivered intervals replace their rows",
         f"    where {time_col} >= (select coalesce(max({time_col}), cast('1900-01-01' as timestamp)) from {{{{ this }}}})"
-        + (" - interval '{{ var(\"lookback_hours\", 3) }} hours'" if keys else ""),
+        + (" - interval '{{ var(\"lookback_hours\", 3) }} hours'" if keys else "")
+        + (" or _is_deleted  -- a delete does not move the event time" if keys else ""),
         "    {% endif %}",
         ")",
     ]

@@ -146,3 +146,62 @@ def test_scaffold_runs_on_duckdb(key: str, tmp_path: Path, clean_modules: object
         with pytest.raises(RuntimeError, match="not_null"):
             built.module("settings").run_dbt("build")
     importlib.invalidate_caches()
+
+
+SNAPSHOT_SPEC = {
+    "name": "crm_dimensions",
+    "sources": [
+        {"name": "stores", "kind": "database", "volume_gb_per_day": 0.01, "change_pattern": "snapshot",
+         "primary_key": ["store_id"]},
+        {"name": "customers", "kind": "database", "volume_gb_per_day": 0.5, "change_pattern": "upsert",
+         "primary_key": ["customer_id"], "event_time_field": "updated_at", "hard_deletes": True},
+    ],
+    "sinks": [
+        {"name": "dim_stores", "kind": "warehouse", "sources": ["stores"], "upsert_key": ["store_id"],
+         "write_mode": "merge", "expectations": [{"column": "store_id", "check": "unique"}]},
+        {"name": "dim_customers", "kind": "warehouse", "sources": ["customers"], "upsert_key": ["customer_id"],
+         "write_mode": "merge", "expectations": [{"column": "segment", "check": "accepted_values",
+                                                  "values": ["smb", "enterprise"]}]},
+    ],
+    "freshness_slo_minutes": 2880,
+    "warehouse": "duckdb",
+}
+
+
+def test_snapshot_and_hard_delete_sources_on_duckdb(tmp_path: Path, clean_modules: object,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot source goes through a dbt snapshot (hard_deletes: invalidate); a source with hard deletes
+    gets a keys-only copy that marks rows gone from the source as deleted."""
+    import duckdb
+    import scaffold_support
+
+    monkeypatch.setitem(scaffold_support.REQUESTS, "__snap", "")  # keep build() generic: spec given below
+    monkeypatch.setattr(scaffold_support, "spec_for", lambda key: __import__(
+        "dataeng_agents.core.design", fromlist=["load_spec"]).load_spec(SNAPSHOT_SPEC))
+    for var in ("PIPELINE_WAREHOUSE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SCHEMA_PREFIX", "PIPELINE_SOURCE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    design = design_pipeline(SNAPSHOT_SPEC)
+    assert "partitioned" not in " ".join(c.choice.replace("not partitioned", "") for c in design.storage)
+    assert {c.id for c in design.deletes} == {"deletes.stores", "deletes.customers"}
+    built = scaffold_support.build("__snap", tmp_path)
+    assert "dbt/snapshots/stores_history.sql" in built.project.files
+    el, settings = built.module("extract_load"), built.module("settings")
+    for n in ("stores", "customers"):
+        assert el.load(n, built.start, built.end) > 0
+    db = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(db) as conn:  # a customer and a store are deleted at the source
+        conn.execute("delete from source.customers where customer_id = 'customer_id-000001'")
+        conn.execute("delete from source.stores where store_id = 'store_id-000002'")
+    settings.run_dbt("build")  # first snapshot
+    for n in ("stores", "customers"):  # the same interval again, after the deletes
+        el.load(n, built.start, built.end)
+    assert "ERROR=0" in settings.run_dbt("build")
+    with duckdb.connect(db, read_only=True) as conn:
+        gone = conn.execute("select _is_deleted from analytics.dim_customers where customer_id = 'customer_id-000001'")
+        assert gone.fetchone() == (True,)
+        assert conn.execute("select count(*) from analytics.dim_customers where _is_deleted").fetchone()[0] == 1
+        closed = conn.execute("select dbt_valid_to is not null from snapshots.stores_history "
+                              "where store_id = 'store_id-000002'").fetchall()
+        assert closed == [(True,)]
+    for sink in ("dim_stores", "dim_customers"):
+        assert built.module("quality").check(sink, built.start, built.end)["row_count"] > 0
