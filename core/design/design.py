@@ -104,10 +104,11 @@ def schedule_for(spec: PipelineSpec, arch: Architecture) -> str:
     budget = spec.freshness_slo_minutes / 2
     if budget >= 1440:
         return "@daily"
+    # */N is only a regular interval when N divides the hour (or the day): */7 runs at :56 and :00
     if budget >= 60:
-        hours = max(1, min(12, int(budget // 60)))
+        hours = max(h for h in (1, 2, 3, 4, 6, 8, 12) if h <= budget / 60)
         return "@hourly" if hours == 1 else f"0 */{hours} * * *"
-    minutes = max(5, min(30, int(budget)))
+    minutes = max(m for m in (5, 6, 10, 12, 15, 20, 30) if m <= max(5.0, budget))
     return f"*/{minutes} * * * *"
 
 

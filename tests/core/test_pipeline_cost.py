@@ -154,3 +154,14 @@ def test_new_fields_are_validated(patch: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_spec(spec(**patch))
     assert exc.value.field == field
+
+
+@pytest.mark.parametrize("slo", [10, 14, 15, 22, 45, 90, 125, 300, 700, 1000, 2000, 2880, 10000])
+def test_schedules_have_regular_intervals(slo: float) -> None:
+    from dataeng_agents.core.design.design import schedule_for, schedule_minutes
+
+    sched = schedule_for(load_spec(spec(freshness_slo_minutes=slo)), "batch_elt")
+    minutes = schedule_minutes(sched)
+    # cron */N is regular only when N divides the hour / the day; the run leaves half the SLO for itself
+    assert (60 % minutes == 0) if minutes < 60 else (1440 % minutes == 0)
+    assert minutes <= max(5, slo / 2) or sched == "@daily"
