@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline, render_starter_dag
+from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline
 from dataeng_agents.core.narrative import (
     ArchitectureAdvice,
     NarrationTask,
@@ -38,10 +38,10 @@ __all__ = [
     "narrate_review",
     "render_review",
     "render_review_files",
-    "render_starter_dag",
     "review_markdown",
     "review_narration_task",
     "review_paths",
+    "scaffold_project",
     "write_review",
 ]
 
@@ -120,10 +120,10 @@ def _design_facts(design: PipelineDesign) -> dict[str, Any]:
              "reasons": [r.model_dump() for r in s.reasons]}
             for s in design.comparison
         ],
-        "components": [c.model_dump() for c in [*design.ingestion, design.orchestration, design.transformation,
-                                                 *design.storage, *design.quality_checks, *design.monitoring]],
+        "components": [c.model_dump() for c in design.components()],
         "cost": design.cost.model_dump(),
         "spec_findings": design.spec_findings,
+        "open_questions": design.open_questions,
     }
 
 
@@ -143,10 +143,12 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     risks += [NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings]
     biggest = max(design.cost.items, key=lambda i: i.usd_per_month)
     risks.append(NarrativePoint(text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]))
-    steps = [f"{c.area}: {c.choice}" for c in [*design.ingestion, design.orchestration, design.transformation]]
+    steps = [f"{c.area}: {c.choice}" for c in [design.warehouse, *design.ingestion, *design.deletes,
+                                                 design.orchestration, design.transformation]]
     steps += [f"storage: {c.choice}" for c in design.storage]
     steps.append(f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors")
     steps += [f"fix spec finding {f['rule_id']}: {f['fix']}" for f in design.spec_findings]
+    steps += [f"answer: {q}" for q in design.open_questions]
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
@@ -165,13 +167,22 @@ def narrate_design(design: PipelineDesign, narrator: Narrator | None = None) -> 
     return (narrator or TemplateNarrator()).narrate(design_narration_task(design))
 
 
+def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None) -> Any:
+    """The runnable project for ``spec`` (:class:`~dataeng_agents.core.scaffold.Project`)."""
+    from dataeng_agents.core.scaffold import scaffold_project as build
+
+    return build(spec, design)
+
+
 def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[PipelineDesign, str]:
-    """The design and the source of its starter DAG (what ``--emit-dag`` writes)."""
+    """The design and the source of the Airflow DAG of its scaffold (``dags/<name>.py``)."""
     from dataeng_agents.core.design import load_spec
+    from dataeng_agents.core.scaffold import render_dag
+    from dataeng_agents.core.scaffold.render import ident
 
     sp = load_spec(spec)
     design = design_pipeline(sp)
-    return design, render_starter_dag(design, sp)
+    return design, render_dag(sp, design, f"{ident(sp.name)}_pipeline")
 
 
 REVIEW_FORMATS = ("json", "md", "sarif", "html")
