@@ -81,6 +81,9 @@ class AnalysisSettings(BaseModel):
     prior: PriorInput | None = None
     correction: Correction = "none"
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    relative_method: Literal["log", "delta"] = "log"
+    min_units: int = Field(default=0, ge=0)
+    min_conversions: int = Field(default=0, ge=0)
 
 
 class VariantStats(BaseModel):
