@@ -112,19 +112,20 @@ def test_results_are_ordinary_mutable_models() -> None:
 def test_relative_interval_cannot_cross_minus_100_percent() -> None:
     # Issue 13: 11 vs 3 conversions gave [-136%, -11.4%] with the linear delta method.
     for method in ("frequentist", "sequential"):
-        r = analyze(_two_proportions((1000, 11), (1000, 3), method=method)).results[0]
+        r = analyze(_two_proportions((1000, 11), (1000, 3), method=method, min_conversions=0)).results[0]
         assert r.ci is not None and r.ci[0] is not None and r.ci[1] is not None
         assert -1.0 < r.ci[0] < r.estimate < r.ci[1]
         assert abs(r.estimate - (3 / 11 - 1)) < 1e-12
-        gb = analyze(_two_proportions((1000, 11), (1000, 3), method=method, relative_method="delta")).results[0]
+        gb = analyze(_two_proportions((1000, 11), (1000, 3), method=method, relative_method="delta",
+                                        min_conversions=0)).results[0]
         assert gb.ci is not None and gb.ci[0] is not None and gb.ci[0] < -1.0  # the convention it replaces
 
 
 def test_relative_log_test_is_antisymmetric_in_the_arms() -> None:
     # Swapping the arms maps the lift L to 1/(1+L) - 1 and leaves the p-value unchanged (on the log
     # scale the statistic only changes sign); the linear delta method does not have this property.
-    a = analyze(_two_proportions((5000, 60), (5000, 85), method="sequential")).results[0]
-    b = analyze(_two_proportions((5000, 85), (5000, 60), method="sequential")).results[0]
+    a = analyze(_two_proportions((5000, 160), (5000, 185), method="sequential")).results[0]
+    b = analyze(_two_proportions((5000, 185), (5000, 160), method="sequential")).results[0]
     assert a.p_value is not None and b.p_value is not None and a.estimate is not None and b.estimate is not None
     assert abs(a.p_value - b.p_value) < 1e-12
     assert abs((1 + a.estimate) * (1 + b.estimate) - 1) < 1e-12
@@ -144,3 +145,38 @@ def test_below_the_minimum_counts_the_result_is_not_enough_data() -> None:
     units = analyze(two_arm("mean", {"n": 50, "sum": 100.0, "sum_squares": 400.0},
                             {"n": 500, "sum": 1100.0, "sum_squares": 4000.0}, min_units=100)).results[0]
     assert units.error is not None and units.error.startswith("not enough data")
+
+
+def test_analysis_plan_reduces_to_the_fixed_horizon_formula_and_runs_from_the_cli(tmp_path: Path) -> None:
+    from dataeng_agents.core.stats import (
+        analysis_mde,
+        analysis_power,
+        analysis_sample_size,
+        sample_size_per_variant,
+    )
+
+    # A mean metric, absolute difference, fixed horizon, one test: the spotify-confidence formula
+    # (which ignores the far rejection tail, so it may be one unit apart).
+    kw: dict[str, Any] = {"kind": "mean", "baseline_mean": 10.0, "baseline_variance": 25.0, "mde": 0.5,
+                          "mde_type": "absolute"}
+    ours = analysis_sample_size(method="frequentist", difference="absolute", tests=1, **kw)
+    assert abs(ours - sample_size_per_variant(**kw)) <= 1
+    # The sequential test with Holm over 6 needs more units; power grows with n; the MDE inverts power.
+    seq = analysis_sample_size(method="sequential", tests=6, **kw)
+    assert seq > ours
+    p_lo = analysis_power(n_per_variant=seq // 2, method="sequential", tests=6, **kw)
+    p_at = analysis_power(n_per_variant=seq, method="sequential", tests=6, **kw)
+    assert p_lo < 0.8 <= p_at < 0.81
+    mde = analysis_mde(kind="mean", baseline_mean=10.0, baseline_variance=25.0, n_per_variant=seq,
+                       mde_type="absolute", method="sequential", tests=6)
+    assert mde is not None and abs(mde - 0.5) < 0.01
+    # Below the minimum conversions nothing is detectable.
+    assert analysis_power(kind="proportion", baseline_mean=0.01, mde=0.5, n_per_variant=5000,
+                          min_conversions=150) == 0.0
+    code, out, err = run_cli(tmp_path, "power", {"kind": "proportion", "baseline_mean": 0.05, "mde": 0.1,
+                                                 "mde_type": "relative", "method": "sequential", "tests": 6})
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["method"] == "sequential" and got["tests"] == 6 and got["power"] >= 0.8
+    assert got["per_variant"] == analysis_sample_size(kind="proportion", baseline_mean=0.05, mde=0.1, tests=6,
+                                                      min_conversions=150)
