@@ -639,7 +639,14 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             nc = nn[cu]
             xs = vc[sl["covariate_sum"]]
             xbar[ci] = xs / nc
-            varx[ci] = _var_from_sums(nc, xs, vc[sl["covariate_sum_squares"]])
+            xss = vc[sl["covariate_sum_squares"]]
+            varx[ci] = _var_from_sums(nc, xs, xss)
+            if kname == "proportion":
+                # gbstats reads a proportion's covariate (its pre-period conversion) as a proportion:
+                # variance p(1-p), not the n-1 sample variance; a 0/1 covariate has xss == xs.
+                binary = xss == xs
+                xp = xs / nc
+                varx[ci] = np.where(binary, xp * (1.0 - xp), varx[ci])
             cyx = _cov_from_sums(nc, s[cu], xs, vc[sl["sum_product_covariate"]])
             if kname == "ratio":
                 # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
@@ -690,6 +697,8 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
             pj = sj / nj
             post_var = np.where(kind == _KIND_CODE["proportion"], pj * (1 - pj), _var_from_sums(nj, sj, ssj))
             pre_var = _var_from_sums(nj, xj, xssj)
+            pxj = xj / nj
+            pre_var = np.where((kind == _KIND_CODE["proportion"]) & (xssj == xj), pxj * (1 - pxj), pre_var)
             joint_theta = np.where((pre_var > 0) & (post_var > 0), _cov_from_sums(nj, sj, xj, spj) / pre_var, 0.0)
             # A ratio has no joint sums of its influence function; pool the per-arm moments instead.
             w = nn - 1.0

@@ -262,3 +262,38 @@ def test_sequential_interval_contains_fixed_horizon_interval() -> None:
     assert seq.p_value > fixed.p_value
     greater = _one(two_arm("proportion", c, t, method="sequential", alternative="greater"))
     assert greater.ci[1] is None and 1e-5 <= greater.p_value <= 0.4999
+
+
+def test_cuped_proportion_follows_gbstats_proportion_covariate() -> None:
+    # gbstats reads a proportion metric's covariate (pre-period conversion) as a ProportionStatistic:
+    # theta = joint covariance (n-1) / joint px(1-px); arm variance p(1-p) + theta^2 px(1-px) - 2 theta cov.
+    # Re-derived from raw 0/1 rows here; the engine used the n-1 covariate variance before (~1/n apart).
+    rng = np.random.default_rng(12)
+    arms = []
+    for n, lift in ((700, 1.0), (650, 1.15)):
+        x = (rng.random(n) < 0.3).astype(float)
+        y = ((rng.random(n) < 0.12 * lift) | ((x == 1) & (rng.random(n) < 0.5))).astype(float)
+        arms.append((x, y))
+    (xa, ya), (xb, yb) = arms
+    xj, yj = np.concatenate([xa, xb]), np.concatenate([ya, yb])
+    nj = xj.size
+    cov_j = (np.sum(xj * yj) - xj.sum() * yj.sum() / nj) / (nj - 1)
+    theta = cov_j / (xj.mean() * (1 - xj.mean()))
+
+    def arm(x: Any, y: Any) -> tuple[float, float, float]:
+        n = x.size
+        cov = (np.sum(x * y) - x.sum() * y.sum() / n) / (n - 1)
+        var = y.mean() * (1 - y.mean()) + theta**2 * x.mean() * (1 - x.mean()) - 2 * theta * cov
+        return y.mean() - theta * x.mean(), var, y.mean()
+
+    (ma, va, pa), (mb, vb, pb) = arm(xa, ya), arm(xb, yb)
+    est = (mb - ma) / pa
+    se = np.sqrt(vb / (pa**2 * yb.size) + va * pb**2 / (pa**4 * ya.size))
+
+    def cuped_stats(x: Any, y: Any) -> dict[str, float]:
+        return {"n": float(y.size), "sum": float(y.sum()), "covariate_sum": float(x.sum()),
+                "covariate_sum_squares": float((x * x).sum()), "sum_product_covariate": float((x * y).sum())}
+
+    r = analyze(two_arm("proportion", cuped_stats(xa, ya), cuped_stats(xb, yb), relative_method="delta",
+                        min_conversions=0)).results[0]
+    assert r.estimate == pytest.approx(est, rel=1e-12) and r.std_error == pytest.approx(se, rel=1e-12)
