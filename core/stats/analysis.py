@@ -110,7 +110,13 @@ def _trusted_many(cls: type[_M], dicts: list[dict[str, Any]], fields: set[str]) 
     return objs
 
 
-def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bayes: bool) -> list[MetricResult]:
+def _results(
+    res: engine.ArrayResults,
+    adjusted: npt.NDArray[np.float64],
+    *,
+    bayes: bool,
+    adjusted_ci: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+) -> list[MetricResult]:
     """Result models from the array grids, row-major (metric, then variant).
 
     Errored results are NaN in every array, so every column maps NaN/inf to None in one vectorised
@@ -124,6 +130,13 @@ def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bay
         _finite_or_none(a) for a in (res.estimate, res.std_error, res.ci_lower, res.ci_upper, res.p_value,
                                      adjusted, res.chance_to_win, res.risk_control, res.risk_variant))
     ci: list[tuple[float | None, float | None] | None] = list(zip(lo, hi, strict=True))
+    nan = np.full(res.estimate.shape, np.nan)
+    cm, vm = (_finite_or_none(nan if a is None else a) for a in (res.control_mean, res.variant_mean))
+    adj_ci: list[tuple[float | None, float | None] | None] = [None] * count
+    if adjusted_ci is not None:
+        alo, ahi = (_finite_or_none(a) for a in adjusted_ci)
+        for i in np.flatnonzero(~np.isnan(adjusted_ci[0].ravel())).tolist():
+            adj_ci[i] = (alo[i], ahi[i])
     risk: list[Risk | None]
     if bayes:
         risk_dicts = [{"control": c, "variant": v} for c, v in zip(rc, rv, strict=True)]
@@ -137,8 +150,10 @@ def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bay
         ci[i], risk[i], error[i] = None, None, messages[int(codes[i])]
     dicts = [
         {"metric": m, "variant": v, "estimate": e, "std_error": s, "ci": c, "p_value": pv,
-         "adjusted_p_value": a, "chance_to_win": w, "risk": r, "error": x}
-        for m, v, e, s, c, pv, a, w, r, x in zip(metrics, variants, est, se, ci, p, adj, ctw, risk, error, strict=True)
+         "adjusted_p_value": a, "adjusted_ci": ac, "chance_to_win": w, "risk": r, "control_mean": mc,
+         "variant_mean": mv, "error": x}
+        for m, v, e, s, c, pv, a, ac, w, r, mc, mv, x in zip(
+            metrics, variants, est, se, ci, p, adj, adj_ci, ctw, risk, cm, vm, error, strict=True)
     ]
     return _trusted_many(MetricResult, dicts, _RESULT_FIELDS)
 
@@ -160,7 +175,9 @@ def _analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     res = engine.compute(cells, parsed.settings, cuped, ckind)
     settings = parsed.settings
     adjusted = np.full(res.p_value.shape, np.nan)
+    adjusted_ci = None
     if settings.correction != "none" and settings.method != "bayesian":
         adjusted = adjust_pvalues(res.p_value, settings.correction)
-    results = _results(res, adjusted, bayes=settings.method == "bayesian")
+        adjusted_ci = engine.adjusted_interval(res, settings, adjusted)
+    results = _results(res, adjusted, bayes=settings.method == "bayesian", adjusted_ci=adjusted_ci)
     return AnalysisOutput.model_construct(srm=srm, results=results)

@@ -66,6 +66,12 @@ class ColumnarResults:
     risk_variant: MaskedFloats
     error: npt.NDArray[np.object_]
     error_code: npt.NDArray[np.int64]
+    # The interval at the adjusted verdict's level (excludes 0 iff adjusted_p_value < alpha); masked
+    # without a correction, and where a bound is unbounded (one-sided).
+    adjusted_ci_lower: MaskedFloats
+    adjusted_ci_upper: MaskedFloats
+    control_mean: MaskedFloats  # CUPED-adjusted / post-stratified means the effect compares
+    variant_mean: MaskedFloats
     srm: SrmResult | None = None
 
     def to_results(self) -> list[MetricResult]:
@@ -88,9 +94,18 @@ class ColumnarResults:
             risk_control=nan_filled(self.risk_control),
             risk_variant=nan_filled(self.risk_variant),
             error=self.error_code,
+            control_mean=nan_filled(self.control_mean),
+            variant_mean=nan_filled(self.variant_mean),
         )
+        adjusted_ci = None
+        present = ~np.ma.getmaskarray(self.adjusted_p_value)
+        if present.any():
+            # a masked bound of a present interval is an unbounded one
+            adjusted_ci = (np.where(present, self.adjusted_ci_lower.filled(-np.inf), np.nan),
+                           np.where(present, self.adjusted_ci_upper.filled(np.inf), np.nan))
         with gc_paused():
-            return _results(arrays, nan_filled(self.adjusted_p_value), bayes=self.method == "bayesian")
+            return _results(arrays, nan_filled(self.adjusted_p_value), bayes=self.method == "bayesian",
+                            adjusted_ci=adjusted_ci)
 
     def to_output(self) -> AnalysisOutput:
         """The row-form :class:`AnalysisOutput` (srm and results) of this analysis."""
@@ -359,9 +374,13 @@ def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: 
     shape = res.estimate.shape
     bayes = settings.method == "bayesian"
     if settings.correction != "none" and not bayes:
-        adjusted = _masked(adjust_pvalues(res.p_value, settings.correction))
+        adjusted_p = adjust_pvalues(res.p_value, settings.correction)
+        adjusted = _masked(adjusted_p)
+        adj_lo, adj_hi = (_masked(a) for a in engine.adjusted_interval(res, settings, adjusted_p))
     else:
         adjusted = _fully_masked(shape)
+        adj_lo, adj_hi = _fully_masked(shape), _fully_masked(shape)
+    nan = np.full(shape, np.nan)
     messages = np.array([None, *(engine.ERROR_MESSAGES[c] for c in sorted(engine.ERROR_MESSAGES))], dtype=object)
     return ColumnarResults(
         metric_names=res.metric_names,
@@ -378,5 +397,9 @@ def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: 
         risk_variant=_masked(res.risk_variant) if bayes else _fully_masked(shape),
         error=messages[res.error],
         error_code=res.error,
+        adjusted_ci_lower=adj_lo,
+        adjusted_ci_upper=adj_hi,
+        control_mean=_masked(nan if res.control_mean is None else res.control_mean),
+        variant_mean=_masked(nan if res.variant_mean is None else res.variant_mean),
         srm=srm,
     )

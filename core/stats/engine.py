@@ -124,6 +124,17 @@ class ArrayResults:
     risk_control: FloatArray
     risk_variant: FloatArray
     error: IntArray  # ERR_* codes
+    # Means of the compared arms on the metric's scale: CUPED-adjusted (centred on the pair's pooled
+    # covariate mean) and post-stratified, i.e. the means the effect is the difference/ratio of.
+    control_mean: FloatArray | None = None
+    variant_mean: FloatArray | None = None
+    # The test's own scale (the log ratio for a relative lift, else the estimate itself), kept so an
+    # interval at another level (a multiple-testing-adjusted one) can be derived consistently.
+    test_estimate: FloatArray | None = None
+    test_std_error: FloatArray | None = None
+    test_dof: FloatArray | None = None  # frequentist
+    test_units: FloatArray | None = None  # sequential: units of both arms
+    log_scale: BoolArray | None = None
 
 
 def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str, rows: Rows | None = None) -> None:
@@ -862,9 +873,12 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
                     p = special.stdtr(dof, t)
                     lo, hi = np.full(est.shape, -np.inf), est + half
         elif settings.method == "sequential":
+            dof = None
             lo, hi, p = _sequential(est, se, pm.n_a + pm.n_b, settings)
         else:
+            dof = None
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
+        test_est, test_se = est, se
         if log_scale is not None:
             est, se, lo, hi = _from_log_scale(log_scale, est, se, lo, hi)
         if settings.min_units or settings.min_conversions:
@@ -881,9 +895,65 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
         risk_control=rc,
         risk_variant=rv,
         error=err,
+        control_mean=np.array(pm.mean_a, dtype=np.float64),
+        variant_mean=np.array(pm.mean_b, dtype=np.float64),
+        test_estimate=test_est,
+        test_std_error=test_se,
+        test_dof=dof,
+        test_units=pm.n_a + pm.n_b,
+        log_scale=log_scale,
     )
     _finalise_errors(out, settings)
     return out
+
+
+def adjusted_interval(
+    res: ArrayResults, settings: AnalysisSettings, adjusted: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Intervals consistent with multiple-testing-adjusted verdicts (NaN where there is none).
+
+    Each comparison's interval is recomputed at the level ``alpha * p / adjusted_p`` (the level at
+    which its own test rejects exactly when the adjusted p-value is below alpha): it excludes 0 iff
+    the adjusted p-value is below alpha, for Holm and BH alike. Where p underflows to 0 the
+    Bonferroni level alpha/m is used. Same test, same scale (log ratio for a relative lift) as the
+    unadjusted interval; for the sequential method the same mixture (rho tuned for alpha).
+    """
+    nan = np.full(res.estimate.shape, np.nan)
+    est, se = res.test_estimate, res.test_std_error
+    if est is None or se is None or settings.method == "bayesian":
+        return nan, nan.copy()
+    alpha = settings.alpha
+    tested = np.isfinite(adjusted) & np.isfinite(res.p_value)
+    m = max(int(tested.sum()), 1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        level = np.where((res.p_value > 0) & (adjusted > 0), alpha * res.p_value / adjusted, alpha / m)
+        level = np.where(tested, np.minimum(level, alpha), np.nan)
+        two_sided = settings.alternative == "two-sided"
+        if settings.method == "frequentist":
+            assert res.test_dof is not None
+            half = special.stdtrit(res.test_dof, 1.0 - (level / 2.0 if two_sided else level)) * se
+        else:
+            assert res.test_units is not None
+            n = res.test_units
+            s2 = se**2 * n
+            rho = sequential_rho(alpha, settings.sequential_tuning, two_sided=two_sided)
+            nr2 = n * rho**2
+            if two_sided:
+                half = np.sqrt(s2 * 2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / level) / (n * rho) ** 2)
+            else:
+                half = np.sqrt(s2 * 2.0 * (nr2 + 1.0) / (n * rho) ** 2 * np.log(1.0 + np.sqrt(nr2 + 1.0) / (2.0 * level)))
+        inf = np.full(est.shape, np.inf)
+        if two_sided:
+            lo, hi = est - half, est + half
+        elif settings.alternative == "greater":
+            lo, hi = est - half, inf
+        else:
+            lo, hi = -inf, est + half
+        if res.log_scale is not None:
+            _, _, lo_l, hi_l = _from_log_scale(res.log_scale, est, se, lo, hi)
+            lo, hi = lo_l, hi_l
+    bad = ~tested | (res.error != 0)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
 
 
 def _from_log_scale(
@@ -1025,5 +1095,6 @@ def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
     if not bad.any():
         return
     for arr in (out.estimate, out.std_error, out.ci_lower, out.ci_upper, out.p_value, out.chance_to_win,
-                out.risk_control, out.risk_variant):
-        arr[bad] = np.nan
+                out.risk_control, out.risk_variant, out.control_mean, out.variant_mean):
+        if arr is not None:
+            arr[bad] = np.nan

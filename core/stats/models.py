@@ -171,8 +171,14 @@ class MetricResult(BaseModel):
     ci: tuple[float | None, float | None] | None = None
     p_value: float | None = None
     adjusted_p_value: float | None = None
+    adjusted_ci: tuple[float | None, float | None] | None = Field(
+        default=None, description="The interval at the level the adjusted verdict uses: it excludes 0 exactly "
+        "when adjusted_p_value < alpha. Null without a correction.")
     chance_to_win: float | None = None
     risk: Risk | None = None
+    control_mean: float | None = Field(default=None, description="Control mean the effect compares against "
+                                       "(CUPED-adjusted and post-stratified when those apply).")
+    variant_mean: float | None = Field(default=None, description="The variant's mean, adjusted likewise.")
     error: str | None = None
 
     @property

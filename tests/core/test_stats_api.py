@@ -14,6 +14,7 @@ from dataeng_agents.core.stats import (
     VariantStats,
     analyze,
     analyze_arrays,
+    analyze_columns,
 )
 from dataeng_agents.core.stats.engine import FIELDS
 from hypothesis import HealthCheck, given, settings
@@ -180,3 +181,38 @@ def test_analysis_plan_reduces_to_the_fixed_horizon_formula_and_runs_from_the_cl
     assert got["method"] == "sequential" and got["tests"] == 6 and got["power"] >= 0.8
     assert got["per_variant"] == analysis_sample_size(kind="proportion", baseline_mean=0.05, mde=0.1, tests=6,
                                                       min_conversions=150)
+
+
+def test_adjusted_intervals_agree_with_adjusted_verdicts() -> None:
+    # Issue 13: "[+2.2%, +28%] not significant" - the verdict used the Holm p, the interval was unadjusted.
+    rng = np.random.default_rng(8)
+    names = ["control", "t1", "t2"]
+    checked = 0
+    for method in ("frequentist", "sequential"):
+        for alternative in ("two-sided", "greater", "less"):
+            for correction in ("holm", "bh"):
+                for difference in ("relative", "absolute"):
+                    metrics = [{"name": f"m{k}", "kind": "proportion", "stats": {
+                        v: {"n": 20000, "sum": int(rng.binomial(20000, 0.05 * (1 + 0.06 * rng.normal())))}
+                        for v in names}} for k in range(6)]
+                    inp = {"control": "control", "variants": [{"name": v} for v in names], "metrics": metrics,
+                           "settings": {"method": method, "alternative": alternative, "correction": correction,
+                                        "difference": difference}}
+                    out = analyze(inp)
+                    for r in out.results:
+                        assert r.adjusted_ci is not None and r.adjusted_p_value is not None and r.ci is not None
+                        lo, hi = r.adjusted_ci
+                        excludes = (lo is not None and lo > 0) or (hi is not None and hi < 0)
+                        assert excludes == (r.adjusted_p_value < 0.05), (method, alternative, r)
+                        # never narrower than the unadjusted interval
+                        assert (lo is None or r.ci[0] is None or lo <= r.ci[0] + 1e-12)
+                        assert (hi is None or r.ci[1] is None or hi >= r.ci[1] - 1e-12)
+                        checked += 1
+                    cols = analyze_columns(
+                        {"n": [[20000] * 3] * 6, "sum": [[m["stats"][v]["sum"] for v in names] for m in metrics]},
+                        metrics=[m["name"] for m in metrics], variants=names, kind="proportion",
+                        settings=inp["settings"])
+                    assert cols.to_output() == out
+    assert checked == 2 * 3 * 2 * 2 * 12
+    plain = analyze(_two_proportions((1000, 200), (1000, 230))).results[0]
+    assert plain.adjusted_ci is None and plain.control_mean == 0.2 and plain.variant_mean == 0.23
