@@ -230,6 +230,7 @@ def analyze_columns(
     quantile: float | Sequence[float | None] | FloatArray | None = None,
     units: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
     weights: Sequence[float] | FloatArray | None = None,
+    margin: float | Sequence[float | None] | FloatArray | None = None,
 ) -> ColumnarResults:
     """Analyse every metric x variant against control from per-field grids of sufficient statistics.
 
@@ -238,13 +239,16 @@ def analyze_columns(
     nested lists) or flat metric-major arrays of ``len(metrics) * len(variants)`` values. ``kind``,
     ``inverse`` and ``quantile`` (the level of quantile metrics) are one value for all metrics or one
     per metric. ``units``/``weights`` (one per variant) feed the sample-ratio-mismatch test.
+    ``margin`` (one value or one per metric, None for none) makes a metric's test one-sided
+    non-inferiority, as ``MetricInput.margin``.
     Post-stratified metrics are not supported here (use :func:`analyze` with ``strata``).
 
     Raises :class:`StatsInputError` naming metric, variant and field, with the messages of the JSON
     path for the same mistake.
     """
     with gc_paused():
-        return _analyze_columns(stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights)
+        return _analyze_columns(stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights,
+                                margin)
 
 
 def _analyze_columns(
@@ -258,6 +262,7 @@ def _analyze_columns(
     quantile: float | Sequence[float | None] | FloatArray | None,
     units: Sequence[int] | npt.NDArray[np.integer[Any]] | None,
     weights: Sequence[float] | FloatArray | None,
+    margin: float | Sequence[float | None] | FloatArray | None = None,
 ) -> ColumnarResults:
     from dataeng_agents.core.stats.analysis import check_settings, srm_of
 
@@ -333,11 +338,28 @@ def _analyze_columns(
         inverse=inverse_flags,
         quantile_level=qlevel,
         slots=slots,
+        margin=_margins(margin, metric_names),
     )
     srm = srm_of(header)
     cuped, ckind = engine.validate(cells)
     res = engine.compute(cells, header.settings, cuped, ckind)
     return columnar_results(res, header.settings, srm)
+
+
+def _margins(margin: float | Sequence[float | None] | FloatArray | None, metric_names: list[str]) -> FloatArray | None:
+    if margin is None:
+        return None
+    values = _per_metric(margin, len(metric_names), "margin")
+    out = np.full(len(metric_names), np.nan)
+    for mi, value in enumerate(values):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise StatsInputError("Input should be a valid number", metric=metric_names[mi], field="margin")
+        if not 0 < float(value) < np.inf:
+            raise StatsInputError("Input should be greater than 0", metric=metric_names[mi], field="margin")
+        out[mi] = float(value)
+    return out if np.isfinite(out).any() else None
 
 
 def _kinds_and_levels(

@@ -107,6 +107,8 @@ class CellArrays:
     # Index of each field's grid along the first axis of ``values``. The columnar path stores only the
     # fields it was given plus one all-NaN grid that every absent field maps to: fewer pages to touch.
     slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_F))
+    # (metrics,) non-inferiority margin (positive, on the effect's scale), NaN where none; None: no margins.
+    margin: FloatArray | None = None
 
 
 @dataclass
@@ -135,6 +137,8 @@ class ArrayResults:
     test_dof: FloatArray | None = None  # frequentist
     test_units: FloatArray | None = None  # sequential: units of both arms
     log_scale: BoolArray | None = None
+    # Per comparison 0 two-sided, 1 greater, 2 less where metrics carry non-inferiority margins.
+    alternative_grid: IntArray | None = None
 
 
 def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str, rows: Rows | None = None) -> None:
@@ -172,6 +176,7 @@ def collect(inp: AnalysisInput) -> CellArrays:
     kinds = np.empty(len(inp.metrics), dtype=np.int64)
     inverse = np.zeros(len(inp.metrics), dtype=np.bool_)
     qlevel = np.full(len(inp.metrics), np.nan)
+    margins = np.array([np.nan if m.margin is None else m.margin for m in inp.metrics], dtype=np.float64)
     for mi, m in enumerate(inp.metrics):
         if m.name in seen:
             raise StatsInputError("metric name is used twice", metric=m.name, field="name")
@@ -197,6 +202,7 @@ def collect(inp: AnalysisInput) -> CellArrays:
         kind=kinds,
         inverse=inverse,
         quantile_level=qlevel,
+        margin=margins if np.isfinite(margins).any() else None,
     )
 
 
@@ -878,6 +884,15 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
         else:
             dof = None
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
+        if cells.margin is not None:
+            if settings.method == "bayesian":
+                raise StatsInputError("a non-inferiority margin needs the frequentist or sequential method",
+                                      metric=cells.metric_names[int(np.flatnonzero(np.isfinite(cells.margin))[0])],
+                                      field="margin")
+            lo, hi, p, alternative_grid = _non_inferiority(cells, settings, est, se, dof, pm.n_a + pm.n_b,
+                                                           log_scale, lo, hi, p)
+        else:
+            alternative_grid = None
         test_est, test_se = est, se
         if log_scale is not None:
             est, se, lo, hi = _from_log_scale(log_scale, est, se, lo, hi)
@@ -902,6 +917,7 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
         test_dof=dof,
         test_units=pm.n_a + pm.n_b,
         log_scale=log_scale,
+        alternative_grid=alternative_grid,
     )
     _finalise_errors(out, settings)
     return out
@@ -925,35 +941,89 @@ def adjusted_interval(
     alpha = settings.alpha
     tested = np.isfinite(adjusted) & np.isfinite(res.p_value)
     m = max(int(tested.sum()), 1)
+    if res.alternative_grid is not None:
+        alt = res.alternative_grid
+    else:
+        alt = np.full(est.shape, _ALTERNATIVE_CODE[settings.alternative], dtype=np.int64)
+    two_sided = alt == 0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         level = np.where((res.p_value > 0) & (adjusted > 0), alpha * res.p_value / adjusted, alpha / m)
         level = np.where(tested, np.minimum(level, alpha), np.nan)
-        two_sided = settings.alternative == "two-sided"
         if settings.method == "frequentist":
             assert res.test_dof is not None
-            half = special.stdtrit(res.test_dof, 1.0 - (level / 2.0 if two_sided else level)) * se
+            half = special.stdtrit(res.test_dof, 1.0 - np.where(two_sided, level / 2.0, level)) * se
         else:
             assert res.test_units is not None
             n = res.test_units
             s2 = se**2 * n
-            rho = sequential_rho(alpha, settings.sequential_tuning, two_sided=two_sided)
-            nr2 = n * rho**2
-            if two_sided:
-                half = np.sqrt(s2 * 2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / level) / (n * rho) ** 2)
-            else:
-                half = np.sqrt(s2 * 2.0 * (nr2 + 1.0) / (n * rho) ** 2 * np.log(1.0 + np.sqrt(nr2 + 1.0) / (2.0 * level)))
-        inf = np.full(est.shape, np.inf)
-        if two_sided:
-            lo, hi = est - half, est + half
-        elif settings.alternative == "greater":
-            lo, hi = est - half, inf
-        else:
-            lo, hi = -inf, est + half
+            rho2 = sequential_rho(alpha, settings.sequential_tuning, two_sided=True)
+            nr2 = n * rho2**2
+            half2 = np.sqrt(s2 * 2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / level) / (n * rho2) ** 2)
+            rho1 = sequential_rho(alpha, settings.sequential_tuning, two_sided=False)
+            nr1 = n * rho1**2
+            half1 = np.sqrt(s2 * 2.0 * (nr1 + 1.0) / (n * rho1) ** 2 * np.log(1.0 + np.sqrt(nr1 + 1.0) / (2.0 * level)))
+            half = np.where(two_sided, half2, half1)
+        lo = np.where(alt == 2, -np.inf, est - half)
+        hi = np.where(alt == 1, np.inf, est + half)
         if res.log_scale is not None:
             _, _, lo_l, hi_l = _from_log_scale(res.log_scale, est, se, lo, hi)
             lo, hi = lo_l, hi_l
     bad = ~tested | (res.error != 0)
     return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def _non_inferiority(
+    cells: CellArrays,
+    settings: AnalysisSettings,
+    est: FloatArray,
+    se: FloatArray,
+    dof: FloatArray | None,
+    n: FloatArray,
+    log_scale: BoolArray | None,
+    lo: FloatArray,
+    hi: FloatArray,
+    p: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Metrics with a margin get a one-sided test of "not worse than the margin" instead.
+
+    H0: effect <= -margin (effect >= +margin for an ``inverse`` metric), on the effect's scale: a
+    relative margin of 2% is tested as log(1 - 0.02) (log(1.02)) where the lift is on the log ratio.
+    The interval is the one-sided interval of that direction, at the same level.
+    """
+    assert cells.margin is not None
+    margin = cells.margin[:, None]
+    has = np.broadcast_to(np.isfinite(margin), est.shape)
+    lower_better = np.broadcast_to(cells.inverse[:, None], est.shape)
+    null = np.where(lower_better, margin, -margin)
+    if log_scale is not None:
+        null = np.where(log_scale, np.log1p(np.maximum(null, -1.0 + 1e-300)), null)
+    null = np.where(has, null, 0.0)
+    out_lo, out_hi, out_p = lo.copy(), hi.copy(), p.copy()
+    global_code = _ALTERNATIVE_CODE[settings.alternative]
+    alt = np.where(has, np.where(lower_better, 2, 1), global_code).astype(np.int64)
+    for greater in (True, False):
+        rows = has & (lower_better != greater)
+        if not rows.any():
+            continue
+        one = settings.model_copy(update={"alternative": "greater" if greater else "less"})
+        shifted = est - null
+        if settings.method == "frequentist":
+            assert dof is not None
+            t = shifted / se
+            half = t_quantile(dof, 1.0 - settings.alpha) * se
+            p_one = special.stdtr(dof, -t) if greater else special.stdtr(dof, t)
+            lo_one = est - half if greater else np.full(est.shape, -np.inf)
+            hi_one = np.full(est.shape, np.inf) if greater else est + half
+        else:
+            lo_one, hi_one, _ = _sequential(est, se, n, one)
+            _, _, p_one = _sequential(shifted, se, n, one)
+        out_lo = np.where(rows, lo_one, out_lo)
+        out_hi = np.where(rows, hi_one, out_hi)
+        out_p = np.where(rows, p_one, out_p)
+    return out_lo, out_hi, out_p, alt
+
+
+_ALTERNATIVE_CODE = {"two-sided": 0, "greater": 1, "less": 2}
 
 
 def _from_log_scale(

@@ -130,6 +130,9 @@ class MetricInput(BaseModel):
     kind: MetricKind
     inverse: bool = False
     quantile: float | None = Field(default=None, gt=0, lt=1, description="Quantile level of a quantile metric.")
+    margin: float | None = Field(
+        default=None, gt=0, description="Non-inferiority margin (a guardrail): test one-sided that the metric is "
+        "not worse than this (a fraction for a relative lift, metric units for an absolute difference).")
     stats: dict[str, VariantStats] | None = None
     strata: list[StratumInput] | None = None
 

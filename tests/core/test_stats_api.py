@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from dataeng_agents.core.stats import (
     AnalysisInput,
     MetricInput,
+    StatsInputError,
     VariantInput,
     VariantStats,
     analyze,
@@ -216,3 +218,39 @@ def test_adjusted_intervals_agree_with_adjusted_verdicts() -> None:
     assert checked == 2 * 3 * 2 * 2 * 12
     plain = analyze(_two_proportions((1000, 200), (1000, 230))).results[0]
     assert plain.adjusted_ci is None and plain.control_mean == 0.2 and plain.variant_mean == 0.23
+
+
+def test_non_inferiority_margin_tests_one_sided_against_the_margin() -> None:
+    from scipy import stats as sps
+
+    # 2% relative margin on a guardrail: a -0.5% lift with a tight interval is "not worse than -2%".
+    c, t = {"n": 200000, "sum": 40000}, {"n": 200000, "sum": 39800}
+    base = _two_proportions((c["n"], c["sum"]), (t["n"], t["sum"]), method="frequentist")
+    base["metrics"].append({"name": "latency", "kind": "proportion", "inverse": True, "margin": 0.02,
+                            "stats": {"control": c, "treatment": t}})
+    base["metrics"][0]["margin"] = 0.02
+    conv, latency = analyze(base).results
+    assert conv.ci is not None and conv.ci[1] is None and conv.ci[0] is not None and conv.ci[0] > -0.02
+    assert conv.p_value is not None and conv.p_value < 0.05
+    # by hand on the log scale: z = (log(pt/pc) - log(0.98)) / se
+    pc, pt = 0.2, 0.199
+    se = np.sqrt((1 - pc) / (pc * 200000) + (1 - pt) / (pt * 200000))
+    assert conv.p_value == pytest.approx(sps.norm.sf((np.log(pt / pc) - np.log(0.98)) / se), rel=1e-4)
+    # lower is better: H0 lift >= +2%; a -0.5% change is far from that
+    assert latency.ci is not None and latency.ci[0] is None and latency.p_value is not None
+    assert latency.p_value == pytest.approx(sps.norm.cdf((np.log(pt / pc) - np.log(1.02)) / se), rel=1e-3)  # t, dof 4e5
+    # the same through the columnar API, and with a sequential test and Holm (adjusted interval vs margin)
+    for chosen in ({"method": "frequentist"}, {"method": "sequential", "correction": "holm"}):
+        inp = {**base, "settings": chosen}
+        cols = analyze_columns({"n": [[c["n"], t["n"]]] * 2, "sum": [[c["sum"], t["sum"]]] * 2},
+                               metrics=["conv", "latency"], variants=["control", "treatment"], kind="proportion",
+                               inverse=[False, True], margin=[0.02, 0.02], settings=chosen)
+        out = analyze(inp)
+        assert cols.to_output() == out
+        for r in out.results:
+            if r.adjusted_ci is not None:
+                lo, hi = r.adjusted_ci
+                assert ((lo is not None and lo > -0.02) or (hi is not None and hi < 0.02)) == (r.adjusted_p_value < 0.05)
+    bayes = {**base, "settings": {"method": "bayesian"}}
+    with pytest.raises(StatsInputError, match="margin"):
+        analyze(bayes)
