@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataeng_agents.core.stats.analysis import analyze, analyze_arrays
 from dataeng_agents.core.stats.columnar import ColumnarResults, analyze_columns
+from dataeng_agents.core.stats.cuped import combine_covariates
 from dataeng_agents.core.stats.engine import ArrayResults, sequential_rho
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
@@ -75,6 +76,7 @@ __all__ = [
     "analyze",
     "analyze_arrays",
     "analyze_columns",
+    "combine_covariates",
     "mde_at_n",
     "parse_analysis_input",
     "parse_power_input",
