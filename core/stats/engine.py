@@ -574,6 +574,9 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
 
 def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray, ss: FloatArray,
                     field: str) -> None:
+    _raise_at(cells, ~np.isfinite(ss * n) | ~np.isfinite(s * s), field,
+              "overflows double precision in the variance (sums near 1e154 or above): rescale the metric, e.g. "
+              "to thousands", rows)
     centred = ss * n - s * s
     scale = np.maximum(np.abs(ss * n), s * s)
     _raise_at(cells, centred < -_VAR_TOL * scale - 1e-300, field,
@@ -583,6 +586,8 @@ def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray,
 def _check_covariance(cells: CellArrays, rows: Rows, n: FloatArray, s1: FloatArray, ss1: FloatArray,
                       s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
     # Cauchy-Schwarz on the centred sums, each centred sum widened by its own rounding tolerance.
+    _raise_at(cells, ~np.isfinite(sp * n) | ~np.isfinite(s1 * s2), field,
+              "overflows double precision in the covariance (sums near 1e154 or above): rescale the metric", rows)
     c12 = sp * n - s1 * s2
     v1 = np.maximum(ss1 * n - s1 * s1, 0.0) + _VAR_TOL * np.maximum(np.abs(ss1 * n), s1 * s1)
     v2 = np.maximum(ss2 * n - s2 * s2, 0.0) + _VAR_TOL * np.maximum(np.abs(ss2 * n), s2 * s2)
