@@ -266,6 +266,39 @@ class SqlAlchemyWarehouse:
         return f"SqlAlchemyWarehouse(dialect={self._dialect!r})"
 
 
+class SparkWarehouse:
+    """A Spark session (``pyspark.sql.SparkSession``, Databricks Connect): queries run through
+    ``session.sql`` in the ``spark`` dialect, results collected to the driver (one row per group).
+
+    :param session: the ``SparkSession``; the caller owns it (it is never stopped here).
+    :param dialect: the sqlglot dialect of the SQL to emit (``spark`` or ``databricks``).
+
+    Spark SQL has no read-only transaction: give the session a role that can only read.
+    """
+
+    def __init__(self, session: Any, dialect: str = "spark") -> None:
+        if not hasattr(session, "sql"):
+            raise WarehouseError("SparkWarehouse needs a SparkSession (an object with .sql())")
+        self.session = session
+        self._dialect = dialect
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def query(self, sql: str) -> list[Row]:
+        try:
+            frame = self.session.sql(sql)
+            columns = list(frame.columns)
+            records = [tuple(row) for row in frame.collect()]
+        except Exception as exc:
+            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+        return _rows(columns, records)
+
+    def __repr__(self) -> str:
+        return f"SparkWarehouse(dialect={self._dialect!r})"
+
+
 def _duckdb_path(rest: str, base_dir: str | None) -> str:
     # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb
     path = rest[1:] if rest.startswith("/") else rest
