@@ -10,7 +10,7 @@ post-stratification; frequentist, sequential and Bayesian methods) with gbstats'
 ...     "metrics": [{"name": "conversion", "kind": "proportion",
 ...                  "stats": {"control": {"n": 10000, "sum": 1000}, "treatment": {"n": 10000, "sum": 1100}}}]})
 >>> round(out.results[0].p_value, 4)
-0.0279
+0.0212
 """
 
 from __future__ import annotations
