@@ -151,6 +151,9 @@ class Metric(_Model):
     mde: float | None = Field(
         default=None, gt=0, description="Minimum detectable effect, relative (0.05 = 5%)."
     )
+    margin: float | None = Field(
+        default=None, gt=0, description="Non-inferiority margin (guardrails): tested one-sided that the metric "
+        "is not worse by this much (relative 0.02 = 2%, or metric units with difference: absolute).")
     description: str = ""
 
     @field_validator("window", mode="before")
@@ -185,6 +188,10 @@ class AnalysisConfig(_Model):
     correction: Literal["none", "holm", "bh"] = "holm"
     sequential_tuning: float = Field(default=5000, gt=0)
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    min_conversions: int = Field(
+        default=150, ge=0, description="A proportion arm with fewer conversions (or non-conversions) is "
+        "'not enough data', not a verdict (GrowthBook's default minimum sample size).")
+    min_units: int = Field(default=0, ge=0, description="An arm with fewer units is 'not enough data'.")
 
 
 class DecisionConfig(_Model):

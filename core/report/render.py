@@ -44,7 +44,12 @@ def _p(x: float | None) -> str:
 
 
 def _ci(r: ResultRow, relative: bool) -> str:
-    return f"[{_pct(r.ci_lower, relative)}, {_pct(r.ci_upper, relative)}]"
+    """The interval; with a multiple-testing correction the adjusted one (the verdict's) first."""
+    plain = f"[{_pct(r.ci_lower, relative)}, {_pct(r.ci_upper, relative)}]"
+    if r.adjusted_p_value is None:
+        return plain
+    adjusted = f"[{_pct(r.adjusted_ci_lower, relative)}, {_pct(r.adjusted_ci_upper, relative)}]"
+    return f"{adjusted} adjusted; {plain} unadjusted"
 
 
 _VERDICT_STYLE = {
