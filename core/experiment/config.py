@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -55,6 +55,13 @@ def parse_duration_hours(value: str | int | float) -> float:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_datetime(value: datetime | date) -> datetime:
+    """A date as midnight, so a date and a datetime compare (start/end may mix them)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
 
 
 class Source(_Model):
@@ -260,6 +267,8 @@ class ExperimentConfig(_Model):
         dim_names = [d.name for d in self.dimensions]
         if len(set(dim_names)) != len(dim_names):
             raise _PathError("dimensions", "dimension names must be unique")
+        if self.start is not None and self.end is not None and _as_datetime(self.end) <= _as_datetime(self.start):
+            raise _PathError("end", f"must be after start ({self.start}), got {self.end}")
         for key in self.sources:
             if not IDENTIFIER_PATTERN.match(key):
                 raise _PathError(f"sources.{key}", "a source key must be a plain name")
