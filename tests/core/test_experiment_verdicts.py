@@ -31,6 +31,7 @@ def test_report_intervals_agree_with_the_adjusted_verdicts(tmp_path: Path) -> No
         assert r.adjusted_ci_lower > -1.0
     md = to_markdown(report)
     assert "adjusted;" in md and "unadjusted" in md
+    assert "always-valid p" in md  # the sequential default's p-value says what it is
 
 
 def test_d5_says_what_the_data_show(tmp_path: Path) -> None:
