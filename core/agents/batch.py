@@ -203,7 +203,11 @@ class BatchNarration(Generic[NarrativeT]):
         self.custom_id = custom_id_for(prepared, model, max_output_tokens)
         runner = ToolLoopRunner(None, model=model, prices=prices, max_output_tokens=max_output_tokens)
         self.params: dict[str, Any] = runner.request(
-            prepared.system, [], self.task.output_model, [{"role": "user", "content": [{"type": "text", "text": prepared.user}]}]
+            prepared.system,
+            [],
+            self.task.output_model,
+            [{"role": "user", "content": [{"type": "text", "text": prepared.user}]}],
+            cache_messages=False,  # one turn: a breakpoint on it would never be read
         )
         self.usage = RunUsage(model=model)
 

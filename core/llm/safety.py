@@ -1,9 +1,11 @@
 """What may be sent to the model: redacted, wrapped as data, capped, aggregates only.
 
-* **Redaction** removes secrets from every string before it leaves the process: API keys and tokens
-  of the common providers, JWTs, bearer tokens, private-key blocks, the password of any
-  ``scheme://user:password@host`` URI, and the value of any ``password=`` / ``token:`` / ``api_key``
-  style assignment or mapping key. The replacement is ``[REDACTED]``.
+* **Redaction** removes secrets from every string before it leaves the process, through the one
+  secret detector :mod:`dataeng_agents.core.security.secrets` (the same one the review rule SEC001
+  uses): shaped tokens, URI passwords, ``Authorization`` headers, basic-auth tuples, CLI password
+  flags, pgpass lines, private keys, and values bound to secret names in Python/YAML/JSON/env/INI.
+  A mapping key that names a secret (``password``, ``api_key``...) has its scalar value replaced
+  whatever it looks like. The replacement is ``[REDACTED]``.
 * **Untrusted data**: DAG source, SQL, docstrings, context files and data values are data, never
   instructions. Everything the tools return is wrapped in ``<untrusted_data>`` tags (and any tag of
   that name inside the content is neutralised so it cannot close the wrapper); the system prompt
@@ -21,43 +23,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from dataeng_agents.core.security.secrets import REDACTED, is_placeholder, is_secret_name
+from dataeng_agents.core.security.secrets import redact as _detector_redact
 
-_SECRET_NAME = (
-    r"(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|"
-    r"private[_-]?key|client[_-]?secret|auth[_-]?token|credentials?|session[_-]?key|signing[_-]?key)"
-)
-SECRET_KEY_RE = re.compile(rf"(?i)^[\w.\-]*{_SECRET_NAME}[\w.\-]*$")
-
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
-        "[REDACTED PRIVATE KEY]",
-    ),
-    # scheme://user:password@host -> keep scheme, user and host, drop the password
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/@'\"]*):[^\s@/'\"]+@"), r"\1:" + REDACTED + "@"),
-    (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{8,}"), REDACTED),
-    (re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"), REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"), REDACTED),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"), REDACTED),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"), REDACTED),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{12,}=*"), r"\1 " + REDACTED),
-    # SQL: CREATE USER x IDENTIFIED BY 'pw' / CREATE ROLE x PASSWORD 'pw'
-    (re.compile(r"(?i)\b(identified\s+by|password)(\s+)(['\"])[^'\"\n]{1,200}\3"), r"\1\2\3" + REDACTED + r"\3"),
-    # name = "literal" / name: 'literal' / "name": "literal"
-    (
-        re.compile(rf"(?i)((?<![\w.\-])[\w.\-]{{0,40}}?{_SECRET_NAME}[\w.\-]{{0,40}}[\"']?[ \t]*(?:=|:|=>)[ \t]*)([\"'])[^\"'\n]{{1,500}}\2"),
-        r"\1\2" + REDACTED + r"\2",
-    ),
-    # name=bare_value (env files, CLI flags, URLs' query strings); not a call like Variable.get(
-    (
-        re.compile(rf"(?i)((?<![\w.\-])[\w.\-]{{0,40}}?{_SECRET_NAME}[\w.\-]{{0,40}}[ \t]*(?:=|:)[ \t]*)(?![\"'\s])([^\s\"'(),;{{}}\[\]&]{{4,500}})(?![\w(.])"),
-        r"\1" + REDACTED,
-    ),
-]
+_SCALAR = (str, int, float)
 
 _TAG_RE = re.compile(r"(?i)<(/?)(untrusted_data)")
 _ROW_KEYS = frozenset({"rows", "records", "raw_rows", "sample_rows", "raw"})
@@ -74,10 +43,8 @@ class SafetyLimits:
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret pattern replaced by ``[REDACTED]``."""
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
+    """``text`` with every secret the detector finds replaced by ``[REDACTED]``."""
+    return _detector_redact(text)
 
 
 _NOTICE = re.compile(r"\n\[truncated \d+ of \d+ characters\]$")
@@ -110,10 +77,10 @@ def sanitize(obj: Any, limits: SafetyLimits | None = None, *, _key: str | None =
     if isinstance(obj, dict):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            key = str(k)
+            key = redact(str(k))
             if key.lower() in _ROW_KEYS and isinstance(v, list):
                 out[key] = f"[omitted: {len(v)} raw rows; only aggregates are sent to the model]"
-            elif SECRET_KEY_RE.match(key) and isinstance(v, str) and v:
+            elif is_secret_name(key) and isinstance(v, _SCALAR) and not isinstance(v, bool) and not is_placeholder(str(v)):
                 out[key] = REDACTED
             else:
                 out[key] = sanitize(v, limits, _key=key)
@@ -140,3 +107,41 @@ def dump_for_model(obj: Any, source: str, limits: SafetyLimits | None = None, *,
     safe = obj if sanitized else sanitize(obj, limits)
     text = json.dumps(safe, ensure_ascii=False, sort_keys=False, default=str)
     return wrap_untrusted(truncate(text, limits.max_result_chars), source)
+
+
+def redact_outgoing(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with every user-side text (text blocks, tool results) passed through :func:`redact`.
+
+    The last line of defence: whatever a tool handler or a caller put into a user turn, no secret the
+    detector knows leaves in a request. Assistant turns are the model's own output and go back
+    unchanged (thinking blocks carry signatures). Containers are copied only where text changed.
+    """
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        content = msg.get("content")
+        if msg.get("role") != "user":
+            out.append(msg)
+        elif isinstance(content, str):
+            out.append({**msg, "content": redact(content)})
+        elif isinstance(content, list):
+            out.append({**msg, "content": [_redact_block(b) for b in content]})
+        else:
+            out.append(msg)
+    return out
+
+
+def _redact_block(block: Any) -> Any:
+    if not isinstance(block, dict):
+        return block
+    kind = block.get("type")
+    if kind == "text" and isinstance(block.get("text"), str):
+        text = redact(block["text"])
+        return block if text == block["text"] else {**block, "text": text}
+    if kind == "tool_result":
+        content = block.get("content")
+        if isinstance(content, str):
+            text = redact(content)
+            return block if text == content else {**block, "content": text}
+        if isinstance(content, list):
+            return {**block, "content": [_redact_block(b) for b in content]}
+    return block

@@ -121,18 +121,29 @@ def test_multi_turn_tool_loop_returns_claude_narrative_and_passes_blocks_back() 
     assert all("tool_choice" not in b and "temperature" not in b for b in bodies)
 
 
-def test_cache_control_on_system_prompt_tools_and_conversation() -> None:
-    fake = FakeAnthropic(messages=[message([tool_use("list_results", {})]), message([tool_use("final_answer", GOOD_ANSWER)])])
+def test_cache_breakpoints_are_only_those_that_are_read() -> None:
+    """System prompt + newest user turn: each turn reads the previous turn's prefix; nothing else."""
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("list_results", {})]),
+            message([tool_use("get_result", {"id": "metric:conversion"})]),
+            message([tool_use("final_answer", GOOD_ANSWER)]),
+        ]
+    )
     narrator(fake).narrate(experiment_task())
-    for body in fake.message_bodies():
+    bodies = fake.message_bodies()
+    assert len(bodies) == 3
+    for i, body in enumerate(bodies):
         assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
         assert "You are a senior data engineer" in body["system"][0]["text"]
-        assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
-        assert all("cache_control" not in t for t in body["tools"][:-1])
-        assert body["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
-        breakpoints = json.dumps(body).count('"cache_control"')
-        assert breakpoints <= 4  # the API allows at most four
-    assert fake.message_bodies()[1]["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert all("cache_control" not in t for t in body["tools"])  # the system breakpoint covers them
+        assert body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert json.dumps(body).count('"cache_control"') == 2
+        if i:
+            # the previous request's breakpoint ended exactly where this request's history still is
+            previous = bodies[i - 1]["messages"]
+            assert [m["role"] for m in body["messages"][: len(previous)]] == [m["role"] for m in previous]
+            assert "cache_control" not in json.dumps(body["messages"][0])
 
 
 def test_usage_and_cost_totals_follow_the_price_table() -> None:
