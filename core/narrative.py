@@ -34,6 +34,37 @@ class NarrationProvenance(BaseModel):
         default=None, description="Why the deterministic template was used although Claude was configured."
     )
     usage: dict[str, float] | None = Field(default=None, description="Tokens and USD of the LLM run.")
+    request_ids: list[str] = Field(
+        default_factory=list, description="The API's request-id of every answered request (for support)."
+    )
+
+    @property
+    def written_by(self) -> str:
+        """Who wrote the prose, in one line for reports, review output, XCom and artifacts.
+
+        ``Claude (claude-sonnet-5-5, persona data-engineer)``, ``template (offline: no API key)`` or
+        ``template (Claude's answer was not used: <reason>)``.
+        """
+        if self.narrator == "claude":
+            return f"Claude ({self.model or 'unknown model'}, persona {self.persona or '-'})"
+        if self.fallback_reason:
+            return f"template (Claude's answer was not used: {self.fallback_reason})"
+        return "template (offline: no Claude narrator configured)"
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-able record of the provenance (for XCom summaries and Prefect artifacts)."""
+        out: dict[str, Any] = {"narrator": self.narrator, "written_by": self.written_by}
+        if self.model:
+            out["model"] = self.model
+        if self.persona:
+            out["persona"] = self.persona
+        if self.fallback_reason:
+            out["fallback_reason"] = self.fallback_reason
+        if self.request_ids:
+            out["request_ids"] = list(self.request_ids)
+        if self.usage:
+            out["usd"] = self.usage.get("usd", 0.0)
+        return out
 
 
 class NarrativePoint(BaseModel):
@@ -108,7 +139,8 @@ class NarrationTask(Generic[NarrativeT]):
     facts: dict[str, Any]
     output_model: type[NarrativeT]
     template: Callable[[], NarrativeT]
-    persona: str = "data-engineer"
+    #: the persona that writes it; ``None`` (or ``"auto"``): chosen by domain (``route_persona``)
+    persona: str | None = None
     question: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

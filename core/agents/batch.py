@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic
 
 import anthropic
-from dataeng_agents.core.agents.narrator import template_fallback, with_provenance
+from dataeng_agents.core.agents.narrator import AUTO_PERSONA, task_persona, template_fallback, with_provenance
 from dataeng_agents.core.agents.persona import Persona, load_persona
 from dataeng_agents.core.agents.prompting import PROMPT_VERSION, PreparedTask, prepare
 from dataeng_agents.core.errors import BudgetExceededError, DataengError
@@ -226,7 +226,9 @@ class BatchNarration(Generic[NarrativeT]):
         persona_dirs: list[str | os.PathLike[str]] | None = None,
     ) -> BatchNarration[NarrativeT]:
         """Build the request for ``task`` (pure: no API call). Same task in, same ``custom_id`` out."""
-        p = persona if isinstance(persona, Persona) else load_persona(persona or task.persona, persona_dirs)
+        if isinstance(persona, str) and persona == AUTO_PERSONA:
+            persona = None
+        p = persona if isinstance(persona, Persona) else load_persona(persona or task_persona(task), persona_dirs)
         return cls(
             prepare(task, p, inline=True),
             model=model or p.resolved_model,
@@ -323,7 +325,10 @@ class BatchNarration(Generic[NarrativeT]):
         if answer is not None:
             return with_provenance(
                 answer,
-                NarrationProvenance(narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict()),
+                NarrationProvenance(
+                    narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                    request_ids=list(self.usage.request_ids),
+                ),
             )
         if not repair:
             return self.fallback(f"rejected answer: {problem}")
@@ -391,7 +396,10 @@ class BatchNarration(Generic[NarrativeT]):
             return self.fallback(f"rejected answer after repair: {problem}; then {outcome.failure}")
         return with_provenance(
             outcome.answer,
-            NarrationProvenance(narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict()),
+            NarrationProvenance(
+                narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                request_ids=list(self.usage.request_ids),
+            ),
         )
 
     def _usage_dict(self) -> dict[str, float]:

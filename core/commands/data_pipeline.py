@@ -149,7 +149,7 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
-def design_narration_task(design: PipelineDesign, *, persona: str = "data-engineer") -> NarrationTask[ArchitectureAdvice]:
+def design_narration_task(design: PipelineDesign, *, persona: str | None = None) -> NarrationTask[ArchitectureAdvice]:
     return NarrationTask(
         kind="architecture", subject_id=f"design:{design.spec_name}", facts=_design_facts(design),
         output_model=ArchitectureAdvice, template=lambda: architecture_advice_template(design), persona=persona,

@@ -174,6 +174,8 @@ def experiment_markdown(report: ExperimentReport) -> str:
     if n is not None and (n.caveats or n.next_steps):
         lines += ["", "## Caveats and next steps", ""]
         lines += [f"- {c}" for c in n.caveats] + [f"- Next: {s}" for s in n.next_steps]
+    if n is not None:
+        lines += ["", f"_Prose written by {n.provenance.written_by}; every number comes from the statistics engine._"]
     lines += ["", "## Metric definitions", ""]
     lines.append(
         _md_table(
@@ -275,6 +277,7 @@ def design_markdown(report: ExperimentDesignReport) -> str:
         lines += (
             ["## Notes", ""] + [f"- {c}" for c in n.caveats] + [f"- Next: {s}" for s in n.next_steps] + [""]
         )
+        lines += [f"_Prose written by {n.provenance.written_by}._", ""]
     lines.append(f"_Generated {report.generated_at} on {report.dialect}._")
     return "\n".join(lines) + "\n"
 
@@ -493,7 +496,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
         )
     if n is not None:
         parts.append(
-            f'<p class="meta">Prose by the {_e(n.provenance.narrator)} narrator; every number comes from the statistics engine.</p>'
+            f'<p class="meta">Prose written by {_e(n.provenance.written_by)}; every number comes from the statistics engine.</p>'
         )
     return _page(f"Experiment report: {report.experiment_id}", "".join(parts))
 
@@ -542,6 +545,7 @@ def design_html(report: ExperimentDesignReport) -> str:
     )
     if n is not None:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(c)}</li>" for c in n.caveats) + "</ul>")
+        parts.append(f'<p class="meta">Prose written by {_e(n.provenance.written_by)}.</p>')
     return _page(f"Experiment design: {report.experiment_id}", "".join(parts))
 
 

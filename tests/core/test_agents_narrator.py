@@ -375,7 +375,8 @@ def test_narrator_from_env_is_template_without_key_and_claude_with_one() -> None
     n = narrator_from_env({"ANTHROPIC_API_KEY": "sk-test", "DATAENG_AGENT_MODEL": "claude-haiku-4-5", "DATAENG_AGENT_MAX_USD": "0.25"})
     assert isinstance(n, ClaudeNarrator)
     assert n.model == "claude-haiku-4-5" and n.budget.max_usd == 0.25
-    assert n.client.max_retries == 0
+    # the client keeps its max_retries; the narrator adopts it and retries itself (the SDK's are off per call)
+    assert n.client.max_retries == 3 and n.retry.max_retries == 3
 
 
 def test_template_narrator_is_unchanged_offline_default() -> None:
