@@ -323,13 +323,28 @@ def test_raw_rows_are_not_sent() -> None:
     assert "user-17" not in sent and "omitted: 500 raw rows" in sent
 
 
-def test_oversized_strings_are_truncated_with_a_notice() -> None:
-    facts = review_facts(docstring="x" * 50_000)
-    fake = FakeAnthropic(messages=[message([tool_use("get_review_findings", {})]), message([tool_use("final_answer", {"summary": "Fix AF001.", "priorities": []})])])
+def test_oversized_strings_are_cut_with_a_notice_and_readable_in_pages() -> None:
+    doc = "".join(f"line {i:05d} of the docstring\n" for i in range(2000))  # ~56,000 characters
+    facts = review_facts(docstring=doc)
+    ref = "findings[0].snippet"
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("get_review_findings", {})]),
+            message([tool_use("read_text", {"ref": ref, "offset": 4000})]),
+            message([tool_use("read_text", {"ref": ref, "offset": 54_000, "limit": 8000})]),
+            message([tool_use("final_answer", {"summary": "Fix AF001.", "priorities": []})]),
+        ]
+    )
     narrator(fake).narrate(review_task(facts))
-    tool_text = fake.message_bodies()[1]["messages"][2]["content"][0]["content"]
-    assert "[truncated 46000 of 50000 characters]" in tool_text
-    assert len(tool_text) < 30_000
+    bodies = fake.message_bodies()
+    view = bodies[1]["messages"][2]["content"][0]["content"]
+    assert f"read them with read_text(ref='{ref}', offset=4000)" in view
+    assert len(view) < 30_000 and "line 00100" in view and "line 00200" not in view
+    page = bodies[2]["messages"][4]["content"][0]["content"]
+    assert f"[characters 4000-12000 of {len(doc)}; next offset 12000]" in page
+    assert doc[4000:12000] in page
+    last = bodies[3]["messages"][6]["content"][0]["content"]
+    assert "end of text" in last and "line 01999" in last
 
 
 def test_text_only_turn_gets_a_reminder_and_iteration_cap_bounds_the_run() -> None:
