@@ -10,7 +10,7 @@ from typing import Any, Generic
 
 from dataeng_agents.core.agents.persona import Persona
 from dataeng_agents.core.agents.tools import fact_tools, overview
-from dataeng_agents.core.llm.grounding import check_grounding
+from dataeng_agents.core.llm.grounding import check_consistency, check_grounding
 from dataeng_agents.core.llm.runner import FINAL_TOOL, Tool
 from dataeng_agents.core.llm.safety import SafetyLimits, redact, sanitize, truncate, wrap_untrusted
 from dataeng_agents.core.narrative import NarrationTask, NarrativeT
@@ -130,8 +130,13 @@ class PreparedTask(Generic[NarrativeT]):
     pages: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def validate(self, answer: NarrativeT) -> str | None:
-        result = check_grounding(answer, self.facts, question=self.task.question)
-        return None if result.ok else "grounding: " + result.describe()
+        """Why ``answer`` may not be used (``None``: it may): an ungrounded number or id, a
+        recommendation that does not state the computed decision, uncovered error findings."""
+        result = check_grounding(answer, self.facts)
+        problems = [] if result.ok else ["grounding: " + result.describe()]
+        decision = self.task.extra.get("decision")
+        problems += check_consistency(answer, self.facts, decision=decision if isinstance(decision, str) else None)
+        return "; ".join(problems) or None
 
 
 def prepare(

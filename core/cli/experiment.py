@@ -54,20 +54,12 @@ def run_guarded(fn: Any) -> Any:
     return None
 
 
-def narrator() -> Any:
-    """``narrator_from_env()``, without importing the anthropic SDK when no key is configured."""
-    import os
-
-    if (
-        not os.environ.get("ANTHROPIC_API_KEY")
-        or os.environ.get("DATAENG_NARRATOR", "").lower() == "template"
-    ):
-        from dataeng_agents.core.narrative import TemplateNarrator
-
-        return TemplateNarrator()
+def narrator(max_usd: float | None = None) -> Any:
+    """``narrator_from_env()``: the settings are validated first (a bad ``DATAENG_AGENT_*`` value is an
+    ``InputError``, so exit 2 before anything is computed); the template narrator without a key."""
     from dataeng_agents.core.agents import narrator_from_env
 
-    return narrator_from_env()
+    return narrator_from_env(max_usd=max_usd)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -100,6 +92,10 @@ def analyze_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the compact summary as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    max_usd: Annotated[
+        float | None,
+        typer.Option("--max-usd", min=0, help="Most the narration may cost, in USD (default $DATAENG_AGENT_MAX_USD)."),
+    ] = None,
 ) -> None:
     """Analyse an experiment in its warehouse, write the report, print the decision."""
     formats = _formats(fmt)
@@ -112,10 +108,11 @@ def analyze_command(
         from dataeng_agents.core.lifecycle.sources import load_configs
         from dataeng_agents.core.report import write_report
 
+        story = narrator(max_usd)  # before any query: bad narration settings change no result
         cfg, _lifecycle = load_configs(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
         report = analyze_experiment(
-            cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
+            cfg, warehouse, data_interval=interval, narrator=story, progress=progress
         )
         paths = write_report(report, out or str(Path(DEFAULT_OUT_ROOT) / cfg.id), formats)
         if as_json:

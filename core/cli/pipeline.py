@@ -31,7 +31,12 @@ def design_command(
     from rich.table import Table
 
     console = Console()
+    narrator = None
     try:
+        if explain:  # narration settings are checked before anything is computed
+            from dataeng_agents.core.agents import narrator_from_env
+
+            narrator = narrator_from_env()
         design, dag_source = design_with_dag(spec)
     except DataengError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
@@ -41,11 +46,7 @@ def design_command(
         tmp = emit_dag.with_name(emit_dag.name + ".tmp")
         tmp.write_text(dag_source, encoding="utf-8")
         tmp.replace(emit_dag)
-    advice = None
-    if explain:
-        from dataeng_agents.core.agents import narrator_from_env
-
-        advice = narrate_design(design, narrator_from_env())
+    advice = narrate_design(design, narrator) if narrator is not None else None
     if output_format is DesignFormat.json:
         doc = design.model_dump(mode="json")
         if advice is not None:

@@ -47,7 +47,12 @@ def review_command(
     from rich.console import Console
 
     err = Console(stderr=True)
+    narrator = None
     try:
+        if explain:  # narration settings are checked before anything is computed: a typo is a usage error
+            from dataeng_agents.core.agents import narrator_from_env
+
+            narrator = narrator_from_env()
         cfg = load_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
         result = review_paths(
             paths, profile=cfg.profile, airflow_version=airflow_version, runtime=runtime, config=cfg,
@@ -56,11 +61,7 @@ def review_command(
     except DataengError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    advice = None
-    if explain:
-        from dataeng_agents.core.agents import narrator_from_env
-
-        advice = narrate_review(result, narrator_from_env())
+    advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
         from dataeng_agents.core.review.render import render_table
 
@@ -71,6 +72,7 @@ def review_command(
                 console.print(f"\n[bold]{advice.summary}[/bold]")
                 for i, p in enumerate(advice.priorities, start=1):
                     console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
+                console.print(f"[dim]Advice written by {advice.provenance.written_by}.[/dim]")
     else:
         if output_format is OutputFormat.json:
             doc = result.model_dump(mode="json")
@@ -82,7 +84,7 @@ def review_command(
             if advice is not None:
                 text += "\n## Advice\n\n" + advice.summary + "\n\n" + "\n".join(
                     f"{i}. {p.why} Fix: {p.how_to_fix}" for i, p in enumerate(advice.priorities, start=1)
-                ) + "\n"
+                ) + f"\n\n_Advice written by {advice.provenance.written_by}._\n"
         else:
             text = json.dumps(result.to_sarif(), indent=2)
         if output:
