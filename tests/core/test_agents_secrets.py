@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 import yaml
 from anthropic_payloads import assistant_message
-from test_agents_narrator import NO_SLEEP
-from test_llm_fakes import FakeAnthropic
-
 from dataeng_agents.core.agents import BatchNarration, ClaudeNarrator, question_task, write_context_files
 from dataeng_agents.core.narrative import ExperimentNarrative, NarrationTask, ReviewAdvice
+from test_agents_narrator import NO_SLEEP
+from test_llm_fakes import FakeAnthropic
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "data" / "secret_corpus.yaml").read_text(encoding="utf-8"))
 SECRETS = [str(e["secret"]) for e in CORPUS["positive"]]
