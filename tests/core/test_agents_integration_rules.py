@@ -274,7 +274,7 @@ def test_a_persona_with_no_tools_gets_no_tools_and_reads_the_facts_inline() -> N
 
 
 def test_an_unknown_tool_in_a_persona_file_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="unknown tool.*'run_sql'"):
+    with pytest.raises(ConfigError, match=r"unknown tool.*'run_sql'"):
         parse_persona(PERSONA.format(name="bad", tools="tools: [list_results, run_sql]"), "bad.md")
 
 
