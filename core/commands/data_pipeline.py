@@ -183,7 +183,7 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
     for i, priority in enumerate(advice.priorities, start=1):
         ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
         lines.append(f"{i}. **{priority.why}** {priority.how_to_fix} ({ids})")
-    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
+    lines += ["", f"_Advice written by {advice.provenance.written_by}._", ""]
     return "\n".join(lines)
 
 
@@ -205,7 +205,7 @@ def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
         f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
         f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
         f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
+        f"<p><em>Advice written by {_e(advice.provenance.written_by)}.</em></p>"
         "<h2>Findings</h2>"
         + _html_table(["severity", "rule", "where", "message", "id"], rows)
     )
