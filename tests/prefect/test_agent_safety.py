@@ -89,3 +89,19 @@ def test_prose_cache_key_is_the_facts_as_presented() -> None:
     runs = {key(0.031234567891 * (1 + e), f"2026-12-0{i}") for i, e in enumerate([0.0, 3e-15, -7e-14], start=1)}
     assert len(runs) == 1
     assert key(0.0313, "x") != key(0.0312, "x")  # a change the model would see: a new key
+
+
+def test_the_default_persona_is_chosen_by_domain(fake_anthropic: Any, api_key: str) -> None:
+    from dataeng_agents.core.agents import question_task
+    from dataeng_agents.core.commands.data_pipeline import design_narration_task
+    from dataeng_agents.core.design import design_pipeline
+
+    settings = _settings(api_key, fake_anthropic.base_url, max_retries=0)
+    assert settings.persona == "auto" and settings.resolved_model().startswith("claude-")
+    narrator = settings.get_narrator()
+    spec = sorted((Path(__file__).resolve().parents[2] / "core" / "examples" / "specs").glob("*.yaml"))[0]
+    design = narrator.narrate(design_narration_task(design_pipeline(spec)))
+    assert design.provenance.narrator == "claude" and design.provenance.persona == "backend-architect"
+    api = narrator.narrate(question_task("auto", "Should the orders API be REST or gRPC?"))
+    dbt = narrator.narrate(question_task("auto", "How do I make the nightly dbt model incremental?"))
+    assert (api.provenance.persona, dbt.provenance.persona) == ("backend-architect", "data-engineer")
