@@ -276,10 +276,8 @@ class AgentSettings(Block):
         and the output limit. Without credentials the template writes the prose: model "template"."""
         import hashlib
 
-        from dataeng_agents.core.agents.persona import load_persona
+        from dataeng_agents.core.agents.persona import list_personas, load_persona
         from dataeng_agents.core.agents.prompting import PROMPT_VERSION
-
-        from dataeng_agents.core.agents.persona import list_personas
 
         personas = list_personas() if self.persona == "auto" else [load_persona(self.persona)]
         prompts = "\n".join(f"{p.name}:{p.system_prompt}" for p in personas)
