@@ -404,7 +404,10 @@ _KEEP_RE = re.compile(
 _INVESTIGATE_RE = re.compile(
     r"(?i)\b(?:investigat\w*|debug\w*|check (?:the )?(?:assignment|logging|exposure|bucketing|srm|sample[- ]ratio))\b"
 )
-_ADVANCE_RE = re.compile(r"(?i)\b(?:advance|next stage|proceed|increase (?:the )?(?:exposure|rollout|traffic))\b")
+_ADVANCE_RE = re.compile(
+    r"(?i)\b(?:advance|next stage|proceed|increase (?:the )?(?:exposure|rollout|traffic)|"
+    r"keep (?:the feature|it) on|on for everyone|rollout is complete)\b"
+)
 _HOLD_RE = re.compile(r"(?i)\b(?:hold|stay at|keep the flag where|pause)\b")
 _ROLLBACK_RE = re.compile(r"(?i)\b(?:roll(?:\s|-)?back|turn (?:the flag |it |the feature )?off|revert|disable)\b")
 
