@@ -165,7 +165,7 @@ def test_batch_mode_submits_polls_collects_and_reattaches(
     # Outside the cache (a retried run on another day), the ledger re-attaches to the paid batch.
     @flow
     def again() -> Any:
-        task = question_task("data-engineer", "Where should the dedup step run?")
+        task = question_task(settings.persona, "Where should the dedup step run?")  # as ask_agent does
         task = replace(task, facts={**task.facts, "results": {"pipeline": "events_v2"}})  # as ask_agent does
         return narrate_in_batch(task, settings)
 
