@@ -404,3 +404,27 @@ def test_facts_are_shown_rounded_and_a_copy() -> None:
     prepared = prepare(experiment_task(facts), parse_persona(PERSONA.format(name="x", tools="tools: []"), "x"))
     assert "0.0321235" in prepared.user and "0.032123456789" not in prepared.user
     assert facts == before
+
+
+def test_batch_calls_take_the_clients_max_retries() -> None:
+    import httpx2
+
+    from dataeng_agents.core.agents import BatchNarration, InMemoryLedger
+    from dataeng_agents.core.llm import RetriesExhausted
+
+    seen: list[str] = []
+
+    def down(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.url.path)
+        return server_error()
+
+    for max_retries, requests in [(0, 1), (1, 2)]:
+        seen.clear()
+        client = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(down)), max_retries=max_retries)
+        narration = BatchNarration.prepare(experiment_task())
+        narration_policy = narration._policy(client)
+        assert narration_policy.max_retries == max_retries
+        narration.retry = RetryPolicy(max_retries=max_retries, sleep=lambda s: None)
+        with pytest.raises(RetriesExhausted):
+            narration.submit_or_attach(client, InMemoryLedger())
+        assert len(seen) == requests
