@@ -408,7 +408,6 @@ def test_facts_are_shown_rounded_and_a_copy() -> None:
 
 def test_batch_calls_take_the_clients_max_retries() -> None:
     import httpx2
-
     from dataeng_agents.core.agents import BatchNarration, InMemoryLedger
     from dataeng_agents.core.llm import RetriesExhausted
 
