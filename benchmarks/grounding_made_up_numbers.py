@@ -59,11 +59,11 @@ def load_baseline(rev: str) -> types.ModuleType | None:
 
 def tasks(tmp: Path) -> list[NarrationTask[Any]]:
     from dataeng_agents.core.cli.demo import _demo_config
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, experiment_narration_task
     from dataeng_agents.core.commands.data_pipeline import design_narration_task, review_narration_task
     from dataeng_agents.core.design import design_pipeline
+    from dataeng_agents.core.experiment import ExperimentConfig, analyze_experiment, experiment_narration_task
     from dataeng_agents.core.review import review_paths
-    from dataeng_agents.core.warehouse import DuckDBWarehouse, ExperimentConfig
+    from dataeng_agents.core.warehouse import DuckDBWarehouse
     from dataeng_agents.core.warehouse.sample_data import DEFAULT_EFFECTS, generate
 
     db = tmp / "demo.duckdb"

@@ -13,10 +13,13 @@ no field can carry a number or a severity of the model's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from dataeng_agents.core.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field
 
 NarrationKind = Literal["experiment", "review", "architecture", "plan", "rollout", "question"]
@@ -160,3 +163,64 @@ class TemplateNarrator:
 
     def narrate(self, task: NarrationTask[NarrativeT]) -> NarrativeT:
         return task.template()
+
+
+#: seconds one whole narration may take by default (requests, retries, waits)
+DEFAULT_DEADLINE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class NarrationSettings:
+    """The narration settings read from the environment, validated before any deterministic work.
+
+    ``DATAENG_NARRATOR`` (``auto``/``claude``/``template``), ``DATAENG_AGENT_PERSONA``,
+    ``DATAENG_AGENT_MODEL``, ``DATAENG_AGENT_MAX_USD``, ``DATAENG_AGENT_MAX_TOKENS``,
+    ``DATAENG_AGENT_REQUEST_TIMEOUT`` (seconds per request) and ``DATAENG_AGENT_DEADLINE`` (seconds
+    per narration). A bad value raises :class:`InputError` naming the variable: the CLIs turn it
+    into a usage error (exit 2) before they compute anything, so a typo never changes a result.
+    (Whether ``DATAENG_AGENT_PERSONA`` names a persona is checked by ``narrator_from_env``.) This
+    module imports no SDK, so a command can validate the settings without loading ``anthropic``.
+    """
+
+    narrator: str = "auto"
+    persona: str | None = None
+    model: str | None = None
+    max_usd: float | None = None
+    max_tokens: int | None = None
+    request_timeout: float | None = None
+    deadline: float = DEFAULT_DEADLINE_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NarrationSettings:
+        env = os.environ if env is None else env
+        mode = (env.get("DATAENG_NARRATOR") or "auto").strip().lower()
+        if mode not in ("auto", "claude", "template"):
+            raise InputError("DATAENG_NARRATOR", f"must be auto, claude or template, got {mode!r}")
+        persona = (env.get("DATAENG_AGENT_PERSONA") or "").strip() or None
+        max_tokens = _number_env(env, "DATAENG_AGENT_MAX_TOKENS")
+        if max_tokens is not None and max_tokens != int(max_tokens):
+            raise InputError("DATAENG_AGENT_MAX_TOKENS", f"must be a whole number, got {env['DATAENG_AGENT_MAX_TOKENS']!r}")
+        timeout = _number_env(env, "DATAENG_AGENT_REQUEST_TIMEOUT", positive=True)
+        deadline = _number_env(env, "DATAENG_AGENT_DEADLINE", positive=True)
+        return cls(
+            narrator=mode,
+            persona=persona,
+            model=(env.get("DATAENG_AGENT_MODEL") or "").strip() or None,
+            max_usd=_number_env(env, "DATAENG_AGENT_MAX_USD"),
+            max_tokens=int(max_tokens) if max_tokens is not None else None,
+            request_timeout=timeout,
+            deadline=deadline if deadline is not None else DEFAULT_DEADLINE_SECONDS,
+        )
+
+
+def _number_env(env: Mapping[str, str], name: str, *, positive: bool = False) -> float | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(name, f"must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise InputError(name, f"must be a {'positive' if positive else 'non-negative'} finite number, got {raw!r}")
+    return value

@@ -20,7 +20,6 @@ from dataeng_agents.core.agents.batch import (
 )
 from dataeng_agents.core.agents.narrator import (
     ClaudeNarrator,
-    NarrationSettings,
     narrator_from_env,
     route_persona,
     template_fallback,
@@ -33,6 +32,7 @@ from dataeng_agents.core.agents.persona import (
     parse_persona,
 )
 from dataeng_agents.core.llm.ledger import BatchLedger, InMemoryLedger, JsonFileLedger, LedgerEntry
+from dataeng_agents.core.narrative import NarrationSettings
 
 __all__ = [
     "PERSONAS_ENV",

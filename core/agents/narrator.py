@@ -21,7 +21,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from dataeng_agents.core.agents.persona import Persona, load_persona
@@ -34,10 +33,12 @@ from dataeng_agents.core.llm.runner import DEFAULT_DEADLINE, DEFAULT_REQUEST_TIM
 from dataeng_agents.core.llm.safety import SafetyLimits
 from dataeng_agents.core.narrative import (
     NarrationProvenance,
+    NarrationSettings,
     NarrationTask,
     NarrativeT,
     Narrator,
     TemplateNarrator,
+    _number_env,
 )
 
 log = logging.getLogger(__name__)
@@ -227,68 +228,17 @@ def client_max_retries(client: Any) -> int:
     return RetryPolicy().max_retries
 
 
-@dataclass(frozen=True)
-class NarrationSettings:
-    """The narration settings read from the environment, validated before any deterministic work.
-
-    ``DATAENG_NARRATOR`` (``auto``/``claude``/``template``), ``DATAENG_AGENT_PERSONA``,
-    ``DATAENG_AGENT_MODEL``, ``DATAENG_AGENT_MAX_USD``, ``DATAENG_AGENT_MAX_TOKENS``,
-    ``DATAENG_AGENT_REQUEST_TIMEOUT`` (seconds per request) and ``DATAENG_AGENT_DEADLINE`` (seconds
-    per narration). A bad value raises :class:`InputError` naming the variable: the CLIs turn it
-    into a usage error (exit 2) before they compute anything, so a typo never changes a result.
-    """
-
-    narrator: str = "auto"
-    persona: str | None = None
-    model: str | None = None
-    max_usd: float | None = None
-    max_tokens: int | None = None
-    request_timeout: float | None = None
-    deadline: float = DEFAULT_DEADLINE
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> NarrationSettings:
-        env = os.environ if env is None else env
-        mode = (env.get("DATAENG_NARRATOR") or "auto").strip().lower()
-        if mode not in ("auto", "claude", "template"):
-            raise InputError("DATAENG_NARRATOR", f"must be auto, claude or template, got {mode!r}")
-        persona = (env.get("DATAENG_AGENT_PERSONA") or "").strip() or None
-        if persona is not None and persona != AUTO_PERSONA:
-            try:
-                load_persona(persona)
-            except DataengError as exc:
-                raise InputError("DATAENG_AGENT_PERSONA", str(exc)) from exc
-        max_tokens = _number_env(env, "DATAENG_AGENT_MAX_TOKENS")
-        if max_tokens is not None and max_tokens != int(max_tokens):
-            raise InputError("DATAENG_AGENT_MAX_TOKENS", f"must be a whole number, got {env['DATAENG_AGENT_MAX_TOKENS']!r}")
-        timeout = _number_env(env, "DATAENG_AGENT_REQUEST_TIMEOUT", positive=True)
-        deadline = _number_env(env, "DATAENG_AGENT_DEADLINE", positive=True)
-        return cls(
-            narrator=mode,
-            persona=persona,
-            model=(env.get("DATAENG_AGENT_MODEL") or "").strip() or None,
-            max_usd=_number_env(env, "DATAENG_AGENT_MAX_USD"),
-            max_tokens=int(max_tokens) if max_tokens is not None else None,
-            request_timeout=timeout,
-            deadline=deadline if deadline is not None else DEFAULT_DEADLINE,
-        )
-
-
-def _number_env(env: Mapping[str, str], name: str, *, positive: bool = False) -> float | None:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(name, f"must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise InputError(name, f"must be a {'positive' if positive else 'non-negative'} finite number, got {raw!r}")
-    return value
-
-
 def _float_env(env: Mapping[str, str], name: str) -> float | None:
     return _number_env(env, name)
+
+
+def _check_persona(settings: NarrationSettings) -> None:
+    persona = settings.persona
+    if persona is not None and persona != AUTO_PERSONA:
+        try:
+            load_persona(persona)
+        except DataengError as exc:
+            raise InputError("DATAENG_AGENT_PERSONA", str(exc)) from exc
 
 
 def narrator_from_env(
@@ -311,6 +261,7 @@ def narrator_from_env(
     """
     env = os.environ if env is None else env
     settings = NarrationSettings.from_env(env)
+    _check_persona(settings)
     if max_usd is not None and (not math.isfinite(max_usd) or max_usd < 0):
         raise InputError("max_usd", f"must be a non-negative number, got {max_usd!r}")
     if settings.narrator == "template":

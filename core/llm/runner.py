@@ -50,6 +50,7 @@ from dataeng_agents.core.llm.retry import (
     without_sdk_retries,
 )
 from dataeng_agents.core.llm.safety import redact, redact_outgoing
+from dataeng_agents.core.narrative import DEFAULT_DEADLINE_SECONDS
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,7 +58,7 @@ FINAL_TOOL = "final_answer"
 CACHE = {"type": "ephemeral"}
 DEFAULT_REQUEST_TIMEOUT = 120.0
 #: seconds one whole narration (every request, retry and wait) may take by default
-DEFAULT_DEADLINE = 300.0
+DEFAULT_DEADLINE = DEFAULT_DEADLINE_SECONDS
 #: the most ``max_tokens`` a retry after a ``max_tokens`` stop may ask for
 MAX_OUTPUT_TOKENS_CAP = 16_384
 

@@ -378,7 +378,7 @@ def anthropic_error_fake() -> FakeAnthropic:
 
 
 def test_the_experiment_report_says_who_wrote_the_prose(tmp_path: Path) -> None:
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+    from dataeng_agents.core.experiment import analyze_experiment
     from dataeng_agents.core.report import to_html, to_markdown
     from dataeng_agents.core.warehouse import DuckDBWarehouse
     from test_experiment_support import demo_config, sample

@@ -6,7 +6,6 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from dataeng_agents.core.errors import BudgetExceededError, ConfigError
 from dataeng_agents.core.llm import (
     Budget,
@@ -22,7 +21,13 @@ from dataeng_agents.core.llm import (
     sanitize,
     sdk_model_ids,
 )
-from dataeng_agents.core.narrative import AgentAnswer, ExperimentNarrative, NarrativePoint, ReviewAdvice, ReviewPriority
+from dataeng_agents.core.narrative import (
+    AgentAnswer,
+    ExperimentNarrative,
+    NarrativePoint,
+    ReviewAdvice,
+    ReviewPriority,
+)
 
 
 def test_default_model_is_the_newest_sonnet_in_the_installed_sdk() -> None:
