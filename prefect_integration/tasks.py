@@ -274,16 +274,18 @@ def design_experiment(
 )
 def review_pipeline(
     paths: list[str],
-    profile: str = "default",
+    profile: str | None = None,
     airflow_version: str = "3.3",
     config: str | None = None,
 ) -> Any:
     """Reviews Airflow DAGs, Prefect flows or pipeline specs and returns the core ``ReviewResult``.
 
     :param paths: files or folders to review.
-    :param profile: the rule profile.
+    :param profile: the rule profile; ``None`` uses the review config's (``[tool.dataeng.review]``),
+        else ``default``. A profile given here wins.
     :param airflow_version: the Airflow version the DAGs target.
-    :param config: a review config file (rule severities, suppressions).
+    :param config: a review config file (rule severities, suppressions); ``None`` uses the
+        ``pyproject.toml`` found upwards from the first path, as the CLI does.
     """
     from dataeng_agents.core.review import review_paths
 
