@@ -132,6 +132,7 @@ class PipelineReviewOperator(NarratedOperator):
         summary: dict[str, Any] = dict(review.summary())
         summary["report"] = paths
         summary["advice"] = result.advice.provenance.narrator
+        summary["prose"] = result.advice.provenance.summary()  # model id, or template and why
         # pushed before the fail_on check, so downstream tasks (all_done) can read a failed review
         context["ti"].xcom_push(key="summary", value=summary)
         link = paths.get("html") or paths.get("md") or paths.get("json")
