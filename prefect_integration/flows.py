@@ -241,7 +241,7 @@ def feature_lifecycle_flow(
         weights is expected unless the final analysis reads only the last stage (``data_interval``).
     """
     from dataeng_agents.core.commands.lifecycle import rollout_markdown
-    from dataeng_agents.core.lifecycle.sources import load_configs
+    from dataeng_agents.core.experiment import load_configs
 
     logger = get_run_logger()
     wh = _load_block(warehouse, ExperimentWarehouse)

@@ -213,11 +213,11 @@ def analyze_experiment(
     :param agent_settings: who writes the prose; the offline template when ``None``.
     :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
     """
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment as core_analyze
-    from dataeng_agents.core.warehouse import ExperimentConfig
+    from dataeng_agents.core.experiment import analyze_experiment as core_analyze
+    from dataeng_agents.core.experiment import load_experiment_config
 
     logger = get_run_logger()
-    experiment = ExperimentConfig.load(config)
+    experiment = load_experiment_config(config)
     where = warehouse.describe() if warehouse is not None else "the config's warehouse"
     logger.info("Analysing experiment %r in %s", experiment.id, where)
     return core_analyze(
@@ -247,10 +247,10 @@ def design_experiment(
     :param warehouse: estimates baselines and traffic from history when given.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     """
-    from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
-    from dataeng_agents.core.warehouse import ExperimentConfig
+    from dataeng_agents.core.experiment import design_experiment as core_design
+    from dataeng_agents.core.experiment import load_experiment_config
 
-    experiment = ExperimentConfig.load(config)
+    experiment = load_experiment_config(config)
     return core_design(
         experiment,
         warehouse.get_warehouse() if warehouse is not None else None,

@@ -238,9 +238,10 @@ class SqlAlchemyWarehouse:
         return f"SqlAlchemyWarehouse(dialect={self._dialect!r})"
 
 
-def _duckdb_path(rest: str, base_dir: str | None) -> str:
-    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb
-    path = rest[1:] if rest.startswith("/") else rest
+def _duckdb_path(rest: str, base_dir: str | None, *, url: bool = True) -> str:
+    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb; a bare path
+    # (``url=False``) is taken as written, so /abs/x.duckdb stays absolute
+    path = rest[1:] if url and rest.startswith("/") else rest
     if path in ("", ":memory:"):
         return ":memory:"
     if not os.path.isabs(path) and base_dir:
@@ -261,7 +262,7 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
         return DuckDBWarehouse(_duckdb_path(url[len("duckdb://") :], base_dir))
     if "://" not in url:
         if url.endswith((".duckdb", ".db", ".ddb")) or url == ":memory:":
-            return DuckDBWarehouse(_duckdb_path(url, base_dir) if url != ":memory:" else url)
+            return DuckDBWarehouse(_duckdb_path(url, base_dir, url=False) if url != ":memory:" else url)
         raise WarehouseError(
             f"not a warehouse URL: {redact_url(url)} (use duckdb:///file.duckdb or postgresql://…)"
         )

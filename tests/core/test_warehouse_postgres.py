@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
 from dataeng_agents.core.errors import WarehouseError
+from dataeng_agents.core.experiment import (
+    ExperimentConfig,
+    analyze_experiment,
+    build_experiment_query,
+    design_experiment,
+)
+from dataeng_agents.core.experiment.aggregates import parse_rows
 from dataeng_agents.core.warehouse import (
     DbApiWarehouse,
     DuckDBWarehouse,
-    ExperimentConfig,
     SqlAlchemyWarehouse,
-    build_experiment_query,
-    parse_rows,
     warehouse_from_url,
 )
 from test_experiment_support import copy_to_postgres, demo_config, sample
