@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from dataeng_agents.core.cli.experiment import fail, narrator, run_guarded
+from dataeng_agents.core.cli._guard import fail, guarded, run_guarded
+from dataeng_agents.core.cli.experiment import narrator
 
 DEFAULT_DEMO_DIR = "dataeng-demo"
 
 
+@guarded
 def demo_command(
     out: Annotated[
         str, typer.Option("--out", "-o", help="Output directory (warehouse file and report/).")

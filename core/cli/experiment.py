@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from dataeng_agents.core.cli._guard import fail, guarded, run_guarded
 
 app = typer.Typer(
     help="Experiments: analyse results in the warehouse, design and size new ones.", no_args_is_help=True
@@ -28,30 +29,6 @@ _WAREHOUSE = typer.Option(
 )
 _OUT = typer.Option("--out", "-o", help=f"Report directory (default: ./{DEFAULT_OUT_ROOT}/<experiment id>).")
 _FORMATS = typer.Option("--format", "-f", help="Comma-separated report formats: json,md,html.")
-
-
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}".replace("\n", " "), err=True)
-    raise typer.Exit(code=2)
-
-
-def run_guarded(fn: Any) -> Any:
-    """Run ``fn``; turn every error into one stderr line and exit code 2."""
-    from dataeng_agents.core.errors import DataengError
-
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except DataengError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
-    except KeyboardInterrupt:
-        fail("interrupted")
-    except Exception as exc:  # a bug must still not print a traceback at a user
-        fail(f"unexpected {type(exc).__name__}: {exc}")
-    return None
 
 
 def narrator() -> Any:
@@ -89,6 +66,7 @@ def _formats(value: str) -> list[str]:
 
 
 @app.command("analyze")
+@guarded
 def analyze_command(
     config: Annotated[str, _CONFIG],
     warehouse: Annotated[str | None, _WAREHOUSE] = None,
@@ -148,6 +126,7 @@ def _print_summary(summary: dict[str, Any], paths: dict[str, str]) -> None:
 
 
 @app.command("design")
+@guarded
 def design_command(
     config: Annotated[str, _CONFIG],
     warehouse: Annotated[str | None, _WAREHOUSE] = None,

@@ -268,14 +268,7 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
         )
     scheme = url.split("://", 1)[0]
     if scheme in ("postgresql", "postgres"):
-        dsn = "postgresql://" + url.split("://", 1)[1]
-
-        def connect() -> Any:
-            import psycopg
-
-            return psycopg.connect(dsn, connect_timeout=10)
-
-        return DbApiWarehouse(connect, "postgres")
+        return DbApiWarehouse(postgres_connector(url), "postgres")
     try:
         import sqlalchemy
     except ImportError:
@@ -287,6 +280,27 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
     except Exception as exc:
         raise WarehouseError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
     return SqlAlchemyWarehouse(engine)
+
+
+def postgres_connector(url: str) -> Callable[[], Any]:
+    """A connection factory for a ``postgresql://`` URL (psycopg 3, the ``postgres`` extra).
+
+    The driver is checked here, when the URL is resolved, so a core install without it fails with
+    the extra to install instead of a connect-time ``No module named 'psycopg'``.
+    """
+    try:
+        import psycopg
+    except ImportError:
+        raise WarehouseError(
+            f"{redact_url(url)}: PostgreSQL warehouses need psycopg 3, which the core install does not "
+            "include: pip install 'dataeng-agents[postgres]'"
+        ) from None
+    dsn = "postgresql://" + url.split("://", 1)[1]
+
+    def connect() -> Any:
+        return psycopg.connect(dsn, connect_timeout=10)
+
+    return connect
 
 
 def redact_url(url: str) -> str:

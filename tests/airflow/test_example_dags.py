@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import bundled_config
 from dagrun import load_dag, local_path, run, task_states, xcom
-from samples import copy_duckdb_to_postgres
+from warehouse_copy import copy_duckdb_to_postgres
 
 LOGICAL_DATE = datetime(2024, 3, 9, tzinfo=UTC)
 

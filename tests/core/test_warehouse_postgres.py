@@ -21,7 +21,8 @@ from dataeng_agents.core.warehouse import (
     SqlAlchemyWarehouse,
     warehouse_from_url,
 )
-from test_experiment_support import copy_to_postgres, demo_config, sample
+from test_experiment_support import demo_config, sample
+from warehouse_copy import copy_duckdb_to_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -41,7 +42,7 @@ def _assert_same(a: Any, b: Any, path: str = "") -> None:
 def pg_sample(tmp_path: Path, postgres_schema: tuple[str, str]) -> tuple[str, str, str]:
     url, schema = postgres_schema
     s = sample(tmp_path, users=4000, seed=11)
-    copy_to_postgres(s.path, url, schema)
+    copy_duckdb_to_postgres(s.path, url, schema)
     return s.path, url, schema
 
 

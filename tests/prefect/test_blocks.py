@@ -160,3 +160,23 @@ def test_agent_settings_validate_the_persona() -> None:
     settings = AgentSettings(persona="backend-architect", model="claude-opus-4-1")
     assert settings.resolved_model() == "claude-opus-4-1"
     assert AgentSettings().resolved_model().startswith("claude-")
+
+
+def test_package_root_exports_every_flow_and_task() -> None:
+    import dataeng_agents.prefect_integration as root
+    from dataeng_agents.prefect_integration import flows, tasks
+    from prefect import Flow, Task
+
+    public_flows = {n for n, v in vars(flows).items() if isinstance(v, Flow)}
+    # narrate / narrate_in_batch are steps of the other tasks, not entry points
+    public_tasks = {
+        n for n, v in vars(tasks).items() if isinstance(v, Task) and not n.startswith(("_", "narrate"))
+    }
+    assert {"experiment_report_flow", "pipeline_review_flow", "feature_lifecycle_flow"} <= public_flows
+    assert public_flows | public_tasks <= set(root.__all__)
+    for name in public_flows:
+        assert getattr(root, name) is getattr(flows, name)
+    for name in public_tasks:
+        assert getattr(root, name) is getattr(tasks, name)
+    with pytest.raises(AttributeError):
+        _ = root.no_such_flow
