@@ -36,12 +36,22 @@ def artifact_key(subject: str, suffix: str) -> str:
     return f"{head}-{tail}" if tail else head
 
 
-def report_link(html_path: str | Path, base_url: str | None = None) -> str:
-    """Where the HTML report can be opened: ``base_url/<file name>`` when the report directory is
-    published (a bucket, a static site), else a ``file://`` URI of the local file."""
+def report_link(html_path: str | Path, base_url: str | None = None, root: str | Path | None = None) -> str:
+    """Where the HTML report can be opened: ``base_url/<path below root>`` when the report directory
+    ``root`` is published (a bucket, a static site), else a ``file://`` URI of the local file.
+
+    Without ``root`` the link is ``base_url/<file name>``. The flows write each run below its own
+    folder of ``root``, so each run's link points at its own report.
+    """
     path = Path(html_path)
     if base_url:
-        return f"{base_url.rstrip('/')}/{quote(path.name)}"
+        relative = path.name
+        if root is not None:
+            try:
+                relative = path.resolve().relative_to(Path(root).resolve()).as_posix()
+            except ValueError:
+                relative = path.name
+        return f"{base_url.rstrip('/')}/{quote(relative)}"
     return path.resolve().as_uri()
 
 
