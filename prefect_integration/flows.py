@@ -105,6 +105,8 @@ def narrative_summary(narrative: Any) -> dict[str, Any] | None:
         "narrator": p.narrator,
         "fallback_reason": p.fallback_reason,
         "model": p.model,
+        # one line, e.g. "Claude (claude-sonnet-4-5, persona data-engineer)", where the core has it
+        "written_by": getattr(p, "written_by", None),
     }
 
 

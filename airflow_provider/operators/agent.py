@@ -71,7 +71,7 @@ class DataengAgentOperator(NarratedOperator):
             load_persona(self.persona)
         except Exception as e:  # the core's ConfigError names the known personas
             raise AirflowFailException(f"persona: {e}") from e
-        dag = self.get_dag() if self.has_dag() else None
+        dag = self.get_dag()
         if dag is not None:
             unknown = [t for t in self.context_task_ids if not dag.has_task(t)]
             if unknown:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
@@ -267,7 +267,7 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
 
         dest = self.resolve_output_dir(context, self.output_path)
         paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary = _as_json_value(result.summary())
+        summary: dict[str, Any] = _as_json_value(result.summary())
         summary["report"] = paths
         summary["narration"] = narration_summary(self.provenances(result))
         self.log.info("Report written: %s", ", ".join(paths.values()))
@@ -284,7 +284,7 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             "experiment_id": summary.get("experiment_id"),
             "verdict": summary.get("verdict"),
             "variant": summary.get("variant"),
-            "report": paths,
+            "report": cast("dict[str, Any]", paths),
             "run_id": str(context["run_id"]),
             "map_index": map_index_of(context),
         }
@@ -376,7 +376,7 @@ class ExperimentDesignOperator(_ExperimentOperator):
 
         dest = self.resolve_output_dir(context, self.output_path)
         paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary = _as_json_value(result.summary())
+        summary: dict[str, Any] = _as_json_value(result.summary())
         summary["report"] = paths
         summary["narration"] = narration_summary(self.provenances(result))
         if "html" in paths:
