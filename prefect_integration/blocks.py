@@ -180,7 +180,9 @@ class ExperimentWarehouse(Block):
             and importlib.util.find_spec("psycopg") is not None
         ):
             info = info.model_copy(update={"driver": "postgresql+psycopg"})  # type: ignore[union-attr]
-            return connector.model_copy(update={"connection_info": info})
+            fields = {name: getattr(connector, name) for name in type(connector).model_fields}
+            # a new block, so block_initialization renders the engine URL with the new driver
+            return type(connector)(**{**fields, "connection_info": info})
         return connector
 
     def describe(self) -> str:
