@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import time
@@ -269,10 +270,8 @@ def test_a_missing_table_is_not_retried(prefect_server: str, sample_duckdb: str,
     @flow
     def analyse_twice() -> None:
         for warehouse in (ExperimentWarehouse(duckdb_path=sample_duckdb), missing_file):
-            try:
+            with contextlib.suppress(WarehouseError):
                 analyze_experiment(config if warehouse is not missing_file else CONFIG, warehouse)
-            except WarehouseError:
-                pass
 
     started = time.monotonic()
     state = analyse_twice(return_state=True)
