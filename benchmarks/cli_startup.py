@@ -12,7 +12,9 @@ every line alike; one warm-up round first, so bytecode caches exist as after a n
   * with ``--compare PYTHON``: the same two ``dataeng`` lines from another environment's install
     (e.g. one built from an older commit), for a before/after in one run
 
-Prints seconds and the ratio to the baseline and to the library floor. No timed assertion anywhere.
+Prints wall seconds, CPU seconds (user + system of the child: less sensitive to other processes on a
+shared machine than the wall clock) and the ratios of the wall time to the baseline and to the
+library floor. No timed assertion anywhere.
 
 Run:  .venv/bin/python benchmarks/cli_startup.py [--repeats 7] [--compare /tmp/old/.venv/bin/python]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -48,13 +51,16 @@ def _commands(python: str, label: str) -> dict[str, list[str]]:
     }
 
 
-def _once(argv: list[str], env: dict[str, str]) -> float:
+def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, cpu) seconds of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-1000:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -73,18 +79,22 @@ def main() -> None:
     lines |= _commands(sys.executable, "")
 
     best = {name: float("inf") for name in lines}
+    best_cpu = {name: float("inf") for name in lines}
     for round_ in range(args.repeats + 1):
         for name, argv in lines.items():
-            elapsed = _once(argv, env)
+            elapsed, cpu = _once(argv, env)
             if round_:  # round 0 warms the bytecode and file caches
                 best[name] = min(best[name], elapsed)
+                best_cpu[name] = min(best_cpu[name], cpu)
 
     base = best["python -c pass"]
     floor = best["libraries (typer, pydantic, numpy, scipy.special)"]
-    print(f"best of {args.repeats}, {sys.executable}")
-    print(f"{'command':<52} {'seconds':>8} {'x baseline':>11} {'x libraries':>12}")
+    print(f"best of {args.repeats}, {sys.executable}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'command':<52} {'wall s':>7} {'cpu s':>7} {'x baseline':>11} {'x libraries':>12}")
     for name, seconds in best.items():
-        print(f"{name:<52} {seconds:8.3f} {seconds / base:10.1f}x {seconds / floor:11.2f}x")
+        print(
+            f"{name:<52} {seconds:7.3f} {best_cpu[name]:7.3f} {seconds / base:10.1f}x {seconds / floor:11.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ _LAZY = {
     "experiment_report_flow": "flows",
     "pipeline_review_flow": "flows",
     "feature_lifecycle_flow": "flows",
+    # API contract review: tasks and flow
     "review_api_contracts": "api_tasks",
     "diff_api_contracts": "api_tasks",
     "api_contract_drift_flow": "api_tasks",

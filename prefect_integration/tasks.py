@@ -251,7 +251,8 @@ def analyze_experiment(
 ) -> Any:
     """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too),
+        read by the core's one loader ``load_experiment_config``.
     :param warehouse: the ``ExperimentWarehouse`` block; the config's ``warehouse:`` URL when ``None``.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
@@ -286,7 +287,7 @@ def design_experiment(
 ) -> Any:
     """Designs an experiment (power, sample size, duration) and returns the core design report.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too).
     :param warehouse: estimates baselines and traffic from history when given.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     """
@@ -312,16 +313,18 @@ def design_experiment(
 )
 def review_pipeline(
     paths: list[str],
-    profile: str = "default",
+    profile: str | None = None,
     airflow_version: str = "3.3",
     config: str | None = None,
 ) -> Any:
     """Reviews Airflow DAGs, Prefect flows or pipeline specs and returns the core ``ReviewResult``.
 
     :param paths: files or folders to review.
-    :param profile: the rule profile.
+    :param profile: the rule profile; ``None`` uses the review config's (``[tool.dataeng.review]``),
+        else ``default``. A profile given here wins.
     :param airflow_version: the Airflow version the DAGs target.
-    :param config: a review config file (rule severities, suppressions).
+    :param config: a review config file (rule severities, suppressions); ``None`` uses the
+        ``pyproject.toml`` found upwards from the first path, as the CLI does.
     """
     from dataeng_agents.core.review import review_paths
 

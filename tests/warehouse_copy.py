@@ -43,7 +43,9 @@ def copy_duckdb_to_postgres(
     src = duckdb.connect(str(duckdb_path), read_only=True)
     try:
         if tables is None:
-            tables = [t for (t,) in src.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+            tables = [
+                t for (t,) in src.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            ]
         with psycopg.connect(postgres_url, autocommit=False) as pg:
             for table in tables:
                 columns = src.execute(

@@ -22,9 +22,9 @@ def test_provider_info_validates_against_airflow_schema() -> None:
     from dataeng_agents.airflow_provider.get_provider_info import get_provider_info
 
     info = get_provider_info()
-    schema = json.loads(
-        (Path(importlib.import_module("airflow").__file__).parent / "provider_info.schema.json").read_text()
-    )
+    airflow_init = importlib.import_module("airflow").__file__
+    assert airflow_init is not None
+    schema = json.loads((Path(airflow_init).parent / "provider_info.schema.json").read_text())
     jsonschema.validate(info, schema)
     # Every module the metadata names imports, and the extra link is a real class.
     for section in ("hooks", "operators", "triggers"):
@@ -54,8 +54,8 @@ def test_airflow_providers_list_shows_the_provider() -> None:
 def test_no_second_anthropic_connection_type() -> None:
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hooks = ProvidersManagerTaskRuntime().hooks
-    assert hooks["anthropic"].package_name == "apache-airflow-providers-anthropic"
+    anthropic_hook = ProvidersManagerTaskRuntime().hooks["anthropic"]
+    assert anthropic_hook is not None and anthropic_hook.package_name == "apache-airflow-providers-anthropic"
     from dataeng_agents.airflow_provider.get_provider_info import get_provider_info
 
     assert "connection-types" not in get_provider_info()

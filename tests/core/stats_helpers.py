@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def ratio_stats(y: npt.NDArray[np.float64], d: npt.NDArray[np.float64]) -> dict[
             "sum_product_denominator": float((y * d).sum())}
 
 
-def two_arm(kind: str, control: dict[str, float], treatment: dict[str, float], **settings: Any) -> dict[str, Any]:
+def two_arm(kind: str, control: Mapping[str, float], treatment: Mapping[str, float], **settings: Any) -> dict[str, Any]:
     return {
         "control": "control",
         "variants": [{"name": "control"}, {"name": "treatment"}],

@@ -48,7 +48,9 @@ def test_every_command_uses_annotated_parameters() -> None:
 
 def _invoke(args: list[str]) -> Any:
     result = CliRunner().invoke(app, args)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        result.exception
+    )
     return result
 
 
@@ -66,10 +68,16 @@ def _invoke(args: list[str]) -> Any:
 def test_usage_and_config_errors_exit_2_with_one_line_naming_the_field(
     tmp_path: Path, args: list[str], field: str
 ) -> None:
-    (tmp_path / "bad.json").write_text(json.dumps({"control": "nope", "variants": [{"name": "a"}], "metrics": []}))
+    (tmp_path / "bad.json").write_text(
+        json.dumps({"control": "nope", "variants": [{"name": "a"}], "metrics": []})
+    )
     (tmp_path / "bad.yaml").write_text("name: x\nsources: [{kind: carrier-pigeon}]\n")
     (tmp_path / "dag.py").write_text("x = 1\n")
-    paths = {"{bad}": "bad.json" if args[0] == "stats" else "bad.yaml", "{dag}": "dag.py", "{missing}": "missing.yaml"}
+    paths = {
+        "{bad}": "bad.json" if args[0] == "stats" else "bad.yaml",
+        "{dag}": "dag.py",
+        "{missing}": "missing.yaml",
+    }
     argv = [str(tmp_path / paths[a]) if a in paths else a for a in args]
     result = _invoke(argv)
     assert result.exit_code == 2, result.output

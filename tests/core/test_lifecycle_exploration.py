@@ -77,6 +77,7 @@ def test_exploration_recovers_pre_post_correlation(
     planted = model_correlation(truth, covariate, outcome)
     m = explored.metric("engagement_minutes")
     assert m.pre_post_correlation == pytest.approx(planted, abs=0.02)
+    assert m.pre_post_correlation is not None
     assert m.expected_cuped_variance_reduction == pytest.approx(m.pre_post_correlation**2)
     # and the model value is close to the closed form (the population conditioning is small)
     assert planted == pytest.approx(expected_correlation(truth, covariate, outcome), abs=0.03)

@@ -385,6 +385,7 @@ def test_single_balanced_stage_matches_the_stats_engine() -> None:
     )
     r = out.results[0]
     assert ev.lift[0] == pytest.approx(r.estimate, rel=1e-9)
+    assert r.ci is not None
     assert (ev.lower[0], ev.upper[0]) == pytest.approx(tuple(r.ci), rel=1e-6)
 
 
@@ -513,6 +514,7 @@ def test_ratio_guardrail_matches_the_stats_engine_and_catches_harm(tmp_path: Pat
     )
     r = out.results[0]
     assert ev.lift[0] == pytest.approx(r.estimate, rel=1e-9)
+    assert r.ci is not None
     assert (ev.lower[0], ev.upper[0]) == pytest.approx(tuple(r.ci), rel=1e-6)
     assert n == int(t[0])
 
