@@ -207,7 +207,8 @@ class AgentSettings(Block):
     Without ``anthropic_credentials`` the template narrator writes the prose offline, for free.
 
     Attributes:
-        persona: The agent persona (``data-engineer`` or ``backend-architect``).
+        persona: The agent persona (``data-engineer``, ``backend-architect``, a persona file), or
+            ``auto``: chosen by domain (designs and API/serving questions: backend-architect).
         model: The Claude model id.
         max_usd: The most one run may spend, in US dollars.
         max_tokens: The most tokens one run may use.
@@ -233,8 +234,11 @@ class AgentSettings(Block):
     _logo_url = LOGO_URL  # type: ignore[assignment]
 
     persona: str = Field(
-        default="data-engineer",
-        description="The agent persona that writes the prose: data-engineer, backend-architect or a persona file.",
+        default="auto",
+        description=(
+            "The agent persona that writes the prose: data-engineer, backend-architect, a persona file, "
+            "or auto (by domain: designs and API/serving questions go to backend-architect)."
+        ),
     )
     model: str | None = Field(
         default=None,
@@ -283,6 +287,8 @@ class AgentSettings(Block):
     def _known_persona(cls, value: str) -> str:
         from dataeng_agents.core.agents.persona import load_persona
 
+        if value == "auto":
+            return value
         try:
             load_persona(value)
         except Exception as exc:  # ConfigError naming the known personas
@@ -295,7 +301,7 @@ class AgentSettings(Block):
             return self.model
         from dataeng_agents.core.agents.persona import load_persona
 
-        return str(load_persona(self.persona).resolved_model)
+        return str(load_persona("data-engineer" if self.persona == "auto" else self.persona).resolved_model)
 
     def cache_identity(self) -> dict[str, Any]:
         """What makes two answers interchangeable (no secrets): the persona (its name and the hash
@@ -303,13 +309,14 @@ class AgentSettings(Block):
         and the output limit. Without credentials the template writes the prose: model "template"."""
         import hashlib
 
-        from dataeng_agents.core.agents.persona import load_persona
+        from dataeng_agents.core.agents.persona import list_personas, load_persona
         from dataeng_agents.core.agents.prompting import PROMPT_VERSION
 
-        persona = load_persona(self.persona)
+        personas = list_personas() if self.persona == "auto" else [load_persona(self.persona)]
+        prompts = "\n".join(f"{p.name}:{p.system_prompt}" for p in personas)
         return {
-            "persona": persona.name,
-            "persona_sha256": hashlib.sha256(persona.system_prompt.encode()).hexdigest(),
+            "persona": self.persona if self.persona == "auto" else personas[0].name,
+            "persona_sha256": hashlib.sha256(prompts.encode()).hexdigest(),
             "prompt_version": PROMPT_VERSION,
             "model": self.resolved_model() if self.anthropic_credentials is not None else "template",
             "max_output_tokens": self.max_output_tokens,

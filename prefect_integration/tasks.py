@@ -101,17 +101,21 @@ def grounded_facts(value: Any) -> Any:
 
 
 def narration_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Cache key of one narration: persona, model and the grounded facts; nothing time-dependent."""
+    """Cache key of one narration: persona, model and the facts *as presented to the model*.
+
+    The core's ``facts_fingerprint`` hashes the redacted facts with floats rounded as the model sees
+    them, so two runs whose sums differ in the last bits (parallel aggregation) share their prose;
+    run-dependent noise (timestamps, timings) is dropped first.
+    """
+    from dataclasses import replace
+
+    from dataeng_agents.core.agents.prompting import facts_fingerprint
+
     narration: NarrationTask[Any] = parameters["narration"]
     settings: AgentSettings = parameters["agent_settings"]
     identity = {
         "agent": settings.cache_identity(),
-        "kind": narration.kind,
-        "subject_id": narration.subject_id,
-        "persona": narration.persona,
-        "question": narration.question,
-        "output_model": narration.output_model.__name__,
-        "facts": grounded_facts(narration.facts),
+        "task": facts_fingerprint(replace(narration, facts=grounded_facts(narration.facts))),
     }
     blob = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
     return "dataeng-narration-" + hashlib.sha256(blob.encode()).hexdigest()

@@ -91,28 +91,23 @@ class DataengAgentOperator(NarratedOperator):
     def context_files(self, context: Context) -> list[str]:
         """The context as one JSON file per source, the form the core's ``question_task`` reads.
 
-        The core redacts and caps file contents before they can reach a prompt. The folder is a
-        function of the task instance only, so the files (and so the request's ``custom_id``) are
-        the same when the task resumes from deferral or is retried.
+        The core writes them redacted, ``0600`` in a ``0700`` folder. The folder is a function of the
+        task instance only, so the files (and so the request's ``custom_id``) are the same when the
+        task resumes from deferral or is retried.
         """
-        import json
         import tempfile
         from pathlib import Path
 
         from dataeng_agents.airflow_provider.operators._narrated import safe_path_part
+        from dataeng_agents.core.agents import write_context_files
 
         folder = Path(
             tempfile.gettempdir(),
             "dataeng-agent-context",
             safe_path_part(f"{self.dag_id}.{self.task_id}.{context['run_id']}.{context['ti'].map_index}"),
         )
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, value in sorted(self.gather_context(context).items()):
-            path = folder / f"{safe_path_part(name)}.json"
-            path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str), encoding="utf-8")
-            paths.append(str(path))
-        return paths
+        gathered = self.gather_context(context)
+        return write_context_files(folder, {safe_path_part(name): gathered[name] for name in sorted(gathered)})
 
     def compute(self, context: Context, narrator: Narrator) -> Any:
         from dataeng_agents.core.agents import question_task

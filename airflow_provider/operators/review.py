@@ -147,6 +147,7 @@ class PipelineReviewOperator(NarratedOperator):
         summary: dict[str, Any] = dict(review.summary())
         summary["report"] = paths
         summary["advice"] = result.advice.provenance.narrator
+        summary["prose"] = result.advice.provenance.summary()  # model id, or template and why
         from dataeng_agents.airflow_provider.operators._narrated import narration_summary
 
         summary["narration"] = narration_summary(self.provenances(result))
