@@ -142,7 +142,10 @@ def our_input(sums: dict[str, list[list[float]]], method: str) -> dict[str, Any]
         for i in range(len(sums["n"]))
     ]
     return {"control": "control", "variants": [{"name": nm} for nm in names],
-            "settings": {"method": method, "difference": "relative", "alpha": 0.05}, "metrics": metrics}
+            # gbstats' relative convention (linear delta method), so both engines compute the same numbers;
+            # the default log-ratio interval differs from it by design (docs/stats.md, *Relative lift*)
+            "settings": {"method": method, "difference": "relative", "alpha": 0.05, "relative_method": "delta"},
+            "metrics": metrics}
 
 
 def best_of(fn: Any, repeats: int = 5) -> float:

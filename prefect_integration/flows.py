@@ -80,7 +80,7 @@ def experiment_report_flow(
 ) -> dict[str, Any]:
     """Analyses an experiment, publishes the report as artifacts and emits the decision event.
 
-    :param config: the experiment config (YAML path, YAML text or dict).
+    :param config: the experiment config (YAML path, YAML text or dict; a lifecycle YAML too).
     :param warehouse: an ``ExperimentWarehouse`` block or the name of a saved one.
     :param agent_settings: an ``AgentSettings`` block or the name of a saved one; template prose when empty.
     :param report_dir: where the JSON/Markdown/HTML report files are written (a temp dir when empty).
@@ -146,7 +146,7 @@ def pipeline_review_flow(
     paths: list[str],
     pipeline_id: str = "pipeline-review",
     agent_settings: AgentSettings | str | None = None,
-    profile: str = "default",
+    profile: str | None = None,
     airflow_version: str = "3.3",
     review_config: str | None = None,
     report_dir: str | None = None,
@@ -158,9 +158,10 @@ def pipeline_review_flow(
     :param paths: files or folders to review.
     :param pipeline_id: names the artifacts (``<pipeline_id>-report``, ``-findings``, ``-html``).
     :param agent_settings: an ``AgentSettings`` block or the name of a saved one; template advice when empty.
-    :param profile: the rule profile.
+    :param profile: the rule profile; ``None`` uses the review config's, else ``default``.
     :param airflow_version: the Airflow version the DAGs target.
-    :param review_config: a review config file (severities, suppressions).
+    :param review_config: a review config file (severities, suppressions); ``None`` uses the
+        ``pyproject.toml`` found upwards from the first path.
     :param report_dir: where the review report files are written (a temp dir when empty).
     :param report_base_url: public URL of ``report_dir`` for the link artifact.
     :param fail_on: the run fails when a finding at or above this severity exists.
@@ -241,7 +242,7 @@ def feature_lifecycle_flow(
         weights is expected unless the final analysis reads only the last stage (``data_interval``).
     """
     from dataeng_agents.core.commands.lifecycle import rollout_markdown
-    from dataeng_agents.core.lifecycle.sources import load_configs
+    from dataeng_agents.core.experiment import load_configs
 
     logger = get_run_logger()
     wh = _load_block(warehouse, ExperimentWarehouse)

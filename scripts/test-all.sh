@@ -31,6 +31,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "chromium could not be installed: the screenshot test will fail and say why"
 fi
 
+# The Spark SQL test runs a local Spark (pyspark, the core suite's `spark` extra) on a JVM: Debian's Java.
+if ! command -v java >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "=== installing Java for the local Spark test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
+    || echo "Java could not be installed: the Spark test will fail and say why"
+fi
+
 # Database tests take PostgreSQL from DATAENG_TEST_POSTGRES_URL, else testcontainers, else they fail.
 # A server already answering on the standard local port is used when the variable is unset.
 if [ -z "${DATAENG_TEST_POSTGRES_URL:-}" ] && command -v pg_isready >/dev/null 2>&1 \
@@ -62,7 +69,7 @@ run_suite() {  # label venv extras testdir [pytest args...]
   summary+=("$label: $(final_line ".pytest-$label.log" | tr -d '=' | sed 's/^ *//; s/ *$//') (exit $code)")
 }
 
-run_suite core .venv dev tests/core "$@"
+run_suite core .venv dev,spark tests/core "$@"
 run_suite airflow .venv-airflow airflow,dev tests/airflow "$@"
 run_suite prefect .venv-prefect prefect,dev tests/prefect "$@"
 

@@ -41,14 +41,16 @@ class PipelineReviewOperator(NarratedOperator):
 
     :param paths: Files or folders to review (templated). ``None`` reviews this deployment's DAG
         folder (``[core] dags_folder``).
-    :param profile: Rule profile: ``default``, ``strict`` or a profile defined in ``config``.
+    :param profile: Rule profile (``default``, ``strict``, ``examples``); ``None`` uses the profile of
+        the review config (``[tool.dataeng.review] profile``), else ``default``. A profile given here wins.
     :param fail_on: Fail the task when a finding is at least this severe (``error``, ``warn``), or
         ``never``.
     :param airflow_version: Airflow version the rules check against; ``None`` uses the running one.
     :param runtime: Also import the DAG files to decide what static analysis cannot (slower, runs
         DAG code).
     :param config: Review configuration, templated: a ``pyproject.toml`` path (its
-        ``[tool.dataeng.review]`` table) or a dict of overrides (rule severities, suppressions).
+        ``[tool.dataeng.review]`` table) or a dict of settings (rule severities, suppressions);
+        ``None`` uses the ``pyproject.toml`` found upwards from the first path, as the CLI does.
     :param output_path: Folder for the review (``ObjectStoragePath`` URL, templated); ``None`` writes
         under ``[dataeng] reports_root``.
     :param formats: Review formats to write (``json``, ``md``, ``sarif``, ``html``).
@@ -64,7 +66,7 @@ class PipelineReviewOperator(NarratedOperator):
         self,
         *,
         paths: Sequence[str] | str | None = None,
-        profile: str = "default",
+        profile: str | None = None,
         fail_on: FailOn = "error",
         airflow_version: str | None = None,
         runtime: bool = False,
@@ -104,12 +106,10 @@ class PipelineReviewOperator(NarratedOperator):
         return f"{major}.{minor}"
 
     def review_config(self) -> Any:
-        """The core review config: ``profile`` plus ``config`` (a pyproject.toml path or a dict of overrides)."""
-        from dataeng_agents.core.review import load_config
+        """The core review config, resolved as by the CLI and the Prefect task (``resolve_config``)."""
+        from dataeng_agents.core.review import resolve_config
 
-        if isinstance(self.config, str):
-            return load_config(profile=self.profile, pyproject=self.config)
-        return load_config(profile=self.profile, overrides=self.config)
+        return resolve_config(self.config, profile=self.profile, search_from=self._review_paths()[0])
 
     def compute(self, context: Context, narrator: Narrator) -> ReviewOutcome:
         from dataeng_agents.core.commands.data_pipeline import narrate_review, review_paths
@@ -119,7 +119,7 @@ class PipelineReviewOperator(NarratedOperator):
             profile=self.profile,
             airflow_version=self._airflow_version(),
             runtime=self.runtime,
-            config=self.review_config(),
+            config=self.config,
         )
         return ReviewOutcome(result, narrate_review(result, narrator))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from dataeng_agents.core.design.spec import PipelineSpec, Sink, load_spec
+from dataeng_agents.core.pipeline_spec import PipelineSpec, Sink, load_spec
 from pydantic import BaseModel, ConfigDict, Field
 
 #: assumed average serialised row size when turning GB/day into rows/day (documented in every note)

@@ -86,11 +86,10 @@ def analyze_command(
         fail("give both --start and --end for a data interval")
 
     def run() -> None:
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import analyze_experiment, load_experiment_config
         from dataeng_agents.core.report import write_report
 
-        cfg, _lifecycle = load_configs(Path(config))  # a lifecycle YAML is an experiment config too
+        cfg = load_experiment_config(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
         report = analyze_experiment(
             cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
@@ -143,11 +142,10 @@ def design_command(
     formats = _formats(fmt)
 
     def run() -> None:
-        from dataeng_agents.core.commands.data_driven_feature import design_experiment
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import design_experiment, load_experiment_config
         from dataeng_agents.core.report import to_json, to_markdown, write_report
 
-        cfg, _lifecycle = load_configs(Path(config))
+        cfg = load_experiment_config(Path(config))
         report = design_experiment(cfg, warehouse, narrator=narrator())
         if out:
             write_report(report, out, formats)

@@ -19,30 +19,76 @@ class DesignFormat(StrEnum):
     markdown = "markdown"
 
 
+def _client_from_env() -> object | None:
+    """An SDK client when ANTHROPIC_API_KEY is set (and DATAENG_NARRATOR is not ``template``), else None."""
+    import os
+
+    if os.environ.get("DATAENG_NARRATOR", "").lower() == "template" or not os.environ.get("ANTHROPIC_API_KEY"):
+        return None
+    from dataeng_agents.core.llm.client import build_client
+
+    return build_client(os.environ["ANTHROPIC_API_KEY"], base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
+
+
 @app.command("design")
 @guarded
 def design_command(
-    spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML or JSON).", show_default=False)],
-    emit_dag: Annotated[
-        Path | None, typer.Option("--emit-dag", help="Write a starter Airflow DAG to this path.")
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="Pipeline spec (YAML or JSON), or the request in a sentence (quoted).", show_default=False
+        ),
+    ],
+    spec_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec-out", help="Where a spec drafted from a sentence is written (default ./<name>.spec.yaml)."
+        ),
     ] = None,
+    scaffold: Annotated[
+        Path | None, typer.Option("--scaffold", help="Also write the runnable project to this folder.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing drafted spec / scaffold files.")
+    ] = False,
     output_format: Annotated[DesignFormat, typer.Option("--format", "-f", help="Output format.")] = DesignFormat.table,
     explain: Annotated[
         bool, typer.Option("--explain", help="Add narrated advice (Claude with a key, else template).")
     ] = False,
+    max_usd: Annotated[
+        float | None, typer.Option("--max-usd", help="Most one Claude call may spend (drafting).")
+    ] = None,
 ) -> None:
-    """Recommend an architecture for SPEC with a scored comparison, components and a cost estimate."""
-    from dataeng_agents.core.commands.data_pipeline import design_with_dag, narrate_design
+    """Recommend an architecture with a scored comparison, components and a cost estimate.
+
+    SPEC is a spec file, or a sentence such as "Design a real-time streaming pipeline from Kafka to
+    BigQuery": the sentence is drafted into a spec (Claude with ANTHROPIC_API_KEY, else the offline
+    extractor), written for you to edit, with its assumptions and open questions, then designed.
+    """
+    from dataeng_agents.core.commands.data_pipeline import design_pipeline, narrate_design
+    from dataeng_agents.core.design.draft import draft_spec, is_sentence, spec_yaml
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    design, dag_source = design_with_dag(spec)
-    if emit_dag is not None:
-        emit_dag.parent.mkdir(parents=True, exist_ok=True)
-        tmp = emit_dag.with_name(emit_dag.name + ".tmp")
-        tmp.write_text(dag_source, encoding="utf-8")
-        tmp.replace(emit_dag)
+    err = Console(stderr=True)
+    draft = None
+    if is_sentence(spec):
+        draft = draft_spec(spec, _client_from_env(), max_usd=max_usd)
+        target = spec_out or Path(f"{draft.spec.name}.spec.yaml")
+        if target.exists() and not force:
+            raise typer.BadParameter(f"{target} exists (use --force or --spec-out)", param_hint="--spec-out")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(spec_yaml(draft), encoding="utf-8")
+        tmp.replace(target)
+        design = design_pipeline(draft.spec)
+    else:
+        design = design_pipeline(Path(spec))
+    if scaffold is not None:
+        from dataeng_agents.core.scaffold import scaffold_project
+
+        scaffold_project(draft.spec if draft else Path(spec), design).write(scaffold, overwrite=force)
     advice = None
     if explain:
         from dataeng_agents.core.agents import narrator_from_env
@@ -50,13 +96,27 @@ def design_command(
         advice = narrate_design(design, narrator_from_env())
     if output_format is DesignFormat.json:
         doc = design.model_dump(mode="json")
+        if draft is not None:
+            doc["draft"] = {"drafted_by": draft.drafted_by, "spec_path": str(target), "assumptions": draft.assumptions,
+                            "open_questions": draft.open_questions, "fallback_reason": draft.fallback_reason}
         if advice is not None:
             doc["advice"] = advice.model_dump(mode="json")
         typer.echo(json.dumps(doc, indent=2))
-    elif output_format is DesignFormat.markdown:
-        typer.echo(design.to_markdown())
+        return
+    if draft is not None:
+        how = "Claude" if draft.drafted_by == "claude" else "the offline extractor"
+        note = f" (Claude not used: {draft.fallback_reason})" if draft.fallback_reason else ""
+        err.print(f"spec drafted by {how}{note} -> {target} (edit it and rerun `dataeng pipeline design {target}`)")
+    if output_format is DesignFormat.markdown:
+        md = design.to_markdown()
+        if draft is not None:
+            md += "\n## Assumptions made while drafting the spec\n\n" + "".join(f"- {a}\n" for a in draft.assumptions)
+        typer.echo(md)
     else:
-        console.print(f"[bold]Recommendation:[/bold] {design.recommendation_label}  (schedule {design.schedule})")
+        if draft is not None:
+            console.print("[bold]Assumptions[/bold] (from the request):\n" + "\n".join(f"  - {a}" for a in draft.assumptions))
+        console.print(f"[bold]Recommendation:[/bold] {design.recommendation_label} on {design.cost.warehouse} "
+                      f"(schedule {design.schedule})")
         table = Table(title="Architecture comparison")
         table.add_column("architecture")
         table.add_column("score", justify="right")
@@ -64,8 +124,7 @@ def design_command(
         for s in design.comparison:
             table.add_row(s.label, str(s.score), "\n".join(f"{r.points:+d} {r.text}" for r in s.reasons))
         console.print(table)
-        for c in [*design.ingestion, design.orchestration, design.transformation, *design.storage,
-                  *design.quality_checks, *design.monitoring]:
+        for c in design.components():
             console.print(f"[cyan]{c.area}[/cyan]: {c.choice} [dim]- {c.why}[/dim]")
         cost = Table(title="Rough monthly cost (USD)")
         cost.add_column("item")
@@ -75,13 +134,37 @@ def design_command(
             cost.add_row(i.name, f"{i.usd_per_month:,.2f}", i.formula)
         cost.add_row("[bold]total[/bold]", f"[bold]{design.cost.total_usd_per_month:,.2f}[/bold]", "")
         console.print(cost)
-        console.print("Assumptions:\n" + "\n".join(f"  - {a}" for a in design.cost.assumptions))
+        console.print("Cost assumptions:\n" + "\n".join(f"  - {a}" for a in design.cost.assumptions))
         for f in design.spec_findings:
             console.print(f"[yellow]{f['severity']}[/yellow] {f['rule_id']} {f['message']}")
+        questions = list(dict.fromkeys([*(draft.open_questions if draft else []), *design.open_questions]))
+        if questions:
+            console.print("[bold]Open questions[/bold]:\n" + "\n".join(f"  - {q}" for q in questions))
         if advice is not None:
             console.print(f"\n[bold]{advice.summary}[/bold]")
-    if emit_dag is not None and output_format is DesignFormat.table:
-        console.print(f"starter DAG written to {emit_dag}")
+    if scaffold is not None:
+        err.print(f"project written to {scaffold}")
+
+
+@app.command("scaffold")
+@guarded
+def scaffold_command(
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML or JSON).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the generated project.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
+) -> None:
+    """Write a runnable project for SPEC: Airflow DAG, Prefect flow, extract-load, dbt project, checks."""
+    from dataeng_agents.core.scaffold import scaffold_project
+    from rich.console import Console
+
+    project = scaffold_project(spec)
+    written = project.write(out, overwrite=force)
+    console = Console()
+    console.print(f"{project.architecture} project for {project.name}: {len(written)} files in {out}")
+    for rel in sorted(project.files):
+        if rel.startswith(("dags/", "flows/", "streaming/", "connect/")) or rel in {"README.md"}:
+            console.print(f"  {rel}")
+    console.print(f"  {project.package}/  dbt/  ({sum(1 for r in project.files if r.startswith('dbt/'))} dbt files)")
 
 
 @app.command("rules")
@@ -92,6 +175,10 @@ def rules_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
     category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option("--examples", help="Folder of <RULE>/{bad,good}.<ext>.txt examples to show on each page."),
+    ] = None,
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
     from dataeng_agents.core.review import RULES, write_rule_docs
@@ -100,7 +187,7 @@ def rules_command(
 
     rules = [r for r in RULES.values() if category is None or r.category == category]
     if write_docs is not None:
-        written = write_rule_docs(str(write_docs))
+        written = write_rule_docs(str(write_docs), str(examples) if examples else None)
         Console(stderr=True).print(f"wrote {len(written)} pages to {write_docs}")
     if as_json:
         typer.echo(json.dumps([

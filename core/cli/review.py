@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -60,20 +59,19 @@ def review_command(
     ] = False,
 ) -> None:
     """Review PATHs and report findings; the exit code gates CI (0 clean, 1 findings, 2 usage error)."""
-    from dataeng_agents.core.commands.data_pipeline import narrate_review
-    from dataeng_agents.core.review import load_config, review_paths
+    from dataeng_agents.core.commands.data_pipeline import narrate_review, render_review, review_paths
     from rich.console import Console
 
-    cfg = load_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
-    result = review_paths(
-        paths, profile=cfg.profile, airflow_version=airflow_version, runtime=runtime, config=cfg,
-        python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
-    )
-    advice = None
-    if explain:
+    narrator = None
+    if explain:  # narration settings are checked before anything is computed: a typo is a usage error
         from dataeng_agents.core.agents import narrator_from_env
 
-        advice = narrate_review(result, narrator_from_env())
+        narrator = narrator_from_env()
+    result = review_paths(
+        paths, profile=profile, airflow_version=airflow_version, runtime=runtime, config=config_file,
+        python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
+    )
+    advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
         from dataeng_agents.core.review.render import render_table
 
@@ -85,21 +83,9 @@ def review_command(
                 for i, p in enumerate(advice.priorities, start=1):
                     console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
     else:
-        if output_format is OutputFormat.json:
-            doc = result.model_dump(mode="json")
-            if advice is not None:
-                doc["advice"] = advice.model_dump(mode="json")
-            text = json.dumps(doc, indent=2)
-        elif output_format is OutputFormat.markdown:
-            text = result.to_markdown()
-            if advice is not None:
-                text += "\n## Advice\n\n" + advice.summary + "\n\n" + "\n".join(
-                    f"{i}. {p.why} Fix: {p.how_to_fix}" for i, p in enumerate(advice.priorities, start=1)
-                ) + "\n"
-        else:
-            text = json.dumps(result.to_sarif(), indent=2)
+        text = render_review(result, advice, output_format.value)
         if output:
             output.write_text(text, encoding="utf-8")
         else:
             typer.echo(text)
-    raise typer.Exit(result.exit_code(fail_on.value))  # type: ignore[arg-type]
+    raise typer.Exit(result.exit_code(fail_on.value))

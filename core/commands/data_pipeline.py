@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline, render_starter_dag
+from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline
 from dataeng_agents.core.narrative import (
     ArchitectureAdvice,
     NarrationTask,
@@ -36,11 +36,12 @@ __all__ = [
     "design_pipeline",
     "narrate_design",
     "narrate_review",
+    "render_review",
     "render_review_files",
-    "render_starter_dag",
     "review_markdown",
     "review_narration_task",
     "review_paths",
+    "scaffold_project",
     "write_review",
 ]
 
@@ -119,10 +120,10 @@ def _design_facts(design: PipelineDesign) -> dict[str, Any]:
              "reasons": [r.model_dump() for r in s.reasons]}
             for s in design.comparison
         ],
-        "components": [c.model_dump() for c in [*design.ingestion, design.orchestration, design.transformation,
-                                                 *design.storage, *design.quality_checks, *design.monitoring]],
+        "components": [c.model_dump() for c in design.components()],
         "cost": design.cost.model_dump(),
         "spec_findings": design.spec_findings,
+        "open_questions": design.open_questions,
     }
 
 
@@ -142,10 +143,12 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     risks += [NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings]
     biggest = max(design.cost.items, key=lambda i: i.usd_per_month)
     risks.append(NarrativePoint(text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]))
-    steps = [f"{c.area}: {c.choice}" for c in [*design.ingestion, design.orchestration, design.transformation]]
+    steps = [f"{c.area}: {c.choice}" for c in [design.warehouse, *design.ingestion, *design.deletes,
+                                                 design.orchestration, design.transformation]]
     steps += [f"storage: {c.choice}" for c in design.storage]
     steps.append(f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors")
     steps += [f"fix spec finding {f['rule_id']}: {f['fix']}" for f in design.spec_findings]
+    steps += [f"answer: {q}" for q in design.open_questions]
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
@@ -164,21 +167,33 @@ def narrate_design(design: PipelineDesign, narrator: Narrator | None = None) -> 
     return (narrator or TemplateNarrator()).narrate(design_narration_task(design))
 
 
+def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None) -> Any:
+    """The runnable project for ``spec`` (:class:`~dataeng_agents.core.scaffold.Project`)."""
+    from dataeng_agents.core.scaffold import scaffold_project as build
+
+    return build(spec, design)
+
+
 def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[PipelineDesign, str]:
-    """The design and the source of its starter DAG (what ``--emit-dag`` writes)."""
+    """The design and the source of the Airflow DAG of its scaffold (``dags/<name>.py``)."""
     from dataeng_agents.core.design import load_spec
+    from dataeng_agents.core.scaffold import render_dag
+    from dataeng_agents.core.scaffold.render import ident
 
     sp = load_spec(spec)
     design = design_pipeline(sp)
-    return design, render_starter_dag(design, sp)
+    return design, render_dag(sp, design, f"{ident(sp.name)}_pipeline")
 
 
 REVIEW_FORMATS = ("json", "md", "sarif", "html")
 _REVIEW_FILE_NAMES = {"json": "review.json", "md": "review.md", "sarif": "review.sarif", "html": "review.html"}
 
 
-def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
-    """The review's findings (as ``dataeng review --format markdown``) followed by the advice."""
+def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) -> str:
+    """The review's findings, followed by the advice when there is one: what ``dataeng review -f markdown
+    [--explain]`` prints and both adapters write as ``review.md``."""
+    if advice is None:
+        return result.to_markdown()
     lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
     for i, priority in enumerate(advice.priorities, start=1):
         ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
@@ -187,7 +202,7 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice) -> str:
     return "\n".join(lines)
 
 
-def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
+def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) -> str:
     from dataeng_agents.core.report.render import _e, _html_table, _page
 
     counts = result.counts()
@@ -195,21 +210,47 @@ def _review_html(result: ReviewResult, advice: ReviewAdvice, title: str) -> str:
         [_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
         for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
     ]
-    priorities = "".join(
-        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
-        f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
-        for p in advice.priorities
-    )
+    advice_html = ""
+    if advice is not None:
+        priorities = "".join(
+            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
+            f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
+            for p in advice.priorities
+        )
+        advice_html = (
+            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+            f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
+        )
     body = (
         f"<h1>{_e(title)}</h1>"
         f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
         f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
-        f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
-        "<h2>Findings</h2>"
+        + advice_html
+        + "<h2>Findings</h2>"
         + _html_table(["severity", "rule", "where", "message", "id"], rows)
     )
     return _page(title, body)
+
+
+def render_review(
+    result: ReviewResult, advice: ReviewAdvice | None, fmt: str, *, title: str = "Pipeline review"
+) -> str:
+    """One review (and its advice, when given) in one format: ``json``, ``md``/``markdown``, ``sarif`` or
+    ``html``. The one renderer of the CLI (``dataeng review -f``) and the files both adapters write."""
+    from dataeng_agents.core.errors import InputError
+
+    if fmt == "json":
+        doc = result.model_dump(mode="json")
+        if advice is not None:
+            doc["advice"] = advice.model_dump(mode="json")
+        return json.dumps(doc, indent=2)
+    if fmt in ("md", "markdown"):
+        return review_markdown(result, advice)
+    if fmt == "sarif":
+        return json.dumps(result.to_sarif(), indent=2)
+    if fmt == "html":
+        return _review_html(result, advice, title)
+    raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
 
 
 def render_review_files(
@@ -224,18 +265,8 @@ def render_review_files(
 
     out: dict[str, tuple[str, bytes]] = {}
     for fmt in formats:
-        if fmt == "json":
-            doc = result.model_dump(mode="json")
-            doc["advice"] = advice.model_dump(mode="json")
-            text = json.dumps(doc, indent=2)
-        elif fmt in ("md", "markdown"):
-            fmt, text = "md", review_markdown(result, advice)
-        elif fmt == "sarif":
-            text = json.dumps(result.to_sarif(), indent=2)
-        elif fmt == "html":
-            text = _review_html(result, advice, title)
-        else:
-            raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
+        text = render_review(result, advice, fmt, title=title)
+        fmt = "md" if fmt == "markdown" else fmt
         out[fmt] = (_REVIEW_FILE_NAMES[fmt], text.encode("utf-8"))
     if not out:
         raise InputError("formats", "no review format given")

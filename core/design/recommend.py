@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dataeng_agents.core.design.spec import PipelineSpec
+from dataeng_agents.core.pipeline_spec import PipelineSpec
 from pydantic import BaseModel, ConfigDict
 
 Architecture = Literal["batch_elt", "micro_batch", "lambda", "kappa", "lakehouse"]

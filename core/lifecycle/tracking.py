@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Source, Warehouse
+    from dataeng_agents.core.experiment.config import ExperimentConfig, Source
+    from dataeng_agents.core.warehouse import Warehouse
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 EXPOSURE_EVENT = "experiment_exposure"
@@ -202,7 +203,7 @@ def build_tracking_plan(cfg: ExperimentConfig, life: LifecycleConfig) -> Trackin
 
 
 def _merge(base: PlannedEvent | None, spec: EventSpec, path: str) -> PlannedEvent:
-    from dataeng_agents.core.warehouse.config import check_identifier
+    from dataeng_agents.core.warehouse.identifiers import check_identifier
 
     try:
         check_identifier(spec.table, dotted=True)
@@ -353,7 +354,8 @@ def tracking_query(
 ) -> exp.Select:
     """Per variant: exposed units, events after first exposure, units with the event, NULL / malformed
     counts per property and late arrivals."""
-    from dataeng_agents.core.warehouse import Source, parse_scalar
+    from dataeng_agents.core.experiment.config import Source
+    from dataeng_agents.core.warehouse import parse_scalar
     from dataeng_agents.core.warehouse.sql import source_from
 
     src = Source.model_validate({k: v for k, v in ev.source.items() if k in Source.model_fields})

@@ -7,15 +7,12 @@ Airflow's DagBag in a separate interpreter.
 
 from __future__ import annotations
 
-# first: decides between the compiled reviewer modules and their sources before anything imports them
-from dataeng_agents.core.review._native import IMPLEMENTATION
-from dataeng_agents.core.review.config import PROFILES, ReviewConfig, load_config
+from dataeng_agents.core.review.config import PROFILES, ReviewConfig, load_config, resolve_config
 from dataeng_agents.core.review.engine import review_paths
 from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.rules import RULES, Rule, write_rule_docs
 
 __all__ = [
-    "IMPLEMENTATION",
     "PROFILES",
     "RULES",
     "FileReport",
@@ -26,6 +23,7 @@ __all__ = [
     "Severity",
     "Unresolved",
     "load_config",
+    "resolve_config",
     "review_paths",
     "write_rule_docs",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from dataeng_agents.core.review.airflow_model import DagInfo, ModuleInfo, Resolved, TaskInfo
 from dataeng_agents.core.review.context import CheckContext
@@ -14,7 +14,6 @@ from dataeng_agents.core.review.pyast import (
     IMPORTS,
     LIST_TUPLE,
     LIST_TUPLE_SET,
-    SECRET_WORDS_LOWER,
     SQL_WORDS_LOWER,
     TRY_OR_WITH,
     Index,
@@ -28,6 +27,7 @@ from dataeng_agents.core.review.pyast import (
     string_parts,
     walk_no_defs,
 )
+from dataeng_agents.core.security import is_secret_name, literal_secret
 
 SQL_WORDS = re.compile(r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I)
 SQL_SHAPE = re.compile(r"\b(select|insert|update|delete|merge)\b[\s\S]*\b(from|into|set|where|using)\b", re.I)
@@ -41,25 +41,6 @@ IDEMPOTENT_RE = re.compile(r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\
 WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(or\s+replace\s+)?table|copy\s+into|"
                           r"update\s+\w+\s+set|delete\s+from)\b", re.I)
 FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
-SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credentials?|auth_?key)$", re.I)
-#: every ending SECRET_NAME accepts, for ASCII names without a newline (the regex's case folding maps a
-#: few non-ASCII letters onto ASCII ones, and its ``$`` also matches before a final newline)
-_SECRET_SUFFIXES = ("pass", "password", "passwd", "secret", "token", "apikey", "api_key", "accesskey", "access_key",
-                    "privatekey", "private_key", "credential", "credentials", "authkey", "auth_key")
-
-
-_SECRET_LAST_LETTERS = frozenset("sdtnylSDTNYL")
-
-
-def _secret_name(name: str) -> bool:
-    if name.isascii() and "\n" not in name:
-        # the last letter of every suffix, tested first: most names end otherwise
-        return name[-1:] in _SECRET_LAST_LETTERS and name.lower().endswith(_SECRET_SUFFIXES)
-    return SECRET_NAME.search(name) is not None
-SECRET_NAME_EXCLUDE = re.compile(r"(_conn_id|_id|_var|_name|_path|_file|_env|_field|_url_template|_header)$", re.I)
-URI_CREDS_TEXT = re.compile(r"://[^/\s:@{}'\"]+:[^@\s/{}'\"]+@")
-URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^@\s/{}]+@", re.I)
-PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 SHELL_PARAMS = re.compile(r"\{\{[^}]*\b(dag_run\.conf|params)\b", re.I)
 CHECK_OPERATOR = re.compile(r"(Check|GreatExpectations|GX|Soda|Expectation|Validat)", re.I)
 CHECK_COMMAND = re.compile(r"\bdbt\s+(test|build)\b|\bsoda\s+scan\b|great_expectations|\bgx\b", re.I)
@@ -88,6 +69,8 @@ PARSE_TIME_CANDIDATE_NAMES = PARSE_TIME_IO_METHODS | {
 PARSE_TIME_IO_MODULES = ("requests.", "httpx.", "urllib.request.", "boto3.", "psycopg2.connect", "psycopg.connect",
                          "sqlalchemy.create_engine", "snowflake.connector.connect", "pymysql.connect",
                          "google.cloud.", "redis.")
+_QUERY_RESULT_CALLS = frozenset({"get_records", "fetchall", "get_pandas_df", "get_df", "read_sql", "read_sql_query",
+                                 "fetch_all", "to_dict", "to_json"})
 CONN_ATTRS = {"password", "login", "extra", "extra_dejson", "get_password", "get_uri", "get_extra"}
 LOOP_SAFE_CALLS = {"range", "enumerate", "zip", "sorted", "list", "items", "keys", "values", "reversed", "tuple",
                    "set", "dict", "len"}
@@ -96,11 +79,11 @@ PRESETS_FREQUENT = {"@hourly", "@continuous"}
 
 # ------------------------------------------------------------------ helpers
 def _sql_texts(task: TaskInfo) -> list[tuple[ast.AST, str]]:
-    cached = task.memo.get("sql")
+    cached = task.sql_texts
     if cached is not None:
-        return cached  # type: ignore[return-value]
+        return cached
     out: list[tuple[ast.AST, str]] = []
-    task.memo["sql"] = out
+    task.sql_texts = out
     sql = task.kwargs.get("sql")
     if sql is not None:
         items = sql.elts if isinstance(sql, LIST_TUPLE) else [sql]
@@ -148,10 +131,10 @@ def _trigger_rule(task: TaskInfo) -> str | None:
 
 
 def _writes(task: TaskInfo) -> bool:
-    cached = task.memo.get("writes")
+    cached = task.writes
     if cached is None:
-        cached = task.memo["writes"] = _compute_writes(task)
-    return bool(cached)
+        cached = task.writes = _compute_writes(task)
+    return cached
 
 
 def _compute_writes(task: TaskInfo) -> bool:
@@ -161,10 +144,9 @@ def _compute_writes(task: TaskInfo) -> bool:
             return True
     if _transfer_operator(task.short_operator):
         return True
-    attribute = ast.Attribute
     for node in task.calls:
         func = node.func
-        if func.__class__ is attribute and func.attr in WRITE_CALLS:  # type: ignore[attr-defined]
+        if isinstance(func, ast.Attribute) and func.attr in WRITE_CALLS:
             return True
     return False
 
@@ -194,13 +176,19 @@ def _is_noop(task: TaskInfo) -> bool:
     return task.short_operator in _NOOP_OPERATORS
 
 
+def _is_scheduled(ctx: CheckContext, dag: DagInfo) -> bool:
+    """Whether the DAG runs on a schedule on the target version: ``schedule=None`` or an asset list is
+    not; no schedule argument at all is daily on Airflow 2 and never scheduled on Airflow 3."""
+    given = "schedule" in dag.kwargs or "schedule_interval" in dag.kwargs or "timetable" in dag.kwargs
+    return dag.scheduled and (given or dag.splat or ctx.airflow_major < 3)
+
+
 def _per_dag(
     ctx: CheckContext, mod: ModuleInfo, rule_id: str, key: str, bad_values: tuple[object, ...], what: str
 ) -> None:
     """Report an attribute per DAG when every task lacks it, else per task; unknown values are recorded.
 
     A task lacks it when the value comes from the config default or is a literal among ``bad_values``."""
-    constant = ast.Constant
     for dag in mod.dags:
         tasks = [t for t in dag.tasks if t.short_operator not in _NOOP_OPERATORS]
         if not tasks:
@@ -210,7 +198,7 @@ def _per_dag(
             source, node = t.source_of(key)
             if source == "unknown":
                 ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
-            elif source == "config" or (node.__class__ is constant and node.value in bad_values):  # type: ignore[union-attr]
+            elif source == "config" or (isinstance(node, ast.Constant) and node.value in bad_values):
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
             ctx.emit(rule_id, dag.line, dag.name, f"every task of DAG '{dag.name}' {what}")
@@ -244,7 +232,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
     _per_dag(ctx, mod, "REL001", "retries", (0, None), "has no retries (effective retries = 0)")
     _per_dag(ctx, mod, "REL002", "execution_timeout", (None,), "has no execution_timeout")
     for dag in mod.dags:
-        if dag.scheduled and "dagrun_timeout" not in dag.kwargs and ctx.enabled("REL003"):
+        if _is_scheduled(ctx, dag) and not dag.sets("dagrun_timeout") and ctx.enabled("REL003"):
             ctx.emit("REL003", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no dagrun_timeout")
     for t in mod.tasks:
         if t.is_sensor:
@@ -254,12 +242,17 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
             elif res.source == "config":
                 ctx.emit("REL004", t.line, t.subject,
                          f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
+    _check_blocking_past(ctx, mod)
+    _check_template_clock(ctx, mod)
     handlers_in_file = bool(mod.idx.by_type.get(ast.ExceptHandler))
     for t, _fn in _task_funcs(mod):
         clock = contains_clock_call(t.calls, mod.imports) if mod.may_use_clock else None
         if clock is not None:
+            # an error when the clock computes a date or window (arithmetic, .date(), strftime ...); a
+            # warning when it only stamps or times something (begin = now(); print(now()))
             ctx.emit("REL005", clock, t.subject,
-                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs")
+                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs",
+                     demoted=not _window_shaped(mod, clock))
         for node in t.body if handlers_in_file else ():
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, t.subject,
@@ -274,7 +267,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         for node, sql in texts:
             if INSERT_RE.search(sql) and not idempotent:
                 ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
-            if (t.dag is not None and t.dag.scheduled and "sql" in t.kwargs and FROM_RE.search(sql)
+            if (t.dag is not None and _is_scheduled(ctx, t.dag) and "sql" in t.kwargs and FROM_RE.search(sql)
                     and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
                 ctx.emit("REL007", node, t.subject,
                          f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)")
@@ -299,6 +292,56 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                      f"task '{t.name}' both reads ({', '.join(sorted(reads))}) and writes ({', '.join(sorted(writes))})")
 
 
+_DATE_METHODS = frozenset({"date", "strftime", "replace", "isoformat", "subtract", "add", "start_of", "end_of",
+                           "to_date_string", "format", "timestamp", "weekday", "isoweekday", "day", "month", "year"})
+
+
+def _window_shaped(mod: ModuleInfo, clock: ast.Call) -> bool:
+    """Whether a clock call computes a date or a window: ``now() - timedelta(...)``, ``today().date()``,
+    ``now().strftime(...)``, ``now().day`` (a decision on the date)."""
+    parent = mod.idx.parent.get(clock)
+    if isinstance(parent, ast.BinOp | ast.Compare):
+        return True
+    return isinstance(parent, ast.Attribute) and parent.attr in _DATE_METHODS
+
+
+def _check_blocking_past(ctx: CheckContext, mod: ModuleInfo) -> None:
+    """REL012: depends_on_past + wait_for_downstream on an hourly-or-faster DAG without any alerting."""
+    if "wait_for_downstream" not in mod.source:
+        return
+    for dag in mod.dags:
+        if dag.splat or dag.default_args_dynamic:
+            continue
+        args = dag.default_args
+        blocking = [t for t in dag.tasks if _is_true(t.kwargs.get("depends_on_past", args.get("depends_on_past")))
+                    and _is_true(t.kwargs.get("wait_for_downstream", args.get("wait_for_downstream")))]
+        if not blocking or not _frequent(dag):
+            continue
+        alerting = {"on_failure_callback", "email_on_failure", "on_retry_callback", "sla_miss_callback"}
+        alerted = bool(alerting & (dag.kwargs.keys() | args.keys())) or any(alerting & t.kwargs.keys() for t in dag.tasks)
+        if blocking and not alerted:
+            ctx.emit("REL012", dag.line, dag.name,
+                     f"DAG '{dag.name}' runs frequently with depends_on_past and wait_for_downstream "
+                     "but has no failure alerting: one failure silently stops every later run")
+
+
+#: a clock call inside a Jinja expression: {{ macros.datetime.now() }}, {{ datetime.utcnow() }} ...
+_TEMPLATE_CLOCK = re.compile(r"\{\{[^}]*\b(?:now|utcnow|today)\s*\(\s*\)[^}]*\}\}")
+
+
+def _check_template_clock(ctx: CheckContext, mod: ModuleInfo) -> None:
+    """REL005 in templates: a templated argument that renders the wall clock instead of the run's date."""
+    if "{{" not in mod.source or _TEMPLATE_CLOCK.search(mod.source) is None:
+        return
+    for t in mod.tasks:
+        for key, value in t.kwargs.items():
+            text = string_parts(value)
+            if text and _TEMPLATE_CLOCK.search(text):
+                ctx.emit("REL005", value, t.subject,
+                         f"task '{t.name}' argument {key} renders the wall clock in a template: "
+                         "use {{ data_interval_start }} / {{ ds }}")
+
+
 def _in_kwarg(task: TaskInfo, node: ast.AST) -> bool:
     sql = task.kwargs.get("sql")
     return sql is node or (isinstance(sql, LIST_TUPLE) and node in sql.elts)
@@ -310,7 +353,10 @@ def _swallows(handler: ast.ExceptHandler) -> bool:
     )
     if not broad:
         return False
-    return not any(isinstance(n, ast.Raise) for stmt in handler.body for n in ast.walk(stmt))
+    nodes = [n for stmt in handler.body for n in ast.walk(stmt)]
+    if any(isinstance(n, ast.Return) and const_str(n.value) for n in nodes):
+        return False  # a branch callable routing to a failure branch (return "failure"): handled
+    return not any(isinstance(n, ast.Raise) for n in nodes)
 
 
 def _local_path(node: ast.AST | None) -> str | None:
@@ -355,7 +401,7 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
     seen_ids: dict[str, int] = {}
     for dag in mod.dags:
         kw = dag.kwargs
-        if "schedule" not in kw and "schedule_interval" not in kw and "timetable" not in kw:
+        if "schedule" not in kw and "schedule_interval" not in kw and "timetable" not in kw and not dag.splat:
             default = "daily" if ctx.airflow_major < 3 else "None (never scheduled)"
             ctx.emit("SCH001", dag.line, dag.name,
                      f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}")
@@ -372,17 +418,26 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
         if (isinstance(start, ast.Call) and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
                 and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords) and len(start.args) < 8):
             ctx.emit("SCH009", start, dag.name, f"DAG '{dag.name}' start_date is a naive datetime")
-        if dag.scheduled and "catchup" not in kw:
+        once = const_str(kw.get("schedule", kw.get("schedule_interval"))) == "@once"
+        if _is_scheduled(ctx, dag) and not dag.sets("catchup") and not once:  # @once: one run either way
             ctx.emit("SCH003", dag.line, dag.name,
                      f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
                      f"{ctx.airflow_version}, flipped between Airflow 2 and 3)")
         catchup = kw.get("catchup")
-        if catchup is not None and _is_true(catchup) and "max_active_runs" not in kw:
+        if catchup is not None and _is_true(catchup) and not dag.sets("max_active_runs"):
             ctx.emit("SCH004", catchup, dag.name, f"DAG '{dag.name}' catches up without max_active_runs")
+        if catchup is not None and _is_true(catchup):
+            backlog = _catchup_backlog(dag, start)
+            if backlog is not None:
+                ctx.emit("SCH010", catchup, dag.name,
+                         f"DAG '{dag.name}' catches up from {backlog[0]} on a {backlog[1]} schedule: "
+                         f"more than {backlog[2]:,} runs on the first deploy")
         for removed in ("schedule_interval", "timetable"):
             if removed in kw:
+                # an error where Airflow rejects it; on Airflow 2 (2.4+) a deprecation: one step lower
                 state = "removed in Airflow 3" if ctx.airflow_major >= 3 else "deprecated (removed in Airflow 3)"
-                ctx.emit("SCH005", kw[removed], dag.name, f"DAG '{dag.name}' uses {removed}=, {state}; use schedule=")
+                ctx.emit("SCH005", kw[removed], dag.name, f"DAG '{dag.name}' uses {removed}=, {state}; use schedule=",
+                         demoted=ctx.airflow_major < 3)
         for key in ("schedule", "schedule_interval"):
             s = const_str(kw.get(key))
             if s is not None:
@@ -392,7 +447,7 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
         if dag.dag_id is not None:
             if dag.dag_id in seen_ids:
                 ctx.emit("SCH006", dag.line, dag.name,
-                         f"dag_id '{dag.dag_id}' is already defined at line {seen_ids[dag.dag_id]}")
+                         f"dag_id '{dag.dag_id}' is already defined earlier in this file")
             else:
                 seen_ids[dag.dag_id] = dag.line
     for t in mod.tasks if mod.may_use_clock else []:
@@ -417,12 +472,12 @@ def _inside_function(mod: ModuleInfo, line: int) -> bool:
 
 def _last_segment_ends(node: ast.AST, suffix: str) -> bool:
     """False when ``dotted(node)`` cannot end with ``suffix`` (which holds no dot), without building it."""
-    while node.__class__ is ast.Call:
-        node = node.func  # type: ignore[attr-defined]
-    if node.__class__ is ast.Attribute:
-        return node.attr.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
-    if node.__class__ is ast.Name:
-        return node.id.endswith(suffix)  # type: ignore[attr-defined,no-any-return]
+    while isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr.endswith(suffix)
+    if isinstance(node, ast.Name):
+        return node.id.endswith(suffix)
     return False  # dotted() is "" for anything else
 
 
@@ -431,10 +486,12 @@ def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
     # less than the two scans of the whole text for "TaskGroup" and "task_group" it would save
     spans: list[tuple[int, int]] = []
     for node in mod.idx.by_type.get(ast.With, ()):
-        for item in node.items:  # type: ignore[attr-defined]
+        if not isinstance(node, ast.With):
+            continue
+        for item in node.items:
             expr = item.context_expr
             if _last_segment_ends(expr, "TaskGroup") and dotted(expr).endswith("TaskGroup"):
-                spans.append((node.lineno, node.end_lineno or node.lineno))  # type: ignore[attr-defined]
+                spans.append((node.lineno, node.end_lineno or node.lineno))
                 break
     for fn in mod.functions.values():
         for dec in fn.decorator_list:
@@ -453,7 +510,7 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                 continue
             if t.task_id in seen:
                 ctx.emit("SCH007", t.line, t.subject,
-                         f"task_id '{t.task_id}' is already used at line {seen[t.task_id]} in DAG '{dag.name}'")
+                         f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'")
             else:
                 seen[t.task_id] = t.line
         if not dag.edges:
@@ -470,8 +527,19 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}")
     if mod.dags:
         for t in mod.tasks:
-            if t.dag is None and not t.taskflow and not _inside_function(mod, t.line) and "dag" not in t.kwargs:
+            # dag= may arrive through **kwargs (a dict of shared arguments); a task linked (>>,
+            # set_upstream) to a task of a DAG joins that DAG, and so may one whose variable is used
+            # inside a DAG's block (an alias, a list of tasks)
+            if t.dag is None and not t.taskflow and not t.splat and not _inside_function(mod, t.line) \
+                    and "dag" not in t.kwargs and not any(t.name in edge for d in mod.dags for edge in d.edges) \
+                    and not (t.var is not None and _named_in_dag(mod, t.var)):
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
+
+
+def _named_in_dag(mod: ModuleInfo, name: str) -> bool:
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    lines = mod.source.split("\n")
+    return any(word.search("\n".join(lines[d.span.start - 1 : d.span.end])) for d in mod.dags)
 
 
 def _acyclic(graph: dict[str, set[str]]) -> bool:
@@ -546,7 +614,7 @@ def _name_filter(prefixes: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[
     return prefixes, frozenset(p[:i] for p in prefixes for i, ch in enumerate(p) if ch == ".")
 
 
-_AF3_NAMES = _name_filter((*_AF3_PREFIXES, "airflow.DAG"))
+_AF3_NAMES = _name_filter(_AF3_PREFIXES)
 _AF2_NAMES = _name_filter(("airflow.sdk", "airflow.providers.standard"))
 
 
@@ -556,21 +624,19 @@ def _check_imports(ctx: CheckContext, mod: ModuleInfo) -> None:
     # the names _import_verdict answers for: equality with "airflow.DAG" is a prefix test too
     prefixes, heads = _AF3_NAMES if ctx.airflow_major >= 3 else _AF2_NAMES
     # one class test per top-level statement (most are not imports), the classes held in locals
-    import_from_cls, import_cls = ast.ImportFrom, ast.Import
     major, version = ctx.airflow_major, ctx.airflow_version
     for node in mod.tree.body:
-        cls = node.__class__
-        if cls is import_from_cls:
-            module = node.module  # type: ignore[attr-defined]
+        if isinstance(node, ast.ImportFrom):
+            module = node.module
             if not module or not module.startswith("airflow"):
                 continue  # every name it would check starts with the module
             if not (module + ".").startswith(prefixes) and module not in heads:
                 continue  # no name it imports can get a verdict
-            if node.level != 0:  # type: ignore[attr-defined]
+            if node.level != 0:
                 continue
-            names = (*(f"{module}.{a.name}" for a in node.names), module)  # type: ignore[attr-defined]
-        elif cls is import_cls:
-            names = tuple(a.name for a in node.names)  # type: ignore[attr-defined]
+            names = (*(f"{module}.{a.name}" for a in node.names), module)
+        elif isinstance(node, ast.Import):
+            names = tuple(a.name for a in node.names)
         else:
             continue
         verdict = _import_verdict(names, major, version)
@@ -587,14 +653,13 @@ def _import_verdict(names: tuple[str, ...], major: int, version: str) -> tuple[s
         if not name.startswith("airflow"):
             continue
         if major >= 3:
-            if not name.startswith(_AF3_PREFIXES) and name != "airflow.DAG":
+            # `from airflow import DAG` still works on Airflow 3 (airflow.sdk is the documented home,
+            # but the old import is neither removed nor deprecated): not reported
+            if not name.startswith(_AF3_PREFIXES):
                 continue
             old = next((o for o in AF3_MOVED if name == o or name.startswith(o)), None)
-            if old is None and name == "airflow.DAG":
-                old = "airflow.DAG"
             if old is not None:
-                new = AF3_MOVED.get(old, "airflow.sdk.DAG")
-                return name, f"'{name}' is deprecated or removed in Airflow 3; use {new}"
+                return name, f"'{name}' is deprecated or removed in Airflow 3; use {AF3_MOVED[old]}"
         elif name.startswith(("airflow.sdk", "airflow.providers.standard")):
             return name, f"'{name}' needs Airflow 3 but the target is {version}"
     return None
@@ -604,8 +669,10 @@ def _import_verdict(names: tuple[str, ...], major: int, version: str) -> tuple[s
 def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     imports = mod.imports
     candidates = mod.idx.calls_named(*(n for n in mod.idx.call_by_name if n in PARSE_TIME_CANDIDATE_NAMES))
+    # calling a TaskFlow task at parse time only adds the task to the DAG: no I/O
+    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
     for call in candidates:
-        if not mod.parse_time(call):
+        if not mod.parse_time(call) or (isinstance(call.func, ast.Name) and call.func.id in taskflow_names):
             continue
         if dotted(call.func).split(".", 1)[0] not in IO_ROOTS and _last(call) not in PARSE_TIME_IO_METHODS \
                 and _last(call) != "get":
@@ -617,11 +684,11 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
     expensive = set(ctx.config.expensive_imports)
     imported_roots: set[str] = set()
-    for n in mod.idx.by_type.get(ast.Import, ()):
-        imported_roots.update([a.name.partition(".")[0] for a in n.names])  # type: ignore[attr-defined]
-    for n in mod.idx.by_type.get(ast.ImportFrom, ()):
-        if n.names:  # type: ignore[attr-defined]
-            imported_roots.add((n.module or "").partition(".")[0])  # type: ignore[attr-defined]
+    for n in mod.idx.of(ast.Import, ast.ImportFrom):
+        if isinstance(n, ast.Import):
+            imported_roots.update([a.name.partition(".")[0] for a in n.names])
+        elif isinstance(n, ast.ImportFrom) and n.names:
+            imported_roots.add((n.module or "").partition(".")[0])
     for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:
@@ -660,8 +727,15 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
                 or (isinstance(node.value, ast.Name) and node.value.id in heavy_vars)
             ):
                 ctx.emit("PERF007", node, t.subject, f"task '{t.name}' returns a dataset through XCom")
+    for call in mod.idx.calls_named("xcom_push"):
+        value = next((k.value for k in call.keywords if k.arg == "value"), call.args[1] if len(call.args) > 1 else None)
+        if isinstance(value, ast.Call) and _last(value) in _QUERY_RESULT_CALLS | XCOM_HEAVY_CALLS:
+            owner = mod.idx.owner.get(call)
+            task = next((t for t in mod.tasks if t.func is not None and t.func is owner), None)
+            ctx.emit("PERF007", call, task.subject if task else "xcom_push",
+                     f"xcom_push of a whole query result ({_last(value)}()): it is stored in the metadata database")
     for dag in mod.dags:
-        if "max_active_tasks" in dag.kwargs or "concurrency" in dag.kwargs:
+        if dag.sets("max_active_tasks") or "concurrency" in dag.kwargs:
             continue
         by_conn: dict[str, list[TaskInfo]] = {}
         for t in dag.tasks:
@@ -779,65 +853,160 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                          f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
 
 
-_KEYWORD_SECRET_VERDICTS: dict[str, bool] = {}
+def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str, ast.Call | None, ast.AST]]:
+    """``(name, literal text, the call it is a keyword of or None, where)`` for the string literals
+    bound to a name (assignment target, keyword, dict key), basic-auth pairs and f-string texts that
+    may hold a secret: bound to a secret name, or shaped like one (:func:`_may_be_shaped_secret`)."""
+    for node in idx.by_type.get(ast.Assign, ()):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            text = node.value.value
+            if not isinstance(text, str):
+                continue
+            for tgt in node.targets:
+                name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
+                if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
+                    yield name, text, None, node
+    for node in idx.by_type.get(ast.AnnAssign, ()):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            name, text = node.target.id, node.value.value
+            if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
+                yield name, text, None, node
+    for node in idx.of(ast.Dict):
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                if not (isinstance(v, ast.Constant) and isinstance(v.value, str) and isinstance(k, ast.Constant)):
+                    continue
+                ks, vs = k.value, v.value
+                if isinstance(ks, str) and (_secret_name(ks) or (len(vs) >= 8 and _may_be_shaped_secret(vs))):
+                    yield ks, vs, None, v
+    for call, kw in zip(idx.literal_keyword_calls, idx.literal_keywords, strict=True):
+        arg = kw.arg
+        text = kw.value.value if isinstance(kw.value, ast.Constant) else None
+        if arg and isinstance(text, str) and _keyword_may_hold_secret(arg) and (
+            _secret_name(arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
+        ):
+            yield arg, text, call, kw.value
+    names = idx.call_by_name
+    auth_calls = idx.calls_named(*_BASIC_AUTH_CALLS, *names.keys() & _AUTH_TUPLE_CALLS) \
+        if not names.keys().isdisjoint(_AUTH_CALLS) and ("auth" in source or "Auth" in source) else []
+    for call in auth_calls:
+        pair: list[ast.expr] = []
+        if _last(call) in _BASIC_AUTH_CALLS:
+            pair = list(call.args[:2])
+        for auth in call.keywords:
+            if auth.arg == "auth" and isinstance(auth.value, LIST_TUPLE):
+                pair = list(auth.value.elts)
+        if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
+            yield "password", pw, None, pair[1]
+    # f-strings: only for the shapes with spaces or an @ (a command line, a header, URI credentials)
+    fstrings = idx.by_type.get(ast.JoinedStr)
+    spaced = bool(fstrings) and any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword"))
+    for node in fstrings if fstrings and spaced else ():
+        if isinstance(node, ast.JoinedStr):
+            # the literal parts only: a secret is never a placeholder's value
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            if _may_be_shaped_secret(text):
+                yield "", text, None, node
+
+
+#: calls that take ``(user, password)`` positionally, and calls whose ``auth=`` may be such a pair
+_BASIC_AUTH_CALLS = ("HTTPBasicAuth", "BasicAuth", "HTTPDigestAuth")
+_AUTH_TUPLE_CALLS = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "Session", "Client",
+                               "AsyncClient", "urlopen", "HttpHook", "SimpleHttpOperator", "HttpOperator"})
+_AUTH_CALLS = frozenset(_BASIC_AUTH_CALLS) | _AUTH_TUPLE_CALLS
+_SECRET_KIND_TEXT = {
+    "uri_credentials": "a connection URI with an embedded password",
+    "private_key": "a private key",
+    "authorization_header": "an Authorization header value",
+    "basic_auth": "a basic-auth password",
+    "cli_password": "a password on a command line",
+    "pgpass": "a pgpass line with a password",
+    "netrc": "a netrc password",
+    "sql_password": "a SQL password",
+}
+
+
+#: what a shaped secret with spaces in its literal has: an Authorization header, a command-line
+#: password (mysql/mariadb -p, sshpass, docker login, curl -u, --password/--token ...), a netrc
+#: line, SQL's IDENTIFIED BY / PASSWORD '...', a PEM block
+_SPACED_SECRET = re.compile(r"bearer |token |basic |digest |mysql|mariadb|sshpass|docker|curl|wget| -u|--pass|"
+                            r"--token|--api|--secret|--auth|machine |identified|password '|-----begin")
+
+
+def _may_be_shaped_secret(text: str) -> bool:
+    """A cheap superset of what the detector's shaped patterns can match in one literal (the detector
+    decides; this only skips literals that cannot hold a token, URI credentials, a webhook URL, a
+    header, a command-line password, a pgpass line or a key): most literals are task ids, paths, URIs
+    without credentials, commands and prose."""
+    if len(text) < 8:
+        return False  # shorter than any shaped secret with its context (a token, user:pw@, "Bearer x")
+    if "://" in text:
+        return "@" in text or "hooks." in text or "webhook" in text  # URI credentials, webhook URLs
+    if " " in text:
+        return _SPACED_SECRET.search(text.lower()) is not None
+    if text.count(":") >= 4:
+        return True  # a pgpass line
+    if len(text) < 16 or "/" in text or (text[:4].isdigit() and text[4:5] == "-"):
+        return False  # too short for a token; a path; a date or timestamp
+    if text.replace("_", "").replace("-", "").isalpha():
+        return False  # letters only: an identifier or a word (random tokens have digits)
+    if text.count("_") >= 3 and text.replace("_", "").isalnum():
+        return False  # a snake_case identifier (task ids)
+    if not text.startswith("eyJ") and _DOTTED_NAME.fullmatch(text):
+        return False  # a dotted import path (a JWT is dotted too, but starts with eyJ)
+    # a token: mixed case, or digits in a string that is not an identifier
+    return not text.islower() or (text.count("_") <= 1 and any(c.isdigit() for c in text))
+
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyword_may_hold_secret(arg: str) -> bool:
+    return not arg.endswith(("_id", "_ids", "_name", "_path", "_dir", "_folder"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    return is_secret_name(name)
+
+
+_FORMAT_FIELD = re.compile(r"\{[A-Za-z_][\w.\[\]'\"]*\}")
 
 
 def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
-    def secret_literal(value: ast.AST | None) -> bool:
-        s = const_str(value)
-        return bool(s) and s is not None and len(s) >= 4 and "{{" not in s and not s.startswith(("$", "%(")) \
-            and " " not in s.strip()
+    """SEC001 through the one secret detector (:mod:`dataeng_agents.core.security.secrets`): a literal
+    bound to a secret name, or a value shaped like a secret whatever its name (a token prefix, URI
+    credentials, an Authorization header, a command-line password ...)."""
+    if not ctx.enabled("SEC001"):
+        return
+    seen: set[tuple[int, str]] = set()
+    for name, text, call, where in _secret_candidates(idx, source):
+        if len(text) < 4:
+            continue
+        span = literal_secret(name, text, call=dotted(call.func) if call is not None else None)
+        if span is None or (span.kind == "key_value" and _FORMAT_FIELD.search(text)):
+            continue  # a str.format / Prefect template ("enriched-{parameters[region]}") is no secret
+        line = getattr(where, "lineno", 1)
+        if (line, span.kind) in seen:
+            continue
+        seen.add((line, span.kind))
+        if span.kind == "key_value":
+            subject, message = name, f"'{name}' is assigned a hard-coded secret"
+        else:
+            what = _SECRET_KIND_TEXT.get(span.kind) or f"a {span.kind.removeprefix('token:')} token"
+            subject = span.kind
+            message = f"{what} is hard-coded" + (f" (in '{name}')" if name else "")
+        ctx.emit("SEC001", where, subject, message)
 
-    # only a literal value can be a hard-coded secret (checked again below)
-    constant = ast.Constant
-    nodes: list[ast.AST] = [n for n in idx.of(ast.Assign, ast.AnnAssign, ast.Dict)
-                            if n.__class__ is ast.Dict or n.value.__class__ is constant]  # type: ignore[attr-defined]
-    # _secret_name is a pure function of the name and DAG files repeat a few keyword names (task_id,
-    # dag_id, bash_command ...): one dict lookup per literal keyword instead of a call
-    verdicts = _KEYWORD_SECRET_VERDICTS
-    if len(verdicts) > 4096:
-        verdicts.clear()  # bounded: a long-lived worker reviews many repositories
-    for kw in idx.literal_keywords:
-        arg = kw.arg  # a literal keyword of the index always has a name
-        verdict = verdicts.get(arg)  # type: ignore[arg-type]
-        if verdict is None:
-            verdict = verdicts[arg] = _secret_name(arg)  # type: ignore[index,arg-type]
-        if verdict:
-            nodes.append(kw)
-    named: list[tuple[ast.AST, str]] = []
-    for node in nodes:
-        pairs: list[tuple[str, ast.AST | None, ast.AST]] = []
-        if isinstance(node, ast.Assign):
-            for tgt in node.targets:
-                name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
-                pairs.append((name, node.value, node))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            pairs.append((node.target.id, node.value, node))
-        elif isinstance(node, ast.keyword) and node.arg:
-            pairs.append((node.arg, node.value, node.value))
-        elif isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values, strict=True):
-                if (ks := const_str(k)) is not None:
-                    pairs.append((ks, v, v))
-        for name, value, where in pairs:
-            if not isinstance(value, ast.Constant):
-                continue  # only literals are hard-coded secrets
-            if _secret_name(name) and not SECRET_NAME_EXCLUDE.search(name) and secret_literal(value):
-                named.append((where, name))
-    # the file-wide word pre-filter scans the whole text once per word: only when a name matched
-    if named and has_any(source.lower(), SECRET_WORDS_LOWER):
-        for where, name in named:
-            ctx.emit("SEC001", where, name, f"'{name}' is assigned a hard-coded secret")
-    if ("://" in source and URI_CREDS_TEXT.search(source)) or "PRIVATE KEY" in source:
-        constants = [n for n in ast.walk(idx.tree) if isinstance(n, ast.Constant)]
-    else:
-        constants = []
-    for node in constants:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 8:
-            if "@" in node.value and URI_CREDS.search(node.value):
-                ctx.emit("SEC001", node, "uri", "a connection URI with an embedded password is hard-coded")
-            elif PRIVATE_KEY.search(node.value):
-                ctx.emit("SEC001", node, "private key", "a private key is hard-coded")
+
+#: a placeholder where SQL expects a value (quoted, compared, IN/VALUES lists, LIKE, LIMIT): there a bind
+#: parameter is the fix; a placeholder for a table or column name (``INSERT INTO {schema}.{table}``)
+#: cannot be a bind parameter and is not reported
+_VALUE_PLACEHOLDER = re.compile(
+    r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
+    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])", re.I)
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
@@ -857,7 +1026,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
               and isinstance(node.func.value, ast.Constant)):
             text = const_str(node.func.value)
-        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text):
+        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text) and _VALUE_PLACEHOLDER.search(text):
             hits.append(node)
     if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:
@@ -871,10 +1040,69 @@ def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
         if venv and t.dag is not None and _frequent(t.dag):
             ctx.emit("COST001", t.line, t.subject,
                      f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule")
-        if t.dag is not None and t.dag.scheduled:
+        if t.dag is not None and _is_scheduled(ctx, t.dag):
             for node, sql in _sql_texts(t):
                 if FULL_REBUILD_RE.search(sql):
                     ctx.emit("COST002", node, t.subject, f"task '{t.name}' rebuilds a whole table every run")
+
+
+_DOC_KEYS = frozenset({"description", "doc_md", "doc", "doc_rst", "doc_json", "doc_yaml"})
+
+
+def _doc_assigned(mod: ModuleInfo, dag: DagInfo) -> bool:
+    """``dag.doc_md = __doc__`` (or ``.description``/``.doc``) after the DAG is created."""
+    if dag.var is None:
+        return False
+    for node in mod.idx.of(ast.Assign):
+        if isinstance(node, ast.Assign):
+            for tgt in node.targets:
+                if (isinstance(tgt, ast.Attribute) and isinstance(tgt.value, ast.Name) and tgt.value.id == dag.var
+                        and tgt.attr in {"doc_md", "description", "doc", "doc_rst"}):
+                    return True
+    return False
+
+
+#: runs per day of the frequent presets and timedelta units (for the catch-up backlog estimate)
+_RUNS_PER_DAY = {"@hourly": 24.0, "@continuous": 1440.0, "@daily": 1.0, "@weekly": 1 / 7, "@monthly": 1 / 30}
+
+
+def _catchup_backlog(dag: DagInfo, start: ast.expr | None) -> tuple[str, str, int] | None:
+    """``(start date, schedule, runs)`` when a catching-up DAG has at least 1,000 runs to make up:
+    a literal start date a year or more back and an hourly-or-faster schedule (runs rounded down to a
+    power of ten, so the message and the finding id do not change every day)."""
+    import datetime as _dt
+
+    if not (isinstance(start, ast.Call) and start.args):
+        return None
+    parts = [a.value for a in start.args[:3] if isinstance(a, ast.Constant) and isinstance(a.value, int)]
+    if len(parts) < 1 or not 1970 <= parts[0] <= 2100:
+        return None
+    sched = dag.kwargs.get("schedule", dag.kwargs.get("schedule_interval"))
+    label = const_str(sched)
+    if label is not None and label.startswith("@"):
+        per_day = _RUNS_PER_DAY.get(label)
+    elif label is not None:
+        per_day = 24.0 if is_frequent(label) else None
+    elif isinstance(sched, ast.Call) and dotted(sched.func).endswith("timedelta"):
+        units = {"minutes": 1440.0, "hours": 24.0, "seconds": 86400.0}
+        kw = {k.arg: k.value for k in sched.keywords}
+        per_day = next((u / v.value for k, u in units.items() if isinstance(v := kw.get(k), ast.Constant)
+                        and isinstance(v.value, int | float) and v.value > 0), None)
+        label = "timedelta"
+    else:
+        per_day = None
+    if per_day is None or per_day < 24:
+        return None
+    year, month, day = [*parts, 1, 1][:3]
+    try:
+        began = _dt.date(year, month, day)
+    except ValueError:
+        return None
+    runs = (_dt.date.today() - began).days * per_day
+    if runs < 1000:
+        return None
+    magnitude = 10 ** (len(str(int(runs))) - 1)
+    return began.isoformat(), label or "frequent", magnitude
 
 
 def _frequent(dag: DagInfo) -> bool:
@@ -901,7 +1129,7 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
         )
         if dag.default_args.get("email_on_failure") is not None and not _is_true(dag.default_args["email_on_failure"]):
             has = "on_failure_callback" in dag.kwargs or "on_failure_callback" in dag.default_args
-        if not has:
+        if not has and not dag.splat:
             if dag.default_args_dynamic:
                 ctx.unknown("OBS001", dag.line, dag.name, "on_failure_callback", "default_args built dynamically")
             else:
@@ -914,17 +1142,17 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
             if sla_nodes:
                 ctx.emit("OBS002", sla_nodes[0], dag.name,
                          f"DAG '{dag.name}' uses sla/sla_miss_callback, removed in Airflow 3: use deadline=DeadlineAlert")
-            elif dag.scheduled and "deadline" not in dag.kwargs:
+            elif _is_scheduled(ctx, dag) and not dag.sets("deadline"):
                 ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no deadline alert")
-        elif dag.scheduled and not sla_nodes:
+        elif _is_scheduled(ctx, dag) and not sla_nodes:
             ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
         tags = dag.kwargs.get("tags")
-        has_doc = "description" in kwargs or "doc_md" in kwargs or (
-            dag.func is not None and ast.get_docstring(dag.func) is not None
-        )
-        if tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts) or not has_doc:
-            missing = " and ".join(x for x, ok in (("tags", tags is not None), ("a description", has_doc)) if not ok)
-            ctx.emit("OBS004", dag.line, dag.name, f"DAG '{dag.name}' has no {missing or 'tags'}")
+        has_doc = dag.splat or not _DOC_KEYS.isdisjoint(kwargs) \
+            or (dag.func is not None and ast.get_docstring(dag.func) is not None) or _doc_assigned(mod, dag)
+        no_tags = not dag.splat and (tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts))
+        if no_tags or not has_doc:
+            missing = " and ".join(x for x, gone in (("no tags", no_tags), ("no description", not has_doc)) if gone)
+            ctx.emit("OBS004", dag.line, dag.name, f"DAG '{dag.name}' has {missing}")
         elif ctx.config.approved_tags is not None and isinstance(tags, LIST_TUPLE_SET):
             bad = [s for e in tags.elts if (s := const_str(e)) is not None and s not in ctx.config.approved_tags]
             if bad:

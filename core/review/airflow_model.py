@@ -9,8 +9,9 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from dataeng_agents.core.review.pyast import (
     ATTR_OR_CALL,
@@ -52,9 +53,8 @@ class Resolved:
 
     source: Source
     node: ast.expr | None = None
-    #: the config default when ``source == "config"`` (Any, not object: mypyc's dataclass support
-    #: cannot look up a field annotated ``object``)
-    default: Any = None
+    #: the config default when ``source == "config"``
+    default: object = None
 
     @property
     def unknown(self) -> bool:
@@ -100,19 +100,20 @@ class DagInfo:
     func: ast.FunctionDef | None = None
     default_args: dict[str, ast.expr] = field(default_factory=dict)
     default_args_dynamic: bool = False
+    #: ``DAG(..., **kwargs)``: arguments not written in the call may still be set
+    splat: bool = False
+    #: the DAG is built inside a function (a DAG factory): arguments may come from its parameters
+    factory: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    #: a stable name when there is no literal dag_id (no line numbers: finding ids must survive edits)
+    fallback_name: str = ""
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     extra_spans: list[Span] = field(default_factory=list)
-    # memo slots, not arguments; not init=False either: mypyc's compiled __init__ leaves such fields unset
-    _scheduled: bool | None = field(default=None, repr=False)
-    _name: str | None = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        name = self._name
-        if name is None:
-            name = self._name = self.dag_id or (self.func.name if self.func else f"<dag at line {self.line}>")
-        return name
+    # memo slots, not arguments
+    _scheduled: bool | None = field(default=None, init=False, repr=False)
+    #: what findings call the DAG: its dag_id, else its function, factory, variable or position (set
+    #: once the DAGs are collected: the checks read it thousands of times)
+    name: str = field(default="", init=False)
 
     @property
     def scheduled(self) -> bool:
@@ -123,15 +124,19 @@ class DagInfo:
             sched = self.kwargs.get("schedule", self.kwargs.get("schedule_interval"))
             if sched is None:
                 cached = True  # the version default applies; SCH001 reports it
-            elif sched.__class__ is ast.Constant and sched.value is None:  # type: ignore[attr-defined]
+            elif isinstance(sched, ast.Constant) and sched.value is None:
                 cached = False
             else:
-                cached = sched.__class__ is not ast.List and sched.__class__ is not ast.Tuple
+                cached = not isinstance(sched, (ast.List, ast.Tuple))
             self._scheduled = cached
         return cached
 
     def contains(self, line: int) -> bool:
         return self.span.contains(line) or any(s.contains(line) for s in self.extra_spans)
+
+    def sets(self, key: str) -> bool:
+        """Whether the DAG call may set ``key``: written in the call, or possibly in its ``**kwargs``."""
+        return key in self.kwargs or self.splat
 
     def source_of(self, key: str) -> tuple[Source, ast.expr | None]:
         """Where a task of this DAG that does not set ``key`` itself takes it from (the DAG-level part of
@@ -160,41 +165,28 @@ class TaskInfo:
     mapped: bool = False
     dag: DagInfo | None = None
     var: str | None = None
-    #: the nodes of the task's callable (from the module index), and per-task memo of derived facts
+    #: the nodes of the task's callable (from the module index)
     body: list[ast.AST] = field(default_factory=list)
     #: the calls among ``body`` (in the same order), shared by the checks that look at calls only
     calls: list[ast.Call] = field(default_factory=list)
     #: False when the file contains no SQL keyword at all (skips scanning the body for SQL)
     sql_possible: bool = True
-    memo: dict[str, object] = field(default_factory=dict)
+    #: memo of the checks: the SQL texts of the task and whether it writes data
+    sql_texts: list[tuple[ast.AST, str]] | None = field(default=None, init=False, repr=False)
+    writes: bool | None = field(default=None, init=False, repr=False)
 
-    short_operator: str = ""
+    short_operator: str = field(default="", init=False)
     #: a sensor class or ``@task.sensor`` (set once: the rules ask it of every task, some twice)
-    # set by __post_init__ / memo slots (not init=False: mypyc's compiled __init__ leaves those unset)
-    is_sensor: bool = False
-    _name: str | None = field(default=None, repr=False)
-    _subject: str | None = field(default=None, repr=False)
+    is_sensor: bool = field(default=False, init=False)
+    #: what findings call the task (task_id, else its callable, variable or operator) and ``dag.task``;
+    #: set once the tasks are bound to their DAGs
+    name: str = field(default="", init=False)
+    subject: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
         self.is_sensor = short.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
 
-    @property
-    def name(self) -> str:
-        # cached on first use: the checks run on the finished model (``var`` is bound while it is built)
-        name = self._name
-        if name is None:
-            name = self._name = self.task_id or (
-                self.func.name if self.func else self.var or f"<task at line {self.line}>"
-            )
-        return name
-
-    @property
-    def subject(self) -> str:
-        subject = self._subject
-        if subject is None:
-            subject = self._subject = f"{self.dag.name if self.dag else '?'}.{self.name}"
-        return subject
 
     def resolve(self, key: str, version: str) -> Resolved:
         """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""
@@ -237,6 +229,10 @@ class ModuleInfo:
     #: built by the edge pass once the tasks are known
     taskflow_by_name: dict[str, TaskInfo] | None = None
     _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
+    #: ``(line, subject, reason)`` of DAGs or tasks built where static analysis cannot see them (a DAG
+    #: factory imported from elsewhere, gusty, dag-factory, cosmos' DbtTaskGroup): the file is reported
+    #: as not fully resolved instead of clean
+    opaque: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def tasks_sql_possible(self) -> bool:
@@ -329,10 +325,20 @@ def _last_name(func: ast.expr) -> str:
     return ""
 
 
+#: DAG subclasses of other packages that build their tasks themselves (astronomer-cosmos from a dbt project)
+DAG_SUBCLASSES = ("cosmos.DbtDag", "cosmos.airflow.dag.DbtDag")
+#: task groups whose tasks are built at parse time from outside the file
+GENERATED_TASK_GROUPS = ("cosmos.DbtTaskGroup", "cosmos.airflow.task_group.DbtTaskGroup")
+DAG_CTOR_NAMES = frozenset({"DAG", "DbtDag"})
+
+
 def _is_dag_ctor(call: ast.Call, imports: dict[str, str]) -> bool:
-    if _last_name(call.func) != "DAG":
+    last = _last_name(call.func)
+    if last not in DAG_CTOR_NAMES:
         return False
     name = qualify(dotted(call.func), imports)
+    if last == "DbtDag":
+        return name in DAG_SUBCLASSES
     return (name.endswith(".DAG") and name.startswith("airflow")) or name == "DAG"
 
 
@@ -340,9 +346,9 @@ def _is_dag_decorator(dec: ast.expr, imports: dict[str, str]) -> bool:
     # an attribute chain keeps its last name through qualify(): "x.y.dag" is the only shape that can
     # end with ".dag", so the common `@task.bash(...)` is ruled out without building the dotted name
     callee = dec
-    while callee.__class__ is ast.Call:
-        callee = callee.func  # type: ignore[attr-defined]
-    if callee.__class__ is ast.Attribute and callee.attr != "dag":  # type: ignore[attr-defined]
+    while isinstance(callee, ast.Call):
+        callee = callee.func
+    if isinstance(callee, ast.Attribute) and callee.attr != "dag":
         return False
     name = qualify(dotted(dec), imports)
     return name.startswith("airflow") and name.endswith(".dag")
@@ -377,12 +383,13 @@ def _is_operator_name(name: str) -> bool:
     }
 
 
-def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr]) -> str | None:
-    if "dag_id" in kwargs:
-        return const_str(kwargs["dag_id"])
-    if call is not None and call.args:
-        return const_str(call.args[0])
-    return None
+def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr], assigns: dict[str, ast.expr] | None = None) -> str | None:
+    node = kwargs.get("dag_id")
+    if node is None and call is not None and call.args:
+        node = call.args[0]
+    if isinstance(node, ast.Name) and assigns and node.id in assigns:
+        node = assigns[node.id]  # DAG_ID = "orders" at module level
+    return const_str(node)
 
 
 def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int = 0) -> tuple[dict[str, ast.expr], bool]:
@@ -431,7 +438,71 @@ def build_module(
     mod.dag_funcs = {d.func for d in mod.dags if d.func is not None}
     _collect_tasks(mod)
     _collect_edges(mod)
+    _collect_opaque(mod)
     return mod
+
+
+#: callee names (last part, lower case) that build DAGs from configuration or other modules
+_FACTORY_WORDS = ("dag", "workflow", "pipeline")
+_DAG_CALL_NAMES = frozenset({"DAG", "dag", "DbtDag", "DbtTaskGroup"})
+_FACTORY_WORD = re.compile(r"dag|workflow|pipeline")
+_GENERATOR_MODULES = ("gusty", "dagfactory", "dag_factory", "airflow_dag_factory", "dagger", "boundary_layer")
+
+
+def _collect_opaque(mod: ModuleInfo) -> None:
+    """Record what builds DAGs or tasks out of the reviewer's sight (see :attr:`ModuleInfo.opaque`)."""
+    imports = mod.imports
+    for call in mod.idx.calls_named("DbtTaskGroup", "DbtDag"):
+        name = qualify(dotted(call.func), imports)
+        if name.startswith("cosmos"):
+            mod.opaque.append((call.lineno, _last_name(call.func),
+                               f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
+                               "they are not reviewed statically (run with --runtime)"))
+    if mod.dags:
+        return  # the file's DAGs were found: a factory call next to them is rare and not searched for
+    local_factories: set[str] | None = None
+    # module-level calls only (the index leaves their owner unset); a name test first: most calls are
+    # operators and helpers, not factories
+    owner = mod.idx.owner
+    imported = "\n".join(imports.values())
+    generated = [local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES] \
+        if any(g in imported for g in _GENERATOR_MODULES) else []
+    # the call names that may be factories: one scan over all of them but DAG/dag (most files have none)
+    joined = "\n".join(n for n in mod.idx.call_by_name if n not in _DAG_CALL_NAMES)
+    lowered = joined.lower()
+    names: list[str] = []
+    for m in _FACTORY_WORD.finditer(lowered) if any(w in lowered for w in _FACTORY_WORDS) else ():
+        start, end = joined.rfind("\n", 0, m.start()) + 1, joined.find("\n", m.end())
+        name = joined[start:] if end < 0 else joined[start:end]
+        if not names or names[-1] != name:
+            names.append(name)
+    for name in [*names, *generated]:
+        if name in _DAG_CALL_NAMES:
+            continue  # DAG(...) and @dag(...): the DAGs themselves
+        for node in mod.idx.call_by_name.get(name, ()):
+            if owner.get(node) is not None:
+                continue
+            callee = _last_name(node.func)
+            qual = qualify(dotted(node.func), imports)
+            if not callee or _is_dag_ctor(node, imports) or qual.startswith("airflow"):
+                continue
+            if local_factories is None:  # functions of this file that build a DAG themselves
+                local_factories = {n for n, fn in mod.functions.items() if any(
+                    isinstance(c, ast.Call) and _is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn))}
+            if callee in local_factories:
+                continue
+            from_generator = qual.split(".")[0] in _GENERATOR_MODULES
+            named_like = any(w in callee.lower() for w in _FACTORY_WORDS) and callee != "DAG"
+            if from_generator or named_like:
+                mod.opaque.append((node.lineno, callee,
+                                   f"DAGs built by '{qual}(...)' (a DAG factory defined elsewhere) are not "
+                                   "reviewed statically: their tasks and arguments are unknown (run with --runtime)"))
+    if not mod.dags and not mod.tasks and any(
+        isinstance(n, ast.Subscript) and dotted(n.value) == "globals"
+        for stmt in mod.tree.body if isinstance(stmt, ast.Assign) for n in stmt.targets
+    ) and not mod.opaque:
+        mod.opaque.append((1, "globals()", "DAGs are registered through globals()[...] from code the reviewer "
+                                           "cannot follow: not reviewed statically (run with --runtime)"))
 
 
 def _collect_dags(mod: ModuleInfo) -> None:
@@ -444,9 +515,10 @@ def _collect_dags(mod: ModuleInfo) -> None:
             for item in node.items:
                 ctx = item.context_expr
                 if isinstance(ctx, ast.Call) and _is_dag_ctor(ctx, imports):
-                    kw, _ = kwargs_of(ctx)
+                    kw, splat = kwargs_of(ctx)
                     var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
-                    dag = DagInfo(_dag_id(ctx, kw), ctx.lineno, "with", ctx, kw, span(node), var=var)
+                    dag = DagInfo(_dag_id(ctx, kw, mod.module_assigns), ctx.lineno, "with", ctx, kw, span(node), var=var,
+                                  splat=splat)
                     mod.dags.append(dag)
                     seen_calls.add(ctx)
                     if var:
@@ -455,17 +527,24 @@ def _collect_dags(mod: ModuleInfo) -> None:
             for dec in node.decorator_list:
                 if _is_dag_decorator(dec, imports):
                     call = dec if isinstance(dec, ast.Call) else None
-                    kw = kwargs_of(call)[0] if call else {}
-                    dag_id = _dag_id(call, kw) or node.name
+                    kw, splat = kwargs_of(call) if call else ({}, False)
+                    dag_id = _dag_id(call, kw, mod.module_assigns) or node.name
                     fn = node if isinstance(node, ast.FunctionDef) else None
-                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn))
+                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn,
+                                            splat=splat))
                     if call is not None:
                         seen_calls.add(call)
     for node in idx.calls_named("DAG"):
         if node not in seen_calls and _is_dag_ctor(node, imports):
-            kw, _ = kwargs_of(node)
-            dag = DagInfo(_dag_id(node, kw), node.lineno, "ctor", node, kw, Span(node.lineno, node.lineno))
+            kw, splat = kwargs_of(node)
+            dag = DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
+                          Span(node.lineno, node.lineno), splat=splat)
             mod.dags.append(dag)
+    for node in idx.calls_named("DbtDag"):
+        if node not in seen_calls and _is_dag_ctor(node, imports) and all(d.call is not node for d in mod.dags):
+            kw, splat = kwargs_of(node)
+            mod.dags.append(DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
+                                    Span(node.lineno, node.lineno), splat=splat))
     # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable: only a
     # constructor call whose parent is an assignment can be one (the index records call parents)
     parent = idx.parent
@@ -486,10 +565,38 @@ def _collect_dags(mod: ModuleInfo) -> None:
                 if isinstance(item.context_expr, ast.Name) and item.context_expr.id in by_var:
                     by_var[item.context_expr.id].extra_spans.append(span(node))
     mod.dags.sort(key=lambda d: d.line)
+    unnamed = 0
     for dag in mod.dags:
+        owner = idx.owner.get(dag.call) if dag.call is not None else None
+        while owner is not None and not isinstance(owner, FUNC_DEFS):
+            owner = idx.owner.get(owner)
+        if isinstance(owner, FUNC_DEFS) and dag.style != "decorator":
+            dag.factory = owner
+        if dag.dag_id is None and dag.func is None:
+            # no literal id: named after its factory or variable, else its position among such DAGs
+            unnamed += 1
+            dag.fallback_name = f"{owner.name}()" if isinstance(owner, FUNC_DEFS) else dag.var or f"<dag {unnamed}>"
+        dag.name = dag.dag_id or (dag.func.name if dag.func else dag.fallback_name or dag.var or "<dag>")
         da = dag.kwargs.get("default_args")
         if da is not None:
-            dag.default_args, dag.default_args_dynamic = resolve_dict(da, mod.module_assigns)
+            local = _local_names(dag.factory) if dag.factory is not None else set()
+            if isinstance(da, ast.Name) and da.id in local:
+                dag.default_args, dag.default_args_dynamic = {}, True  # a parameter of the factory
+            else:
+                dag.default_args, dag.default_args_dynamic = resolve_dict(da, mod.module_assigns)
+        elif dag.splat:
+            dag.default_args_dynamic = True
+
+
+def _local_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The parameters of ``fn`` and the names it assigns: they shadow module-level names."""
+    a = fn.args
+    names = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
+    names |= {p.arg for p in (a.vararg, a.kwarg) if p is not None}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 def _innermost_dag(mod: ModuleInfo, line: int) -> DagInfo | None:
@@ -561,7 +668,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     for node in taskflow_calls:
         base = node.func
         mapped = False
-        if base.__class__ is ast.Name and base.id not in taskflow_defs:  # type: ignore[attr-defined]
+        if isinstance(base, ast.Name) and base.id not in taskflow_defs:
             continue
         while isinstance(base, ATTR_OR_CALL):
             if isinstance(base, ast.Attribute):
@@ -581,11 +688,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         if task.dag is None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
+    for task in mod.tasks:
+        task.name = task.task_id or (task.func.name if task.func else task.var or f"<{task.short_operator}>")
+        task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
     mod.tasks.sort(key=lambda t: t.line)
     lines: list[str] | None = None
     sql_in_fn: dict[ast.AST, bool] = {}
     calls_in_fn: dict[ast.AST, list[ast.Call]] = {}
-    call_cls = ast.Call
     for task in mod.tasks:
         fn = task.func
         # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
@@ -605,7 +714,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
             body = task.body = idx.func_nodes(fn)
             calls = calls_in_fn.get(fn)
             if calls is None:
-                calls = calls_in_fn[fn] = [n for n in body if n.__class__ is call_cls]  # type: ignore[misc]
+                calls = calls_in_fn[fn] = [n for n in body if isinstance(n, ast.Call)]
             task.calls = calls
         if task.dag is not None:
             task.dag.tasks.append(task)

@@ -159,6 +159,33 @@ def load_config(
     return config_from_dict(data, base_dir=base_dir, where="tool.dataeng.review")
 
 
+def resolve_config(
+    config: ReviewConfig | str | Path | dict[str, Any] | None = None,
+    *,
+    profile: str | None = None,
+    search_from: str | Path | None = None,
+) -> ReviewConfig:
+    """The one way every entry point (CLI, Airflow operator, Prefect task, ``review_paths``) turns its
+    review settings into a :class:`ReviewConfig`.
+
+    :param config: a :class:`ReviewConfig` (used as given), a path to a TOML file (its
+        ``[tool.dataeng.review]`` table, or top-level keys), a dict of settings, or ``None``: the
+        ``pyproject.toml`` found upwards from ``search_from`` (no file: the defaults).
+    :param profile: ``None`` keeps the profile the config sets (``default`` when it sets none); a
+        profile given here wins over the file.
+    :param search_from: where to start looking for ``pyproject.toml`` when ``config`` is ``None``.
+    """
+    if profile is not None and profile not in PROFILES:
+        raise ConfigError("profile", f"expected one of {', '.join(PROFILES)}, got {profile!r}")
+    if isinstance(config, ReviewConfig):
+        return config if profile is None or profile == config.profile else config.model_copy(update={"profile": profile})
+    if isinstance(config, dict):
+        return load_config(profile=profile, overrides=config)
+    if config is not None:
+        return load_config(profile=profile, pyproject=config)
+    return load_config(profile=profile, search_from=search_from)
+
+
 def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None, where: str = "config") -> ReviewConfig:
     for key in ("severity",):
         for rule_id in dict(data.get(key) or {}):

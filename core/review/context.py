@@ -16,6 +16,8 @@ class RawFinding:
     column: int
     subject: str
     message: str
+    #: one severity step below the rule's configured one (e.g. a deprecation on an older target version)
+    demoted: bool = False
 
 
 @dataclass
@@ -29,8 +31,7 @@ class CheckContext:
     airflow_major: int = 3
     #: the rule ids not switched off; None: ask the config
     enabled_rules: frozenset[str] | None = None
-    # set by __post_init__ (not init=False: mypyc's compiled __init__ leaves such fields unset)
-    _on: frozenset[str] = field(repr=False, default=frozenset())
+    _on: frozenset[str] = field(repr=False, init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         try:
@@ -42,14 +43,17 @@ class CheckContext:
     def enabled(self, rule_id: str) -> bool:
         return rule_id in self._on
 
-    def emit(self, rule_id: str, where: ast.AST | int, subject: str, message: str) -> None:
+    def emit(
+        self, rule_id: str, where: ast.AST | int, subject: str, message: str, *, demoted: bool = False
+    ) -> None:
+        """Report a finding; ``demoted`` lowers its severity one step (error -> warn -> info)."""
         if rule_id not in self._on:
             return
-        if where.__class__ is int:
-            self.findings.append(RawFinding(rule_id, where, 0, subject, message))  # type: ignore[arg-type]
+        if isinstance(where, int):
+            self.findings.append(RawFinding(rule_id, where, 0, subject, message, demoted))
         else:
             self.findings.append(RawFinding(
-                rule_id, getattr(where, "lineno", 1), getattr(where, "col_offset", 0), subject, message
+                rule_id, getattr(where, "lineno", 1), getattr(where, "col_offset", 0), subject, message, demoted
             ))
 
     def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import codecs
-import hashlib
 import io
 import operator
 import os
@@ -22,20 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dataeng_agents.core._runtime import gc_paused
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review.airflow_checks import review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
-from dataeng_agents.core.review.config import ReviewConfig, load_config
+from dataeng_agents.core.review.config import ReviewConfig, resolve_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
-from dataeng_agents.core.review.models import (
-    FileReport,
-    ReviewResult,
-    Severity,
-    Unresolved,
-    reviewed_report,
-    trusted_finding,
-)
+from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult, Severity, Unresolved
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
@@ -45,7 +36,8 @@ SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
 _SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
 _FINDING_ORDER = operator.attrgetter("path", "line", "rule_id", "id")
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: opening a FIFO (or a device) named x.py must not wait for a writer; fstat then rejects it
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass
@@ -69,6 +61,10 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
             seen.add(p)
             files.append(p)
 
+    def unreadable(exc: OSError) -> None:  # os.walk's error callback: a folder it cannot list
+        errors.append(FileReport(path=str(exc.filename), kind="error", status="error",
+                                 error=f"cannot list directory: {exc.strerror or exc}"))
+
     for raw in paths:
         p = str(raw)
         try:
@@ -83,7 +79,7 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
         if p.endswith(PY_SUFFIXES) and st:
             errors.append(FileReport(path=p, kind="error", status="error",
                                      error="is a directory, not a Python file (its contents are reviewed)"))
-        for root, dirnames, filenames in os.walk(p, followlinks=False):
+        for root, dirnames, filenames in os.walk(p, followlinks=False, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__pycache__")))
             for d in dirnames:
                 full = os.path.join(root, d)
@@ -152,17 +148,30 @@ def review_file(
         # plain descriptor calls: a buffered file object costs as much again as the reading itself
         fd = os.open(path, _READ_FLAGS)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                what = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                        or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
+                return _FileOutcome(FileReport(path=path, kind="error", status="error",
+                                               error=f"not a regular file ({what})"))
+            size = st.st_size
             if size > limit:
                 return _FileOutcome(FileReport(
                     path=path, kind="error", status="error",
                     error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
                 ))
             data = os.read(fd, size + 1)
-            if len(data) != size:  # grew, shrank or not a regular file: read on to the end
+            if len(data) != size:  # grew or shrank while read: read on to the end, up to the limit
                 chunks = [data]
-                while chunk := os.read(fd, 65536):
+                total = len(data)
+                while total <= limit and (chunk := os.read(fd, 65536)):
                     chunks.append(chunk)
+                    total += len(chunk)
+                if total > limit:
+                    return _FileOutcome(FileReport(
+                        path=path, kind="error", status="error",
+                        error=f"file grew over the {limit}-byte limit while read (max_file_bytes)",
+                    ))
                 data = b"".join(chunks)
         finally:
             os.close(fd)
@@ -204,6 +213,11 @@ def review_file(
             dags = [d.name for d in mod.dags]
             tasks = len(mod.tasks)
             dag_ids = [(d.dag_id, d.line) for d in mod.dags if d.dag_id]
+            # DAGs/tasks built out of sight: the file is not fully resolved, never a clean review
+            ctx.unresolved += [
+                Unresolved(rule_id="*", path=path, line=line, subject=subject, attribute="dag", reason=reason)
+                for line, subject, reason in mod.opaque
+            ]
             mod.release()
         if "prefect" in roots:  # what prefect_checks.is_prefect_module(imports) tests
             fns = review_prefect_module(ctx, tree, source, index)
@@ -212,13 +226,14 @@ def review_file(
             tasks += sum(1 for f in fns if f.kind == "task")
     except RecursionError:
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
-    outcome = _FileOutcome(reviewed_report(path, kind, dags, tasks), ctx.findings, ctx.unresolved, dag_ids)
+    report = FileReport(path=path, kind=kind, dags=dags, tasks=tasks)
+    outcome = _FileOutcome(report, ctx.findings, ctx.unresolved, dag_ids)
     _suppressions(source, outcome)
     return outcome
 
 
 def _review_spec_file(path: str, source: str, ctx: CheckContext) -> _FileOutcome:
-    from dataeng_agents.core.design.spec import load_spec
+    from dataeng_agents.core.pipeline_spec import load_spec
     from dataeng_agents.core.review.spec_checks import review_spec, yaml_line_index
 
     try:
@@ -281,7 +296,7 @@ def _decide(u: Unresolved, task: dict[str, object] | None) -> str | bool | None:
 def review_paths(
     paths: Sequence[str | Path],
     *,
-    profile: str = "default",
+    profile: str | None = None,
     airflow_version: str = "3.3",
     runtime: bool = False,
     config: ReviewConfig | str | Path | dict[str, Any] | None = None,
@@ -292,25 +307,20 @@ def review_paths(
     """Review Airflow DAG files, Prefect flow files and pipeline specs under ``paths``.
 
     :param paths: files and folders (folders are walked; ``.py`` plus ``.yaml/.yml/.json`` specs).
-    :param profile: ``strict``, ``default`` or ``examples``; ignored when ``config`` is given.
+    :param profile: ``strict``, ``default`` or ``examples``; ``None`` keeps the config's profile. A
+        profile given here wins over the config's.
     :param airflow_version: target Airflow version (config defaults and removed APIs depend on it).
     :param runtime: also load the files with Airflow's DagBag in a subprocess (``python``).
-    :param config: a :class:`ReviewConfig` (e.g. from :func:`load_config`, its profile wins), a path to a
-        TOML file (``[tool.dataeng.review]`` or top-level keys) or a dict of settings; default: ``profile``.
+    :param config: a :class:`ReviewConfig`, a path to a TOML file (``[tool.dataeng.review]`` or top-level
+        keys), a dict of settings, or ``None``: the ``pyproject.toml`` found upwards from the first path
+        (see :func:`~dataeng_agents.core.review.config.resolve_config`, which every entry point uses).
     :param python: interpreter with Airflow installed, for ``runtime`` (default ``$DATAENG_AIRFLOW_PYTHON``,
         else the current interpreter — right inside an Airflow worker).
     :param progress: show a rich progress bar when there are many files.
     """
     if not _valid_version(airflow_version):
         raise ConfigError("airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}")
-    if isinstance(config, ReviewConfig):
-        cfg = config
-    elif isinstance(config, dict):
-        cfg = load_config(overrides={"profile": profile, **config})
-    elif config is not None:
-        cfg = load_config(pyproject=config, profile=profile if profile != "default" else None)
-    else:
-        cfg = load_config(profile=profile)
+    cfg = resolve_config(config, profile=profile, search_from=paths[0] if paths else None)
     return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
                    runtime_timeout=runtime_timeout, progress=progress)
 
@@ -324,32 +334,22 @@ def _review(
     result = ReviewResult(profile=cfg.profile, airflow_version=airflow_version, runtime=runtime)
     outcomes: dict[str, _FileOutcome] = {}
     enabled = cfg.enabled_rules()
-    # The review allocates many short-lived objects per file while its syntax tree is alive and frees
-    # them by reference counting (ModuleInfo.release breaks its cycles); left on, the cyclic GC runs
-    # ~3x the young passes of a bare parse, each re-scanning the tree. Not paused while waiting for
-    # the runtime (DagBag) subprocess: a worker's other threads keep allocating meanwhile.
-    with gc_paused():
-        if progress and len(files) > 10:
-            from rich.progress import Progress
+    if progress and len(files) > 10:
+        from rich.progress import Progress
 
-            with Progress(transient=True) as bar:
-                task = bar.add_task("Reviewing", total=len(files))
-                for f in files:
-                    outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-                    bar.advance(task)
-        else:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("Reviewing", total=len(files))
             for f in files:
                 outcomes[f] = review_file(f, cfg, airflow_version, enabled)
-        if not runtime:
-            _assemble(result, outcomes, error_reports, cfg, t0)
-            # the per-file outcomes (raw findings, suppressions) are spent: freed by reference counting
-            # while the GC is paused, so the young collection that follows the pause scans the result only
-            outcomes.clear()
-            return result
+                bar.advance(task)
+    else:
+        for f in files:
+            outcomes[f] = review_file(f, cfg, airflow_version, enabled)
+    if not runtime:
+        return _assemble(result, outcomes, error_reports, cfg, t0)
     interpreter = python or os.environ.get("DATAENG_AIRFLOW_PYTHON") or sys.executable
     _apply_runtime(result, outcomes, cfg, python=interpreter, timeout=runtime_timeout)
-    with gc_paused():
-        return _assemble(result, outcomes, error_reports, cfg, t0)
+    return _assemble(result, outcomes, error_reports, cfg, t0)
 
 
 def _assemble(
@@ -367,7 +367,6 @@ def _assemble(
     rules: dict[str, tuple[Severity, str, str]] = {}
     findings = result.findings
     unresolved, reports = result.unresolved, result.files
-    sha1 = hashlib.sha1
     total_suppressed = 0
     for path, o in outcomes.items():
         seen: set[tuple[str, int, str]] = set()
@@ -390,12 +389,14 @@ def _assemble(
             if per_rule is None:
                 rule = RULES[rule_id]
                 per_rule = rules[rule_id] = (cfg.severity_of(rule_id), rule.category, rule.fix)
-            subject, message = raw.subject, raw.message
-            # Finding.make_id, inlined: one call fewer per finding
-            digest = sha1(f"{rule_id}|{path}|{subject}|{message}".encode()).hexdigest()[:10]
-            findings.append(trusted_finding(
-                f"{rule_id}-{digest}", rule_id, per_rule[0], per_rule[1], path, raw.line, raw.column, message,
-                subject, per_rule[2],
+            severity = per_rule[0]
+            if raw.demoted:
+                severity = _DEMOTED.get(severity, severity)
+            # validated: pydantic-core's constructor costs half of model_construct (Python code)
+            findings.append(Finding(
+                id=Finding.make_id(rule_id, path, raw.subject, raw.message), rule_id=rule_id,
+                severity=severity, category=per_rule[1], path=path, line=raw.line, column=raw.column,
+                message=raw.message, subject=raw.subject, fix=per_rule[2],
             ))
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept
@@ -408,6 +409,9 @@ def _assemble(
     result.findings.sort(key=_FINDING_ORDER)
     result.elapsed_seconds = time.perf_counter() - t0
     return result
+
+
+_DEMOTED = {Severity.error: Severity.warn, Severity.warn: Severity.info}
 
 
 def _valid_version(v: str) -> bool:

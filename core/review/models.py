@@ -45,42 +45,6 @@ class Finding(BaseModel):
         digest = hashlib.sha1(f"{rule_id}|{path}|{subject}|{message}".encode()).hexdigest()[:10]
         return f"{rule_id}-{digest}"
 
-    @classmethod
-    def trusted(
-        cls, *, id: str, rule_id: str, severity: Severity, category: str, path: str, line: int, column: int,
-        message: str, subject: str, fix: str,
-    ) -> Finding:
-        """A finding from values the engine built itself (already of the declared types), without validation.
-
-        The review creates one per finding; validation is most of the cost of a ``Finding(...)`` and
-        checks nothing here. Does what ``model_construct`` does for a model with every field given."""
-        return trusted_finding(id, rule_id, severity, category, path, line, column, message, subject, fix)
-
-
-_new = object.__new__
-# BaseModel's slot descriptors, called directly: what object.__setattr__ ends up doing, minus the lookup
-_set_dict, _set_fields_set, _set_extra, _set_private = (
-    BaseModel.__dict__[slot].__set__
-    for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-)
-_FINDING_FIELDS = frozenset(Finding.model_fields)
-
-
-def trusted_finding(
-    id: str, rule_id: str, severity: Severity, category: str, path: str, line: int, column: int, message: str,
-    subject: str, fix: str, /,
-) -> Finding:
-    """:meth:`Finding.trusted` with positional arguments (the review engine's hot path)."""
-    self = _new(Finding)
-    _set_dict(self, {
-        "id": id, "rule_id": rule_id, "severity": severity, "category": category, "path": path, "line": line,
-        "column": column, "message": message, "subject": subject, "fix": fix,
-    })
-    _set_fields_set(self, set(_FINDING_FIELDS))
-    _set_extra(self, None)
-    _set_private(self, None)
-    return self
-
 
 class Unresolved(BaseModel):
     """A rule that could not be decided statically (value built at parse time); ``--runtime`` decides it."""
@@ -173,24 +137,3 @@ class ReviewResult(BaseModel):
         from dataeng_agents.core.review.render import render_sarif
 
         return render_sarif(self)
-
-
-_REPORT_FIELDS_GIVEN = frozenset({"path", "kind", "dags", "tasks"})
-
-
-def reviewed_report(
-    path: str, kind: Literal["airflow", "prefect", "python"], dags: list[str], tasks: int, /
-) -> FileReport:
-    """``FileReport(path=path, kind=kind, dags=dags, tasks=tasks)`` of a reviewed file, built without
-    validation like :func:`trusted_finding` (the engine typed every value itself; validation is most of
-    the cost of the model and runs once per file). The other fields take their defaults."""
-    self = _new(FileReport)
-    _set_dict(self, {
-        "path": path, "kind": kind, "status": "reviewed", "error": None, "dags": dags, "tasks": tasks,
-        "findings": 0, "suppressed": 0, "parse_seconds": None,
-    })
-    _set_fields_set(self, set(_REPORT_FIELDS_GIVEN))
-    _set_extra(self, None)
-    _set_private(self, None)
-    return self
-

@@ -6,9 +6,12 @@ import ast
 from dataclasses import dataclass
 
 from dataeng_agents.core.review.airflow_checks import (
+    IDEMPOTENT_RE,
+    INSERT_RE,
     READ_CALLS,
+    SQL_SHAPE,
+    SQL_WORDS,
     WRITE_CALLS,
-    _heavy_call,
     _swallows,
     check_hardcoded_secrets,
     check_sql_formatting,
@@ -23,6 +26,7 @@ from dataeng_agents.core.review.pyast import (
     import_map,
     kwargs_of,
     qualify,
+    string_parts,
 )
 
 
@@ -31,6 +35,8 @@ class PrefectFn:
     kind: str  # "flow" | "task"
     func: ast.FunctionDef | ast.AsyncFunctionDef
     kwargs: dict[str, ast.expr]
+    #: ``@task(**options)``: arguments not written may still be set
+    splat: bool = False
 
     @property
     def name(self) -> str:
@@ -49,8 +55,8 @@ def collect(tree: ast.Module, imports: dict[str, str]) -> list[PrefectFn]:
         for dec in node.decorator_list:
             name = qualify(dotted(dec), imports)
             if name in {"prefect.flow", "prefect.task", "prefect.flows.flow", "prefect.tasks.task"}:
-                kw = kwargs_of(dec)[0] if isinstance(dec, ast.Call) else {}
-                out.append(PrefectFn(name.rsplit(".", 1)[-1], node, kw))
+                kw, splat = kwargs_of(dec) if isinstance(dec, ast.Call) else ({}, False)
+                out.append(PrefectFn(name.rsplit(".", 1)[-1], node, kw, splat))
                 break
     return out
 
@@ -69,10 +75,11 @@ def review_prefect_module(
     tasks = {f.name: f for f in fns if f.kind == "task"}
     for f in fns:
         label = f"{f.kind} '{f.name}'"
-        retries = f.kwargs.get("retries")
-        if retries is None or _number(retries) == 0:
+        # Prefect 1 spells them max_retries= and timeout=
+        retries = f.kwargs.get("retries", f.kwargs.get("max_retries"))
+        if (retries is None and not f.splat) or _number(retries) == 0:
             ctx.emit("PFT001", f.func, f.name, f"{label} has no retries")
-        if "timeout_seconds" not in f.kwargs:
+        if "timeout_seconds" not in f.kwargs and "timeout" not in f.kwargs and not f.splat:
             ctx.emit("PFT002", f.func, f.name, f"{label} has no timeout_seconds")
         caches = "cache_policy" in f.kwargs or "cache_key_fn" in f.kwargs
         persist = f.kwargs.get("persist_result")
@@ -80,7 +87,10 @@ def review_prefect_module(
             ctx.emit("PFT005", f.func, f.name, f"{label} caches but persist_result=False: the cache is never read back")
         clock = contains_clock_call(f.func, imports)
         if clock is not None and f.kind == "task":
-            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time")
+            # a warning in Prefect: a flow run has no logical date to use instead, and the clock often only
+            # stamps bookkeeping (last run date); in Airflow it is an error (the run's date exists)
+            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time",
+                     demoted=True)
         for node in ast.walk(f.func):
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, f.name, f"{label} catches a broad exception without re-raising")
@@ -89,9 +99,7 @@ def review_prefect_module(
         if f.kind == "task" and calls & READ_CALLS and calls & WRITE_CALLS:
             ctx.emit("REL011", f.func, f.name, f"{label} both reads and writes data")
         if f.kind == "task":
-            for node in ast.walk(f.func):
-                if isinstance(node, ast.Return) and isinstance(node.value, ast.Call) and _heavy_call(node.value):
-                    ctx.emit("PERF007", node, f.name, f"{label} returns a dataset as its result")
+            _check_plain_insert(ctx, f, label)
         if f.kind == "flow":
             if not any(k in f.kwargs for k in ("on_failure", "on_crashed")):
                 ctx.emit("OBS001", f.func, f.name, f"{label} has no on_failure/on_crashed hook")
@@ -122,6 +130,19 @@ def review_prefect_module(
     check_hardcoded_secrets(ctx, idx, source)
     check_sql_formatting(ctx, idx, source)
     return fns
+
+
+def _check_plain_insert(ctx: CheckContext, f: PrefectFn, label: str) -> None:
+    """REL006 for Prefect tasks: a plain INSERT INTO (no upsert/overwrite/delete of the partition) in the
+    task's SQL strings appends the same rows again when the task is retried or the flow rerun."""
+    texts = [(n, t) for n in ast.walk(f.func) if isinstance(n, ast.Constant | ast.JoinedStr)
+             and (t := string_parts(n)) and SQL_WORDS.match(t) and SQL_SHAPE.search(t)]
+    if not texts or any(IDEMPOTENT_RE.search(t) for _, t in texts):
+        return
+    for node, text in texts:
+        if INSERT_RE.search(text):
+            ctx.emit("REL006", node, f.name, f"{label} runs a plain INSERT INTO: a retry or rerun duplicates rows")
+            return
 
 
 def _base_name(node: ast.AST) -> ast.Name | None:

@@ -23,11 +23,10 @@ _LINENO = operator.attrgetter("lineno")
 
 def dotted(node: ast.AST) -> str:
     """``a.b.c`` for Name/Attribute chains, ``a.b()`` -> ``a.b``; "" when not a plain chain."""
-    cls = node.__class__
-    if cls is ast.Name:
-        return node.id  # type: ignore[attr-defined,no-any-return]
-    if cls is ast.Attribute and node.value.__class__ is ast.Name:  # type: ignore[attr-defined]
-        return f"{node.value.id}.{node.attr}"  # type: ignore[attr-defined]
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
     parts: list[str] = []
     cur: ast.AST = node
     while True:
@@ -52,19 +51,17 @@ def import_map(tree: ast.Module, index: Index | None = None) -> dict[str, str]:
         nodes = sorted(index.of(ast.Import, ast.ImportFrom), key=_LINENO)
     else:
         nodes = sorted(ast.walk(tree), key=lambda n: getattr(n, "lineno", 0))
-    import_cls, import_from_cls = ast.Import, ast.ImportFrom
     for node in nodes:
-        cls = node.__class__
-        if cls is import_cls:
-            for a in node.names:  # type: ignore[attr-defined]
+        if isinstance(node, ast.Import):
+            for a in node.names:
                 if a.asname:
                     out[a.asname] = a.name
                 else:
                     head = a.name.partition(".")[0]
                     out[head] = head
-        elif cls is import_from_cls and node.module and node.level == 0:  # type: ignore[attr-defined]
-            module = node.module  # type: ignore[attr-defined]
-            for a in node.names:  # type: ignore[attr-defined]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            module = node.module
+            for a in node.names:
                 out[a.asname or a.name] = f"{module}.{a.name}"
     return out
 
@@ -180,10 +177,10 @@ def is_clock_call(node: ast.AST, imports: dict[str, str]) -> bool:
         return False
     # most calls are ruled out by the last name of the callee, without building the dotted name
     func = node.func
-    if func.__class__ is ast.Attribute:
-        if func.attr not in _CLOCK_LAST:  # type: ignore[attr-defined]
+    if isinstance(func, ast.Attribute):
+        if func.attr not in _CLOCK_LAST:
             return False
-    elif func.__class__ is ast.Name and imports.get(func.id, func.id).rsplit(".", 1)[-1] not in _CLOCK_LAST:  # type: ignore[attr-defined]
+    elif isinstance(func, ast.Name) and imports.get(func.id, func.id).rsplit(".", 1)[-1] not in _CLOCK_LAST:
         return False
     name = qualify(dotted(func), imports)
     last = name.rsplit(".", 1)[-1]
@@ -217,12 +214,10 @@ def contains_clock_call(
 
 def calls_under(node: ast.AST) -> list[ast.Call]:
     """The ``Call`` nodes under ``node`` (itself included), in ``ast.walk`` order."""
-    return _in_walk_order(node, _CALL_TYPE)  # type: ignore[return-value]
+    return [n for n in _in_walk_order(node, _CALL_TYPE) if isinstance(n, ast.Call)]
 
 
 SQL_WORDS_LOWER = ("select ", "insert ", "update ", "delete ", "merge ", "create ", "truncate ", "copy into")
-SECRET_WORDS_LOWER = ("pass", "secret", "token", "apikey", "api_key", "accesskey", "access_key", "privatekey",
-                      "private_key", "credential", "authkey", "auth_key")
 
 
 def lines_mentioning(lowered: str, words: tuple[str, ...]) -> list[int]:
@@ -319,6 +314,15 @@ def _field_spec(cls: type, node: ast.AST) -> tuple[tuple[str, int], ...]:
     return out
 
 
+#: keyword arguments whose literal value is never a secret (ids, names, scheduling): not recorded
+NEVER_SECRET_ARGS = frozenset({
+    "task_id", "dag_id", "group_id", "description", "doc_md", "doc", "owner", "pool", "queue", "trigger_rule",
+    "schedule", "schedule_interval", "mode", "python_callable", "namespace", "image", "name", "prefix",
+    "bucket", "bucket_name", "bucket_key", "table", "database", "schema", "region_name", "filename",
+    "external_dag_id", "external_task_id", "trigger_dag_id", "deploy_type", "deploy_target", "tags",
+})
+
+
 class Index:
     """One pass over a module: the nodes the checks need, by type, with parent and enclosing function.
 
@@ -326,7 +330,7 @@ class Index:
     about as much as ``ast.parse`` itself, so this pass records only what is queried.
     """
 
-    __slots__ = ("by_func", "by_type", "call_by_name", "literal_keywords", "owner", "parent", "tree")
+    __slots__ = ("by_func", "by_type", "call_by_name", "calls_list", "literal_keyword_calls", "literal_keywords", "owner", "parent", "tree")
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
@@ -340,76 +344,78 @@ class Index:
         self.by_func: dict[ast.AST, list[ast.AST]] = {}
         #: calls by the last name of the callee: ``a.b.c(...)`` under "c", ``f(...)`` under "f"
         self.call_by_name: dict[str, list[ast.Call]] = {}
-        #: named call keywords whose value is a literal (the hard-coded secret check), in call order
+        #: named call keywords whose value is a literal (the hard-coded secret check), and their calls
+        #: (two parallel lists: no tuple per keyword)
         self.literal_keywords: list[ast.keyword] = []
-        literal_keywords = self.literal_keywords
+        self.literal_keyword_calls: list[ast.Call] = []
+        literal_keywords, literal_keyword_calls = self.literal_keywords, self.literal_keyword_calls
         parent, owner, by_type, by_func = self.parent, self.owner, self.by_type, self.by_func
         call_by_name = self.call_by_name
-        calls: list[ast.AST] = []
-        by_type[ast.Call] = calls
+        #: every call, in walk order (kept apart from ``by_type``: typed as calls)
+        calls: list[ast.Call] = []
+        self.calls_list = calls
         recorded, with_parent, defs = _RECORDED, _WITH_PARENT, _DEFS
+        with_parent_types = ATTR_OR_CALL
         skip = _NOT_VISITED
         field_specs = _FIELD_SPECS
-        call_cls, attribute_cls, expr_cls, name_cls, constant_cls = ast.Call, ast.Attribute, ast.Expr, ast.Name, ast.Constant
         import_classes = (ast.Import, ast.ImportFrom)
+        attribute_or_expr = (ast.Attribute, ast.Expr)
         stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
         pop, push = stack.pop, stack.append
         while stack:
             node, own = pop()
-            cls = node.__class__
-            if cls is attribute_cls or cls is expr_cls:
+            if isinstance(node, attribute_or_expr):
                 # numerous, with a single child worth visiting: descend in place, which visits what
                 # pushing the child and popping it at once would
-                value = node.value  # type: ignore[attr-defined]
-                vcls = value.__class__
-                while vcls is attribute_cls:
+                value = node.value
+                while isinstance(value, ast.Attribute):
                     parent[value] = node
                     node = value
-                    value = node.value  # type: ignore[attr-defined]
-                    vcls = value.__class__
-                if vcls in skip:
+                    value = node.value
+                if value.__class__ in skip:
                     continue
-                if vcls is call_cls:
+                if isinstance(value, ast.Call):
                     parent[value] = node
-                node, cls = value, vcls
-            if cls is call_cls:
+                node = value
+            if isinstance(node, ast.Call):
                 # the hottest node type: recorded, and its func, args and keyword values visited
                 # without generic dispatch
                 calls.append(node)
                 if own is not None:
                     owner[node] = own
                     by_func[own].append(node)
-                func = node.func  # type: ignore[attr-defined]
-                fcls = func.__class__
-                fname = func.id if fcls is name_cls else func.attr if fcls is attribute_cls else ""
+                func = node.func
+                fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
                 named = call_by_name.get(fname)
                 if named is None:
-                    call_by_name[fname] = [node]  # type: ignore[list-item]
+                    call_by_name[fname] = [node]
                 else:
-                    named.append(node)  # type: ignore[arg-type]
-                if fcls not in skip:
-                    if fcls is call_cls or fcls is attribute_cls:
+                    named.append(node)
+                if func.__class__ not in skip:
+                    if isinstance(func, with_parent_types):
                         parent[func] = node
                     push((func, own))
-                for item in node.args:  # type: ignore[attr-defined]
-                    icls = item.__class__
-                    if icls not in skip:
-                        if icls is call_cls or icls is attribute_cls:
+                for item in node.args:
+                    if item.__class__ not in skip:
+                        if isinstance(item, with_parent_types):
                             parent[item] = node
                         push((item, own))
-                for kw in node.keywords:  # type: ignore[attr-defined]
+                for kw in node.keywords:
                     value = kw.value
-                    vcls = value.__class__
-                    if vcls is constant_cls:
-                        if kw.arg is not None:
+                    if isinstance(value, ast.Constant):
+                        # string literals long enough to hold a secret (or be bound to a secret name)
+                        if kw.arg is not None and isinstance(value.value, str) and len(value.value) >= 4 \
+                                and kw.arg not in NEVER_SECRET_ARGS:
                             literal_keywords.append(kw)
+                            literal_keyword_calls.append(node)
                         continue
-                    if vcls in skip:
+                    if value.__class__ in skip:
                         continue
-                    if vcls is call_cls or vcls is attribute_cls:
+                    if isinstance(value, with_parent_types):
                         parent[value] = kw
                     push((value, own))
                 continue
+            cls = node.__class__
             inner = own
             if cls in recorded:
                 bucket = by_type.get(cls)
@@ -463,7 +469,7 @@ class Index:
         return out
 
     def calls(self) -> list[ast.Call]:
-        return self.by_type.get(ast.Call, [])  # type: ignore[return-value]
+        return self.calls_list
 
     def func_nodes(self, fn: ast.AST) -> list[ast.AST]:
         return self.by_func.get(fn, [])

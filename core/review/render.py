@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: the SARIF rule of a file that could not be reviewed (not a review rule: it has no severity to configure)
+FILE_ERROR_RULE = "REVIEW-ERROR"
 _SARIF_LEVEL = {Severity.error: "error", Severity.warn: "warning", Severity.info: "note"}
 _STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
 
@@ -93,6 +95,7 @@ def render_sarif(
     catalogue: Mapping[str, Any] = RULES if rules is None else rules
     used = sorted({f.rule_id for f in result.findings})
     index = {rid: i for i, rid in enumerate(used)}
+    failed = [fr for fr in result.files if fr.status == "error"]
     rules_out = [
         {
             "id": rid,
@@ -121,16 +124,35 @@ def render_sarif(
         }
         for f in result.findings
     ]
-    notifications = [
-        {"level": "error", "message": {"text": f"{fr.path}: {fr.error}"}}
-        for fr in result.files if fr.status == "error"
-    ]
+    if failed:
+        # a file that could not be reviewed is a visible result (code-scanning UIs hide notifications)
+        rules_out.append({
+            "id": FILE_ERROR_RULE,
+            "name": "FileNotReviewed",
+            "shortDescription": {"text": "File could not be reviewed"},
+            "fullDescription": {"text": "The file could not be read or parsed, so no rule checked it."},
+            "help": {"text": "Fix the reported problem (syntax, encoding, size, file type) and review again."},
+            "defaultConfiguration": {"level": "error"},
+            "properties": {"tags": ["review"]},
+        })
+        results += [
+            {
+                "ruleId": FILE_ERROR_RULE,
+                "ruleIndex": len(rules_out) - 1,
+                "level": "error",
+                "message": {"text": f"could not be reviewed: {fr.error}"},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(fr.path).as_posix()}}}],
+                "partialFingerprints": {"dataengFindingId/v1": f"{FILE_ERROR_RULE}-{Path(fr.path).as_posix()}"},
+            }
+            for fr in failed
+        ]
+    notifications = [{"level": "error", "message": {"text": f"{fr.path}: {fr.error}"}} for fr in failed]
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": tool_name, "informationUri": "https://github.com/", "rules": rules_out}},
             "results": results,
-            "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+            "invocations": [{"executionSuccessful": not failed, "toolExecutionNotifications": notifications}],
         }],
     }

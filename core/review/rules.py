@@ -34,14 +34,22 @@ class Rule:
     def doc_path(self) -> str:
         return f"docs/rules/{self.id}.md"
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, examples: tuple[str, str, str] | None = None) -> str:
+        """The rule's page; ``examples`` = (language, flagged source, not-flagged source) adds both."""
         refs = "".join(f"- {r}\n" for r in self.references)
+        example = ""
+        if examples is not None:
+            lang, bad, good = examples
+            example = (
+                f"## Example\n\nFlagged:\n\n```{lang}\n{bad.strip()}\n```\n\n"
+                f"Not flagged (the same code, fixed):\n\n```{lang}\n{good.strip()}\n```\n\n"
+            )
         return (
             f"# {self.id}: {self.title}\n\n"
             f"| | |\n|---|---|\n| Category | {self.category} |\n| Default severity | {self.severity.value} |\n"
             f"| Applies to | {', '.join(self.targets)} |\n"
             f"| Off in the `examples` profile | {'yes' if self.production_only else 'no'} |\n\n"
-            f"## Why\n\n{self.rationale}\n\n## How to fix\n\n{self.fix}\n\n"
+            f"## Why\n\n{self.rationale}\n\n## How to fix\n\n{self.fix}\n\n{example}"
             f"## Suppress\n\nAdd `# dataeng: ignore[{self.id}]` to the reported line, list the file in the "
             f"exceptions file (`<glob> {self.id}`), or set `{self.id} = \"off\"` under "
             "`[tool.dataeng.review.severity]` in pyproject.toml.\n"
@@ -79,10 +87,11 @@ _RULES: list[Rule] = [
          "Pass `timeout=` (seconds or timedelta) sized to the upstream's SLA, with `soft_fail` if skipping is OK."),
     Rule("REL005", "now()/today() used inside a task", "reliability", E, AFPF,
          "A task that computes its data window from the wall clock gives a different result when it is "
-         "retried or backfilled for a past date: runs are not reproducible.",
+         "retried or backfilled for a past date: runs are not reproducible. The same holds for "
+         "`{{ macros.datetime.now() }}` in a templated argument.",
          "Use the run's logical date: `{{ ds }}`, `{{ data_interval_start }}` in templates, or the "
          "`logical_date` / `data_interval_start` context values (Prefect: a flow parameter)."),
-    Rule("REL006", "Plain INSERT without upsert or overwrite", "reliability", W, AF,
+    Rule("REL006", "Plain INSERT without upsert or overwrite", "reliability", W, AFPF,
          "A task whose SQL is a plain `INSERT INTO` appends the same rows again on every retry or rerun.",
          "Write idempotently: `MERGE`, `INSERT ... ON CONFLICT`, delete-then-insert of the run's partition, "
          "or `INSERT OVERWRITE` of the partition."),
@@ -90,9 +99,10 @@ _RULES: list[Rule] = [
          "A scheduled task whose SQL reads 'the latest data' (no `{{ ds }}`, `logical_date` or "
          "`data_interval_*` in it) cannot be rerun for a past interval.",
          "Filter by the run's interval: `WHERE ts >= '{{ data_interval_start }}' AND ts < '{{ data_interval_end }}'`."),
-    Rule("REL008", "Broad except that swallows the error", "reliability", E, AFPF,
+    Rule("REL008", "Broad except that swallows the error", "reliability", W, AFPF,
          "`except Exception:` or a bare `except:` in a task body that does not re-raise turns a failure into "
-         "a success: retries never fire and downstream tasks run on bad data.",
+         "a success: retries never fire and downstream tasks run on bad data. A warning, not an error: "
+         "deliberate per-record error handling (log and skip one bad record) has the same shape.",
          "Catch the specific exception you can handle, or re-raise (`raise`) after logging."),
     Rule("REL009", "Local file handed from one task to another", "reliability", W, AF,
          "A file written to a local path in one task and read in another breaks as soon as the two tasks run "
@@ -103,6 +113,12 @@ _RULES: list[Rule] = [
          "successful even though an upstream task failed.",
          "Add a watcher task with `trigger_rule=ONE_FAILED` downstream of every task that raises, or mark "
          "cleanup tasks as teardowns (`as_teardown`)."),
+    Rule("REL012", "Blocking dependency on past runs without alerting", "reliability", W, AF,
+         "`depends_on_past=True` with `wait_for_downstream=True` on an hourly-or-faster DAG stops every later "
+         "run after one failure; without a failure callback or email nobody is told, and the backlog grows "
+         "silently until a consumer notices stale data.",
+         "Add `on_failure_callback` (or `email_on_failure`) to the DAG's `default_args`, or drop "
+         "`depends_on_past` where the runs do not build on each other."),
     Rule("REL011", "Non-atomic task (extract and load in one task)", "reliability", INFO, AFPF,
          "A task that both reads from a source and writes to a sink cannot be rerun step by step and leaves "
          "partial results when it fails half-way.",
@@ -145,6 +161,12 @@ _RULES: list[Rule] = [
          "A `start_date` without a time zone is interpreted in the configured default zone, which makes "
          "schedules shift with DST or with a config change.",
          "Use `pendulum.datetime(..., tz=\"UTC\")` or pass `tzinfo=`."),
+    Rule("SCH010", "Catch-up backlog of thousands of runs", "scheduling", W, AF,
+         "`catchup=True` with a `start_date` a year or more back on an hourly-or-faster schedule creates "
+         "thousands of DAG runs the moment the DAG is deployed or unpaused; they queue behind each other and "
+         "crowd out every other DAG of the deployment.",
+         "Move `start_date` to when the data is needed from, set `catchup=False` and backfill the history "
+         "deliberately (`airflow backfill create` with a bounded range), or cap `max_active_runs`."),
     # ---------------------------------------------------------------- performance
     Rule("PERF001", "Network or database call at parse time", "performance", E, AF,
          "Top-level code runs on every parse of the file by the dag-processor (every 30 s by default): a hook, "
@@ -169,9 +191,11 @@ _RULES: list[Rule] = [
     Rule("PERF006", "Sensor in poke mode holds a worker slot", "performance", W, AF,
          "A sensor in the default `mode=\"poke\"` occupies a worker slot for its whole wait.",
          "Pass `deferrable=True` (frees the slot, uses the triggerer) or `mode=\"reschedule\"`."),
-    Rule("PERF007", "Large object passed through XCom", "performance", W, AFPF,
-         "Returning a DataFrame, a file's content or `.to_json()` of a dataset from a task stores it in the "
-         "metadata database (or the result store) and slows the scheduler.",
+    Rule("PERF007", "Large object passed through XCom", "performance", W, AF,
+         "Returning a DataFrame, a file's content or `.to_json()` of a dataset from a task, or "
+         "`xcom_push` of a whole query result (`get_records`, `fetchall`), stores it in the metadata "
+         "database and slows the scheduler. (Prefect task results are not checked: passing DataFrames "
+         "between Prefect tasks is idiomatic and stays in memory unless results are persisted.)",
          "Write the data to object storage or a table and return its path / key."),
     Rule("PERF008", "Many tasks hit the same connection without a pool", "performance", INFO, AF,
          "Five or more tasks using the same connection with neither a `pool` nor `max_active_tasks` can open "
@@ -323,9 +347,25 @@ def rules_for(target: Target) -> list[Rule]:
     return [r for r in _RULES if target in r.targets]
 
 
-def write_rule_docs(out_dir: str) -> list[str]:
-    """Write one Markdown page per rule plus an index; return the written paths."""
+def write_rule_docs(out_dir: str, examples_dir: str | None = None) -> list[str]:
+    """Write one Markdown page per rule plus an index; return the written paths.
+
+    :param examples_dir: a folder with ``<RULE>/bad.<ext>.txt`` and ``<RULE>/good.<ext>.txt`` per rule
+        (the repository's ``tests/core/fixtures/review``, which the rule tests run): each page then shows
+        the code the rule flags and the fixed code it does not flag.
+    """
     from pathlib import Path
+
+    def examples(rule_id: str) -> tuple[str, str, str] | None:
+        if examples_dir is None:
+            return None
+        folder = Path(examples_dir) / rule_id
+        bad, good = sorted(folder.glob("bad.*.txt")), sorted(folder.glob("good.*.txt"))
+        if not bad or not good:
+            return None
+        ext = bad[0].name.split(".")[1]
+        lang = {"py": "python", "yaml": "yaml", "yml": "yaml", "json": "json"}.get(ext, "")
+        return lang, bad[0].read_text(encoding="utf-8"), good[0].read_text(encoding="utf-8")
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -333,7 +373,7 @@ def write_rule_docs(out_dir: str) -> list[str]:
     lines = ["# Review rules\n", "| Id | Title | Category | Default severity | Applies to |", "|---|---|---|---|---|"]
     for rule in _RULES:
         page = root / f"{rule.id}.md"
-        page.write_text(rule.to_markdown(), encoding="utf-8")
+        page.write_text(rule.to_markdown(examples(rule.id)), encoding="utf-8")
         written.append(str(page))
         lines.append(
             f"| [{rule.id}]({rule.id}.md) | {rule.title} | {rule.category} | {rule.severity.value} | "

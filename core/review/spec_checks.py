@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataeng_agents.core.design.spec import PipelineSpec
+from dataeng_agents.core.pipeline_spec import PipelineSpec
 from dataeng_agents.core.review.context import CheckContext
 
 STREAM_SOURCES = {"event_stream", "cdc"}

@@ -10,17 +10,19 @@ post-stratification; frequentist, sequential and Bayesian methods) with gbstats'
 ...     "metrics": [{"name": "conversion", "kind": "proportion",
 ...                  "stats": {"control": {"n": 10000, "sum": 1000}, "treatment": {"n": 10000, "sum": 1100}}}]})
 >>> round(out.results[0].p_value, 4)
-0.0279
+0.0212
 """
 
 from __future__ import annotations
 
 from dataeng_agents.core.stats.analysis import analyze, analyze_arrays
 from dataeng_agents.core.stats.columnar import ColumnarResults, analyze_columns
+from dataeng_agents.core.stats.cuped import combine_covariates
 from dataeng_agents.core.stats.engine import ArrayResults, sequential_rho
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
     AnalysisOutput,
+    AnalysisPlan,
     AnalysisSettings,
     MetricInput,
     MetricResult,
@@ -37,12 +39,22 @@ from dataeng_agents.core.stats.models import (
     parse_power_input,
 )
 from dataeng_agents.core.stats.multiple import adjust_pvalues
-from dataeng_agents.core.stats.power import mde_at_n, power, power_at_n, sample_size_per_variant
+from dataeng_agents.core.stats.power import (
+    analysis_mde,
+    analysis_power,
+    analysis_sample_size,
+    mde_at_n,
+    plan_analysis,
+    power,
+    power_at_n,
+    sample_size_per_variant,
+)
 from dataeng_agents.core.stats.srm import srm_test
 
 __all__ = [
     "AnalysisInput",
     "AnalysisOutput",
+    "AnalysisPlan",
     "AnalysisSettings",
     "ArrayResults",
     "ColumnarResults",
@@ -58,12 +70,17 @@ __all__ = [
     "VariantInput",
     "VariantStats",
     "adjust_pvalues",
+    "analysis_mde",
+    "analysis_power",
+    "analysis_sample_size",
     "analyze",
     "analyze_arrays",
     "analyze_columns",
+    "combine_covariates",
     "mde_at_n",
     "parse_analysis_input",
     "parse_power_input",
+    "plan_analysis",
     "power",
     "power_at_n",
     "sample_size_per_variant",

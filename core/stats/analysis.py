@@ -86,28 +86,37 @@ def _finite_or_none(arr: npt.NDArray[np.float64]) -> list[float | None]:
     return out
 
 
-_RESULT_FIELDS = frozenset(MetricResult.model_fields)
-_RISK_FIELDS = frozenset(Risk.model_fields)
+_RESULT_FIELDS = set(MetricResult.model_fields)
+_RISK_FIELDS = set(Risk.model_fields)
 
 
-def _trusted_many(cls: type[_M], dicts: list[dict[str, Any]], fields: frozenset[str]) -> list[_M]:
+def _trusted_many(cls: type[_M], dicts: list[dict[str, Any]], fields: set[str]) -> list[_M]:
     """Models from values the engine computed (already the right types), skipping validation.
 
     This is what ``model_construct`` does, minus its per-call bookkeeping, with the four slot
     writes of each object driven by ``map`` (C-level iteration): building 20,000 results with
-    validation costs ~10x the analysis itself, and a Python loop over them ~1.5x.
+    validation costs ~10x the analysis itself, and a Python loop over them ~1.5x. Each object gets
+    its own mutable fields-set (as ``model_construct`` gives it): pydantic adds to it on attribute
+    assignment and ``model_copy(update=...)``.
     """
     count = len(dicts)
     objs = list(map(cls.__new__, repeat(cls, count)))
     set_ = object.__setattr__
     deque(map(set_, objs, repeat("__dict__", count), dicts), maxlen=0)
-    deque(map(set_, objs, repeat("__pydantic_fields_set__", count), repeat(fields, count)), maxlen=0)
+    field_sets = map(set.copy, repeat(fields, count))
+    deque(map(set_, objs, repeat("__pydantic_fields_set__", count), field_sets), maxlen=0)
     deque(map(set_, objs, repeat("__pydantic_extra__", count), repeat(None, count)), maxlen=0)
     deque(map(set_, objs, repeat("__pydantic_private__", count), repeat(None, count)), maxlen=0)
     return objs
 
 
-def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bayes: bool) -> list[MetricResult]:
+def _results(
+    res: engine.ArrayResults,
+    adjusted: npt.NDArray[np.float64],
+    *,
+    bayes: bool,
+    adjusted_ci: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+) -> list[MetricResult]:
     """Result models from the array grids, row-major (metric, then variant).
 
     Errored results are NaN in every array, so every column maps NaN/inf to None in one vectorised
@@ -121,6 +130,13 @@ def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bay
         _finite_or_none(a) for a in (res.estimate, res.std_error, res.ci_lower, res.ci_upper, res.p_value,
                                      adjusted, res.chance_to_win, res.risk_control, res.risk_variant))
     ci: list[tuple[float | None, float | None] | None] = list(zip(lo, hi, strict=True))
+    nan = np.full(res.estimate.shape, np.nan)
+    cm, vm = (_finite_or_none(nan if a is None else a) for a in (res.control_mean, res.variant_mean))
+    adj_ci: list[tuple[float | None, float | None] | None] = [None] * count
+    if adjusted_ci is not None:
+        alo, ahi = (_finite_or_none(a) for a in adjusted_ci)
+        for i in np.flatnonzero(~np.isnan(adjusted_ci[0].ravel())).tolist():
+            adj_ci[i] = (alo[i], ahi[i])
     risk: list[Risk | None]
     if bayes:
         risk_dicts = [{"control": c, "variant": v} for c, v in zip(rc, rv, strict=True)]
@@ -134,8 +150,10 @@ def _results(res: engine.ArrayResults, adjusted: npt.NDArray[np.float64], *, bay
         ci[i], risk[i], error[i] = None, None, messages[int(codes[i])]
     dicts = [
         {"metric": m, "variant": v, "estimate": e, "std_error": s, "ci": c, "p_value": pv,
-         "adjusted_p_value": a, "chance_to_win": w, "risk": r, "error": x}
-        for m, v, e, s, c, pv, a, w, r, x in zip(metrics, variants, est, se, ci, p, adj, ctw, risk, error, strict=True)
+         "adjusted_p_value": a, "adjusted_ci": ac, "chance_to_win": w, "risk": r, "control_mean": mc,
+         "variant_mean": mv, "error": x}
+        for m, v, e, s, c, pv, a, ac, w, r, mc, mv, x in zip(
+            metrics, variants, est, se, ci, p, adj, adj_ci, ctw, risk, cm, vm, error, strict=True)
     ]
     return _trusted_many(MetricResult, dicts, _RESULT_FIELDS)
 
@@ -157,7 +175,9 @@ def _analyze(inp: AnalysisInput | dict[str, Any]) -> AnalysisOutput:
     res = engine.compute(cells, parsed.settings, cuped, ckind)
     settings = parsed.settings
     adjusted = np.full(res.p_value.shape, np.nan)
+    adjusted_ci = None
     if settings.correction != "none" and settings.method != "bayesian":
         adjusted = adjust_pvalues(res.p_value, settings.correction)
-    results = _results(res, adjusted, bayes=settings.method == "bayesian")
+        adjusted_ci = engine.adjusted_interval(res, settings, adjusted)
+    results = _results(res, adjusted, bayes=settings.method == "bayesian", adjusted_ci=adjusted_ci)
     return AnalysisOutput.model_construct(srm=srm, results=results)

@@ -66,6 +66,12 @@ class ColumnarResults:
     risk_variant: MaskedFloats
     error: npt.NDArray[np.object_]
     error_code: npt.NDArray[np.int64]
+    # The interval at the adjusted verdict's level (excludes 0 iff adjusted_p_value < alpha); masked
+    # without a correction, and where a bound is unbounded (one-sided).
+    adjusted_ci_lower: MaskedFloats
+    adjusted_ci_upper: MaskedFloats
+    control_mean: MaskedFloats  # CUPED-adjusted / post-stratified means the effect compares
+    variant_mean: MaskedFloats
     srm: SrmResult | None = None
 
     def to_results(self) -> list[MetricResult]:
@@ -88,9 +94,18 @@ class ColumnarResults:
             risk_control=nan_filled(self.risk_control),
             risk_variant=nan_filled(self.risk_variant),
             error=self.error_code,
+            control_mean=nan_filled(self.control_mean),
+            variant_mean=nan_filled(self.variant_mean),
         )
+        adjusted_ci = None
+        present = ~np.ma.getmaskarray(self.adjusted_p_value)
+        if present.any():
+            # a masked bound of a present interval is an unbounded one
+            adjusted_ci = (np.where(present, self.adjusted_ci_lower.filled(-np.inf), np.nan),
+                           np.where(present, self.adjusted_ci_upper.filled(np.inf), np.nan))
         with gc_paused():
-            return _results(arrays, nan_filled(self.adjusted_p_value), bayes=self.method == "bayesian")
+            return _results(arrays, nan_filled(self.adjusted_p_value), bayes=self.method == "bayesian",
+                            adjusted_ci=adjusted_ci)
 
     def to_output(self) -> AnalysisOutput:
         """The row-form :class:`AnalysisOutput` (srm and results) of this analysis."""
@@ -215,6 +230,7 @@ def analyze_columns(
     quantile: float | Sequence[float | None] | FloatArray | None = None,
     units: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
     weights: Sequence[float] | FloatArray | None = None,
+    margin: float | Sequence[float | None] | FloatArray | None = None,
 ) -> ColumnarResults:
     """Analyse every metric x variant against control from per-field grids of sufficient statistics.
 
@@ -223,13 +239,16 @@ def analyze_columns(
     nested lists) or flat metric-major arrays of ``len(metrics) * len(variants)`` values. ``kind``,
     ``inverse`` and ``quantile`` (the level of quantile metrics) are one value for all metrics or one
     per metric. ``units``/``weights`` (one per variant) feed the sample-ratio-mismatch test.
+    ``margin`` (one value or one per metric, None for none) makes a metric's test one-sided
+    non-inferiority, as ``MetricInput.margin``.
     Post-stratified metrics are not supported here (use :func:`analyze` with ``strata``).
 
     Raises :class:`StatsInputError` naming metric, variant and field, with the messages of the JSON
     path for the same mistake.
     """
     with gc_paused():
-        return _analyze_columns(stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights)
+        return _analyze_columns(stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights,
+                                margin)
 
 
 def _analyze_columns(
@@ -243,6 +262,7 @@ def _analyze_columns(
     quantile: float | Sequence[float | None] | FloatArray | None,
     units: Sequence[int] | npt.NDArray[np.integer[Any]] | None,
     weights: Sequence[float] | FloatArray | None,
+    margin: float | Sequence[float | None] | FloatArray | None = None,
 ) -> ColumnarResults:
     from dataeng_agents.core.stats.analysis import check_settings, srm_of
 
@@ -318,11 +338,28 @@ def _analyze_columns(
         inverse=inverse_flags,
         quantile_level=qlevel,
         slots=slots,
+        margin=_margins(margin, metric_names),
     )
     srm = srm_of(header)
     cuped, ckind = engine.validate(cells)
     res = engine.compute(cells, header.settings, cuped, ckind)
     return columnar_results(res, header.settings, srm)
+
+
+def _margins(margin: float | Sequence[float | None] | FloatArray | None, metric_names: list[str]) -> FloatArray | None:
+    if margin is None:
+        return None
+    values = _per_metric(margin, len(metric_names), "margin")
+    out = np.full(len(metric_names), np.nan)
+    for mi, value in enumerate(values):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise StatsInputError("Input should be a valid number", metric=metric_names[mi], field="margin")
+        if not 0 < float(value) < np.inf:
+            raise StatsInputError("Input should be greater than 0", metric=metric_names[mi], field="margin")
+        out[mi] = float(value)
+    return out if np.isfinite(out).any() else None
 
 
 def _kinds_and_levels(
@@ -359,9 +396,13 @@ def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: 
     shape = res.estimate.shape
     bayes = settings.method == "bayesian"
     if settings.correction != "none" and not bayes:
-        adjusted = _masked(adjust_pvalues(res.p_value, settings.correction))
+        adjusted_p = adjust_pvalues(res.p_value, settings.correction)
+        adjusted = _masked(adjusted_p)
+        adj_lo, adj_hi = (_masked(a) for a in engine.adjusted_interval(res, settings, adjusted_p))
     else:
         adjusted = _fully_masked(shape)
+        adj_lo, adj_hi = _fully_masked(shape), _fully_masked(shape)
+    nan = np.full(shape, np.nan)
     messages = np.array([None, *(engine.ERROR_MESSAGES[c] for c in sorted(engine.ERROR_MESSAGES))], dtype=object)
     return ColumnarResults(
         metric_names=res.metric_names,
@@ -378,5 +419,9 @@ def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: 
         risk_variant=_masked(res.risk_variant) if bayes else _fully_masked(shape),
         error=messages[res.error],
         error_code=res.error,
+        adjusted_ci_lower=adj_lo,
+        adjusted_ci_upper=adj_hi,
+        control_mean=_masked(nan if res.control_mean is None else res.control_mean),
+        variant_mean=_masked(nan if res.variant_mean is None else res.variant_mean),
         srm=srm,
     )

@@ -79,12 +79,15 @@ ERR_ZERO_CONTROL_MEAN = 2
 ERR_ZERO_DENOMINATOR = 3
 ERR_QUANTILE_EVENTS = 4
 ERR_NUMERIC = 5
+ERR_TOO_FEW = 6
 ERROR_MESSAGES: dict[int, str] = {
     ERR_ZERO_VARIANCE: "zero variance: the effect's standard error is 0, so no test or interval is defined",
     ERR_ZERO_CONTROL_MEAN: "the control mean is 0, so a relative lift is undefined (use difference=absolute)",
     ERR_ZERO_DENOMINATOR: "a ratio denominator sums to 0 in an arm, so the ratio is undefined",
     ERR_QUANTILE_EVENTS: "too few events to estimate the quantile's variance",
     ERR_NUMERIC: "the statistic is numerically undefined for these sums",
+    ERR_TOO_FEW: "not enough data: an arm has fewer units than settings.min_units, or (a proportion) fewer "
+    "conversions or non-conversions than settings.min_conversions",
 }
 
 
@@ -104,6 +107,8 @@ class CellArrays:
     # Index of each field's grid along the first axis of ``values``. The columnar path stores only the
     # fields it was given plus one all-NaN grid that every absent field maps to: fewer pages to touch.
     slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_F))
+    # (metrics,) non-inferiority margin (positive, on the effect's scale), NaN where none; None: no margins.
+    margin: FloatArray | None = None
 
 
 @dataclass
@@ -121,6 +126,19 @@ class ArrayResults:
     risk_control: FloatArray
     risk_variant: FloatArray
     error: IntArray  # ERR_* codes
+    # Means of the compared arms on the metric's scale: CUPED-adjusted (centred on the pair's pooled
+    # covariate mean) and post-stratified, i.e. the means the effect is the difference/ratio of.
+    control_mean: FloatArray | None = None
+    variant_mean: FloatArray | None = None
+    # The test's own scale (the log ratio for a relative lift, else the estimate itself), kept so an
+    # interval at another level (a multiple-testing-adjusted one) can be derived consistently.
+    test_estimate: FloatArray | None = None
+    test_std_error: FloatArray | None = None
+    test_dof: FloatArray | None = None  # frequentist
+    test_units: FloatArray | None = None  # sequential: units of both arms
+    log_scale: BoolArray | None = None
+    # Per comparison 0 two-sided, 1 greater, 2 less where metrics carry non-inferiority margins.
+    alternative_grid: IntArray | None = None
 
 
 def _raise_at(cells: CellArrays, bad: BoolArray, field: str, message: str, rows: Rows | None = None) -> None:
@@ -158,6 +176,7 @@ def collect(inp: AnalysisInput) -> CellArrays:
     kinds = np.empty(len(inp.metrics), dtype=np.int64)
     inverse = np.zeros(len(inp.metrics), dtype=np.bool_)
     qlevel = np.full(len(inp.metrics), np.nan)
+    margins = np.array([np.nan if m.margin is None else m.margin for m in inp.metrics], dtype=np.float64)
     for mi, m in enumerate(inp.metrics):
         if m.name in seen:
             raise StatsInputError("metric name is used twice", metric=m.name, field="name")
@@ -183,6 +202,7 @@ def collect(inp: AnalysisInput) -> CellArrays:
         kind=kinds,
         inverse=inverse,
         quantile_level=qlevel,
+        margin=margins if np.isfinite(margins).any() else None,
     )
 
 
@@ -554,6 +574,9 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
 
 def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray, ss: FloatArray,
                     field: str) -> None:
+    _raise_at(cells, ~np.isfinite(ss * n) | ~np.isfinite(s * s), field,
+              "overflows double precision in the variance (sums near 1e154 or above): rescale the metric, e.g. "
+              "to thousands", rows)
     centred = ss * n - s * s
     scale = np.maximum(np.abs(ss * n), s * s)
     _raise_at(cells, centred < -_VAR_TOL * scale - 1e-300, field,
@@ -563,6 +586,8 @@ def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray,
 def _check_covariance(cells: CellArrays, rows: Rows, n: FloatArray, s1: FloatArray, ss1: FloatArray,
                       s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
     # Cauchy-Schwarz on the centred sums, each centred sum widened by its own rounding tolerance.
+    _raise_at(cells, ~np.isfinite(sp * n) | ~np.isfinite(s1 * s2), field,
+              "overflows double precision in the covariance (sums near 1e154 or above): rescale the metric", rows)
     c12 = sp * n - s1 * s2
     v1 = np.maximum(ss1 * n - s1 * s1, 0.0) + _VAR_TOL * np.maximum(np.abs(ss1 * n), s1 * s1)
     v2 = np.maximum(ss2 * n - s2 * s2, 0.0) + _VAR_TOL * np.maximum(np.abs(ss2 * n), s2 * s2)
@@ -636,7 +661,14 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             nc = nn[cu]
             xs = vc[sl["covariate_sum"]]
             xbar[ci] = xs / nc
-            varx[ci] = _var_from_sums(nc, xs, vc[sl["covariate_sum_squares"]])
+            xss = vc[sl["covariate_sum_squares"]]
+            varx[ci] = _var_from_sums(nc, xs, xss)
+            if kname == "proportion":
+                # gbstats reads a proportion's covariate (its pre-period conversion) as a proportion:
+                # variance p(1-p), not the n-1 sample variance; a 0/1 covariate has xss == xs.
+                binary = xss == xs
+                xp = xs / nc
+                varx[ci] = np.where(binary, xp * (1.0 - xp), varx[ci])
             cyx = _cov_from_sums(nc, s[cu], xs, vc[sl["sum_product_covariate"]])
             if kname == "ratio":
                 # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
@@ -687,6 +719,8 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
             pj = sj / nj
             post_var = np.where(kind == _KIND_CODE["proportion"], pj * (1 - pj), _var_from_sums(nj, sj, ssj))
             pre_var = _var_from_sums(nj, xj, xssj)
+            pxj = xj / nj
+            pre_var = np.where((kind == _KIND_CODE["proportion"]) & (xssj == xj), pxj * (1 - pxj), pre_var)
             joint_theta = np.where((pre_var > 0) & (post_var > 0), _cov_from_sums(nj, sj, xj, spj) / pre_var, 0.0)
             # A ratio has no joint sums of its influence function; pool the per-arm moments instead.
             w = nn - 1.0
@@ -702,9 +736,14 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
         vxc = arm.varx[:, c : c + 1]
         cxc = arm.covx[:, c : c + 1]
         if cu.size:
-            mean_a = mc - theta * xc
+            # Centred on the pair's pooled covariate mean, so an adjusted mean stays on the metric's
+            # scale (what a report shows, and what the log ratio of a relative lift needs); the
+            # difference of the adjusted means is gbstats' either way.
+            nc_ = arm.n[:, c : c + 1]
+            xpool = (nc_ * xc + arm.n * arm.xbar) / (nc_ + arm.n)
+            mean_a = mc - theta * (xc - xpool)
             var_a = vc + theta**2 * vxc - 2.0 * theta * cxc
-            mean_b = arm.mean - theta * arm.xbar
+            mean_b = arm.mean - theta * (arm.xbar - xpool)
             var_b = arm.var + theta**2 * arm.varx - 2.0 * theta * arm.covx
         else:  # theta is 0 everywhere: the adjustment is the identity (skips eight temporary grids)
             mean_a, var_a = np.broadcast_to(mc, arm.mean.shape), np.broadcast_to(vc, arm.var.shape)
@@ -800,21 +839,36 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
     alpha = settings.alpha
     relative = settings.difference == "relative"
     err = pm.err.copy()
+    log_scale: BoolArray | None = None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # Per-arm parts of the estimator's variance (absolute scale): the Welch dof are built from them.
+        vb, va = pm.var_b / pm.n_b, pm.var_a / pm.n_a
         if relative:
             denom = np.abs(pm.raw_a)
             est = (pm.mean_b - pm.mean_a) / denom
             var = pm.var_b / (pm.raw_a**2 * pm.n_b) + pm.var_a * pm.raw_b**2 / (pm.raw_a**4 * pm.n_a)
             err = np.where((err == 0) & (pm.raw_a == 0), ERR_ZERO_CONTROL_MEAN, err)
+            if settings.relative_method == "log" and settings.method != "bayesian":
+                # The lift's test and interval on log(mean_t / mean_c) (delta method), mapped back by
+                # exp(x) - 1: an interval that cannot cross -100%, and a statistic that is antisymmetric
+                # in the arms (the linear delta method's variance shrinks with the treatment mean, so
+                # at small counts it calls "worse" far more often than "better" on A/A data).
+                log_scale = (pm.mean_a > 0) & (pm.mean_b > 0)
+                if log_scale.any():
+                    lb, la = vb / pm.mean_b**2, va / pm.mean_a**2
+                    est = np.where(log_scale, np.log(pm.mean_b) - np.log(pm.mean_a), est)
+                    var = np.where(log_scale, lb + la, var)
+                    vb, va = np.where(log_scale, lb, vb), np.where(log_scale, la, va)
+                else:
+                    log_scale = None
         else:
             est = pm.mean_b - pm.mean_a
-            var = pm.var_b / pm.n_b + pm.var_a / pm.n_a
+            var = vb + va
         se = np.sqrt(var)
         err = np.where((err == 0) & ~(se > 0), ERR_ZERO_VARIANCE, err)
         nan = np.full(est.shape, np.nan)
         lo, hi, p, ctw, rc, rv = nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
         if settings.method == "frequentist":
-            vb, va = pm.var_b / pm.n_b, pm.var_a / pm.n_a
             dof = (vb + va) ** 2 / (vb**2 / (pm.n_b - 1.0) + va**2 / (pm.n_a - 1.0))
             t = est / se
             if settings.alternative == "two-sided":
@@ -830,9 +884,25 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
                     p = special.stdtr(dof, t)
                     lo, hi = np.full(est.shape, -np.inf), est + half
         elif settings.method == "sequential":
+            dof = None
             lo, hi, p = _sequential(est, se, pm.n_a + pm.n_b, settings)
         else:
+            dof = None
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
+        if cells.margin is not None:
+            if settings.method == "bayesian":
+                raise StatsInputError("a non-inferiority margin needs the frequentist or sequential method",
+                                      metric=cells.metric_names[int(np.flatnonzero(np.isfinite(cells.margin))[0])],
+                                      field="margin")
+            lo, hi, p, alternative_grid = _non_inferiority(cells, settings, est, se, dof, pm.n_a + pm.n_b,
+                                                           log_scale, lo, hi, p)
+        else:
+            alternative_grid = None
+        test_est, test_se = est, se
+        if log_scale is not None:
+            est, se, lo, hi = _from_log_scale(log_scale, est, se, lo, hi)
+        if settings.min_units or settings.min_conversions:
+            err = np.where((err == 0) & _too_few(cells, settings)[:, keep], ERR_TOO_FEW, err)
     out = ArrayResults(
         metric_names=cells.metric_names,
         variant_names=[cells.variant_names[j] for j in keep],
@@ -845,9 +915,149 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
         risk_control=rc,
         risk_variant=rv,
         error=err,
+        control_mean=np.array(pm.mean_a, dtype=np.float64),
+        variant_mean=np.array(pm.mean_b, dtype=np.float64),
+        test_estimate=test_est,
+        test_std_error=test_se,
+        test_dof=dof,
+        test_units=pm.n_a + pm.n_b,
+        log_scale=log_scale,
+        alternative_grid=alternative_grid,
     )
     _finalise_errors(out, settings)
     return out
+
+
+def adjusted_interval(
+    res: ArrayResults, settings: AnalysisSettings, adjusted: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Intervals consistent with multiple-testing-adjusted verdicts (NaN where there is none).
+
+    Each comparison's interval is recomputed at the level ``alpha * p / adjusted_p`` (the level at
+    which its own test rejects exactly when the adjusted p-value is below alpha): it excludes 0 iff
+    the adjusted p-value is below alpha, for Holm and BH alike. Where p underflows to 0 the
+    Bonferroni level alpha/m is used. Same test, same scale (log ratio for a relative lift) as the
+    unadjusted interval; for the sequential method the same mixture (rho tuned for alpha).
+    """
+    nan = np.full(res.estimate.shape, np.nan)
+    est, se = res.test_estimate, res.test_std_error
+    if est is None or se is None or settings.method == "bayesian":
+        return nan, nan.copy()
+    alpha = settings.alpha
+    tested = np.isfinite(adjusted) & np.isfinite(res.p_value)
+    m = max(int(tested.sum()), 1)
+    if res.alternative_grid is not None:
+        alt = res.alternative_grid
+    else:
+        alt = np.full(est.shape, _ALTERNATIVE_CODE[settings.alternative], dtype=np.int64)
+    two_sided = alt == 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        level = np.where((res.p_value > 0) & (adjusted > 0), alpha * res.p_value / adjusted, alpha / m)
+        level = np.where(tested, np.minimum(level, alpha), np.nan)
+        if settings.method == "frequentist":
+            assert res.test_dof is not None
+            half = special.stdtrit(res.test_dof, 1.0 - np.where(two_sided, level / 2.0, level)) * se
+        else:
+            assert res.test_units is not None
+            n = res.test_units
+            s2 = se**2 * n
+            rho2 = sequential_rho(alpha, settings.sequential_tuning, two_sided=True)
+            nr2 = n * rho2**2
+            half2 = np.sqrt(s2 * 2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / level) / (n * rho2) ** 2)
+            rho1 = sequential_rho(alpha, settings.sequential_tuning, two_sided=False)
+            nr1 = n * rho1**2
+            half1 = np.sqrt(s2 * 2.0 * (nr1 + 1.0) / (n * rho1) ** 2 * np.log(1.0 + np.sqrt(nr1 + 1.0) / (2.0 * level)))
+            half = np.where(two_sided, half2, half1)
+        lo = np.where(alt == 2, -np.inf, est - half)
+        hi = np.where(alt == 1, np.inf, est + half)
+        if res.log_scale is not None:
+            _, _, lo_l, hi_l = _from_log_scale(res.log_scale, est, se, lo, hi)
+            lo, hi = lo_l, hi_l
+    bad = ~tested | (res.error != 0)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def _non_inferiority(
+    cells: CellArrays,
+    settings: AnalysisSettings,
+    est: FloatArray,
+    se: FloatArray,
+    dof: FloatArray | None,
+    n: FloatArray,
+    log_scale: BoolArray | None,
+    lo: FloatArray,
+    hi: FloatArray,
+    p: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Metrics with a margin get a one-sided test of "not worse than the margin" instead.
+
+    H0: effect <= -margin (effect >= +margin for an ``inverse`` metric), on the effect's scale: a
+    relative margin of 2% is tested as log(1 - 0.02) (log(1.02)) where the lift is on the log ratio.
+    The interval is the one-sided interval of that direction, at the same level.
+    """
+    assert cells.margin is not None
+    margin = cells.margin[:, None]
+    has = np.broadcast_to(np.isfinite(margin), est.shape)
+    lower_better = np.broadcast_to(cells.inverse[:, None], est.shape)
+    null = np.where(lower_better, margin, -margin)
+    if log_scale is not None:
+        null = np.where(log_scale, np.log1p(np.maximum(null, -1.0 + 1e-300)), null)
+    null = np.where(has, null, 0.0)
+    out_lo, out_hi, out_p = lo.copy(), hi.copy(), p.copy()
+    global_code = _ALTERNATIVE_CODE[settings.alternative]
+    alt = np.where(has, np.where(lower_better, 2, 1), global_code).astype(np.int64)
+    for greater in (True, False):
+        rows = has & (lower_better != greater)
+        if not rows.any():
+            continue
+        one = settings.model_copy(update={"alternative": "greater" if greater else "less"})
+        shifted = est - null
+        if settings.method == "frequentist":
+            assert dof is not None
+            t = shifted / se
+            half = t_quantile(dof, 1.0 - settings.alpha) * se
+            p_one = special.stdtr(dof, -t) if greater else special.stdtr(dof, t)
+            lo_one = est - half if greater else np.full(est.shape, -np.inf)
+            hi_one = np.full(est.shape, np.inf) if greater else est + half
+        else:
+            lo_one, hi_one, _ = _sequential(est, se, n, one)
+            _, _, p_one = _sequential(shifted, se, n, one)
+        out_lo = np.where(rows, lo_one, out_lo)
+        out_hi = np.where(rows, hi_one, out_hi)
+        out_p = np.where(rows, p_one, out_p)
+    return out_lo, out_hi, out_p, alt
+
+
+_ALTERNATIVE_CODE = {"two-sided": 0, "greater": 1, "less": 2}
+
+
+def _from_log_scale(
+    on_log: BoolArray, est: FloatArray, se: FloatArray, lo: FloatArray, hi: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Lift, its delta-method standard error and interval from log-ratio values where ``on_log``.
+
+    An infinite bound (a one-sided test) stays infinite: -inf is "unbounded", not a lift of -100%.
+    """
+    lift = np.expm1(est)
+    lo_lift = np.where(np.isneginf(lo), -np.inf, np.expm1(lo))
+    return (np.where(on_log, lift, est), np.where(on_log, (lift + 1.0) * se, se),
+            np.where(on_log, lo_lift, lo), np.where(on_log, np.expm1(hi), hi))
+
+
+def _too_few(cells: CellArrays, settings: AnalysisSettings) -> BoolArray:
+    """(metrics, variants): an arm below ``min_units`` units, or a proportion arm with fewer than
+    ``min_conversions`` successes or failures, has too little data for the normal approximation
+    every test here relies on; its comparisons (and all of control's) are "not enough data"."""
+    sl = cells.slots
+    n = cells.values[sl["n"]]
+    count = np.where((cells.kind[cells.cell_metric] == _KIND_CODE["proportion"])[:, None],
+                     np.minimum(cells.values[sl["sum"]], n - cells.values[sl["sum"]]), np.inf)
+    if len(cells.cell_metric) != len(cells.metric_names):  # strata: the metric's totals decide
+        starts = np.flatnonzero(np.r_[True, cells.cell_metric[1:] != cells.cell_metric[:-1]])
+        n = np.add.reduceat(n, starts, axis=0)
+        count = np.add.reduceat(count, starts, axis=0)
+    few: BoolArray = (n < settings.min_units) | (count < settings.min_conversions)
+    return few | few[:, cells.control : cells.control + 1]
 
 
 def _sequential(
@@ -960,5 +1170,6 @@ def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
     if not bad.any():
         return
     for arr in (out.estimate, out.std_error, out.ci_lower, out.ci_upper, out.p_value, out.chance_to_win,
-                out.risk_control, out.risk_variant):
-        arr[bad] = np.nan
+                out.risk_control, out.risk_variant, out.control_mean, out.variant_mean):
+        if arr is not None:
+            arr[bad] = np.nan

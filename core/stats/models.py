@@ -81,6 +81,9 @@ class AnalysisSettings(BaseModel):
     prior: PriorInput | None = None
     correction: Correction = "none"
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    relative_method: Literal["log", "delta"] = "log"
+    min_units: int = Field(default=0, ge=0)
+    min_conversions: int = Field(default=150, ge=0)
 
 
 class VariantStats(BaseModel):
@@ -127,6 +130,9 @@ class MetricInput(BaseModel):
     kind: MetricKind
     inverse: bool = False
     quantile: float | None = Field(default=None, gt=0, lt=1, description="Quantile level of a quantile metric.")
+    margin: float | None = Field(
+        default=None, gt=0, description="Non-inferiority margin (a guardrail): test one-sided that the metric is "
+        "not worse than this (a fraction for a relative lift, metric units for an absolute difference).")
     stats: dict[str, VariantStats] | None = None
     strata: list[StratumInput] | None = None
 
@@ -168,8 +174,14 @@ class MetricResult(BaseModel):
     ci: tuple[float | None, float | None] | None = None
     p_value: float | None = None
     adjusted_p_value: float | None = None
+    adjusted_ci: tuple[float | None, float | None] | None = Field(
+        default=None, description="The interval at the level the adjusted verdict uses: it excludes 0 exactly "
+        "when adjusted_p_value < alpha. Null without a correction.")
     chance_to_win: float | None = None
     risk: Risk | None = None
+    control_mean: float | None = Field(default=None, description="Control mean the effect compares against "
+                                       "(CUPED-adjusted and post-stratified when those apply).")
+    variant_mean: float | None = Field(default=None, description="The variant's mean, adjusted likewise.")
     error: str | None = None
 
     @property
@@ -203,6 +215,12 @@ class PowerInput(BaseModel):
     power: float = Field(default=0.8, gt=0, lt=1)
     variants: int = Field(default=2, ge=2)
     n_per_variant: int | None = Field(default=None, ge=2)
+    method: Literal["frequentist", "sequential"] | None = Field(
+        default=None, description="Size for this analysis (None: the spotify-confidence fixed-horizon convention).")
+    difference: Difference = "relative"
+    tests: int | None = Field(default=None, ge=1, description="Holm family size (default: variants - 1).")
+    sequential_tuning: float = Field(default=5000, gt=0)
+    min_conversions: int = Field(default=150, ge=0)
 
 
 class PowerOutput(BaseModel):
@@ -212,6 +230,23 @@ class PowerOutput(BaseModel):
     total: int
     mde: float | None = None
     power: float | None = None
+    method: str | None = None
+    tests: int | None = None
+
+
+class AnalysisPlan(BaseModel):
+    """A sample size sized for the analysis that will be run (see ``stats.power.plan_analysis``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_variant: int
+    total: int
+    power: float  # achieved at per_variant (>= the target)
+    method: str
+    tests: int  # Holm family size
+    alpha_per_test: float  # Holm's first step
+    critical_z: float  # |z| the comparison must pass at the planned size
+    days: float | None = None
 
 
 def _loc_to_error(raw: Any, loc: tuple[int | str, ...], message: str) -> StatsInputError:

@@ -162,9 +162,12 @@ class DbApiWarehouse:
         try:
             cur = conn.cursor()
             try:
+                explicit = _begin_read_only(conn, cur, self._dialect)
                 cur.execute(sql)
                 columns = [d[0] for d in cur.description]
                 records = cur.fetchall()
+                if explicit:
+                    cur.execute("ROLLBACK")
             finally:
                 cur.close()
             _end_transaction(conn)
@@ -182,6 +185,29 @@ class DbApiWarehouse:
 
     def __repr__(self) -> str:
         return f"DbApiWarehouse(dialect={self._dialect!r})"
+
+
+# Dialects whose transactions can be made read-only with standard SQL: an analysis (its `sql:`
+# sources and `value:` expressions are user SQL) then cannot write - nextval(), INSERT in a CTE,
+# a volatile function with side effects all fail instead of leaving changes behind (a sequence is not
+# rolled back by a rollback).
+_READ_ONLY_DIALECTS = frozenset({"postgres", "redshift"})
+
+
+def _begin_read_only(conn: Any, cur: Any, dialect: str) -> bool:
+    """Make the transaction the query runs in read-only; True when an explicit block was opened.
+
+    In a DB-API transaction (autocommit off) ``SET TRANSACTION READ ONLY`` is the first statement of
+    the implicit transaction; on an autocommit connection each statement would be its own
+    transaction, so an explicit ``BEGIN READ ONLY`` block is opened (and rolled back after).
+    """
+    if dialect not in _READ_ONLY_DIALECTS:
+        return False
+    if getattr(conn, "autocommit", False):
+        cur.execute("BEGIN READ ONLY")
+        return True
+    cur.execute("SET TRANSACTION READ ONLY")
+    return False
 
 
 def _end_transaction(conn: Any) -> None:
@@ -225,6 +251,8 @@ class SqlAlchemyWarehouse:
     def query(self, sql: str) -> list[Row]:
         try:
             with self.engine.connect() as conn:
+                if self._dialect in _READ_ONLY_DIALECTS:
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement: see DbApiWarehouse
                 # exec_driver_sql: no bind-parameter parsing of ':' in literals
                 result = conn.exec_driver_sql(sql)
                 columns = list(result.keys())
@@ -238,9 +266,43 @@ class SqlAlchemyWarehouse:
         return f"SqlAlchemyWarehouse(dialect={self._dialect!r})"
 
 
-def _duckdb_path(rest: str, base_dir: str | None) -> str:
-    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb
-    path = rest[1:] if rest.startswith("/") else rest
+class SparkWarehouse:
+    """A Spark session (``pyspark.sql.SparkSession``, Databricks Connect): queries run through
+    ``session.sql`` in the ``spark`` dialect, results collected to the driver (one row per group).
+
+    :param session: the ``SparkSession``; the caller owns it (it is never stopped here).
+    :param dialect: the sqlglot dialect of the SQL to emit (``spark`` or ``databricks``).
+
+    Spark SQL has no read-only transaction: give the session a role that can only read.
+    """
+
+    def __init__(self, session: Any, dialect: str = "spark") -> None:
+        if not hasattr(session, "sql"):
+            raise WarehouseError("SparkWarehouse needs a SparkSession (an object with .sql())")
+        self.session = session
+        self._dialect = dialect
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def query(self, sql: str) -> list[Row]:
+        try:
+            frame = self.session.sql(sql)
+            columns = list(frame.columns)
+            records = [tuple(row) for row in frame.collect()]
+        except Exception as exc:
+            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+        return _rows(columns, records)
+
+    def __repr__(self) -> str:
+        return f"SparkWarehouse(dialect={self._dialect!r})"
+
+
+def _duckdb_path(rest: str, base_dir: str | None, *, url: bool = True) -> str:
+    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb; a bare path
+    # (``url=False``) is taken as written, so /abs/x.duckdb stays absolute
+    path = rest[1:] if url and rest.startswith("/") else rest
     if path in ("", ":memory:"):
         return ":memory:"
     if not os.path.isabs(path) and base_dir:
@@ -261,7 +323,7 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
         return DuckDBWarehouse(_duckdb_path(url[len("duckdb://") :], base_dir))
     if "://" not in url:
         if url.endswith((".duckdb", ".db", ".ddb")) or url == ":memory:":
-            return DuckDBWarehouse(_duckdb_path(url, base_dir) if url != ":memory:" else url)
+            return DuckDBWarehouse(_duckdb_path(url, base_dir, url=False) if url != ":memory:" else url)
         raise WarehouseError(
             f"not a warehouse URL: {redact_url(url)} (use duckdb:///file.duckdb or postgresql://…)"
         )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import design_experiment
 from dataeng_agents.core.errors import InputError
+from dataeng_agents.core.experiment import design_experiment
 from dataeng_agents.core.report import to_markdown
 from dataeng_agents.core.stats import sample_size_per_variant
 from dataeng_agents.core.warehouse import DuckDBWarehouse

@@ -87,7 +87,9 @@ def test_starter_dag_passes_the_strict_review(name: str, tmp_path: Path) -> None
     result = review_paths([dag], profile="strict", airflow_version="3.3")
     assert result.findings == [] and result.unresolved == []
     assert result.files[0].dags == [design.spec_name]
-    assert f'schedule="{design.schedule}"' in source
+    from dataeng_agents.core.scaffold.render import PRESET_CRON
+
+    assert f'CronDataIntervalTimetable("{PRESET_CRON.get(design.schedule, design.schedule)}"' in source
 
 
 @pytest.mark.parametrize(
@@ -172,14 +174,15 @@ def test_review_narration_priorities_follow_severity(tmp_path: Path) -> None:
 def test_cli_pipeline_design(tmp_path: Path) -> None:
     from dataeng_agents.core.cli import app
 
-    out = tmp_path / "dags" / "starter.py"
-    res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "iot_kappa.yaml"), "--emit-dag", str(out),
+    out = tmp_path / "project"
+    res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "iot_kappa.yaml"), "--scaffold", str(out),
                                    "--format", "json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["recommendation"] == "kappa"
-    assert out.exists() and review_paths([out], profile="strict").findings == []
+    dag = out / "dags" / "iot_telemetry.py"
+    assert dag.exists() and review_paths([dag], profile="strict").findings == []
     res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "daily_sales_batch.yaml")])
-    assert res.exit_code == 0 and "Batch ETL/ELT" in res.output and "Assumptions" in res.output
+    assert res.exit_code == 0 and "Batch ETL/ELT" in res.output and "Cost assumptions" in res.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nsources: [{name: a, kind: ftp, volume_gb_per_day: 1}]\nsinks: []\nfreshness_slo_minutes: 5\n")
     res = CliRunner().invoke(app, ["pipeline", "design", str(bad)])

@@ -72,8 +72,12 @@ def test_generated_rule_docs_are_current(tmp_path: Path) -> None:
     from dataeng_agents.core.review import write_rule_docs
 
     committed = Path(__file__).resolve().parents[2] / "docs" / "rules"
-    for page in write_rule_docs(str(tmp_path)):
+    for page in write_rule_docs(str(tmp_path), str(FIXTURES)):
         name = Path(page).name
         assert (committed / name).read_text() == Path(page).read_text(), (
-            f"docs/rules/{name} is stale: run `dataeng pipeline rules --write-docs docs/rules`"
+            f"docs/rules/{name} is stale: run `dataeng pipeline rules --write-docs docs/rules "
+            "--examples tests/core/fixtures/review`"
         )
+        if name != "index.md":  # every rule page shows a flagged and a fixed example
+            text = Path(page).read_text()
+            assert "Flagged:" in text and "Not flagged" in text and text.count("```") == 4, name

@@ -17,7 +17,7 @@ def _prop(c: dict[str, Any], t: dict[str, Any], **settings: Any) -> dict[str, An
     return two_arm("proportion", c, t, **settings)
 
 
-OK = {"n": 1000, "sum": 100}
+OK = {"n": 2000, "sum": 200}  # above the default min_conversions (150)
 
 
 @pytest.mark.parametrize("inp,variant,field,words", [
@@ -148,3 +148,14 @@ def test_cli_missing_file_and_bad_power(tmp_path: Path) -> None:
     assert code == 2 and "baseline_mean" in err
     with pytest.raises(StatsInputError):
         power({"kind": "proportion", "baseline_mean": 0.1})
+
+
+def test_sums_that_overflow_the_variance_are_a_typed_error_not_zero_variance() -> None:
+    # Issue 13: sums of 1e200 reported "zero variance" (s*s overflowed to inf, the variance clamped to 0).
+    from dataeng_agents.core.stats import StatsInputError, analyze
+
+    inp = two_arm("mean", {"n": 1000, "sum": 1e200, "sum_squares": 1e300},
+                  {"n": 1000, "sum": 1.1e200, "sum_squares": 1e300})
+    with pytest.raises(StatsInputError, match="overflows") as info:
+        analyze(inp)
+    assert info.value.metric == "m" and info.value.variant == "control" and info.value.stat_field == "sum_squares"

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import sqlglot
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+from dataeng_agents.core.experiment import analyze_experiment
 from dataeng_agents.core.report import ExperimentReport
 from dataeng_agents.core.warehouse import DuckDBWarehouse
 from dataeng_agents.core.warehouse.runners import Row

@@ -13,14 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 BAD_FLOW = """\
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow, task
 
 
+WAREHOUSE = "postgresql://etl:s3cretPassw0rd@warehouse.internal:5432/dw"
+
+
 @task
 def extract() -> list[int]:
-    started = datetime.now()
+    started = datetime.now() - timedelta(days=1)
+    token = "ghp_Zx9YwVu8TsRq7PoNm6LkJi5HgFe4DcBa3210"
     try:
         return [started.day]
     except Exception:
@@ -59,7 +63,9 @@ def test_findings_published_and_error_fails_the_run(
         state.result()
 
     direct = review_paths([str(bad_flow_dir)])
-    assert direct.counts()["error"] == 2  # REL005 now() in a task, REL008 swallowed exception
+    # SEC001 a hard-coded URI password and a GitHub token (REL005 and REL008 are warnings in Prefect)
+    assert direct.counts()["error"] == 2
+    assert sorted(f.rule_id for f in direct.findings if f.severity.value == "error") == ["SEC001", "SEC001"]
     artifacts = run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {"nightly-flows-report", "nightly-flows-findings", "nightly-flows-html"}
     table = json.loads(str(artifacts["nightly-flows-findings"].data))
@@ -103,3 +109,30 @@ def test_our_example_flows_pass_our_own_review(prefect_server: str) -> None:
     assert len(examples) >= 3
     result = pipeline_review_flow(paths=examples, pipeline_id="prefect-examples", fail_on="error")
     assert result["findings"]["error"] == 0 and result["file_errors"] == 0
+
+
+def test_review_reads_the_project_config_and_writes_what_the_cli_prints(
+    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: with ``[tool.dataeng.review] profile = "strict"`` the task, the flow, the CLI and the
+    Airflow operator review at ``strict``, and the flow's review.md is ``dataeng review --explain -f
+    markdown``."""
+    from dataeng_agents.core.cli import app
+    from dataeng_agents.prefect_integration.flows import pipeline_review_flow
+    from dataeng_agents.prefect_integration.tasks import review_pipeline
+    from review_project import make_project
+    from typer.testing import CliRunner
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    (tmp_path / "team").mkdir()
+    dags = make_project(tmp_path / "team")
+    task_result = review_pipeline([str(dags)])
+    assert task_result.profile == "strict"
+    assert {f.severity.value for f in task_result.findings if f.rule_id == "REL003"} == {"error"}
+
+    summary = pipeline_review_flow(
+        paths=[str(dags)], pipeline_id="team", fail_on="never", report_dir=str(tmp_path / "review")
+    )
+    assert summary["profile"] == "strict"
+    explained = CliRunner().invoke(app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"])
+    assert explained.output.strip() == (tmp_path / "review" / "review.md").read_text().strip()

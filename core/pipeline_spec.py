@@ -18,6 +18,9 @@ ChangePattern = Literal["append", "upsert", "snapshot", "cdc"]
 SinkKind = Literal["warehouse", "lakehouse", "object_storage", "database", "stream", "search", "feature_store"]
 TableFormat = Literal["table", "iceberg", "delta", "hudi", "parquet", "csv", "json", "avro"]
 ConsumerKind = Literal["dashboard", "analyst", "ml_training", "ml_serving", "api", "reverse_etl", "alerting"]
+WarehouseProduct = Literal["snowflake", "bigquery", "redshift", "databricks", "postgres", "duckdb"]
+WAREHOUSE_PRODUCTS: tuple[str, ...] = ("snowflake", "bigquery", "redshift", "databricks", "postgres", "duckdb")
+SnowflakeSize = Literal["XS", "S", "M", "L", "XL", "2XL", "3XL", "4XL"]
 
 
 class Source(BaseModel):
@@ -35,7 +38,16 @@ class Source(BaseModel):
         default=None, ge=0, description="How long the source keeps history (e.g. Kafka topic retention)."
     )
     primary_key: list[str] = Field(default_factory=list)
-    event_time_field: str | None = None
+    event_time_field: str | None = Field(
+        default=None,
+        description="Column with the time of each record; the incremental watermark and the partition source.",
+    )
+    hard_deletes: bool | None = Field(
+        default=None,
+        description="Can rows disappear from the source (DELETE)? None: unknown, the design asks.",
+    )
+    avg_record_bytes: float = Field(default=1000, gt=0, description="Average size of one record, for event rates.")
+    topic: str | None = Field(default=None, description="Topic / table / endpoint name at the source.")
 
 
 class Expectation(BaseModel):
@@ -44,6 +56,7 @@ class Expectation(BaseModel):
     column: str | None = None
     check: Literal["not_null", "unique", "accepted_values", "row_count", "freshness", "range", "custom"]
     action: Literal["warn", "drop", "fail"] = "fail"
+    values: list[str] = Field(default_factory=list, description="The allowed values of an accepted_values check.")
 
 
 class Sink(BaseModel):
@@ -62,6 +75,32 @@ class Sink(BaseModel):
     expectations: list[Expectation] = Field(default_factory=list)
     contract: bool = False
     consumers: list[str] = Field(default_factory=list, description="Names of consumers that read this sink.")
+    sources: list[str] = Field(
+        default_factory=list, description="Names of the sources feeding this sink (empty: all of them)."
+    )
+    table_type: Literal["fact", "dimension", "aggregate"] | None = Field(
+        default=None,
+        description="Fact (events, partitioned by event date), dimension (no time partition) or aggregate; "
+        "None: derived from the sources' change patterns.",
+    )
+
+
+class Warehouse(BaseModel):
+    """The warehouse / query engine the sinks live in, with what its cost model needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product: WarehouseProduct
+    snowflake_size: SnowflakeSize = Field(default="S", description="Snowflake virtual warehouse size.")
+    usd_per_credit: float = Field(default=3.0, gt=0, description="Snowflake price per credit (edition/region).")
+    bigquery_pricing: Literal["on_demand", "slots"] = "on_demand"
+    bigquery_slots: int = Field(default=100, gt=0, description="Baseline slots when bigquery_pricing is slots.")
+    query_gb_scanned_per_day: float | None = Field(
+        default=None, ge=0, description="GB the consumers' queries scan per day; None: 10x the daily volume."
+    )
+    databricks_dbu_per_hour: float = Field(default=4.0, gt=0, description="DBUs per hour of the job cluster.")
+    cluster_startup_minutes: float = Field(default=5.0, ge=0, description="Job-cluster start-up, billed per run.")
+    redshift_rpu: int = Field(default=8, gt=0, description="Redshift Serverless base RPUs.")
 
 
 class Consumer(BaseModel):
@@ -122,6 +161,12 @@ class PipelineSpec(BaseModel):
     transformations: Transformations = Field(default_factory=Transformations)
     orchestrator: Literal["airflow", "prefect"] = "airflow"
     cloud: Literal["aws", "gcp", "azure"] = "aws"
+    warehouse: Warehouse | None = Field(
+        default=None, description="Warehouse product of the sinks; a plain name (`bigquery`) is accepted."
+    )
+    stream_platform: Literal["kafka", "kinesis", "pubsub", "event_hubs"] | None = Field(
+        default=None, description="Platform of the event_stream sources (None: Kafka)."
+    )
     staging: bool = Field(default=True, description="Raw data lands in a staging/bronze area first.")
     planned_mode: Literal["batch", "micro_batch", "streaming"] | None = Field(
         default=None, description="The processing mode already chosen (reviewed against the SLO)."
@@ -129,18 +174,47 @@ class PipelineSpec(BaseModel):
     batch_interval_minutes: float | None = Field(default=None, gt=0)
     expected_runtime_minutes: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _warehouse_by_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("warehouse"), str):
+            data = {**data, "warehouse": {"product": data["warehouse"]}}
+        return data
+
     @model_validator(mode="after")
     def _consumers_exist(self) -> PipelineSpec:
         names = {c.name for c in self.consumers}
+        sources = {s.name for s in self.sources}
+        named: list[tuple[str, list[str]]] = [("sources", [s.name for s in self.sources]),
+                                              ("sinks", [k.name for k in self.sinks])]
+        for label, item_names in named:
+            seen: set[str] = set()
+            for i, item_name in enumerate(item_names):
+                if item_name in seen:
+                    raise ValueError(f"{label}[{i}].name: duplicate name {item_name!r}")
+                seen.add(item_name)
         for i, sink in enumerate(self.sinks):
             for j, c in enumerate(sink.consumers):
                 if names and c not in names:
                     raise ValueError(f"sinks[{i}].consumers[{j}]: unknown consumer {c!r}")
+            for j, src in enumerate(sink.sources):
+                if src not in sources:
+                    raise ValueError(f"sinks[{i}].sources[{j}]: unknown source {src!r}")
         return self
 
     @property
     def total_gb_per_day(self) -> float:
         return sum(s.volume_gb_per_day for s in self.sources)
+
+    def sources_of(self, sink: Sink) -> list[Source]:
+        """The sources feeding ``sink``: those it names, else all of them."""
+        if not sink.sources:
+            return list(self.sources)
+        return [s for s in self.sources if s.name in sink.sources]
+
+    def sink_gb_per_day(self, sink: Sink) -> float:
+        """Daily volume written to ``sink``: the sum of its own sources, not of the whole pipeline."""
+        return sum(s.volume_gb_per_day for s in self.sources_of(sink))
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

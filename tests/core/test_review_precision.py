@@ -1,0 +1,288 @@
+"""Issue 14: false errors and silent gaps seen on other people's DAGs and flows, one test each."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from dataeng_agents.core.review import ReviewResult, review_paths
+from dataeng_agents.core.review.models import Severity
+
+HEADER = """\
+from datetime import datetime, timedelta
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+"""
+
+
+def _review(tmp_path: Path, source: str, name: str = "dag.py", **kw: object) -> ReviewResult:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return review_paths([path], **kw)  # type: ignore[arg-type]
+
+
+def _hits(result: ReviewResult, rule: str) -> list[str]:
+    return [f.message for f in result.findings if f.rule_id == rule]
+
+
+# ------------------------------------------------------------------ SEC001
+def test_sec001_kubernetes_secret_references_and_key_paths_are_not_secrets(tmp_path: Path) -> None:
+    result = _review(tmp_path, HEADER + '''
+from airflow.providers.cncf.kubernetes.secret import Secret
+from airflow.providers.ssh.hooks.ssh import SSHHook
+
+secret_env = Secret(deploy_type="env", deploy_target="DB_PASSWORD", secret="airflow-secrets", key="password")
+hook = SSHHook(ssh_conn_id="box", key_file="/root/.ssh/id_rsa")
+ssh_private_key = "/root/.ssh/id_rsa"
+password_conn_id = "warehouse"
+token = "{{ var.value.api_token }}"
+''')
+    assert _hits(result, "SEC001") == []
+
+
+@pytest.mark.parametrize("line", [
+    'STRIPE = "sk_live_51Habcdefghijklmnopqrstuvwx"',
+    'headers = {"Authorization": "Bearer 8f3a9c2e7b1d4f6a0c5e9b2d7f1a3c8e"}',
+    'hook = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx"',
+    'cmd = BashOperator(task_id="dump", bash_command="mysqldump -u root -pS3cr3tPass db > /tmp/x.sql")',
+    'gh = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"',
+    'resp = requests.get("https://api.example.com", auth=("admin", "hunter2hunter2"))',
+    'URI = "postgresql://etl:pa55word@db.internal:5432/dw"',
+])
+def test_sec001_finds_value_shaped_secrets_whatever_the_name(tmp_path: Path, line: str) -> None:
+    result = _review(tmp_path, HEADER + "import requests\n\n" + line + "\n")
+    assert len(_hits(result, "SEC001")) == 1, [f.message for f in result.findings]
+
+
+def test_sec001_in_a_prefect_flow(tmp_path: Path) -> None:
+    result = _review(tmp_path, '''
+from prefect import flow, task
+
+@task(retries=2, timeout_seconds=60)
+def call() -> None:
+    client(api_key="sk-proj-abcdefghijklmnopqrstuvwxyz0123456789AB")
+
+@flow
+def main() -> None:
+    call()
+''', name="flow.py")
+    assert len(_hits(result, "SEC001")) == 1
+
+
+# ------------------------------------------------------------------ DAG arguments through **kwargs / factories
+def test_sch007_dag_passed_through_kwargs(tmp_path: Path) -> None:
+    result = _review(tmp_path, HEADER + '''
+dag = DAG("etl", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+common = {"dag": dag, "retries": 3}
+BashOperator(task_id="a", bash_command="echo a", **common)
+''')
+    assert [m for m in _hits(result, "SCH007") if "outside any DAG" in m] == []
+
+
+FACTORY = HEADER + '''
+default_args = {"owner": "data-team", "retries": 0}
+
+
+def create_dag(dag_id, schedule, args):
+    dag = DAG(dag_id, schedule=schedule, default_args=args, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+              catchup=False)
+    with dag:
+        BashOperator(task_id="load", bash_command="echo {{ ds }}")
+    return dag
+
+
+for name in ["orders", "users"]:
+    globals()[name] = create_dag(name, "@daily", {"owner": "data-team", "retries": 10})
+'''
+
+
+def test_local_factory_parameters_are_not_the_module_defaults(tmp_path: Path) -> None:
+    result = _review(tmp_path, FACTORY)
+    assert result.files[0].dags == ["create_dag()"]
+    assert _hits(result, "REL001") == []  # default_args is the factory's parameter: unknown, not retries=0
+    assert any(u.rule_id == "REL001" for u in result.unresolved)
+
+
+@pytest.mark.parametrize("source", [
+    "from airflow.sdk import DAG\nfrom common.factory import create_dag\n\ndag = create_dag('orders', '@daily')\n",
+    "from gusty import create_dags\nimport airflow\n\ncreate_dags('/dags/gusty', globals())\n",
+    ("from airflow.sdk import DAG\nfrom cosmos import DbtTaskGroup, ProjectConfig\n\n"
+     "with DAG('dbt', schedule='@daily', catchup=False, tags=['dbt'], description='x') as dag:\n"
+     "    DbtTaskGroup(group_id='models', project_config=ProjectConfig('/dbt'))\n"),
+    ("from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
+     "dbt_dag = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'), schedule='@daily')\n"),
+])
+def test_dag_factories_are_reported_as_not_fully_resolved(tmp_path: Path, source: str) -> None:
+    result = _review(tmp_path, source)
+    assert result.files[0].status == "reviewed"
+    opaque = [u for u in result.unresolved if u.rule_id == "*"]
+    assert opaque and "not reviewed statically" in opaque[0].reason
+    assert result.summary()["unresolved"] >= 1
+
+
+def test_cosmos_dbt_dag_is_a_dag(tmp_path: Path) -> None:
+    result = _review(tmp_path, "from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
+                               "d = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'))\n")
+    assert result.files[0].dags == ["dbt_daily"]
+    assert _hits(result, "SCH001")  # no schedule: it is a DAG like any other
+
+
+# ------------------------------------------------------------------ files that hang or hide
+@pytest.mark.timeout(30)
+def test_fifo_and_device_named_py_are_errors_not_hangs(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.py")
+    os.symlink("/dev/zero", tmp_path / "zero.py")
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    result = review_paths([tmp_path])
+    errors = {Path(f.path).name: f.error for f in result.files if f.status == "error"}
+    assert set(errors) == {"pipe.py", "zero.py"}
+    assert "FIFO" in (errors["pipe.py"] or "") and "device" in (errors["zero.py"] or "")
+    assert result.exit_code("never") == 0 and result.exit_code("error") == 1
+    direct = review_paths([tmp_path / "pipe.py"])  # also when named directly
+    assert direct.files[0].status == "error"
+
+
+def test_unreadable_subdirectory_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "dag.py").write_text("x = 1\n")
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:  # root reads any folder: simulate chmod 000
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = review_paths([tmp_path])
+    errors = [f for f in result.files if f.status == "error"]
+    assert [Path(f.path).name for f in errors] == ["locked"] and "cannot list" in (errors[0].error or "")
+    assert result.exit_code() == 1
+
+
+# ------------------------------------------------------------------ stable ids
+def test_finding_ids_do_not_depend_on_line_numbers(tmp_path: Path) -> None:
+    source = HEADER + '''
+DAG_ID = "orders"
+with DAG(DAG_ID, schedule="@daily", start_date=datetime(2024, 1, 1)) as dag:
+    BashOperator(task_id="load", bash_command="echo")
+    BashOperator(task_id="load", bash_command="echo")
+'''
+    before = _review(tmp_path, source)
+    after = _review(tmp_path, "# a comment\n\n" + source)
+    assert before.files[0].dags == ["orders"]
+    assert {f.id for f in before.findings} == {f.id for f in after.findings}
+    assert [f.line + 2 for f in before.findings] == [f.line for f in after.findings]
+
+
+# ------------------------------------------------------------------ severity by target version
+def test_severity_depends_on_the_target_version(tmp_path: Path) -> None:
+    source = HEADER + '''
+with DAG("legacy", schedule_interval="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
+    BashOperator(task_id="load", bash_command="echo")
+'''
+    old = _review(tmp_path, source, airflow_version="2.10")
+    new = _review(tmp_path, source, airflow_version="3.3")
+    assert {f.severity for f in old.findings if f.rule_id == "SCH005"} == {Severity.warn}
+    assert {f.severity for f in new.findings if f.rule_id == "SCH005"} == {Severity.error}
+    assert old.exit_code("error") == 0
+
+
+def test_from_airflow_import_dag_is_fine_on_airflow_3(tmp_path: Path) -> None:
+    result = _review(tmp_path, "from airflow import DAG\nfrom airflow.operators.bash import BashOperator\n")
+    assert [f.subject for f in result.findings if f.rule_id == "SCH008"] == ["airflow.operators.bash.BashOperator"]
+
+
+def test_obs004_sees_doc_md_and_reads_well(tmp_path: Path) -> None:
+    documented = _review(tmp_path, HEADER + '''
+dag = DAG("etl", schedule=None, tags=["x"], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"))
+dag.doc_md = __doc__
+''')
+    assert _hits(documented, "OBS004") == []
+    bare = _review(tmp_path, HEADER + 'dag = DAG("etl", schedule=None)\n')
+    assert _hits(bare, "OBS004") == ["DAG 'etl' has no tags and no description"]
+
+
+def test_rel008_is_a_warning(tmp_path: Path) -> None:
+    from dataeng_agents.core.review import RULES
+
+    assert RULES["REL008"].severity is Severity.warn
+
+
+# ------------------------------------------------------------------ Prefect
+def test_prefect_1_max_retries_and_dataframe_returns(tmp_path: Path) -> None:
+    result = _review(tmp_path, '''
+import pandas as pd
+from prefect import Flow, task
+
+@task(max_retries=3, timeout=600)
+def extract():
+    return pd.read_csv("s3://bucket/orders.csv")
+''', name="flow.py")
+    assert _hits(result, "PFT001") == [] and _hits(result, "PFT002") == []
+    assert _hits(result, "PERF007") == []
+
+
+def test_plain_insert_in_a_prefect_task(tmp_path: Path) -> None:
+    result = _review(tmp_path, '''
+from prefect import task
+
+@task(retries=2, timeout_seconds=60)
+def load(conn):
+    conn.execute("INSERT INTO sales SELECT * FROM staging_sales")
+''', name="flow.py")
+    assert len(_hits(result, "REL006")) == 1
+
+
+# ------------------------------------------------------------------ SARIF
+def test_sarif_marks_a_file_that_could_not_be_reviewed(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("from airflow.sdk import DAG\nwith DAG(:\n")
+    sarif = review_paths([tmp_path]).to_sarif()
+    run = sarif["runs"][0]
+    assert run["invocations"][0]["executionSuccessful"] is False
+    (res,) = [r for r in run["results"] if r["ruleId"] == "REVIEW-ERROR"]
+    assert res["level"] == "error" and res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("broken.py")
+    assert run["tool"]["driver"]["rules"][res["ruleIndex"]]["id"] == "REVIEW-ERROR"
+    json.dumps(sarif)
+
+
+# ------------------------------------------------------------------ recall
+def test_catchup_backlog(tmp_path: Path) -> None:
+    result = _review(tmp_path, HEADER + '''
+with DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2016, 1, 1, tz="UTC"), catchup=True,
+         max_active_runs=1) as dag:
+    BashOperator(task_id="load", bash_command="echo")
+''')
+    (msg,) = _hits(result, "SCH010")
+    assert "2016-01-01" in msg and "more than 10,000 runs" in msg
+
+
+def test_blocking_past_without_alerting(tmp_path: Path) -> None:
+    result = _review(tmp_path, HEADER + '''
+with DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False,
+         default_args={"depends_on_past": True, "wait_for_downstream": True}) as dag:
+    BashOperator(task_id="load", bash_command="echo")
+''')
+    assert len(_hits(result, "REL012")) == 1
+
+
+def test_xcom_push_of_a_query_result_and_now_in_a_template(tmp_path: Path) -> None:
+    result = _review(tmp_path, HEADER + '''
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+from airflow.sdk import task
+
+with DAG("x", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
+    @task
+    def extract(ti=None):
+        ti.xcom_push(key="rows", value=PostgresHook("pg").get_records("select * from orders"))
+
+    BashOperator(task_id="stamp", bash_command="echo {{ macros.datetime.now() }}")
+    extract()
+''')
+    assert len(_hits(result, "PERF007")) == 1
+    assert any("template" in m for m in _hits(result, "REL005"))
