@@ -14,15 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-from dataeng_agents.core.warehouse import (
-    DuckDBWarehouse,
-    ExperimentConfig,
-    build_experiment_query,
-    parse_rows,
-)
+from dataeng_agents.core.experiment import ExperimentConfig, analyze_experiment, build_experiment_query
+from dataeng_agents.core.experiment.aggregates import parse_rows
+from dataeng_agents.core.warehouse import DuckDBWarehouse
 from dataeng_agents.core.warehouse.runners import SparkWarehouse
-from test_experiment_support import TABLE_DDL, demo_config, sample
+from test_experiment_support import demo_config, sample
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,8 @@ def spark_and_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     root = tmp_path_factory.mktemp("spark")
     s = sample(root, users=4000, seed=11)
     con = duckdb.connect(s.path, read_only=True)
-    for table in TABLE_DDL:
+    tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    for table in tables:
         con.execute(f"COPY {table} TO '{root / table}.parquet' (FORMAT parquet)")
     con.close()
     spark = (SparkSession.builder.master("local[1]").appName("dataeng-tests")
@@ -47,7 +44,7 @@ def spark_and_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
              .config("spark.sql.shuffle.partitions", "2").config("spark.driver.memory", "512m")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
-    for table in TABLE_DDL:
+    for table in tables:
         spark.read.parquet(str(root / f"{table}.parquet")).createOrReplaceTempView(table)
     try:
         yield spark, s.path
