@@ -137,7 +137,12 @@ class ExperimentWarehouse(Block):
     sqlalchemy_connector: SqlAlchemyConnector | None = Field(
         default=None,
         title="SQLAlchemy Connector",
-        description="A prefect-sqlalchemy connector (synchronous driver) whose engine runs the queries.",
+        description=(
+            "A prefect-sqlalchemy connector (synchronous driver) whose engine runs the queries. For "
+            "PostgreSQL type the driver 'postgresql+psycopg' (psycopg 3, what the postgres extra "
+            "installs); a 'postgresql+psycopg2' choice is switched to psycopg 3 when psycopg2 is not "
+            "installed."
+        ),
     )
 
     @model_validator(mode="after")
@@ -156,9 +161,33 @@ class ExperimentWarehouse(Block):
         from dataeng_agents.core.warehouse import DuckDBWarehouse, SqlAlchemyWarehouse
 
         if self.sqlalchemy_connector is not None:
-            return SqlAlchemyWarehouse(self.sqlalchemy_connector.get_engine())
+            return SqlAlchemyWarehouse(self._connector_with_installed_driver().get_engine())
         assert self.duckdb_path is not None
         return DuckDBWarehouse(self.duckdb_path)
+
+    def _connector_with_installed_driver(self) -> SqlAlchemyConnector:
+        """The connector, its PostgreSQL driver switched to psycopg 3 when psycopg2 is missing.
+
+        prefect-sqlalchemy's form lists ``postgresql+psycopg2`` (not psycopg 3) among its drivers,
+        while this package's ``postgres`` extra installs psycopg 3.
+        """
+        import importlib.util
+
+        connector = self.sqlalchemy_connector
+        assert connector is not None
+        info = connector.connection_info
+        driver = getattr(info, "driver", None)
+        name = str(getattr(driver, "value", driver) or "")
+        if (
+            name.startswith("postgresql+psycopg2")
+            and importlib.util.find_spec("psycopg2") is None
+            and importlib.util.find_spec("psycopg") is not None
+        ):
+            info = info.model_copy(update={"driver": "postgresql+psycopg"})  # type: ignore[union-attr]
+            fields = {name: getattr(connector, name) for name in type(connector).model_fields}
+            # a new block, so block_initialization renders the engine URL with the new driver
+            return type(connector)(**{**fields, "connection_info": info})
+        return connector
 
     def describe(self) -> str:
         """A secret-free description of the source, safe for logs and artifacts."""
@@ -178,7 +207,8 @@ class AgentSettings(Block):
     Without ``anthropic_credentials`` the template narrator writes the prose offline, for free.
 
     Attributes:
-        persona: The agent persona (``data-engineer`` or ``backend-architect``).
+        persona: The agent persona (``data-engineer``, ``backend-architect``, a persona file), or
+            ``auto``: chosen by domain (designs and API/serving questions: backend-architect).
         model: The Claude model id.
         max_usd: The most one run may spend, in US dollars.
         max_tokens: The most tokens one run may use.
@@ -204,8 +234,11 @@ class AgentSettings(Block):
     _logo_url = LOGO_URL  # type: ignore[assignment]
 
     persona: str = Field(
-        default="data-engineer",
-        description="The agent persona that writes the prose: data-engineer, backend-architect or a persona file.",
+        default="auto",
+        description=(
+            "The agent persona that writes the prose: data-engineer, backend-architect, a persona file, "
+            "or auto (by domain: designs and API/serving questions go to backend-architect)."
+        ),
     )
     model: str | None = Field(
         default=None,
@@ -254,6 +287,8 @@ class AgentSettings(Block):
     def _known_persona(cls, value: str) -> str:
         from dataeng_agents.core.agents.persona import load_persona
 
+        if value == "auto":
+            return value
         try:
             load_persona(value)
         except Exception as exc:  # ConfigError naming the known personas
@@ -266,7 +301,7 @@ class AgentSettings(Block):
             return self.model
         from dataeng_agents.core.agents.persona import load_persona
 
-        return str(load_persona(self.persona).resolved_model)
+        return str(load_persona("data-engineer" if self.persona == "auto" else self.persona).resolved_model)
 
     def cache_identity(self) -> dict[str, Any]:
         """What makes two answers interchangeable (no secrets): the persona (its name and the hash
@@ -274,13 +309,14 @@ class AgentSettings(Block):
         and the output limit. Without credentials the template writes the prose: model "template"."""
         import hashlib
 
-        from dataeng_agents.core.agents.persona import load_persona
+        from dataeng_agents.core.agents.persona import list_personas, load_persona
         from dataeng_agents.core.agents.prompting import PROMPT_VERSION
 
-        persona = load_persona(self.persona)
+        personas = list_personas() if self.persona == "auto" else [load_persona(self.persona)]
+        prompts = "\n".join(f"{p.name}:{p.system_prompt}" for p in personas)
         return {
-            "persona": persona.name,
-            "persona_sha256": hashlib.sha256(persona.system_prompt.encode()).hexdigest(),
+            "persona": self.persona if self.persona == "auto" else personas[0].name,
+            "persona_sha256": hashlib.sha256(prompts.encode()).hexdigest(),
             "prompt_version": PROMPT_VERSION,
             "model": self.resolved_model() if self.anthropic_credentials is not None else "template",
             "max_output_tokens": self.max_output_tokens,

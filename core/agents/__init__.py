@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataeng_agents.core.agents.ask import context_facts, question_task
+from dataeng_agents.core.agents.ask import context_facts, question_task, write_context_files
 from dataeng_agents.core.agents.batch import (
     BatchNarration,
     BatchNotReadyError,
@@ -18,7 +18,12 @@ from dataeng_agents.core.agents.batch import (
     poll_batch,
     submit_or_attach_many,
 )
-from dataeng_agents.core.agents.narrator import ClaudeNarrator, narrator_from_env, template_fallback
+from dataeng_agents.core.agents.narrator import (
+    ClaudeNarrator,
+    narrator_from_env,
+    route_persona,
+    template_fallback,
+)
 from dataeng_agents.core.agents.persona import (
     PERSONAS_ENV,
     Persona,
@@ -27,6 +32,7 @@ from dataeng_agents.core.agents.persona import (
     parse_persona,
 )
 from dataeng_agents.core.llm.ledger import BatchLedger, InMemoryLedger, JsonFileLedger, LedgerEntry
+from dataeng_agents.core.narrative import NarrationSettings
 
 __all__ = [
     "PERSONAS_ENV",
@@ -38,6 +44,7 @@ __all__ = [
     "InMemoryLedger",
     "JsonFileLedger",
     "LedgerEntry",
+    "NarrationSettings",
     "Persona",
     "apoll_batch",
     "context_facts",
@@ -48,6 +55,8 @@ __all__ = [
     "parse_persona",
     "poll_batch",
     "question_task",
+    "route_persona",
     "submit_or_attach_many",
     "template_fallback",
+    "write_context_files",
 ]

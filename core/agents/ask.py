@@ -1,8 +1,18 @@
-"""``dataeng agent ask``: a free question to a persona, with optional context files."""
+"""``dataeng agent ask``: a free question to a persona, with optional context files.
+
+Context files are read, redacted by the one secret detector and capped at
+``SafetyLimits.max_context_file_chars`` (20,000) here, before anything else holds them; the model
+reads the first 4,000 characters of each in the results and the rest with the ``read_text`` tool.
+Orchestrators that turn XComs or task results into context files use :func:`write_context_files`:
+the files are created ``0600`` in a ``0700`` folder and hold redacted text only.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,36 @@ def context_facts(paths: list[str | os.PathLike[str]], limits: SafetyLimits | No
             }
         )
     return {"context": items}
+
+
+def write_context_files(folder: str | os.PathLike[str], items: Mapping[str, Any]) -> list[str]:
+    """Write each ``items`` value (text, or JSON of anything else) as a redacted context file.
+
+    The folder is created ``0700`` and each file ``0600`` (written to a temporary name, then renamed),
+    so neither other users of the host nor a reader of a half-written file ever see a secret.
+    Returns the paths, in ``items`` order.
+    """
+    target = Path(folder)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(target, 0o700)
+    paths: list[str] = []
+    for name, value in items.items():
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True, default=str)
+        safe_name = re.sub(r"[^\w.\-]", "_", str(name))[:100] or "context"
+        suffix = "" if "." in safe_name else (".txt" if isinstance(value, str) else ".json")
+        path = target / f"{safe_name}{suffix}"
+        tmp = target / f".{safe_name}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(redact(text))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.chmod(path, 0o600)
+        paths.append(str(path))
+    return paths
 
 
 def question_task(persona: str, question: str, context: list[str | os.PathLike[str]] | None = None) -> NarrationTask[AgentAnswer]:

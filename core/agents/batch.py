@@ -31,7 +31,13 @@ from datetime import UTC, datetime
 from typing import Any, Generic
 
 import anthropic
-from dataeng_agents.core.agents.narrator import template_fallback, with_provenance
+from dataeng_agents.core.agents.narrator import (
+    AUTO_PERSONA,
+    client_max_retries,
+    task_persona,
+    template_fallback,
+    with_provenance,
+)
 from dataeng_agents.core.agents.persona import Persona, load_persona
 from dataeng_agents.core.agents.prompting import PROMPT_VERSION, PreparedTask, prepare
 from dataeng_agents.core.errors import BudgetExceededError, DataengError
@@ -190,7 +196,7 @@ class BatchNarration(Generic[NarrativeT]):
         max_output_tokens: int,
         prices: PriceTable,
         budget: Budget,
-        retry: RetryPolicy,
+        retry: RetryPolicy | None,
     ) -> None:
         self.prepared: PreparedTask[NarrativeT] = prepared
         self.task: NarrationTask[NarrativeT] = prepared.task
@@ -199,11 +205,16 @@ class BatchNarration(Generic[NarrativeT]):
         self.max_output_tokens = max_output_tokens
         self.prices = prices
         self.budget = budget
+        #: ``None``: the policy of the client each call gets (its ``max_retries``)
         self.retry = retry
         self.custom_id = custom_id_for(prepared, model, max_output_tokens)
         runner = ToolLoopRunner(None, model=model, prices=prices, max_output_tokens=max_output_tokens)
         self.params: dict[str, Any] = runner.request(
-            prepared.system, [], self.task.output_model, [{"role": "user", "content": [{"type": "text", "text": prepared.user}]}]
+            prepared.system,
+            [],
+            self.task.output_model,
+            [{"role": "user", "content": [{"type": "text", "text": prepared.user}]}],
+            cache_messages=False,  # one turn: a breakpoint on it would never be read
         )
         self.usage = RunUsage(model=model)
 
@@ -222,15 +233,20 @@ class BatchNarration(Generic[NarrativeT]):
         persona_dirs: list[str | os.PathLike[str]] | None = None,
     ) -> BatchNarration[NarrativeT]:
         """Build the request for ``task`` (pure: no API call). Same task in, same ``custom_id`` out."""
-        p = persona if isinstance(persona, Persona) else load_persona(persona or task.persona, persona_dirs)
+        if isinstance(persona, str) and persona == AUTO_PERSONA:
+            persona = None
+        p = persona if isinstance(persona, Persona) else load_persona(persona or task_persona(task), persona_dirs)
         return cls(
             prepare(task, p, inline=True),
             model=model or p.resolved_model,
             max_output_tokens=max_output_tokens or p.max_output_tokens,
             prices=prices or PriceTable.load(),
             budget=Budget(max_usd=max_usd, max_tokens=max_tokens),
-            retry=retry or RetryPolicy(),
+            retry=retry,
         )
+
+    def _policy(self, client: Any) -> RetryPolicy:
+        return self.retry if self.retry is not None else RetryPolicy(max_retries=client_max_retries(client))
 
     def request(self) -> dict[str, Any]:
         """The ``batches.create`` request item: ``{"custom_id", "params"}``."""
@@ -253,7 +269,9 @@ class BatchNarration(Generic[NarrativeT]):
                 self.usage, estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True)
             )
             c = without_sdk_retries(client)
-            batch = retry_call(lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self.retry)
+            batch = retry_call(
+                lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self._policy(client)
+            )
             ledger.put(
                 LedgerEntry(
                     custom_id=self.custom_id,
@@ -294,10 +312,10 @@ class BatchNarration(Generic[NarrativeT]):
             batch_id = entry.batch_id
         c = without_sdk_retries(client)
         try:
-            status = _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), self.retry))
+            status = _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), self._policy(client)))
             if not status.ended:
                 raise BatchNotReadyError(f"batch {batch_id} is {status.processing_status}; poll until it has ended")
-            found = retry_call(lambda: self._find_result(c, batch_id), self.retry)
+            found = retry_call(lambda: self._find_result(c, batch_id), self._policy(client))
         except (RetriesExhausted, anthropic.APIError) as exc:
             if isinstance(exc, anthropic.NotFoundError) and ledger is not None:
                 ledger.discard(self.custom_id)  # the batch is gone (deleted, or its results expired)
@@ -319,7 +337,10 @@ class BatchNarration(Generic[NarrativeT]):
         if answer is not None:
             return with_provenance(
                 answer,
-                NarrationProvenance(narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict()),
+                NarrationProvenance(
+                    narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                    request_ids=list(self.usage.request_ids),
+                ),
             )
         if not repair:
             return self.fallback(f"rejected answer: {problem}")
@@ -347,7 +368,7 @@ class BatchNarration(Generic[NarrativeT]):
             model=self.model,
             prices=self.prices,
             budget=self.budget,
-            retry=self.retry,
+            retry=self._policy(client),
             max_iterations=1,
             max_output_tokens=self.max_output_tokens,
             max_repairs=0,
@@ -387,7 +408,10 @@ class BatchNarration(Generic[NarrativeT]):
             return self.fallback(f"rejected answer after repair: {problem}; then {outcome.failure}")
         return with_provenance(
             outcome.answer,
-            NarrationProvenance(narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict()),
+            NarrationProvenance(
+                narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                request_ids=list(self.usage.request_ids),
+            ),
         )
 
     def _usage_dict(self) -> dict[str, float]:

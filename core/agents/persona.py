@@ -6,7 +6,7 @@ A persona file looks like::
     name: data-engineer
     description: One line for `dataeng agent personas`.
     model: default            # or a model id such as claude-sonnet-5-5
-    tools: [list_results, get_result, get_review_findings]
+    tools: [list_results, get_result, get_review_findings]   # omit: every tool; []: none
     max_output_tokens: 2048   # optional
     max_iterations: 6         # optional
     ---
@@ -44,7 +44,9 @@ class Persona(BaseModel):
     name: str
     description: str
     model: str = "default"
-    tools: tuple[str, ...] = ()
+    #: the read-only tools it may call; ``None`` (key omitted): every tool; ``()``: none (all the
+    #: facts are then put in the first message). An unknown name is an error.
+    tools: tuple[str, ...] | None = None
     max_output_tokens: int = Field(default=2048, gt=0, le=128_000)
     max_iterations: int = Field(default=6, gt=0, le=50)
     system_prompt: str
@@ -55,6 +57,18 @@ class Persona(BaseModel):
     def _valid_name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("lower-case letters, digits, '-' or '_' (at most 63 characters)")
+        return v
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from dataeng_agents.core.agents.tools import TOOL_NAMES
+
+        if v is None:
+            return v
+        unknown = [t for t in v if t not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(map(repr, unknown))}; known: {', '.join(TOOL_NAMES)}")
         return v
 
     @property
@@ -78,6 +92,8 @@ def parse_persona(text: str, source: str) -> Persona:
     if not body:
         raise ConfigError(f"{source}: system_prompt", "the persona has no system prompt after the front matter")
     data: dict[str, Any] = {**meta, "system_prompt": body, "source": source}
+    if "tools" in data and data["tools"] is None:
+        data["tools"] = ()  # "tools:" with nothing after it: no tools, as written
     if isinstance(data.get("tools"), list):
         data["tools"] = tuple(str(t) for t in data["tools"])
     try:

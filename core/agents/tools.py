@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dataeng_agents.core.llm.runner import Tool
-from dataeng_agents.core.llm.safety import SafetyLimits, dump_for_model
+from dataeng_agents.core.llm.safety import SafetyLimits, dump_for_model, read_page
 
 # tool name -> (facts keys it shows, description)
 SECTION_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -37,7 +37,9 @@ SECTION_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "get_context": (("context",), "Context files the user attached to the question."),
 }
-GENERIC = ("list_results", "get_result", "get_section")
+GENERIC = ("list_results", "get_result", "get_section", "read_text")
+#: every tool name a persona file may list
+TOOL_NAMES: tuple[str, ...] = (*GENERIC, *SECTION_VIEWS)
 
 
 def _find_id(obj: Any, wanted: str) -> Any:
@@ -82,17 +84,25 @@ def overview(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def fact_tools(
-    facts: dict[str, Any], allowed: tuple[str, ...] | None, limits: SafetyLimits | None = None, *, sanitized: bool = False
+    facts: dict[str, Any],
+    allowed: tuple[str, ...] | None,
+    limits: SafetyLimits | None = None,
+    *,
+    sanitized: bool = False,
+    pages: dict[str, str] | None = None,
 ) -> list[Tool]:
-    """The tools a persona may use over ``facts`` (``allowed=None``: every tool).
+    """The tools a persona may use over ``facts`` (``allowed=None``: every tool; ``()``: none).
 
     ``sanitized=True``: ``facts`` already came out of :func:`~dataeng_agents.core.llm.safety.sanitize`
     (what the narrator passes), so results are only capped and wrapped, not sanitised again.
+    ``pages`` holds the long texts cut in the views (filled by ``sanitize``, and here by tool
+    results longer than ``max_result_chars``); ``read_text`` pages through them.
     """
     limits = limits or SafetyLimits()
+    pages = {} if pages is None else pages
 
     def dump(obj: Any, source: str) -> str:
-        return dump_for_model(obj, source, limits, sanitized=sanitized)
+        return dump_for_model(obj, source, limits, sanitized=sanitized, pages=pages)
 
     def ok(name: str) -> bool:
         return allowed is None or name in allowed
@@ -153,6 +163,32 @@ def fact_tools(
                     "additionalProperties": False,
                 },
                 get_section,
+            )
+        )
+    if ok("read_text"):
+
+        def read_text(inp: dict[str, Any]) -> str:
+            return read_page(pages, str(inp.get("ref", "")), int(inp.get("offset", 0) or 0), int(inp.get("limit", limits.max_page_chars) or limits.max_page_chars), limits)
+
+        tools.append(
+            Tool(
+                "read_text",
+                (
+                    "Read a long text that a result view cut (a context file, a docstring, a large result): "
+                    f"pass the ref and offset its '[truncated ... read_text(...)]' notice names; at most "
+                    f"{limits.max_page_chars} characters per call."
+                ),
+                {
+                    "type": "object",
+                    "properties": {
+                        "ref": {"type": "string"},
+                        "offset": {"type": "integer", "minimum": 0},
+                        "limit": {"type": "integer", "minimum": 1, "maximum": limits.max_page_chars},
+                    },
+                    "required": ["ref"],
+                    "additionalProperties": False,
+                },
+                read_text,
             )
         )
     for name, (keys, description) in SECTION_VIEWS.items():

@@ -51,7 +51,14 @@ def ask_command(
     usage = p.usage or {}
     footer = f"{p.narrator} · {p.persona or persona} · {p.model or '-'}"
     if usage:
-        footer += f" · ${usage.get('usd', 0.0):.4f} · {int(usage.get('input_tokens', 0))} in / {int(usage.get('output_tokens', 0))} out tokens"
+        cached = int(usage.get("cache_read_tokens", 0))
+        written = int(usage.get("cache_write_tokens", 0))
+        footer += (
+            f" · ${usage.get('usd', 0.0):.4f} · {int(usage.get('input_tokens', 0))} in"
+            f" (+{cached} cached, +{written} cache-written) / {int(usage.get('output_tokens', 0))} out tokens"
+        )
+    if p.request_ids:
+        footer += f" · request {p.request_ids[-1]}"
     if p.fallback_reason:
         footer += f" · fallback: {p.fallback_reason}"
     console.print(f"[dim]{footer}[/dim]")
@@ -62,6 +69,7 @@ def ask_command(
 def personas_command(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """List the personas (packaged and from $DATAENG_PERSONAS_DIR)."""
     from dataeng_agents.core.agents import list_personas
+    from dataeng_agents.core.agents.tools import TOOL_NAMES
     from rich.console import Console
     from rich.table import Table
 
@@ -70,7 +78,7 @@ def personas_command(as_json: Annotated[bool, typer.Option("--json", help="Print
         typer.echo(
             json.dumps(
                 [
-                    {"name": p.name, "description": p.description, "model": p.resolved_model, "tools": list(p.tools), "source": p.source}
+                    {"name": p.name, "description": p.description, "model": p.resolved_model, "tools": list(TOOL_NAMES if p.tools is None else p.tools), "source": p.source}
                     for p in personas
                 ],
                 indent=2,

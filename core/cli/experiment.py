@@ -31,20 +31,20 @@ _OUT = typer.Option("--out", "-o", help=f"Report directory (default: ./{DEFAULT_
 _FORMATS = typer.Option("--format", "-f", help="Comma-separated report formats: json,md,html.")
 
 
-def narrator() -> Any:
-    """``narrator_from_env()``, without importing the anthropic SDK when no key is configured."""
+def narrator(max_usd: float | None = None) -> Any:
+    """``narrator_from_env()``: the settings are validated first (a bad ``DATAENG_AGENT_*`` value is an
+    ``InputError``, so exit 2 before anything is computed); without a key the template narrator,
+    without importing the anthropic SDK."""
     import os
 
-    if (
-        not os.environ.get("ANTHROPIC_API_KEY")
-        or os.environ.get("DATAENG_NARRATOR", "").lower() == "template"
-    ):
-        from dataeng_agents.core.narrative import TemplateNarrator
+    from dataeng_agents.core.narrative import NarrationSettings, TemplateNarrator
 
+    settings = NarrationSettings.from_env()
+    if settings.narrator == "template" or (settings.narrator == "auto" and not os.environ.get("ANTHROPIC_API_KEY")):
         return TemplateNarrator()
     from dataeng_agents.core.agents import narrator_from_env
 
-    return narrator_from_env()
+    return narrator_from_env(max_usd=max_usd)
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -78,6 +78,10 @@ def analyze_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the compact summary as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    max_usd: Annotated[
+        float | None,
+        typer.Option("--max-usd", min=0, help="Most the narration may cost, in USD (default $DATAENG_AGENT_MAX_USD)."),
+    ] = None,
 ) -> None:
     """Analyse an experiment in its warehouse, write the report, print the decision."""
     formats = _formats(fmt)
@@ -89,10 +93,11 @@ def analyze_command(
         from dataeng_agents.core.experiment import analyze_experiment, load_experiment_config
         from dataeng_agents.core.report import write_report
 
+        story = narrator(max_usd)  # before any query: bad narration settings change no result
         cfg = load_experiment_config(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
         report = analyze_experiment(
-            cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
+            cfg, warehouse, data_interval=interval, narrator=story, progress=progress
         )
         paths = write_report(report, out or str(Path(DEFAULT_OUT_ROOT) / cfg.id), formats)
         if as_json:

@@ -72,6 +72,11 @@ def design_command(
 
     console = Console()
     err = Console(stderr=True)
+    narrator = None
+    if explain:  # narration settings are checked before anything is computed
+        from dataeng_agents.core.agents import narrator_from_env
+
+        narrator = narrator_from_env()
     draft = None
     if is_sentence(spec):
         draft = draft_spec(spec, _client_from_env(), max_usd=max_usd)
@@ -89,11 +94,7 @@ def design_command(
         from dataeng_agents.core.scaffold import scaffold_project
 
         scaffold_project(draft.spec if draft else Path(spec), design).write(scaffold, overwrite=force)
-    advice = None
-    if explain:
-        from dataeng_agents.core.agents import narrator_from_env
-
-        advice = narrate_design(design, narrator_from_env())
+    advice = narrate_design(design, narrator) if narrator is not None else None
     if output_format is DesignFormat.json:
         doc = design.model_dump(mode="json")
         if draft is not None:

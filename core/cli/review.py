@@ -82,6 +82,7 @@ def review_command(
                 console.print(f"\n[bold]{advice.summary}[/bold]")
                 for i, p in enumerate(advice.priorities, start=1):
                     console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
+                console.print(f"[dim]Advice written by {advice.provenance.written_by}.[/dim]")
     else:
         text = render_review(result, advice, output_format.value)
         if output:

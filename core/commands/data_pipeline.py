@@ -152,7 +152,7 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
-def design_narration_task(design: PipelineDesign, *, persona: str = "data-engineer") -> NarrationTask[ArchitectureAdvice]:
+def design_narration_task(design: PipelineDesign, *, persona: str | None = None) -> NarrationTask[ArchitectureAdvice]:
     return NarrationTask(
         kind="architecture", subject_id=f"design:{design.spec_name}", facts=_design_facts(design),
         output_model=ArchitectureAdvice, template=lambda: architecture_advice_template(design), persona=persona,
@@ -198,7 +198,7 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) ->
     for i, priority in enumerate(advice.priorities, start=1):
         ids = ", ".join(f"`{fid}`" for fid in priority.finding_ids)
         lines.append(f"{i}. **{priority.why}** {priority.how_to_fix} ({ids})")
-    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
+    lines += ["", f"_Advice written by {advice.provenance.written_by}._", ""]
     return "\n".join(lines)
 
 
@@ -219,7 +219,7 @@ def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) 
         )
         advice_html = (
             f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-            f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p>"
+            f"<p><em>Advice written by {_e(advice.provenance.written_by)}.</em></p>"
         )
     body = (
         f"<h1>{_e(title)}</h1>"

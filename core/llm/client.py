@@ -2,8 +2,9 @@
 
 Airflow builds its client from ``apache-airflow-providers-anthropic``'s ``AnthropicHook.get_conn()``
 (or ``get_async_conn()`` in a trigger) and Prefect from its ``AnthropicCredentials`` block; both then
-hand it to :class:`~dataeng_agents.core.agents.ClaudeNarrator` / ``BatchNarration``. The clients
-built here have the SDK's own retries off (``max_retries=0``): :mod:`.retry` does the retrying.
+hand it to :class:`~dataeng_agents.core.agents.ClaudeNarrator` / ``BatchNarration``. The narrator
+takes the client's ``max_retries`` and ``timeout`` as its own and switches the SDK's retries off on a
+copy: :mod:`.retry` does the retrying (bounded, visible to the budget and the deadline).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import anthropic
 
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_RETRIES = 3
 
 
 def _key(api_key: str | None) -> str:
@@ -33,10 +35,10 @@ def build_client(
     timeout: float = DEFAULT_TIMEOUT,
     **kwargs: Any,
 ) -> anthropic.Anthropic:
-    """An ``anthropic.Anthropic`` with SDK retries off (``kwargs`` go to the constructor, e.g. ``http_client``)."""
+    """An ``anthropic.Anthropic`` (``kwargs`` go to the constructor, e.g. ``http_client``, ``max_retries``)."""
     import anthropic
 
-    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": 0}
+    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": DEFAULT_MAX_RETRIES}
     if base_url:
         options["base_url"] = base_url
     options.update(kwargs)
@@ -50,10 +52,10 @@ def build_async_client(
     timeout: float = DEFAULT_TIMEOUT,
     **kwargs: Any,
 ) -> anthropic.AsyncAnthropic:
-    """An ``anthropic.AsyncAnthropic`` with SDK retries off, for :func:`~.batches.apoll_batch`."""
+    """An ``anthropic.AsyncAnthropic``, for :func:`~dataeng_agents.core.agents.apoll_batch`."""
     import anthropic
 
-    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": 0}
+    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": DEFAULT_MAX_RETRIES}
     if base_url:
         options["base_url"] = base_url
     options.update(kwargs)

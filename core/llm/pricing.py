@@ -163,6 +163,8 @@ class RunUsage:
     calls: int = 0
     retries: int = 0
     price_known: bool = True
+    #: the ``request-id`` of every answered request (for support tickets and the provenance)
+    request_ids: list[str] = field(default_factory=list)
 
     def add(self, usage: TokenUsage, prices: PriceTable, *, batch: bool = False) -> float:
         cost = prices.cost_usd(usage, self.model, batch=batch)

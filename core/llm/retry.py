@@ -61,8 +61,19 @@ class RetriesExhausted(Exception):
 
 
 def describe_error(exc: BaseException) -> str:
+    """One line for a fallback reason: status, the API's own message (a 400 says what was wrong) and
+    the ``request-id`` support needs; secrets are redacted in case the message echoes input."""
     if isinstance(exc, anthropic.APIStatusError):
-        return f"HTTP {exc.status_code} {type(exc).__name__}"
+        from dataeng_agents.core.security.secrets import redact
+
+        text = f"HTTP {exc.status_code} {type(exc).__name__}"
+        detail = _api_message(exc)
+        if detail:
+            text += f": {redact(detail)[:300]}"
+        request_id = getattr(exc, "request_id", None)
+        if request_id:
+            text += f" (request-id {request_id})"
+        return text
     if isinstance(exc, anthropic.APITimeoutError):
         return "timeout"
     if isinstance(exc, anthropic.APIConnectionError):
@@ -70,6 +81,15 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, json.JSONDecodeError | anthropic.APIResponseValidationError):
         return "malformed response body"
     return type(exc).__name__
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+    return ""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -132,9 +152,13 @@ def retry_call(
     *,
     stats: RetryStats | None = None,
     rng: random.Random | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying retryable errors within ``policy``.
 
+    :param deadline: a ``clock()`` time after which no retry starts (a wait that would end after it
+        ends the retrying at once, with reason ``deadline``).
     :raises RetriesExhausted: when the error is retryable but the bound is reached.
     Non-retryable errors propagate unchanged.
     """
@@ -147,6 +171,11 @@ def retry_call(
             return fn()
         except Exception as exc:
             delay = _delay_before_retry(exc, attempt, slept, policy, stats, rng)
+            if deadline is not None and clock() + delay >= deadline:
+                if stats is not None:
+                    stats.retries -= 1
+                    stats.slept -= delay
+                raise RetriesExhausted(attempt, exc, "narration deadline reached") from exc
             slept += delay
             policy.sleep(delay)
 

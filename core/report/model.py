@@ -185,6 +185,8 @@ class ExperimentReport(_Model):
                 if r.role == "goal"
             ],
             "headline": self.narrative.headline if self.narrative else None,
+            # who wrote the prose (model id, or template and why): for XCom summaries and artifacts
+            "prose": self.narrative.provenance.summary() if self.narrative else None,
         }
 
 

@@ -178,6 +178,8 @@ def experiment_markdown(report: ExperimentReport) -> str:
     if n is not None and (n.caveats or n.next_steps):
         lines += ["", "## Caveats and next steps", ""]
         lines += [f"- {c}" for c in n.caveats] + [f"- Next: {s}" for s in n.next_steps]
+    if n is not None:
+        lines += ["", f"_Prose written by {n.provenance.written_by}; every number comes from the statistics engine._"]
     lines += ["", "## Metric definitions", ""]
     lines.append(
         _md_table(
@@ -279,6 +281,7 @@ def design_markdown(report: ExperimentDesignReport) -> str:
         lines += (
             ["## Notes", ""] + [f"- {c}" for c in n.caveats] + [f"- Next: {s}" for s in n.next_steps] + [""]
         )
+        lines += [f"_Prose written by {n.provenance.written_by}._", ""]
     lines.append(f"_Generated {report.generated_at} on {report.dialect}._")
     return "\n".join(lines) + "\n"
 
@@ -518,7 +521,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
         caveats=caveats,
         metrics_table=metrics_table,
         sql=_fill(t, "sql", dialect=_e(report.dialect), sql=_e(report.sql)) if report.sql else "",
-        provenance=_fill(t, "provenance", narrator=_e(n.provenance.narrator)) if n is not None else "",
+        provenance=_fill(t, "provenance", written_by=_e(n.provenance.written_by)) if n is not None else "",
     )
     return _page(f"Experiment report: {report.experiment_id}", body)
 
@@ -568,7 +571,7 @@ def design_html(report: ExperimentDesignReport) -> str:
         baseline_days=f"{report.baseline_days:g}",
         traffic_per_day=f"{report.traffic_per_day:,.0f}",
         metrics_table=metrics_table,
-        notes=_fill(t, "notes", items=_items(t, n.caveats)) if n is not None else "",
+        notes=_fill(t, "notes", items=_items(t, n.caveats), written_by=_e(n.provenance.written_by)) if n is not None else "",
     )
     return _page(f"Experiment design: {report.experiment_id}", body)
 

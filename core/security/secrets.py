@@ -221,8 +221,8 @@ def _entropy(s: str) -> float:
 def _random_looking(s: str) -> bool:
     if len(s) < 20 or not any(c.isdigit() for c in s) or not any(c.isalpha() for c in s):
         return False
-    if re.fullmatch(r"[a-z]+(?:[_\-][a-z0-9]+)+", s):
-        return False  # snake_case / kebab-case identifiers
+    if re.fullmatch(r"[a-z]+(?:[_\-][a-z0-9]+)+", s) or re.fullmatch(r"[A-Za-z]+(?:[_\-][A-Za-z]+)*(?:[_\-]\d{1,4})?", s):
+        return False  # snake_case / kebab-case / SHOUTED-WORDS-42 identifiers
     if re.fullmatch(r"[0-9a-fA-F\-]+", s):
         return len(s.replace("-", "")) >= 32 and _entropy(s) >= 3.0
     return _entropy(s) >= 3.5
@@ -448,7 +448,8 @@ _KV_BARE = re.compile(
 )
 _KV_NEEDLES = ("pass", "pwd", "pw", "secret", "token", "key", "credential", "sas", "dsn", "auth")
 _HIGH_ENTROPY = re.compile(
-    rf"(?i)\b{_SECRET_WORDS_RE}\w*\b[^\n]{{0,40}}?(?<![A-Za-z0-9+/=_\-])(?P<val>[A-Za-z0-9+/=_\-]{{20,}})(?![A-Za-z0-9+/=_\-])"
+    # the same line: a JSON-escaped "\\n" ends it too (redaction also runs over serialised results)
+    rf"(?i)\b{_SECRET_WORDS_RE}\w*\b(?:(?!\\n)[^\n]){{0,40}}?(?<![A-Za-z0-9+/=_\-])(?P<val>[A-Za-z0-9+/=_\-]{{20,}})(?![A-Za-z0-9+/=_\-])"
 )
 
 #: calls whose keywords name a secret object instead of holding a secret (Kubernetes, pydantic)

@@ -236,7 +236,7 @@ def test_a_batch_that_no_longer_exists_falls_back_and_leaves_the_ledger() -> Non
     n = BatchNarration.prepare(experiment_task(), retry=NO_SLEEP)
     ledger.put(LedgerEntry(n.custom_id, "msgbatch_gone", "2026-10-01T00:00:00+00:00", n.model, "data-engineer", "experiment", "checkout-v2"))
     out = n.collect(fake.client(), ledger=ledger)
-    assert out.provenance.fallback_reason == "batch: HTTP 404 NotFoundError"
+    assert re.fullmatch(r"batch: HTTP 404 NotFoundError: batch not found \(request-id req_\d+\)", out.provenance.fallback_reason or "")
     assert ledger.get(n.custom_id) is None
 
 

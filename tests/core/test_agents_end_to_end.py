@@ -43,9 +43,10 @@ def test_review_narration_with_injection_and_secrets(tmp_path: Path) -> None:
     before = copy.deepcopy(result.model_dump())
     task = review_narration_task(result)
     ids = [f["id"] for f in task.facts["findings"]]
+    errors = [f["id"] for f in task.facts["findings"] if f["severity"] == "error"]
     answer = {
-        "summary": "Start with the first finding; the docstring contains an instruction aimed at AI reviewers, which was ignored.",
-        "priorities": [{"finding_ids": ids[:1], "why": "It can fail or leak data.", "how_to_fix": "Follow the rule's fix."}],
+        "summary": "Start with the errors; the docstring contains an instruction aimed at AI reviewers, which was ignored.",
+        "priorities": [{"finding_ids": errors or ids[:1], "why": "It can fail or leak data.", "how_to_fix": "Follow the rule's fix."}],
         "caveats": [],
     }
     fake = FakeAnthropic(
@@ -56,7 +57,7 @@ def test_review_narration_with_injection_and_secrets(tmp_path: Path) -> None:
     )
     advice = narrate_review(result, ClaudeNarrator(fake.client(), retry=NO_SLEEP))
     assert advice.provenance.narrator == "claude", advice.provenance.fallback_reason
-    assert advice.priorities[0].finding_ids == ids[:1]
+    assert advice.priorities[0].finding_ids == (errors or ids[:1])
     assert result.model_dump() == before  # the narration changed no finding
     sent = fake.raw_bodies()
     assert "Wh-Pa55-Secret-42" not in sent and "hunter2-orders-pw" not in sent

@@ -12,7 +12,7 @@ from dataeng_agents.core.agents.prompting import safe_facts
 from dataeng_agents.core.commands.data_pipeline import design_narration_task, review_narration_task
 from dataeng_agents.core.design import design_pipeline
 from dataeng_agents.core.experiment import analyze_experiment, experiment_narration_task
-from dataeng_agents.core.llm.grounding import check_grounding
+from dataeng_agents.core.llm.grounding import check_consistency, check_grounding
 from dataeng_agents.core.llm.safety import SafetyLimits
 from dataeng_agents.core.narrative import NarrationTask
 from dataeng_agents.core.review import review_paths
@@ -40,8 +40,10 @@ def tasks(tmp_path_factory: pytest.TempPathFactory) -> list[NarrationTask[Any]]:
 def test_deterministic_templates_pass_the_grounding_rule(tasks: list[NarrationTask[Any]]) -> None:
     checked = 0
     for task in tasks:
-        result = check_grounding(task.template(), safe_facts(task, SafetyLimits()), question=task.question)
+        facts = safe_facts(task, SafetyLimits())
+        result = check_grounding(task.template(), facts, question=task.question)
         assert result.ok, f"{task.kind} {task.subject_id}: {result.describe()}"
+        assert check_consistency(task.template(), facts) == [], f"{task.kind} {task.subject_id}"
         checked += result.checked
     assert len(tasks) >= 8 and checked >= 50  # the rule really looked at numbers
 

@@ -120,18 +120,29 @@ def test_multi_turn_tool_loop_returns_claude_narrative_and_passes_blocks_back() 
     assert all("tool_choice" not in b and "temperature" not in b for b in bodies)
 
 
-def test_cache_control_on_system_prompt_tools_and_conversation() -> None:
-    fake = FakeAnthropic(messages=[message([tool_use("list_results", {})]), message([tool_use("final_answer", GOOD_ANSWER)])])
+def test_cache_breakpoints_are_only_those_that_are_read() -> None:
+    """System prompt + newest user turn: each turn reads the previous turn's prefix; nothing else."""
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("list_results", {})]),
+            message([tool_use("get_result", {"id": "metric:conversion"})]),
+            message([tool_use("final_answer", GOOD_ANSWER)]),
+        ]
+    )
     narrator(fake).narrate(experiment_task())
-    for body in fake.message_bodies():
+    bodies = fake.message_bodies()
+    assert len(bodies) == 3
+    for i, body in enumerate(bodies):
         assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
         assert "You are a senior data engineer" in body["system"][0]["text"]
-        assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
-        assert all("cache_control" not in t for t in body["tools"][:-1])
-        assert body["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
-        breakpoints = json.dumps(body).count('"cache_control"')
-        assert breakpoints <= 4  # the API allows at most four
-    assert fake.message_bodies()[1]["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert all("cache_control" not in t for t in body["tools"])  # the system breakpoint covers them
+        assert body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert json.dumps(body).count('"cache_control"') == 2
+        if i:
+            # the previous request's breakpoint ended exactly where this request's history still is
+            previous = bodies[i - 1]["messages"]
+            assert [m["role"] for m in body["messages"][: len(previous)]] == [m["role"] for m in previous]
+            assert "cache_control" not in json.dumps(body["messages"][0])
 
 
 def test_usage_and_cost_totals_follow_the_price_table() -> None:
@@ -311,13 +322,28 @@ def test_raw_rows_are_not_sent() -> None:
     assert "user-17" not in sent and "omitted: 500 raw rows" in sent
 
 
-def test_oversized_strings_are_truncated_with_a_notice() -> None:
-    facts = review_facts(docstring="x" * 50_000)
-    fake = FakeAnthropic(messages=[message([tool_use("get_review_findings", {})]), message([tool_use("final_answer", {"summary": "Fix AF001.", "priorities": []})])])
+def test_oversized_strings_are_cut_with_a_notice_and_readable_in_pages() -> None:
+    doc = "".join(f"line {i:05d} of the docstring\n" for i in range(2000))  # ~56,000 characters
+    facts = review_facts(docstring=doc)
+    ref = "findings[0].snippet"
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("get_review_findings", {})]),
+            message([tool_use("read_text", {"ref": ref, "offset": 4000})]),
+            message([tool_use("read_text", {"ref": ref, "offset": 54_000, "limit": 8000})]),
+            message([tool_use("final_answer", {"summary": "Fix AF001.", "priorities": []})]),
+        ]
+    )
     narrator(fake).narrate(review_task(facts))
-    tool_text = fake.message_bodies()[1]["messages"][2]["content"][0]["content"]
-    assert "[truncated 46000 of 50000 characters]" in tool_text
-    assert len(tool_text) < 30_000
+    bodies = fake.message_bodies()
+    view = bodies[1]["messages"][2]["content"][0]["content"]
+    assert f"read them with read_text(ref='{ref}', offset=4000)" in view
+    assert len(view) < 30_000 and "line 00100" in view and "line 00200" not in view
+    page = bodies[2]["messages"][4]["content"][0]["content"]
+    assert f"[characters 4000-12000 of {len(doc)}; next offset 12000]" in page
+    assert doc[4000:12000] in page
+    last = bodies[3]["messages"][6]["content"][0]["content"]
+    assert "end of text" in last and "line 01999" in last
 
 
 def test_text_only_turn_gets_a_reminder_and_iteration_cap_bounds_the_run() -> None:
@@ -363,7 +389,8 @@ def test_narrator_from_env_is_template_without_key_and_claude_with_one() -> None
     n = narrator_from_env({"ANTHROPIC_API_KEY": "sk-test", "DATAENG_AGENT_MODEL": "claude-haiku-4-5", "DATAENG_AGENT_MAX_USD": "0.25"})
     assert isinstance(n, ClaudeNarrator)
     assert n.model == "claude-haiku-4-5" and n.budget.max_usd == 0.25
-    assert n.client.max_retries == 0
+    # the client keeps its max_retries; the narrator adopts it and retries itself (the SDK's are off per call)
+    assert n.client.max_retries == 3 and n.retry.max_retries == 3
 
 
 def test_template_narrator_is_unchanged_offline_default() -> None:

@@ -4,6 +4,7 @@ yield a narrative, none hangs."""
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
@@ -56,7 +57,10 @@ def test_retries_exhaust_after_max_retries() -> None:
     fake = FakeAnthropic(messages=lambda body: server_error())
     out = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=clock, max_retries=3, jitter=0.0)).narrate(experiment_task())
     assert len(fake.requests) == 4 and clock.sleeps == [1.0, 2.0, 4.0]
-    assert out.provenance.fallback_reason == "api: retries exhausted after 4 attempt(s): HTTP 500 InternalServerError"
+    assert re.fullmatch(
+        r"api: retries exhausted after 4 attempt\(s\): HTTP 500 InternalServerError: Internal server error \(request-id req_\d+\)",
+        out.provenance.fallback_reason or "",
+    )
 
 
 def test_total_sleep_is_bounded() -> None:

@@ -76,7 +76,9 @@ def test_findings_published_and_error_fails_the_run(
     for finding in direct.findings:
         assert finding.id in markdown
     assert "## Advice" in markdown
-    html = tmp_path / "review" / "review.html"
+    files = {p.suffix: p for p in (tmp_path / "review").rglob("review.*")}  # this run's own folder
+    html = files[".html"]
+    assert html.parent == tmp_path / "review" / "nightly-flows" / str(state.state_details.flow_run_id)
     assert (
         html.is_file()
         and "<table>" in html.read_text()
@@ -86,7 +88,7 @@ def test_findings_published_and_error_fails_the_run(
         "dataeng.pipeline.reviewed", "dataeng.pipeline.nightly-flows", state.state_details.flow_run_id
     )
     assert event.payload["findings"] == direct.counts() and event.payload["failed"] is True
-    sarif = json.loads((tmp_path / "review" / "review.sarif").read_text())
+    sarif = json.loads(files[".sarif"].read_text())
     assert len(sarif["runs"][0]["results"]) == len(direct.findings)
 
 
