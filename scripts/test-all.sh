@@ -52,6 +52,9 @@ declare -A rc
 summary=()
 setup_failures=0
 rm -f .pytest-*.log .pytest-total
+final_line() {  # pytest's closing "N passed, M failed ... in Ts" line, with or without -q's missing '=' rule
+  grep -E '^(=+ )?([0-9]+ [a-z]+,? ?)+.* in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$1" 2>/dev/null | tail -1
+}
 run_suite() {  # label venv extras testdir [pytest args...]
   local label=$1 venv=$2 extras=$3 dir=$4; shift 4
   echo "=== [$label] installing $venv (.[$extras])"
@@ -63,7 +66,7 @@ run_suite() {  # label venv extras testdir [pytest args...]
   "$venv/bin/python" -m pytest "$dir" "$@" 2>&1 | tee ".pytest-$label.log"
   local code=${PIPESTATUS[0]}
   rc[$label]=$code
-  summary+=("$label: $(grep -E '^=+ .*(passed|failed|error).* =+$' ".pytest-$label.log" | tail -1 | tr -d '=' | sed 's/^ *//') (exit $code)")
+  summary+=("$label: $(final_line ".pytest-$label.log" | tr -d '=' | sed 's/^ *//; s/ *$//') (exit $code)")
 }
 
 run_suite core .venv dev,spark tests/core "$@"
@@ -74,8 +77,8 @@ echo
 echo "=== summary"
 printf '  %s\n' "${summary[@]}"
 # One plain closing line over the three suites (CI reads the last one it prints).
-passed=$(for l in core airflow prefect; do grep -E '^=+ .* in [0-9.]+s' ".pytest-$l.log" 2>/dev/null | tail -1; done | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(for l in core airflow prefect; do grep -E '^=+ .* in [0-9.]+s' ".pytest-$l.log" 2>/dev/null | tail -1; done | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+passed=$(for l in core airflow prefect; do final_line ".pytest-$l.log"; done | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(for l in core airflow prefect; do final_line ".pytest-$l.log"; done | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $((failed + setup_failures)) failed" > .pytest-total
 status=0
 for k in "${!rc[@]}"; do [ "${rc[$k]}" -eq 0 ] || status=1; done

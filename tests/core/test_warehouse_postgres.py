@@ -19,6 +19,7 @@ from dataeng_agents.core.warehouse import (
     DbApiWarehouse,
     DuckDBWarehouse,
     SqlAlchemyWarehouse,
+    Warehouse,
     warehouse_from_url,
 )
 from test_experiment_support import demo_config, sample
@@ -69,7 +70,7 @@ def test_every_postgres_runner_gives_the_duckdb_report(pg_sample: tuple[str, str
     duck = analyze_experiment(demo_config(), DuckDBWarehouse(path))
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with psycopg.connect(url) as conn:
-        runners = [
+        runners: list[Warehouse] = [
             DbApiWarehouse(conn, "postgres"),
             DbApiWarehouse(lambda: psycopg.connect(url), "postgres"),
             SqlAlchemyWarehouse(engine),
