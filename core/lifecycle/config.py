@@ -122,6 +122,11 @@ class EventSpec(_Strict):
     """One event the feature emits: a table (or the rows of it where ``event_column = name``)."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+    source: str | None = Field(
+        default=None,
+        description="The `sources:` entry this event is (when its name differs from the source's): the "
+        "metric-derived event is merged into this one instead of being checked twice.",
+    )
     table: str = Field(description="Table holding the event, e.g. `analytics.checkout_events`.")
     unit_column: str = "user_id"
     timestamp_column: str = "event_ts"
@@ -141,6 +146,12 @@ class EventSpec(_Strict):
 
 class TrackingSpec(_Strict):
     version: str = Field(default="1.0.0", pattern=r"^\d+\.\d+\.\d+$")
+    event_key: str = Field(
+        default="event",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Payload key naming the event, for events without an `event_column`: the JSON "
+        "Schema dispatches on it (or on the event's `event_column`).",
+    )
     events: list[EventSpec] = Field(default_factory=list)
     max_missing_rate: float = Field(
         default=0.01, ge=0, le=1, description="Share of malformed events tolerated."
