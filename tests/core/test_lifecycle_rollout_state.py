@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import numpy as np
@@ -279,9 +279,9 @@ def test_a_failing_flag_hook_leaves_a_paging_hold_in_the_history(tmp_path: Path)
 
 
 class _FlagService(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, dict[str, Any], str | None]] = []
+    received: ClassVar[list[tuple[str, str, dict[str, Any], str | None]]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+    def do_PUT(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.received.append(("PUT", self.path, body, self.headers.get("Authorization")))
         self.send_response(200)
