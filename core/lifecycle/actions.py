@@ -129,7 +129,8 @@ class HttpFlagHook:
 
     The request is ``method url`` with a JSON body from ``body(percent, decision)``; the token is read
     from the environment variable ``token_env`` at call time (never stored in a config or a log) and
-    sent as ``Authorization: <token_prefix><token>``. A non-2xx answer raises.
+    sent as ``Authorization: <token_prefix><token>``; an orchestrator passes ``token_provider``
+    instead (an Airflow connection's password, a Prefect ``SecretStr``). A non-2xx answer raises.
 
     Example — Unleash's admin API, flexible-rollout strategy of one environment::
 
@@ -157,6 +158,7 @@ class HttpFlagHook:
         method: str = "PATCH",
         body: Callable[[float, RolloutDecision], Mapping[str, Any]] | None = None,
         token_env: str | None = None,
+        token_provider: Callable[[], str | None] | None = None,
         token_prefix: str = "Bearer ",
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
@@ -168,6 +170,7 @@ class HttpFlagHook:
         self.method = method.upper()
         self.body = body or (lambda pct, d: {"percent": pct, "decision": d.decision})
         self.token_env = token_env
+        self._token_provider = token_provider
         self.token_prefix = token_prefix
         self.headers = dict(headers or {})
         self.timeout = timeout
@@ -176,7 +179,12 @@ class HttpFlagHook:
     def request(self, experiment_id: str, percent: float, decision: RolloutDecision) -> urllib.request.Request:
         """The HTTP request the hook sends (without sending it)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
-        if self.token_env:
+        if self._token_provider is not None:
+            token = self._token_provider()
+            if not token:
+                raise InputError("token", "the flag service's token is empty")
+            headers["Authorization"] = self.token_prefix + token
+        elif self.token_env:
             token = os.environ.get(self.token_env)
             if not token:
                 raise InputError("token_env", f"environment variable {self.token_env} is not set")
