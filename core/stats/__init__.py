@@ -21,6 +21,7 @@ from dataeng_agents.core.stats.engine import ArrayResults, sequential_rho
 from dataeng_agents.core.stats.models import (
     AnalysisInput,
     AnalysisOutput,
+    AnalysisPlan,
     AnalysisSettings,
     MetricInput,
     MetricResult,
@@ -37,12 +38,22 @@ from dataeng_agents.core.stats.models import (
     parse_power_input,
 )
 from dataeng_agents.core.stats.multiple import adjust_pvalues
-from dataeng_agents.core.stats.power import mde_at_n, power, power_at_n, sample_size_per_variant
+from dataeng_agents.core.stats.power import (
+    analysis_mde,
+    analysis_power,
+    analysis_sample_size,
+    mde_at_n,
+    plan_analysis,
+    power,
+    power_at_n,
+    sample_size_per_variant,
+)
 from dataeng_agents.core.stats.srm import srm_test
 
 __all__ = [
     "AnalysisInput",
     "AnalysisOutput",
+    "AnalysisPlan",
     "AnalysisSettings",
     "ArrayResults",
     "ColumnarResults",
@@ -58,12 +69,16 @@ __all__ = [
     "VariantInput",
     "VariantStats",
     "adjust_pvalues",
+    "analysis_mde",
+    "analysis_power",
+    "analysis_sample_size",
     "analyze",
     "analyze_arrays",
     "analyze_columns",
     "mde_at_n",
     "parse_analysis_input",
     "parse_power_input",
+    "plan_analysis",
     "power",
     "power_at_n",
     "sample_size_per_variant",

@@ -86,22 +86,25 @@ def _finite_or_none(arr: npt.NDArray[np.float64]) -> list[float | None]:
     return out
 
 
-_RESULT_FIELDS = frozenset(MetricResult.model_fields)
-_RISK_FIELDS = frozenset(Risk.model_fields)
+_RESULT_FIELDS = set(MetricResult.model_fields)
+_RISK_FIELDS = set(Risk.model_fields)
 
 
-def _trusted_many(cls: type[_M], dicts: list[dict[str, Any]], fields: frozenset[str]) -> list[_M]:
+def _trusted_many(cls: type[_M], dicts: list[dict[str, Any]], fields: set[str]) -> list[_M]:
     """Models from values the engine computed (already the right types), skipping validation.
 
     This is what ``model_construct`` does, minus its per-call bookkeeping, with the four slot
     writes of each object driven by ``map`` (C-level iteration): building 20,000 results with
-    validation costs ~10x the analysis itself, and a Python loop over them ~1.5x.
+    validation costs ~10x the analysis itself, and a Python loop over them ~1.5x. Each object gets
+    its own mutable fields-set (as ``model_construct`` gives it): pydantic adds to it on attribute
+    assignment and ``model_copy(update=...)``.
     """
     count = len(dicts)
     objs = list(map(cls.__new__, repeat(cls, count)))
     set_ = object.__setattr__
     deque(map(set_, objs, repeat("__dict__", count), dicts), maxlen=0)
-    deque(map(set_, objs, repeat("__pydantic_fields_set__", count), repeat(fields, count)), maxlen=0)
+    field_sets = map(set.copy, repeat(fields, count))
+    deque(map(set_, objs, repeat("__pydantic_fields_set__", count), field_sets), maxlen=0)
     deque(map(set_, objs, repeat("__pydantic_extra__", count), repeat(None, count)), maxlen=0)
     deque(map(set_, objs, repeat("__pydantic_private__", count), repeat(None, count)), maxlen=0)
     return objs

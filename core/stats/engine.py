@@ -79,12 +79,15 @@ ERR_ZERO_CONTROL_MEAN = 2
 ERR_ZERO_DENOMINATOR = 3
 ERR_QUANTILE_EVENTS = 4
 ERR_NUMERIC = 5
+ERR_TOO_FEW = 6
 ERROR_MESSAGES: dict[int, str] = {
     ERR_ZERO_VARIANCE: "zero variance: the effect's standard error is 0, so no test or interval is defined",
     ERR_ZERO_CONTROL_MEAN: "the control mean is 0, so a relative lift is undefined (use difference=absolute)",
     ERR_ZERO_DENOMINATOR: "a ratio denominator sums to 0 in an arm, so the ratio is undefined",
     ERR_QUANTILE_EVENTS: "too few events to estimate the quantile's variance",
     ERR_NUMERIC: "the statistic is numerically undefined for these sums",
+    ERR_TOO_FEW: "not enough data: an arm has fewer units than settings.min_units, or (a proportion) fewer "
+    "conversions or non-conversions than settings.min_conversions",
 }
 
 
@@ -702,9 +705,14 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
         vxc = arm.varx[:, c : c + 1]
         cxc = arm.covx[:, c : c + 1]
         if cu.size:
-            mean_a = mc - theta * xc
+            # Centred on the pair's pooled covariate mean, so an adjusted mean stays on the metric's
+            # scale (what a report shows, and what the log ratio of a relative lift needs); the
+            # difference of the adjusted means is gbstats' either way.
+            nc_ = arm.n[:, c : c + 1]
+            xpool = (nc_ * xc + arm.n * arm.xbar) / (nc_ + arm.n)
+            mean_a = mc - theta * (xc - xpool)
             var_a = vc + theta**2 * vxc - 2.0 * theta * cxc
-            mean_b = arm.mean - theta * arm.xbar
+            mean_b = arm.mean - theta * (arm.xbar - xpool)
             var_b = arm.var + theta**2 * arm.varx - 2.0 * theta * arm.covx
         else:  # theta is 0 everywhere: the adjustment is the identity (skips eight temporary grids)
             mean_a, var_a = np.broadcast_to(mc, arm.mean.shape), np.broadcast_to(vc, arm.var.shape)
@@ -800,21 +808,36 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
     alpha = settings.alpha
     relative = settings.difference == "relative"
     err = pm.err.copy()
+    log_scale: BoolArray | None = None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # Per-arm parts of the estimator's variance (absolute scale): the Welch dof are built from them.
+        vb, va = pm.var_b / pm.n_b, pm.var_a / pm.n_a
         if relative:
             denom = np.abs(pm.raw_a)
             est = (pm.mean_b - pm.mean_a) / denom
             var = pm.var_b / (pm.raw_a**2 * pm.n_b) + pm.var_a * pm.raw_b**2 / (pm.raw_a**4 * pm.n_a)
             err = np.where((err == 0) & (pm.raw_a == 0), ERR_ZERO_CONTROL_MEAN, err)
+            if settings.relative_method == "log" and settings.method != "bayesian":
+                # The lift's test and interval on log(mean_t / mean_c) (delta method), mapped back by
+                # exp(x) - 1: an interval that cannot cross -100%, and a statistic that is antisymmetric
+                # in the arms (the linear delta method's variance shrinks with the treatment mean, so
+                # at small counts it calls "worse" far more often than "better" on A/A data).
+                log_scale = (pm.mean_a > 0) & (pm.mean_b > 0)
+                if log_scale.any():
+                    lb, la = vb / pm.mean_b**2, va / pm.mean_a**2
+                    est = np.where(log_scale, np.log(pm.mean_b) - np.log(pm.mean_a), est)
+                    var = np.where(log_scale, lb + la, var)
+                    vb, va = np.where(log_scale, lb, vb), np.where(log_scale, la, va)
+                else:
+                    log_scale = None
         else:
             est = pm.mean_b - pm.mean_a
-            var = pm.var_b / pm.n_b + pm.var_a / pm.n_a
+            var = vb + va
         se = np.sqrt(var)
         err = np.where((err == 0) & ~(se > 0), ERR_ZERO_VARIANCE, err)
         nan = np.full(est.shape, np.nan)
         lo, hi, p, ctw, rc, rv = nan, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
         if settings.method == "frequentist":
-            vb, va = pm.var_b / pm.n_b, pm.var_a / pm.n_a
             dof = (vb + va) ** 2 / (vb**2 / (pm.n_b - 1.0) + va**2 / (pm.n_a - 1.0))
             t = est / se
             if settings.alternative == "two-sided":
@@ -833,6 +856,10 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
             lo, hi, p = _sequential(est, se, pm.n_a + pm.n_b, settings)
         else:
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
+        if log_scale is not None:
+            est, se, lo, hi = _from_log_scale(log_scale, est, se, lo, hi)
+        if settings.min_units or settings.min_conversions:
+            err = np.where((err == 0) & _too_few(cells, settings)[:, keep], ERR_TOO_FEW, err)
     out = ArrayResults(
         metric_names=cells.metric_names,
         variant_names=[cells.variant_names[j] for j in keep],
@@ -848,6 +875,35 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
     )
     _finalise_errors(out, settings)
     return out
+
+
+def _from_log_scale(
+    on_log: BoolArray, est: FloatArray, se: FloatArray, lo: FloatArray, hi: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Lift, its delta-method standard error and interval from log-ratio values where ``on_log``.
+
+    An infinite bound (a one-sided test) stays infinite: -inf is "unbounded", not a lift of -100%.
+    """
+    lift = np.expm1(est)
+    lo_lift = np.where(np.isneginf(lo), -np.inf, np.expm1(lo))
+    return (np.where(on_log, lift, est), np.where(on_log, (lift + 1.0) * se, se),
+            np.where(on_log, lo_lift, lo), np.where(on_log, np.expm1(hi), hi))
+
+
+def _too_few(cells: CellArrays, settings: AnalysisSettings) -> BoolArray:
+    """(metrics, variants): an arm below ``min_units`` units, or a proportion arm with fewer than
+    ``min_conversions`` successes or failures, has too little data for the normal approximation
+    every test here relies on; its comparisons (and all of control's) are "not enough data"."""
+    sl = cells.slots
+    n = cells.values[sl["n"]]
+    count = np.where((cells.kind[cells.cell_metric] == _KIND_CODE["proportion"])[:, None],
+                     np.minimum(cells.values[sl["sum"]], n - cells.values[sl["sum"]]), np.inf)
+    if len(cells.cell_metric) != len(cells.metric_names):  # strata: the metric's totals decide
+        starts = np.flatnonzero(np.r_[True, cells.cell_metric[1:] != cells.cell_metric[:-1]])
+        n = np.add.reduceat(n, starts, axis=0)
+        count = np.add.reduceat(count, starts, axis=0)
+    few: BoolArray = (n < settings.min_units) | (count < settings.min_conversions)
+    return few | few[:, cells.control : cells.control + 1]
 
 
 def _sequential(

@@ -81,6 +81,9 @@ class AnalysisSettings(BaseModel):
     prior: PriorInput | None = None
     correction: Correction = "none"
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    relative_method: Literal["log", "delta"] = "log"
+    min_units: int = Field(default=0, ge=0)
+    min_conversions: int = Field(default=150, ge=0)
 
 
 class VariantStats(BaseModel):
@@ -203,6 +206,12 @@ class PowerInput(BaseModel):
     power: float = Field(default=0.8, gt=0, lt=1)
     variants: int = Field(default=2, ge=2)
     n_per_variant: int | None = Field(default=None, ge=2)
+    method: Literal["frequentist", "sequential"] | None = Field(
+        default=None, description="Size for this analysis (None: the spotify-confidence fixed-horizon convention).")
+    difference: Difference = "relative"
+    tests: int | None = Field(default=None, ge=1, description="Holm family size (default: variants - 1).")
+    sequential_tuning: float = Field(default=5000, gt=0)
+    min_conversions: int = Field(default=150, ge=0)
 
 
 class PowerOutput(BaseModel):
@@ -212,6 +221,23 @@ class PowerOutput(BaseModel):
     total: int
     mde: float | None = None
     power: float | None = None
+    method: str | None = None
+    tests: int | None = None
+
+
+class AnalysisPlan(BaseModel):
+    """A sample size sized for the analysis that will be run (see ``stats.power.plan_analysis``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_variant: int
+    total: int
+    power: float  # achieved at per_variant (>= the target)
+    method: str
+    tests: int  # Holm family size
+    alpha_per_test: float  # Holm's first step
+    critical_z: float  # |z| the comparison must pass at the planned size
+    days: float | None = None
 
 
 def _loc_to_error(raw: Any, loc: tuple[int | str, ...], message: str) -> StatsInputError:

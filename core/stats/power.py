@@ -1,7 +1,17 @@
-"""Power analysis with the spotify-confidence convention: baseline variance on both arms, two-sided z.
+"""Power analysis.
 
-With more than two variants the significance level is Bonferroni-split over the ``variants - 1``
-comparisons against control.
+Two families:
+
+- the spotify-confidence convention (``sample_size_per_variant``, ``mde_at_n``, ``power_at_n``):
+  baseline variance on both arms, a two-sided fixed-horizon z test on the absolute difference, alpha
+  Bonferroni-split over the ``variants - 1`` comparisons with control;
+- plans sized for the analysis actually run (``analysis_power``, ``analysis_sample_size``,
+  ``analysis_mde``, ``plan_analysis``): the same scale (log ratio for a relative lift), the same
+  test (the sequential confidence sequence's always-valid p-value, or the fixed-horizon test), the
+  Holm correction over the ``tests`` comparisons of the family, and the minimum counts below which
+  a result is "not enough data". Power is the probability that the analysis at the planned size
+  declares the effect (its Holm-adjusted p-value below alpha): Holm's first step, alpha/tests, i.e.
+  the power when this is the family's only real effect (more real effects only raise it).
 """
 
 from __future__ import annotations
@@ -9,7 +19,13 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from dataeng_agents.core.stats.models import PowerInput, PowerOutput, StatsInputError, parse_power_input
+from dataeng_agents.core.stats.models import (
+    AnalysisPlan,
+    PowerInput,
+    PowerOutput,
+    StatsInputError,
+    parse_power_input,
+)
 from scipy import special
 
 
@@ -102,9 +118,225 @@ def power_at_n(
     return float(special.ndtr(shift - za) + special.ndtr(-shift - za))
 
 
+PlanMethod = Literal["frequentist", "sequential"]
+_MAX_N = 10**13  # units per variant beyond any experiment: the target is unreachable
+
+
+def _effect_scale(
+    kind: str, baseline_mean: float, baseline_variance: float | None, mde: float, mde_type: str, difference: str
+) -> tuple[float, float, float]:
+    """(effect on the analysis scale, per-unit variance of the estimator x n, treatment mean).
+
+    The treatment mean is ``baseline + mde`` (absolute) or ``baseline x (1 + mde)`` (relative); a
+    proportion's treatment variance is its own p(1-p), a mean metric keeps the baseline variance.
+    """
+    var_c = _baseline_variance(kind, baseline_mean, baseline_variance)
+    if not mde > 0 or not math.isfinite(mde):
+        raise StatsInputError("must be positive", field="mde")
+    shift = _absolute_mde(mde, mde_type, baseline_mean)
+    mean_t = baseline_mean + shift
+    if kind == "proportion":
+        if not mean_t < 1:
+            raise StatsInputError("baseline + mde must stay below 1 for a proportion", field="mde")
+        var_t = mean_t * (1.0 - mean_t)
+    else:
+        var_t = var_c
+    if difference == "relative":
+        if not (baseline_mean > 0 and mean_t > 0):
+            # the analysis falls back to the linear delta method for non-positive means
+            return shift / abs(baseline_mean), var_t / baseline_mean**2 + var_c * mean_t**2 / baseline_mean**4, mean_t
+        return math.log(mean_t / baseline_mean), var_c / baseline_mean**2 + var_t / mean_t**2, mean_t
+    return shift, var_c + var_t, mean_t
+
+
+def critical_z(
+    method: PlanMethod, *, alpha: float, tests: int, total_units: float, sequential_tuning: float = 5000.0
+) -> float:
+    """|z| above which the analysis' Holm-first-step p-value is below ``alpha / tests``.
+
+    Sequential: the always-valid p-value ``1/e`` of the Gaussian-mixture confidence sequence (with
+    rho tuned for ``alpha`` and ``sequential_tuning``, as the analysis computes it) is below
+    ``alpha/tests`` when ``z^2 > 2(N rho^2 + 1)/(N rho^2) * (ln(tests/alpha) + ln(N rho^2 + 1)/2)``,
+    N the units of both arms of the comparison.
+    """
+    if method == "frequentist":
+        return float(special.ndtri(1.0 - alpha / (2.0 * tests)))
+    from dataeng_agents.core.stats.engine import sequential_rho
+
+    rho = sequential_rho(alpha, sequential_tuning)
+    nr2 = total_units * rho * rho
+    return math.sqrt(2.0 * (nr2 + 1.0) / nr2 * (math.log(tests / alpha) + 0.5 * math.log(nr2 + 1.0)))
+
+
+def analysis_power(
+    *,
+    kind: Literal["proportion", "mean"],
+    baseline_mean: float,
+    mde: float,
+    n_per_variant: int,
+    mde_type: Literal["absolute", "relative"] = "relative",
+    baseline_variance: float | None = None,
+    method: PlanMethod = "sequential",
+    difference: Literal["relative", "absolute"] = "relative",
+    alpha: float = 0.05,
+    tests: int = 1,
+    sequential_tuning: float = 5000.0,
+    min_conversions: int = 0,
+    min_units: int = 0,
+) -> float:
+    """Probability that the analysis at ``n_per_variant`` units per arm declares an effect of ``mde``.
+
+    ``tests`` is the size of the Holm family (metrics x treatment arms corrected together). Zero when
+    the expected counts are below ``min_units`` / ``min_conversions`` (the result would be "not
+    enough data").
+    """
+    if n_per_variant < 2:
+        raise StatsInputError("must be at least 2", field="n_per_variant")
+    if tests < 1:
+        raise StatsInputError("must be at least 1", field="tests")
+    effect, s2, mean_t = _effect_scale(kind, baseline_mean, baseline_variance, mde, mde_type, difference)
+    if n_per_variant < min_units:
+        return 0.0
+    if kind == "proportion":
+        rarest = min(baseline_mean, 1.0 - baseline_mean, mean_t, 1.0 - mean_t)
+        if rarest * n_per_variant < min_conversions:
+            return 0.0
+    shift = effect / math.sqrt(s2 / n_per_variant)
+    z = critical_z(method, alpha=alpha, tests=tests, total_units=2.0 * n_per_variant,
+                   sequential_tuning=sequential_tuning)
+    return float(special.ndtr(shift - z) + special.ndtr(-shift - z))
+
+
+def analysis_sample_size(
+    *,
+    kind: Literal["proportion", "mean"],
+    baseline_mean: float,
+    mde: float,
+    mde_type: Literal["absolute", "relative"] = "relative",
+    baseline_variance: float | None = None,
+    power: float = 0.8,
+    method: PlanMethod = "sequential",
+    difference: Literal["relative", "absolute"] = "relative",
+    alpha: float = 0.05,
+    tests: int = 1,
+    sequential_tuning: float = 5000.0,
+    min_conversions: int = 0,
+    min_units: int = 0,
+) -> int:
+    """Smallest units per variant at which :func:`analysis_power` reaches ``power``."""
+    if not 0 < power < 1:
+        raise StatsInputError("must be between 0 and 1", field="power")
+
+    def reaches(n: int) -> bool:
+        return analysis_power(kind=kind, baseline_mean=baseline_mean, mde=mde, n_per_variant=n, mde_type=mde_type,
+                              baseline_variance=baseline_variance, method=method, difference=difference,
+                              alpha=alpha, tests=tests, sequential_tuning=sequential_tuning,
+                              min_conversions=min_conversions, min_units=min_units) >= power
+
+    lo, hi = 1, 2
+    while not reaches(hi):
+        lo, hi = hi, hi * 2
+        if hi > _MAX_N:
+            raise StatsInputError("no experiment size reaches this power for this mde", field="mde")
+    while hi - lo > 1:  # reaches(hi) and not reaches(lo) (or lo = 1)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    return max(hi, 2)
+
+
+def analysis_mde(
+    *,
+    kind: Literal["proportion", "mean"],
+    baseline_mean: float,
+    n_per_variant: int,
+    mde_type: Literal["absolute", "relative"] = "relative",
+    baseline_variance: float | None = None,
+    power: float = 0.8,
+    method: PlanMethod = "sequential",
+    difference: Literal["relative", "absolute"] = "relative",
+    alpha: float = 0.05,
+    tests: int = 1,
+    sequential_tuning: float = 5000.0,
+    min_conversions: int = 0,
+    min_units: int = 0,
+) -> float | None:
+    """Smallest positive effect (in ``mde_type`` units) the analysis detects with ``power`` at this size.
+
+    ``None`` when no effect is detectable (below the minimum counts, or a proportion that would have
+    to pass 1).
+    """
+    def power_at(mde: float) -> float:
+        try:
+            return analysis_power(kind=kind, baseline_mean=baseline_mean, mde=mde, n_per_variant=n_per_variant,
+                                  mde_type=mde_type, baseline_variance=baseline_variance, method=method,
+                                  difference=difference, alpha=alpha, tests=tests,
+                                  sequential_tuning=sequential_tuning, min_conversions=min_conversions,
+                                  min_units=min_units)
+        except StatsInputError:
+            return -1.0  # beyond the proportion's range
+
+    _baseline_variance(kind, baseline_mean, baseline_variance)
+    scale = abs(baseline_mean) if mde_type == "absolute" and baseline_mean != 0 else 1.0
+    hi = 1e-6 * scale
+    while power_at(hi) < power:
+        hi *= 2.0
+        if hi > 1e6 * scale or power_at(hi) < 0:
+            return None
+    lo = 0.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if power_at(mid) >= power else (mid, hi)
+        if hi - lo <= 1e-9 * hi:
+            break
+    return hi
+
+
+def plan_analysis(
+    *,
+    kind: Literal["proportion", "mean"],
+    baseline_mean: float,
+    mde: float,
+    mde_type: Literal["absolute", "relative"] = "relative",
+    baseline_variance: float | None = None,
+    power: float = 0.8,
+    method: PlanMethod = "sequential",
+    difference: Literal["relative", "absolute"] = "relative",
+    alpha: float = 0.05,
+    tests: int = 1,
+    variants: int = 2,
+    sequential_tuning: float = 5000.0,
+    min_conversions: int = 0,
+    min_units: int = 0,
+    daily_units: float | None = None,
+) -> AnalysisPlan:
+    """Units per variant, total units, achieved power and (given ``daily_units``, all arms) days to run."""
+    common = {"kind": kind, "baseline_mean": baseline_mean, "mde": mde, "mde_type": mde_type,
+              "baseline_variance": baseline_variance, "method": method, "difference": difference, "alpha": alpha,
+              "tests": tests, "sequential_tuning": sequential_tuning, "min_conversions": min_conversions,
+              "min_units": min_units}
+    n = analysis_sample_size(power=power, **common)  # type: ignore[arg-type]
+    achieved = analysis_power(n_per_variant=n, **common)  # type: ignore[arg-type]
+    days = None
+    if daily_units is not None:
+        if not daily_units > 0:
+            raise StatsInputError("must be positive", field="daily_units")
+        days = n * variants / daily_units
+    return AnalysisPlan(per_variant=n, total=n * variants, power=achieved, method=method, tests=tests,
+                        alpha_per_test=alpha / tests,
+                        critical_z=critical_z(method, alpha=alpha, tests=tests, total_units=2.0 * n,
+                                              sequential_tuning=sequential_tuning),
+                        days=days)
+
+
 def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
-    """``dataeng stats power``: sample size for an MDE, or the MDE (and power) at a given size."""
+    """``dataeng stats power``: sample size for an MDE, or the MDE (and power) at a given size.
+
+    Without ``method`` the spotify-confidence convention; with ``method`` the plan sized for that
+    analysis (see :func:`analysis_power`).
+    """
     p = parse_power_input(inp)
+    if p.method is not None:
+        return _power_for_analysis(p)
     common = {"kind": p.kind, "baseline_mean": p.baseline_mean, "baseline_variance": p.baseline_variance,
               "alpha": p.alpha, "variants": p.variants}
     if p.mde is not None and p.n_per_variant is None:
@@ -118,3 +350,24 @@ def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
     if p.mde is not None:
         achieved = power_at_n(mde=p.mde, n_per_variant=n, mde_type=p.mde_type, **common)  # type: ignore[arg-type]
     return PowerOutput(per_variant=n, total=n * p.variants, mde=reachable, power=achieved)
+
+
+def _power_for_analysis(p: PowerInput) -> PowerOutput:
+    assert p.method is not None
+    tests = p.tests if p.tests is not None else p.variants - 1
+    common = {"kind": p.kind, "baseline_mean": p.baseline_mean, "baseline_variance": p.baseline_variance,
+              "mde_type": p.mde_type, "method": p.method, "difference": p.difference, "alpha": p.alpha,
+              "tests": tests, "sequential_tuning": p.sequential_tuning, "min_conversions": p.min_conversions}
+    if p.mde is not None and p.n_per_variant is None:
+        n = analysis_sample_size(mde=p.mde, power=p.power, **common)  # type: ignore[arg-type]
+        achieved = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
+        return PowerOutput(per_variant=n, total=n * p.variants, power=achieved, method=p.method, tests=tests)
+    if p.n_per_variant is None:
+        raise StatsInputError("give `mde` (for a sample size) or `n_per_variant` (for the MDE)", field="mde")
+    n = p.n_per_variant
+    reachable = analysis_mde(n_per_variant=n, power=p.power, **common)  # type: ignore[arg-type]
+    at_mde: float | None = None
+    if p.mde is not None:
+        at_mde = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
+    return PowerOutput(per_variant=n, total=n * p.variants, mde=reachable, power=at_mde, method=p.method,
+                       tests=tests)

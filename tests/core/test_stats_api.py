@@ -78,3 +78,105 @@ def test_cli_never_tracebacks_on_garbage(field: str, value: Any, tmp_path: Path)
     else:
         assert "NaN" not in out and "Infinity" not in out
         json.loads(out)
+
+
+def _two_proportions(c: tuple[int, int], t: tuple[int, int], **settings: Any) -> dict[str, Any]:
+    return {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}], "settings": settings,
+            "metrics": [{"name": "conv", "kind": "proportion",
+                         "stats": {"control": {"n": c[0], "sum": c[1]}, "treatment": {"n": t[0], "sum": t[1]}}}]}
+
+
+def test_results_are_ordinary_mutable_models() -> None:
+    # Issue 12: results built without validation shared a frozenset as their fields-set, so an
+    # assignment or model_copy(update=...) raised AttributeError: 'frozenset' object has no attribute 'add'.
+    for method in ("frequentist", "bayesian"):
+        out = analyze(_two_proportions((1000, 100), (1000, 130), method=method))
+        first = out.results[0]
+        first.error = "x"
+        assert first.error == "x" and "error" in first.model_fields_set
+        copy = out.results[0].model_copy(update={"p_value": 0.5, "metric": "other"})
+        assert copy.p_value == 0.5 and copy.metric == "other" and first.metric == "conv"
+        assert "metric" in copy.model_fields_set
+        # Each result has its own fields-set (pydantic mutates it in place).
+        two = analyze({**_two_proportions((1000, 100), (1000, 130), method=method),
+                       "variants": [{"name": "control"}, {"name": "treatment"}, {"name": "t2"}],
+                       "metrics": [{"name": "conv", "kind": "proportion", "stats": {
+                           v: {"n": 1000, "sum": 100 + i} for i, v in enumerate(("control", "treatment", "t2"))}}]})
+        assert two.results[0].model_fields_set is not two.results[1].model_fields_set
+        if first.risk is not None:
+            first.risk.control = 1.0
+            assert first.risk.model_copy(update={"variant": 2.0}).variant == 2.0
+        assert out.model_copy(update={"srm": None}).results[0] is first
+
+
+def test_relative_interval_cannot_cross_minus_100_percent() -> None:
+    # Issue 13: 11 vs 3 conversions gave [-136%, -11.4%] with the linear delta method.
+    for method in ("frequentist", "sequential"):
+        r = analyze(_two_proportions((1000, 11), (1000, 3), method=method, min_conversions=0)).results[0]
+        assert r.ci is not None and r.ci[0] is not None and r.ci[1] is not None
+        assert -1.0 < r.ci[0] < r.estimate < r.ci[1]
+        assert abs(r.estimate - (3 / 11 - 1)) < 1e-12
+        gb = analyze(_two_proportions((1000, 11), (1000, 3), method=method, relative_method="delta",
+                                        min_conversions=0)).results[0]
+        assert gb.ci is not None and gb.ci[0] is not None and gb.ci[0] < -1.0  # the convention it replaces
+
+
+def test_relative_log_test_is_antisymmetric_in_the_arms() -> None:
+    # Swapping the arms maps the lift L to 1/(1+L) - 1 and leaves the p-value unchanged (on the log
+    # scale the statistic only changes sign); the linear delta method does not have this property.
+    a = analyze(_two_proportions((5000, 160), (5000, 185), method="sequential")).results[0]
+    b = analyze(_two_proportions((5000, 185), (5000, 160), method="sequential")).results[0]
+    assert a.p_value is not None and b.p_value is not None and a.estimate is not None and b.estimate is not None
+    assert abs(a.p_value - b.p_value) < 1e-12
+    assert abs((1 + a.estimate) * (1 + b.estimate) - 1) < 1e-12
+    assert a.ci is not None and b.ci is not None and a.ci[0] is not None and b.ci[1] is not None
+    assert abs((1 + a.ci[0]) * (1 + b.ci[1]) - 1) < 1e-12
+
+
+def test_below_the_minimum_counts_the_result_is_not_enough_data() -> None:
+    few = analyze(_two_proportions((1000, 11), (1000, 3), method="sequential", min_conversions=150)).results[0]
+    assert few.error is not None and few.error.startswith("not enough data")
+    assert few.estimate is None and few.p_value is None and few.ci is None
+    # non-conversions count too (a 99.7% rate has 3 "failures")
+    high = analyze(_two_proportions((1000, 997), (1000, 990), min_conversions=5)).results[0]
+    assert high.error is not None and high.error.startswith("not enough data")
+    enough = analyze(_two_proportions((10000, 1000), (10000, 1100), min_conversions=150)).results[0]
+    assert enough.error is None and enough.p_value is not None
+    units = analyze(two_arm("mean", {"n": 50, "sum": 100.0, "sum_squares": 400.0},
+                            {"n": 500, "sum": 1100.0, "sum_squares": 4000.0}, min_units=100)).results[0]
+    assert units.error is not None and units.error.startswith("not enough data")
+
+
+def test_analysis_plan_reduces_to_the_fixed_horizon_formula_and_runs_from_the_cli(tmp_path: Path) -> None:
+    from dataeng_agents.core.stats import (
+        analysis_mde,
+        analysis_power,
+        analysis_sample_size,
+        sample_size_per_variant,
+    )
+
+    # A mean metric, absolute difference, fixed horizon, one test: the spotify-confidence formula
+    # (which ignores the far rejection tail, so it may be one unit apart).
+    kw: dict[str, Any] = {"kind": "mean", "baseline_mean": 10.0, "baseline_variance": 25.0, "mde": 0.5,
+                          "mde_type": "absolute"}
+    ours = analysis_sample_size(method="frequentist", difference="absolute", tests=1, **kw)
+    assert abs(ours - sample_size_per_variant(**kw)) <= 1
+    # The sequential test with Holm over 6 needs more units; power grows with n; the MDE inverts power.
+    seq = analysis_sample_size(method="sequential", tests=6, **kw)
+    assert seq > ours
+    p_lo = analysis_power(n_per_variant=seq // 2, method="sequential", tests=6, **kw)
+    p_at = analysis_power(n_per_variant=seq, method="sequential", tests=6, **kw)
+    assert p_lo < 0.8 <= p_at < 0.81
+    mde = analysis_mde(kind="mean", baseline_mean=10.0, baseline_variance=25.0, n_per_variant=seq,
+                       mde_type="absolute", method="sequential", tests=6)
+    assert mde is not None and abs(mde - 0.5) < 0.01
+    # Below the minimum conversions nothing is detectable.
+    assert analysis_power(kind="proportion", baseline_mean=0.01, mde=0.5, n_per_variant=5000,
+                          min_conversions=150) == 0.0
+    code, out, err = run_cli(tmp_path, "power", {"kind": "proportion", "baseline_mean": 0.05, "mde": 0.1,
+                                                 "mde_type": "relative", "method": "sequential", "tests": 6})
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["method"] == "sequential" and got["tests"] == 6 and got["power"] >= 0.8
+    assert got["per_variant"] == analysis_sample_size(kind="proportion", baseline_mean=0.05, mde=0.1, tests=6,
+                                                      min_conversions=150)

@@ -17,7 +17,7 @@ def _prop(c: dict[str, Any], t: dict[str, Any], **settings: Any) -> dict[str, An
     return two_arm("proportion", c, t, **settings)
 
 
-OK = {"n": 1000, "sum": 100}
+OK = {"n": 2000, "sum": 200}  # above the default min_conversions (150)
 
 
 @pytest.mark.parametrize("inp,variant,field,words", [

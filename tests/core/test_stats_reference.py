@@ -18,9 +18,18 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
     return [c["id"] for c in cases]
 
 
+def _gbstats_convention(inp: dict[str, Any]) -> dict[str, Any]:
+    """The input with gbstats' relative interval (linear delta method) selected.
+
+    The default relative interval is on the log ratio (it cannot cross -100%); gbstats' numbers are
+    reproduced with ``relative_method: delta``.
+    """
+    return {**inp, "settings": {**inp.get("settings", {}), "relative_method": "delta"}}
+
+
 @pytest.mark.parametrize("case", REFERENCE["analyze_cases"], ids=_ids(REFERENCE["analyze_cases"]))
 def test_analyze_reference_case(case: dict[str, Any], tmp_path: Path) -> None:
-    code, out, err = run_cli(tmp_path, "analyze", case["input"])
+    code, out, err = run_cli(tmp_path, "analyze", _gbstats_convention(case["input"]))
     assert code == 0, err
     results = json.loads(out)["results"]
     assert len(results) == len(case["expected"])
@@ -60,7 +69,7 @@ def test_real_console_script_runs_a_reference_case(tmp_path: Path) -> None:
     """One real subprocess of the installed ``dataeng`` script (the CliRunner tests run in-process)."""
     case = REFERENCE["analyze_cases"][0]
     path = tmp_path / "in.json"
-    path.write_text(json.dumps(case["input"]))
+    path.write_text(json.dumps(_gbstats_convention(case["input"])))
     exe = Path(sys.executable).with_name("dataeng")
     proc = subprocess.run([str(exe), "stats", "analyze", str(path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
