@@ -327,7 +327,8 @@ def lifecycle_demo_config(truth: LifecycleTruth, db_path: str) -> dict[str, Any]
             "direction": "increase",
             "primary_metric": "conversion",
             "guardrails": ["engagement_minutes", "revenue"],
-            "mde": 0.10,
+            # sized for the sequential analysis, 14 days of this traffic detect a 15% lift (not 10%)
+            "mde": 0.15,
             "duration_days": 14,
         },
         "tracking": {
