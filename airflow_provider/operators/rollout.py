@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -75,8 +75,14 @@ class GuardedRolloutOperator(BaseOperator):
     :param page_policy: ``fail`` the task when the decision pages, or only ``warn``.
     """
 
-    template_fields: Sequence[str] = ("config", "duckdb_path", "decisions_duckdb_path", "decisions_table", "flag_endpoint")
-    template_fields_renderers = {"config": "yaml"}
+    template_fields: Sequence[str] = (
+        "config",
+        "duckdb_path",
+        "decisions_duckdb_path",
+        "decisions_table",
+        "flag_endpoint",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"config": "json"}
     ui_color = "#e8f4ea"
 
     def __init__(
