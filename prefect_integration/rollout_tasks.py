@@ -161,7 +161,29 @@ class FeatureFlagService(Block):
         )
 
 
-@task(name="advance-rollout", retries=2, retry_delay_seconds=[30, 300], cache_policy=NO_CACHE)
+def retry_actions_and_transient_errors(task: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn``: retry a failed flag hook or callback (the decision is recorded; the
+    retry decides again and acts again) and transient warehouse/network errors — never a roll back
+    or a page, which a retry cannot change."""
+    from dataeng_agents.core.lifecycle.actions import RolloutActionError
+    from dataeng_agents.prefect_integration.tasks import _transient
+
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # the state's own exception
+            exc = raised
+    return exc is not None and (isinstance(exc, RolloutActionError) or _transient(exc))
+
+
+@task(
+    name="advance-rollout",
+    retries=2,
+    retry_delay_seconds=[30, 300],
+    retry_condition_fn=retry_actions_and_transient_errors,
+    cache_policy=NO_CACHE,
+)
 def advance_rollout(
     config: str | Path | dict[str, Any],
     decisions: RolloutDecisionsTable,
