@@ -16,10 +16,13 @@ __all__ = [
     "AnthropicCredentials",
     "ExperimentWarehouse",
     "analyze_experiment",
+    "api_contract_drift_flow",
     "ask_agent",
     "design_experiment",
+    "diff_api_contracts",
     "experiment_report_flow",
     "pipeline_review_flow",
+    "review_api_contracts",
     "review_pipeline",
 ]
 
@@ -30,6 +33,9 @@ _LAZY = {
     "ask_agent": "tasks",
     "experiment_report_flow": "flows",
     "pipeline_review_flow": "flows",
+    "review_api_contracts": "api_tasks",
+    "diff_api_contracts": "api_tasks",
+    "api_contract_drift_flow": "api_tasks",
 }
 
 

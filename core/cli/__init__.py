@@ -20,6 +20,7 @@ experiment_lifecycle.register(experiment.app)
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(agent.app, name="agent")
+app.add_typer(__import__("dataeng_agents.core.cli.api", fromlist=["app"]).app, name="api")
 app.command("review")(review.review_command)
 app.command("demo")(demo.demo_command)
 

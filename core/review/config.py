@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,8 +98,12 @@ class ReviewConfig(BaseModel):
 _EXC_LINE = re.compile(r"^\s*(?P<pattern>\S+)\s+(?P<rules>[A-Za-z0-9_*,\s]+?)\s*(#.*)?$")
 
 
-def parse_exceptions(text: str, source: str = "exceptions file") -> list[ExceptionEntry]:
-    """``<path glob> RULE[,RULE...]`` per line (``*`` = every rule); ``#`` starts a comment."""
+def parse_exceptions(
+    text: str, source: str = "exceptions file", known: Collection[str] | None = None
+) -> list[ExceptionEntry]:
+    """``<path glob> RULE[,RULE...]`` per line (``*`` = every rule); ``#`` starts a comment.
+
+    :param known: the valid rule ids (default: the pipeline review's; the API review passes its own)."""
     out: list[ExceptionEntry] = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -109,7 +114,7 @@ def parse_exceptions(text: str, source: str = "exceptions file") -> list[Excepti
             raise ConfigError(f"{source}:{n}", f"expected '<path glob> RULE[,RULE]', got {raw!r}")
         rules = tuple(r.strip() for r in re.split(r"[,\s]+", m.group("rules")) if r.strip())
         for r in rules:
-            if r != "*" and r not in RULES:
+            if r != "*" and r not in (RULES if known is None else known):
                 raise ConfigError(f"{source}:{n}", f"unknown rule id {r!r}")
         out.append(ExceptionEntry(pattern=m.group("pattern"), rules=rules))
     return out

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dataeng_agents.core.review.models import ReviewResult, Severity
+from dataeng_agents.core.review.models import Finding, ReviewResult, Severity
 from dataeng_agents.core.review.rules import RULES
 
 if TYPE_CHECKING:
@@ -65,18 +66,42 @@ def render_markdown(result: ReviewResult) -> str:
     return "\n".join(lines)
 
 
-def render_sarif(result: ReviewResult) -> dict[str, Any]:
+class _ReviewedFile(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class SarifSource(Protocol):
+    """What the SARIF writer reads: a pipeline :class:`ReviewResult` or an API review result."""
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+    @property
+    def files(self) -> Sequence[_ReviewedFile]: ...
+
+
+def render_sarif(
+    result: SarifSource, *, rules: Mapping[str, Any] | None = None, tool_name: str = "dataeng-review"
+) -> dict[str, Any]:
+    """SARIF 2.1.0 of the findings. ``rules``: the catalogue the rule ids come from (default: the
+    pipeline review's; each entry has ``title``, ``rationale``, ``fix``, ``severity``, ``category``
+    and ``to_markdown()``)."""
+    catalogue: Mapping[str, Any] = RULES if rules is None else rules
     used = sorted({f.rule_id for f in result.findings})
     index = {rid: i for i, rid in enumerate(used)}
-    rules = [
+    rules_out = [
         {
             "id": rid,
-            "name": RULES[rid].title.replace(" ", ""),
-            "shortDescription": {"text": RULES[rid].title},
-            "fullDescription": {"text": RULES[rid].rationale},
-            "help": {"text": RULES[rid].fix, "markdown": RULES[rid].to_markdown()},
-            "defaultConfiguration": {"level": _SARIF_LEVEL.get(RULES[rid].severity, "note")},
-            "properties": {"tags": [RULES[rid].category]},
+            "name": catalogue[rid].title.replace(" ", ""),
+            "shortDescription": {"text": catalogue[rid].title},
+            "fullDescription": {"text": catalogue[rid].rationale},
+            "help": {"text": catalogue[rid].fix, "markdown": catalogue[rid].to_markdown()},
+            "defaultConfiguration": {"level": _SARIF_LEVEL.get(catalogue[rid].severity, "note")},
+            "properties": {"tags": [catalogue[rid].category]},
         }
         for rid in used
     ]
@@ -104,7 +129,7 @@ def render_sarif(result: ReviewResult) -> dict[str, Any]:
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "dataeng-review", "informationUri": "https://github.com/", "rules": rules}},
+            "tool": {"driver": {"name": tool_name, "informationUri": "https://github.com/", "rules": rules_out}},
             "results": results,
             "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
         }],

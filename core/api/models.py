@@ -1,0 +1,82 @@
+"""Result types of an API contract review. Findings are the pipeline reviewer's :class:`Finding`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from dataeng_agents.core.review.models import FailOn, Finding, Severity
+from pydantic import BaseModel, ConfigDict, Field
+
+ApiKind = Literal["openapi", "graphql", "proto"]
+
+
+class ApiFileReport(BaseModel):
+    """What happened to one contract file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    kind: Literal["openapi", "graphql", "proto", "error"]
+    status: Literal["reviewed", "error"] = "reviewed"
+    error: str | None = None
+    title: str = Field(default="", description="API title and version, GraphQL root types or proto package.")
+    operations: int = Field(default=0, description="Operations, root fields or RPCs found.")
+    findings: int = 0
+    suppressed: int = 0
+
+
+class ApiReviewResult(BaseModel):
+    """Everything one ``review_api_paths`` call found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str
+    files: list[ApiFileReport] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    suppressed: int = 0
+    elapsed_seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {"error": 0, "warn": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity.value] += 1
+        return out
+
+    def rule_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.rule_id] = out.get(f.rule_id, 0) + 1
+        return dict(sorted(out.items()))
+
+    def exit_code(self, fail_on: FailOn = "error") -> int:
+        """1 when a finding at or above ``fail_on`` exists or a file could not be reviewed; else 0."""
+        if fail_on == "never":
+            return 0
+        if any(f.status == "error" for f in self.files):
+            return 1
+        threshold = Severity(fail_on).rank
+        return 1 if any(f.severity.rank >= threshold for f in self.findings) else 0
+
+    def summary(self) -> dict[str, Any]:
+        """A compact, JSON-able summary for XCom / Prefect results."""
+        return {
+            "files": len(self.files),
+            "file_errors": sum(1 for f in self.files if f.status == "error"),
+            "findings": self.counts(),
+            "rules": self.rule_counts(),
+            "suppressed": self.suppressed,
+            "profile": self.profile,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    def to_markdown(self) -> str:
+        from dataeng_agents.core.api.render import render_review_markdown
+
+        return render_review_markdown(self)
+
+    def to_sarif(self) -> dict[str, Any]:
+        from dataeng_agents.core.api.render import render_review_sarif
+
+        return render_review_sarif(self)

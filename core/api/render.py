@@ -1,0 +1,190 @@
+"""Renderers of API review and diff results: rich table, Markdown, SARIF (the pipeline review's
+writer, given this catalogue), HTML, and the report files the CLI and the adapters write."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from dataeng_agents.core.api.rules import API_RULES
+from dataeng_agents.core.review.models import Severity
+from dataeng_agents.core.review.render import render_sarif
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.api.diff import ApiDiffResult
+    from dataeng_agents.core.api.models import ApiReviewResult
+    from dataeng_agents.core.narrative import ReviewAdvice
+    from rich.console import Console
+
+_STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
+_LEVEL_STYLE = {"breaking": "bold red", "warning": "yellow", "info": "cyan"}
+API_REVIEW_FORMATS = ("json", "md", "sarif", "html")
+_FILE_NAMES = {"json": "api-review.json", "md": "api-review.md", "sarif": "api-review.sarif",
+               "html": "api-review.html"}
+DIFF_FORMATS = ("json", "md")
+_DIFF_FILE_NAMES = {"json": "api-diff.json", "md": "api-diff.md"}
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+# ------------------------------------------------------------------------------------------ review
+def render_review_table(result: ApiReviewResult, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"API contract review ({result.profile} profile)")
+    for col in ("severity", "rule", "location", "message", "id"):
+        table.add_column(col, overflow="fold")
+    for f in result.findings:
+        table.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id)
+    if result.findings:
+        console.print(table)
+    for fr in result.files:
+        if fr.status == "error":
+            console.print(f"[bold red]could not review[/] {fr.path}: {fr.error}")
+    c = result.counts()
+    console.print(f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
+                  f"{result.suppressed} suppressed ({result.elapsed_seconds:.2f} s)")
+
+
+def render_review_markdown(result: ApiReviewResult) -> str:
+    c = result.counts()
+    lines = ["# API contract review", "",
+             f"Profile `{result.profile}`: {len(result.files)} files, {c['error']} errors, {c['warn']} warnings, "
+             f"{c['info']} info, {result.suppressed} suppressed.", ""]
+    reviewed = [f for f in result.files if f.status == "reviewed"]
+    if reviewed:
+        lines += ["| File | Kind | API | Operations | Findings |", "|---|---|---|---|---|"]
+        lines += [f"| `{f.path}` | {f.kind} | {_md(f.title)} | {f.operations} | {f.findings} |" for f in reviewed]
+        lines.append("")
+    if result.findings:
+        lines += ["| Severity | Rule | Location | Message | Id |", "|---|---|---|---|---|"]
+        for f in result.findings:
+            lines.append(f"| {f.severity.value} | {f.rule_id} {API_RULES[f.rule_id].title} | `{f.path}:{f.line}` | "
+                         f"{_md(f.message)} | `{f.id}` |")
+        lines.append("")
+    errors = [fr for fr in result.files if fr.status == "error"]
+    if errors:
+        lines += ["## Files that could not be reviewed", ""]
+        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_review_sarif(result: ApiReviewResult) -> dict[str, Any]:
+    return render_sarif(result, rules=API_RULES, tool_name="dataeng-api-review")
+
+
+def review_markdown_with_advice(result: ApiReviewResult, advice: ReviewAdvice) -> str:
+    lines = [result.to_markdown().rstrip(), "", "## Advice", "", advice.summary, ""]
+    for i, p in enumerate(advice.priorities, start=1):
+        ids = ", ".join(f"`{fid}`" for fid in p.finding_ids)
+        lines.append(f"{i}. **{p.why}** {p.how_to_fix} ({ids})")
+    if advice.caveats:
+        lines += ["", *[f"- {c}" for c in advice.caveats]]
+    lines += ["", f"_Advice written by the {advice.provenance.narrator} narrator._", ""]
+    return "\n".join(lines)
+
+
+def _review_html(result: ApiReviewResult, advice: ReviewAdvice, title: str) -> str:
+    from dataeng_agents.core.report.render import _e, _html_table, _page
+
+    c = result.counts()
+    rows = [[_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
+            for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))]
+    priorities = "".join(f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}</li>" for p in advice.priorities)
+    body = (f"<h1>{_e(title)}</h1><p>{len(result.files)} files, profile {_e(result.profile)}: {c['error']} errors, "
+            f"{c['warn']} warnings, {c['info']} notes.</p><h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+            f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p><h2>Findings</h2>"
+            + _html_table(["severity", "rule", "where", "message", "id"], rows))
+    return str(_page(title, body))
+
+
+def render_api_review_files(
+    result: ApiReviewResult, advice: ReviewAdvice, formats: Iterable[str] = API_REVIEW_FORMATS,
+    *, title: str = "API contract review",
+) -> dict[str, tuple[str, bytes]]:
+    """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
+    from dataeng_agents.core.errors import InputError
+
+    out: dict[str, tuple[str, bytes]] = {}
+    for fmt in formats:
+        if fmt == "json":
+            doc = result.model_dump(mode="json")
+            doc["advice"] = advice.model_dump(mode="json")
+            text = json.dumps(doc, indent=2)
+        elif fmt in ("md", "markdown"):
+            fmt, text = "md", review_markdown_with_advice(result, advice)
+        elif fmt == "sarif":
+            text = json.dumps(result.to_sarif(), indent=2)
+        elif fmt == "html":
+            text = _review_html(result, advice, title)
+        else:
+            raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
+        out[fmt] = (_FILE_NAMES[fmt], text.encode("utf-8"))
+    if not out:
+        raise InputError("formats", "no review format given")
+    return out
+
+
+def write_api_review(
+    result: ApiReviewResult, advice: ReviewAdvice, out_dir: str | os.PathLike[str],
+    formats: Iterable[str] = API_REVIEW_FORMATS, *, writer: Any = None, title: str = "API contract review",
+) -> dict[str, str]:
+    """Render and write atomically through the shared report writer; ``{format: path}``."""
+    from dataeng_agents.core.report.writer import write_files
+
+    return write_files(render_api_review_files(result, advice, formats, title=title), out_dir, writer=writer)
+
+
+# ------------------------------------------------------------------------------------------ diff
+def render_diff_table(result: ApiDiffResult, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"API diff ({result.api}): {result.old} -> {result.new}")
+    for col in ("level", "change", "subject", "message"):
+        table.add_column(col, overflow="fold")
+    for c in result.changes:
+        table.add_row(f"[{_LEVEL_STYLE[c.level]}]{c.level}[/]", c.kind, c.subject, c.message)
+    if result.changes:
+        console.print(table)
+    n = result.counts()
+    console.print(f"{n['breaking']} breaking, {n['warning']} warnings, {n['info']} additive changes")
+
+
+def render_diff_markdown(result: ApiDiffResult) -> str:
+    n = result.counts()
+    lines = [f"# API diff ({result.api})", "", f"`{result.old}` -> `{result.new}`: {n['breaking']} breaking, "
+             f"{n['warning']} warnings, {n['info']} additive changes.", ""]
+    if result.changes:
+        lines += ["| Level | Change | Subject | Message |", "|---|---|---|---|"]
+        lines += [f"| {c.level} | {c.kind} | `{_md(c.subject)}` | {_md(c.message)} |" for c in result.changes]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_diff_files(result: ApiDiffResult, formats: Iterable[str] = DIFF_FORMATS) -> dict[str, tuple[str, bytes]]:
+    from dataeng_agents.core.errors import InputError
+
+    out: dict[str, tuple[str, bytes]] = {}
+    for fmt in formats:
+        if fmt == "json":
+            text = json.dumps(result.model_dump(mode="json"), indent=2)
+        elif fmt in ("md", "markdown"):
+            fmt, text = "md", render_diff_markdown(result)
+        else:
+            raise InputError("formats", f"unknown API diff format {fmt!r}: use json or md")
+        out[fmt] = (_DIFF_FILE_NAMES[fmt], text.encode("utf-8"))
+    return out
+
+
+def write_api_diff(
+    result: ApiDiffResult, out_dir: str | os.PathLike[str], formats: Iterable[str] = DIFF_FORMATS, *,
+    writer: Any = None,
+) -> dict[str, str]:
+    from dataeng_agents.core.report.writer import write_files
+
+    return write_files(render_diff_files(result, formats), out_dir, writer=writer)

@@ -1,0 +1,190 @@
+"""Breaking-change detection: real published OpenAPI versions, GraphQL, protobuf, git refs, the CLI gate."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from dataeng_agents.core.api import diff_paths, narrate_api_diff, parse_document
+from dataeng_agents.core.api.diff import diff_documents
+from dataeng_agents.core.cli import app
+from dataeng_agents.core.errors import InputError
+from typer.testing import CliRunner
+
+MUSEUM = Path(__file__).parent / "api_specs" / "museum"
+FIXTURES = Path(__file__).parent / "api_fixtures"
+
+
+def _pairs(result: object) -> set[tuple[str, str]]:
+    return {(c.kind, c.subject) for c in result.changes if c.level == "breaking"}  # type: ignore[attr-defined]
+
+
+def test_museum_1_1_1_to_1_2_1_breaking_changes_are_the_real_ones() -> None:
+    result = diff_paths(MUSEUM / "museum-1.1.1.yaml", MUSEUM / "museum-1.2.1.yaml")
+    assert _pairs(result) == {
+        ("response-property-became-optional", "GET /special-events 200 response[].eventId"),
+        ("response-property-became-optional", "GET /special-events/{eventId} 200 response.eventId"),
+        ("response-property-became-optional", "PATCH /special-events/{eventId} 200 response.eventId"),
+        ("response-property-became-optional", "POST /special-events 201 response.eventId"),
+        ("response-property-removed", "POST /tickets 201 response.eventName"),
+        ("response-property-became-optional", "POST /tickets 201 response.ticketId"),
+    }
+    warnings = {(c.kind, c.subject) for c in result.changes if c.level == "warning"}
+    assert ("request-property-removed", "POST /tickets request body.phone") in warnings
+    assert result.exit_code("breaking") == 1
+
+
+def test_museum_reverse_direction_is_different() -> None:
+    # going back, eventName reappears (additive) and the 1.1.1 request requires email again (breaking)
+    result = diff_paths(MUSEUM / "museum-1.2.1.yaml", MUSEUM / "museum-1.1.1.yaml")
+    assert ("response-property-removed", "POST /tickets 201 response.eventName") not in _pairs(result)
+    assert ("request-property-became-required", "POST /tickets request body.email") in _pairs(result)
+
+
+def test_same_spec_has_no_changes() -> None:
+    result = diff_paths(MUSEUM / "museum-1.2.1.yaml", MUSEUM / "museum-1.2.1.yaml")
+    assert result.changes == [] and result.exit_code() == 0
+
+
+def _openapi(text_edit: tuple[str, str] | None = None) -> str:
+    text = (FIXTURES / "OAS002.good.yaml").read_text()
+    if text_edit:
+        assert text_edit[0] in text
+        text = text.replace(*text_edit)
+    return text
+
+
+def _rename_item_path(d: dict) -> None:
+    d["paths"]["/orders-by-id/{order_id}"] = d["paths"].pop("/orders/{order_id}")
+
+
+def _require_cursor(d: dict) -> None:
+    d["paths"]["/orders"]["get"]["parameters"][1]["required"] = True
+
+
+def _narrow_enum(d: dict) -> None:
+    d["components"]["schemas"]["Order"]["properties"]["status"]["enum"] = ["open"]
+
+
+def _change_auth(d: dict) -> None:
+    d["security"] = [{"other": []}]
+
+
+def _add_required_param(d: dict) -> None:
+    d["paths"]["/orders"]["get"]["parameters"].append(
+        {"name": "region", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 8}})
+
+
+def _remove_success(d: dict) -> None:
+    responses = d["paths"]["/orders"]["post"]["responses"]
+    responses["200"] = responses.pop("201")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "kind"),
+    [
+        (_rename_item_path, "path-removed"),
+        (_require_cursor, "request-parameter-became-required"),
+        (_narrow_enum, "request-enum-narrowed"),
+        (_change_auth, "security-changed"),
+        (_add_required_param, "new-required-request-parameter"),
+        (_remove_success, "response-success-status-removed"),
+    ],
+)
+def test_openapi_breaking_kinds(mutate: object, kind: str) -> None:
+    import yaml
+
+    new_doc = yaml.safe_load(_openapi())
+    mutate(new_doc)  # type: ignore[operator]
+    result = diff_documents(parse_document("old.yaml", _openapi()), parse_document("new.yaml", yaml.safe_dump(new_doc)))
+    assert kind in {c.kind for c in result.breaking}, result.changes
+
+
+def test_new_required_request_field_and_type_change() -> None:
+    import yaml
+
+    old_doc = yaml.safe_load(_openapi())
+    new_doc = yaml.safe_load(_openapi())
+    order = new_doc["components"]["schemas"]["Order"]
+    order["required"] = ["order_id", "quantity"]
+    order["properties"]["order_id"] = {"type": "integer", "minimum": 0, "maximum": 10}
+    result = diff_documents(parse_document("o.yaml", yaml.safe_dump(old_doc)), parse_document("n.yaml", yaml.safe_dump(new_doc)))
+    kinds = {c.kind for c in result.breaking}
+    assert {"request-property-became-required", "request-type-changed", "response-type-changed"} <= kinds
+
+
+def test_proto_removed_field_without_reserve_is_breaking_with_reserve_is_not() -> None:
+    base = (FIXTURES / "PB003.good.proto").read_text()
+    removed = base.replace("  int64 total_cents = 4;\n", "")
+    reserved = base.replace("  reserved 3;\n", "  reserved 3, 4;\n  reserved \"total_cents\";\n").replace(
+        "  int64 total_cents = 4;\n", "")
+    r1 = diff_documents(parse_document("a.proto", base), parse_document("b.proto", removed))
+    assert [c.kind for c in r1.breaking] == ["field-removed-without-reserve"]
+    r2 = diff_documents(parse_document("a.proto", base), parse_document("b.proto", reserved))
+    assert r2.breaking == [] and "field-removed-reserved" in {c.kind for c in r2.changes}
+    retyped = base.replace("int64 total_cents = 4;", "string total_cents = 4;")
+    r3 = diff_documents(parse_document("a.proto", base), parse_document("b.proto", retyped))
+    assert [c.kind for c in r3.breaking] == ["field-type-changed"]
+
+
+def test_graphql_field_removal_and_nullability_change() -> None:
+    base = (FIXTURES / "GQL001.good.graphql").read_text()
+    removed = base.replace("  tags: [String!]!\n", "")
+    nullable = base.replace("  status: OrderStatus!", "  status: OrderStatus")
+    r1 = diff_documents(parse_document("a.graphql", base), parse_document("b.graphql", removed))
+    assert {c.kind for c in r1.breaking} == {"field-removed"}
+    r2 = diff_documents(parse_document("a.graphql", base), parse_document("b.graphql", nullable))
+    assert {c.kind for c in r2.breaking} == {"field-changed-kind"}
+    added = base.replace("  tags: [String!]!\n", "  tags: [String!]!\n  note: String\n")
+    r3 = diff_documents(parse_document("a.graphql", base), parse_document("b.graphql", added))
+    assert r3.breaking == [] and "field-added" in {c.kind for c in r3.changes}
+
+
+def test_mixed_kinds_are_rejected() -> None:
+    with pytest.raises(InputError):
+        diff_documents(parse_document("a.proto", (FIXTURES / "PB003.good.proto").read_text()),
+                       parse_document("b.graphql", (FIXTURES / "GQL001.good.graphql").read_text()))
+
+
+def test_diff_advice_template_refers_only_to_change_ids() -> None:
+    result = diff_paths(MUSEUM / "museum-1.1.1.yaml", MUSEUM / "museum-1.2.1.yaml")
+    advice = narrate_api_diff(result)
+    ids = {c.id for c in result.changes}
+    assert advice.priorities and all(set(p.finding_ids) <= ids for p in advice.priorities)
+    assert advice.priorities[0].finding_ids[0] in {c.id for c in result.breaking}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is part of the CI image; never absent in practice")
+def test_cli_diff_against_git_base(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    spec = repo / "openapi.yaml"
+    spec.write_text((MUSEUM / "museum-1.1.1.yaml").read_text())
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)})
+
+    git("init", "-q", "-b", "main")
+    git("add", "openapi.yaml")
+    git("commit", "-qm", "v1.1.1")
+    spec.write_text((MUSEUM / "museum-1.2.1.yaml").read_text())
+    runner = CliRunner()
+    res = runner.invoke(app, ["api", "diff", str(spec), "--base", "main", "--format", "json"])
+    assert res.exit_code == 1, res.output
+    assert '"response-property-removed"' in res.output
+    res_ok = runner.invoke(app, ["api", "diff", str(spec), "--base", "main", "--fail-on", "never", "-f", "markdown"])
+    assert res_ok.exit_code == 0 and "breaking" in res_ok.output
+    res_bad = runner.invoke(app, ["api", "diff", str(spec), "--base", "no-such-ref"])
+    assert res_bad.exit_code == 2
+
+
+def test_cli_diff_exit_codes() -> None:
+    runner = CliRunner()
+    same = runner.invoke(app, ["api", "diff", str(MUSEUM / "museum-1.2.1.yaml"), str(MUSEUM / "museum-1.2.1.yaml")])
+    assert same.exit_code == 0
+    missing = runner.invoke(app, ["api", "diff", str(MUSEUM / "nope.yaml"), str(MUSEUM / "museum-1.2.1.yaml")])
+    assert missing.exit_code == 2
