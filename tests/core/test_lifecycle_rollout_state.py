@@ -96,6 +96,7 @@ def test_an_overlong_stage_is_remembered_and_raises_no_false_srm(tmp_path: Path)
     assert [r.decision for r in history.records] == [d.decision for d in decisions]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("then", ["roll back", "page"])
 def test_an_exposure_loss_holds_then_rolls_back_or_pages(tmp_path: Path, then: str) -> None:
     # from hour 14 on, 40% of the treatment's exposure rows never reach the warehouse
@@ -123,6 +124,7 @@ def test_an_exposure_loss_holds_then_rolls_back_or_pages(tmp_path: Path, then: s
     assert all(d.srm_since == first.checked_at for d in flagged)
 
 
+@pytest.mark.slow
 def test_returning_users_percentage_design_is_refused_and_coverage_design_completes(tmp_path: Path) -> None:
     common = {"returning_share": 0.5, "units_per_hour": 300.0, "seed": 13}
     pct_world = RolloutWorld(tmp_path / "pct.duckdb", **common)
@@ -342,3 +344,24 @@ def test_history_survives_an_old_table_without_the_new_columns(tmp_path: Path) -
     store.record(_decide(_plan(), _stats(20_000, 0.10, 0.10)))
     assert len(store.history("e").records) == 2
     assert np.isfinite(store.history("e").records[-1].srm_p_value or 0.0)
+
+
+@pytest.mark.postgres
+def test_the_history_round_trips_on_postgres(postgres_schema: tuple[str, str]) -> None:
+    import psycopg
+
+    url, schema = postgres_schema
+    store = DecisionStore(lambda: psycopg.connect(url), table=f"{schema}.rollout_decisions", dialect="postgres")
+    assert store.history("e").records == []
+    srm = _decide(_plan(), _stats(20_000, 0.10, 0.10), units_in_both_arms=40)
+    store.record(srm)
+    store.record(srm)  # a retry replaces its row
+    later = _decide(_plan(), _stats(20_000, 0.07, 0.10)).model_copy(
+        update={"checked_at": srm.checked_at + timedelta(hours=2)}
+    )
+    store.record(later)
+    h = store.history("e")
+    assert [(r.stage, r.decision, r.flag_percent) for r in h.records] == [(1, "advance", 25.0), (1, "roll back", 0.0)]
+    assert h.records[0].checked_at == srm.checked_at and h.records[0].units_in_both_arms == 40
+    with pytest.raises(RolloutFinishedError):
+        h.current_stage(4)
