@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,3 +99,25 @@ def test_flag_moves_through_an_http_connection(
     summary = op.execute({"data_interval_end": truth.start + timedelta(hours=24)})  # type: ignore[arg-type]
     assert summary is not None and summary["decision"] == "advance"
     assert _Flags.seen[-1] == (f"/api/admin/features/{cfg['id']}/rollout", {"rollout": "5"}, "Token s3cret")
+
+
+def test_the_example_dag_runs_the_rollout_hour_after_hour(airflow_db: Path) -> None:
+    from dagrun import load_dag, run, task_states
+
+    dag = load_dag("airflow_guarded_rollout.py")
+    module = __import__("example_airflow_guarded_rollout")
+    folder = module.SAMPLE_DIR
+    states = []
+    for at in (datetime(2025, 3, 4, 1, tzinfo=UTC), datetime(2025, 3, 5, 1, tzinfo=UTC), datetime(2025, 3, 6, 1, tzinfo=UTC)):
+        states.append(task_states(run(dag, at))["rollout"])
+    rows = duckdb.connect(str(folder / "decisions.duckdb"), read_only=True).execute(
+        "SELECT stage, decision, flag_percent FROM rollout_decisions ORDER BY checked_at"
+    ).fetchall()
+    flags = json.loads((folder / "flags.json").read_text())
+    # every run checked the stage the previous one left live; the harmful feature ends rolled back
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[-1][1] == "roll back" and list(flags.values()) == [0.0]
+    assert all(r[1] == "advance" for r in rows[:-1])
+    assert states[len(rows) - 1] == "failed"
+    assert all(s == "success" for s in states[: len(rows) - 1])
+    assert all(s == "skipped" for s in states[len(rows) :])
