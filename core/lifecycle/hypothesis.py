@@ -362,6 +362,17 @@ def validate_hypothesis(
     return checks, power_plan
 
 
+def family_size(cfg: ExperimentConfig, h: HypothesisSpec) -> int:
+    """Comparisons the primary metric's p-value is corrected with, as the analysis corrects them:
+    goal and secondary metrics × treatment arms under ``analysis.correction`` (guardrails are not
+    corrected). The planner sizes for Holm's first step, ``alpha / tests``."""
+    arms = max(h.variants - 1, 1)
+    primary = next((m for m in cfg.metrics if m.name == h.primary_metric), None)
+    if cfg.analysis.correction == "none" or primary is None or primary.role == "guardrail":
+        return arms
+    return arms * max(sum(m.role in ("goal", "secondary") for m in cfg.metrics), 1)
+
+
 def _size(
     cfg: ExperimentConfig,
     h: HypothesisSpec,
@@ -377,7 +388,7 @@ def _size(
 
     # a Bayesian report has no rejection rule to size for; its intervals shrink like the fixed horizon's
     method: Literal["sequential", "frequentist"] = "sequential" if cfg.analysis.method == "sequential" else "frequentist"
-    tests = max(h.variants - 1, 1)
+    tests = family_size(cfg, h)
     common: dict[str, Any] = {
         "kind": kind,
         "baseline_mean": base,
