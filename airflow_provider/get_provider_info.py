@@ -11,21 +11,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataeng_agents.core import __version__
+
 PACKAGE = "dataeng_agents.airflow_provider"
 INTEGRATION = "Dataeng Agents"
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dataeng-agents")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0.0.0"
+#: The ``[dataeng]`` section of airflow.cfg (``AIRFLOW__DATAENG__REPORTS_ROOT``), read by
+#: ``operators._narrated.default_reports_root``; ``airflow config list`` shows it with its default.
+CONFIG: dict[str, Any] = {
+    "dataeng": {
+        "description": "Reports written by the dataeng-agents operators.",
+        "options": {
+            "reports_root": {
+                "description": (
+                    "Root of the reports the operators write when a task gives no ``output_path``: an "
+                    "ObjectStoragePath URL, one folder per ``<dag_id>/<task_id>/<run_id>`` below it. "
+                    "Empty: ``file://$AIRFLOW_HOME/dataeng_reports``.\n"
+                ),
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "s3://aws_default@analytics-reports/experiments",
+                "default": "",
+            },
+        },
+    },
+}
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return the provider description in the runtime ``provider_info.schema.json`` format."""
+    """Return the provider description in the runtime ``provider_info.schema.json`` format.
+
+    :return: the provider's metadata: package name, version, integrations, modules and config.
+    """
     return {
         "package-name": "dataeng-agents",
         "name": INTEGRATION,
@@ -33,7 +50,7 @@ def get_provider_info() -> dict[str, Any]:
             "Experiment analysis, experiment design, pipeline review and data-engineering agents "
             "(Claude personas) as Airflow operators, on a deterministic statistics and review core."
         ),
-        "versions": [_version()],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": INTEGRATION,
@@ -66,4 +83,5 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [f"{PACKAGE}.links.report.ReportLink"],
+        "config": CONFIG,
     }

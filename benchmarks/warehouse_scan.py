@@ -137,7 +137,7 @@ def _load_analysis_modules() -> None:
     """What a scheduled worker has loaded before its first analysis: the engine (scipy, numpy),
     pydantic, and sqlglot's DuckDB dialect, which sqlglot imports on first use (~0.05 s here,
     otherwise counted in the timed "building the query" step of the first analysis)."""
-    import dataeng_agents.core.commands.data_driven_feature
+    import dataeng_agents.core.experiment.analysis
     import dataeng_agents.core.stats  # noqa: F401
     from sqlglot.dialects.dialect import Dialect
 
@@ -167,7 +167,7 @@ def child(kind: str, db: str) -> dict[str, Any]:
     elif kind in ("analysis", "analysis_lowmem"):
         # a scheduled worker has its imports loaded: import (scipy, sqlglot, pydantic) before timing
         _load_analysis_modules()
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+        from dataeng_agents.core.experiment import analyze_experiment
         from dataeng_agents.core.warehouse import DuckDBWarehouse
 
         out["import_seconds"] = time.perf_counter() - t0

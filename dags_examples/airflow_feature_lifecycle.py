@@ -83,7 +83,7 @@ with DAG(
     def tracking_check(config: str) -> dict[str, Any]:
         """The tracking plan checked per variant at the end of the experiment window."""
         from dataeng_agents.core.commands.lifecycle import check_tracking
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import load_configs
 
         cfg, _ = load_configs(config)
         end = cfg.end if isinstance(cfg.end, datetime) else datetime(cfg.end.year, cfg.end.month, cfg.end.day)
@@ -96,7 +96,7 @@ with DAG(
     def rollout_check(config: str, stage: int) -> dict[str, Any]:
         """One guarded-rollout check, at the end of the stage's minimum duration."""
         from dataeng_agents.core.commands.lifecycle import rollout_check as core_rollout_check
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import load_configs
 
         _, life = load_configs(config)
         plan = life.require_rollout()

@@ -1,8 +1,10 @@
 """Prefect 3 integration of dataeng-agents: blocks, tasks, flows and artifacts.
 
 Loaded by Prefect through the ``prefect.collections`` entry point, so this module only imports the
-blocks (``prefect block register -m dataeng_agents.prefect_integration`` registers them). Tasks and
-flows live in :mod:`.tasks` and :mod:`.flows` and are also reachable from here lazily.
+blocks (``prefect block register -m dataeng_agents.prefect_integration`` registers them). Every flow
+and public task of :mod:`.tasks` and :mod:`.flows` is also importable from here; they are loaded on
+first access, since they pull in the core (numpy, scipy, duckdb) and Prefect loads this package for
+every block lookup.
 """
 
 from __future__ import annotations
@@ -11,32 +13,26 @@ from typing import Any
 
 from dataeng_agents.prefect_integration.blocks import AgentSettings, AnthropicCredentials, ExperimentWarehouse
 
-__all__ = [
-    "AgentSettings",
-    "AnthropicCredentials",
-    "ExperimentWarehouse",
-    "analyze_experiment",
-    "api_contract_drift_flow",
-    "ask_agent",
-    "design_experiment",
-    "diff_api_contracts",
-    "experiment_report_flow",
-    "pipeline_review_flow",
-    "review_api_contracts",
-    "review_pipeline",
-]
-
 _LAZY = {
+    # tasks
     "analyze_experiment": "tasks",
     "design_experiment": "tasks",
     "review_pipeline": "tasks",
     "ask_agent": "tasks",
+    "design_hypothesis": "tasks",
+    "check_tracking": "tasks",
+    "rollout_check": "tasks",
+    # flows
     "experiment_report_flow": "flows",
     "pipeline_review_flow": "flows",
+    "feature_lifecycle_flow": "flows",
+    # API contract review: tasks and flow
     "review_api_contracts": "api_tasks",
     "diff_api_contracts": "api_tasks",
     "api_contract_drift_flow": "api_tasks",
 }
+
+__all__ = ["AgentSettings", "AnthropicCredentials", "ExperimentWarehouse", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

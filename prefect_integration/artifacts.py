@@ -27,6 +27,13 @@ def artifact_key(subject: str, suffix: str) -> str:
 
     ``artifact_key("Checkout_Button v2", "report")`` -> ``"checkout-button-v2-report"``. A subject
     with no ASCII letter or digit (``"实验"``) gets a stable hash instead, so it still has a key.
+
+    Args:
+        subject: The experiment or pipeline id.
+        suffix: The kind of artifact (``report``, ``results``, ``html``).
+
+    Returns:
+        A key of lowercase letters, digits and dashes, at most ``MAX_KEY_LENGTH`` long.
     """
     head = _NOT_KEY.sub("-", subject.lower()).strip("-")
     if not head:
@@ -37,8 +44,15 @@ def artifact_key(subject: str, suffix: str) -> str:
 
 
 def report_link(html_path: str | Path, base_url: str | None = None) -> str:
-    """Where the HTML report can be opened: ``base_url/<file name>`` when the report directory is
-    published (a bucket, a static site), else a ``file://`` URI of the local file."""
+    """Where the HTML report can be opened.
+
+    Args:
+        html_path: The written HTML report.
+        base_url: Where the report directory is published (a bucket, a static site), if it is.
+
+    Returns:
+        ``base_url/<file name>`` with a ``base_url``, else a ``file://`` URI of the local file.
+    """
     path = Path(html_path)
     if base_url:
         return f"{base_url.rstrip('/')}/{quote(path.name)}"
@@ -64,6 +78,7 @@ class PublishedArtifacts:
     ids: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
+        """The keys and ids as a JSON-ready dict (a flow's return value)."""
         return {
             "markdown_key": self.markdown_key,
             "table_key": self.table_key,
@@ -84,6 +99,17 @@ def publish_report(
     """Creates the Markdown, table and link artifacts of one report, keyed by ``subject_id``.
 
     Must run inside a flow or task run so the artifacts are attached to it.
+
+    Args:
+        subject_id: The experiment or pipeline id the keys are made from.
+        markdown: The report as Markdown.
+        rows: The results table, one mapping per row (NaN and infinities become null).
+        link: Where the HTML report can be opened (:func:`report_link`).
+        title: Shown as the artifacts' descriptions.
+        table_name: The table artifact's key suffix.
+
+    Returns:
+        The three keys and the ids Prefect gave the artifacts.
     """
     md_key = artifact_key(subject_id, "report")
     table_key = artifact_key(subject_id, table_name)

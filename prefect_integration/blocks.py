@@ -83,8 +83,12 @@ class AnthropicCredentials(CredentialsBlock):
     def get_client(self, **client_kwargs: Any) -> anthropic.Anthropic:
         """Returns an ``anthropic.Anthropic`` client configured from this block.
 
-        :param client_kwargs: extra keyword arguments for ``anthropic.Anthropic``
-            (for example ``http_client`` in tests); they override the block's values.
+        Args:
+            **client_kwargs: Extra keyword arguments for ``anthropic.Anthropic`` (for example
+                ``http_client`` in tests); they override the block's values.
+
+        Returns:
+            The synchronous Anthropic client.
         """
         import anthropic
 
@@ -283,9 +287,13 @@ class AgentSettings(Block):
         }
 
     def get_narrator(self, **client_kwargs: Any) -> Narrator:
-        """Returns the core narrator: ``ClaudeNarrator`` with credentials, else ``TemplateNarrator``.
+        """Returns the core narrator that writes the prose.
 
-        :param client_kwargs: extra keyword arguments for the ``anthropic.Anthropic`` client.
+        Args:
+            **client_kwargs: Extra keyword arguments for the ``anthropic.Anthropic`` client.
+
+        Returns:
+            ``ClaudeNarrator`` when the block has credentials, else ``TemplateNarrator``.
         """
         from dataeng_agents.core.narrative import TemplateNarrator
 

@@ -80,7 +80,7 @@ def experiment_report_flow(
 ) -> dict[str, Any]:
     """Analyses an experiment, publishes the report as artifacts and emits the decision event.
 
-    :param config: the experiment config (YAML path, YAML text or dict).
+    :param config: the experiment config (YAML path, YAML text or dict; a lifecycle YAML too).
     :param warehouse: an ``ExperimentWarehouse`` block or the name of a saved one.
     :param agent_settings: an ``AgentSettings`` block or the name of a saved one; template prose when empty.
     :param report_dir: where the JSON/Markdown/HTML report files are written (a temp dir when empty).
@@ -241,7 +241,7 @@ def feature_lifecycle_flow(
         weights is expected unless the final analysis reads only the last stage (``data_interval``).
     """
     from dataeng_agents.core.commands.lifecycle import rollout_markdown
-    from dataeng_agents.core.lifecycle.sources import load_configs
+    from dataeng_agents.core.experiment import load_configs
 
     logger = get_run_logger()
     wh = _load_block(warehouse, ExperimentWarehouse)

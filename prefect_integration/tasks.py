@@ -208,16 +208,17 @@ def analyze_experiment(
 ) -> Any:
     """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too),
+        read by the core's one loader ``load_experiment_config``.
     :param warehouse: the ``ExperimentWarehouse`` block; the config's ``warehouse:`` URL when ``None``.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     :param data_interval: ``(start, end)`` ISO timestamps to analyse; the config's window when ``None``.
     """
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment as core_analyze
-    from dataeng_agents.core.warehouse import ExperimentConfig
+    from dataeng_agents.core.experiment import analyze_experiment as core_analyze
+    from dataeng_agents.core.experiment import load_experiment_config
 
     logger = get_run_logger()
-    experiment = ExperimentConfig.load(config)
+    experiment = load_experiment_config(config)
     where = warehouse.describe() if warehouse is not None else "the config's warehouse"
     logger.info("Analysing experiment %r in %s", experiment.id, where)
     return core_analyze(
@@ -243,14 +244,14 @@ def design_experiment(
 ) -> Any:
     """Designs an experiment (power, sample size, duration) and returns the core design report.
 
-    :param config: the experiment config (a YAML path or a dict).
+    :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too).
     :param warehouse: estimates baselines and traffic from history when given.
     :param agent_settings: who writes the prose; the offline template when ``None``.
     """
-    from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
-    from dataeng_agents.core.warehouse import ExperimentConfig
+    from dataeng_agents.core.experiment import design_experiment as core_design
+    from dataeng_agents.core.experiment import load_experiment_config
 
-    experiment = ExperimentConfig.load(config)
+    experiment = load_experiment_config(config)
     return core_design(
         experiment,
         warehouse.get_warehouse() if warehouse is not None else None,

@@ -23,5 +23,13 @@ class ReportLink(BaseOperatorLink):
     name = "Report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        url = BaseXCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        # get_value(ti_key=...) does exactly this, but types ti_key as a protocol of settable attributes
+        # that the read-only TaskInstanceKey get_link receives does not satisfy
+        url = BaseXCom.get_one(
+            key=self.xcom_key,
+            dag_id=ti_key.dag_id,
+            task_id=ti_key.task_id,
+            run_id=ti_key.run_id,
+            map_index=ti_key.map_index,
+        )
         return str(url) if url else ""

@@ -67,32 +67,17 @@ class _ExperimentOperator(NarratedOperator):
         )
 
     def load_config(self) -> Any:
-        """The experiment config (path, YAML text or dict).
+        """The experiment config (path, YAML text or dict), read by the core's one loader.
 
         A config with lifecycle sections (``exploration:``, ``tracking:``, ``rollout:`` or a
-        structured ``hypothesis:``) is read the way the lifecycle commands read it, so one YAML
-        serves both. A bad config fails the task without retries (the error names the field).
+        structured ``hypothesis:``) is accepted, so one YAML serves both. A bad config fails the
+        task without retries (the error names the field).
         """
         from dataeng_agents.core.errors import ConfigError
-        from dataeng_agents.core.lifecycle.sources import LIFECYCLE_KEYS, load_configs
-        from dataeng_agents.core.warehouse import ExperimentConfig
+        from dataeng_agents.core.experiment import load_experiment_config
 
-        spec: Any = self.config
         try:
-            raw: Any = spec
-            if isinstance(spec, str):
-                from pathlib import Path
-
-                import yaml
-
-                path = Path(spec) if "\n" not in spec else None
-                raw = yaml.safe_load(path.read_text(encoding="utf-8") if path and path.is_file() else spec)
-            lifecycle = isinstance(raw, dict) and (
-                any(k in raw for k in LIFECYCLE_KEYS) or isinstance(raw.get("hypothesis"), dict)
-            )
-            if lifecycle:
-                return load_configs(spec if isinstance(spec, dict) or "\n" not in str(spec) else raw)[0]
-            return ExperimentConfig.load(spec)
+            return load_experiment_config(self.config)
         except ConfigError as e:
             raise AirflowFailException(f"experiment config: {e}") from e
 
@@ -170,8 +155,10 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             raise ValueError(f"formats: unknown format(s) {sorted(unknown)}; choose from {REPORT_FORMATS}")
         self.output_path = output_path
         self.formats = tuple(formats)
-        if window not in ("cumulative", "data_interval", "all"):
-            raise ValueError(f"window must be 'cumulative', 'data_interval' or 'all', got {window!r}")
+        from dataeng_agents.core.experiment.window import ANALYSIS_WINDOWS
+
+        if window not in ANALYSIS_WINDOWS:
+            raise ValueError(f"window must be one of {ANALYSIS_WINDOWS}, got {window!r}")
         self.window = window
         self.srm_policy = srm_policy
         self.guardrail_policy = guardrail_policy
@@ -183,25 +170,16 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         self.add_outlets([self.report_asset])
 
     def data_interval(self, context: Context, config: Any) -> tuple[Any, Any] | None:
-        """The ``(start, end)`` the core reads, from ``window`` and the run's data interval."""
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if self.window == "all" or end is None:
-            return None
-        if self.window == "data_interval":
-            return (start, end)
-        if config.start is None:
-            return (start, end)
-        from datetime import UTC, date, datetime
+        """The ``(start, end)`` the core reads, from ``window`` and the run's data interval
+        (:func:`dataeng_agents.core.experiment.analysis_interval`)."""
+        from dataeng_agents.core.experiment import analysis_interval
 
-        first = config.start
-        if not isinstance(first, datetime) and isinstance(first, date):
-            first = datetime(first.year, first.month, first.day, tzinfo=UTC)
-        elif first.tzinfo is None:
-            first = first.replace(tzinfo=UTC)
-        return (first, end)
+        return analysis_interval(
+            config, self.window, context.get("data_interval_start"), context.get("data_interval_end")
+        )
 
     def compute(self, context: Context, narrator: Narrator) -> Any:
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+        from dataeng_agents.core.experiment import analyze_experiment
 
         config = self.load_config()
         return analyze_experiment(
@@ -284,7 +262,7 @@ class ExperimentDesignOperator(_ExperimentOperator):
         self.formats = tuple(formats)
 
     def compute(self, context: Context, narrator: Narrator) -> Any:
-        from dataeng_agents.core.commands.data_driven_feature import design_experiment
+        from dataeng_agents.core.experiment import design_experiment
 
         return design_experiment(self.load_config(), self.hook.get_conn(), narrator=narrator)
 

@@ -31,7 +31,7 @@ class NarrationBatchTrigger(BaseTrigger):
     """
 
     def __init__(self, conn_id: str, batch_ids: list[str], poll_interval: float, end_time: float) -> None:
-        super().__init__()
+        BaseTrigger.__init__(self)  # named: mypy exempts airflow's unannotated calls by their full name
         self.conn_id = conn_id
         self.batch_ids = list(batch_ids)
         self.poll_interval = poll_interval

@@ -4,35 +4,42 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from dataeng_agents.core.cli._guard import guarded
 
 app = typer.Typer(help="Ask the data-engineering agents (Claude personas; offline without an API key).", no_args_is_help=True)
 
 
 @app.command("ask")
+@guarded
 def ask_command(
-    persona: str = typer.Argument(..., help="Persona: backend-architect, data-engineer, or a user persona."),
-    question: str = typer.Argument(..., help="The question."),
-    context: list[Path] = typer.Option([], "--context", "-c", help="Context file (repeatable): a DAG, SQL, a spec, a report."),
-    model: str | None = typer.Option(None, "--model", help="Claude model id (default: the persona's)."),
-    max_usd: float | None = typer.Option(None, "--max-usd", min=0, help="Most this question may cost, in USD."),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON (with provenance and usage)."),
+    persona: Annotated[
+        str, typer.Argument(help="Persona: backend-architect, data-engineer, or a user persona.", show_default=False)
+    ],
+    question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
+    context: Annotated[
+        list[Path] | None,
+        typer.Option("--context", "-c", help="Context file (repeatable): a DAG, SQL, a spec, a report."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Claude model id (default: the persona's).")] = None,
+    max_usd: Annotated[
+        float | None, typer.Option("--max-usd", min=0, help="Most this question may cost, in USD.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer as JSON (with provenance and usage).")
+    ] = False,
 ) -> None:
     """Ask PERSONA a QUESTION. Secrets in context files are redacted before anything is sent."""
     from dataeng_agents.core.agents import load_persona, narrator_from_env, question_task
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
 
     console = Console()
-    try:
-        load_persona(persona)
-        task = question_task(persona, question, [str(p) for p in context])
-        narrator = narrator_from_env(persona=persona, model=model, max_usd=max_usd)
-        answer = narrator.narrate(task)
-    except DataengError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    load_persona(persona)
+    task = question_task(persona, question, [str(p) for p in context or []])
+    narrator = narrator_from_env(persona=persona, model=model, max_usd=max_usd)
+    answer = narrator.narrate(task)
     if as_json:
         typer.echo(json.dumps(answer.model_dump(), indent=2))
         return
@@ -51,18 +58,14 @@ def ask_command(
 
 
 @app.command("personas")
-def personas_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+@guarded
+def personas_command(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """List the personas (packaged and from $DATAENG_PERSONAS_DIR)."""
     from dataeng_agents.core.agents import list_personas
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        personas = list_personas()
-    except DataengError as exc:
-        Console().print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    personas = list_personas()
     if as_json:
         typer.echo(
             json.dumps(

@@ -6,8 +6,10 @@ import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from dataeng_agents.core.cli._guard import fail, guarded
 
 app = typer.Typer(
     help="API contracts (OpenAPI, GraphQL SDL, protobuf): review, breaking-change diff, serving-API design.",
@@ -47,13 +49,6 @@ class DesignFormat(StrEnum):
     openapi = "openapi"
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
-
-
 def _emit(text: str, output: Path | None) -> None:
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -65,27 +60,39 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 @app.command("review")
+@guarded
 def review_command(
-    paths: list[Path] = typer.Argument(..., help="OpenAPI (.yaml/.json), GraphQL (.graphql) or .proto files or folders."),
-    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding at this level exists."),
-    profile: str | None = typer.Option(None, "--profile", help="strict, default or examples (overrides pyproject)."),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."
-    ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
-    explain: bool = typer.Option(False, "--explain", help="Add the backend-architect's advice (Claude with a key, else template)."),
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="OpenAPI (.yaml/.json), GraphQL (.graphql) or .proto files or folders.", show_default=False
+        ),
+    ],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
+    ] = FailOn.error,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Add the backend-architect's advice (Claude with a key, else template)."),
+    ] = False,
 ) -> None:
     """Review contract files; the exit code gates CI (0 clean, 1 findings or unreadable file, 2 usage error)."""
     from dataeng_agents.core.api import load_api_config, narrate_api_review, review_api_paths
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
 
-    try:
-        cfg = load_api_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
-        result = review_api_paths(paths, config=cfg)
-    except DataengError as exc:
-        raise _fail(exc) from exc
+    cfg = load_api_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
+    result = review_api_paths(paths, config=cfg)
     advice = None
     if explain:
         from dataeng_agents.core.agents import narrator_from_env
@@ -116,27 +123,36 @@ def review_command(
 
 
 @app.command("diff")
+@guarded
 def diff_command(
-    old: Path = typer.Argument(..., help="The old contract (with --base: the contract file to compare with its git version)."),
-    new: Path | None = typer.Argument(None, help="The new contract (omit with --base)."),
-    base: str | None = typer.Option(None, "--base", help="Read the old version of the file from this git ref (e.g. main)."),
-    output_format: DiffFormat = typer.Option(DiffFormat.table, "--format", "-f", help="Output format."),
-    fail_on: DiffFailOn = typer.Option(DiffFailOn.breaking, "--fail-on", help="Exit 1 when a change at this level exists."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    old: Annotated[
+        Path,
+        typer.Argument(
+            help="The old contract (with --base: the contract file to compare with its git version).",
+            show_default=False,
+        ),
+    ],
+    new: Annotated[Path | None, typer.Argument(help="The new contract (omit with --base).")] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Read the old version of the file from this git ref (e.g. main).")
+    ] = None,
+    output_format: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
+    fail_on: Annotated[
+        DiffFailOn, typer.Option("--fail-on", help="Exit 1 when a change at this level exists.")
+    ] = DiffFailOn.breaking,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
 ) -> None:
     """Report breaking and non-breaking changes from OLD to NEW; exit 1 on a breaking change (CI gate)."""
     from dataeng_agents.core.api import diff_paths
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
 
     if base is None and new is None:
-        raise _fail(ValueError("give OLD and NEW, or one file with --base REF"))
+        fail("give OLD and NEW, or one file with --base REF")
     if base is not None and new is not None:
-        raise _fail(ValueError("with --base give only the file to compare (its old version comes from git)"))
-    try:
-        result = diff_paths(old, new, base_ref=None) if new is not None else diff_paths(old, old, base_ref=base)
-    except DataengError as exc:
-        raise _fail(exc) from exc
+        fail("with --base give only the file to compare (its old version comes from git)")
+    result = diff_paths(old, new, base_ref=None) if new is not None else diff_paths(old, old, base_ref=base)
     if output_format is DiffFormat.table:
         from dataeng_agents.core.api.render import render_diff_table
 
@@ -151,21 +167,25 @@ def diff_command(
 
 
 @app.command("design")
+@guarded
 def design_command(
-    spec: Path = typer.Argument(..., help="Pipeline spec (YAML or JSON): its sinks become API resources."),
-    output_format: DesignFormat = typer.Option(DesignFormat.table, "--format", "-f", help="Output format."),
-    emit_openapi: Path | None = typer.Option(None, "--emit-openapi", help="Write the OpenAPI 3.1 document here."),
-    explain: bool = typer.Option(False, "--explain", help="Add the backend-architect's narration (Claude with a key, else template)."),
+    spec: Annotated[
+        Path, typer.Argument(help="Pipeline spec (YAML or JSON): its sinks become API resources.", show_default=False)
+    ],
+    output_format: Annotated[DesignFormat, typer.Option("--format", "-f", help="Output format.")] = DesignFormat.table,
+    emit_openapi: Annotated[
+        Path | None, typer.Option("--emit-openapi", help="Write the OpenAPI 3.1 document here.")
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Add the backend-architect's narration (Claude with a key, else template)."),
+    ] = False,
 ) -> None:
     """Design the serving API of SPEC's output tables (OpenAPI 3.1 + resilience/observability notes)."""
     from dataeng_agents.core.api import design_serving_api, narrate_serving_design
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
 
-    try:
-        design = design_serving_api(spec)
-    except DataengError as exc:
-        raise _fail(exc) from exc
+    design = design_serving_api(spec)
     if emit_openapi is not None:
         _emit(design.openapi_yaml(), emit_openapi)
     advice = None
@@ -213,9 +233,10 @@ def design_command(
 
 
 @app.command("rules")
+@guarded
 def rules_command(
-    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
-    target: str | None = typer.Option(None, "--target", help="Only openapi, graphql or proto rules."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+    target: Annotated[str | None, typer.Option("--target", help="Only openapi, graphql or proto rules.")] = None,
 ) -> None:
     """List the API contract rules (id, category, default severity, applies to, title)."""
     from dataeng_agents.core.api import API_RULES

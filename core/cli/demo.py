@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from dataeng_agents.core.cli.experiment import fail, narrator, run_guarded
+from dataeng_agents.core.cli._guard import fail, guarded, run_guarded
+from dataeng_agents.core.cli.experiment import narrator
 
 DEFAULT_DEMO_DIR = "dataeng-demo"
 
 
+@guarded
 def demo_command(
     out: Annotated[
         str, typer.Option("--out", "-o", help="Output directory (warehouse file and report/).")
@@ -35,9 +37,9 @@ def demo_command(
         fail("--users: at least 1000 users, so that every arm and day has data")
 
     def run() -> None:
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+        from dataeng_agents.core.experiment import analyze_experiment, load_experiment_config
         from dataeng_agents.core.report import write_report
-        from dataeng_agents.core.warehouse import DuckDBWarehouse, ExperimentConfig
+        from dataeng_agents.core.warehouse import DuckDBWarehouse
         from dataeng_agents.core.warehouse.sample_data import DEFAULT_EFFECTS, aa_effects, generate
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -73,7 +75,7 @@ def demo_command(
             def on_step(name: str) -> None:
                 bar.update(ana, completed=steps.index(name) if name in steps else 0, description=name)
 
-            cfg = ExperimentConfig.load(_demo_config())
+            cfg = load_experiment_config(_demo_config())
             report = analyze_experiment(cfg, DuckDBWarehouse(db_path), narrator=narrator(), progress=on_step)
             bar.update(ana, completed=len(steps), description="analysed")
             wr = bar.add_task("writing the report", total=1)

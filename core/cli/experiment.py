@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from dataeng_agents.core.cli._guard import fail, guarded, run_guarded
 
 app = typer.Typer(
     help="Experiments: analyse results in the warehouse, design and size new ones.", no_args_is_help=True
@@ -28,30 +29,6 @@ _WAREHOUSE = typer.Option(
 )
 _OUT = typer.Option("--out", "-o", help=f"Report directory (default: ./{DEFAULT_OUT_ROOT}/<experiment id>).")
 _FORMATS = typer.Option("--format", "-f", help="Comma-separated report formats: json,md,html.")
-
-
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}".replace("\n", " "), err=True)
-    raise typer.Exit(code=2)
-
-
-def run_guarded(fn: Any) -> Any:
-    """Run ``fn``; turn every error into one stderr line and exit code 2."""
-    from dataeng_agents.core.errors import DataengError
-
-    try:
-        return fn()
-    except typer.Exit:
-        raise
-    except DataengError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
-    except KeyboardInterrupt:
-        fail("interrupted")
-    except Exception as exc:  # a bug must still not print a traceback at a user
-        fail(f"unexpected {type(exc).__name__}: {exc}")
-    return None
 
 
 def narrator() -> Any:
@@ -89,6 +66,7 @@ def _formats(value: str) -> list[str]:
 
 
 @app.command("analyze")
+@guarded
 def analyze_command(
     config: Annotated[str, _CONFIG],
     warehouse: Annotated[str | None, _WAREHOUSE] = None,
@@ -108,11 +86,10 @@ def analyze_command(
         fail("give both --start and --end for a data interval")
 
     def run() -> None:
-        from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import analyze_experiment, load_experiment_config
         from dataeng_agents.core.report import write_report
 
-        cfg, _lifecycle = load_configs(Path(config))  # a lifecycle YAML is an experiment config too
+        cfg = load_experiment_config(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
         report = analyze_experiment(
             cfg, warehouse, data_interval=interval, narrator=narrator(), progress=progress
@@ -149,6 +126,7 @@ def _print_summary(summary: dict[str, Any], paths: dict[str, str]) -> None:
 
 
 @app.command("design")
+@guarded
 def design_command(
     config: Annotated[str, _CONFIG],
     warehouse: Annotated[str | None, _WAREHOUSE] = None,
@@ -164,11 +142,10 @@ def design_command(
     formats = _formats(fmt)
 
     def run() -> None:
-        from dataeng_agents.core.commands.data_driven_feature import design_experiment
-        from dataeng_agents.core.lifecycle.sources import load_configs
+        from dataeng_agents.core.experiment import design_experiment, load_experiment_config
         from dataeng_agents.core.report import to_json, to_markdown, write_report
 
-        cfg, _lifecycle = load_configs(Path(config))
+        cfg = load_experiment_config(Path(config))
         report = design_experiment(cfg, warehouse, narrator=narrator())
         if out:
             write_report(report, out, formats)

@@ -50,7 +50,7 @@ def explore_command(
 ) -> None:
     """Explore the candidate metrics over the pre-period: daily level and variance, weekday
     seasonality, tails and a capping suggestion, pre/post correlation (CUPED), traffic per day."""
-    from dataeng_agents.core.cli.experiment import run_guarded
+    from dataeng_agents.core.cli._guard import run_guarded
 
     def run() -> None:
         from dataeng_agents.core.commands.lifecycle import explore_experiment
@@ -68,7 +68,8 @@ def hypothesis_command(
 ) -> None:
     """Check the `hypothesis:` section against the exploration (is the MDE reachable in the planned
     time?) and write the plan document. Exit code 1 when a check fails."""
-    from dataeng_agents.core.cli.experiment import narrator, run_guarded
+    from dataeng_agents.core.cli._guard import run_guarded
+    from dataeng_agents.core.cli.experiment import narrator
 
     def run() -> bool:
         from dataeng_agents.core.commands.lifecycle import build_hypothesis
@@ -95,7 +96,7 @@ def tracking_plan_command(
 ) -> None:
     """Print the tracking plan as a versioned JSON Schema; with --check, check the warehouse against it
     (exit code 1 when an error is found)."""
-    from dataeng_agents.core.cli.experiment import run_guarded
+    from dataeng_agents.core.cli._guard import run_guarded
 
     def run() -> bool:
         from dataeng_agents.core.commands.lifecycle import check_tracking, tracking_plan
@@ -158,7 +159,8 @@ def rollout_check_command(
     """Decide advance / hold / roll back for the live stage of a guarded rollout (always-valid
     confidence sequences: checking every hour does not inflate false alarms). Exit code 1 on roll back
     with --fail-on-rollback, and when the decision pages (a human must look)."""
-    from dataeng_agents.core.cli.experiment import narrator, run_guarded
+    from dataeng_agents.core.cli._guard import run_guarded
+    from dataeng_agents.core.cli.experiment import narrator
 
     def run() -> str:
         from dataeng_agents.core.commands.lifecycle import DecisionStore, rollout_check
@@ -202,14 +204,9 @@ def _connection(url: str) -> tuple[Any, str]:
 
         return duck, "duckdb"
     if url.startswith(("postgresql://", "postgres://")):
-        dsn = "postgresql://" + url.split("://", 1)[1]
+        from dataeng_agents.core.warehouse.runners import postgres_connector
 
-        def pg() -> Any:
-            import psycopg
-
-            return psycopg.connect(dsn, connect_timeout=10)
-
-        return pg, "postgres"
+        return postgres_connector(url), "postgres"
     raise InputError("decisions_db", "use duckdb:///file.duckdb or postgresql://user@host/db")
 
 
@@ -225,7 +222,7 @@ def lifecycle_demo_command(
 ) -> None:
     """Write a seeded product with known truth: pre-period + experiment (with a planted tracking bug)
     in lifecycle.duckdb / lifecycle.yaml, a staged rollout in rollout.duckdb / rollout.yaml."""
-    from dataeng_agents.core.cli.experiment import run_guarded
+    from dataeng_agents.core.cli._guard import run_guarded
 
     def run() -> None:
         import yaml
@@ -256,8 +253,10 @@ def lifecycle_demo_command(
 
 def register(app: typer.Typer) -> None:
     """Adds the lifecycle commands to the ``dataeng experiment`` group."""
-    app.command("explore")(explore_command)
-    app.command("hypothesis")(hypothesis_command)
-    app.command("tracking-plan")(tracking_plan_command)
-    app.command("rollout-check")(rollout_check_command)
-    app.command("lifecycle-demo")(lifecycle_demo_command)
+    from dataeng_agents.core.cli._guard import guarded
+
+    app.command("explore")(guarded(explore_command))
+    app.command("hypothesis")(guarded(hypothesis_command))
+    app.command("tracking-plan")(guarded(tracking_plan_command))
+    app.command("rollout-check")(guarded(rollout_check_command))
+    app.command("lifecycle-demo")(guarded(lifecycle_demo_command))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from dataeng_agents.core.cli._guard import guarded
 
 app = typer.Typer(help="Pipeline design from a spec, and the review rule catalogue.", no_args_is_help=True)
 
@@ -18,24 +20,24 @@ class DesignFormat(StrEnum):
 
 
 @app.command("design")
+@guarded
 def design_command(
-    spec: Path = typer.Argument(..., help="Pipeline spec (YAML or JSON)."),
-    emit_dag: Path | None = typer.Option(None, "--emit-dag", help="Write a starter Airflow DAG to this path."),
-    output_format: DesignFormat = typer.Option(DesignFormat.table, "--format", "-f", help="Output format."),
-    explain: bool = typer.Option(False, "--explain", help="Add narrated advice (Claude with a key, else template)."),
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML or JSON).", show_default=False)],
+    emit_dag: Annotated[
+        Path | None, typer.Option("--emit-dag", help="Write a starter Airflow DAG to this path.")
+    ] = None,
+    output_format: Annotated[DesignFormat, typer.Option("--format", "-f", help="Output format.")] = DesignFormat.table,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add narrated advice (Claude with a key, else template).")
+    ] = False,
 ) -> None:
     """Recommend an architecture for SPEC with a scored comparison, components and a cost estimate."""
     from dataeng_agents.core.commands.data_pipeline import design_with_dag, narrate_design
-    from dataeng_agents.core.errors import DataengError
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    try:
-        design, dag_source = design_with_dag(spec)
-    except DataengError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    design, dag_source = design_with_dag(spec)
     if emit_dag is not None:
         emit_dag.parent.mkdir(parents=True, exist_ok=True)
         tmp = emit_dag.with_name(emit_dag.name + ".tmp")
@@ -83,10 +85,13 @@ def design_command(
 
 
 @app.command("rules")
+@guarded
 def rules_command(
-    write_docs: Path | None = typer.Option(None, "--write-docs", help="Write one Markdown page per rule here."),
-    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
-    category: str | None = typer.Option(None, "--category", help="Only this category."),
+    write_docs: Annotated[
+        Path | None, typer.Option("--write-docs", help="Write one Markdown page per rule here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
     from dataeng_agents.core.review import RULES, write_rule_docs
@@ -113,6 +118,7 @@ def rules_command(
 
 
 @app.command("schema")
+@guarded
 def schema_command() -> None:
     """Print the JSON schema of the pipeline spec."""
     from dataeng_agents.core.design import spec_json_schema

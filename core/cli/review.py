@@ -6,8 +6,10 @@ import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from dataeng_agents.core.cli._guard import guarded
 
 
 class OutputFormat(StrEnum):
@@ -23,39 +25,50 @@ class FailOn(StrEnum):
     never = "never"
 
 
+@guarded
 def review_command(
-    paths: list[Path] = typer.Argument(..., help="DAG files, flow files, pipeline specs or folders."),
-    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on", help="Exit 1 when a finding at this level exists."),
-    profile: str | None = typer.Option(None, "--profile", help="strict, default or examples (overrides pyproject)."),
-    airflow_version: str = typer.Option("3.3", "--airflow-version", help="Target Airflow version."),
-    runtime: bool = typer.Option(False, "--runtime", help="Also load the DAGs with DagBag in a subprocess."),
-    python: str | None = typer.Option(
-        None, "--python", help="Interpreter with Airflow for --runtime (default $DATAENG_AIRFLOW_PYTHON)."
-    ),
-    runtime_timeout: float = typer.Option(300.0, "--runtime-timeout", min=1, help="Seconds for the DagBag load."),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path)."
-    ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
-    explain: bool = typer.Option(False, "--explain", help="Add prioritised advice (Claude with a key, else template)."),
+    paths: Annotated[
+        list[Path], typer.Argument(help="DAG files, flow files, pipeline specs or folders.", show_default=False)
+    ],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
+    ] = FailOn.error,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
+    ] = None,
+    airflow_version: Annotated[str, typer.Option("--airflow-version", help="Target Airflow version.")] = "3.3",
+    runtime: Annotated[
+        bool, typer.Option("--runtime", help="Also load the DAGs with DagBag in a subprocess.")
+    ] = False,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", help="Interpreter with Airflow for --runtime (default $DATAENG_AIRFLOW_PYTHON)."),
+    ] = None,
+    runtime_timeout: Annotated[
+        float, typer.Option("--runtime-timeout", min=1, help="Seconds for the DagBag load.")
+    ] = 300.0,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add prioritised advice (Claude with a key, else template).")
+    ] = False,
 ) -> None:
     """Review PATHs and report findings; the exit code gates CI (0 clean, 1 findings, 2 usage error)."""
     from dataeng_agents.core.commands.data_pipeline import narrate_review
-    from dataeng_agents.core.errors import DataengError
     from dataeng_agents.core.review import load_config, review_paths
     from rich.console import Console
 
-    err = Console(stderr=True)
-    try:
-        cfg = load_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
-        result = review_paths(
-            paths, profile=cfg.profile, airflow_version=airflow_version, runtime=runtime, config=cfg,
-            python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
-        )
-    except DataengError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    cfg = load_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
+    result = review_paths(
+        paths, profile=cfg.profile, airflow_version=airflow_version, runtime=runtime, config=cfg,
+        python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
+    )
     advice = None
     if explain:
         from dataeng_agents.core.agents import narrator_from_env

@@ -1,7 +1,8 @@
-"""The two commands of the product: data-driven-feature (experiments) and data-pipeline.
+"""The pipeline command (data-pipeline) and the feature-lifecycle facades.
 
 Import the facades from their modules, e.g.
-``from dataeng_agents.core.commands.data_driven_feature import analyze_experiment``.
+``from dataeng_agents.core.commands.lifecycle import rollout_check``; the experiment facades
+(``analyze_experiment``, ``design_experiment``) live in :mod:`dataeng_agents.core.experiment`.
 """
 
 from __future__ import annotations

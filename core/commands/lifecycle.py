@@ -1,9 +1,12 @@
 """Facades of the data-driven-feature lifecycle: explore → hypothesis → tracking → guarded rollout.
 
-Every facade takes the experiment YAML (path or mapping; the lifecycle sections ``exploration:``,
-``hypothesis:``, ``tracking:``, ``rollout:`` sit next to the experiment config's keys) and an
-optional warehouse (a :class:`~dataeng_agents.core.warehouse.Warehouse`, a URL, or ``None`` for the
-config's ``warehouse:`` URL). The Airflow operators and Prefect tasks call exactly these:
+Every facade takes the experiment YAML (path, YAML text or mapping; the lifecycle sections
+``exploration:``, ``hypothesis:``, ``tracking:``, ``rollout:`` sit next to the experiment config's
+keys), read by the one loader :func:`dataeng_agents.core.experiment.load_configs`, and an optional
+warehouse resolved by :func:`dataeng_agents.core.experiment.resolve_warehouse` (a
+:class:`~dataeng_agents.core.warehouse.Warehouse`; a URL, a relative DuckDB path being relative to
+the working directory; or ``None`` for the config's ``warehouse:`` URL, relative to the config
+file). The Airflow operators and Prefect tasks call exactly these:
 
 >>> design = build_hypothesis("exp.yaml")                       # explores, then checks the plan
 >>> schema = tracking_plan("exp.yaml")                          # JSON Schema document
@@ -18,12 +21,12 @@ The decision is the output; flipping the flag stays with the user's flag system,
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataeng_agents.core.errors import InputError
+from dataeng_agents.core.experiment.config import ConfigSource, load_configs, resolve_warehouse
 from dataeng_agents.core.lifecycle.actions import (
     FlagHook,
     HttpFlagHook,
@@ -31,7 +34,6 @@ from dataeng_agents.core.lifecycle.actions import (
     RolloutCallback,
     apply_decision,
 )
-from dataeng_agents.core.lifecycle.config import LifecycleConfig
 from dataeng_agents.core.lifecycle.exploration import ExplorationReport, explore
 from dataeng_agents.core.lifecycle.guarded import check_rollout
 from dataeng_agents.core.lifecycle.hypothesis import (
@@ -41,7 +43,6 @@ from dataeng_agents.core.lifecycle.hypothesis import (
     validate_hypothesis,
 )
 from dataeng_agents.core.lifecycle.rollout import RolloutDecision
-from dataeng_agents.core.lifecycle.sources import load_configs, resolve_warehouse
 from dataeng_agents.core.lifecycle.state import DecisionStore, RolloutFinishedError
 from dataeng_agents.core.lifecycle.tracking import (
     TrackingCheckReport,
@@ -58,9 +59,7 @@ from dataeng_agents.core.narrative import (
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Warehouse
-
-ConfigSource = str | Path | Mapping[str, Any] | tuple["ExperimentConfig", LifecycleConfig]
+    from dataeng_agents.core.warehouse import Warehouse
 
 __all__ = [
     "DecisionStore",
@@ -72,7 +71,6 @@ __all__ = [
     "TableDecisionCallback",
     "build_hypothesis",
     "check_tracking",
-    "experiment_config",
     "explore_experiment",
     "rollout_check",
     "rollout_markdown",
@@ -80,12 +78,6 @@ __all__ = [
     "tracking_plan",
     "write_lifecycle_report",
 ]
-
-
-def experiment_config(config: ConfigSource) -> ExperimentConfig:
-    """The experiment config of a lifecycle YAML (lifecycle sections removed), for
-    ``analyze_experiment`` / ``design_experiment`` on the same file."""
-    return load_configs(config)[0]
 
 
 # ------------------------------------------------------------------------------------------- explore

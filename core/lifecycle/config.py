@@ -350,24 +350,10 @@ class LifecycleConfig(_Strict):
 
 
 def _read_mapping(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(source, Mapping):
-        return dict(source)
-    import yaml
+    # the one YAML reader of the experiment config (imported here: it imports this module)
+    from dataeng_agents.core.experiment.config import read_config_mapping
 
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config", f"file not found: {path}") from None
-    except OSError as err:
-        raise ConfigError("config", f"cannot read config {path}: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError("", f"{path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("", f"{path} must hold a mapping at the top level")
-    return data
+    return read_config_mapping(source)[0]
 
 
 def error_path(loc: tuple[int | str, ...]) -> str:

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Source, Warehouse
+    from dataeng_agents.core.experiment.config import ExperimentConfig, Metric, Source
+    from dataeng_agents.core.warehouse import Warehouse
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

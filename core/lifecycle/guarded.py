@@ -25,7 +25,8 @@ from dataeng_agents.core.lifecycle.rollout_sql import (
 from dataeng_agents.core.lifecycle.state import RolloutHistory
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Warehouse
+    from dataeng_agents.core.experiment.config import ExperimentConfig
+    from dataeng_agents.core.warehouse import Warehouse
 
 
 def check_rollout(

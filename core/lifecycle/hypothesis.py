@@ -24,7 +24,7 @@ from dataeng_agents.core.narrative import ExperimentNarrative, NarrationTask, Na
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig
+    from dataeng_agents.core.experiment.config import ExperimentConfig
 
 CheckStatus = Literal["ok", "warning", "fail"]
 

@@ -28,7 +28,8 @@ from dataeng_agents.core.lifecycle.sources import (
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Warehouse
+    from dataeng_agents.core.experiment.config import ExperimentConfig, Metric
+    from dataeng_agents.core.warehouse import Warehouse
 
 
 UNITS_CTE = "lc_rollout_units"  # prefixed: never shadows a user table

@@ -1,67 +1,24 @@
-"""Shared plumbing of the lifecycle queries: one YAML → both configs, units at first exposure, literals.
+"""Shared plumbing of the lifecycle queries: units at first exposure, metric lookup, literals.
 
-The lifecycle builds its own small sqlglot queries over the *same* sources the experiment config
-declares (:class:`~dataeng_agents.core.warehouse.ExperimentConfig`): the assignment source for
+The YAML is read by the one config loader (:func:`dataeng_agents.core.experiment.load_configs`) and
+the warehouse resolved by :func:`dataeng_agents.core.experiment.resolve_warehouse`. The lifecycle
+builds its own small sqlglot queries over the *same* sources the experiment config declares
+(:class:`~dataeng_agents.core.experiment.ExperimentConfig`): the assignment source for
 units and variants, the metric sources for events. User text only enters as parsed sqlglot nodes
 (``source_from``/``parse_scalar`` of the warehouse package); everything else is internal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataeng_agents.core.errors import ConfigError
-from dataeng_agents.core.lifecycle.config import LifecycleConfig, _read_mapping
 from dataeng_agents.core.warehouse.sql import ts_literal as ts_literal
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Metric, Warehouse
-
-LIFECYCLE_KEYS = ("exploration", "tracking", "rollout")
-
-
-def load_configs(
-    source: str | Path | Mapping[str, Any] | tuple[ExperimentConfig, LifecycleConfig],
-) -> tuple[ExperimentConfig, LifecycleConfig]:
-    """One YAML (path or mapping) → the experiment config and its lifecycle sections.
-
-    The lifecycle keys are taken out before the experiment config is validated, and a structured
-    ``hypothesis:`` mapping is passed on as its one-line ``change`` (the experiment config's
-    ``hypothesis`` is free text), so the same file serves ``analyze`` and the lifecycle commands.
-    """
-    from dataeng_agents.core.warehouse import ExperimentConfig
-
-    if isinstance(source, tuple):
-        return source
-    raw = _read_mapping(source)
-    lifecycle = LifecycleConfig.load(raw)
-    rest = {k: v for k, v in raw.items() if k not in LIFECYCLE_KEYS}
-    hyp = rest.get("hypothesis")
-    if isinstance(hyp, Mapping):
-        rest["hypothesis"] = str(hyp.get("change", ""))
-    if not isinstance(source, Mapping) and "base_dir" not in rest:
-        rest["base_dir"] = str(Path(source).resolve().parent)
-    cfg = ExperimentConfig.load(rest)
-    if lifecycle.experiment_id is None:
-        lifecycle = lifecycle.model_copy(update={"experiment_id": cfg.id})
-    return cfg, lifecycle
-
-
-def resolve_warehouse(cfg: ExperimentConfig, warehouse: Warehouse | str | None) -> Warehouse:
-    from dataeng_agents.core.warehouse import warehouse_from_url
-
-    if warehouse is None:
-        if not cfg.warehouse:
-            raise ConfigError("warehouse", "no warehouse given and the config has no `warehouse:` URL")
-        return warehouse_from_url(cfg.warehouse, base_dir=cfg.base_dir)
-    if isinstance(warehouse, str):
-        return warehouse_from_url(warehouse, base_dir=cfg.base_dir)
-    return warehouse
-
+    from dataeng_agents.core.experiment.config import ExperimentConfig, Metric
 
 def find_metric(cfg: ExperimentConfig, name: str, path: str) -> tuple[int, Metric]:
     for i, m in enumerate(cfg.metrics):

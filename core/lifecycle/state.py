@@ -171,7 +171,7 @@ class DecisionStore:
     def __init__(
         self, connection_or_factory: Any, *, table: str = "rollout_decisions", dialect: str = "duckdb"
     ) -> None:
-        from dataeng_agents.core.warehouse.config import check_identifier
+        from dataeng_agents.core.warehouse.identifiers import check_identifier
 
         try:
             self.table = check_identifier(table, dotted=True)

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.warehouse import ExperimentConfig, Source, Warehouse
+    from dataeng_agents.core.experiment.config import ExperimentConfig, Source
+    from dataeng_agents.core.warehouse import Warehouse
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # RFC 3339 date-time as a pattern too: `format` is an annotation unless the validator opts in
@@ -302,7 +303,7 @@ def _derived_target(
 
 
 def _merge(base: PlannedEvent | None, spec: EventSpec, path: str, *, keep_source: bool = False) -> PlannedEvent:
-    from dataeng_agents.core.warehouse.config import check_identifier
+    from dataeng_agents.core.warehouse.identifiers import check_identifier
 
     try:
         check_identifier(spec.table, dotted=True)
@@ -537,7 +538,8 @@ def tracking_query(
 ) -> exp.Select:
     """Per variant: exposed units, events after first exposure, units with the event, NULL / malformed
     counts per property and late arrivals."""
-    from dataeng_agents.core.warehouse import Source, parse_scalar
+    from dataeng_agents.core.experiment.config import Source
+    from dataeng_agents.core.warehouse import parse_scalar
     from dataeng_agents.core.warehouse.sql import source_from
 
     src = Source.model_validate({k: v for k, v in ev.source.items() if k in Source.model_fields})
@@ -632,7 +634,7 @@ def _diagnose(
     Runs only after a failure: one probe of the source, then one per column, so a dropped column is
     reported as that column (for every variant), not as a missing table.
     """
-    from dataeng_agents.core.warehouse import Source
+    from dataeng_agents.core.experiment.config import Source
     from dataeng_agents.core.warehouse.sql import source_from
 
     dialect = warehouse.dialect

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+from string import Template
 
 from dataeng_agents.core.report.model import ExperimentDesignReport, ExperimentReport, ResultRow
 
@@ -284,21 +288,34 @@ def to_markdown(report: AnyReport) -> str:
 
 
 # -------------------------------------------------------------------------------------------- html
+# The markup lives in templates/*.html (package data); this code only escapes values, formats
+# numbers and picks the optional sections.
 
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1f2328;margin:0;background:#f6f8fa}
-main{max-width:1080px;margin:0 auto;padding:24px 32px;background:#fff}
-h1{font-size:26px;margin:8px 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
-.meta{color:#57606a;font-size:13px}.badge{display:inline-block;color:#fff;font-weight:700;padding:6px 14px;border-radius:6px;font-size:15px;letter-spacing:.5px}
-.headline{font-size:18px;font-weight:600;margin:14px 0 6px}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0}th,td{border:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.better{color:#1a7f37;font-weight:600}.worse{color:#cf222e;font-weight:600}.flat{color:#57606a}
-.pass{color:#1a7f37}.warn{color:#9a6700}.fail{color:#cf222e;font-weight:700}
-.chart{margin:8px 0 16px}.chart svg{max-width:100%;height:auto}
-pre{background:#f6f8fa;padding:12px;overflow:auto;font-size:12px}details{margin:10px 0}
-ul{margin:6px 0 6px 20px;padding:0}li{margin:3px 0}
-"""
+_TEMPLATES = "dataeng_agents.core.report.templates"
+_SECTION = re.compile(r"<!-- section: (\w+) -->")
+
+
+def _template_text(name: str) -> str:
+    return files(_TEMPLATES).joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def _page_template() -> Template:
+    return Template(_template_text("page.html"))
+
+
+@cache
+def _sections(name: str) -> dict[str, Template]:
+    """The named sections of a template file, layout whitespace (line breaks, indentation) dropped."""
+    parts = _SECTION.split(_template_text(name))
+    return {
+        parts[i]: Template("".join(line.strip() for line in parts[i + 1].splitlines()))
+        for i in range(1, len(parts), 2)
+    }
+
+
+def _fill(template: str, section: str, **values: object) -> str:
+    return _sections(template)[section].substitute(values)
 
 
 def _e(s: object) -> str:
@@ -306,134 +323,124 @@ def _e(s: object) -> str:
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], num_cols: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for i, c in enumerate(row):
-            cls = ' class="num"' if i in num_cols else ""
-            cells.append(f"<td{cls}>{c}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    head = "".join(_fill("table.html", "header_cell", text=_e(h)) for h in header)
+    body = "".join(
+        _fill(
+            "table.html",
+            "row",
+            cells="".join(
+                _fill("table.html", "number_cell" if i in num_cols else "cell", html=c)
+                for i, c in enumerate(row)
+            ),
+        )
+        for row in rows
+    )
+    return _fill("table.html", "table", head=head, body=body)
 
 
 def _page(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>{body}</main></body></html>\n"
-    )
+    return _page_template().substitute(title=_e(title), body=body)
+
+
+def _items(template: str, texts: Sequence[str], section: str = "item") -> str:
+    return "".join(_fill(template, section, text=_e(t)) for t in texts)
 
 
 def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
+    """The self-contained HTML page of an analysis (templates/experiment.html, inline SVG charts)."""
     from dataeng_agents.core.report.charts import experiment_charts
 
+    t = "experiment.html"
     rel = report.difference == "relative"
     d = report.decision
     n = report.narrative
     color, label = _VERDICT_STYLE[d.verdict]
-    parts = [
-        f"<h1>{_e(report.name or report.experiment_id)}</h1>",
-        f'<div class="meta">experiment <code>{_e(report.experiment_id)}</code> · {report.total_units:,} units · '
-        f"{_e(report.method)} analysis, α = {report.alpha:g}, correction {_e(report.correction)} · generated "
-        f"{_e(report.generated_at)} on {_e(report.dialect)}</div>",
-        f'<p><span class="badge" style="background:{color}">{label}'
-        + (f" · {_e(d.variant)}" if d.variant else "")
-        + "</span></p>",
-    ]
-    if n is not None:
-        parts.append(f'<div class="headline">{_e(n.headline)}</div><p>{_e(n.summary)}</p>')
-        if n.key_points:
-            parts.append("<ul>" + "".join(f"<li>{_e(p.text)}</li>" for p in n.key_points) + "</ul>")
-        if n.recommendation:
-            parts.append(f"<p><strong>Recommendation.</strong> {_e(n.recommendation)}</p>")
-    if report.hypothesis:
-        parts.append(f"<h2>Hypothesis</h2><p>{_e(report.hypothesis)}</p>")
-    parts.append("<h2>Health checks</h2>")
-    parts.append(
-        _html_table(
-            ["check", "status", "detail"],
-            [
-                [_e(h.name), f'<span class="{h.status}">{_HTML_STATUS[h.status]}</span>', _e(h.message)]
-                for h in report.health
-            ],
-        )
-    )
     svgs = experiment_charts(report) if charts else {}
-    parts.append("<h2>Results</h2>")
-    if "forest" in svgs:
-        parts.append(f'<div class="chart" id="chart-forest">{svgs["forest"]}</div>')
-    parts.append(
-        _html_table(
-            [
-                "metric",
-                "role",
-                "variant",
-                "control",
-                "variant",
-                "lift" if rel else "difference",
-                "interval",
-                "p",
-                "adj. p",
-                "verdict",
-            ],
-            [
-                [
-                    _e(r.metric) + (" <small>(CUPED)</small>" if r.cuped else ""),
-                    _e(r.role),
-                    _e(r.variant),
-                    _num(r.control_mean),
-                    _num(r.variant_mean),
-                    _pct(r.estimate, rel),
-                    _ci(r, rel),
-                    _p(r.p_value),
-                    _p(r.adjusted_p_value),
-                    f'<span class="flat">not computed: {_e(r.error)}</span>'
-                    if r.error
-                    else f'<span class="{r.direction}">{_e(r.direction if r.significant else "not significant")}</span>',
-                ]
-                for r in report.results
-            ],
-            num_cols=(3, 4, 5, 6, 7, 8),
+
+    def chart(name: str) -> str:
+        return _fill(t, "chart", name=name, svg=svgs[name]) if name in svgs else ""
+
+    narrative = ""
+    if n is not None:
+        narrative = _fill(
+            t,
+            "narrative",
+            headline=_e(n.headline),
+            summary=_e(n.summary),
+            key_points=_fill(t, "list", items=_items(t, [p.text for p in n.key_points]))
+            if n.key_points
+            else "",
+            recommendation=_fill(t, "recommendation", text=_e(n.recommendation)) if n.recommendation else "",
         )
+    health_table = _html_table(
+        ["check", "status", "detail"],
+        [
+            [_e(h.name), f'<span class="{h.status}">{_HTML_STATUS[h.status]}</span>', _e(h.message)]
+            for h in report.health
+        ],
     )
-    parts.append(
-        "<h2>Decision rules applied</h2><ul>"
-        + "".join(f"<li><strong>{_e(r.rule)}</strong> {_e(r.text)}</li>" for r in d.reasons)
-        + "</ul>"
+    results_table = _html_table(
+        [
+            "metric",
+            "role",
+            "variant",
+            "control",
+            "variant",
+            "lift" if rel else "difference",
+            "interval",
+            "p",
+            "adj. p",
+            "verdict",
+        ],
+        [
+            [
+                _e(r.metric) + (" <small>(CUPED)</small>" if r.cuped else ""),
+                _e(r.role),
+                _e(r.variant),
+                _num(r.control_mean),
+                _num(r.variant_mean),
+                _pct(r.estimate, rel),
+                _ci(r, rel),
+                _p(r.p_value),
+                _p(r.adjusted_p_value),
+                f'<span class="flat">not computed: {_e(r.error)}</span>'
+                if r.error
+                else f'<span class="{r.direction}">{_e(r.direction if r.significant else "not significant")}</span>',
+            ]
+            for r in report.results
+        ],
+        num_cols=(3, 4, 5, 6, 7, 8),
     )
+    cumulative = ""
     if "cumulative" in svgs:
-        parts.append(
-            '<h2>Cumulative lift over time</h2><p class="meta">Lift of units first exposed up to each day; the band is the '
-            f"{_e(report.method)} interval"
-            + (" (a confidence sequence, valid at every daily look)" if report.method == "sequential" else "")
-            + f'.</p><div class="chart" id="chart-cumulative">{svgs["cumulative"]}</div>'
+        cumulative = _fill(
+            t,
+            "cumulative",
+            method=_e(report.method),
+            sequential_note=" (a confidence sequence, valid at every daily look)"
+            if report.method == "sequential"
+            else "",
+            chart=chart("cumulative"),
         )
-    parts.append("<h2>Traffic</h2>")
-    if "srm" in svgs:
-        parts.append(f'<div class="chart" id="chart-srm">{svgs["srm"]}</div>')
-    parts.append(
-        _html_table(
-            ["variant", "units", "observed share", "expected share"],
+    traffic_table = _html_table(
+        ["variant", "units", "observed share", "expected share"],
+        [
             [
-                [
-                    _e(v.name) + (" (control)" if v.is_control else ""),
-                    f"{v.units:,}",
-                    f"{v.observed_share:.2%}",
-                    f"{v.expected_share:.2%}",
-                ]
-                for v in report.variants
-            ],
-            num_cols=(1, 2, 3),
-        )
-        + f'<p class="meta">{report.excluded_units:,} units exposed to several variants were excluded.</p>'
+                _e(v.name) + (" (control)" if v.is_control else ""),
+                f"{v.units:,}",
+                f"{v.observed_share:.2%}",
+                f"{v.expected_share:.2%}",
+            ]
+            for v in report.variants
+        ],
+        num_cols=(1, 2, 3),
     )
+    dimensions = ""
     if report.dimensions:
-        parts.append(
-            "<h2>Dimensions (exploratory)</h2><details><summary>Per-slice results (not corrected for multiple slices)</summary>"
-        )
-        parts.append(
-            _html_table(
+        dimensions = _fill(
+            t,
+            "dimensions",
+            table=_html_table(
                 [
                     "dimension",
                     "level",
@@ -458,91 +465,112 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
                     for x in report.dimensions
                 ],
                 num_cols=(4, 5, 6, 7),
-            )
-            + "</details>"
+            ),
         )
+    caveats = ""
     if n is not None and (n.caveats or n.next_steps):
-        parts.append(
-            "<h2>Caveats and next steps</h2><ul>"
-            + "".join(f"<li>{_e(c)}</li>" for c in n.caveats)
-            + "".join(f"<li>Next: {_e(s)}</li>" for s in n.next_steps)
-            + "</ul>"
+        caveats = _fill(
+            t, "caveats", items=_items(t, n.caveats) + _items(t, n.next_steps, section="next_step")
         )
-    parts.append("<h2>Metric definitions</h2>")
-    parts.append(
-        _html_table(
-            ["metric", "kind", "role", "window", "capping", "CUPED", "lower is better", "description"],
+    metrics_table = _html_table(
+        ["metric", "kind", "role", "window", "capping", "CUPED", "lower is better", "description"],
+        [
             [
-                [
-                    _e(m.name),
-                    _e(m.kind),
-                    _e(m.role),
-                    f"{m.window_hours:g} h" if m.window_hours else "to end",
-                    _e(m.capped or "—"),
-                    "yes" if m.cuped else "no",
-                    "yes" if m.inverse else "no",
-                    _e(m.description),
-                ]
-                for m in report.metrics
-            ],
-        )
+                _e(m.name),
+                _e(m.kind),
+                _e(m.role),
+                f"{m.window_hours:g} h" if m.window_hours else "to end",
+                _e(m.capped or "—"),
+                "yes" if m.cuped else "no",
+                "yes" if m.inverse else "no",
+                _e(m.description),
+            ]
+            for m in report.metrics
+        ],
     )
-    if report.sql:
-        parts.append(
-            f"<details><summary>SQL ({_e(report.dialect)})</summary><pre>{_e(report.sql)}</pre></details>"
-        )
-    if n is not None:
-        parts.append(
-            f'<p class="meta">Prose by the {_e(n.provenance.narrator)} narrator; every number comes from the statistics engine.</p>'
-        )
-    return _page(f"Experiment report: {report.experiment_id}", "".join(parts))
+    body = _fill(
+        t,
+        "page",
+        title=_e(report.name or report.experiment_id),
+        experiment_id=_e(report.experiment_id),
+        total_units=f"{report.total_units:,}",
+        method=_e(report.method),
+        alpha=f"{report.alpha:g}",
+        correction=_e(report.correction),
+        generated_at=_e(report.generated_at),
+        dialect=_e(report.dialect),
+        badge_color=color,
+        badge_label=label,
+        badge_variant=f" · {_e(d.variant)}" if d.variant else "",
+        narrative=narrative,
+        hypothesis=_fill(t, "hypothesis", text=_e(report.hypothesis)) if report.hypothesis else "",
+        health_table=health_table,
+        forest_chart=chart("forest"),
+        results_table=results_table,
+        decision_rules="".join(
+            _fill(t, "decision_rule", rule=_e(r.rule), text=_e(r.text)) for r in d.reasons
+        ),
+        cumulative=cumulative,
+        srm_chart=chart("srm"),
+        traffic_table=traffic_table,
+        excluded_units=f"{report.excluded_units:,}",
+        dimensions=dimensions,
+        caveats=caveats,
+        metrics_table=metrics_table,
+        sql=_fill(t, "sql", dialect=_e(report.dialect), sql=_e(report.sql)) if report.sql else "",
+        provenance=_fill(t, "provenance", narrator=_e(n.provenance.narrator)) if n is not None else "",
+    )
+    return _page(f"Experiment report: {report.experiment_id}", body)
 
 
 def design_html(report: ExperimentDesignReport) -> str:
+    """The self-contained HTML page of a design (templates/design.html)."""
+    t = "design.html"
     n = report.narrative
-    parts = [f"<h1>Experiment design: {_e(report.name or report.experiment_id)}</h1>"]
-    if n is not None:
-        parts.append(f'<div class="headline">{_e(n.headline)}</div>')
-    parts.append(f"<h2>Hypothesis</h2><p>{_e(report.hypothesis or 'No hypothesis written yet.')}</p>")
     start, end = report.baseline_period
-    parts.append(
-        f"<h2>Baseline</h2><p>{_e(start or '…')} – {_e(end or '…')}: {report.baseline_units:,} units over "
-        f"{report.baseline_days:g} days = <strong>{report.traffic_per_day:,.0f} units/day</strong>.</p>"
-    )
-    parts.append("<h2>Metric plan</h2>")
-    parts.append(
-        _html_table(
+    metrics_table = _html_table(
+        [
+            "metric",
+            "role",
+            "kind",
+            "baseline mean",
+            "baseline variance",
+            "MDE",
+            "units / variant",
+            "days",
+            "note",
+        ],
+        [
             [
-                "metric",
-                "role",
-                "kind",
-                "baseline mean",
-                "baseline variance",
-                "MDE",
-                "units / variant",
-                "days",
-                "note",
-            ],
-            [
-                [
-                    _e(m.name),
-                    _e(m.role),
-                    _e(m.kind),
-                    _num(m.baseline_mean),
-                    _num(m.baseline_variance),
-                    f"{m.mde:.1%}" if m.mde else "—",
-                    f"{m.per_variant:,}" if m.per_variant else "—",
-                    f"{m.days:.1f}" if m.days else "—",
-                    _e(m.note or ""),
-                ]
-                for m in report.metrics
-            ],
-            num_cols=(3, 4, 5, 6, 7),
-        )
+                _e(m.name),
+                _e(m.role),
+                _e(m.kind),
+                _num(m.baseline_mean),
+                _num(m.baseline_variance),
+                f"{m.mde:.1%}" if m.mde else "—",
+                f"{m.per_variant:,}" if m.per_variant else "—",
+                f"{m.days:.1f}" if m.days else "—",
+                _e(m.note or ""),
+            ]
+            for m in report.metrics
+        ],
+        num_cols=(3, 4, 5, 6, 7),
     )
-    if n is not None:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(c)}</li>" for c in n.caveats) + "</ul>")
-    return _page(f"Experiment design: {report.experiment_id}", "".join(parts))
+    body = _fill(
+        t,
+        "page",
+        title=_e(report.name or report.experiment_id),
+        headline=_fill(t, "headline", text=_e(n.headline)) if n is not None else "",
+        hypothesis=_e(report.hypothesis or "No hypothesis written yet."),
+        baseline_start=_e(start or "…"),
+        baseline_end=_e(end or "…"),
+        baseline_units=f"{report.baseline_units:,}",
+        baseline_days=f"{report.baseline_days:g}",
+        traffic_per_day=f"{report.traffic_per_day:,.0f}",
+        metrics_table=metrics_table,
+        notes=_fill(t, "notes", items=_items(t, n.caveats)) if n is not None else "",
+    )
+    return _page(f"Experiment design: {report.experiment_id}", body)
 
 
 def to_html(report: AnyReport, *, charts: bool = True) -> str:

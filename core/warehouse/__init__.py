@@ -1,26 +1,12 @@
-"""Warehouse-native experiment analysis: config, SQL builder, runners, sample data.
+"""Warehouse access: runners (DuckDB, DB-API, SQLAlchemy), safe SQL building blocks, sample data.
 
-Row data never leaves the database: one query per analysis returns per-variant sufficient
-statistics (see :mod:`dataeng_agents.core.warehouse.sql`).
+Row data never leaves the database: every query returns aggregates. The experiment config and the
+experiment query live in :mod:`dataeng_agents.core.experiment`.
 """
 
 from __future__ import annotations
 
-from dataeng_agents.core.warehouse.aggregates import ExperimentAggregates, GroupStats, parse_rows
-from dataeng_agents.core.warehouse.config import (
-    DIALECTS,
-    AnalysisConfig,
-    Assignment,
-    Capping,
-    Cuped,
-    DecisionConfig,
-    DesignConfig,
-    Dimension,
-    ExperimentConfig,
-    Metric,
-    Source,
-    Variant,
-)
+from dataeng_agents.core.warehouse.identifiers import check_identifier
 from dataeng_agents.core.warehouse.runners import (
     DbApiWarehouse,
     DuckDBWarehouse,
@@ -30,36 +16,26 @@ from dataeng_agents.core.warehouse.runners import (
     warehouse_from_url,
 )
 from dataeng_agents.core.warehouse.sql import (
-    ExperimentQuery,
-    build_experiment_query,
+    DIALECTS,
+    Dialect,
     parse_scalar,
     parse_select,
+    source_from,
+    ts_literal,
 )
 
 __all__ = [
     "DIALECTS",
-    "AnalysisConfig",
-    "Assignment",
-    "Capping",
-    "Cuped",
     "DbApiWarehouse",
-    "DecisionConfig",
-    "DesignConfig",
-    "Dimension",
+    "Dialect",
     "DuckDBWarehouse",
-    "ExperimentAggregates",
-    "ExperimentConfig",
-    "ExperimentQuery",
-    "GroupStats",
-    "Metric",
-    "Source",
     "SqlAlchemyWarehouse",
-    "Variant",
     "Warehouse",
-    "build_experiment_query",
-    "parse_rows",
+    "check_identifier",
     "parse_scalar",
     "parse_select",
     "redact_url",
+    "source_from",
+    "ts_literal",
     "warehouse_from_url",
 ]

@@ -238,9 +238,10 @@ class SqlAlchemyWarehouse:
         return f"SqlAlchemyWarehouse(dialect={self._dialect!r})"
 
 
-def _duckdb_path(rest: str, base_dir: str | None) -> str:
-    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb
-    path = rest[1:] if rest.startswith("/") else rest
+def _duckdb_path(rest: str, base_dir: str | None, *, url: bool = True) -> str:
+    # SQLAlchemy convention: duckdb:///relative.duckdb, duckdb:////absolute.duckdb; a bare path
+    # (``url=False``) is taken as written, so /abs/x.duckdb stays absolute
+    path = rest[1:] if url and rest.startswith("/") else rest
     if path in ("", ":memory:"):
         return ":memory:"
     if not os.path.isabs(path) and base_dir:
@@ -261,20 +262,13 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
         return DuckDBWarehouse(_duckdb_path(url[len("duckdb://") :], base_dir))
     if "://" not in url:
         if url.endswith((".duckdb", ".db", ".ddb")) or url == ":memory:":
-            return DuckDBWarehouse(_duckdb_path(url, base_dir) if url != ":memory:" else url)
+            return DuckDBWarehouse(_duckdb_path(url, base_dir, url=False) if url != ":memory:" else url)
         raise WarehouseError(
             f"not a warehouse URL: {redact_url(url)} (use duckdb:///file.duckdb or postgresql://…)"
         )
     scheme = url.split("://", 1)[0]
     if scheme in ("postgresql", "postgres"):
-        dsn = "postgresql://" + url.split("://", 1)[1]
-
-        def connect() -> Any:
-            import psycopg
-
-            return psycopg.connect(dsn, connect_timeout=10)
-
-        return DbApiWarehouse(connect, "postgres")
+        return DbApiWarehouse(postgres_connector(url), "postgres")
     try:
         import sqlalchemy
     except ImportError:
@@ -286,6 +280,27 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
     except Exception as exc:
         raise WarehouseError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
     return SqlAlchemyWarehouse(engine)
+
+
+def postgres_connector(url: str) -> Callable[[], Any]:
+    """A connection factory for a ``postgresql://`` URL (psycopg 3, the ``postgres`` extra).
+
+    The driver is checked here, when the URL is resolved, so a core install without it fails with
+    the extra to install instead of a connect-time ``No module named 'psycopg'``.
+    """
+    try:
+        import psycopg
+    except ImportError:
+        raise WarehouseError(
+            f"{redact_url(url)}: PostgreSQL warehouses need psycopg 3, which the core install does not "
+            "include: pip install 'dataeng-agents[postgres]'"
+        ) from None
+    dsn = "postgresql://" + url.split("://", 1)[1]
+
+    def connect() -> Any:
+        return psycopg.connect(dsn, connect_timeout=10)
+
+    return connect
 
 
 def redact_url(url: str) -> str:

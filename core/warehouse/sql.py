@@ -1,37 +1,40 @@
-"""The experiment query, built as a sqlglot expression tree and emitted in the warehouse's dialect.
+"""Safe SQL building blocks shared by every warehouse query (experiment, exploration, tracking, rollout).
 
-One query returns every number the analysis needs, and nothing proportional to the row count:
-
-1. ``xp_exposures``: the assignment source restricted to the configured variants (and the data interval).
-2. ``xp_units``: one row per unit — first exposure, its variant (as its index in the config until
-   ``xp_cells``), its dimension values. A unit exposed to more than one variant gets a NULL variant:
-   it is counted (the multiple-exposure health check) but excluded from every metric.
-3. ``xp_src<k>``: one scan per metric *source* (metrics sharing a source share the scan): each unit's
-   per-metric sums inside the metric's window after first exposure, the ratio denominator, and the
-   CUPED covariate from the pre-exposure window, via conditional aggregation.
-4. ``xp_unit_values`` (+ ``xp_caps`` when a metric is capped at an in-database percentile).
-5. ``xp_cells``: one pass over the units into (variant, exposure_day, dim0, …) cells — n, sums, sums
-   of squares and cross products per metric; then the final aggregate over those few cells,
-   ``GROUP BY GROUPING SETS ((variant), (variant, exposure_day), (variant, dim0), …)``: per variant,
-   for the whole experiment, per exposure day (cumulated in Python for the time charts) and per
-   dimension level. ``GROUPING(col)`` columns say which set a row belongs to.
-
-User text enters the tree only as parsed sqlglot nodes: table names are validated identifiers,
-``sql`` sources must parse as a single SELECT, expressions must parse as one scalar expression
-without subqueries, and comments are dropped. Everything else (aliases, CTE names) is internal;
-CTE names carry an ``xp_`` prefix so they cannot shadow a user's table (``units``, ``exposures``).
+User text enters a query only through here, as parsed sqlglot nodes: ``sql`` sources must parse as a
+single read-only SELECT (:func:`parse_select`), expressions as one scalar expression without
+subqueries (:func:`parse_scalar`), and comments are dropped. Table and column names are validated
+identifiers (:mod:`dataeng_agents.core.warehouse.identifiers`). The experiment query itself is built
+in :mod:`dataeng_agents.core.experiment.query`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Literal, get_args
 
 import sqlglot
 from dataeng_agents.core.errors import ConfigError
-from dataeng_agents.core.warehouse.config import ExperimentConfig, Metric, Source
 from sqlglot import exp
 from sqlglot.errors import ParseError
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.experiment.config import Source
+
+#: The SQL dialects an experiment query is emitted in (sqlglot names).
+Dialect = Literal["duckdb", "postgres", "snowflake", "bigquery", "redshift", "databricks", "spark"]
+DIALECTS: tuple[str, ...] = get_args(Dialect)
+
+__all__ = [
+    "DIALECTS",
+    "Dialect",
+    "naive_utc",
+    "parse_scalar",
+    "parse_select",
+    "percentiles_select",
+    "source_from",
+    "ts_literal",
+]
+
 
 _FORBIDDEN_NODES: tuple[type[exp.Expr], ...] = (
     exp.Insert,
@@ -113,32 +116,8 @@ def ts_literal(value: datetime | date, dialect: str | None = None) -> exp.Expr:
     return exp.cast(exp.Literal.string(text), "TIMESTAMPTZ" if dialect == "bigquery" else "TIMESTAMP")
 
 
-def _as_minutes(hours: float) -> int:
-    return round(hours * 60)
-
-
-def _minutes_literal(minutes: int) -> exp.Interval:
-    return exp.Interval(this=exp.Literal.string(str(minutes)), unit=exp.var("MINUTE"))
-
-
-def _minutes(hours: float) -> exp.Interval:
-    return _minutes_literal(_as_minutes(hours))
-
-
 def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table)
-
-
-def _double(node: exp.Expr) -> exp.Expr:
-    return exp.cast(node, "DOUBLE")
-
-
-def _sum(node: exp.Expr) -> exp.Expr:
-    return exp.Sum(this=node)
-
-
-def _coalesce0(node: exp.Expr) -> exp.Expr:
-    return exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
 
 
 def source_from(
@@ -169,46 +148,6 @@ def source_from(
     return exp.Table(this=exp.Anonymous(this=reader, expressions=[exp.Literal.string(file_path)]))
 
 
-@dataclass(frozen=True)
-class MetricColumns:
-    """Which output columns hold one metric's sufficient statistics (``m<i>_…``)."""
-
-    index: int
-    name: str
-    kind: str
-    ratio: bool
-    cuped: bool
-
-    def col(self, stat: str) -> str:
-        return f"m{self.index}_{stat}"
-
-    @property
-    def stats(self) -> list[str]:
-        out = ["sum", "sum_squares"]
-        if self.ratio:
-            out += ["denominator_sum", "denominator_sum_squares", "sum_product_denominator"]
-        if self.cuped:
-            out += ["covariate_sum", "covariate_sum_squares", "sum_product_covariate"]
-            if self.ratio:
-                out += ["denominator_sum_product_covariate"]
-        return out
-
-
-@dataclass
-class ExperimentQuery:
-    """The built query and the map from its output columns to metrics and dimensions."""
-
-    tree: exp.Select
-    dialect: str
-    metrics: list[MetricColumns]
-    dimensions: list[str]
-    variant_values: list[str] | None
-    caps: dict[int, float] = field(default_factory=dict)
-
-    def sql(self, dialect: str | None = None, *, pretty: bool = True) -> str:
-        return self.tree.sql(dialect=dialect or self.dialect, pretty=pretty)
-
-
 def _percentile(col: exp.Expr, p: float, dialect: str) -> exp.Expr:
     """The exact (interpolated) ``p`` percentile of ``col`` as an aggregate (not BigQuery: it has none)."""
     order = exp.Order(expressions=[exp.Ordered(this=col, nulls_first=False)])
@@ -233,7 +172,9 @@ def percentiles_select(
         per_row = exp.select(
             *[
                 exp.alias_(
-                    exp.Window(this=exp.Anonymous(this="PERCENTILE_CONT", expressions=[expr, exp.Literal.number(p)])),
+                    exp.Window(
+                        this=exp.Anonymous(this="PERCENTILE_CONT", expressions=[expr, exp.Literal.number(p)])
+                    ),
                     alias,
                 )
                 for alias, expr, p in columns
@@ -244,434 +185,14 @@ def percentiles_select(
         return exp.select(*[exp.alias_(exp.Max(this=_col(alias)), alias) for alias, _e, _p in columns]).from_(
             per_row.subquery("w")
         )
-    q = exp.select(*[exp.alias_(_percentile(expr, p, dialect), alias) for alias, expr, p in columns]).from_(source)
+    q = exp.select(*[exp.alias_(_percentile(expr, p, dialect), alias) for alias, expr, p in columns]).from_(
+        source
+    )
     return q if where is None else q.where(where)
 
 
-def build_experiment_query(
-    config: ExperimentConfig,
-    dialect: str,
-    *,
-    data_interval: tuple[datetime | date, datetime | date] | None = None,
-    baseline: bool = False,
-    read_dialect: str | None = None,
-) -> ExperimentQuery:
-    """Build the one query of an analysis (``baseline=False``) or of a design (``baseline=True``:
-    every unit of the design population counts as one pseudo-variant ``baseline``).
-
-    :param dialect: the dialect the SQL is emitted in (the warehouse's).
-    :param read_dialect: the dialect user SQL in the config is written in (default: ``dialect``).
-    """
-    rd = read_dialect or dialect
-    dimensions = [] if baseline else list(config.dimensions)  # the design population has no slices
-    # exposures are restricted to [start, end); events only by the data interval's end (a scheduled
-    # run must not see rows from after its interval), never by the experiment's end: a unit exposed
-    # on the last day still gets its full metric window.
-    start, end = config.start, config.end
-    event_end: datetime | date | None = None
-    if data_interval is not None:
-        start = max(start, data_interval[0], key=_as_dt) if start else data_interval[0]
-        end = min(end, data_interval[1], key=_as_dt) if end else data_interval[1]
-        event_end = data_interval[1]
-
-    if baseline:
-        design = config.design
-        population: Source = design.population or config.assignment
-        assignment_path = "design.population" if design.population else "assignment"
-        start, end = design.baseline_start, design.baseline_end
-        event_end = None  # each unit keeps its full window after first appearance
-        variant_values: list[str] | None = None
-        labels = ["baseline"]
-        variant_expr: exp.Expr = exp.Literal.number(0)
-    else:
-        population = config.assignment
-        assignment_path = "assignment"
-        variant_values = [v.name for v in config.variants]
-        labels = variant_values
-        # Units carry their variant as its index in the config (0, 1, …) until the cells: the
-        # per-unit MIN/MAX and hash tables work on small integers instead of strings (DuckDB, 20M
-        # rows: -0.2 CPU-s and -40 MB); the names come back on the few cell rows.
-        variant_expr = exp.Case(
-            this=exp.cast(_col(config.assignment.variant), "VARCHAR"),
-            ifs=[
-                exp.If(this=exp.Literal.string(v), true=exp.Literal.number(k)) for k, v in enumerate(labels)
-            ],
-        )
-
-    # 1. exposures
-    exp_from = source_from(population, dialect, assignment_path, config.base_dir, rd)
-    exposure_cols: list[exp.Expr] = [
-        exp.alias_(_col(population.unit), "unit_id"),
-        exp.alias_(variant_expr, "variant"),
-        exp.alias_(_col(population.timestamp), "exposed_at"),
-    ]
-    for j, dim in enumerate(dimensions):
-        node = parse_scalar(dim.column, rd, f"dimensions[{j}].column")
-        exposure_cols.append(exp.alias_(exp.cast(node, "VARCHAR"), f"dim{j}"))
-    exposures = exp.select(*exposure_cols).from_(exp_from)
-    conditions: list[exp.Expr] = []
-    if variant_values is not None:
-        conditions.append(
-            exp.cast(_col(config.assignment.variant), "VARCHAR").isin(
-                *[exp.Literal.string(v) for v in variant_values]
-            )
-        )
-    if population.where:
-        conditions.append(parse_scalar(population.where, rd, f"{assignment_path}.where"))
-    if start is not None:
-        conditions.append(_col(population.timestamp) >= ts_literal(start, dialect))
-    if end is not None:
-        conditions.append(_col(population.timestamp) < ts_literal(end, dialect))
-    if conditions:
-        exposures = exposures.where(exp.and_(*conditions))
-
-    # 2. units: first exposure; NULL variant when exposed to more than one
-    units_cols: list[exp.Expr] = [
-        _col("unit_id"),
-        exp.alias_(
-            exp.Case(
-                ifs=[
-                    exp.If(
-                        # MIN = MAX: one variant; cheaper than COUNT(DISTINCT) (one hash aggregate)
-                        this=exp.EQ(
-                            this=exp.Min(this=_col("variant")),
-                            expression=exp.Max(this=_col("variant")),
-                        ),
-                        true=exp.Min(this=_col("variant")),
-                    )
-                ]
-            ),
-            "variant",
-        ),
-        exp.alias_(exp.Min(this=_col("exposed_at")), "first_exposure"),
-    ]
-    units_cols += [exp.alias_(exp.Min(this=_col(f"dim{j}")), f"dim{j}") for j in range(len(dimensions))]
-    units = exp.select(*units_cols).from_("xp_exposures").group_by(_col("unit_id"))
-
-    query = exp.select("*")  # placeholder, replaced below; CTEs are attached to the final select
-    ctes: list[tuple[str, exp.Query]] = [("xp_exposures", exposures), ("xp_units", units)]
-
-    # 3. one scan per metric source
-    metric_cols: list[MetricColumns] = []
-    by_source: dict[str, list[tuple[int, Metric]]] = {}
-    for i, metric in enumerate(config.metrics):
-        key = metric.source if isinstance(metric.source, str) else f"__inline{i}"
-        by_source.setdefault(key, []).append((i, metric))
-        metric_cols.append(
-            MetricColumns(i, metric.name, metric.kind, metric.kind == "ratio", metric.cuped is not None)
-        )
-
-    # no unit_id: nothing after this CTE needs it, and the database materialises this one row
-    # per unit (read by the percentile caps and by the cells)
-    unit_value_cols: list[exp.Expr] = [
-        _col("variant", "u"),
-        exp.alias_(exp.cast(_col("first_exposure", "u"), "DATE"), "exposure_day"),
-    ]
-    unit_value_cols += [_col(f"dim{j}", "u") for j in range(len(dimensions))]
-    unit_values = exp.select().from_(exp.alias_(exp.to_table("xp_units"), "u"))
-    values = _Distinct("v", dialect)
-    # (metric index, "value" | "cov" | "den") -> its column of xp_unit_values
-    unit_col: dict[tuple[int, str], str] = {}
-
-    for k, (key, members) in enumerate(by_source.items()):
-        first_index = members[0][0]
-        source = config.metric_source(members[0][1])
-        spath = f"sources.{key}" if not key.startswith("__inline") else f"metrics[{first_index}].source"
-        inner_cols: list[exp.Expr] = [
-            exp.alias_(_col(source.unit), "unit_id"),
-            exp.alias_(_col(source.timestamp), "event_ts"),
-        ]
-        # metrics of one source often share expressions (revenue for a mean and a ratio, `1` for
-        # counts): each distinct expression is one column, each distinct aggregate one aggregate
-        exprs = _Distinct("x", dialect)
-        # a metric's value / denominator: a column of the scan, or an integer constant (``1`` for
-        # "orders per unit", AOV's denominator): a constant is a COUNT of the unit's events times
-        # it — exact as the sum of those integers is, and nothing carried through the join
-        value_col: dict[int, str | int] = {}
-        den_col: dict[int, str | int] = {}
-        for i, metric in members:
-            if metric.value is not None and metric.kind != "proportion":
-                value_col[i] = exprs.add_or_constant(parse_scalar(metric.value, rd, f"metrics[{i}].value"))
-            if metric.denominator is not None:
-                den_col[i] = exprs.add_or_constant(
-                    parse_scalar(metric.denominator, rd, f"metrics[{i}].denominator")
-                )
-        inner_cols += exprs.columns
-        inner = exp.select(*inner_cols).from_(source_from(source, dialect, spath, config.base_dir, rd))
-        filters: list[exp.Expr] = []
-        if source.where:
-            filters.append(parse_scalar(source.where, rd, f"{spath}.where"))
-        # Constant time bounds on the event scan (on top of the per-unit window in the join): the
-        # database can prune partitions / zone maps instead of joining every event ever logged.
-        pre_max = max((m.cuped.pre_window for _, m in members if m.cuped is not None), default=0.0)
-        win = [m.window for _, m in members]
-        event_ts = _col(source.timestamp)
-        if start is not None:
-            lower_bound = ts_literal(_as_dt(start) - timedelta(hours=pre_max), dialect)
-            filters.append(event_ts >= lower_bound)
-        upper: list[datetime] = []
-        if event_end is not None:
-            upper.append(_as_dt(event_end))
-        if end is not None and all(w is not None for w in win):
-            upper.append(_as_dt(end) + timedelta(hours=max(w for w in win if w is not None)))
-        if upper:
-            filters.append(event_ts < ts_literal(min(upper), dialect))
-        if filters:
-            inner = inner.where(exp.and_(*filters))
-
-        ts = _col("event_ts", "e")
-        fe = _col("first_exposure", "u")
-        # The join keeps only events in [first exposure - longest pre-window, first exposure +
-        # longest window): a metric whose window (or pre-window) is that bound needs no test of
-        # it again per row — fewer comparisons per joined event, the same rows in each sum.
-        pre_minutes = [_as_minutes(m.cuped.pre_window) for _, m in members if m.cuped is not None]
-        win_minutes = [None if m.window is None else _as_minutes(m.window) for _, m in members]
-        join_lower = max(pre_minutes, default=0)
-        join_upper = max(w for w in win_minutes if w is not None) if None not in win_minutes else None
-        aggs = _Distinct("a", dialect)
-        # (metric index, "value" | "cov" | "den") -> the per-unit value, an expression over the src
-        # columns (s<k>.a<j>) that is 0 for a unit without a row in the src
-        src_val: dict[tuple[int, str], exp.Expr] = {}
-        alias = f"s{k}"
-
-        for i, metric in members:
-            window_conds: list[exp.Expr] = []
-            if join_lower > 0:
-                window_conds.append(ts >= fe)
-            if metric.window is not None and _as_minutes(metric.window) != join_upper:
-                window_conds.append(ts < exp.Add(this=fe.copy(), expression=_minutes(metric.window)))
-            in_window = exp.and_(*window_conds) if window_conds else None
-            in_pre: exp.Expr | None = None
-            if metric.cuped is not None:
-                pre_conds: list[exp.Expr] = [ts < fe.copy()]
-                if _as_minutes(metric.cuped.pre_window) != join_lower:
-                    pre_conds.insert(
-                        0, ts >= exp.Sub(this=fe.copy(), expression=_minutes(metric.cuped.pre_window))
-                    )
-                in_pre = exp.and_(*pre_conds)
-            if metric.kind == "proportion":
-                src_val[(i, "value")] = _anywhere(aggs, alias, in_window)
-                if in_pre is not None:
-                    src_val[(i, "cov")] = _anywhere(aggs, alias, in_pre)
-            else:
-                src_val[(i, "value")] = _summed(aggs, alias, in_window, value_col[i])
-                if in_pre is not None:
-                    src_val[(i, "cov")] = _summed(aggs, alias, in_pre, value_col[i])
-            if metric.kind == "ratio":
-                den_window = None if in_window is None else in_window.copy()
-                src_val[(i, "den")] = _summed(aggs, alias, den_window, den_col[i])
-        agg_cols: list[exp.Expr] = [_col("unit_id", "u"), *aggs.columns]
-
-        join_on: list[exp.Expr] = [exp.EQ(this=_col("unit_id", "e"), expression=_col("unit_id", "u"))]
-        # the join's time bounds computed once per unit on the build side, not as interval
-        # arithmetic for every (unit, event) candidate pair
-        unit_cols: list[exp.Expr] = [_col("unit_id"), _col("first_exposure")]
-        if join_lower > 0:
-            lo = exp.Sub(this=_col("first_exposure"), expression=_minutes_literal(join_lower))
-            unit_cols.append(exp.alias_(lo, "join_from"))
-            join_on.append(ts >= _col("join_from", "u"))
-        else:
-            join_on.append(ts >= fe.copy())
-        if join_upper is not None:
-            hi = exp.Add(this=_col("first_exposure"), expression=_minutes_literal(join_upper))
-            unit_cols.append(exp.alias_(hi, "join_to"))
-            join_on.append(ts < _col("join_to", "u"))
-        if event_end is not None:
-            join_on.append(ts < ts_literal(event_end, dialect))
-        analysed_units = (
-            exp.select(*unit_cols)
-            .from_("xp_units")
-            .where(exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())))
-        )
-        src = (
-            exp.select(*agg_cols)
-            .from_(analysed_units.subquery("u"))
-            .join(inner.subquery("e"), on=exp.and_(*join_on), join_type="inner")
-            .group_by(_col("unit_id", "u"))
-        )
-        ctes.append((f"xp_src{k}", src))
-        unit_values = unit_values.join(
-            exp.alias_(exp.to_table(f"xp_src{k}"), alias),
-            on=exp.EQ(this=_col("unit_id", alias), expression=_col("unit_id", "u")),
-            join_type="left",
-        )
-        for (i, what), node in src_val.items():
-            # metrics with the same per-unit value (revenue's mean and AOV's numerator) share one
-            # column: the per-unit table is materialised (read by the caps and the cells)
-            unit_col[(i, what)] = values.add(node)
-    unit_value_cols += values.columns
-    unit_values = unit_values.select(*unit_value_cols)
-    ctes.append(("xp_unit_values", unit_values))
-    base = "xp_unit_values"
-
-    # 4. capping
-    percentile_capped = [
-        (i, float(m.capping.percentile))
-        for i, m in enumerate(config.metrics)
-        if m.capping is not None and m.capping.percentile
-    ]
-    capped_cols: dict[int, exp.Expr] = {}
-    if percentile_capped:
-        caps = percentiles_select(
-            [(f"cap{i}", _col(unit_col[(i, "value")]), p) for i, p in percentile_capped],
-            exp.to_table("xp_unit_values"),
-            dialect,
-            where=exp.Not(this=exp.Is(this=_col("variant"), expression=exp.Null())),
-        )
-        ctes.append(("xp_caps", caps))
-        for i, _m in percentile_capped:
-            capped_cols[i] = _col(f"cap{i}", "c")
-    for i, m in enumerate(config.metrics):
-        if m.capping and m.capping.value is not None:
-            capped_cols[i] = exp.Literal.number(m.capping.value)
-
-    def value(i: int, what: str = "value") -> exp.Expr:
-        if (i, what) not in unit_col:  # a metric without a denominator / covariate: unused
-            return exp.Null()
-        raw = _col(unit_col[(i, what)], "v")
-        if i in capped_cols and what in ("value", "cov"):
-            return exp.Least(this=raw, expressions=[capped_cols[i].copy()])
-        return raw
-
-    # 5. the final aggregate. First one pass over the units into (variant, exposure day, dimension
-    # levels) cells — variants x days x levels rows — then the grouping sets over those few cells:
-    # every statistic is a sum, so summing cell sums is the same number, and the grouping sets no
-    # longer re-read (and the database no longer materialises) one row per unit for every set.
-    dims = [f"dim{j}" for j in range(len(dimensions))]
-    keys = ["variant", "exposure_day", *dims]
-    stat_cols: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "units")]
-    for mc in metric_cols:
-        i = mc.index
-        y, d, x = value(i), value(i, "den"), value(i, "cov")
-        stat_cols += [
-            exp.alias_(_sum(y), mc.col("sum")),
-            exp.alias_(_sum(exp.Mul(this=y.copy(), expression=y.copy())), mc.col("sum_squares")),
-        ]
-        if mc.ratio:
-            stat_cols += [
-                exp.alias_(_sum(d), mc.col("denominator_sum")),
-                exp.alias_(
-                    _sum(exp.Mul(this=d.copy(), expression=d.copy())), mc.col("denominator_sum_squares")
-                ),
-                exp.alias_(
-                    _sum(exp.Mul(this=y.copy(), expression=d.copy())), mc.col("sum_product_denominator")
-                ),
-            ]
-        if mc.cuped:
-            stat_cols += [
-                exp.alias_(_sum(x), mc.col("covariate_sum")),
-                exp.alias_(
-                    _sum(exp.Mul(this=x.copy(), expression=x.copy())), mc.col("covariate_sum_squares")
-                ),
-                exp.alias_(
-                    _sum(exp.Mul(this=y.copy(), expression=x.copy())), mc.col("sum_product_covariate")
-                ),
-            ]
-            if mc.ratio:
-                stat_cols.append(
-                    exp.alias_(
-                        _sum(exp.Mul(this=d.copy(), expression=x.copy())),
-                        mc.col("denominator_sum_product_covariate"),
-                    )
-                )
-    variant_label = exp.Case(
-        this=_col("variant", "v"),
-        ifs=[exp.If(this=exp.Literal.number(k), true=exp.Literal.string(v)) for k, v in enumerate(labels)],
-    )
-    cells = exp.select(
-        exp.alias_(variant_label, "variant"), *[_col(k, "v") for k in keys[1:]], *stat_cols
-    ).from_(exp.alias_(exp.to_table(base), "v"))
-    if percentile_capped:
-        cells = cells.join(exp.alias_(exp.to_table("xp_caps"), "c"), join_type="cross")
-    cells = cells.group_by(*[_col(k, "v") for k in keys])
-    ctes.append(("xp_cells", cells))
-
-    select_cols: list[exp.Expr] = [
-        *[_col(k, "g") for k in keys],
-        exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col("exposure_day", "g")]), "g_day"),
-        *[exp.alias_(exp.Anonymous(this="GROUPING", expressions=[_col(d, "g")]), f"g_{d}") for d in dims],
-    ]
-    select_cols += [exp.alias_(_sum(_col(str(c.alias), "g")), str(c.alias)) for c in stat_cols]
-    query = exp.select(*select_cols).from_(exp.alias_(exp.to_table("xp_cells"), "g"))
-    sets = [exp.Tuple(expressions=[_col("variant", "g")])]
-    sets.append(exp.Tuple(expressions=[_col("variant", "g"), _col("exposure_day", "g")]))
-    sets += [exp.Tuple(expressions=[_col("variant", "g"), _col(d, "g")]) for d in dims]
-    query.set("group", exp.Group(grouping_sets=[exp.GroupingSets(expressions=sets)]))
-    for name, cte in ctes:
-        query = query.with_(name, as_=cte, copy=False)
-    return ExperimentQuery(
-        tree=query,
-        dialect=dialect,
-        metrics=metric_cols,
-        dimensions=[d.name for d in dimensions],
-        variant_values=variant_values,
-    )
-
-
-class _Distinct:
-    """Names each distinct expression once (``x0``, ``x1``…): shared expressions are computed once."""
-
-    def __init__(self, prefix: str, dialect: str) -> None:
-        self.prefix = prefix
-        self.dialect = dialect
-        self.names: dict[str, str] = {}
-        self.columns: list[exp.Expr] = []
-
-    def add(self, node: exp.Expr) -> str:
-        key = node.sql(dialect=self.dialect)
-        if key not in self.names:
-            self.names[key] = f"{self.prefix}{len(self.names)}"
-            self.columns.append(exp.alias_(node, self.names[key]))
-        return self.names[key]
-
-    def add_or_constant(self, node: exp.Expr) -> str | int:
-        """An integer constant as itself; anything else as a DOUBLE column (its name)."""
-        constant = _integer_literal(node)
-        return constant if constant is not None else self.add(_double(node))
-
-
-def _when(cond: exp.Expr | None, then: exp.Expr) -> exp.Expr:
-    """``then`` where ``cond`` holds (NULL elsewhere); ``None`` means every joined row qualifies."""
-    return then if cond is None else exp.Case(ifs=[exp.If(this=cond, true=then)])
-
-
-def _summed(aggs: _Distinct, src: str, cond: exp.Expr | None, column: str | int) -> exp.Expr:
-    """A unit's sum of ``column`` over its joined rows satisfying ``cond``, 0 without any; an
-    integer constant ``column`` is that constant times a COUNT (exact: a sum of integers)."""
-    if isinstance(column, int):
-        n = _coalesce0(_col(aggs.add(_count(cond)), src))
-        return _double(n if column == 1 else exp.Mul(this=n, expression=exp.Literal.number(column)))
-    return _coalesce0(_col(aggs.add(_sum(_when(cond, _col(column, "e")))), src))
-
-
-def _anywhere(aggs: _Distinct, src: str, cond: exp.Expr | None) -> exp.Expr:
-    """1 when any joined row of the unit satisfies ``cond`` (a conversion), else 0: a COUNT > 0,
-    so it shares the COUNT of an integer-constant value or denominator over the same window."""
-    count = _col(aggs.add(_count(cond)), src)
-    positive = exp.GT(this=count, expression=exp.Literal.number(0))
-    return exp.Case(ifs=[exp.If(this=positive, true=exp.Literal.number(1))], default=exp.Literal.number(0))
-
-
-def _count(cond: exp.Expr | None) -> exp.Expr:
-    """The number of the unit's joined rows satisfying ``cond`` (all of them when ``None``)."""
-    if cond is None:
-        return exp.Count(this=exp.Star())
-    return exp.Count(this=exp.Case(ifs=[exp.If(this=cond, true=exp.Literal.number(1))]))
-
-
-def _integer_literal(node: exp.Expr) -> int | None:
-    """``node``'s value when it is a plain integer constant (``1``), else ``None``."""
-    if isinstance(node, exp.Literal) and not node.is_string:
-        try:
-            value = float(node.this)
-        except ValueError:
-            return None
-        if value.is_integer() and 0 < value < 2**31:
-            return int(value)
-    return None
-
-
-def _as_dt(value: datetime | date) -> datetime:
+def naive_utc(value: datetime | date) -> datetime:
+    """A naive UTC datetime (an aware value is converted; a date is its midnight), for comparisons."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     return datetime(value.year, value.month, value.day)

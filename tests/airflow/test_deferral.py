@@ -69,7 +69,7 @@ def _assert_claude_report(dr: Any, duckdb: Path) -> dict[str, Any]:
     assert report["narrative"]["headline"] == "Claude wrote this headline."
 
     # the LLM wrote prose only: every number is the core's
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+    from dataeng_agents.core.experiment import analyze_experiment
     from dataeng_agents.core.warehouse import DuckDBWarehouse
 
     interval = (datetime(2024, 3, 1, tzinfo=UTC), dr.data_interval_end)

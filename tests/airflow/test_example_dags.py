@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import bundled_config
 from dagrun import load_dag, local_path, run, task_states, xcom
-from samples import copy_duckdb_to_postgres
+from warehouse_copy import copy_duckdb_to_postgres
 
 LOGICAL_DATE = datetime(2024, 3, 9, tzinfo=UTC)
 
@@ -87,7 +87,7 @@ def test_daily_report_on_the_duckdb_sample(
     assert local_path(summary["report"]["html"]).read_text().lstrip().lower().startswith("<!doctype html")
     assert "##" in local_path(summary["report"]["md"]).read_text()
 
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+    from dataeng_agents.core.experiment import analyze_experiment
     from dataeng_agents.core.warehouse import DuckDBWarehouse
 
     # the cumulative daily view: from the experiment's start to the end of the run's data interval
@@ -142,7 +142,7 @@ def test_daily_report_on_postgres_through_a_connection(
     assert report_json["dialect"] == "postgres"
 
     import psycopg
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+    from dataeng_agents.core.experiment import analyze_experiment
     from dataeng_agents.core.warehouse import DbApiWarehouse
 
     warehouse = DbApiWarehouse(lambda: psycopg.connect(url, options=f"-c search_path={schema}"), "postgres")

@@ -20,9 +20,8 @@ def test_feature_lifecycle_runs_end_to_end_and_branches_on_the_verdict(airflow_d
     configs = xcom(dr, "prepare_demo", key="experiment"), xcom(dr, "prepare_demo", key="rollout")
     experiment, rollout = configs
 
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
     from dataeng_agents.core.commands.lifecycle import rollout_check
-    from dataeng_agents.core.lifecycle.sources import load_configs
+    from dataeng_agents.core.experiment import analyze_experiment, design_experiment, load_configs
 
     cfg, _ = load_configs(experiment)
     direct = analyze_experiment(cfg)
@@ -56,7 +55,9 @@ def test_feature_lifecycle_runs_end_to_end_and_branches_on_the_verdict(airflow_d
 
     # rollout: each stage's decision is the core's at the same check time
     _, life = load_configs(rollout)
-    started = life.require_rollout().started_at.replace(tzinfo=UTC)
+    started_at = life.require_rollout().started_at
+    assert started_at is not None
+    started = started_at.replace(tzinfo=UTC)
     for k in (1, 2, 3):
         got = xcom(dr, f"rollout_stage_{k}")
         want = rollout_check(rollout, stage=k, now=started + timedelta(days=k, minutes=5)).summary()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLES, REPO
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -21,9 +22,9 @@ def test_provider_info_validates_against_airflow_schema() -> None:
     from dataeng_agents.airflow_provider.get_provider_info import get_provider_info
 
     info = get_provider_info()
-    schema = json.loads(
-        (Path(importlib.import_module("airflow").__file__).parent / "provider_info.schema.json").read_text()
-    )
+    airflow_init = importlib.import_module("airflow").__file__
+    assert airflow_init is not None
+    schema = json.loads((Path(airflow_init).parent / "provider_info.schema.json").read_text())
     jsonschema.validate(info, schema)
     # Every module the metadata names imports, and the extra link is a real class.
     for section in ("hooks", "operators", "triggers"):
@@ -53,8 +54,8 @@ def test_airflow_providers_list_shows_the_provider() -> None:
 def test_no_second_anthropic_connection_type() -> None:
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hooks = ProvidersManagerTaskRuntime().hooks
-    assert hooks["anthropic"].package_name == "apache-airflow-providers-anthropic"
+    anthropic_hook = ProvidersManagerTaskRuntime().hooks["anthropic"]
+    assert anthropic_hook is not None and anthropic_hook.package_name == "apache-airflow-providers-anthropic"
     from dataeng_agents.airflow_provider.get_provider_info import get_provider_info
 
     assert "connection-types" not in get_provider_info()
@@ -106,3 +107,26 @@ def test_ruff_air_rules_clean_on_provider_and_examples() -> None:
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_reports_root_is_a_declared_config_option() -> None:
+    # Declared in get_provider_info()["config"]: Airflow lists it and `conf` knows its default.
+    proc = subprocess.run(
+        [AIRFLOW, "config", "list", "--section", "dataeng", "--include-descriptions", "--include-examples"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[dataeng]" in proc.stdout and "reports_root" in proc.stdout, proc.stdout[-2000:]
+    assert "analytics-reports/experiments" in proc.stdout  # the declared example
+
+
+def test_reports_root_setting_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataeng_agents.airflow_provider.operators._narrated import default_reports_root
+
+    monkeypatch.setenv("AIRFLOW__DATAENG__REPORTS_ROOT", "s3://aws_default@bucket/reports/")
+    assert default_reports_root() == "s3://aws_default@bucket/reports"
+    monkeypatch.delenv("AIRFLOW__DATAENG__REPORTS_ROOT")
+    monkeypatch.setenv("AIRFLOW_HOME", "/opt/airflow")
+    assert default_reports_root() == "file:///opt/airflow/dataeng_reports"

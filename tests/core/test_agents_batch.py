@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_agents_narrator import GOOD_ANSWER, NO_SLEEP, experiment_facts, experiment_task
-from test_llm_fakes import FakeAnthropic, message, rate_limited, text, tool_use
-
 from dataeng_agents.core.agents import (
     BatchNarration,
     BatchNotReadyError,
@@ -22,6 +19,8 @@ from dataeng_agents.core.agents import (
     submit_or_attach_many,
 )
 from dataeng_agents.core.errors import BudgetExceededError
+from test_agents_narrator import GOOD_ANSWER, NO_SLEEP, experiment_facts, experiment_task
+from test_llm_fakes import FakeAnthropic, message, rate_limited, text, tool_use
 
 BATCHES = "/v1/messages/batches"
 

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dataeng_agents.core.agents import ClaudeNarrator
+from dataeng_agents.core.commands.data_pipeline import narrate_review, review_narration_task
+from dataeng_agents.core.experiment import analyze_experiment
+from dataeng_agents.core.review import review_paths
+from dataeng_agents.core.warehouse import DuckDBWarehouse
 from test_agents_narrator import NO_SLEEP
 from test_experiment_support import demo_config, sample
 from test_llm_fakes import FakeAnthropic, message, thinking, tool_use
-
-from dataeng_agents.core.agents import ClaudeNarrator
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-from dataeng_agents.core.commands.data_pipeline import narrate_review, review_narration_task
-from dataeng_agents.core.review import review_paths
-from dataeng_agents.core.warehouse import DuckDBWarehouse
 
 DAG = '''"""Orders ELT.
 

@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_experiment_support import demo_config, sample
-
 from dataeng_agents.core.agents.prompting import safe_facts
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, experiment_narration_task
 from dataeng_agents.core.commands.data_pipeline import design_narration_task, review_narration_task
 from dataeng_agents.core.design import design_pipeline
+from dataeng_agents.core.experiment import analyze_experiment, experiment_narration_task
 from dataeng_agents.core.llm.grounding import check_grounding
 from dataeng_agents.core.llm.safety import SafetyLimits
 from dataeng_agents.core.narrative import NarrationTask
 from dataeng_agents.core.review import review_paths
 from dataeng_agents.core.warehouse import DuckDBWarehouse
+from test_experiment_support import demo_config, sample
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = sorted((REPO / "core" / "examples" / "specs").glob("*.yaml"))

@@ -8,8 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from test_llm_fakes import FakeAnthropic, error, message, text, thinking, tool_use
-
 from dataeng_agents.core.agents import ClaudeNarrator, narrator_from_env
 from dataeng_agents.core.llm import PriceTable, RetryPolicy
 from dataeng_agents.core.narrative import (
@@ -20,6 +18,7 @@ from dataeng_agents.core.narrative import (
     ReviewPriority,
     TemplateNarrator,
 )
+from test_llm_fakes import FakeAnthropic, error, message, text, thinking, tool_use
 
 NO_SLEEP = RetryPolicy(sleep=lambda s: None)
 

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_agents_narrator import NO_SLEEP
-from test_llm_fakes import FakeAnthropic, message, tool_use
-from typer.testing import CliRunner
-
 from dataeng_agents.core.agents import ClaudeNarrator, list_personas, load_persona, question_task
 from dataeng_agents.core.cli import app
 from dataeng_agents.core.errors import ConfigError
+from test_agents_narrator import NO_SLEEP
+from test_llm_fakes import FakeAnthropic, message, tool_use
+from typer.testing import CliRunner
 
 USER_PERSONA = """---
 name: analytics-engineer

@@ -16,7 +16,7 @@ from dataeng_agents.core.api import (
     review_api_paths,
     write_api_review,
 )
-from dataeng_agents.core.api.loader import openapi_validation_errors
+from dataeng_agents.core.api.loader import OpenApiDocument, openapi_validation_errors
 from dataeng_agents.core.cli import app
 from dataeng_agents.core.errors import ConfigError
 from typer.testing import CliRunner
@@ -140,6 +140,7 @@ def test_designed_api_passes_strict_review_and_validator(spec: Path, tmp_path: P
     out = tmp_path / "serving.yaml"
     out.write_text(design.openapi_yaml())
     doc = parse_document(str(out), out.read_text())
+    assert isinstance(doc, OpenApiDocument)
     assert list(openapi_validation_errors(doc)) == []
     # reviewed again from the written file, through the public entry point, at strict
     result = review_api_paths([out], profile="strict")

@@ -9,20 +9,18 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import (
-    _decide,
+from dataeng_agents.core.errors import InputError, WarehouseError
+from dataeng_agents.core.experiment import (
+    ExperimentConfig,
     analyze_experiment,
+    build_experiment_query,
     experiment_narration_task,
 )
-from dataeng_agents.core.errors import InputError, WarehouseError
+from dataeng_agents.core.experiment.aggregates import parse_rows
+from dataeng_agents.core.experiment.decision import decide
 from dataeng_agents.core.narrative import ExperimentNarrative, NarrationTask, TemplateNarrator
 from dataeng_agents.core.report.model import HealthCheck, ResultRow, VariantSummary
-from dataeng_agents.core.warehouse import (
-    DuckDBWarehouse,
-    ExperimentConfig,
-    build_experiment_query,
-    parse_rows,
-)
+from dataeng_agents.core.warehouse import DuckDBWarehouse
 from dataeng_agents.core.warehouse.sample_data import generate
 from test_experiment_support import demo_config, planted_config, sample
 
@@ -278,14 +276,14 @@ def test_decision_rules(
     rows = [_row(m, "one_click", role, d, e) for m, role, d, e in one_click]
     rows += [_row(m, "recommendations", role, d, e) for m, role, d, e in recs]
     rows += [_row("revenue", v, "goal") for v in ("one_click", "recommendations")]
-    decision = _decide(_cfg(method, planned=500), rows, _health(**health), _variants(units), 500)
+    decision = decide(_cfg(method, planned=500), rows, _health(**health), _variants(units), 500)
     assert decision.verdict == verdict
     assert decision.variant == variant
     assert [r.rule for r in decision.reasons] == rules
 
 
 def test_keep_running_without_a_plan_mentions_no_numbers_it_does_not_have() -> None:
-    decision = _decide(_cfg(), [_row("conversion", "one_click", "goal")], _health(), _variants(100), None)
+    decision = decide(_cfg(), [_row("conversion", "one_click", "goal")], _health(), _variants(100), None)
     assert decision.per_variant["one_click"] == "keep running"
     assert "planned" not in decision.reasons[0].text
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import design_experiment
 from dataeng_agents.core.errors import InputError
+from dataeng_agents.core.experiment import design_experiment
 from dataeng_agents.core.report import to_markdown
 from dataeng_agents.core.stats import sample_size_per_variant
 from dataeng_agents.core.warehouse import DuckDBWarehouse
@@ -52,7 +52,8 @@ def test_design_measures_the_baseline_and_sizes_the_goals(tmp_path: Path) -> Non
     assert unsized and all(m.per_variant is None and m.note for m in unsized)
     doc = to_markdown(design)
     assert design.hypothesis[:40] in doc and f"{design.per_variant:,} units per variant" in doc
-    assert design.narrative is not None and str(math.ceil(design.duration_days)) in design.narrative.headline
+    assert design.narrative is not None and design.duration_days is not None
+    assert str(math.ceil(design.duration_days)) in design.narrative.headline
 
 
 def test_traffic_fraction_and_allocation_stretch_the_duration(tmp_path: Path) -> None:

@@ -59,33 +59,3 @@ def sample(tmp_root: Path, *, users: int, seed: int, aa: bool = False) -> Sample
         path = tmp_root / f"sample_{users}_{seed}_{int(aa)}.duckdb"
         _CACHE[key] = generate(path, users=users, seed=seed, effects=effects)
     return _CACHE[key]
-
-
-TABLE_DDL = {
-    "users": "unit_id BIGINT, country TEXT, device TEXT, signed_up_at TIMESTAMP",
-    "exposures": "unit_id BIGINT, variant TEXT, exposed_at TIMESTAMP, country TEXT, device TEXT",
-    "orders": "unit_id BIGINT, ordered_at TIMESTAMP, revenue DOUBLE PRECISION",
-    "sessions": "unit_id BIGINT, started_at TIMESTAMP, latency_ms DOUBLE PRECISION",
-}
-
-
-def copy_to_postgres(duckdb_path: str, url: str, schema: str) -> None:
-    """Copy the sample tables, row for row, into ``schema`` of a PostgreSQL database."""
-    import duckdb
-    import psycopg
-
-    src = duckdb.connect(duckdb_path, read_only=True)
-    try:
-        with psycopg.connect(url, autocommit=False) as conn:
-            for table, ddl in TABLE_DDL.items():
-                conn.execute(f'CREATE TABLE "{schema}".{table} ({ddl})')
-                cols = [c.split()[0] for c in ddl.split(", ")]
-                rows = src.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
-                with conn.cursor() as cur, cur.copy(f'COPY "{schema}".{table} ({", ".join(cols)}) FROM STDIN') as cp:
-                    for row in rows:
-                        cp.write_row(row)
-                # a warehouse table has planner statistics; a freshly copied one would get nested loops
-                conn.execute(f'ANALYZE "{schema}".{table}')
-            conn.commit()
-    finally:
-        src.close()

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlglot
 from dataeng_agents.core.commands.lifecycle import check_tracking, explore_experiment, rollout_check
 from dataeng_agents.core.lifecycle.demo_data import (

@@ -19,6 +19,7 @@ from dataeng_agents.core.lifecycle.demo_data import (
     model_correlation,
 )
 from dataeng_agents.core.lifecycle.exploration import ExplorationReport
+from warehouse_copy import copy_duckdb_to_postgres
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def test_exploration_recovers_pre_post_correlation(
     planted = model_correlation(truth, covariate, outcome)
     m = explored.metric("engagement_minutes")
     assert m.pre_post_correlation == pytest.approx(planted, abs=0.02)
+    assert m.pre_post_correlation is not None
     assert m.expected_cuped_variance_reduction == pytest.approx(m.pre_post_correlation**2)
     # and the model value is close to the closed form (the population conditioning is small)
     assert planted == pytest.approx(expected_correlation(truth, covariate, outcome), abs=0.03)
@@ -181,27 +183,6 @@ def test_hypothesis_and_exploration_errors_name_the_config_path(
     assert err.value.field == "exploration.metrics[1]"
 
 
-def _copy_to_postgres(duck_path: str, url: str, schema: str, tables: list[str]) -> None:
-    import duckdb
-    import psycopg
-
-    src = duckdb.connect(duck_path, read_only=True)
-    types = {"BIGINT": "BIGINT", "DOUBLE": "DOUBLE PRECISION", "VARCHAR": "TEXT", "TIMESTAMP": "TIMESTAMP"}
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for t in tables:
-                cols = src.execute(f"DESCRIBE {t}").fetchall()
-                ddl = ", ".join(f'"{c[0]}" {types.get(str(c[1]), "TEXT")}' for c in cols)
-                conn.execute(f'CREATE TABLE "{schema}"."{t}" ({ddl})')
-                rows = src.execute(f"SELECT * FROM {t}").fetchall()
-                with conn.cursor().copy(f'COPY "{schema}"."{t}" FROM STDIN') as cp:
-                    for r in rows:
-                        cp.write_row(r)
-                conn.execute(f'ANALYZE "{schema}"."{t}"')  # without statistics the planner picks nested loops
-    finally:
-        src.close()
-
-
 def _in_schema(cfg: dict[str, Any], schema: str) -> dict[str, Any]:
     out = copy.deepcopy(cfg)
     out["assignment"]["table"] = f"{schema}.{cfg['assignment']['table']}"
@@ -221,7 +202,7 @@ def test_exploration_on_postgres_equals_duckdb(postgres_schema: tuple[str, str],
     path = str(tmp_path / "small.duckdb")
     truth = generate_lifecycle_data(path, users=3_000, seed=5)
     cfg = lifecycle_demo_config(truth, path)
-    _copy_to_postgres(path, url, schema, ["sessions", "engagement", "orders"])
+    copy_duckdb_to_postgres(path, url, schema, ["sessions", "engagement", "orders"])
     duck = explore_experiment(cfg)
     pg = explore_experiment(_in_schema(cfg, schema), url)
     assert [r["units"] for r in pg.traffic.daily] == [r["units"] for r in duck.traffic.daily]

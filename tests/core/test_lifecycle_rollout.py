@@ -29,6 +29,7 @@ from dataeng_agents.core.lifecycle.rollout import (
     suggest_tuning,
 )
 from dataeng_agents.core.lifecycle.sequential import always_valid_p_value, cs_halfwidth, sequential_rho
+from warehouse_copy import copy_duckdb_to_postgres
 
 STAGES = [{"percent": p, "min_duration": "24h"} for p in (1, 5, 20, 50, 100)]
 UNITS_PER_HOUR = 10_000.0
@@ -385,6 +386,7 @@ def test_single_balanced_stage_matches_the_stats_engine() -> None:
     )
     r = out.results[0]
     assert ev.lift[0] == pytest.approx(r.estimate, rel=1e-9)
+    assert r.ci is not None
     assert (ev.lower[0], ev.upper[0]) == pytest.approx(tuple(r.ci), rel=1e-6)
 
 
@@ -430,28 +432,12 @@ def test_callbacks_and_the_decision_table_on_duckdb(
 def test_rollout_on_postgres_equals_duckdb_and_writes_the_table(
     harmful: tuple[RolloutTruth, dict[str, Any]], postgres_schema: tuple[str, str]
 ) -> None:
-    import duckdb
     import psycopg
 
     truth, cfg = harmful
     url, schema = postgres_schema
-    src = duckdb.connect(cfg["warehouse"].removeprefix("duckdb:///"), read_only=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            f'CREATE TABLE "{schema}".exposures (user_id BIGINT, variant TEXT, exposed_at TIMESTAMP)'
-        )
-        conn.execute(
-            f'CREATE TABLE "{schema}".orders (user_id BIGINT, ordered_at TIMESTAMP, amount DOUBLE PRECISION)'
-        )
-        conn.execute(
-            f'CREATE TABLE "{schema}".engagement (user_id BIGINT, event_ts TIMESTAMP, minutes DOUBLE PRECISION)'
-        )
-        for t in ("exposures", "orders", "engagement"):
-            with conn.cursor().copy(f'COPY "{schema}".{t} FROM STDIN') as cp:
-                for r in src.execute(f"SELECT * FROM {t}").fetchall():
-                    cp.write_row(r)
-            conn.execute(f'ANALYZE "{schema}".{t}')  # without statistics the planner picks nested loops
-    src.close()
+    source = cfg["warehouse"].removeprefix("duckdb:///")
+    copy_duckdb_to_postgres(source, url, schema, ["exposures", "orders", "engagement"])
     pg_cfg = {**cfg, "assignment": {**cfg["assignment"], "table": f"{schema}.exposures"}}
     pg_cfg["sources"] = {k: {**v, "table": f"{schema}.{v['table']}"} for k, v in cfg["sources"].items()}
     now = truth.start + timedelta(hours=62)
@@ -530,6 +516,7 @@ def test_ratio_guardrail_matches_the_stats_engine_and_catches_harm(tmp_path: Pat
     )
     r = out.results[0]
     assert ev.lift[0] == pytest.approx(r.estimate, rel=1e-9)
+    assert r.ci is not None
     assert (ev.lower[0], ev.upper[0]) == pytest.approx(tuple(r.ci), rel=1e-6)
     assert n == int(t[0])
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import duckdb
 import numpy as np
 import pytest
+from dataeng_agents.core.experiment import load_configs
 from dataeng_agents.core.lifecycle.actions import (
     CallableFlag,
     HttpFlagHook,
@@ -31,7 +32,6 @@ from dataeng_agents.core.lifecycle.rollout import (
     build_decision,
     stage_schedule,
 )
-from dataeng_agents.core.lifecycle.sources import load_configs
 from dataeng_agents.core.lifecycle.state import DecisionStore, RolloutFinishedError
 from dataeng_agents.core.warehouse import DuckDBWarehouse
 
@@ -126,7 +126,7 @@ def test_an_exposure_loss_holds_then_rolls_back_or_pages(tmp_path: Path, then: s
 
 @pytest.mark.slow
 def test_returning_users_percentage_design_is_refused_and_coverage_design_completes(tmp_path: Path) -> None:
-    common = {"returning_share": 0.5, "units_per_hour": 300.0, "seed": 13}
+    common: dict[str, Any] = {"returning_share": 0.5, "units_per_hour": 300.0, "seed": 13}
     pct_world = RolloutWorld(tmp_path / "pct.duckdb", **common)
     pct = drive(pct_world, pct_world.config(STAGES), _store(tmp_path, "p.duckdb"), hours=80)
     cov_world = RolloutWorld(tmp_path / "cov.duckdb", design="coverage", **common)

@@ -84,8 +84,8 @@ def simulated_power(
             c, t = values[name][ci], values[name][ti]
             if j == 0 and kind == "proportion":
                 # a treatment unit without a conversion converts with the probability that lifts the rate
-                p = float(values[name].mean())
-                t = np.where((t == 0) & (rng.random(t.shape) < p * lift / (1 - p)), 1.0, t)
+                rate = float(values[name].mean())
+                t = np.where((t == 0) & (rng.random(t.shape) < rate * lift / (1 - rate)), 1.0, t)
             elif j == 0:
                 t = t + lift * float(values[name].mean())  # the effect added; the variance stays
             parts["n"].append(np.full((k, 2), float(n)))
@@ -109,9 +109,9 @@ def simulated_power(
         kind=[kind for _ in range(EXPERIMENTS) for _, kind in family],
         settings=settings,
     )
-    p = res.p_value.filled(np.nan)[:, 0].reshape(EXPERIMENTS, m)
+    p_values = res.p_value.filled(np.nan)[:, 0].reshape(EXPERIMENTS, m)
     est = res.estimate.filled(np.nan)[:, 0].reshape(EXPERIMENTS, m)[:, 0]
-    return float(np.mean((holm_first(p) < settings["alpha"]) & (est > 0)))
+    return float(np.mean((holm_first(p_values) < settings["alpha"]) & (est > 0)))
 
 
 @pytest.fixture(scope="module")

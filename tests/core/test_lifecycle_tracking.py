@@ -13,6 +13,7 @@ import pytest
 from dataeng_agents.core.commands.lifecycle import check_tracking, tracking_plan
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.lifecycle.demo_data import generate_lifecycle_data, lifecycle_demo_config
+from warehouse_copy import copy_duckdb_to_postgres
 
 
 @pytest.fixture(scope="module")
@@ -153,33 +154,11 @@ def test_tracking_config_errors_name_the_path(clean: tuple[str, dict[str, Any]])
 def test_tracking_check_on_postgres_finds_the_same_bug(
     postgres_schema: tuple[str, str], tmp_path: Path
 ) -> None:
-    import psycopg
-
     url, schema = postgres_schema
     path = str(tmp_path / "pg.duckdb")
     truth = generate_lifecycle_data(path, users=1_500, seed=9, bug_variant="treatment")
     cfg = lifecycle_demo_config(truth, path)
-    src = duckdb.connect(path, read_only=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            f'CREATE TABLE "{schema}".exposures (user_id BIGINT, variant TEXT, exposed_at TIMESTAMP)'
-        )
-        conn.execute(
-            f'CREATE TABLE "{schema}".checkout_events (user_id BIGINT, event_ts TIMESTAMP, event_name TEXT, '
-            "price DOUBLE PRECISION, currency TEXT, loaded_at TIMESTAMP)"
-        )
-        conn.execute(
-            f'CREATE TABLE "{schema}".engagement (user_id BIGINT, event_ts TIMESTAMP, minutes DOUBLE PRECISION, loaded_at TIMESTAMP)'
-        )
-        conn.execute(
-            f'CREATE TABLE "{schema}".orders (user_id BIGINT, ordered_at TIMESTAMP, amount DOUBLE PRECISION, currency TEXT, loaded_at TIMESTAMP)'
-        )
-        for t in ("exposures", "checkout_events", "engagement", "orders"):
-            with conn.cursor().copy(f'COPY "{schema}".{t} FROM STDIN') as cp:
-                for r in src.execute(f"SELECT * FROM {t}").fetchall():
-                    cp.write_row(r)
-            conn.execute(f'ANALYZE "{schema}".{t}')  # without statistics the planner picks nested loops
-    src.close()
+    copy_duckdb_to_postgres(path, url, schema, ["exposures", "checkout_events", "engagement", "orders"])
     pg_cfg = copy.deepcopy(cfg)
     pg_cfg["assignment"]["table"] = f"{schema}.exposures"
     for s in pg_cfg["sources"].values():

@@ -9,11 +9,19 @@ from typing import Any
 
 import anthropic
 import pytest
-from test_agents_narrator import GOOD_ANSWER, experiment_task
-from test_llm_fakes import FakeAnthropic, Timeout, malformed, message, overloaded, rate_limited, server_error, tool_use
-
 from dataeng_agents.core.agents import ClaudeNarrator
 from dataeng_agents.core.llm import PriceTable, RetriesExhausted, RetryPolicy, retry_call
+from test_agents_narrator import GOOD_ANSWER, experiment_task
+from test_llm_fakes import (
+    FakeAnthropic,
+    Timeout,
+    malformed,
+    message,
+    overloaded,
+    rate_limited,
+    server_error,
+    tool_use,
+)
 
 
 class Clock:
@@ -62,7 +70,6 @@ def test_total_sleep_is_bounded() -> None:
 
 def test_retry_after_ms_and_http_date_are_understood() -> None:
     import httpx2
-
     from dataeng_agents.core.llm.retry import retry_after_seconds
 
     req = httpx2.Request("POST", "https://api.anthropic.com/v1/messages")

@@ -6,7 +6,6 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from dataeng_agents.core.errors import BudgetExceededError, ConfigError
 from dataeng_agents.core.llm import (
     Budget,

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from dataeng_agents.core.commands.data_pipeline import (
     design_narration_task,
     design_pipeline,
@@ -21,6 +19,7 @@ from dataeng_agents.core.commands.data_pipeline import (
 from dataeng_agents.core.design import load_spec, score_architectures
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.narrative import ArchitectureAdvice, ReviewAdvice, TemplateNarrator
+from typer.testing import CliRunner
 
 SPECS = Path(__file__).resolve().parents[2] / "core" / "examples" / "specs"
 

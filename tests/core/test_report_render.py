@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
 from dataeng_agents.core.errors import InputError
+from dataeng_agents.core.experiment import analyze_experiment, design_experiment
 from dataeng_agents.core.report import (
     ExperimentDesignReport,
     ExperimentReport,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+from dataeng_agents.core.experiment import analyze_experiment
 from dataeng_agents.core.report import to_html
 from dataeng_agents.core.warehouse import DuckDBWarehouse
 from test_experiment_support import demo_config, sample

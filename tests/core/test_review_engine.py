@@ -8,13 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from dataeng_agents.core.errors import ConfigError
 from dataeng_agents.core.review import ReviewResult, load_config, review_paths
 from dataeng_agents.core.review.config import config_from_dict, parse_exceptions
 from dataeng_agents.core.review.cron import validate_schedule_string
 from dataeng_agents.core.review.models import FileReport, Finding
+from typer.testing import CliRunner
 
 GOOD_DAG = textwrap.dedent('''
     from __future__ import annotations
@@ -153,8 +152,9 @@ def test_taskflow_decorator_dag_and_dynamic_mapping(tmp_path: Path) -> None:
 
         flowing()
     ''')
-    from dataeng_agents.core.review.airflow_model import build_module
     import ast
+
+    from dataeng_agents.core.review.airflow_model import build_module
 
     src = dag.read_text()
     mod = build_module(str(dag), src, ast.parse(src))

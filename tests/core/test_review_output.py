@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from dataeng_agents.core.commands.data_pipeline import (
     narrate_review,
     render_review_files,

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from dataeng_agents.core.review import RULES, review_paths
 from dataeng_agents.core.review.models import Severity
 

@@ -82,7 +82,8 @@ def test_adjusted_pvalues_across_metrics_and_variants_in_analyze() -> None:
            "settings": {"correction": "bh"}}
     out = analyze(inp)
     raw = np.array([r.p_value for r in out.results])
-    np.testing.assert_allclose([r.adjusted_p_value for r in out.results], multipletests(raw, method="fdr_bh")[1])
+    adjusted = np.array([r.adjusted_p_value for r in out.results], dtype=float)
+    np.testing.assert_allclose(adjusted, multipletests(raw, method="fdr_bh")[1])
 
 
 def test_srm_matches_scipy_chisquare() -> None:
@@ -240,7 +241,6 @@ def test_bayesian_prior_is_the_conjugate_normal_update() -> None:
     assert r.estimate == pytest.approx(flat.estimate / flat.std_error**2 / prec)
     assert r.estimate < flat.estimate  # shrunk towards the prior mean 0
     assert r.chance_to_win == pytest.approx(sps.norm.cdf(r.estimate / r.std_error))
-    inv = analyze({**two_arm("proportion", c, t, method="bayesian")})
     inp = two_arm("proportion", c, t, method="bayesian")
     inp["metrics"][0]["inverse"] = True
     inv = analyze(inp).results[0]

@@ -1,4 +1,4 @@
-"""Every case of shared/stats_reference.json (gbstats, spotify-confidence) through the CLI, to 1e-6."""
+"""Every case of tests/data/stats_reference.json (gbstats, spotify-confidence) through the CLI, to 1e-6."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from dataeng_agents.core.errors import ConfigError
-from dataeng_agents.core.warehouse import ExperimentConfig
-from dataeng_agents.core.warehouse.config import parse_duration_hours
+from dataeng_agents.core.experiment import ExperimentConfig
+from dataeng_agents.core.experiment.config import parse_duration_hours
 from test_experiment_support import DEMO_YAML, demo_config
 
 

@@ -9,11 +9,10 @@ numbers than DuckDB's own query. The snapshot tests pin the text; this pins the 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import sqlglot
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+from dataeng_agents.core.experiment import analyze_experiment
 from dataeng_agents.core.report import ExperimentReport
 from dataeng_agents.core.warehouse import DuckDBWarehouse
 from dataeng_agents.core.warehouse.runners import Row

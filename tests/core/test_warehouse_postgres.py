@@ -7,18 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment, design_experiment
 from dataeng_agents.core.errors import WarehouseError
+from dataeng_agents.core.experiment import (
+    ExperimentConfig,
+    analyze_experiment,
+    build_experiment_query,
+    design_experiment,
+)
+from dataeng_agents.core.experiment.aggregates import parse_rows
 from dataeng_agents.core.warehouse import (
     DbApiWarehouse,
     DuckDBWarehouse,
-    ExperimentConfig,
     SqlAlchemyWarehouse,
-    build_experiment_query,
-    parse_rows,
     warehouse_from_url,
 )
-from test_experiment_support import copy_to_postgres, demo_config, sample
+from test_experiment_support import demo_config, sample
+from warehouse_copy import copy_duckdb_to_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -38,7 +42,7 @@ def _assert_same(a: Any, b: Any, path: str = "") -> None:
 def pg_sample(tmp_path: Path, postgres_schema: tuple[str, str]) -> tuple[str, str, str]:
     url, schema = postgres_schema
     s = sample(tmp_path, users=4000, seed=11)
-    copy_to_postgres(s.path, url, schema)
+    copy_duckdb_to_postgres(s.path, url, schema)
     return s.path, url, schema
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlglot
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
 from dataeng_agents.core.errors import ConfigError, InputError
-from dataeng_agents.core.warehouse import DIALECTS, DuckDBWarehouse, ExperimentConfig, build_experiment_query
+from dataeng_agents.core.experiment import ExperimentConfig, analyze_experiment, build_experiment_query
+from dataeng_agents.core.warehouse import DIALECTS, DuckDBWarehouse
 from dataeng_agents.core.warehouse.sql import parse_scalar, parse_select
 from test_experiment_support import demo_config, sample
 

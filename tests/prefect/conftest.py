@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from anthropic_payloads import assistant_message, batch_object
+from warehouse_copy import copy_duckdb_to_postgres
 
 if "prefect" in sys.modules:  # pragma: no cover - would silently use the developer's ~/.prefect
     raise RuntimeError("prefect was imported before tests/prefect/conftest.py could isolate its settings")
@@ -70,7 +71,6 @@ def prefect_server() -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------ sample data
 SAMPLE_USERS = 20_000
-_PG_TYPES = {"BIGINT": "bigint", "INTEGER": "integer", "DOUBLE": "double precision", "TIMESTAMP": "timestamp"}
 
 
 @pytest.fixture(scope="session")
@@ -81,33 +81,6 @@ def sample_duckdb(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("sample") / "demo.duckdb"
     generate(path, users=SAMPLE_USERS, seed=7)
     return str(path)
-
-
-def copy_duckdb_to_postgres(duckdb_path: str, postgres_url: str, schema: str) -> dict[str, int]:
-    """Copies every table of the DuckDB file into ``schema`` (CSV through COPY); returns row counts."""
-    import duckdb
-    import psycopg
-
-    counts: dict[str, int] = {}
-    src = duckdb.connect(duckdb_path, read_only=True)
-    try:
-        tables = [r[0] for r in src.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        with psycopg.connect(postgres_url, autocommit=True) as pg:
-            for table in tables:
-                columns = src.execute(f'DESCRIBE "{table}"').fetchall()
-                ddl = ", ".join(f'"{c[0]}" {_PG_TYPES.get(c[1], "text")}' for c in columns)
-                pg.execute(f'CREATE TABLE "{schema}"."{table}" ({ddl})')
-                csv_path = Path(duckdb_path).with_suffix(f".{table}.csv")
-                src.execute(f"COPY \"{table}\" TO '{csv_path}' (HEADER false)")
-                copy_sql = f'COPY "{schema}"."{table}" FROM STDIN WITH (FORMAT csv)'
-                with pg.cursor() as cur, cur.copy(copy_sql) as cp, open(csv_path, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        cp.write(chunk)
-                csv_path.unlink()
-                counts[table] = int(src.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
-    finally:
-        src.close()
-    return counts
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dataeng_agents.core.narrative import AgentAnswer
 
 
 def _settings(api_key: str, base_url: str, persona: str = "data-engineer") -> Any:
@@ -40,7 +41,7 @@ def test_prose_is_cached_on_persona_model_and_grounded_facts(
     settings = _settings(api_key, fake_anthropic.base_url)
 
     @flow
-    def ask(question: str, context: dict[str, Any], persona: str = "data-engineer") -> Any:
+    def ask(question: str, context: dict[str, Any], persona: str = "data-engineer") -> AgentAnswer:
         return ask_agent(question, _settings(api_key, fake_anthropic.base_url, persona), context=context)
 
     with caplog.at_level(logging.DEBUG):
@@ -76,7 +77,7 @@ def test_template_fallback_is_not_frozen_into_the_cache(
     from prefect import flow
 
     @flow
-    def ask() -> Any:
+    def ask() -> AgentAnswer:
         return ask_agent(
             "Which task should be split?",
             _settings(api_key, fake_anthropic.base_url),
@@ -104,7 +105,7 @@ def test_template_without_credentials_makes_no_call(prefect_server: str, fake_an
     from prefect import flow
 
     @flow
-    def ask() -> Any:
+    def ask() -> AgentAnswer:
         return ask_agent("What is a watermark?", AgentSettings())
 
     answer = ask()
@@ -149,7 +150,7 @@ def test_batch_mode_submits_polls_collects_and_reattaches(
     fake_anthropic.polls_before_end = 2
 
     @flow
-    def ask() -> Any:
+    def ask() -> AgentAnswer:
         return ask_agent("Where should the dedup step run?", settings, context={"pipeline": "events_v2"})
 
     answer = ask()
@@ -163,7 +164,7 @@ def test_batch_mode_submits_polls_collects_and_reattaches(
 
     # Outside the cache (a retried run on another day), the ledger re-attaches to the paid batch.
     @flow
-    def again() -> Any:
+    def again() -> AgentAnswer:
         task = question_task("data-engineer", "Where should the dedup step run?")
         task = replace(task, facts={**task.facts, "results": {"pipeline": "events_v2"}})  # as ask_agent does
         return narrate_in_batch(task, settings)

@@ -139,6 +139,7 @@ def test_blocks_register_save_and_load(
             anthropic_credentials=AnthropicCredentials(api_key=api_key),
         ).save("test-agent-settings", overwrite=True)
         loaded = AgentSettings.load("test-agent-settings")
+    assert isinstance(loaded, AgentSettings)
     assert loaded.persona == "backend-architect" and loaded.max_usd == 0.5
     assert loaded.anthropic_credentials is not None
     assert loaded.anthropic_credentials.api_key.get_secret_value() == api_key
@@ -160,3 +161,25 @@ def test_agent_settings_validate_the_persona() -> None:
     settings = AgentSettings(persona="backend-architect", model="claude-opus-4-1")
     assert settings.resolved_model() == "claude-opus-4-1"
     assert AgentSettings().resolved_model().startswith("claude-")
+
+
+def test_package_root_exports_every_flow_and_task() -> None:
+    import dataeng_agents.prefect_integration as root
+    from dataeng_agents.prefect_integration import api_tasks, flows, tasks
+    from prefect import Flow, Task
+
+    exported: dict[str, object] = {}
+    for module in (flows, tasks, api_tasks):
+        for name, value in vars(module).items():
+            # narrate / narrate_in_batch / fetch_deployed_contract are steps of the others, not entry points
+            if isinstance(value, Flow) or (
+                isinstance(value, Task) and not name.startswith(("_", "narrate", "fetch_"))
+            ):
+                exported[name] = value
+    assert {"experiment_report_flow", "pipeline_review_flow", "feature_lifecycle_flow"} <= set(exported)
+    assert "api_contract_drift_flow" in exported
+    assert set(exported) <= set(root.__all__)
+    for name, value in exported.items():
+        assert getattr(root, name) is value
+    with pytest.raises(AttributeError):
+        _ = root.no_such_flow

@@ -19,7 +19,7 @@ EXPERIMENT_ID = "checkout-2024-03"
 
 
 def _direct_report(warehouse: Any) -> Any:
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
+    from dataeng_agents.core.experiment import analyze_experiment
 
     return analyze_experiment(CONFIG, warehouse)
 
@@ -212,7 +212,7 @@ def test_claude_prose_and_the_api_key_never_leaks(
 
 
 def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duckdb: str) -> None:
-    from dataeng_agents.core.commands.data_driven_feature import design_experiment as core_design
+    from dataeng_agents.core.experiment import design_experiment as core_design
     from dataeng_agents.core.warehouse import DuckDBWarehouse
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.tasks import design_experiment

@@ -51,8 +51,7 @@ def test_stage_advances_without_harm(prefect_server: str, rollout_ok: tuple[Any,
 def test_last_stage_complete_runs_the_final_analysis(
     prefect_server: str, rollout_ok: tuple[Any, dict[str, Any]], tmp_path: Path
 ) -> None:
-    from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-    from dataeng_agents.core.lifecycle.sources import load_configs
+    from dataeng_agents.core.experiment import analyze_experiment, load_configs
     from dataeng_agents.prefect_integration.flows import feature_lifecycle_flow
 
     truth, cfg = rollout_ok

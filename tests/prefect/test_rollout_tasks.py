@@ -63,7 +63,7 @@ def test_hourly_flow_advances_and_rolls_back(prefect_server: str, tmp_path: Path
         return advance_rollout(cfg, decisions, flag_service=service, checked_at=truth.start + timedelta(hours=hours))
 
     first = hourly(24)
-    assert first["stage"] == 1 and first["decision"] == "advance"
+    assert first is not None and first["stage"] == 1 and first["decision"] == "advance"
     assert _Flags.seen[-1] == (
         f"/flags/{cfg['id']}",
         {"rollout": 5.0, "note": f"set by {cfg['id']} to 5%"},

@@ -1,5 +1,9 @@
 """The experiment config: what to read from the warehouse, which metrics to compute, how to decide.
 
+This module is the ONE place an experiment YAML is read (:func:`load_configs`; the CLI, the Airflow
+operators, the Prefect tasks and flows and every facade call it) and the ONE place a warehouse
+argument is resolved (:func:`resolve_warehouse`).
+
 A config is YAML (or a dict) validated by pydantic. Every error is raised as
 :class:`~dataeng_agents.core.errors.ConfigError` whose ``field`` is the config path of the bad value
 (``metrics[2].window``), so a user can fix it without reading a traceback.
@@ -7,37 +11,29 @@ A config is YAML (or a dict) validated by pydantic. Every error is raised as
 Identifiers (table and column names) must be plain SQL identifiers, optionally dotted
 (``analytics.orders``): quotes, semicolons, comments and whitespace are rejected here, before any SQL
 is built. Expressions (``value``, ``denominator``, ``where``, dimension columns) and ``sql`` sources
-are parsed with sqlglot later (:mod:`dataeng_agents.core.warehouse.sql`); they are never pasted.
+are parsed with sqlglot later (:mod:`dataeng_agents.core.experiment.query`); they are never pasted.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dataeng_agents.core.errors import ConfigError
+from dataeng_agents.core.lifecycle.config import LifecycleConfig
+from dataeng_agents.core.warehouse.identifiers import IDENTIFIER_PATTERN, check_identifier
+from dataeng_agents.core.warehouse.sql import Dialect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Dialect = Literal["duckdb", "postgres", "snowflake", "bigquery", "redshift", "databricks", "spark"]
-DIALECTS: tuple[str, ...] = ("duckdb", "postgres", "snowflake", "bigquery", "redshift", "databricks", "spark")
+if TYPE_CHECKING:
+    from dataeng_agents.core.warehouse.runners import Warehouse
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm])\s*$")
-
-
-def check_identifier(value: str, *, dotted: bool = False) -> str:
-    """Accept a plain identifier (``dotted``: ``db.schema.table``); raise ``ValueError`` otherwise."""
-    parts = value.split(".") if dotted else [value]
-    if not value or len(parts) > 3 or not all(_IDENT.match(p) for p in parts):
-        kind = "table name" if dotted else "column name"
-        raise ValueError(
-            f"{value!r} is not a plain {kind}: use letters, digits, '_' and '$'"
-            + (" (dotted schema.table allowed)" if dotted else "")
-            + "; quotes, semicolons, comments and spaces are not allowed — use `sql:` for anything else"
-        )
-    return value
 
 
 def parse_duration_hours(value: str | int | float) -> float:
@@ -218,7 +214,7 @@ class DesignConfig(_Model):
 
 
 class ExperimentConfig(_Model):
-    """A whole experiment. Load with :meth:`load`."""
+    """A whole experiment. Load with :func:`load_experiment_config` (or :meth:`load`)."""
 
     id: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
     name: str = ""
@@ -258,7 +254,7 @@ class ExperimentConfig(_Model):
         if len(set(dim_names)) != len(dim_names):
             raise _PathError("dimensions", "dimension names must be unique")
         for key in self.sources:
-            if not _IDENT.match(key):
+            if not IDENTIFIER_PATTERN.match(key):
                 raise _PathError(f"sources.{key}", "a source key must be a plain name")
         for i, m in enumerate(self.metrics):
             if isinstance(m.source, str) and m.source not in self.sources:
@@ -275,45 +271,9 @@ class ExperimentConfig(_Model):
         return self.sources[metric.source] if isinstance(metric.source, str) else metric.source
 
     @classmethod
-    def load(cls, spec: str | Path | dict[str, Any] | ExperimentConfig) -> ExperimentConfig:
-        """Load from a YAML/JSON file path, a YAML string, or a dict; raise :class:`ConfigError`."""
-        if isinstance(spec, ExperimentConfig):
-            return spec
-        base_dir: str | None = None
-        if isinstance(spec, dict):
-            raw: Any = spec
-        else:
-            import yaml
-
-            text: str
-            path = Path(spec) if isinstance(spec, Path) or "\n" not in str(spec) else None
-            if path is not None and path.exists():
-                text = path.read_text(encoding="utf-8")
-                base_dir = str(path.resolve().parent)
-            elif isinstance(spec, Path) or (
-                path is not None and str(spec).endswith((".yaml", ".yml", ".json"))
-            ):
-                raise ConfigError("config", f"file not found: {spec}")
-            else:
-                text = str(spec)
-            try:
-                raw = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-                raise ConfigError(
-                    "config", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-                ) from None
-        if not isinstance(raw, dict):
-            raise ConfigError("config", "expected a mapping at the top level")
-        if base_dir is not None and "base_dir" not in raw:
-            raw = {**raw, "base_dir": base_dir}
-        try:
-            return cls.model_validate(raw)
-        except _PathError as exc:
-            raise ConfigError(exc.path, exc.msg) from None
-        except ValidationError as exc:
-            raise _to_config_error(exc) from None
+    def load(cls, spec: ConfigSource) -> ExperimentConfig:
+        """Same as :func:`load_experiment_config` (a lifecycle YAML is accepted too)."""
+        return load_experiment_config(spec)
 
 
 class _PathError(ValueError):
@@ -361,3 +321,124 @@ def _to_config_error(exc: ValidationError) -> ConfigError:
     if first["type"] == "extra_forbidden":
         msg = "unknown key (check the spelling)"
     return ConfigError(path, msg)
+
+
+# ------------------------------------------------------------------------------------------ loading
+#: Top-level keys of the lifecycle sections (:class:`~dataeng_agents.core.lifecycle.LifecycleConfig`)
+#: that share the experiment YAML; they are taken out before the experiment config is validated.
+LIFECYCLE_KEYS = ("exploration", "tracking", "rollout")
+
+#: Everything a facade accepts as a config.
+ConfigSource = ExperimentConfig | tuple[ExperimentConfig, LifecycleConfig] | Mapping[str, Any] | str | Path
+
+
+def read_config_mapping(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The top-level mapping of a config and the folder of its file (``None`` unless read from a file).
+
+    :param source: a mapping (copied), a :class:`~pathlib.Path`, or a string: a file path when it has no
+        newline and the file exists (or it ends in ``.yaml``/``.yml``/``.json``), YAML text otherwise.
+    :raises ConfigError: the file is missing or unreadable, the YAML is invalid (line and column
+        named), or the top level is not a mapping.
+    """
+    if isinstance(source, Mapping):
+        return dict(source), None
+    import yaml
+
+    base_dir: str | None = None
+    path = Path(source) if isinstance(source, Path) or "\n" not in source else None
+    if path is not None and path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError("config", f"cannot read config {path}: {err.strerror or err}") from None
+        base_dir = str(path.resolve().parent)
+    elif isinstance(source, Path) or (path is not None and str(source).endswith((".yaml", ".yml", ".json"))):
+        raise ConfigError("config", f"file not found: {source}")
+    else:
+        text = str(source)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError("config", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("config", "expected a mapping at the top level")
+    return raw, base_dir
+
+
+def load_configs(source: ConfigSource) -> tuple[ExperimentConfig, LifecycleConfig]:
+    """Read an experiment YAML: its experiment config and its lifecycle sections.
+
+    The one config loader: ``analyze``/``design`` and the lifecycle commands (explore, hypothesis,
+    tracking plan, rollout check) read the same file through it, from the CLI, the Airflow operators
+    and the Prefect tasks and flows. The lifecycle keys (``exploration:``, ``tracking:``,
+    ``rollout:``) are validated as :class:`~dataeng_agents.core.lifecycle.LifecycleConfig` and taken
+    out before the experiment config is validated; a structured ``hypothesis:`` mapping is passed on
+    as its one-line ``change`` (the experiment config's ``hypothesis`` is free text).
+
+    :param source: a YAML/JSON file path, YAML text, a mapping, an :class:`ExperimentConfig` (no
+        lifecycle sections) or an already-loaded ``(ExperimentConfig, LifecycleConfig)`` pair.
+    :returns: the experiment config (``base_dir`` = the file's folder when read from a file) and the
+        lifecycle sections (``experiment_id`` defaults to the config's ``id``).
+    :raises ConfigError: the field path of the first bad value (``metrics[2].window``,
+        ``rollout.stages[1].percent``).
+    """
+    if isinstance(source, ExperimentConfig):
+        return source, LifecycleConfig(experiment_id=source.id)
+    if isinstance(source, tuple):
+        cfg, lifecycle = source
+        if not isinstance(cfg, ExperimentConfig) or not isinstance(lifecycle, LifecycleConfig):
+            raise ConfigError("config", "expected an (ExperimentConfig, LifecycleConfig) pair")
+        return cfg, lifecycle
+    raw, base_dir = read_config_mapping(source)
+    lifecycle = LifecycleConfig.load(raw)
+    rest = {k: v for k, v in raw.items() if k not in LIFECYCLE_KEYS}
+    hypothesis = rest.get("hypothesis")
+    if isinstance(hypothesis, Mapping):
+        rest["hypothesis"] = str(hypothesis.get("change", ""))
+    if base_dir is not None and "base_dir" not in rest:
+        rest["base_dir"] = base_dir
+    try:
+        cfg = ExperimentConfig.model_validate(rest)
+    except _PathError as exc:
+        raise ConfigError(exc.path, exc.msg) from None
+    except ValidationError as exc:
+        raise _to_config_error(exc) from None
+    if lifecycle.experiment_id is None:
+        lifecycle = lifecycle.model_copy(update={"experiment_id": cfg.id})
+    return cfg, lifecycle
+
+
+def load_experiment_config(source: ConfigSource) -> ExperimentConfig:
+    """The experiment config of ``source`` (see :func:`load_configs`; lifecycle sections are accepted
+    and left out)."""
+    return load_configs(source)[0]
+
+
+def resolve_warehouse(config: ExperimentConfig, warehouse: Warehouse | str | None) -> Warehouse:
+    """The warehouse an experiment command reads: the one warehouse resolver of every entry point.
+
+    * a :class:`~dataeng_agents.core.warehouse.Warehouse` is used as given;
+    * a URL string (``--warehouse``, an operator or task argument) is opened as typed: a relative
+      DuckDB path (``duckdb:///x.duckdb``, ``x.duckdb``) is relative to the *working directory*, the
+      way every command-line tool reads a path the user typed;
+    * ``None`` opens the config's ``warehouse:`` URL, whose relative DuckDB path is relative to the
+      *config file's folder* (``config.base_dir``), so a config and its database can move together.
+
+    :raises ConfigError: no warehouse given and the config has no ``warehouse:``.
+    :raises WarehouseError: the URL cannot be opened.
+    """
+    from dataeng_agents.core.warehouse.runners import warehouse_from_url
+
+    if warehouse is None:
+        if not config.warehouse:
+            raise ConfigError(
+                "warehouse",
+                "no warehouse given: pass one (--warehouse URL) or set `warehouse:` in the config",
+            )
+        return warehouse_from_url(config.warehouse, base_dir=config.base_dir)
+    if isinstance(warehouse, str):
+        # made absolute now: the warehouse object must not depend on a later change of directory
+        return warehouse_from_url(warehouse, base_dir=os.getcwd())
+    return warehouse

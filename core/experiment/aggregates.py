@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dataeng_agents.core.errors import WarehouseError
-from dataeng_agents.core.warehouse.sql import ExperimentQuery
+from dataeng_agents.core.experiment.query import ExperimentQuery
 
 #: variant -> metric name -> stat name (``n``, ``sum``, ``sum_squares``, …) -> value
 ArmStats = dict[str, dict[str, dict[str, float]]]

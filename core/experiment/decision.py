@@ -1,0 +1,133 @@
+"""The written decision rules (ids referenced by ``Decision.reasons``; documented in docs/experiments.md).
+
+Health (experiment level, checked first; any failure -> ``investigate``):
+  H1 sample ratio mismatch (p < ``analysis.srm_threshold``);
+  H2 share of units exposed to several variants > ``decision.max_multiple_exposure_rate``;
+  H3 a CUPED covariate differs between arms before exposure (p < ``decision.balance_threshold``).
+Per variant, in order:
+  D1 a guardrail is significantly worse -> ``do not ship``;
+  D2 a goal is significantly worse -> ``do not ship``;
+  D3 a goal is significantly better and the method allows stopping now (sequential or Bayesian at any
+     time; frequentist only once the planned sample is reached) -> ``ship``;
+  D4 frequentist, a goal looks significant before the planned sample -> ``keep running`` (peeking);
+  D5 the planned sample is reached and no goal moved -> ``do not ship`` (no effect >= the MDE);
+  D6 otherwise -> ``keep running``.
+Experiment: H1–H3 -> ``investigate``; else the ``ship`` variant with the largest lift on the first goal;
+else ``keep running`` if any variant keeps running; else ``do not ship``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dataeng_agents.core.experiment.config import ExperimentConfig
+from dataeng_agents.core.report.model import (
+    Decision,
+    DecisionReason,
+    HealthCheck,
+    ResultRow,
+    VariantSummary,
+    Verdict,
+)
+
+
+def decide(
+    cfg: ExperimentConfig,
+    results: list[ResultRow],
+    health: list[HealthCheck],
+    variants: list[VariantSummary],
+    planned: int | None,
+) -> Decision:
+    reasons: list[DecisionReason] = []
+    rules = {"srm": "H1", "multiple_exposure": "H2", "pre_period_balance": "H3"}
+    failing = [h for h in health if h.id in rules and h.status == "fail"]
+    per_variant: dict[str, Verdict] = {}
+    units = {v.name: v.units for v in variants}
+    method = cfg.analysis.method
+    ship_candidates: list[str] = []
+    for v in [x.name for x in variants if not x.is_control]:
+        rs = [r for r in results if r.variant == v]
+        reached = planned is not None and units[v] >= planned and units[cfg.control_name] >= planned
+        guard_bad = [r for r in rs if r.role == "guardrail" and r.significant and r.direction == "worse"]
+        goal_bad = [r for r in rs if r.role == "goal" and r.significant and r.direction == "worse"]
+        goal_good = [r for r in rs if r.role == "goal" and r.significant and r.direction == "better"]
+        verdict: Verdict
+        if guard_bad:
+            verdict = "do not ship"
+            reasons.append(
+                DecisionReason(
+                    rule="D1",
+                    text=f"{v}: guardrail regressed ({', '.join(r.metric for r in guard_bad)}).",
+                    refs=[r.id for r in guard_bad],
+                )
+            )
+        elif goal_bad:
+            verdict = "do not ship"
+            reasons.append(
+                DecisionReason(
+                    rule="D2",
+                    text=f"{v}: goal metric worse ({', '.join(r.metric for r in goal_bad)}).",
+                    refs=[r.id for r in goal_bad],
+                )
+            )
+        elif goal_good and (method != "frequentist" or reached):
+            verdict = "ship"
+            ship_candidates.append(v)
+            reasons.append(
+                DecisionReason(
+                    rule="D3",
+                    text=f"{v}: goal metric better ({', '.join(r.metric for r in goal_good)}) with no guardrail regression.",
+                    refs=[r.id for r in goal_good],
+                )
+            )
+        elif goal_good:
+            verdict = "keep running"
+            reasons.append(
+                DecisionReason(
+                    rule="D4",
+                    text=f"{v}: a fixed-horizon (frequentist) result before the planned sample is peeking; keep running to the plan.",
+                    refs=[r.id for r in goal_good],
+                )
+            )
+        elif reached:
+            verdict = "do not ship"
+            reasons.append(
+                DecisionReason(
+                    rule="D5",
+                    text=f"{v}: planned sample reached and no goal metric moved by the minimum detectable effect.",
+                    refs=[r.id for r in rs if r.role == "goal"],
+                )
+            )
+        else:
+            verdict = "keep running"
+            reasons.append(
+                DecisionReason(
+                    rule="D6",
+                    text=f"{v}: no conclusive goal result yet"
+                    + (f" ({units[v]:,} of {planned:,} planned units)." if planned else "."),
+                    refs=[r.id for r in rs if r.role == "goal"],
+                )
+            )
+        per_variant[v] = verdict
+
+    if failing:
+        health_reasons = [
+            DecisionReason(rule=rules[h.id], text=h.message, refs=[f"check:{h.id}", *h.refs]) for h in failing
+        ]
+        return Decision(
+            verdict="investigate", variant=None, per_variant=per_variant, reasons=health_reasons + reasons
+        )
+    if ship_candidates:
+        first_goal = next((m.name for m in cfg.metrics if m.role == "goal"), None)
+
+        def lift(v: str) -> float:
+            r = next((r for r in results if r.variant == v and r.metric == first_goal), None)
+            if r is None or r.estimate is None:
+                return -math.inf
+            return -r.estimate if r.inverse else r.estimate
+
+        best = max(ship_candidates, key=lift)
+        return Decision(verdict="ship", variant=best, per_variant=per_variant, reasons=reasons)
+    if any(v == "keep running" for v in per_variant.values()):
+        return Decision(verdict="keep running", per_variant=per_variant, reasons=reasons)
+    return Decision(verdict="do not ship", per_variant=per_variant, reasons=reasons)
