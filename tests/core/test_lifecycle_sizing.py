@@ -44,7 +44,8 @@ def unit_values(db: str, last_day: date, days: int) -> dict[str, np.ndarray[Any,
             WHERE ordered_at >= DATE '{end}' - INTERVAL {days} DAY AND ordered_at < DATE '{end}' GROUP BY user_id
         )
         SELECT COALESCE(eng.m, 0), COALESCE(ord.c, 0), COALESCE(ord.r, 0)
-        FROM active LEFT JOIN eng USING (user_id) LEFT JOIN ord USING (user_id)"""
+        FROM active LEFT JOIN eng USING (user_id) LEFT JOIN ord USING (user_id)
+        ORDER BY user_id"""
     con = duckdb.connect(db, read_only=True)
     try:
         rows = np.array(con.execute(sql).fetchall(), dtype=np.float64)
