@@ -72,6 +72,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{PACKAGE}.operators.review",
                     f"{PACKAGE}.operators.agent",
                     f"{PACKAGE}.operators.api_contract",
+                    f"{PACKAGE}.operators.rollout",
                 ],
             }
         ],

@@ -123,7 +123,15 @@ def tracking_plan_command(
 
 def rollout_check_command(
     config: Annotated[Path, _CONFIG],
-    stage: Annotated[int, typer.Option("--stage", "-s", help="Current stage, 1-based.", min=1)],
+    stage: Annotated[
+        int | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            help="Stage to check, 1-based; default the live stage from the --decisions-db history.",
+            min=1,
+        ),
+    ] = None,
     warehouse: Annotated[str | None, _WAREHOUSE] = None,
     now: Annotated[
         str | None, typer.Option("--now", help="Check as of this UTC time (ISO); default: now.")
@@ -135,7 +143,8 @@ def rollout_check_command(
         str | None,
         typer.Option(
             "--decisions-db",
-            help="Append the decision to a table in this database (duckdb:///… or postgresql://…).",
+            help="The rollout's decisions table in this database (duckdb:///… or postgresql://…): the "
+            "history is read from it (live stage, stage starts, SRM since when) and the decision recorded.",
         ),
     ] = None,
     decisions_table: Annotated[
@@ -147,31 +156,36 @@ def rollout_check_command(
     out: Annotated[Path | None, _OUT] = None,
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
-    """Decide advance / hold / roll back for the current stage of a guarded rollout (always-valid
-    confidence sequences: checking every hour does not inflate false alarms)."""
+    """Decide advance / hold / roll back for the live stage of a guarded rollout (always-valid
+    confidence sequences: checking every hour does not inflate false alarms). Exit code 1 on roll back
+    with --fail-on-rollback, and when the decision pages (a human must look)."""
     from dataeng_agents.core.cli._guard import run_guarded
     from dataeng_agents.core.cli.experiment import narrator
 
     def run() -> str:
-        from dataeng_agents.core.commands.lifecycle import TableDecisionCallback, rollout_check
+        from dataeng_agents.core.commands.lifecycle import DecisionStore, rollout_check
+        from dataeng_agents.core.errors import InputError
 
-        callback = None
+        store = None
         if decisions_db:
             factory, dialect = _connection(decisions_db)
-            callback = TableDecisionCallback(factory, table=decisions_table, dialect=dialect)
+            store = DecisionStore(factory, table=decisions_table, dialect=dialect)
+        elif stage is None:
+            raise InputError("stage", "give --stage, or --decisions-db to take the live stage from the history")
         decision = rollout_check(
             str(config),
             stage,
             warehouse,
             _time(now, "now"),
             stage_started_at=_time(stage_started_at, "stage_started_at"),
-            callback=callback,
+            store=store,
             narrator=narrator(),
         )
         _echo(decision, as_json, out)
-        return decision.decision
+        return "page" if decision.page else decision.decision
 
-    if run_guarded(run) == "roll back" and fail_on_rollback:
+    outcome = run_guarded(run)
+    if (outcome == "roll back" and fail_on_rollback) or outcome == "page":
         raise typer.Exit(code=1)
 
 

@@ -20,31 +20,30 @@ The decision is the output; flipping the flag stays with the user's flag system,
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from dataeng_agents.core.errors import InputError, WarehouseError
+from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.experiment.config import ConfigSource, load_configs, resolve_warehouse
-from dataeng_agents.core.lifecycle.config import as_utc
+from dataeng_agents.core.lifecycle.actions import (
+    FlagHook,
+    HttpFlagHook,
+    RolloutActionError,
+    RolloutCallback,
+    apply_decision,
+)
 from dataeng_agents.core.lifecycle.exploration import ExplorationReport, explore
+from dataeng_agents.core.lifecycle.guarded import check_rollout
 from dataeng_agents.core.lifecycle.hypothesis import (
     HypothesisPlan,
     hypothesis_narration,
     plan_rollout,
     validate_hypothesis,
 )
-from dataeng_agents.core.lifecycle.rollout import RolloutDecision, build_decision
-from dataeng_agents.core.lifecycle.rollout_sql import (
-    first_treatment_exposure,
-    resolve_rollout,
-    rollout_query,
-    stage_starts,
-    stage_stats_from_rows,
-)
+from dataeng_agents.core.lifecycle.rollout import RolloutDecision
+from dataeng_agents.core.lifecycle.state import DecisionStore, RolloutFinishedError
 from dataeng_agents.core.lifecycle.tracking import (
     TrackingCheckReport,
     build_tracking_plan,
@@ -63,7 +62,12 @@ if TYPE_CHECKING:
     from dataeng_agents.core.warehouse import Warehouse
 
 __all__ = [
+    "DecisionStore",
+    "FlagHook",
+    "HttpFlagHook",
+    "RolloutActionError",
     "RolloutCallback",
+    "RolloutFinishedError",
     "TableDecisionCallback",
     "build_hypothesis",
     "check_tracking",
@@ -133,174 +137,59 @@ def check_tracking(
 
 
 # ------------------------------------------------------------------------------------------- rollout
-@runtime_checkable
-class RolloutCallback(Protocol):
-    """Called with every decision; this is where a flag system is told (or a table is written).
+class TableDecisionCallback(DecisionStore):
+    """The decisions table as a callback: :class:`~dataeng_agents.core.lifecycle.state.DecisionStore`.
 
-    A callback must be idempotent per ``(experiment_id, stage, checked_at)``: orchestrators retry.
-    Raising aborts the check (the orchestrator's task fails and retries) — the decision is never lost
-    silently.
-    """
-
-    def __call__(self, decision: RolloutDecision) -> None: ...
-
-
-class TableDecisionCallback:
-    """Example callback: appends each decision to a table a flag system (or a human) reads.
-
-    Columns: ``experiment_id, stage, stage_percent, decision, next_stage_percent, checked_at,
-    reasons (JSON), evidence (JSON)``. The table is created when missing; a retried check (same
-    experiment, stage and ``checked_at``) replaces its row in the same transaction. The statement is built
-    with sqlglot (values become quoted literals, never pasted text) in the connection's dialect.
+    Kept for callers of the first API; pass a store as ``rollout_check(..., store=...)`` instead, so
+    the check also *reads* the rollout's history from it (stage starts, SRM since when).
 
     >>> import duckdb
     >>> cb = TableDecisionCallback(lambda: duckdb.connect("flags.duckdb"), table="rollout_decisions")
     >>> rollout_check("exp.yaml", stage=3, callback=cb)
-
-    :param connection_or_factory: an open DB-API connection (kept open) or a zero-argument factory.
-    :param table: the table name, optionally ``schema.table``.
-    :param dialect: sqlglot dialect of the connection (``duckdb``, ``postgres``, …).
     """
-
-    def __init__(
-        self, connection_or_factory: Any, *, table: str = "rollout_decisions", dialect: str = "duckdb"
-    ) -> None:
-        from dataeng_agents.core.warehouse.identifiers import check_identifier
-
-        try:
-            self.table = check_identifier(table, dotted=True)
-        except ValueError as err:
-            raise InputError("table", str(err)) from None
-        self._target = connection_or_factory
-        self.dialect = dialect
-
-    def _statements(self, decision: RolloutDecision) -> list[str]:
-        from sqlglot import exp
-
-        columns = {
-            "experiment_id": "VARCHAR(200)",
-            "stage": "INTEGER",
-            "stage_percent": "DOUBLE PRECISION",
-            "decision": "VARCHAR(20)",
-            "next_stage_percent": "DOUBLE PRECISION",
-            "checked_at": "TIMESTAMP",
-            "reasons": "TEXT",
-            "evidence": "TEXT",
-        }
-        create = exp.Create(
-            this=exp.Schema(
-                this=exp.to_table(self.table),
-                expressions=[
-                    exp.ColumnDef(this=exp.to_identifier(n), kind=exp.DataType.build(t, dialect="postgres"))
-                    for n, t in columns.items()
-                ],
-            ),
-            kind="TABLE",
-            exists=True,
-        )
-        checked = as_utc(decision.checked_at).replace(tzinfo=None).isoformat(sep=" ")
-        values: list[exp.Expr] = [
-            exp.Literal.string(decision.experiment_id),
-            exp.Literal.number(decision.stage),
-            exp.Literal.number(decision.stage_percent),
-            exp.Literal.string(decision.decision),
-            exp.Literal.number(decision.next_stage_percent)
-            if decision.next_stage_percent is not None
-            else exp.Null(),
-            exp.cast(exp.Literal.string(checked), "TIMESTAMP"),
-            exp.Literal.string(json.dumps(decision.reasons)),
-            exp.Literal.string(json.dumps([g.model_dump(mode="json") for g in decision.guardrails])),
-        ]
-        insert = exp.insert(exp.select(*values), exp.to_table(self.table), columns=list(columns))
-        # a retried task writes the same check again: replace it instead of appending a duplicate
-        delete = exp.delete(
-            exp.to_table(self.table),
-            where=exp.and_(
-                exp.column("experiment_id").eq(values[0].copy()),
-                exp.column("stage").eq(values[1].copy()),
-                exp.column("checked_at").eq(values[5].copy()),
-            ),
-        )
-        return [
-            create.sql(dialect=self.dialect),
-            delete.sql(dialect=self.dialect),
-            insert.sql(dialect=self.dialect),
-        ]
-
-    def __call__(self, decision: RolloutDecision) -> None:
-        owned = not hasattr(self._target, "cursor")
-        try:
-            conn = self._target() if owned else self._target
-        except Exception as err:
-            raise WarehouseError(f"{self.dialect}: cannot connect to write the decision: {err}") from None
-        try:
-            cur = conn.cursor()
-            for stmt in self._statements(decision):
-                cur.execute(stmt)
-            conn.commit()
-        except Exception as err:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            raise WarehouseError(
-                f"{self.dialect}: cannot write the rollout decision to {self.table}: {err}"
-            ) from None
-        finally:
-            if owned:
-                conn.close()
 
 
 def rollout_check(
     config: ConfigSource,
-    stage: int,
+    stage: int | None = None,
     warehouse: Warehouse | str | None = None,
     now: datetime | None = None,
     *,
     stage_started_at: datetime | None = None,
+    store: DecisionStore | None = None,
+    flag: FlagHook | None = None,
     callback: RolloutCallback | Iterable[RolloutCallback] | None = None,
     narrator: Narrator | None = None,
 ) -> RolloutDecision:
-    """One scheduled check of stage ``stage`` (1-based): ``advance``, ``hold`` or ``roll back``.
+    """One scheduled check of a guarded rollout: ``advance``, ``hold`` or ``roll back``.
 
+    With a ``store`` (the decisions table) the check reads the rollout's history — the live stage
+    when ``stage`` is None, when each stage really started, since when the sample ratio is off — and
+    the decision is recorded there *first*; then ``flag`` moves the feature flag (advance → next
+    stage's percent, roll back → 0); then the callbacks run (see
+    :func:`~dataeng_agents.core.lifecycle.actions.apply_decision`).
+
+    :param stage: the stage to check (1-based); default the history's live stage (1 without a store).
     :param now: the check's time (default: the current UTC time); data after it is ignored, so a
         backfilled run reproduces the decision it would have made then.
-    :param stage_started_at: when the current stage started, if not in ``rollout.stage_started_at``;
-        stages without a start follow the minimum schedule from ``rollout.started_at``.
-    :param callback: called with the decision (e.g. :class:`TableDecisionCallback`).
+    :param stage_started_at: overrides when the checked stage started.
+    :param store: the decisions table (:class:`~dataeng_agents.core.lifecycle.state.DecisionStore`).
+    :param flag: the flag hook (:class:`~dataeng_agents.core.lifecycle.actions.HttpFlagHook`, …).
+    :param callback: called with the decision after it was recorded and the flag moved.
     :param narrator: writes the prose (default: the deterministic template).
+    :raises RolloutFinishedError: no ``stage`` and the history says the rollout is over.
+    :raises RolloutActionError: the flag hook or a callback failed (the decision is recorded).
     """
     cfg, life = load_configs(config)
-    plan = life.require_rollout()
-    resolved = resolve_rollout(cfg, plan)
+    life.require_rollout()
     wh = resolve_warehouse(cfg, warehouse)
-    checked_at = as_utc(now) if now is not None else datetime.now(UTC)
-    first = None
-    if not plan.stage_started_at and plan.started_at is None:
-        first = first_treatment_exposure(cfg, resolved.treatment, wh)
-    starts = stage_starts(plan, stage, first_exposure=first, current_stage_started_at=stage_started_at)
-    if checked_at <= starts[-1]:
-        raise InputError(
-            "now",
-            f"the check at {checked_at.isoformat()} is before stage {stage} started ({starts[-1].isoformat()})",
-        )
-    rows = wh.query(rollout_query(cfg, resolved, starts, checked_at, wh.dialect).sql(dialect=wh.dialect))
-    stats = stage_stats_from_rows(rows, resolved, len(plan.stages))
-    decision = build_decision(
-        experiment_id=cfg.id,
-        plan=plan,
-        rules=resolved.rules,
-        stage=stage,
-        stats=stats,
-        checked_at=checked_at,
-        stage_started_at=starts[-1],
-        stage_hours=(checked_at - starts[-1]).total_seconds() / 3600.0,
+    history = store.history(cfg.id) if store is not None else None
+    decision = check_rollout(
+        cfg, life, wh, stage=stage, now=now, stage_started_at=stage_started_at, history=history
     )
     narrative = (narrator or TemplateNarrator()).narrate(rollout_narration_task(decision))
     decision = decision.model_copy(update={"narrative": narrative.model_dump(mode="json")})
-    if callback is not None:
-        callbacks = [callback] if callable(callback) else list(callback)
-        for cb in callbacks:
-            cb(decision)
-    return decision
+    return apply_decision(decision, store=store, flag=flag, callbacks=callback)
 
 
 def rollout_narration_task(decision: RolloutDecision) -> NarrationTask[ExperimentNarrative]:
@@ -372,8 +261,14 @@ def rollout_markdown(d: RolloutDecision) -> str:
         "units in this stage).",
         "",
     ]
+    if d.page:
+        lines += ["**A human must look at this rollout (page).**", ""]
     lines += [f"- {r}" for r in d.reasons]
+    lines += [f"- warning: {w}" for w in d.warnings]
     lines += [
+        "",
+        f"Flag after this decision: {d.flag_percent:g}%. Units exposed to both arms (left out): "
+        f"{d.units_in_both_arms:,}.",
         "",
         "| guardrail | status | control | treatment | lift | always-valid CI | tolerance | p (vs tolerance) | units t/c |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|",

@@ -122,6 +122,11 @@ class EventSpec(_Strict):
     """One event the feature emits: a table (or the rows of it where ``event_column = name``)."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+    source: str | None = Field(
+        default=None,
+        description="The `sources:` entry this event is (when its name differs from the source's): the "
+        "metric-derived event is merged into this one instead of being checked twice.",
+    )
     table: str = Field(description="Table holding the event, e.g. `analytics.checkout_events`.")
     unit_column: str = "user_id"
     timestamp_column: str = "event_ts"
@@ -141,6 +146,12 @@ class EventSpec(_Strict):
 
 class TrackingSpec(_Strict):
     version: str = Field(default="1.0.0", pattern=r"^\d+\.\d+\.\d+$")
+    event_key: str = Field(
+        default="event",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Payload key naming the event, for events without an `event_column`: the JSON "
+        "Schema dispatches on it (or on the event's `event_column`).",
+    )
     events: list[EventSpec] = Field(default_factory=list)
     max_missing_rate: float = Field(
         default=0.01, ge=0, le=1, description="Share of malformed events tolerated."
@@ -178,6 +189,37 @@ class GuardrailSpec(_Strict):
         default=0.0, ge=0, lt=1, description="Tolerated relative regression (0.02 = 2%)."
     )
     higher_is_better: bool | None = Field(default=None, description="Default: from the metric definition.")
+    action: Literal["roll back", "notify"] = Field(
+        default="roll back",
+        description="On harm: `roll back` the rollout, or only `notify` (the decision lists the guardrail "
+        "under `notify` and the rollout goes on).",
+    )
+    detectable_harm: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Relative regression this guardrail must be able to catch (80% power) before the "
+        "rollout completes; default the plan's `detectable_harm`.",
+    )
+
+
+class SrmPolicy(_Strict):
+    """What a persistent sample-ratio mismatch does: hold, then after ``max_hold`` roll back or page."""
+
+    threshold: float = Field(default=0.001, gt=0, lt=1, description="p-value below which the ratio is off.")
+    max_hold: float = Field(
+        default=24.0, ge=0, description="Hours a mismatch may hold the rollout before `then` applies."
+    )
+    then: Literal["roll back", "page"] = Field(
+        default="roll back",
+        description="`roll back` (LaunchDarkly's default) or `page`: keep holding and mark the decision "
+        "`page: true` for a human.",
+    )
+
+    @field_validator("max_hold", mode="before")
+    @classmethod
+    def _hold(cls, v: Any) -> float:
+        return parse_hours(v)
 
 
 class RolloutPlan(_Strict):
@@ -204,7 +246,46 @@ class RolloutPlan(_Strict):
         description="`no_harm`: advance when the stage is complete and no guardrail shows harm; "
         "`non_inferiority`: also require every guardrail's sequence to exclude a regression beyond tolerance.",
     )
-    srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    srm_threshold: float | None = Field(
+        default=None, gt=0, lt=1, description="Deprecated spelling of `srm.threshold`."
+    )
+    srm: SrmPolicy = Field(default_factory=SrmPolicy)
+    design: Literal["percentage", "coverage"] = Field(
+        default="percentage",
+        description="`percentage`: the stage's percent gets the feature, everyone else is control (a "
+        "returning unit can switch arms when the percent grows). `coverage` (GrowthBook's safe "
+        "rollout): the stage's percent is the share of units *in* the rollout, split between a "
+        "fixed control and the feature by `split`; a unit never changes arm.",
+    )
+    split: float = Field(
+        default=0.5, gt=0, lt=1, description="`coverage` design: share of covered units that get the feature."
+    )
+    max_crossover_share: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="Share of units seen in both arms above which the comparison is refused as biased.",
+    )
+    detectable_harm: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Relative regression every guardrail should be able to catch (80% power) by the time "
+        "the rollout completes; a weaker guardrail is named in the decision's warnings.",
+    )
+
+    @property
+    def srm_policy(self) -> SrmPolicy:
+        """The SRM policy, with the old top-level ``srm_threshold`` when it was given."""
+        if self.srm_threshold is None:
+            return self.srm
+        return self.srm.model_copy(update={"threshold": self.srm_threshold})
+
+    def treatment_share(self, stage: int) -> float:
+        """Planned share of treatment among the stage's compared units (1-based stage)."""
+        if self.design == "coverage":
+            return self.split
+        return self.stages[stage - 1].percent / 100.0
 
     @field_validator("stages")
     @classmethod

@@ -327,7 +327,8 @@ def lifecycle_demo_config(truth: LifecycleTruth, db_path: str) -> dict[str, Any]
             "direction": "increase",
             "primary_metric": "conversion",
             "guardrails": ["engagement_minutes", "revenue"],
-            "mde": 0.10,
+            # sized for the sequential analysis, 14 days of this traffic detect a 15% lift (not 10%)
+            "mde": 0.15,
             "duration_days": 14,
         },
         "tracking": {
@@ -493,3 +494,176 @@ def rollout_demo_config(truth: RolloutTruth, db_path: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+class RolloutWorld:
+    """A product whose feature flag the rollout moves: a closed-loop simulation in a DuckDB file.
+
+    Every simulated hour, units arrive (new ones, and with ``returning_share`` units seen before,
+    drawn among the active ones) and meet the flag as it stands *now*:
+
+    * ``design="percentage"``: a unit gets the feature when its fixed bucket is below the flag's
+      percent; every unit is logged (the flag is evaluated for everyone). A returning control unit
+      switches to treatment when the percent grows past its bucket.
+    * ``design="coverage"`` (GrowthBook's safe rollout): a unit is in the rollout when its bucket is
+      below the percent, and then in the feature arm when a second, independent hash is below
+      ``split``; only covered units are logged and no unit ever changes arm.
+
+    Active units (``active_share`` of them) return and convert more often, so leaving out switched
+    units biases a percentage rollout. ``exposure_loss`` drops that share of the treatment's exposure
+    rows from ``exposure_loss_from`` hours on (a logging bug: the outcomes still arrive).
+    ``set_flag`` is the flag hook (:class:`~.actions.CallableFlag`); ``advance`` simulates hours.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        start: datetime = datetime(2025, 3, 3),
+        initial_percent: float = 0.0,
+        design: str = "percentage",
+        split: float = 0.5,
+        units_per_hour: float = 400.0,
+        returning_share: float = 0.0,
+        active_share: float = 0.3,
+        conversion: tuple[float, float] = (0.04, 0.20),
+        conversion_lift: float = 0.0,
+        minutes_mean: float = 20.0,
+        minutes_sd: float = 8.0,
+        minutes_lift: float = 0.0,
+        exposure_loss: float = 0.0,
+        exposure_loss_from: float = 0.0,
+        seed: int = 7,
+    ) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        self.start = start
+        self.hours = 0
+        self.flag_percent = initial_percent
+        self.flag_changes: list[tuple[datetime, float]] = []
+        self.design, self.split = design, split
+        self.units_per_hour, self.returning_share, self.active_share = units_per_hour, returning_share, active_share
+        self.conversion, self.conversion_lift = conversion, conversion_lift
+        self.minutes_mean, self.minutes_sd, self.minutes_lift = minutes_mean, minutes_sd, minutes_lift
+        self.exposure_loss, self.exposure_loss_from = exposure_loss, exposure_loss_from
+        self.rng = np.random.default_rng(seed)
+        self.bucket = np.zeros(0)
+        self.arm = np.zeros(0)
+        self.active = np.zeros(0, dtype=bool)
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute("CREATE TABLE exposures (user_id BIGINT, variant VARCHAR, exposed_at TIMESTAMP)")
+            con.execute("CREATE TABLE orders (user_id BIGINT, ordered_at TIMESTAMP, amount DOUBLE)")
+            con.execute("CREATE TABLE engagement (user_id BIGINT, event_ts TIMESTAMP, minutes DOUBLE)")
+        finally:
+            con.close()
+
+    @property
+    def now(self) -> datetime:
+        return self.start + timedelta(hours=self.hours)
+
+    def set_flag(self, experiment_id: str, percent: float) -> None:
+        """The flag hook: the percent applies from the next simulated hour."""
+        self.flag_percent = float(percent)
+        self.flag_changes.append((self.now, float(percent)))
+
+    def advance(self, hours: int = 1) -> None:
+        """Simulates ``hours`` hours of traffic with the flag as it stands, appended to the tables."""
+        import duckdb
+
+        rng = self.rng
+        frames: dict[str, list[dict[str, Any]]] = {"exposures": [], "orders": [], "engagement": []}
+        for _ in range(hours):
+            arrivals = int(rng.poisson(self.units_per_hour))
+            n_ret = int(rng.binomial(arrivals, self.returning_share)) if self.bucket.size else 0
+            n_new = arrivals - n_ret
+            first = self.bucket.size
+            self.bucket = np.concatenate([self.bucket, rng.random(n_new)])
+            self.arm = np.concatenate([self.arm, rng.random(n_new)])
+            self.active = np.concatenate([self.active, rng.random(n_new) < self.active_share])
+            returning = np.zeros(0, dtype=np.int64)
+            if n_ret:
+                pool = np.flatnonzero(self.active[:first])
+                if pool.size:
+                    returning = rng.choice(pool, n_ret)
+            ids = np.concatenate([np.arange(first, first + n_new), returning]).astype(np.int64)
+            t = self.hours + rng.random(ids.size)
+            pct = self.flag_percent / 100.0
+            if self.design == "coverage":
+                logged = self.bucket[ids] < pct
+                treated = logged & (self.arm[ids] < self.split)
+            else:
+                logged = np.ones(ids.size, dtype=bool)
+                treated = self.bucket[ids] < pct
+            lost = (
+                treated & (rng.random(ids.size) < self.exposure_loss)
+                if self.hours >= self.exposure_loss_from
+                else np.zeros(ids.size, dtype=bool)
+            )
+            at = self._at
+            frames["exposures"].append(
+                {
+                    "user_id": ids[logged & ~lost] + 1,
+                    "variant": np.where(treated, "treatment", "control")[logged & ~lost],
+                    "exposed_at": at(t[logged & ~lost]),
+                }
+            )
+            rate = np.where(self.active[ids], self.conversion[1], self.conversion[0])
+            rate = rate * np.where(treated, 1.0 + self.conversion_lift, 1.0)
+            converts = rng.random(ids.size) < rate
+            frames["orders"].append(
+                {
+                    "user_id": ids[converts] + 1,
+                    "ordered_at": at(t[converts] + rng.exponential(1.0, int(converts.sum()))),
+                    "amount": np.round(rng.lognormal(3.5, 0.6, int(converts.sum())), 2),
+                }
+            )
+            minutes = rng.normal(self.minutes_mean * np.where(treated, 1.0 + self.minutes_lift, 1.0), self.minutes_sd)
+            frames["engagement"].append({"user_id": ids + 1, "event_ts": at(t + 0.02), "minutes": minutes})
+            self.hours += 1
+        con = duckdb.connect(str(self.path))
+        try:
+            for name, parts in frames.items():
+                cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                con.register("frame", cols)
+                con.execute(f"INSERT INTO {name} SELECT * FROM frame")
+                con.unregister("frame")
+        finally:
+            con.close()
+
+    def _at(self, h: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        base = np.datetime64(self.start.isoformat(), "us")
+        return base + (h * 3_600e6).astype(np.int64).astype("timedelta64[us]")
+
+    def config(self, stages: list[dict[str, Any]], **rollout: Any) -> dict[str, Any]:
+        """The experiment + rollout config of this world (the flag starts at stage 1)."""
+        return {
+            "id": "world-rollout",
+            "warehouse": f"duckdb:///{self.path}",
+            "assignment": {"table": "exposures", "unit": "user_id", "variant": "variant", "timestamp": "exposed_at"},
+            "variants": [{"name": "control"}, {"name": "treatment"}],
+            "control": "control",
+            "sources": {
+                "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
+                "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
+            },
+            "metrics": [
+                {"name": "conversion", "kind": "proportion", "source": "orders", "window": "2d"},
+                {"name": "engagement_minutes", "kind": "mean", "source": "engagement", "value": "minutes", "window": "1d"},
+            ],
+            "rollout": {
+                "treatment": "treatment",
+                "started_at": self.start.isoformat(),
+                "design": self.design,
+                "split": self.split,
+                "stages": stages,
+                "guardrails": [
+                    {"metric": "conversion", "tolerance": 0.0},
+                    {"metric": "engagement_minutes", "tolerance": 0.01},
+                ],
+                **rollout,
+            },
+        }

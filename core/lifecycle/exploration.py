@@ -7,9 +7,9 @@ Two aggregate queries per metric source, both returning a handful of rows:
   (0 for units without events that day; proportions are 0/1). From these: daily level and
   variance, traffic per day, day-of-week seasonality (weekday index and a one-way ANOVA of daily
   means by weekday).
-* **windows** — the units active in the last ``W`` days (the outcome window, as if the experiment
-  had run then), each unit's metric summed over that window (``Y``) and over the ``W`` days before
-  (``X``, the CUPED covariate): ``n, ΣX, ΣY, ΣX², ΣY², ΣXY`` → correlation ρ and the expected CUPED
+* **windows** — per metric, the units active in the last ``W`` days (the metric's own outcome
+  window, as if the experiment had run then), each unit's metric summed over that window (``Y``)
+  and over the ``P`` days before (``X``, the CUPED covariate; ``P`` the metric's ``cuped.pre_window``): ``n, ΣX, ΣY, ΣX², ΣY², ΣXY`` → correlation ρ and the expected CUPED
   variance reduction ``1 − (1 − ρ²) = ρ²``; percentiles of ``Y`` and the variance left after
   capping at each candidate percentile → a suggested capping percentile.
 
@@ -74,7 +74,10 @@ class MetricExploration(BaseModel):
     weekday_index: dict[str, float | None] = Field(description="Weekday mean / overall mean of daily means.")
     seasonality_amplitude: float | None = Field(description="max/min weekday index - 1.")
     seasonality_p_value: float | None = Field(description="One-way ANOVA of daily means by weekday.")
-    window_days: int
+    window_days: int = Field(description="Outcome window W: the metric's own `window` (whole days).")
+    covariate_days: int | None = Field(
+        default=None, description="CUPED covariate window: the metric's `cuped.pre_window` (default W)."
+    )
     window_units: int
     window_mean: float | None = Field(description="Per-unit mean over the outcome window (design baseline).")
     window_variance: float | None = Field(description="Per-unit variance over the outcome window.")
@@ -175,8 +178,8 @@ class ExplorationReport(BaseModel):
         lines = [
             f"{heading} Exploration — {self.experiment_id}",
             "",
-            f"Pre-period {self.start} … {self.end} ({(self.end - self.start).days + 1} days); windows of "
-            f"{self.window_days} days.",
+            f"Pre-period {self.start} … {self.end} ({(self.end - self.start).days + 1} days); each metric "
+            "over its own window (W days) after a covariate window (P days) for CUPED.",
             "",
             f"{h2} Traffic",
             "",
@@ -192,14 +195,15 @@ class ExplorationReport(BaseModel):
             f"{h2} Metrics",
             "",
             "| metric | daily level | sd of daily level | daily unit variance | weekday amplitude (p) "
-            "| per-unit window mean | variance | ρ pre/post | CUPED reduction | suggested cap |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| W / P days | per-unit window mean | variance | ρ pre/post | CUPED reduction | suggested cap |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.metrics:
             cap = m.tails.suggested_capping_percentile if m.tails else None
             lines.append(
                 f"| {m.metric} | {_fmt(m.level)} | {_fmt(m.level_sd)} | {_fmt(m.daily_variance)} | "
-                f"{_fmt(m.seasonality_amplitude, '.1%')} ({_fmt(m.seasonality_p_value, '.2g')}) | {_fmt(m.window_mean)} | "
+                f"{_fmt(m.seasonality_amplitude, '.1%')} ({_fmt(m.seasonality_p_value, '.2g')}) | "
+                f"{m.window_days} / {m.covariate_days if m.covariate_days is not None else m.window_days} | {_fmt(m.window_mean)} | "
                 f"{_fmt(m.window_variance)} | {_fmt(m.pre_post_correlation, '.3f')} | "
                 f"{_fmt(m.expected_cuped_variance_reduction, '.1%')} | {'p' + format(cap * 100, 'g') if cap else 'none'} |"
             )
@@ -372,13 +376,13 @@ def window_query(
     dialect: str,
     outcome_start: date,
     end: date,
-    window_days: int,
+    covariate_days: int,
     percentiles: list[float],
 ) -> exp.Select:
-    """Units active in the outcome window; Y (outcome window) and X (window before) per unit →
-    moments, cross moment, percentiles of Y and capped moments of Y."""
+    """Units active in the outcome window; Y (outcome window) and X (the ``covariate_days`` before)
+    per unit → moments, cross moment, percentiles of Y and capped moments of Y."""
     o_lo, hi = _dt(outcome_start), _dt(end + timedelta(days=1))
-    c_lo = _dt(outcome_start - timedelta(days=window_days))
+    c_lo = _dt(outcome_start - timedelta(days=covariate_days))
     pop = (
         exp.select(col("unit_id"))
         .from_(_source_rows(cfg, population, population_path, dialect, o_lo, hi, {}).subquery("p"))
@@ -476,11 +480,6 @@ def explore(
             "exploration.start",
             f"the pre-period has {n_days} days; at least 7 are needed for weekday seasonality",
         )
-    window = spec.covariate_days or min(max(n_days // 2, 1), 14)
-    if 2 * window > n_days:
-        raise ConfigError(
-            "exploration.covariate_days", f"two windows of {window} days do not fit in {n_days} days"
-        )
     names = spec.metrics or [m.name for m in cfg.metrics]
     chosen: list[tuple[int, Metric]] = []
     skipped: dict[str, str] = {}
@@ -492,6 +491,7 @@ def explore(
             )
             continue
         chosen.append((i, m))
+    windows = {i: metric_windows(m, i, life, n_days) for i, m in chosen}
     if cfg.design.population is not None:
         population, pop_path = cfg.design.population, "design.population"
     elif chosen:
@@ -520,7 +520,6 @@ def explore(
         new_rows = run(new_units_query(population, pop_path, cfg, dialect, start, end))
         horizons = sorted({1, 7, 14, 21, 28, n_days} & set(range(1, n_days + 1)))
         reach_row = run(reach_query(population, pop_path, cfg, dialect, start, end, horizons))[0]
-        outcome_start = end - timedelta(days=window - 1)
         window_rows = [
             run(
                 window_query(
@@ -530,9 +529,9 @@ def explore(
                     population,
                     pop_path,
                     dialect,
-                    outcome_start,
+                    end - timedelta(days=windows[i][0] - 1),
                     end,
-                    window,
+                    windows[i][1],
                     spec.capping_percentiles,
                 )
             )[0]
@@ -626,7 +625,8 @@ def explore(
                 weekday_index=idx,
                 seasonality_amplitude=amp,
                 seasonality_p_value=p_season,
-                window_days=window,
+                window_days=windows[i][0],
+                covariate_days=windows[i][1],
                 window_units=int(n),
                 window_mean=sy / n if n else None,
                 window_variance=vy,
@@ -640,11 +640,47 @@ def explore(
         experiment_id=cfg.id,
         start=start,
         end=end,
-        window_days=window,
+        window_days=max((w for w, _ in windows.values()), default=0),
         traffic=traffic,
         metrics=metrics,
         skipped=skipped,
     )
+
+
+def metric_windows(metric: Metric, index: int, life: LifecycleConfig, n_days: int) -> tuple[int, int]:
+    """(outcome window W, CUPED covariate window P) in whole days for one metric.
+
+    W is the metric's own ``window``; a metric counted to the end of the experiment uses the
+    hypothesis' ``duration_days`` (else ``exploration.covariate_days``, else half the pre-period up
+    to 14 days). P is the metric's ``cuped.pre_window``, else W. Sizing on another window misstates
+    the per-unit variance relative to the mean (a 14-day sum is far less noisy, relatively, than a
+    7-day one), so both must fit in the pre-period: W + P days.
+    """
+    spec = life.exploration
+    if metric.window is not None:
+        w = max(1, math.ceil(metric.window / 24.0 - 1e-9))
+        w_from = f"metrics[{index}].window"
+    elif life.hypothesis is not None:
+        w, w_from = life.hypothesis.duration_days, "hypothesis.duration_days"
+    elif spec.covariate_days is not None:
+        w, w_from = spec.covariate_days, "exploration.covariate_days"
+    else:
+        w, w_from = min(max(n_days // 2, 1), 14), "exploration.days"
+    if metric.cuped is not None:
+        p = max(1, math.ceil(metric.cuped.pre_window / 24.0 - 1e-9))
+        p_from = f"metrics[{index}].cuped.pre_window"
+    elif spec.covariate_days is not None and metric.window is None:
+        p, p_from = spec.covariate_days, "exploration.covariate_days"
+    else:
+        p, p_from = w, w_from
+    if w + p > n_days:
+        raise ConfigError(
+            "exploration.days",
+            f"metric {metric.name} needs {w} days of outcome window ({w_from}) and {p} days before it "
+            f"({p_from}): {w + p} days of pre-period, the exploration has {n_days}; lengthen it "
+            "(`exploration.days` or `exploration.start`)",
+        )
+    return w, p
 
 
 def _steady_new(days: list[date], new_by_day: dict[date, int]) -> float:

@@ -54,7 +54,21 @@ class PowerPlan(BaseModel):
     reachable_mde: float | None = Field(
         description="MDE detectable with the available units (same type as `mde`)."
     )
-    days_needed: int | None
+    days_needed: int | None = Field(
+        description="Days until the required units arrived, at least the metric's window, rounded up to "
+        "whole weeks when the data are weekly."
+    )
+    method: str = Field(
+        default="sequential",
+        description="The analysis the plan is sized for (the config's `analysis.method`): sequential "
+        "(always-valid, what a scheduled report runs) or frequentist.",
+    )
+    tests: int = Field(default=1, description="Comparisons corrected together (treatment arms).")
+    power_at_available: float | None = Field(
+        default=None, description="Power of that analysis at the available units."
+    )
+    window_days: int | None = Field(default=None, description="The metric's outcome window (days).")
+    weekly: bool = Field(default=False, description="The data have a weekly pattern: durations are whole weeks.")
 
 
 class StagePlan(BaseModel):
@@ -127,7 +141,7 @@ class HypothesisPlan(BaseModel):
                 "",
                 "## Power",
                 "",
-                f"Baseline of `{p.metric}` over a {self.exploration.window_days if self.exploration else '?'}-day window: "
+                f"Baseline of `{p.metric}` over its {p.window_days if p.window_days is not None else '?'}-day window: "
                 f"mean {p.baseline_mean:.4g}"
                 + (f", variance {p.baseline_variance:.4g}" if p.baseline_variance is not None else "")
                 + (
@@ -137,10 +151,15 @@ class HypothesisPlan(BaseModel):
                 )
                 + ".",
                 "",
-                f"- required per variant: {p.required_per_variant:,}",
+                f"- sized for the {p.method} analysis"
+                + (f" ({p.tests} comparisons corrected together)" if p.tests > 1 else "")
+                + f"; required per variant: {p.required_per_variant:,}",
+                "- power at the available units: "
+                + ("—" if p.power_at_available is None else f"{p.power_at_available:.0%}"),
                 f"- available per variant in {self.hypothesis.duration_days} days: {p.available_per_variant:,}",
                 f"- reachable MDE: {_pct(p.reachable_mde, p.mde_type)}",
-                f"- days needed: {p.days_needed if p.days_needed is not None else 'more than the pre-period can tell'}",
+                f"- days needed: {p.days_needed if p.days_needed is not None else 'more than the pre-period can tell'}"
+                + (" (whole weeks: the data have a weekly pattern)" if p.weekly and p.days_needed else ""),
             ]
         if self.rollout_plan:
             guardrails = list(self.rollout_plan[0].detectable_regression)
@@ -178,8 +197,6 @@ def _pct(x: float | None, kind: str) -> str:
 def validate_hypothesis(
     cfg: ExperimentConfig, life: LifecycleConfig, exploration: ExplorationReport | None
 ) -> tuple[list[HypothesisCheck], PowerPlan | None]:
-    from dataeng_agents.core.stats import mde_at_n, sample_size_per_variant
-
     h = life.require_hypothesis()
     checks: list[HypothesisCheck] = []
     by_name = {m.name: m for m in cfg.metrics}
@@ -268,24 +285,28 @@ def validate_hypothesis(
             )
         )
         return checks, None
-    common: dict[str, Any] = {
-        "kind": kind,
-        "baseline_mean": base,
-        "baseline_variance": var,
-        "alpha": h.alpha,
-        "variants": h.variants,
-    }
-    required = sample_size_per_variant(mde=h.mde, mde_type=h.mde_type, power=h.power, **common)
     available = int(exploration.traffic.units_in(h.duration_days) * h.traffic_share / h.variants)
-    reachable = (
-        mde_at_n(n_per_variant=available, mde_type=h.mde_type, power=h.power, **common)
-        if available >= 2
-        else None
+    from dataeng_agents.core.stats.models import StatsInputError
+
+    try:
+        method, tests, required, reachable, achieved = _size(cfg, h, kind, base, var, available)
+    except StatsInputError as err:
+        checks.append(
+            HypothesisCheck(id="hypothesis:mde_reachable", status="fail", message=f"cannot size the test: {err}")
+        )
+        return checks, None
+    window = ex.window_days
+    traffic_idx = [v for v in exploration.traffic.weekday_index.values() if v]
+    weekly = (ex.seasonality_p_value is not None and ex.seasonality_p_value < 0.01) or (
+        bool(traffic_idx) and max(traffic_idx) / min(traffic_idx) - 1 > 0.1
     )
     days_needed: int | None = None
     for d in range(1, 366):
         if exploration.traffic.units_in(d) * h.traffic_share / h.variants >= required:
-            days_needed = d
+            # the last units need their whole window, and a weekly pattern needs whole weeks
+            days_needed = max(d, window)
+            if weekly:
+                days_needed = math.ceil(days_needed / 7) * 7
             break
     power_plan = PowerPlan(
         metric=primary.name,
@@ -299,6 +320,11 @@ def validate_hypothesis(
         available_per_variant=available,
         reachable_mde=reachable,
         days_needed=days_needed,
+        method=method,
+        tests=tests,
+        power_at_available=achieved,
+        window_days=window,
+        weekly=weekly,
     )
     ok = available >= required
     checks.append(
@@ -334,6 +360,50 @@ def validate_hypothesis(
             )
         )
     return checks, power_plan
+
+
+def family_size(cfg: ExperimentConfig, h: HypothesisSpec) -> int:
+    """Comparisons the primary metric's p-value is corrected with, as the analysis corrects them:
+    goal and secondary metrics × treatment arms under ``analysis.correction`` (guardrails are not
+    corrected). The planner sizes for Holm's first step, ``alpha / tests``."""
+    arms = max(h.variants - 1, 1)
+    primary = next((m for m in cfg.metrics if m.name == h.primary_metric), None)
+    if cfg.analysis.correction == "none" or primary is None or primary.role == "guardrail":
+        return arms
+    return arms * max(sum(m.role in ("goal", "secondary") for m in cfg.metrics), 1)
+
+
+def _size(
+    cfg: ExperimentConfig,
+    h: HypothesisSpec,
+    kind: Literal["proportion", "mean"],
+    base: float,
+    var: float | None,
+    available: int,
+) -> tuple[str, int, int, float | None, float | None]:
+    """(method, tests, required units per variant, reachable MDE, power at ``available``) for the
+    analysis the experiment runs — the stats package's planner (:mod:`dataeng_agents.core.stats.power`),
+    so the design page, ``stats power`` and the hypothesis agree on one number."""
+    from dataeng_agents.core.stats.power import analysis_mde, analysis_power, analysis_sample_size
+
+    # a Bayesian report has no rejection rule to size for; its intervals shrink like the fixed horizon's
+    method: Literal["sequential", "frequentist"] = "sequential" if cfg.analysis.method == "sequential" else "frequentist"
+    tests = family_size(cfg, h)
+    common: dict[str, Any] = {
+        "kind": kind,
+        "baseline_mean": base,
+        "baseline_variance": var,
+        "mde_type": h.mde_type,
+        "method": method,
+        "difference": cfg.analysis.difference,
+        "alpha": h.alpha,
+        "tests": tests,
+        "sequential_tuning": cfg.analysis.sequential_tuning,
+    }
+    required = analysis_sample_size(mde=h.mde, power=h.power, **common)
+    reachable = analysis_mde(n_per_variant=available, power=h.power, **common) if available >= 2 else None
+    achieved = analysis_power(mde=h.mde, n_per_variant=available, **common) if available >= 2 else None
+    return method, tests, required, reachable, achieved
 
 
 def hypothesis_narration(plan: HypothesisPlan) -> NarrationTask[ExperimentNarrative]:

@@ -303,22 +303,35 @@ def decide(
 
 # ------------------------------------------------------------------------------------------ planning
 def stage_schedule(plan: RolloutPlan, units_per_hour: float) -> list[tuple[float, float]]:
-    """(hours, units) of each stage when the rollout advances as soon as it may."""
+    """(hours, units) of each stage when the rollout advances as soon as it may.
+
+    A stage may advance once it ran ``min_duration``, exposed its ``min_units`` treatment units, and
+    every guardrail has ``min_units_for_test`` units per arm (counted over all stages so far, as the
+    check counts them): at a 1% stage the last rule usually decides, not the duration.
+    """
     out = []
-    for st in plan.stages:
-        share = st.percent / 100.0
+    cum_t = cum_c = 0.0
+    for k, st in enumerate(plan.stages, start=1):
+        pct = st.percent / 100.0
+        share = plan.treatment_share(k)
+        t_rate = units_per_hour * pct * (share if plan.design == "coverage" else 1.0)
+        c_rate = units_per_hour * pct * (1.0 - share) if plan.design == "coverage" else units_per_hour * (1 - pct)
         hours = st.min_duration
-        if st.min_units and units_per_hour > 0:
-            hours = max(hours, st.min_units / (units_per_hour * share))
-        out.append((hours, hours * units_per_hour))
+        if units_per_hour > 0 and t_rate > 0:
+            hours = max(hours, st.min_units / t_rate, (plan.min_units_for_test - cum_t) / t_rate)
+        if units_per_hour > 0 and c_rate > 0:
+            hours = max(hours, (plan.min_units_for_test - cum_c) / c_rate)
+        cum_t += hours * t_rate
+        cum_c += hours * c_rate
+        out.append((hours, hours * units_per_hour * (pct if plan.design == "coverage" else 1.0)))
     return out
 
 
 def information_by_stage(plan: RolloutPlan, units_per_hour: float) -> list[float]:
     """Equivalent balanced units (the sequence's intrinsic time) at the end of each stage, minimum schedule."""
     out, wsum = [], 0.0
-    for st, (_, units) in zip(plan.stages, stage_schedule(plan, units_per_hour), strict=True):
-        share = st.percent / 100.0
+    for k, (_, units) in enumerate(stage_schedule(plan, units_per_hour), start=1):
+        share = plan.treatment_share(k)
         if share < 1.0:
             wsum += units * share * (1 - share)
         out.append(4.0 * wsum)
@@ -360,8 +373,8 @@ def detectable_regression(
     cv2 = var1 / baseline_mean**2
     out: list[float] = []
     wsum = 0.0
-    for st, (_, units) in zip(plan.stages, stage_schedule(plan, units_per_hour), strict=True):
-        share = st.percent / 100.0
+    for k, (_, units) in enumerate(stage_schedule(plan, units_per_hour), start=1):
+        share = plan.treatment_share(k)
         if share < 1.0:
             wsum += units * share * (1 - share)
         if wsum <= 0:
@@ -402,16 +415,39 @@ class RolloutDecision(BaseModel):
     experiment_id: str
     stage: int = Field(description="1-based stage index that was checked.")
     stage_percent: float
-    next_stage_percent: float | None
+    next_stage_percent: float | None = Field(
+        description="The stage the flag moves to when this stage advances (None after the last stage and on "
+        "a roll back)."
+    )
+    flag_percent: float = Field(
+        default=0.0,
+        description="Where the flag must stand after this decision: the next stage's percent on advance, "
+        "the current one on hold, 0 on roll back.",
+    )
     decision: Decision
     reasons: list[str]
+    warnings: list[str] = Field(
+        default_factory=list, description="Not blocking, but the team should know (e.g. weak guardrails)."
+    )
+    notify: list[str] = Field(
+        default_factory=list, description="Notify-only guardrails that show harm (they do not roll back)."
+    )
+    page: bool = Field(default=False, description="A human must look: SRM past its hold limit, biased comparison.")
     checked_at: datetime
     stage_started_at: datetime | None
+    stage_starts: list[datetime] = Field(
+        default_factory=list, description="Start of stages 1..stage as the check used them (from the history)."
+    )
     stage_hours: float
     stage_units: dict[str, int]
     stage_min_duration: float
     stage_min_units: int
     srm_p_value: float | None
+    srm_mismatch: bool = False
+    srm_since: datetime | None = Field(
+        default=None, description="First check of the current run of mismatches (from the history)."
+    )
+    units_in_both_arms: int = Field(default=0, description="Units exposed to both arms (left out of the comparison).")
     guardrails: list[GuardrailEvidence]
     method: str = "sequential (asymptotic confidence sequences, Waudby-Smith et al. 2023)"
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -430,9 +466,14 @@ class RolloutDecision(BaseModel):
             "stage_percent": self.stage_percent,
             "decision": self.decision,
             "next_stage_percent": self.next_stage_percent if self.decision == "advance" else None,
+            "flag_percent": self.flag_percent,
             "complete": self.complete,
+            "page": self.page,
             "reasons": self.reasons,
+            "warnings": self.warnings,
+            "notify": self.notify,
             "harmful_guardrails": [g.metric for g in self.guardrails if g.status == "harm"],
+            "units_in_both_arms": self.units_in_both_arms,
             "checked_at": self.checked_at.isoformat(),
         }
 
@@ -451,28 +492,57 @@ def build_decision(
     checked_at: datetime,
     stage_started_at: datetime | None,
     stage_hours: float,
+    stage_starts: Sequence[datetime] = (),
+    units_in_both_arms: int = 0,
+    srm_since: datetime | None = None,
+    actions: Sequence[Literal["roll back", "notify"]] | None = None,
+    detectable_harm: Sequence[float] | None = None,
 ) -> RolloutDecision:
-    """The decision of one real check. ``stats`` has shape ``(stages, guardrails)``."""
+    """The decision of one real check. ``stats`` has shape ``(stages, guardrails)``.
+
+    :param srm_since: when the current run of sample-ratio mismatches began (the history's first
+        check of it); with the plan's SRM policy it turns a long mismatch into a roll back or a page.
+    :param units_in_both_arms: units seen in both arms (not in ``stats``); above the plan's
+        ``max_crossover_share`` the comparison is refused as biased.
+    :param actions: per guardrail, ``roll back`` (default) or ``notify``.
+    :param detectable_harm: per guardrail, the regression it should catch (default the plan's).
+    """
     st = plan.stages[stage - 1]
+    n_stages = len(plan.stages)
+    acts = list(actions) if actions is not None else ["roll back"] * len(rules)
+    harm_targets = list(detectable_harm) if detectable_harm is not None else [plan.detectable_harm] * len(rules)
     ev = evaluate_guardrails(
         stats, rules, alpha=plan.alpha, tuning=plan.sequential_tuning, min_units=plan.min_units_for_test
     )
     needed = ev.units_needed
-    shares = np.array([s.percent / 100.0 for s in plan.stages])
+    policy = plan.srm_policy
+    shares = np.array([plan.treatment_share(k) for k in range(1, n_stages + 1)])
     srm_p = float(srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares))
-    srm_bad = srm_p < plan.srm_threshold
+    srm_bad = bool(srm_p < policy.threshold)
     n_t_stage = int(stats.n_t[stage - 1, 0])
     n_c_stage = int(stats.n_c[stage - 1, 0])
     time_ok = stage_hours >= st.min_duration
     units_ok = n_t_stage >= st.min_units
+    compared = float(stats.n_t[..., 0].sum() + stats.n_c[..., 0].sum())
+    crossover_share = units_in_both_arms / (compared + units_in_both_arms) if units_in_both_arms else 0.0
+    biased = crossover_share > plan.max_crossover_share
+    # notify-only guardrails never roll back nor hold the rollout: they are left out of the decision
+    decisive = np.array([a == "roll back" for a in acts], dtype=bool)
     code = int(
-        decide(ev.status[None, :], np.array([time_ok and units_ok]), np.array([srm_bad]), plan.advance_rule)[
-            0
-        ]
+        decide(
+            ev.status[decisive][None, :],
+            np.array([time_ok and units_ok]),
+            np.array([srm_bad or biased]),
+            plan.advance_rule,
+        )[0]
     )
     a = plan.alpha / max(len(rules), 1)
     evidence: list[GuardrailEvidence] = []
     reasons: list[str] = []
+    warnings: list[str] = []
+    notify: list[str] = []
+    page = False
+    z80 = 0.8416212335729143
     for i, r in enumerate(rules):
         status = STATUSES[int(ev.status[i])]
         evidence.append(
@@ -492,7 +562,13 @@ def build_decision(
                 units={"treatment": int(ev.n_treatment[i]), "control": int(ev.n_control[i])},
             )
         )
-        if status == "harm":
+        if status == "harm" and acts[i] == "notify":
+            notify.append(r.metric)
+            reasons.append(
+                f"guardrail {r.metric} regressed beyond its {r.tolerance:.1%} tolerance (lift {ev.lift[i]:+.2%}, "
+                f"always-valid CI [{ev.lower[i]:+.2%}, {ev.upper[i]:+.2%}]); it is notify-only, so the rollout goes on"
+            )
+        elif status == "harm":
             reasons.append(
                 f"guardrail {r.metric} regressed beyond its {r.tolerance:.1%} tolerance: lift {ev.lift[i]:+.2%}, "
                 f"always-valid CI [{ev.lower[i]:+.2%}, {ev.upper[i]:+.2%}]"
@@ -507,37 +583,88 @@ def build_decision(
                 f"(355·skewness²), it has {int(min(ev.n_treatment[i], ev.n_control[i])):,}; until then it cannot "
                 "trigger a roll back — cap the metric (`capping:`) to judge it sooner"
             )
-        elif status == "inconclusive" and plan.advance_rule == "non_inferiority":
+        elif status == "inconclusive" and plan.advance_rule == "non_inferiority" and acts[i] != "notify":
             reasons.append(f"guardrail {r.metric} has not shown non-inferiority yet")
+        if code == ADVANCE and acts[i] != "notify" and np.isfinite(ev.std_error[i]):
+            # the regression this guardrail would catch with 80% power at the information it has now
+            hw = ev.upper[i] - ev.lower[i]
+            reach = r.tolerance + hw / 2.0 + z80 * float(ev.std_error[i])
+            if reach > harm_targets[i]:
+                warnings.append(
+                    f"guardrail {r.metric} can only catch a regression of {reach:.1%} or more (80% power) with "
+                    f"{int(min(ev.n_treatment[i], ev.n_control[i])):,} units per arm; the plan wants "
+                    f"{harm_targets[i]:.1%}: its 'no harm' is weak evidence"
+                )
+    srm_hours = 0.0
     if srm_bad:
-        reasons.append(
-            f"sample ratio mismatch against the planned shares (p = {srm_p:.2g}): the assignment is suspect"
+        since = srm_since or checked_at
+        srm_hours = max((checked_at - since).total_seconds() / 3600.0, 0.0)
+        text = (
+            f"sample ratio mismatch against the planned shares (p = {srm_p:.2g}): the assignment or the "
+            f"exposure log is suspect; mismatched for {srm_hours:.1f} h"
         )
+        if srm_hours >= policy.max_hold and code != ROLL_BACK:
+            if policy.then == "roll back":
+                code = ROLL_BACK
+                reasons.append(text + f", past the {policy.max_hold:g} h hold limit: roll back (srm.then)")
+            else:
+                page = True
+                reasons.append(text + f", past the {policy.max_hold:g} h hold limit: paging (srm.then)")
+        else:
+            reasons.append(text + f"; holding up to {policy.max_hold:g} h, then {policy.then}")
+    if units_in_both_arms:
+        text = (
+            f"{units_in_both_arms:,} units ({crossover_share:.2%}) were exposed to both arms and are left out"
+        )
+        if biased:
+            page = True
+            reasons.append(
+                text
+                + (
+                    ": returning units switch arms when a percentage rollout grows, and leaving them out biases "
+                    "the comparison (they are the active ones); it is refused — run the rollout with "
+                    "`design: coverage` (a fixed control while coverage ramps)"
+                    if plan.design == "percentage"
+                    else ": in a coverage rollout no unit may switch arms, so the assignment is broken; the "
+                    "comparison is refused"
+                )
+            )
+        else:
+            warnings.append(text)
     if not time_ok and code == HOLD:
         reasons.append(f"stage has run {stage_hours:.1f} h of its minimum {st.min_duration:.1f} h")
     if not units_ok and code == HOLD:
         reasons.append(f"stage has exposed {n_t_stage} treatment units of its minimum {st.min_units}")
+    nxt = plan.stages[stage].percent if stage < n_stages else None
     if code == ADVANCE:
-        nxt = plan.stages[stage].percent if stage < len(plan.stages) else None
         reasons.insert(
             0,
             "stage complete and no guardrail shows harm"
             + (f": advance to {nxt:g}%" if nxt is not None else ": rollout complete"),
         )
+    flag = {ADVANCE: nxt if nxt is not None else st.percent, HOLD: st.percent, ROLL_BACK: 0.0}[code]
     return RolloutDecision(
         experiment_id=experiment_id,
         stage=stage,
         stage_percent=st.percent,
-        next_stage_percent=plan.stages[stage].percent if stage < len(plan.stages) else None,
+        next_stage_percent=nxt if code != ROLL_BACK else None,
+        flag_percent=flag,
         decision=DECISIONS[code],
         reasons=reasons,
+        warnings=warnings,
+        notify=notify,
+        page=page,
         checked_at=checked_at,
         stage_started_at=stage_started_at,
+        stage_starts=list(stage_starts),
         stage_hours=stage_hours,
         stage_units={"treatment": n_t_stage, "control": n_c_stage},
         stage_min_duration=st.min_duration,
         stage_min_units=st.min_units,
         srm_p_value=srm_p if np.isfinite(srm_p) else None,
+        srm_mismatch=srm_bad,
+        srm_since=(srm_since or checked_at) if srm_bad else None,
+        units_in_both_arms=units_in_both_arms,
         guardrails=evidence,
         settings={
             "alpha": plan.alpha,
@@ -545,6 +672,8 @@ def build_decision(
             "sequential_tuning": plan.sequential_tuning,
             "min_units_for_test": plan.min_units_for_test,
             "advance_rule": plan.advance_rule,
+            "design": plan.design,
+            "srm_policy": policy.model_dump(),
         },
     )
 
@@ -609,7 +738,8 @@ def simulate_rollouts(
     if any(r.kind == "ratio" for r in rules):
         raise InputError("guardrails", "the simulation draws proportion and mean guardrails only")
     n_g, n_s, r_n = len(guardrails), len(plan.stages), n_rollouts
-    shares = np.array([s.percent / 100.0 for s in plan.stages])
+    shares = np.array([plan.treatment_share(k) for k in range(1, len(plan.stages) + 1)])
+    coverage = np.array([s.percent / 100.0 for s in plan.stages])
     min_h = np.array([s.min_duration for s in plan.stages])
     min_u = np.array([s.min_units for s in plan.stages], dtype=np.float64)
     is_prop = np.array([r.kind == "proportion" for r in rules])
@@ -674,6 +804,8 @@ def simulate_rollouts(
         for h in range(hours):
             lam = units_per_hour * profile[h % len(profile)]
             arrivals = rng.poisson(lam, r_n).astype(np.float64) * active
+            if plan.design == "coverage":  # only covered units are compared
+                arrivals = rng.binomial(arrivals.astype(np.int64), coverage[stage]).astype(np.float64)
             share = shares[stage]
             n_t = rng.binomial(arrivals.astype(np.int64), share).astype(np.float64)
             n_c = arrivals - n_t
@@ -699,7 +831,7 @@ def simulate_rollouts(
                     min_units=plan.min_units_for_test,
                     sequential=sequential,
                 )
-                srm = srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares) < plan.srm_threshold
+                srm = srm_p_value(stats.n_t[..., 0], stats.n_c[..., 0], shares) < plan.srm_policy.threshold
                 complete = (stage_hours >= min_h[stage]) & (stage_units_t >= min_u[stage])
                 code = decide(ev.status, complete, srm, plan.advance_rule)
                 back = active & (code == ROLL_BACK)

@@ -306,3 +306,15 @@ def stage_stats_from_rows(
         ):
             getattr(stats, f"{field}_{arm}")[s] = vec(fmt)
     return stats
+
+
+def crossover_query(
+    cfg: ExperimentConfig, resolved: ResolvedRollout, start: datetime, now: datetime, dialect: str
+) -> exp.Select:
+    """Units exposed to both the control and the treatment between ``start`` and ``now``."""
+    units = units_query(cfg, dialect, start=start, end=now, variants=[resolved.control, resolved.treatment])
+    return (
+        exp.select(exp.alias_(exp.Count(this=exp.Star()), "units"))
+        .from_(units.subquery("u"))
+        .where(exp.Is(this=col("variant", "u"), expression=exp.Null()))
+    )

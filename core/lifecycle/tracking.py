@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from dataeng_agents.core.warehouse import Warehouse
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# RFC 3339 date-time as a pattern too: `format` is an annotation unless the validator opts in
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 EXPOSURE_EVENT = "experiment_exposure"
 
 
@@ -46,10 +50,20 @@ class PlannedEvent(BaseModel):
     unit_column: str
     timestamp_column: str
     event_column: str | None = None
+    event_key: str = Field(
+        default="event",
+        description="Payload key that names the event in the JSON Schema: `event_column`, else the plan's "
+        "`tracking.event_key`.",
+    )
     loaded_at_column: str | None = None
     max_delay_hours: float = 6.0
     properties: dict[str, PropertySpec] = Field(default_factory=dict)
     used_by: list[str] = Field(default_factory=list, description="Metrics computed from this event.")
+
+    @property
+    def discriminator(self) -> str:
+        """The payload key whose value is the event name."""
+        return self.event_column or self.event_key
 
 
 class TrackingPlan(BaseModel):
@@ -60,59 +74,80 @@ class TrackingPlan(BaseModel):
     fingerprint: str
     events: list[PlannedEvent]
 
+    def event_schema(self, ev: PlannedEvent) -> dict[str, Any]:
+        """The JSON Schema of one event's payload (a ``$defs`` entry of :meth:`json_schema`)."""
+        key = ev.discriminator
+        props: dict[str, Any] = {
+            key: {"const": ev.name, "description": "Names the event."},
+            ev.unit_column: {"type": ["string", "integer"], "description": "Randomisation unit id."},
+            ev.timestamp_column: {
+                "type": "string",
+                "format": "date-time",
+                "pattern": RFC3339_PATTERN,
+                "description": "When it happened (UTC).",
+            },
+        }
+        required = [key, ev.unit_column, ev.timestamp_column]
+        if ev.loaded_at_column:
+            props[ev.loaded_at_column] = {
+                "type": "string",
+                "format": "date-time",
+                "pattern": RFC3339_PATTERN,
+                "description": f"Ingestion time; later than {ev.max_delay_hours:g} h after the event is late.",
+            }
+        for name, p in ev.properties.items():
+            props[name] = _property_schema(p)
+            if p.required and name not in required:
+                required.append(name)
+        return {
+            "type": "object",
+            "title": ev.name,
+            "description": ev.description,
+            "properties": props,
+            "required": required,
+            "additionalProperties": True,
+            "x-warehouse-source": ev.source,
+            "x-max-delay-hours": ev.max_delay_hours,
+            "x-used-by-metrics": ev.used_by,
+        }
+
     def json_schema(self) -> dict[str, Any]:
-        """The plan as a JSON Schema 2020-12 document: one ``$defs`` entry per event, ``oneOf`` them."""
-        defs: dict[str, Any] = {}
-        for ev in self.events:
-            props: dict[str, Any] = {
-                ev.unit_column: {"type": ["string", "integer"], "description": "Randomisation unit id."},
-                ev.timestamp_column: {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": "When it happened (UTC).",
-                },
-            }
-            required = [ev.unit_column, ev.timestamp_column]
-            if ev.event_column:
-                props[ev.event_column] = {"const": ev.name}
-                required.append(ev.event_column)
-            if ev.loaded_at_column:
-                props[ev.loaded_at_column] = {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": f"Ingestion time; later than {ev.max_delay_hours:g} h after the event is late.",
-                }
-            for name, p in ev.properties.items():
-                props[name] = _property_schema(p)
-                if p.required and name not in required:
-                    required.append(name)
-            defs[ev.name] = {
-                "type": "object",
-                "title": ev.name,
-                "description": ev.description,
-                "properties": props,
-                "required": required,
-                "additionalProperties": True,
-                "x-warehouse-source": ev.source,
-                "x-max-delay-hours": ev.max_delay_hours,
-                "x-used-by-metrics": ev.used_by,
-            }
+        """The plan as a JSON Schema 2020-12 document: one ``$defs`` entry per event.
+
+        The root dispatches on the event name (``if`` the payload names event E ``then`` it must match
+        E's definition) instead of ``oneOf`` the definitions: two definitions can accept the same
+        payload (sources sharing column names, an event renamed from its source), and ``oneOf``
+        then rejects every good event. A payload naming no planned event is rejected by the ``anyOf``.
+        """
+        defs = {ev.name: self.event_schema(ev) for ev in self.events}
+
+        def names(ev: PlannedEvent) -> dict[str, Any]:
+            return {"properties": {ev.discriminator: {"const": ev.name}}, "required": [ev.discriminator]}
+
         return {
             "$schema": SCHEMA_DIALECT,
             "$id": f"urn:dataeng-agents:tracking-plan:{self.experiment_id}:{self.version}",
             "title": f"Tracking plan of experiment {self.experiment_id}",
             "description": "Events and properties the feature must emit. Generated by dataeng-agents from the "
-            "experiment's metric definitions and its `tracking:` section.",
+            "experiment's metric definitions and its `tracking:` section. Each payload names its event "
+            "(in its `event_column`, else in the plan's event key) and is validated against that event's "
+            "definition.",
             "version": self.version,
             "x-fingerprint": self.fingerprint,
-            "oneOf": [{"$ref": f"#/$defs/{name}"} for name in defs],
+            "type": "object",
+            "anyOf": [names(ev) for ev in self.events],
+            "allOf": [{"if": names(ev), "then": {"$ref": f"#/$defs/{ev.name}"}} for ev in self.events],
             "$defs": defs,
         }
 
 
 def _property_schema(p: PropertySpec) -> dict[str, Any]:
     out: dict[str, Any]
-    out = {"type": "string", "format": "date-time"} if p.type == "timestamp" else {"type": p.type}
+    out = (
+        {"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}
+        if p.type == "timestamp"
+        else {"type": p.type}
+    )
     if not p.required:
         out["type"] = [out["type"], "null"]
     if p.enum is not None:
@@ -189,8 +224,27 @@ def build_tracking_plan(cfg: ExperimentConfig, life: LifecycleConfig) -> Trackin
                 )
         events[key] = ev.model_copy(update={"properties": props, "used_by": [*ev.used_by, m.name]})
 
+    # which derived event each `sources:` entry became, to merge renamed tracking events into it
+    derived_by_source = {
+        m.source: m.source for m in cfg.metrics if isinstance(m.source, str) and m.source in events
+    }
     for j, spec in enumerate(life.tracking.events):
-        events[spec.name] = _merge(events.get(spec.name), spec, f"tracking.events[{j}]")
+        path = f"tracking.events[{j}]"
+        target = _derived_target(cfg, spec, events, derived_by_source, path)
+        base = events.pop(target) if target is not None else events.get(spec.name)
+        events[spec.name] = _merge(base, spec, path, keep_source=target is not None)
+        if target is not None:
+            derived_by_source = {k: v for k, v in derived_by_source.items() if v != target}
+
+    key = life.tracking.event_key
+    for ev in events.values():
+        if ev.event_column is None and (key in ev.properties or key in (ev.unit_column, ev.timestamp_column)):
+            raise ConfigError(
+                "tracking.event_key",
+                f"event {ev.name} has a column named {key!r}; choose another `event_key` (it names the event "
+                "in the JSON payload) or give the event an `event_column`",
+            )
+    events = {n: ev.model_copy(update={"event_key": key}) for n, ev in events.items()}
 
     plan_events = list(events.values())
     canonical = json.dumps([e.model_dump(mode="json") for e in plan_events], sort_keys=True)
@@ -202,7 +256,53 @@ def build_tracking_plan(cfg: ExperimentConfig, life: LifecycleConfig) -> Trackin
     )
 
 
-def _merge(base: PlannedEvent | None, spec: EventSpec, path: str) -> PlannedEvent:
+def _derived_target(
+    cfg: ExperimentConfig,
+    spec: EventSpec,
+    events: dict[str, PlannedEvent],
+    derived_by_source: dict[str, str],
+    path: str,
+) -> str | None:
+    """The metric-derived event a differently named tracking event describes, if any.
+
+    Explicit with ``source:``; otherwise the source read from the same table with the same unit and
+    timestamp columns, neither side filtering rows (a filtered source may be a subset of the table).
+    Without this merge the same rows are checked twice under two names (duplicate findings).
+    """
+    if spec.source is not None:
+        if spec.source not in cfg.sources:
+            raise ConfigError(
+                f"{path}.source", f"unknown source {spec.source!r}; the config defines {sorted(cfg.sources)}"
+            )
+        target = derived_by_source.get(spec.source)
+        if target is None:
+            return None  # no metric reads it (or an earlier event already took it)
+        src = cfg.sources[spec.source]
+        if src.table is not None and src.table != spec.table:
+            raise ConfigError(
+                f"{path}.table", f"source {spec.source} reads {src.table}, the event says {spec.table}"
+            )
+        if (src.unit, src.timestamp) != (spec.unit_column, spec.timestamp_column):
+            raise ConfigError(
+                f"{path}.unit_column",
+                f"source {spec.source} has unit {src.unit!r} and timestamp {src.timestamp!r}; the event says "
+                f"{spec.unit_column!r} and {spec.timestamp_column!r}",
+            )
+        return target if target != spec.name else None
+    if spec.name in events or spec.event_column is not None:
+        return None
+    for key, target in derived_by_source.items():
+        src = cfg.sources[key]
+        if (
+            src.table == spec.table
+            and src.where is None
+            and (src.unit, src.timestamp) == (spec.unit_column, spec.timestamp_column)
+        ):
+            return target
+    return None
+
+
+def _merge(base: PlannedEvent | None, spec: EventSpec, path: str, *, keep_source: bool = False) -> PlannedEvent:
     from dataeng_agents.core.warehouse.identifiers import check_identifier
 
     try:
@@ -220,11 +320,16 @@ def _merge(base: PlannedEvent | None, spec: EventSpec, path: str) -> PlannedEven
         raise ConfigError(path, str(err)) from None
     props = dict(base.properties) if base else {}
     props.update(spec.properties)
+    source = (
+        dict(base.source)
+        if keep_source and base is not None
+        else {"table": spec.table, "unit": spec.unit_column, "timestamp": spec.timestamp_column}
+    )
     return PlannedEvent(
         name=spec.name,
         description=spec.description or (base.description if base else f"Event {spec.name}."),
-        source_path=path,
-        source={"table": spec.table, "unit": spec.unit_column, "timestamp": spec.timestamp_column},
+        source_path=base.source_path if keep_source and base is not None else path,
+        source=source,
         unit_column=spec.unit_column,
         timestamp_column=spec.timestamp_column,
         event_column=spec.event_column,
@@ -239,6 +344,7 @@ def _merge(base: PlannedEvent | None, spec: EventSpec, path: str) -> PlannedEven
 Severity = Literal["error", "warning"]
 FindingKind = Literal[
     "missing_table",
+    "missing_column",
     "missing_event",
     "missing_property",
     "malformed_property",
@@ -257,7 +363,12 @@ class EventVariantStats(BaseModel):
     units_with_event: int
     late: int | None = None
     null_counts: dict[str, int] = Field(default_factory=dict)
-    invalid_counts: dict[str, int] = Field(default_factory=dict)
+    invalid_counts: dict[str, int] = Field(
+        default_factory=dict, description="Malformed values: of the wrong type, or outside the enum or range."
+    )
+    type_error_counts: dict[str, int] = Field(
+        default_factory=dict, description="Values not of the planned type (e.g. '12,50' for a number)."
+    )
 
     @property
     def unit_coverage(self) -> float:
@@ -328,20 +439,93 @@ class TrackingCheckReport(BaseModel):
         return "\n".join(lines) + "\n"
 
 
-def _invalid_condition(name: str, p: PropertySpec) -> exp.Expr | None:
-    c = col(name, "e")
-    parts: list[exp.Expr] = []
-    if p.enum is not None:
-        parts.append(
-            exp.Not(this=exp.cast(c.copy(), "VARCHAR").isin(*[exp.Literal.string(str(v)) for v in p.enum]))
+# Text shapes a value must have to be read as its planned type. Patterns avoid backslashes (BigQuery
+# string literals treat them as escapes) and are matched on the value cast to text, so a VARCHAR
+# column holding '12,50' or 'N/A' is counted as malformed instead of failing a CAST for the whole
+# query. A value only reaches a CAST once its text matched.
+_NUMBER_TEXT = "^[ ]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ ]*$"
+_TIMESTAMP_TEXT = (
+    "^[ ]*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?"
+    "[ ]*(Z|z|UTC|[+-][0-9]{2}(:?[0-9]{2})?)?[ ]*$"
+)
+_BOOLEAN_TEXT = ("true", "false", "t", "f", "1", "0")
+
+
+def _text(c: exp.Expr) -> exp.Expr:
+    return exp.cast(c.copy(), "VARCHAR")
+
+
+def _matches(c: exp.Expr, pattern: str) -> exp.Expr:
+    return exp.RegexpLike(this=_text(c), expression=exp.Literal.string(pattern))
+
+
+def _safe_number(c: exp.Expr) -> exp.Expr:
+    """The value as DOUBLE when its text is a number, else NULL (a portable TRY_CAST)."""
+    return exp.Case(
+        ifs=[exp.If(this=_matches(c, _NUMBER_TEXT), true=exp.cast(exp.Trim(this=_text(c)), "DOUBLE"))]
+    )
+
+
+def _type_violation(c: exp.Expr, p: PropertySpec) -> exp.Expr | None:
+    """True for a non-NULL value that is not of the planned type (None: every value is a string)."""
+    if p.type == "number":
+        return exp.Not(this=_matches(c, _NUMBER_TEXT))
+    if p.type == "integer":
+        n = _safe_number(c)
+        return exp.or_(
+            exp.Not(this=_matches(c, _NUMBER_TEXT)),
+            exp.NEQ(this=n, expression=exp.Floor(this=n.copy())),
         )
+    if p.type == "boolean":
+        return exp.Not(
+            this=exp.Lower(this=exp.Trim(this=_text(c))).isin(*[exp.Literal.string(v) for v in _BOOLEAN_TEXT])
+        )
+    if p.type == "timestamp":
+        return exp.Not(this=_matches(c, _TIMESTAMP_TEXT))
+    return None
+
+
+def _value_violation(c: exp.Expr, p: PropertySpec) -> exp.Expr | None:
+    """True for a well-typed value outside the planned enum or range."""
+    parts: list[exp.Expr] = []
+    numeric = p.type in ("number", "integer")
+    if p.enum is not None:
+        if numeric:
+            nums = [v for v in p.enum if isinstance(v, int | float) and not isinstance(v, bool)]
+            parts.append(exp.Not(this=_safe_number(c).isin(*[exp.Literal.number(v) for v in nums])))
+        elif p.type == "boolean":
+            allowed = {str(v).lower() for v in p.enum}
+            texts = [
+                t
+                for t in _BOOLEAN_TEXT
+                if ("true" in allowed and t in ("true", "t", "1")) or ("false" in allowed and t in ("false", "f", "0"))
+            ]
+            parts.append(
+                exp.Not(this=exp.Lower(this=exp.Trim(this=_text(c))).isin(*[exp.Literal.string(t) for t in texts]))
+            )
+        else:
+            parts.append(exp.Not(this=_text(c).isin(*[exp.Literal.string(str(v)) for v in p.enum])))
     if p.minimum is not None:
-        parts.append(exp.cast(c.copy(), "DOUBLE") < exp.Literal.number(p.minimum))
+        parts.append(_safe_number(c) < exp.Literal.number(p.minimum))
     if p.maximum is not None:
-        parts.append(exp.cast(c.copy(), "DOUBLE") > exp.Literal.number(p.maximum))
-    if not parts:
-        return None
-    return exp.and_(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())), exp.or_(*parts))
+        parts.append(_safe_number(c) > exp.Literal.number(p.maximum))
+    return exp.or_(*parts) if parts else None
+
+
+def _violation_conditions(name: str, p: PropertySpec) -> tuple[exp.Expr | None, exp.Expr | None]:
+    """(wrong type, malformed = wrong type or outside enum/range), both false for NULL."""
+    c = col(name, "e")
+    present = exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null()))
+    typ = _type_violation(c, p)
+    val = _value_violation(c, p)
+    if val is not None and typ is not None:
+        # a wrong-typed value is malformed already; the range is only read from well-typed ones
+        val = exp.and_(exp.Not(this=exp.paren(typ.copy())), val)
+    any_bad = exp.or_(*[x.copy() for x in (typ, val) if x is not None]) if (typ or val) else None
+    return (
+        exp.and_(present, exp.paren(typ)) if typ is not None else None,
+        exp.and_(present.copy(), exp.paren(any_bad)) if any_bad is not None else None,
+    )
 
 
 def tracking_query(
@@ -410,7 +594,9 @@ def tracking_query(
             exp.Is(this=col(alias, "e"), expression=exp.Null()),
         )
         per_unit_cols.append(exp.alias_(count_if(is_null), f"{alias}_null"))
-        bad = _invalid_condition(alias, p)
+        wrong_type, bad = _violation_conditions(alias, p)
+        if wrong_type is not None:
+            per_unit_cols.append(exp.alias_(count_if(wrong_type), f"{alias}_type"))
         if bad is not None:
             per_unit_cols.append(exp.alias_(count_if(bad), f"{alias}_invalid"))
     per_unit = (
@@ -438,6 +624,66 @@ def tracking_query(
     return (
         exp.select(*out_cols).from_(per_unit.subquery("pu")).group_by(col("variant")).order_by(col("variant"))
     )
+
+
+def _diagnose(
+    cfg: ExperimentConfig, ev: PlannedEvent, warehouse: Warehouse, err: WarehouseError
+) -> list[TrackingFinding]:
+    """Why an event's check query failed: the table, or which of its columns, cannot be read.
+
+    Runs only after a failure: one probe of the source, then one per column, so a dropped column is
+    reported as that column (for every variant), not as a missing table.
+    """
+    from dataeng_agents.core.experiment.config import Source
+    from dataeng_agents.core.warehouse.sql import source_from
+
+    dialect = warehouse.dialect
+    src = Source.model_validate({k: v for k, v in ev.source.items() if k in Source.model_fields})
+    where = ev.source.get("table") or ev.source_path
+
+    def readable(*columns: str) -> bool:
+        cols = [exp.Count(this=col(c)) for c in columns] or [exp.Count(this=exp.Star())]
+        q = exp.select(*cols).from_(source_from(src, dialect, ev.source_path, cfg.base_dir)).where(exp.false())
+        try:
+            warehouse.query(q.sql(dialect=dialect))
+        except WarehouseError:
+            return False
+        return True
+
+    if not readable():
+        return [
+            TrackingFinding(
+                id=f"tracking:{ev.name}:missing_table",
+                severity="error",
+                kind="missing_table",
+                event=ev.name,
+                message=f"event {ev.name} cannot be read from {where}: {err}",
+            )
+        ]
+    columns = [ev.unit_column, ev.timestamp_column, ev.event_column, ev.loaded_at_column, *ev.properties]
+    missing = [c for c in dict.fromkeys(columns) if c is not None and not readable(c)]
+    if not missing:
+        return [
+            TrackingFinding(
+                id=f"tracking:{ev.name}:query_failed",
+                severity="error",
+                kind="missing_table",
+                event=ev.name,
+                message=f"the check of event {ev.name} on {where} failed: {err}",
+            )
+        ]
+    return [
+        TrackingFinding(
+            id=f"tracking:{ev.name}:missing_column:{c}",
+            severity="error",
+            kind="missing_column",
+            event=ev.name,
+            property=c,
+            message=f"{where} has no column {c}"
+            + (f" (property {c} of event {ev.name})" if c in ev.properties else f" (read by event {ev.name})"),
+        )
+        for c in missing
+    ]
 
 
 def _two_prop_p(x1: float, n1: float, x2: float, n2: float) -> float | None:
@@ -486,15 +732,7 @@ def check_tracking_plan(
             try:
                 rows = warehouse.query(sql)
             except WarehouseError as err:
-                findings.append(
-                    TrackingFinding(
-                        id=f"tracking:{ev.name}:missing_table",
-                        severity="error",
-                        kind="missing_table",
-                        event=ev.name,
-                        message=f"event {ev.name} cannot be read from {ev.source.get('table') or ev.source_path}: {err}",
-                    )
-                )
+                findings += _diagnose(cfg, ev, warehouse, err)
                 continue
             finally:
                 if bar is not None:
@@ -518,12 +756,20 @@ def check_tracking_plan(
                         for n, a in prop_alias.items()
                         if f"{a}_invalid" in r
                     },
+                    type_error_counts={
+                        n: int(r.get(f"{a}_type") or 0) for n, a in prop_alias.items() if f"{a}_type" in r
+                    },
                 )
                 stats.append(s)
             findings += _judge(ev, [s for s in stats if s.event == ev.name], control, tol, alpha)
     finally:
         if bar is not None:
             bar.stop()
+
+    unique: dict[str, TrackingFinding] = {}
+    for f in findings:
+        unique.setdefault(f.id, f)
+    findings = list(unique.values())
 
     def _iso(x: datetime | date | None) -> str | None:
         return x.isoformat() if x is not None else None
@@ -606,6 +852,13 @@ def _judge(
                 )
             bad = s.invalid_counts.get(prop, 0)
             if s.events and bad / s.events > tol:
+                wrong_type = s.type_error_counts.get(prop, 0)
+                what = (
+                    f"{wrong_type} not of type {spec.type}"
+                    + (f", {bad - wrong_type} outside its allowed values" if bad > wrong_type else "")
+                    if wrong_type
+                    else "outside its allowed values"
+                )
                 out.append(
                     TrackingFinding(
                         id=f"tracking:{ev.name}:{s.variant}:malformed_property:{prop}",
@@ -615,8 +868,8 @@ def _judge(
                         variant=s.variant,
                         property=prop,
                         rate=bad / s.events,
-                        message=f"{bad} of {s.events} {ev.name} events in {s.variant} have {prop} outside its "
-                        f"allowed values ({bad / s.events:.1%})",
+                        message=f"{bad} of {s.events} {ev.name} events in {s.variant} have a malformed {prop} "
+                        f"({what}; {bad / s.events:.1%})",
                     )
                 )
             if ctrl is not None:

@@ -108,10 +108,29 @@ def test_hypothesis_is_checked_against_the_exploration(
     lifecycle_db: tuple[LifecycleTruth, str, dict[str, Any]], explored: ExplorationReport
 ) -> None:
     _, _, cfg = lifecycle_db
+    # sized for the sequential analysis the report runs: a 10% lift of conversion needs more units
+    # than 14 days bring, though the fixed-horizon convention (what the plan used to assume) says
+    # they suffice — at that size the sequential analysis has far less than 80% power
+    from dataeng_agents.core.stats import analysis_power, sample_size_per_variant
+
+    ten = build_hypothesis({**cfg, "hypothesis": {**cfg["hypothesis"], "mde": 0.10}}, exploration=explored)
+    assert ten.power is not None and ten.power.method == "sequential"
+    assert {c.id: c for c in ten.checks}["hypothesis:mde_reachable"].status == "fail"
+    base = ten.power.baseline_mean
+    fixed = sample_size_per_variant(kind="proportion", baseline_mean=base, mde=0.10, mde_type="relative")
+    assert fixed <= ten.power.available_per_variant < ten.power.required_per_variant
+    assert analysis_power(kind="proportion", baseline_mean=base, mde=0.10, n_per_variant=fixed) < 0.7
+    assert ten.power.power_at_available is not None and ten.power.power_at_available < 0.8
+
+    cfg = copy.deepcopy(cfg)
+    cfg["hypothesis"]["mde"] = 0.15
     plan = build_hypothesis(cfg, exploration=explored)
     checks = {c.id: c for c in plan.checks}
     assert checks["hypothesis:mde_reachable"].status == "ok"
     assert plan.power is not None and plan.power.available_per_variant >= plan.power.required_per_variant
+    # a 7-day metric with a weekly pattern: at least its window, in whole weeks
+    assert plan.power.weekly and plan.power.window_days == 7
+    assert plan.power.days_needed is not None and plan.power.days_needed % 7 == 0 and plan.power.days_needed >= 7
     assert plan.narrative is not None and plan.narrative.provenance.narrator == "template"
     assert "mde_reachable" in " ".join(r for p in plan.narrative.key_points for r in p.refs)
     # the rollout plan: what each stage will catch, from the explored traffic and baselines

@@ -370,6 +370,7 @@ def test_single_balanced_stage_matches_the_stats_engine() -> None:
                 "difference": "relative",
                 "alpha": 0.05,
                 "sequential_tuning": 5000,
+                "relative_method": "delta",  # the rollout engine's linear delta method
             },
             "metrics": [
                 {
@@ -492,6 +493,7 @@ def test_ratio_guardrail_matches_the_stats_engine_and_catches_harm(tmp_path: Pat
                 "difference": "relative",
                 "alpha": 0.05,
                 "sequential_tuning": 5000,
+                "relative_method": "delta",  # the rollout engine's linear delta method
             },
             "metrics": [
                 {
