@@ -42,8 +42,13 @@ from dataeng_agents.core.stats import (
 FloatArray = npt.NDArray[np.float64]
 ALPHA = 0.05
 DAYS = 20
-DEFAULTS: dict[str, Any] = {"method": "sequential", "difference": "relative", "alpha": ALPHA,
-                            "sequential_tuning": 5000, "min_conversions": 150}
+DEFAULTS: dict[str, Any] = {
+    "method": "sequential",
+    "difference": "relative",
+    "alpha": ALPHA,
+    "sequential_tuning": 5000,
+    "min_conversions": 150,
+}
 OLD: dict[str, Any] = {**DEFAULTS, "relative_method": "delta", "min_conversions": 0}
 BASE_RATES = (0.01, 0.02, 0.05, 0.15, 0.30, 0.50)
 TRAFFIC = (100, 1_000, 10_000)
@@ -58,19 +63,38 @@ def _arms(rng: np.random.Generator, traffic: int, n_exp: int) -> FloatArray:
 
 def _p_columns(stats: dict[str, FloatArray], kind: str, settings: dict[str, Any]) -> FloatArray:
     n_exp = stats["n"].shape[0]
-    res = analyze_columns(stats, metrics=[f"e{i}" for i in range(n_exp)], variants=["control", "treatment"],
-                          kind=kind, settings=settings)
+    res = analyze_columns(
+        stats,
+        metrics=[f"e{i}" for i in range(n_exp)],
+        variants=["control", "treatment"],
+        kind=kind,
+        settings=settings,
+    )
     p: FloatArray = res.p_value.filled(np.nan)[:, 0]
     return p
 
 
 def _p_dict(stats: dict[str, FloatArray], kind: str, settings: dict[str, Any]) -> FloatArray:
     n_exp = stats["n"].shape[0]
-    metrics = [{"name": f"e{i}", "kind": kind,
-                "stats": {arm: {k: float(v[i, j]) for k, v in stats.items()}
-                          for j, arm in enumerate(("control", "treatment"))}} for i in range(n_exp)]
-    out = analyze({"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}],
-                   "settings": settings, "metrics": metrics})
+    metrics = [
+        {
+            "name": f"e{i}",
+            "kind": kind,
+            "stats": {
+                arm: {k: float(v[i, j]) for k, v in stats.items()}
+                for j, arm in enumerate(("control", "treatment"))
+            },
+        }
+        for i in range(n_exp)
+    ]
+    out = analyze(
+        {
+            "control": "control",
+            "variants": [{"name": "control"}, {"name": "treatment"}],
+            "settings": settings,
+            "metrics": metrics,
+        }
+    )
     return np.array([np.nan if r.p_value is None else r.p_value for r in out.results])
 
 
@@ -86,13 +110,18 @@ def aa_proportion(rate: float, traffic: int, n_exp: int, seed: int) -> dict[str,
         p_col = _p_columns(stats, "proportion", DEFAULTS)
         p_dict = _p_dict(stats, "proportion", DEFAULTS)
         same = np.isnan(p_col) == np.isnan(p_dict)
-        assert same.all() and np.allclose(p_col[~np.isnan(p_col)], p_dict[~np.isnan(p_dict)], rtol=1e-12, atol=0)
+        assert same.all() and np.allclose(
+            p_col[~np.isnan(p_col)], p_dict[~np.isnan(p_dict)], rtol=1e-12, atol=0
+        )
         hit["columns"] |= p_col < ALPHA
         hit["dict"] |= p_dict < ALPHA
         hit["old"] |= _p_columns(stats, "proportion", OLD) < ALPHA
         shown |= ~np.isnan(p_col)
-    return {**{k: float(v.mean()) for k, v in hit.items()}, "with_verdict": float(shown.mean()),
-            "final_conversions": float(conversions[0, -1].mean())}
+    return {
+        **{k: float(v.mean()) for k, v in hit.items()},
+        "with_verdict": float(shown.mean()),
+        "final_conversions": float(conversions[0, -1].mean()),
+    }
 
 
 def aa_revenue(traffic: int, n_exp: int, seed: int) -> dict[str, float]:
@@ -128,15 +157,18 @@ def holm_first(p: FloatArray) -> FloatArray:
     order = np.argsort(filled, axis=1, kind="stable")
     ranked = np.take_along_axis(filled, order, axis=1)
     steps = (m - np.arange(p.shape[1])[None, :]) * ranked
-    adjusted_sorted = np.minimum(np.maximum.accumulate(np.where(np.isfinite(steps), steps, -np.inf), axis=1), 1.0)
+    adjusted_sorted = np.minimum(
+        np.maximum.accumulate(np.where(np.isfinite(steps), steps, -np.inf), axis=1), 1.0
+    )
     adjusted = np.empty_like(adjusted_sorted)
     np.put_along_axis(adjusted, order, adjusted_sorted, axis=1)
     out: FloatArray = np.where(tested[:, 0], adjusted[:, 0], np.nan)
     return out
 
 
-def power_case(base: float, mde: float, settings: dict[str, Any], n_exp: int, seed: int,
-               n_per_variant: int) -> float:
+def power_case(
+    base: float, mde: float, settings: dict[str, Any], n_exp: int, seed: int, n_per_variant: int
+) -> float:
     """Share of experiments declaring the effect (Holm over 3 metrics x 2 arms) at the final look.
 
     Variants control, t1, t2; metrics goal (t1 converts at base x (1 + mde)), two null metrics.
@@ -147,8 +179,13 @@ def power_case(base: float, mde: float, settings: dict[str, Any], n_exp: int, se
     rates[0, 1] = base * (1.0 + mde)
     n = np.full((n_exp * 3, n_var), float(n_per_variant))
     conv = rng.binomial(n_per_variant, np.tile(rates, (n_exp, 1))).astype(float)
-    res = analyze_columns({"n": n, "sum": conv}, metrics=[f"e{i}" for i in range(n_exp * 3)],
-                          variants=["control", "t1", "t2"], kind="proportion", settings=settings)
+    res = analyze_columns(
+        {"n": n, "sum": conv},
+        metrics=[f"e{i}" for i in range(n_exp * 3)],
+        variants=["control", "t1", "t2"],
+        kind="proportion",
+        settings=settings,
+    )
     p = res.p_value.filled(np.nan).reshape(n_exp, 6)  # per experiment: goal/t1, goal/t2, m2/t1, ...
     adjusted = holm_first(p)
     est = res.estimate.filled(np.nan).reshape(n_exp, 6)[:, 0]
@@ -162,11 +199,22 @@ def check_dict_holm(base: float, mde: float, settings: dict[str, Any], n_per_var
         rates = np.full((3, 3), base)
         rates[0, 1] = base * (1.0 + mde)
         conv = rng.binomial(n_per_variant, rates)
-        inp = {"control": "control", "variants": [{"name": v} for v in ("control", "t1", "t2")],
-               "settings": {**settings, "correction": "holm"},
-               "metrics": [{"name": f"m{k}", "kind": "proportion",
-                            "stats": {v: {"n": n_per_variant, "sum": int(conv[k, j])}
-                                      for j, v in enumerate(("control", "t1", "t2"))}} for k in range(3)]}
+        inp = {
+            "control": "control",
+            "variants": [{"name": v} for v in ("control", "t1", "t2")],
+            "settings": {**settings, "correction": "holm"},
+            "metrics": [
+                {
+                    "name": f"m{k}",
+                    "kind": "proportion",
+                    "stats": {
+                        v: {"n": n_per_variant, "sum": int(conv[k, j])}
+                        for j, v in enumerate(("control", "t1", "t2"))
+                    },
+                }
+                for k in range(3)
+            ],
+        }
         out = analyze(inp)
         p = np.array([[np.nan if r.p_value is None else r.p_value for r in out.results]])
         got = out.results[0].adjusted_p_value
@@ -180,11 +228,15 @@ def main() -> None:
     ap.add_argument("--power-experiments", type=int, default=4000)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    print(f"A/A, {args.experiments} experiments x {DAYS} daily cumulative looks, alpha={ALPHA}; "
-          f"false positive = significant at any look")
+    print(
+        f"A/A, {args.experiments} experiments x {DAYS} daily cumulative looks, alpha={ALPHA}; "
+        f"false positive = significant at any look"
+    )
     print(f"defaults: {DEFAULTS}")
-    print("| base rate | units/arm/day | conversions/arm at day 20 | FPR analyze_columns | FPR analyze(dict) "
-          "| experiments with a verdict on some day | FPR old (linear delta, no minimum) |")
+    print(
+        "| base rate | units/arm/day | conversions/arm at day 20 | FPR analyze_columns | FPR analyze(dict) "
+        "| experiments with a verdict on some day | FPR old (linear delta, no minimum) |"
+    )
     print("|---|---|---|---|---|---|---|")
     worst = 0.0
     seed = 1000
@@ -193,8 +245,10 @@ def main() -> None:
             seed += 1
             r = aa_proportion(rate, traffic, args.experiments, seed)
             worst = max(worst, r["columns"], r["dict"])
-            print(f"| {rate:.0%} | {traffic:,} | {r['final_conversions']:,.0f} | {r['columns']:.2%} | {r['dict']:.2%} "
-                  f"| {r['with_verdict']:.0%} | {r['old']:.2%} |")
+            print(
+                f"| {rate:.0%} | {traffic:,} | {r['final_conversions']:,.0f} | {r['columns']:.2%} | {r['dict']:.2%} "
+                f"| {r['with_verdict']:.0%} | {r['old']:.2%} |"
+            )
     print("\nrevenue per unit (5% buyers, lognormal(3, 1) spend), mean metric, relative lift")
     print("| units/arm/day | FPR analyze_columns | FPR analyze(dict) | FPR old (linear delta) |")
     print("|---|---|---|---|")
@@ -203,35 +257,63 @@ def main() -> None:
         r = aa_revenue(traffic, args.experiments, seed)
         worst = max(worst, r["columns"], r["dict"])
         print(f"| {traffic:,} | {r['columns']:.2%} | {r['dict']:.2%} | {r['old']:.2%} |")
-    print(f"\nworst A/A false-positive rate of the defaults over 20 looks: {worst:.2%} (alpha {ALPHA:.0%}): "
-          f"{'OK' if worst <= ALPHA else 'ABOVE ALPHA'}")
+    print(
+        f"\nworst A/A false-positive rate of the defaults over 20 looks: {worst:.2%} (alpha {ALPHA:.0%}): "
+        f"{'OK' if worst <= ALPHA else 'ABOVE ALPHA'}"
+    )
 
-    print(f"\npower, {args.power_experiments} experiments per design; 3 variants x 3 metrics, Holm over 6 tests; "
-          f"effect on one metric of one arm; claimed = plan_analysis(..., power=0.8)")
-    print("| design | method | planned units/arm | claimed power | simulated power | difference "
-          "| simulated, old convention (linear delta, no minimum) | fixed-horizon formula's units/arm "
-          "| power of this analysis there |")
+    print(
+        f"\npower, {args.power_experiments} experiments per design; 3 variants x 3 metrics, Holm over 6 tests; "
+        f"effect on one metric of one arm; claimed = plan_analysis(..., power=0.8)"
+    )
+    print(
+        "| design | method | planned units/arm | claimed power | simulated power | difference "
+        "| simulated, old convention (linear delta, no minimum) | fixed-horizon formula's units/arm "
+        "| power of this analysis there |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     worst_gap = 0.0
     for base, mde in ((0.05, 0.10), (0.15, 0.05), (0.01, 0.20), (0.40, 0.03)):
         for method in ("sequential", "frequentist"):
             settings = {**DEFAULTS, "method": method}
-            plan = plan_analysis(kind="proportion", baseline_mean=base, mde=mde, method=method, tests=6, variants=3,
-                                 min_conversions=150, sequential_tuning=5000)
+            plan = plan_analysis(
+                kind="proportion",
+                baseline_mean=base,
+                mde=mde,
+                method=method,
+                tests=6,
+                variants=3,
+                min_conversions=150,
+                sequential_tuning=5000,
+            )
             seed += 1
             simulated = power_case(base, mde, settings, args.power_experiments, seed, plan.per_variant)
-            old = power_case(base, mde, {**OLD, "method": method}, args.power_experiments, seed, plan.per_variant)
+            old = power_case(
+                base, mde, {**OLD, "method": method}, args.power_experiments, seed, plan.per_variant
+            )
             check_dict_holm(base, mde, settings, plan.per_variant, seed)
-            fixed_n = sample_size_per_variant(kind="proportion", baseline_mean=base, mde=mde, mde_type="relative",
-                                              variants=3)
-            at_fixed = analysis_power(kind="proportion", baseline_mean=base, mde=mde, n_per_variant=fixed_n,
-                                      method=method, tests=6, min_conversions=150)
+            fixed_n = sample_size_per_variant(
+                kind="proportion", baseline_mean=base, mde=mde, mde_type="relative", variants=3
+            )
+            at_fixed = analysis_power(
+                kind="proportion",
+                baseline_mean=base,
+                mde=mde,
+                n_per_variant=fixed_n,
+                method=method,
+                tests=6,
+                min_conversions=150,
+            )
             gap = simulated - plan.power
             worst_gap = max(worst_gap, abs(gap))
-            print(f"| {base:.0%} base, +{mde:.0%} | {method} | {plan.per_variant:,} | {plan.power:.1%} "
-                  f"| {simulated:.1%} | {gap * 100:+.1f} pts | {old:.1%} | {fixed_n:,} | {at_fixed:.1%} |")
-    print(f"\nlargest |simulated - claimed| power: {worst_gap * 100:.1f} points "
-          f"({'within' if worst_gap <= 0.03 else 'OUTSIDE'} 3 points)")
+            print(
+                f"| {base:.0%} base, +{mde:.0%} | {method} | {plan.per_variant:,} | {plan.power:.1%} "
+                f"| {simulated:.1%} | {gap * 100:+.1f} pts | {old:.1%} | {fixed_n:,} | {at_fixed:.1%} |"
+            )
+    print(
+        f"\nlargest |simulated - claimed| power: {worst_gap * 100:.1f} points "
+        f"({'within' if worst_gap <= 0.03 else 'OUTSIDE'} 3 points)"
+    )
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -45,7 +45,10 @@ BASELINE = "4b66102"  # main before issue 15's tightening
 def load_baseline(rev: str) -> types.ModuleType | None:
     try:
         source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{rev}:core/llm/grounding.py"], capture_output=True, text=True, check=True
+            ["git", "-C", str(REPO), "show", f"{rev}:core/llm/grounding.py"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -90,7 +93,9 @@ def claim(rng: random.Random, shape: str) -> str:
 
 def answer_with(task: NarrationTask[Any], sentence: str) -> BaseModel:
     if task.output_model is ReviewAdvice:
-        return ReviewAdvice(summary=sentence, priorities=[ReviewPriority(finding_ids=[], why="w", how_to_fix="h")])
+        return ReviewAdvice(
+            summary=sentence, priorities=[ReviewPriority(finding_ids=[], why="w", how_to_fix="h")]
+        )
     if task.output_model is ExperimentNarrative:
         return ExperimentNarrative(headline="h", summary=sentence)
     return task.output_model(summary=sentence)  # type: ignore[call-arg]
@@ -111,12 +116,16 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the rule to compare with")
     args = parser.parse_args()
     old = load_baseline(args.baseline)
-    rules: dict[str, Callable[[BaseModel, Any], bool]] = {"current": lambda a, f: current.check_grounding(a, f).ok}
+    rules: dict[str, Callable[[BaseModel, Any], bool]] = {
+        "current": lambda a, f: current.check_grounding(a, f).ok
+    }
     if old is not None:
         rules = {f"baseline {args.baseline}": lambda a, f: old.check_grounding(a, f).ok, **rules}
     with tempfile.TemporaryDirectory() as tmp:
         all_tasks = tasks(Path(tmp))
-    print(f"random made-up claims that PASS the grounding check ({args.claims} per shape and task, seed {args.seed})")
+    print(
+        f"random made-up claims that PASS the grounding check ({args.claims} per shape and task, seed {args.seed})"
+    )
     print(f"{'task':<12} {'shape':<11} " + " ".join(f"{name:>20}" for name in rules))
     totals = {name: [0, 0] for name in rules}
     for task in all_tasks:
@@ -138,7 +147,10 @@ def main() -> None:
     for name, ok in rules.items():
         accepted = sum(ok(AgentAnswer(answer=s), facts) for s in ADVICE)
         accepted += sum(
-            ok(ReviewAdvice(summary="s", priorities=[ReviewPriority(finding_ids=[], why="w", how_to_fix=s)]), facts)
+            ok(
+                ReviewAdvice(summary="s", priorities=[ReviewPriority(finding_ids=[], why="w", how_to_fix=s)]),
+                facts,
+            )
             for s in ADVICE
         )
         print(f"  {name:<20} {accepted} of {2 * len(ADVICE)}")

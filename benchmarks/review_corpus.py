@@ -38,13 +38,28 @@ LIST = HERE / "review_corpus.json"
 JUDGING = HERE / "review_corpus_judging.csv"
 CORPUS = HERE / ".corpus"
 #: kept out of the corpus on purpose: used by others for independent checks of the reviewer
-EXCLUDED = ("mozilla/telemetry-airflow", "astronomer/astronomer-cosmos", "cal-itp/data-infra",
-            "elifesciences/data-hub-core-airflow-dags", "prefeitura-rio/", "DataTalksClub/", "apache/airflow")
+EXCLUDED = (
+    "mozilla/telemetry-airflow",
+    "astronomer/astronomer-cosmos",
+    "cal-itp/data-infra",
+    "elifesciences/data-hub-core-airflow-dags",
+    "prefeitura-rio/",
+    "DataTalksClub/",
+    "apache/airflow",
+)
 SOURCES = (
-    "airflow-plugins/Example-Airflow-DAGs", "NYCPlanning/db-airflow-dags", "cityofaustin/atd-prefect",
-    "PrefectHQ/prefect-recipes", "aws-samples/amazon-mwaa-examples", "Newton-School/airflow-dags",
-    "superdao-inc/airflow-dags", "Greenstand/treetracker-airflow-dags", "TogetherCrew/airflow-dags",
-    "digital-land/airflow-dags", "anna-geller/prefect-deployment-patterns", "mortenoh/prefect-examples",
+    "airflow-plugins/Example-Airflow-DAGs",
+    "NYCPlanning/db-airflow-dags",
+    "cityofaustin/atd-prefect",
+    "PrefectHQ/prefect-recipes",
+    "aws-samples/amazon-mwaa-examples",
+    "Newton-School/airflow-dags",
+    "superdao-inc/airflow-dags",
+    "Greenstand/treetracker-airflow-dags",
+    "TogetherCrew/airflow-dags",
+    "digital-land/airflow-dags",
+    "anna-geller/prefect-deployment-patterns",
+    "mortenoh/prefect-examples",
 )
 FIELDS = ["n", "id", "rule", "severity", "repo", "path", "line", "message", "verdict", "reason"]
 
@@ -67,7 +82,11 @@ def select(mirror: Path, per_repo: int) -> None:
         assert not any(repo.startswith(x) for x in EXCLUDED), repo
         snap = _snapshot(mirror, repo)
         commit = _git(snap, "rev-parse", "HEAD").decode().strip()
-        names = [n for n in _git(snap, "ls-tree", "-r", "--name-only", commit).decode().splitlines() if n.endswith(".py")]
+        names = [
+            n
+            for n in _git(snap, "ls-tree", "-r", "--name-only", commit).decode().splitlines()
+            if n.endswith(".py")
+        ]
         picked = []
         for name in names:
             text = _git(snap, "show", f"{commit}:{name}").decode("utf-8", "replace")
@@ -108,7 +127,10 @@ def _review_all(profile: str, airflow_version: str):  # type: ignore[no-untyped-
     repository is no duplicate), merged into one result."""
     from dataeng_agents.core.review import review_paths
 
-    results = [review_paths([folder], profile=profile, airflow_version=airflow_version) for folder in _corpus_folders()]
+    results = [
+        review_paths([folder], profile=profile, airflow_version=airflow_version)
+        for folder in _corpus_folders()
+    ]
     merged = results[0]
     for r in results[1:]:
         merged.files += r.files
@@ -131,14 +153,18 @@ def run(profile: str, airflow_version: str) -> None:
         c["dags/flows"] += len(f.dags)
         c["file errors"] += f.status == "error"
         c[f"kind {f.kind}"] += 1
-    print(f"corpus: {len(result.files)} files from {len(by_repo)} repositories; profile {profile}, "
-          f"Airflow {airflow_version}; {cpu:.2f} s CPU, {wall:.2f} s wall")
+    print(
+        f"corpus: {len(result.files)} files from {len(by_repo)} repositories; profile {profile}, "
+        f"Airflow {airflow_version}; {cpu:.2f} s CPU, {wall:.2f} s wall"
+    )
     for repo, c in sorted(by_repo.items()):
         print(f"  {repo:45s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
     counts = result.counts()
-    print(f"findings: {len(result.findings)} ({counts['error']} error, {counts['warn']} warn, {counts['info']} info); "
-          f"unresolved {len(result.unresolved)} (of which not fully resolved files: "
-          f"{len({u.path for u in result.unresolved if u.rule_id == '*'})})")
+    print(
+        f"findings: {len(result.findings)} ({counts['error']} error, {counts['warn']} warn, {counts['info']} info); "
+        f"unresolved {len(result.unresolved)} (of which not fully resolved files: "
+        f"{len({u.path for u in result.unresolved if u.rule_id == '*'})})"
+    )
     per_rule: dict[str, Counter[str]] = {}
     for f in result.findings:
         per_rule.setdefault(f.rule_id, Counter())[f.severity.value] += 1
@@ -171,9 +197,20 @@ def sample(seed: int, size: int, profile: str, airflow_version: str) -> None:
         f = findings[i]
         rel = Path(f.path).relative_to(CORPUS)
         prev = old.get(f.id, {})
-        rows.append({"n": n, "id": f.id, "rule": f.rule_id, "severity": f.severity.value,
-                     "repo": rel.parts[0].replace("__", "/"), "path": "/".join(rel.parts[1:]), "line": f.line,
-                     "message": f.message, "verdict": prev.get("verdict", ""), "reason": prev.get("reason", "")})
+        rows.append(
+            {
+                "n": n,
+                "id": f.id,
+                "rule": f.rule_id,
+                "severity": f.severity.value,
+                "repo": rel.parts[0].replace("__", "/"),
+                "path": "/".join(rel.parts[1:]),
+                "line": f.line,
+                "message": f.message,
+                "verdict": prev.get("verdict", ""),
+                "reason": prev.get("reason", ""),
+            }
+        )
     with JUDGING.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
@@ -200,10 +237,16 @@ def precision() -> None:
         total.update(c)
         tf = c["true"] + c["false"]
         prec = f"{c['true'] / tf:.0%}" if tf else "-"
-        print(f"| {rule} | {sev} | {sum(c.values())} | {c['true']} | {c['false']} | {c['debatable']} | {prec} |")
+        print(
+            f"| {rule} | {sev} | {sum(c.values())} | {c['true']} | {c['false']} | {c['debatable']} | {prec} |"
+        )
     tf = total["true"] + total["false"]
-    print(f"| **all** | | {sum(total.values())} | {total['true']} | {total['false']} | {total['debatable']} | "
-          f"**{total['true'] / tf:.1%}** |" if tf else "")
+    print(
+        f"| **all** | | {sum(total.values())} | {total['true']} | {total['false']} | {total['debatable']} | "
+        f"**{total['true'] / tf:.1%}** |"
+        if tf
+        else ""
+    )
 
 
 def main() -> None:

@@ -25,7 +25,10 @@ CONFIG = load_config(profile="default")
 
 def example_dag_files(venv: Path) -> list[Path]:
     site = next(venv.glob("lib/python3*/site-packages"))
-    folders = [site / "airflow" / "example_dags", site / "airflow" / "providers" / "standard" / "example_dags"]
+    folders = [
+        site / "airflow" / "example_dags",
+        site / "airflow" / "providers" / "standard" / "example_dags",
+    ]
     files = sorted(p for folder in folders for p in folder.rglob("*.py"))
     if not files:
         sys.exit(f"no example DAGs under {site}")
@@ -78,15 +81,25 @@ def main() -> None:
     parse_best, parse_med = min(times["parse"]), statistics.median(times["parse"])
     review_best, review_med = min(times["review"]), statistics.median(times["review"])
     n = len(files)
-    print(f"corpus: {n} files, {size / 1024:.0f} KiB (Airflow example DAGs); CPU time, {args.repeat} interleaved rounds")
-    print(f"bare ast.parse : {n / parse_best:8.0f} files/s  (best {parse_best * 1000:.1f} ms, median {parse_med * 1000:.1f} ms)")
-    print(f"static review  : {n / review_best:8.0f} files/s  (best {review_best * 1000:.1f} ms, median {review_med * 1000:.1f} ms)")
+    print(
+        f"corpus: {n} files, {size / 1024:.0f} KiB (Airflow example DAGs); CPU time, {args.repeat} interleaved rounds"
+    )
+    print(
+        f"bare ast.parse : {n / parse_best:8.0f} files/s  (best {parse_best * 1000:.1f} ms, median {parse_med * 1000:.1f} ms)"
+    )
+    print(
+        f"static review  : {n / review_best:8.0f} files/s  (best {review_best * 1000:.1f} ms, median {review_med * 1000:.1f} ms)"
+    )
     ratio = parse_best / review_best
-    print(f"ratio review/parse throughput (best of {args.repeat}): {ratio:.2f}x  (target >= 0.45x) -> "
-          f"{'PASS' if ratio >= 0.45 else 'MISS'}")
+    print(
+        f"ratio review/parse throughput (best of {args.repeat}): {ratio:.2f}x  (target >= 0.45x) -> "
+        f"{'PASS' if ratio >= 0.45 else 'MISS'}"
+    )
     per_file = min(times["per_file"])
-    print(f"per-file analysis only (engine.review_file, no result assembly): {n / per_file:.0f} files/s, "
-          f"{parse_best / per_file:.2f}x")
+    print(
+        f"per-file analysis only (engine.review_file, no result assembly): {n / per_file:.0f} files/s, "
+        f"{parse_best / per_file:.2f}x"
+    )
     print(f"ratio of medians: {parse_med / review_med:.2f}x")
 
 

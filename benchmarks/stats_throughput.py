@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-WORKER = r'''
+WORKER = r"""
 import gc, json, sys, time
 import pandas as pd  # noqa: F401  (gbstats needs it; imported here so its import is not timed)
 from gbstats.models.statistics import SampleMeanStatistic
@@ -116,7 +116,7 @@ for method in ("frequentist", "sequential", "bayesian"):
     out["psm_seconds"][method] = min(out["psm_seconds"].get(method, 1e300), time.perf_counter() - t0)
     out["spot_psm"][method] = spot
 json.dump(out, sys.stdout)
-'''
+"""
 
 METHODS = ("frequentist", "sequential", "bayesian")
 
@@ -136,16 +136,28 @@ def our_input(sums: dict[str, list[list[float]]], method: str) -> dict[str, Any]
     variants = len(sums["n"][0])
     names = ["control"] + [f"t{j}" for j in range(1, variants)]
     metrics = [
-        {"name": f"m{i}", "kind": "mean",
-         "stats": {names[j]: {"n": sums["n"][i][j], "sum": sums["sum"][i][j], "sum_squares": sums["sum_squares"][i][j]}
-                   for j in range(variants)}}
+        {
+            "name": f"m{i}",
+            "kind": "mean",
+            "stats": {
+                names[j]: {
+                    "n": sums["n"][i][j],
+                    "sum": sums["sum"][i][j],
+                    "sum_squares": sums["sum_squares"][i][j],
+                }
+                for j in range(variants)
+            },
+        }
         for i in range(len(sums["n"]))
     ]
-    return {"control": "control", "variants": [{"name": nm} for nm in names],
-            # gbstats' relative convention (linear delta method), so both engines compute the same numbers;
-            # the default log-ratio interval differs from it by design (docs/stats.md, *Relative lift*)
-            "settings": {"method": method, "difference": "relative", "alpha": 0.05, "relative_method": "delta"},
-            "metrics": metrics}
+    return {
+        "control": "control",
+        "variants": [{"name": nm} for nm in names],
+        # gbstats' relative convention (linear delta method), so both engines compute the same numbers;
+        # the default log-ratio interval differs from it by design (docs/stats.md, *Relative lift*)
+        "settings": {"method": method, "difference": "relative", "alpha": 0.05, "relative_method": "delta"},
+        "metrics": metrics,
+    }
 
 
 def best_of(fn: Any, repeats: int = 5) -> float:
@@ -180,18 +192,28 @@ def time_ours(raw: dict[str, Any], sums: dict[str, list[list[float]]]) -> tuple[
     grids = {k: np.asarray(v, dtype=np.float64) for k, v in sums.items()}
 
     def columns(stats: Any) -> Any:
-        return analyze_columns(stats, metrics=metric_names, variants=variant_names, kind="mean",
-                               control=raw["control"], settings=settings)
+        return analyze_columns(
+            stats,
+            metrics=metric_names,
+            variants=variant_names,
+            kind="mean",
+            control=raw["control"],
+            settings=settings,
+        )
 
     columnar = columns(sums)
-    return {
-        "analyze(dict)": best_of(lambda: analyze(raw), 7),
-        "analyze(AnalysisInput)": best_of(lambda: analyze(parsed), 7),
-        "analyze_arrays(dict)": best_of(lambda: analyze_arrays(raw), 7),
-        "analyze_columns(lists)": best_of(lambda: columns(sums), 7),
-        "analyze_columns(arrays)": best_of(lambda: columns(grids), 7),
-        "engine.compute": best_of(lambda: engine.compute(cells, parsed.settings, cuped, ckind), 7),
-    }, out, columnar
+    return (
+        {
+            "analyze(dict)": best_of(lambda: analyze(raw), 7),
+            "analyze(AnalysisInput)": best_of(lambda: analyze(parsed), 7),
+            "analyze_arrays(dict)": best_of(lambda: analyze_arrays(raw), 7),
+            "analyze_columns(lists)": best_of(lambda: columns(sums), 7),
+            "analyze_columns(arrays)": best_of(lambda: columns(grids), 7),
+            "engine.compute": best_of(lambda: engine.compute(cells, parsed.settings, cuped, ckind), 7),
+        },
+        out,
+        columnar,
+    )
 
 
 def gbstats_python(tmp: Path, log: list[str]) -> Path:
@@ -199,9 +221,16 @@ def gbstats_python(tmp: Path, log: list[str]) -> Path:
     env_dir = tmp / "gbstats-venv"
     py = env_dir / "bin" / "python"
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True, timeout=300)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "gbstats"], check=True, capture_output=True,
-                       text=True, timeout=900)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True, timeout=300
+        )
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "gbstats"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         log.append("gbstats installed with python -m venv + pip")
         return py
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
@@ -229,8 +258,11 @@ def spot_check(ours: Any, theirs: list[dict[str, Any]], method: str) -> tuple[in
     for r, g in zip(ours.results, theirs, strict=False):
         pairs = [(r.estimate, g["estimate"]), (r.ci[0], g["ci"][0]), (r.ci[1], g["ci"][1])]
         if method == "bayesian":
-            pairs += [(r.chance_to_win, g["chance_to_win"]), (r.risk.control, g["risk"][0]),
-                      (r.risk.variant, g["risk"][1])]
+            pairs += [
+                (r.chance_to_win, g["chance_to_win"]),
+                (r.risk.control, g["risk"][0]),
+                (r.risk.variant, g["risk"][1]),
+            ]
         else:
             pairs.append((r.p_value, g["p_value"]))
         for a, b in pairs:
@@ -243,7 +275,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", type=int, default=10_000)
     ap.add_argument("--variants", type=int, default=3)
-    ap.add_argument("--loop-metrics", type=int, default=2_000, help="metrics run through gbstats' test-class loop")
+    ap.add_argument(
+        "--loop-metrics", type=int, default=2_000, help="metrics run through gbstats' test-class loop"
+    )
     ap.add_argument("--psm-metrics", type=int, default=100, help="metrics run through process_single_metric")
     ap.add_argument("--repeats", type=int, default=3, help="gbstats repeats (best kept); ours: best of 2 x 7")
     ap.add_argument("--spot-metrics", type=int, default=20)
@@ -252,7 +286,9 @@ def main() -> None:
 
     sums = make_sums(args.metrics, args.variants, args.seed)
     comparisons = args.metrics * (args.variants - 1)
-    print(f"inputs: {args.metrics} mean metrics x {args.variants} variants = {comparisons} comparisons per method")
+    print(
+        f"inputs: {args.metrics} mean metrics x {args.variants} variants = {comparisons} comparisons per method"
+    )
     ours: dict[str, dict[str, float]] = {}
     our_out: dict[str, Any] = {}
     inputs = {method: our_input(sums, method) for method in METHODS}
@@ -264,16 +300,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gbstats-bench-") as tmpdir:
         tmp = Path(tmpdir)
         py = gbstats_python(tmp, log)
-        version = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.version('gbstats'), "
-                                  "m.version('pandas'), m.version('numpy'), m.version('scipy'))"],
-                                 capture_output=True, text=True, check=True).stdout.split()
+        version = subprocess.run(
+            [
+                str(py),
+                "-c",
+                "import importlib.metadata as m; print(m.version('gbstats'), "
+                "m.version('pandas'), m.version('numpy'), m.version('scipy'))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         (tmp / "inputs.json").write_text(json.dumps(sums))
         (tmp / "worker.py").write_text(WORKER)
         psm = min(args.psm_metrics, args.metrics)
         loop_m = min(args.loop_metrics, args.metrics)
-        proc = subprocess.run([str(py), str(tmp / "worker.py"), str(tmp / "inputs.json"), str(psm),
-                               str(args.spot_metrics), str(loop_m), str(args.repeats)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.run(
+            [
+                str(py),
+                str(tmp / "worker.py"),
+                str(tmp / "inputs.json"),
+                str(psm),
+                str(args.spot_metrics),
+                str(loop_m),
+                str(args.repeats),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if proc.returncode != 0:
             raise SystemExit(f"gbstats worker failed:\n{proc.stderr}")
         gb = json.loads(proc.stdout)
@@ -283,8 +338,10 @@ def main() -> None:
         ours[method] = {k: min(v, again[k]) for k, v in ours[method].items()}
     for line in log:
         print(line)
-    print(f"gbstats {version[0]} (pandas {version[1]}, numpy {version[2]}, scipy {version[3]}); "
-          f"this engine on numpy {np.__version__}, Python {sys.version.split()[0]}")
+    print(
+        f"gbstats {version[0]} (pandas {version[1]}, numpy {version[2]}, scipy {version[3]}); "
+        f"this engine on numpy {np.__version__}, Python {sys.version.split()[0]}"
+    )
     print()
     header = f"{'method':<12} {'path':<34} {'seconds':>10} {'analyses/s':>14}"
     print(header)
@@ -310,8 +367,10 @@ def main() -> None:
             "spot": (c1, e1, c2, e2, c3, e3, same),
         }
         print()
-    print("ratios (this engine / gbstats, analyses per second); target: >= 100x the test-class loop, "
-          ">= 1,000x process_single_metric")
+    print(
+        "ratios (this engine / gbstats, analyses per second); target: >= 100x the test-class loop, "
+        ">= 1,000x process_single_metric"
+    )
     print(f"{'method':<12} {'path':<26} {'vs test-class loop':>20} {'vs process_single_metric':>26}")
     all_met = True
     for method, s in summary.items():
@@ -322,11 +381,15 @@ def main() -> None:
             if path in TARGET_PATHS:
                 all_met &= loop_ok and psm_ok
             mark = "target " + ("MET" if loop_ok and psm_ok else "MISSED") if path in TARGET_PATHS else ""
-            print(f"{method:<12} {path:<26} {loop_x:>12,.0f}x {'(ok)' if loop_ok else '(<100x)':>7} "
-                  f"{psm_x:>16,.0f}x {'(ok)' if psm_ok else '(<1000x)':>9}  {mark}")
+            print(
+                f"{method:<12} {path:<26} {loop_x:>12,.0f}x {'(ok)' if loop_ok else '(<100x)':>7} "
+                f"{psm_x:>16,.0f}x {'(ok)' if psm_ok else '(<1000x)':>9}  {mark}"
+            )
         c1, e1, c2, e2, c3, e3, same = s["spot"]
-        print(f"{method:<12} spot check equal (rel 1e-6): analyze vs loop {e1}/{c1}, vs psm {e2}/{c2}; "
-              f"analyze_columns vs loop {e3}/{c3}; analyze_columns == analyze: {same}")
+        print(
+            f"{method:<12} spot check equal (rel 1e-6): analyze vs loop {e1}/{c1}, vs psm {e2}/{c2}; "
+            f"analyze_columns vs loop {e3}/{c3}; analyze_columns == analyze: {same}"
+        )
     print(f"columnar API (analyze_columns from lists) meets both targets for every method: {all_met}")
 
 

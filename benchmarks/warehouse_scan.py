@@ -51,7 +51,14 @@ CONFIG: dict[str, Any] = {
             "cuped": {"pre_window": "14d"},
             "role": "goal",
         },
-        {"name": "aov", "kind": "ratio", "source": "events", "value": "revenue", "denominator": "1", "window": "7d"},
+        {
+            "name": "aov",
+            "kind": "ratio",
+            "source": "events",
+            "value": "revenue",
+            "denominator": "1",
+            "window": "7d",
+        },
     ],
     "dimensions": [{"name": "country", "column": "country"}],
     "analysis": {"method": "sequential"},
@@ -197,7 +204,10 @@ def child(kind: str, db: str) -> dict[str, Any]:
         # [start - pre-window, end + window) before the merge, and min != max instead of nunique
         ev = ev[(ev.ts >= "2024-02-16") & (ev.ts < "2024-03-22")]
         units = ex.groupby("unit_id").agg(
-            variant=("variant", "min"), last=("variant", "max"), first=("exposed_at", "min"), country=("country", "min")
+            variant=("variant", "min"),
+            last=("variant", "max"),
+            first=("exposed_at", "min"),
+            country=("country", "min"),
         )
         multi = units.variant != units["last"]
         excluded = int(multi.sum())
@@ -208,7 +218,9 @@ def child(kind: str, db: str) -> dict[str, Any]:
         m["rev_post"] = np.where(post, m.revenue, 0.0)
         m["rev_pre"] = np.where(pre, m.revenue, 0.0)
         m["n_post"] = post.astype("float64")
-        per_unit = m.groupby("unit_id").agg(rev=("rev_post", "sum"), cov=("rev_pre", "sum"), orders=("n_post", "sum"))
+        per_unit = m.groupby("unit_id").agg(
+            rev=("rev_post", "sum"), cov=("rev_pre", "sum"), orders=("n_post", "sum")
+        )
         per_unit = units[["variant"]].join(per_unit, how="left").fillna(0.0)
         cap = per_unit.rev.quantile(0.99)
         per_unit["rev_c"] = per_unit.rev.clip(upper=cap)
@@ -248,7 +260,9 @@ def measure(kind: str, db: Path, repeat: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000_000, help="exposure + event rows (default 20M)")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; each measurement keeps its fastest")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds; each measurement keeps its fastest"
+    )
     ap.add_argument("--db", type=Path, default=None, help="DuckDB file (default: a temp file)")
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -263,9 +277,11 @@ def main() -> None:
     # generate in a child too, so this parent stays small (children fork from it)
     os.environ["WAREHOUSE_SCAN_ROWS"] = str(args.rows)
     counts = measure("generate", db, 1)["counts"]
-    print(f"dataset: {counts['exposures']:,} exposures + {counts['events']:,} events = "
-          f"{counts['exposures'] + counts['events']:,} rows in {db} ({db.stat().st_size / 1e6:,.0f} MB), "
-          f"generated in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} cores")
+    print(
+        f"dataset: {counts['exposures']:,} exposures + {counts['events']:,} events = "
+        f"{counts['exposures'] + counts['events']:,} rows in {db} ({db.stat().st_size / 1e6:,.0f} MB), "
+        f"generated in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} cores"
+    )
     base = measure("baseline", db, 1)
     # other processes share these 2 cores: measure in interleaved rounds and keep each one's best,
     # so every measurement sees the same mix of busy and quiet moments
@@ -295,7 +311,9 @@ def main() -> None:
     ratio = analysis["seconds"] / bare["seconds"]
     print(f"analysis / bare scan time: {ratio:.2f}x (target <= 1.5x)")
     # wall time on a shared box depends on who else runs; CPU-seconds (of the fastest run) much less
-    print(f"analysis / bare scan CPU:  {analysis['cpu_seconds'] / bare['cpu_seconds']:.2f}x   (less load-sensitive than wall time)")
+    print(
+        f"analysis / bare scan CPU:  {analysis['cpu_seconds'] / bare['cpu_seconds']:.2f}x   (less load-sensitive than wall time)"
+    )
     if not args.skip_pandas:
         pandas = best["pandas"]
         print(

@@ -199,7 +199,9 @@ class NarrationSettings:
         persona = (env.get("DATAENG_AGENT_PERSONA") or "").strip() or None
         max_tokens = _number_env(env, "DATAENG_AGENT_MAX_TOKENS")
         if max_tokens is not None and max_tokens != int(max_tokens):
-            raise InputError("DATAENG_AGENT_MAX_TOKENS", f"must be a whole number, got {env['DATAENG_AGENT_MAX_TOKENS']!r}")
+            raise InputError(
+                "DATAENG_AGENT_MAX_TOKENS", f"must be a whole number, got {env['DATAENG_AGENT_MAX_TOKENS']!r}"
+            )
         timeout = _number_env(env, "DATAENG_AGENT_REQUEST_TIMEOUT", positive=True)
         deadline = _number_env(env, "DATAENG_AGENT_DEADLINE", positive=True)
         return cls(
@@ -222,5 +224,7 @@ def _number_env(env: Mapping[str, str], name: str, *, positive: bool = False) ->
     except ValueError:
         raise InputError(name, f"must be a number, got {raw!r}") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise InputError(name, f"must be a {'positive' if positive else 'non-negative'} finite number, got {raw!r}")
+        raise InputError(
+            name, f"must be a {'positive' if positive else 'non-negative'} finite number, got {raw!r}"
+        )
     return value

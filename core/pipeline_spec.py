@@ -15,11 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SourceKind = Literal["database", "cdc", "event_stream", "api", "files", "saas"]
 ChangePattern = Literal["append", "upsert", "snapshot", "cdc"]
-SinkKind = Literal["warehouse", "lakehouse", "object_storage", "database", "stream", "search", "feature_store"]
+SinkKind = Literal[
+    "warehouse", "lakehouse", "object_storage", "database", "stream", "search", "feature_store"
+]
 TableFormat = Literal["table", "iceberg", "delta", "hudi", "parquet", "csv", "json", "avro"]
 ConsumerKind = Literal["dashboard", "analyst", "ml_training", "ml_serving", "api", "reverse_etl", "alerting"]
 WarehouseProduct = Literal["snowflake", "bigquery", "redshift", "databricks", "postgres", "duckdb"]
-WAREHOUSE_PRODUCTS: tuple[str, ...] = ("snowflake", "bigquery", "redshift", "databricks", "postgres", "duckdb")
+WAREHOUSE_PRODUCTS: tuple[str, ...] = (
+    "snowflake",
+    "bigquery",
+    "redshift",
+    "databricks",
+    "postgres",
+    "duckdb",
+)
 SnowflakeSize = Literal["XS", "S", "M", "L", "XL", "2XL", "3XL", "4XL"]
 
 
@@ -33,7 +42,9 @@ class Source(BaseModel):
     volume_gb_per_day: float = Field(ge=0, description="Raw data volume arriving per day, in GB.")
     events_per_second_peak: float | None = Field(default=None, ge=0)
     change_pattern: ChangePattern = "append"
-    replayable: bool = Field(default=False, description="Can the source re-deliver history (log offsets, files)?")
+    replayable: bool = Field(
+        default=False, description="Can the source re-deliver history (log offsets, files)?"
+    )
     retention_days: float | None = Field(
         default=None, ge=0, description="How long the source keeps history (e.g. Kafka topic retention)."
     )
@@ -46,7 +57,9 @@ class Source(BaseModel):
         default=None,
         description="Can rows disappear from the source (DELETE)? None: unknown, the design asks.",
     )
-    avg_record_bytes: float = Field(default=1000, gt=0, description="Average size of one record, for event rates.")
+    avg_record_bytes: float = Field(
+        default=1000, gt=0, description="Average size of one record, for event rates."
+    )
     topic: str | None = Field(default=None, description="Topic / table / endpoint name at the source.")
 
 
@@ -56,7 +69,9 @@ class Expectation(BaseModel):
     column: str | None = None
     check: Literal["not_null", "unique", "accepted_values", "row_count", "freshness", "range", "custom"]
     action: Literal["warn", "drop", "fail"] = "fail"
-    values: list[str] = Field(default_factory=list, description="The allowed values of an accepted_values check.")
+    values: list[str] = Field(
+        default_factory=list, description="The allowed values of an accepted_values check."
+    )
 
 
 class Sink(BaseModel):
@@ -92,14 +107,20 @@ class Warehouse(BaseModel):
 
     product: WarehouseProduct
     snowflake_size: SnowflakeSize = Field(default="S", description="Snowflake virtual warehouse size.")
-    usd_per_credit: float = Field(default=3.0, gt=0, description="Snowflake price per credit (edition/region).")
+    usd_per_credit: float = Field(
+        default=3.0, gt=0, description="Snowflake price per credit (edition/region)."
+    )
     bigquery_pricing: Literal["on_demand", "slots"] = "on_demand"
-    bigquery_slots: int = Field(default=100, gt=0, description="Baseline slots when bigquery_pricing is slots.")
+    bigquery_slots: int = Field(
+        default=100, gt=0, description="Baseline slots when bigquery_pricing is slots."
+    )
     query_gb_scanned_per_day: float | None = Field(
         default=None, ge=0, description="GB the consumers' queries scan per day; None: 10x the daily volume."
     )
     databricks_dbu_per_hour: float = Field(default=4.0, gt=0, description="DBUs per hour of the job cluster.")
-    cluster_startup_minutes: float = Field(default=5.0, ge=0, description="Job-cluster start-up, billed per run.")
+    cluster_startup_minutes: float = Field(
+        default=5.0, ge=0, description="Job-cluster start-up, billed per run."
+    )
     redshift_rpu: int = Field(default=8, gt=0, description="Redshift Serverless base RPUs.")
 
 
@@ -139,7 +160,9 @@ class Transformations(BaseModel):
     )
     needs_acid_upserts: bool = False
     needs_time_travel: bool = False
-    multiple_engines: bool = Field(default=False, description="Several engines (SQL, Spark, ML) read the same tables.")
+    multiple_engines: bool = Field(
+        default=False, description="Several engines (SQL, Spark, ML) read the same tables."
+    )
 
 
 class PipelineSpec(BaseModel):
@@ -185,8 +208,10 @@ class PipelineSpec(BaseModel):
     def _consumers_exist(self) -> PipelineSpec:
         names = {c.name for c in self.consumers}
         sources = {s.name for s in self.sources}
-        named: list[tuple[str, list[str]]] = [("sources", [s.name for s in self.sources]),
-                                              ("sinks", [k.name for k in self.sinks])]
+        named: list[tuple[str, list[str]]] = [
+            ("sources", [s.name for s in self.sources]),
+            ("sinks", [k.name for k in self.sinks]),
+        ]
         for label, item_names in named:
             seen: set[str] = set()
             for i, item_name in enumerate(item_names):

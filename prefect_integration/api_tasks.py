@@ -31,8 +31,14 @@ class ApiContractDriftError(RuntimeError):
 
 
 # one retry, for transient I/O only (a contract on a network mount): the same files give the same result
-@task(name="review-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_transient_errors, cache_policy=NO_CACHE)
+@task(
+    name="review-api-contracts",
+    timeout_seconds=API_REVIEW_TIMEOUT,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_transient_errors,
+    cache_policy=NO_CACHE,
+)
 def review_api_contracts(paths: list[str], profile: str = "default", config: str | None = None) -> Any:
     """Reviews OpenAPI, GraphQL SDL and protobuf contracts and returns the core ``ApiReviewResult``.
 
@@ -49,8 +55,14 @@ def review_api_contracts(paths: list[str], profile: str = "default", config: str
     return review_api_paths(paths, profile=profile, config=config)
 
 
-@task(name="diff-api-contracts", timeout_seconds=API_REVIEW_TIMEOUT, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_transient_errors, cache_policy=NO_CACHE)
+@task(
+    name="diff-api-contracts",
+    timeout_seconds=API_REVIEW_TIMEOUT,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_transient_errors,
+    cache_policy=NO_CACHE,
+)
 def diff_api_contracts(old_path: str, new_path: str, base_ref: str | None = None) -> Any:
     """Compares two versions of a contract and returns the core ``ApiDiffResult``.
 
@@ -67,8 +79,13 @@ def diff_api_contracts(old_path: str, new_path: str, base_ref: str | None = None
     return diff_paths(old_path, new_path, base_ref=base_ref)
 
 
-@task(name="fetch-deployed-contract", timeout_seconds=FETCH_TIMEOUT, retries=FETCH_RETRIES,
-      retry_delay_seconds=[5, 30, 120], cache_policy=NO_CACHE)
+@task(
+    name="fetch-deployed-contract",
+    timeout_seconds=FETCH_TIMEOUT,
+    retries=FETCH_RETRIES,
+    retry_delay_seconds=[5, 30, 120],
+    cache_policy=NO_CACHE,
+)
 def fetch_deployed_contract(url: str, suffix: str = ".yaml", headers: dict[str, str] | None = None) -> str:
     """Downloads the contract the deployed service serves (e.g. ``/openapi.json``) to a temp file.
 
@@ -90,8 +107,10 @@ def fetch_deployed_contract(url: str, suffix: str = ".yaml", headers: dict[str, 
 
 
 def _change_rows(diff: Any) -> list[dict[str, Any]]:
-    return [{"id": c.id, "level": c.level, "kind": c.kind, "subject": c.subject, "message": c.message}
-            for c in diff.changes]
+    return [
+        {"id": c.id, "level": c.level, "kind": c.kind, "subject": c.subject, "message": c.message}
+        for c in diff.changes
+    ]
 
 
 @flow(name="api-contract-drift", retries=0, timeout_seconds=3600, validate_parameters=True)
@@ -134,23 +153,45 @@ def api_contract_drift_flow(
         raise ValueError("give exactly one of deployed_spec_url and deployed_spec_path")
     agent = _load_block(agent_settings, AgentSettings)
     narrator = narrator_for(agent)
-    deployed = deployed_spec_path or fetch_deployed_contract(deployed_spec_url, suffix=Path(repo_spec_path).suffix)
+    deployed = deployed_spec_path or fetch_deployed_contract(
+        deployed_spec_url, suffix=Path(repo_spec_path).suffix
+    )
     diff = diff_api_contracts(deployed, repo_spec_path)
     review = review_api_contracts([repo_spec_path], profile=review_profile, config=review_config)
     diff_advice = narrator.narrate(api_diff_narration_task(diff))
     review_advice = narrator.narrate(api_review_narration_task(review))
-    out = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"dataeng-{artifact_key(contract_id, '')}-"))
-    files = write_api_review(review, review_advice, out / "review", title=f"API contract review {contract_id}")
+    out = (
+        Path(report_dir)
+        if report_dir
+        else Path(tempfile.mkdtemp(prefix=f"dataeng-{artifact_key(contract_id, '')}-"))
+    )
+    files = write_api_review(
+        review, review_advice, out / "review", title=f"API contract review {contract_id}"
+    )
     files.update({f"diff_{k}": v for k, v in write_api_diff(diff, out / "diff").items()})
-    markdown = Path(files["diff_md"]).read_text(encoding="utf-8") + "\n## Advice\n\n" + diff_advice.summary + "\n"
+    markdown = (
+        Path(files["diff_md"]).read_text(encoding="utf-8") + "\n## Advice\n\n" + diff_advice.summary + "\n"
+    )
     published = publish_report(
-        contract_id, markdown=markdown, rows=_change_rows(diff), link=report_link(files["html"], report_base_url),
-        title=f"API contract drift {contract_id}", table_name="changes",
+        contract_id,
+        markdown=markdown,
+        rows=_change_rows(diff),
+        link=report_link(files["html"], report_base_url),
+        title=f"API contract drift {contract_id}",
+        table_name="changes",
     )
     counts = diff.counts()
-    logger.info("Contract drift %s: %s; review of %s: %s", contract_id, counts, repo_spec_path, review.counts())
-    summary = {"diff": diff.summary(), "review": review.summary(), "advice": diff_advice.summary,
-               "review_advice": review_advice.summary, "artifacts": published.as_dict(), "report_files": files}
+    logger.info(
+        "Contract drift %s: %s; review of %s: %s", contract_id, counts, repo_spec_path, review.counts()
+    )
+    summary = {
+        "diff": diff.summary(),
+        "review": review.summary(),
+        "advice": diff_advice.summary,
+        "review_advice": review_advice.summary,
+        "artifacts": published.as_dict(),
+        "report_files": files,
+    }
     if diff.exit_code(fail_on):
         raise ApiContractDriftError(
             f"contract {contract_id!r}: {counts['breaking']} breaking change(s), {counts['warning']} warning(s) "

@@ -296,7 +296,11 @@ class RolloutStoppedError(RuntimeError):
 
 
 @flow(
-    name="feature-lifecycle", retries=0, timeout_seconds=3 * 3600, validate_parameters=True, persist_result=True
+    name="feature-lifecycle",
+    retries=0,
+    timeout_seconds=3 * 3600,
+    validate_parameters=True,
+    persist_result=True,
 )
 def feature_lifecycle_flow(
     config: str | dict[str, Any],
@@ -411,7 +415,9 @@ def warn_unsaved_secret_blocks(**parameters: Any) -> None:
                 found.append(name)
             elif isinstance(value, Block):
                 found += [f"{name}.{inner}" for inner in secrets_in(value)]
-            elif isinstance(getattr(value, "password", None), SecretStr) and value.password.get_secret_value():
+            elif (
+                isinstance(getattr(value, "password", None), SecretStr) and value.password.get_secret_value()
+            ):
                 found.append(f"{name}.password")
         return found
 

@@ -111,7 +111,9 @@ def _reads(params: dict[str, Any], tools: list[dict[str, Any]]) -> list[tuple[st
         ]
     if "read_text" not in names:
         return []
-    done = {(b["input"].get("ref"), int(b["input"].get("offset", 0))) for b in asked if b["name"] == "read_text"}
+    done = {
+        (b["input"].get("ref"), int(b["input"].get("offset", 0))) for b in asked if b["name"] == "read_text"
+    }
     wanted: list[tuple[str, dict[str, Any]]] = []
     last = params["messages"][-1]
     results = [b for b in last.get("content", []) if isinstance(b, dict) and b.get("type") == "tool_result"]
@@ -139,7 +141,11 @@ def _consistent(answer: Any, params: dict[str, Any]) -> Any:
         errors = list(dict.fromkeys(_ERROR_FINDING.findall(text)))
         if errors:
             answer["priorities"] = [
-                {"finding_ids": errors, "why": "Claude wrote why these come first.", "how_to_fix": "Claude wrote how to fix them."}
+                {
+                    "finding_ids": errors,
+                    "why": "Claude wrote why these come first.",
+                    "how_to_fix": "Claude wrote how to fix them.",
+                }
             ]
     return answer
 

@@ -44,8 +44,11 @@ def dbt_executable() -> str:
     dbt = env / "bin" / "dbt"
     if not dbt.exists():
         venv.create(env, with_pip=True)
-        subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", *DBT_REQUIREMENTS], check=True,
-                       timeout=900)
+        subprocess.run(
+            [str(env / "bin" / "python"), "-m", "pip", "install", "-q", *DBT_REQUIREMENTS],
+            check=True,
+            timeout=900,
+        )
     return str(dbt)
 
 
@@ -81,7 +84,9 @@ def build(key: str, out: Path, *, warehouse_url: str | None = None, schema_prefi
     os.environ["PIPELINE_LANDING_DIR"] = str(out / "landing")
     os.environ["PIPELINE_SAMPLE_API_DIR"] = str(out / "landing" / "_api")
     os.environ["PIPELINE_SCHEMA_PREFIX"] = schema_prefix
-    os.environ["PIPELINE_DBT_TARGET"] = "postgres" if warehouse_url and warehouse_url.startswith("postgres") else "duckdb"
+    os.environ["PIPELINE_DBT_TARGET"] = (
+        "postgres" if warehouse_url and warehouse_url.startswith("postgres") else "duckdb"
+    )
     os.environ["DBT_EXECUTABLE"] = dbt_executable()
     if str(out) not in sys.path:
         sys.path.insert(0, str(out))

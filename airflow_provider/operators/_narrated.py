@@ -311,7 +311,9 @@ class NarratedOperator(BaseOperator):
         if self.fail_on_llm_error and self.anthropic_conn_id:
             reasons = [p.fallback_reason for p in self.provenances(result) if p.fallback_reason]
             if reasons:
-                raise NarrationFailed("the template wrote the prose because Claude failed: " + "; ".join(reasons))
+                raise NarrationFailed(
+                    "the template wrote the prose because Claude failed: " + "; ".join(reasons)
+                )
         return out
 
     # -- execution ----------------------------------------------------------------------------------
@@ -389,7 +391,11 @@ class NarratedOperator(BaseOperator):
         # Airflow fails a deferred task when this timeout passes; it is a backstop only: the trigger
         # ends `timeout_margin` seconds earlier with a "timeout" event and the task writes the report.
         self.deferring = True
-        backstop = wait + self.timeout_margin if self.execution_timeout is not None else wait + self.poll_interval + 60
+        backstop = (
+            wait + self.timeout_margin
+            if self.execution_timeout is not None
+            else wait + self.poll_interval + 60
+        )
         self.defer(
             trigger=NarrationBatchTrigger(
                 conn_id=str(self.anthropic_conn_id),
@@ -415,15 +421,21 @@ class NarratedOperator(BaseOperator):
         store = context["task_state_store"]
         saved = store.get(PENDING_RESULT_KEY)
         if isinstance(saved, str):
-            result = self.resume_pending(saved, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason))
+            result = self.resume_pending(
+                saved, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason)
+            )
         else:
-            result = self.compute(context, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason))
+            result = self.compute(
+                context, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason)
+            )
         out = self._done(context, result)
         ledger.clear()
         store.delete(PENDING_RESULT_KEY)
         return out
 
-    def _renarrate(self, context: Context, result: Any, client: Any, ledger: TaskStateLedger, reason: str | None) -> Any:
+    def _renarrate(
+        self, context: Context, result: Any, client: Any, ledger: TaskStateLedger, reason: str | None
+    ) -> Any:
         """``result`` with its prose written by the replay narrator (the templates when ``reason``)."""
         narrator = ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason)
         saved = self.save_pending(result)

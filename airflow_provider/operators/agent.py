@@ -107,7 +107,9 @@ class DataengAgentOperator(NarratedOperator):
             safe_path_part(f"{self.dag_id}.{self.task_id}.{context['run_id']}.{context['ti'].map_index}"),
         )
         gathered = self.gather_context(context)
-        return write_context_files(folder, {safe_path_part(name): gathered[name] for name in sorted(gathered)})
+        return write_context_files(
+            folder, {safe_path_part(name): gathered[name] for name in sorted(gathered)}
+        )
 
     def compute(self, context: Context, narrator: Narrator) -> Any:
         from dataeng_agents.core.agents import question_task

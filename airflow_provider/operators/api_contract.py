@@ -72,7 +72,9 @@ class ApiContractReviewOperator(NarratedOperator):
             raise ValueError(f"fail_on must be 'error', 'warn' or 'never', got {fail_on!r}")
         unknown = set(formats) - set(API_REVIEW_FORMATS)
         if unknown:
-            raise ValueError(f"formats: unknown format(s) {sorted(unknown)}; choose from {API_REVIEW_FORMATS}")
+            raise ValueError(
+                f"formats: unknown format(s) {sorted(unknown)}; choose from {API_REVIEW_FORMATS}"
+            )
         self.paths = paths
         self.profile = profile
         self.fail_on = fail_on
@@ -109,8 +111,14 @@ class ApiContractReviewOperator(NarratedOperator):
         if link:
             context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)
         counts = summary["findings"]
-        self.log.info("API review of %d file(s): %d error(s), %d warning(s), %d info. Written to %s",
-                      summary["files"], counts["error"], counts["warn"], counts["info"], ", ".join(written.values()))
+        self.log.info(
+            "API review of %d file(s): %d error(s), %d warning(s), %d info. Written to %s",
+            summary["files"],
+            counts["error"],
+            counts["warn"],
+            counts["info"],
+            ", ".join(written.values()),
+        )
         if review.exit_code(self.fail_on):
             worst = sorted(review.findings, key=lambda f: -f.severity.rank)[:10]
             listing = "; ".join(f"{f.path}:{f.line} {f.rule_id} {f.message}" for f in worst)
@@ -192,8 +200,13 @@ class ApiContractDiffOperator(NarratedOperator):
         if link:
             context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)
         counts = summary["changes"]
-        self.log.info("API diff: %d breaking, %d warning(s), %d additive. Written to %s",
-                      counts["breaking"], counts["warning"], counts["info"], ", ".join(written.values()))
+        self.log.info(
+            "API diff: %d breaking, %d warning(s), %d additive. Written to %s",
+            counts["breaking"],
+            counts["warning"],
+            counts["info"],
+            ", ".join(written.values()),
+        )
         if diff.exit_code(self.fail_on):
             listing = "; ".join(f"{c.kind} {c.subject}" for c in diff.changes[:10])
             raise ApiBreakingChangeFound(f"changes at or above {self.fail_on!r}: {listing}")

@@ -133,7 +133,9 @@ class GuardedRolloutOperator(BaseOperator):
         """The warehouse the guardrails are computed on."""
         from dataeng_agents.airflow_provider.hooks.warehouse import ExperimentWarehouseHook
 
-        return ExperimentWarehouseHook(conn_id=self.conn_id, duckdb_path=self.duckdb_path, dialect=self.dialect)
+        return ExperimentWarehouseHook(
+            conn_id=self.conn_id, duckdb_path=self.duckdb_path, dialect=self.dialect
+        )
 
     def decision_store(self) -> DecisionStore:
         """The decisions table, through the connection's DB-API (a fresh connection per use)."""

@@ -75,7 +75,9 @@ def write_context_files(folder: str | os.PathLike[str], items: Mapping[str, Any]
     return paths
 
 
-def question_task(persona: str, question: str, context: list[str | os.PathLike[str]] | None = None) -> NarrationTask[AgentAnswer]:
+def question_task(
+    persona: str, question: str, context: list[str | os.PathLike[str]] | None = None
+) -> NarrationTask[AgentAnswer]:
     """The task behind ``dataeng agent ask``; its template is the honest offline answer."""
     if not question.strip():
         raise InputError("question", "must not be empty")
@@ -84,7 +86,9 @@ def question_task(persona: str, question: str, context: list[str | os.PathLike[s
     def template() -> AgentAnswer:
         files = facts["context"]
         points = [
-            NarrativePoint(text=f"Context file {f['path']} was read ({f['chars']} characters).", refs=[f["id"]])
+            NarrativePoint(
+                text=f"Context file {f['path']} was read ({f['chars']} characters).", refs=[f["id"]]
+            )
             for f in files
         ]
         return AgentAnswer(

@@ -94,7 +94,10 @@ def _status(batch: Any) -> BatchStatus:
     return BatchStatus(
         batch_id=batch.id,
         processing_status=batch.processing_status,
-        request_counts={k: int(getattr(counts, k, 0)) for k in ("processing", "succeeded", "errored", "canceled", "expired")},
+        request_counts={
+            k: int(getattr(counts, k, 0))
+            for k in ("processing", "succeeded", "errored", "canceled", "expired")
+        },
         results_url=batch.results_url,
     )
 
@@ -102,7 +105,11 @@ def _status(batch: Any) -> BatchStatus:
 def poll_batch(client: Any, batch_id: str, *, retry: RetryPolicy | None = None) -> BatchStatus:
     """One poll (``messages.batches.retrieve``) with bounded retries."""
     c = without_sdk_retries(client)
-    return _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), retry or RetryPolicy()))
+    return _status(
+        retry_call(
+            lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), retry or RetryPolicy()
+        )
+    )
 
 
 async def apoll_batch(async_client: Any, batch_id: str, *, retry: RetryPolicy | None = None) -> BatchStatus:
@@ -135,7 +142,9 @@ def _ended_results(client: Any, batch_id: str) -> dict[str, Any]:
         if batch_id in _RESULTS_CACHE:
             _RESULTS_CACHE.move_to_end(batch_id)
             return _RESULTS_CACHE[batch_id]
-    items = {item.custom_id: item for item in client.messages.batches.results(batch_id, timeout=RESULTS_TIMEOUT)}
+    items = {
+        item.custom_id: item for item in client.messages.batches.results(batch_id, timeout=RESULTS_TIMEOUT)
+    }
     with _RESULTS_LOCK:
         _RESULTS_CACHE[batch_id] = items
         while len(_RESULTS_CACHE) > _RESULTS_CACHE_SIZE:
@@ -235,7 +244,11 @@ class BatchNarration(Generic[NarrativeT]):
         """Build the request for ``task`` (pure: no API call). Same task in, same ``custom_id`` out."""
         if isinstance(persona, str) and persona == AUTO_PERSONA:
             persona = None
-        p = persona if isinstance(persona, Persona) else load_persona(persona or task_persona(task), persona_dirs)
+        p = (
+            persona
+            if isinstance(persona, Persona)
+            else load_persona(persona or task_persona(task), persona_dirs)
+        )
         return cls(
             prepare(task, p, inline=True),
             model=model or p.resolved_model,
@@ -253,7 +266,9 @@ class BatchNarration(Generic[NarrativeT]):
         return {"custom_id": self.custom_id, "params": self.params}
 
     def estimate_usd(self) -> float:
-        return estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True).usd
+        return estimate_call(
+            self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True
+        ).usd
 
     def submit_or_attach(self, client: Any, ledger: BatchLedger) -> str:
         """The batch id carrying this request: from the ledger, else a new batch (one ``batches.create``).
@@ -266,11 +281,15 @@ class BatchNarration(Generic[NarrativeT]):
             if entry is not None:
                 return entry.batch_id
             self.budget.check(
-                self.usage, estimate_call(self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True)
+                self.usage,
+                estimate_call(
+                    self.params, self.model, self.prices, max_tokens=self.max_output_tokens, batch=True
+                ),
             )
             c = without_sdk_retries(client)
             batch = retry_call(
-                lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT), self._policy(client)
+                lambda: c.messages.batches.create(requests=[self.request()], timeout=SUBMIT_TIMEOUT),
+                self._policy(client),
             )
             ledger.put(
                 LedgerEntry(
@@ -287,7 +306,9 @@ class BatchNarration(Generic[NarrativeT]):
 
     def fallback(self, reason: str) -> NarrativeT:
         """The template narrative, recording ``reason`` (for callers whose submit/poll failed)."""
-        return template_fallback(self.task, persona=self.persona.name, model=self.model, reason=reason, usage=self.usage)
+        return template_fallback(
+            self.task, persona=self.persona.name, model=self.model, reason=reason, usage=self.usage
+        )
 
     def collect(
         self,
@@ -312,14 +333,22 @@ class BatchNarration(Generic[NarrativeT]):
             batch_id = entry.batch_id
         c = without_sdk_retries(client)
         try:
-            status = _status(retry_call(lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), self._policy(client)))
+            status = _status(
+                retry_call(
+                    lambda: c.messages.batches.retrieve(batch_id, timeout=POLL_TIMEOUT), self._policy(client)
+                )
+            )
             if not status.ended:
-                raise BatchNotReadyError(f"batch {batch_id} is {status.processing_status}; poll until it has ended")
+                raise BatchNotReadyError(
+                    f"batch {batch_id} is {status.processing_status}; poll until it has ended"
+                )
             found = retry_call(lambda: self._find_result(c, batch_id), self._policy(client))
         except (RetriesExhausted, anthropic.APIError) as exc:
             if isinstance(exc, anthropic.NotFoundError) and ledger is not None:
                 ledger.discard(self.custom_id)  # the batch is gone (deleted, or its results expired)
-            return self.fallback(f"batch: {exc if isinstance(exc, RetriesExhausted) else describe_error(exc)}")
+            return self.fallback(
+                f"batch: {exc if isinstance(exc, RetriesExhausted) else describe_error(exc)}"
+            )
         if found is None:
             return self.fallback(f"batch: no result for custom_id {self.custom_id} in batch {batch_id}")
         result = found.result
@@ -338,7 +367,10 @@ class BatchNarration(Generic[NarrativeT]):
             return with_provenance(
                 answer,
                 NarrationProvenance(
-                    narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                    narrator="claude",
+                    persona=self.persona.name,
+                    model=self.model,
+                    usage=self._usage_dict(),
                     request_ids=list(self.usage.request_ids),
                 ),
             )
@@ -350,7 +382,9 @@ class BatchNarration(Generic[NarrativeT]):
         return _ended_results(client, batch_id).get(self.custom_id)
 
     def _answer(self, message: Any) -> tuple[NarrativeT | None, str | None]:
-        finals = [b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == FINAL_TOOL]
+        finals = [
+            b for b in message.content if getattr(b, "type", None) == "tool_use" and b.name == FINAL_TOOL
+        ]
         if not finals:
             return None, f"the model did not call {FINAL_TOOL}"
         try:
@@ -409,7 +443,10 @@ class BatchNarration(Generic[NarrativeT]):
         return with_provenance(
             outcome.answer,
             NarrationProvenance(
-                narrator="claude", persona=self.persona.name, model=self.model, usage=self._usage_dict(),
+                narrator="claude",
+                persona=self.persona.name,
+                model=self.model,
+                usage=self._usage_dict(),
                 request_ids=list(self.usage.request_ids),
             ),
         )
@@ -420,7 +457,13 @@ class BatchNarration(Generic[NarrativeT]):
         return d
 
 
-def submit_or_attach_many(narrations: list[BatchNarration[Any]], client: Any, ledger: BatchLedger, *, retry: RetryPolicy | None = None) -> dict[str, str]:
+def submit_or_attach_many(
+    narrations: list[BatchNarration[Any]],
+    client: Any,
+    ledger: BatchLedger,
+    *,
+    retry: RetryPolicy | None = None,
+) -> dict[str, str]:
     """Submit every narration not yet in the ledger in ONE batch; ``{custom_id: batch_id}`` for all."""
     out: dict[str, str] = {}
     pending: dict[str, BatchNarration[Any]] = {}
@@ -433,11 +476,23 @@ def submit_or_attach_many(narrations: list[BatchNarration[Any]], client: Any, le
                 pending.setdefault(n.custom_id, n)
         if pending:
             for n in pending.values():
-                n.budget.check(n.usage, estimate_call(n.params, n.model, n.prices, max_tokens=n.max_output_tokens, batch=True))
+                n.budget.check(
+                    n.usage,
+                    estimate_call(n.params, n.model, n.prices, max_tokens=n.max_output_tokens, batch=True),
+                )
             c = without_sdk_retries(client)
-            batch = retry_call(lambda: c.messages.batches.create(requests=[n.request() for n in pending.values()], timeout=SUBMIT_TIMEOUT), retry or RetryPolicy())
+            batch = retry_call(
+                lambda: c.messages.batches.create(
+                    requests=[n.request() for n in pending.values()], timeout=SUBMIT_TIMEOUT
+                ),
+                retry or RetryPolicy(),
+            )
             now = datetime.now(UTC).isoformat(timespec="seconds")
             for n in pending.values():
-                ledger.put(LedgerEntry(n.custom_id, batch.id, now, n.model, n.persona.name, n.task.kind, n.task.subject_id))
+                ledger.put(
+                    LedgerEntry(
+                        n.custom_id, batch.id, now, n.model, n.persona.name, n.task.kind, n.task.subject_id
+                    )
+                )
                 out[n.custom_id] = str(batch.id)
     return out

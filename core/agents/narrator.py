@@ -190,14 +190,26 @@ class ClaudeNarrator:
             )
         except Exception as exc:  # the contract: an LLM-side failure never breaks the report
             reason = f"error: {type(exc).__name__}: {exc}"
-            return self._done(template_fallback(task, persona=persona_name, model=model, reason=reason, usage=usage), usage)
+            return self._done(
+                template_fallback(task, persona=persona_name, model=model, reason=reason, usage=usage), usage
+            )
         if outcome.answer is None:
             return self._done(
-                template_fallback(task, persona=persona.name, model=model, reason=outcome.failure or "no answer", usage=usage),
+                template_fallback(
+                    task,
+                    persona=persona.name,
+                    model=model,
+                    reason=outcome.failure or "no answer",
+                    usage=usage,
+                ),
                 usage,
             )
         provenance = NarrationProvenance(
-            narrator="claude", persona=persona.name, model=model, usage=usage.as_dict(), request_ids=list(usage.request_ids)
+            narrator="claude",
+            persona=persona.name,
+            model=model,
+            usage=usage.as_dict(),
+            request_ids=list(usage.request_ids),
         )
         return self._done(with_provenance(outcome.answer, provenance), usage)
 

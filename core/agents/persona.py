@@ -68,7 +68,9 @@ class Persona(BaseModel):
             return v
         unknown = [t for t in v if t not in TOOL_NAMES]
         if unknown:
-            raise ValueError(f"unknown tool(s) {', '.join(map(repr, unknown))}; known: {', '.join(TOOL_NAMES)}")
+            raise ValueError(
+                f"unknown tool(s) {', '.join(map(repr, unknown))}; known: {', '.join(TOOL_NAMES)}"
+            )
         return v
 
     @property
@@ -90,7 +92,9 @@ def parse_persona(text: str, source: str) -> Persona:
         raise ConfigError(source, "front matter must be a mapping")
     body = m.group(2).strip()
     if not body:
-        raise ConfigError(f"{source}: system_prompt", "the persona has no system prompt after the front matter")
+        raise ConfigError(
+            f"{source}: system_prompt", "the persona has no system prompt after the front matter"
+        )
     data: dict[str, Any] = {**meta, "system_prompt": body, "source": source}
     if "tools" in data and data["tools"] is None:
         data["tools"] = ()  # "tools:" with nothing after it: no tools, as written

@@ -54,7 +54,9 @@ def system_prompt(persona: Persona) -> str:
     return f"{persona.system_prompt}\n\n{RULES}"
 
 
-def safe_facts(task: NarrationTask[Any], limits: SafetyLimits, pages: dict[str, str] | None = None) -> dict[str, Any]:
+def safe_facts(
+    task: NarrationTask[Any], limits: SafetyLimits, pages: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The facts as the model may see them: redacted, raw rows dropped, capped, floats rounded to
     :data:`FACT_DIGITS` significant digits (a fresh copy). Long strings go to ``pages`` when given."""
     facts = presented(sanitize(task.facts, limits, pages=pages))
@@ -101,7 +103,9 @@ def facts_fingerprint(task: NarrationTask[Any], limits: SafetyLimits | None = No
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def user_message(task: NarrationTask[Any], facts: dict[str, Any], *, inline: bool, limits: SafetyLimits) -> str:
+def user_message(
+    task: NarrationTask[Any], facts: dict[str, Any], *, inline: bool, limits: SafetyLimits
+) -> str:
     """The first user turn. ``inline`` puts all the (safe) facts in it (batch mode: one turn, no tools)."""
     lines = [f"Task: {task.kind} narration for `{redact(task.subject_id)}`."]
     lines.append(INSTRUCTIONS.get(task.output_model.__name__, "Write the answer."))
@@ -135,12 +139,18 @@ class PreparedTask(Generic[NarrativeT]):
         result = check_grounding(answer, self.facts)
         problems = [] if result.ok else ["grounding: " + result.describe()]
         decision = self.task.extra.get("decision")
-        problems += check_consistency(answer, self.facts, decision=decision if isinstance(decision, str) else None)
+        problems += check_consistency(
+            answer, self.facts, decision=decision if isinstance(decision, str) else None
+        )
         return "; ".join(problems) or None
 
 
 def prepare(
-    task: NarrationTask[NarrativeT], persona: Persona, *, inline: bool = False, limits: SafetyLimits | None = None
+    task: NarrationTask[NarrativeT],
+    persona: Persona,
+    *,
+    inline: bool = False,
+    limits: SafetyLimits | None = None,
 ) -> PreparedTask[NarrativeT]:
     limits = limits or SafetyLimits()
     inline = inline or persona.tools == ()  # a persona without tools reads the facts in the first message

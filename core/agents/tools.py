@@ -131,7 +131,12 @@ def fact_tools(
             Tool(
                 "get_result",
                 "Get one result item (a metric, a check, a finding, a component) by its id.",
-                {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"], "additionalProperties": False},
+                {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                    "required": ["id"],
+                    "additionalProperties": False,
+                },
                 get_result,
             )
         )
@@ -168,7 +173,13 @@ def fact_tools(
     if ok("read_text"):
 
         def read_text(inp: dict[str, Any]) -> str:
-            return read_page(pages, str(inp.get("ref", "")), int(inp.get("offset", 0) or 0), int(inp.get("limit", limits.max_page_chars) or limits.max_page_chars), limits)
+            return read_page(
+                pages,
+                str(inp.get("ref", "")),
+                int(inp.get("offset", 0) or 0),
+                int(inp.get("limit", limits.max_page_chars) or limits.max_page_chars),
+                limits,
+            )
 
         tools.append(
             Tool(

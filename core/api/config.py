@@ -23,8 +23,26 @@ ApiProfile = Literal["strict", "default", "examples"]
 API_PROFILES: tuple[str, ...] = ("strict", "default", "examples")
 
 DEFAULT_PAGINATION_PARAMS = (
-    "limit", "page_size", "pagesize", "per_page", "perpage", "size", "max_results", "maxresults", "first", "top",
-    "cursor", "page_token", "pagetoken", "next_token", "after", "before", "offset", "page", "skip", "starting_after",
+    "limit",
+    "page_size",
+    "pagesize",
+    "per_page",
+    "perpage",
+    "size",
+    "max_results",
+    "maxresults",
+    "first",
+    "top",
+    "cursor",
+    "page_token",
+    "pagetoken",
+    "next_token",
+    "after",
+    "before",
+    "offset",
+    "page",
+    "skip",
+    "starting_after",
 )
 
 
@@ -34,7 +52,9 @@ class ApiReviewConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profile: ApiProfile = "default"
-    severity: dict[str, Severity] = Field(default_factory=dict, description="Per-rule override; 'off' disables.")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="Per-rule override; 'off' disables."
+    )
     disable: list[str] = Field(default_factory=list)
     exceptions_file: str | None = None
     exclude: list[str] = Field(default_factory=list, description="Path globs not to review.")
@@ -44,7 +64,9 @@ class ApiReviewConfig(BaseModel):
         description="Query parameter names (lower case, '-' read as '_') that count as pagination.",
     )
     graphql_max_depth: int | None = Field(
-        default=None, ge=1, description="The query depth limit the GraphQL server enforces (satisfies GQL002)."
+        default=None,
+        ge=1,
+        description="The query depth limit the GraphQL server enforces (satisfies GQL002).",
     )
     max_file_bytes: int = Field(default=20_000_000, ge=1)
 

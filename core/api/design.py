@@ -67,7 +67,9 @@ class ServingApiDesign(BaseModel):
     openapi: dict[str, Any]
     resources: list[ServingResource]
     notes: list[ServingNote]
-    review_findings: int = Field(description="Findings of the API reviewer at the strict profile (0 expected).")
+    review_findings: int = Field(
+        description="Findings of the API reviewer at the strict profile (0 expected)."
+    )
     review_rules: dict[str, int] = Field(default_factory=dict)
     validator_errors: list[str] = Field(default_factory=list)
 
@@ -118,24 +120,41 @@ def _problem_components() -> dict[str, Any]:
             "detail": _str("Explanation specific to this occurrence.", 2048),
             "instance": _str("URI reference of this occurrence.", 512, format="uri-reference"),
         },
-        "example": {"type": "https://problems.example.com/invalid-cursor", "title": "Invalid cursor", "status": 400,
-                    "detail": "The cursor has expired; restart from the first page."},
+        "example": {
+            "type": "https://problems.example.com/invalid-cursor",
+            "title": "Invalid cursor",
+            "status": 400,
+            "detail": "The cursor has expired; restart from the first page.",
+        },
     }
     headers = {
-        "RateLimit": {"description": "Remaining quota in the current window (IETF RateLimit header fields).",
-                      "schema": _str("For example `limit=600, remaining=599, reset=60`.", 128)},
-        "RateLimit-Policy": {"description": "The quota policy.", "schema": _str("For example `600;w=60`.", 128)},
-        "ETag": {"description": "Entity tag of the representation; send it back in If-None-Match.",
-                 "schema": _str("Opaque entity tag.", 128)},
-        "Cache-Control": {"description": "Caching directives sized to the freshness SLO.",
-                          "schema": _str("For example `max-age=300, stale-if-error=600`.", 128)},
-        "Retry-After": {"description": "Seconds to wait before retrying.",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 3600}},
+        "RateLimit": {
+            "description": "Remaining quota in the current window (IETF RateLimit header fields).",
+            "schema": _str("For example `limit=600, remaining=599, reset=60`.", 128),
+        },
+        "RateLimit-Policy": {
+            "description": "The quota policy.",
+            "schema": _str("For example `600;w=60`.", 128),
+        },
+        "ETag": {
+            "description": "Entity tag of the representation; send it back in If-None-Match.",
+            "schema": _str("Opaque entity tag.", 128),
+        },
+        "Cache-Control": {
+            "description": "Caching directives sized to the freshness SLO.",
+            "schema": _str("For example `max-age=300, stale-if-error=600`.", 128),
+        },
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+        },
     }
 
     def problem_response(description: str, extra_headers: tuple[str, ...] = ()) -> dict[str, Any]:
-        resp: dict[str, Any] = {"description": description,
-                                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        resp: dict[str, Any] = {
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
         if extra_headers:
             resp["headers"] = {h: {"$ref": f"#/components/headers/{h}"} for h in extra_headers}
         return resp
@@ -145,19 +164,31 @@ def _problem_components() -> dict[str, Any]:
         "Unauthorized": problem_response("Missing or invalid access token."),
         "Forbidden": problem_response("The token lacks the read scope of this resource."),
         "NotFound": problem_response("No row with this key."),
-        "TooManyRequests": problem_response("Rate limit exceeded; retry after Retry-After seconds.",
-                                            ("Retry-After", "RateLimit", "RateLimit-Policy")),
+        "TooManyRequests": problem_response(
+            "Rate limit exceeded; retry after Retry-After seconds.",
+            ("Retry-After", "RateLimit", "RateLimit-Policy"),
+        ),
         "InternalError": problem_response("Unexpected server error."),
-        "Unavailable": problem_response("The warehouse is unavailable (circuit open); retry after Retry-After seconds.",
-                                        ("Retry-After",)),
-        "NotModified": {"description": "The representation has not changed since the ETag sent in If-None-Match.",
-                        "headers": {h: {"$ref": f"#/components/headers/{h}"} for h in ("ETag", "Cache-Control")}},
+        "Unavailable": problem_response(
+            "The warehouse is unavailable (circuit open); retry after Retry-After seconds.", ("Retry-After",)
+        ),
+        "NotModified": {
+            "description": "The representation has not changed since the ETag sent in If-None-Match.",
+            "headers": {h: {"$ref": f"#/components/headers/{h}"} for h in ("ETag", "Cache-Control")},
+        },
     }
     return {"schemas": {"Problem": problem}, "headers": headers, "responses": responses}
 
 
-_ERRORS = {"304": "NotModified", "400": "BadRequest", "401": "Unauthorized", "403": "Forbidden",
-           "429": "TooManyRequests", "500": "InternalError", "503": "Unavailable"}
+_ERRORS = {
+    "304": "NotModified",
+    "400": "BadRequest",
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "429": "TooManyRequests",
+    "500": "InternalError",
+    "503": "Unavailable",
+}
 
 
 def _error_refs(*extra: tuple[str, str]) -> dict[str, Any]:
@@ -168,7 +199,10 @@ def _error_refs(*extra: tuple[str, str]) -> dict[str, Any]:
 
 
 def _ok_headers() -> dict[str, Any]:
-    return {h: {"$ref": f"#/components/headers/{h}"} for h in ("ETag", "Cache-Control", "RateLimit", "RateLimit-Policy")}
+    return {
+        h: {"$ref": f"#/components/headers/{h}"}
+        for h in ("ETag", "Cache-Control", "RateLimit", "RateLimit-Policy")
+    }
 
 
 def _resource(spec: PipelineSpec, sink: Sink, doc: dict[str, Any]) -> ServingResource:
@@ -187,80 +221,167 @@ def _resource(spec: PipelineSpec, sink: Sink, doc: dict[str, Any]) -> ServingRes
     for key in partitions:
         props[key] = {"type": "string", "format": "date", "description": f"Partition key `{key}`."}
         example[key] = "2026-01-31"
-    props["updated_at"] = {"type": "string", "format": "date-time",
-                           "description": "When the pipeline last wrote this row (freshness)."}
+    props["updated_at"] = {
+        "type": "string",
+        "format": "date-time",
+        "description": "When the pipeline last wrote this row (freshness).",
+    }
     example["updated_at"] = "2026-01-31T06:00:00Z"
-    props["attributes"] = {"type": "object", "description": f"The other columns of {sink.name}, by column name.",
-                           "maxProperties": 512, "additionalProperties": True}
+    props["attributes"] = {
+        "type": "object",
+        "description": f"The other columns of {sink.name}, by column name.",
+        "maxProperties": 512,
+        "additionalProperties": True,
+    }
     example["attributes"] = {}
     doc["components"]["schemas"][row_schema_name] = {
-        "type": "object", "description": f"One row of the output table {sink.name}.",
-        "required": [*grain, "updated_at"], "properties": props, "example": example,
+        "type": "object",
+        "description": f"One row of the output table {sink.name}.",
+        "required": [*grain, "updated_at"],
+        "properties": props,
+        "example": example,
     }
     doc["components"]["schemas"][page_schema_name] = {
-        "type": "object", "description": f"One page of {sink.name} rows in key order.",
+        "type": "object",
+        "description": f"One page of {sink.name} rows in key order.",
         "required": ["data", "next_cursor"],
         "properties": {
-            "data": {"type": "array", "maxItems": MAX_PAGE_SIZE, "description": "The rows of this page.",
-                     "items": {"$ref": f"#/components/schemas/{row_schema_name}"}},
-            "next_cursor": {"type": ["string", "null"], "maxLength": CURSOR_MAX_LENGTH,
-                            "description": "Opaque cursor of the next page; null on the last page."},
+            "data": {
+                "type": "array",
+                "maxItems": MAX_PAGE_SIZE,
+                "description": "The rows of this page.",
+                "items": {"$ref": f"#/components/schemas/{row_schema_name}"},
+            },
+            "next_cursor": {
+                "type": ["string", "null"],
+                "maxLength": CURSOR_MAX_LENGTH,
+                "description": "Opaque cursor of the next page; null on the last page.",
+            },
         },
         "example": {"data": [example], "next_cursor": "eyJrIjoiMDAwMSJ9"},
     }
     params: list[dict[str, Any]] = [
-        {"name": "limit", "in": "query", "required": False, "description": "Page size.",
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}},
-        {"name": "cursor", "in": "query", "required": False,
-         "description": "The `next_cursor` of the previous page; omit for the first page.",
-         "schema": _str("Opaque pagination cursor.", CURSOR_MAX_LENGTH)},
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "Page size.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PAGE_SIZE,
+                "default": DEFAULT_PAGE_SIZE,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "The `next_cursor` of the previous page; omit for the first page.",
+            "schema": _str("Opaque pagination cursor.", CURSOR_MAX_LENGTH),
+        },
         {"$ref": "#/components/parameters/IfNoneMatch"},
     ]
     for key in grain:
-        params.append({"name": key, "in": "query", "required": False, "description": f"Only rows with this `{key}`.",
-                       "schema": _str(f"Value of `{key}`.")})
+        params.append(
+            {
+                "name": key,
+                "in": "query",
+                "required": False,
+                "description": f"Only rows with this `{key}`.",
+                "schema": _str(f"Value of `{key}`."),
+            }
+        )
     for key in partitions:
         for suffix, op in (("from", ">="), ("to", "<")):
-            params.append({"name": f"{key}_{suffix}", "in": "query", "required": False,
-                           "description": f"Only rows with `{key}` {op} this date (partition pruning).",
-                           "schema": {"type": "string", "format": "date"}})
-    ok = {"description": f"A page of {sink.name}.", "headers": _ok_headers(),
-          "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{page_schema_name}"}}}}
+            params.append(
+                {
+                    "name": f"{key}_{suffix}",
+                    "in": "query",
+                    "required": False,
+                    "description": f"Only rows with `{key}` {op} this date (partition pruning).",
+                    "schema": {"type": "string", "format": "date"},
+                }
+            )
+    ok = {
+        "description": f"A page of {sink.name}.",
+        "headers": _ok_headers(),
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{page_schema_name}"}}},
+    }
     security = [{"oauth2": [scope]}]
-    doc["paths"][base] = {"get": {
-        "operationId": f"list{_pascal(sink.name)}", "summary": f"List {sink.name} rows",
-        "description": (f"Rows of the output table {sink.name}, ordered by "
-                        f"{', '.join(grain) if grain else ', '.join([*partitions, 'updated_at'])} (the cursor's sort key), "
-                        f"one cursor page at a time. Cached for {max_age} s; {rpm} requests per minute per client."),
-        "tags": [sink.name], "security": security, "parameters": params,
-        "responses": {"200": ok, **_error_refs()},
-    }}
+    doc["paths"][base] = {
+        "get": {
+            "operationId": f"list{_pascal(sink.name)}",
+            "summary": f"List {sink.name} rows",
+            "description": (
+                f"Rows of the output table {sink.name}, ordered by "
+                f"{', '.join(grain) if grain else ', '.join([*partitions, 'updated_at'])} (the cursor's sort key), "
+                f"one cursor page at a time. Cached for {max_age} s; {rpm} requests per minute per client."
+            ),
+            "tags": [sink.name],
+            "security": security,
+            "parameters": params,
+            "responses": {"200": ok, **_error_refs()},
+        }
+    }
     doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["scopes"][scope] = (
         f"Read the rows of {sink.name}."
     )
-    doc["tags"].append({"name": sink.name, "description": f"Output table {sink.name} of the {spec.name} pipeline."})
+    doc["tags"].append(
+        {"name": sink.name, "description": f"Output table {sink.name} of the {spec.name} pipeline."}
+    )
     item_path = None
     if len(grain) == 1:
         key = grain[0]
         item_path = f"{base}/{{{key}}}"
-        doc["paths"][item_path] = {"get": {
-            "operationId": f"get{_pascal(sink.name)}Row", "summary": f"Get one {sink.name} row",
-            "description": f"The row of {sink.name} with this `{key}`.",
-            "tags": [sink.name], "security": security,
-            "parameters": [{"name": key, "in": "path", "required": True, "description": f"The `{key}`.",
-                            "schema": _str(f"Value of `{key}`.")},
-                           {"$ref": "#/components/parameters/IfNoneMatch"}],
-            "responses": {"200": {"description": f"The {sink.name} row.", "headers": _ok_headers(),
-                                  "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{row_schema_name}"}}}},
-                          **_error_refs(("404", "NotFound"))},
-        }}
-    why = (f"one read resource for the output table; grain {grain or 'none declared'} gives "
-           f"{'an item endpoint and ' if item_path else ''}equality filters, partition keys {partitions or 'none'} give "
-           f"range filters; ~{rows_per_day:,} rows/day at {ASSUMED_ROW_BYTES} B/row.")
+        doc["paths"][item_path] = {
+            "get": {
+                "operationId": f"get{_pascal(sink.name)}Row",
+                "summary": f"Get one {sink.name} row",
+                "description": f"The row of {sink.name} with this `{key}`.",
+                "tags": [sink.name],
+                "security": security,
+                "parameters": [
+                    {
+                        "name": key,
+                        "in": "path",
+                        "required": True,
+                        "description": f"The `{key}`.",
+                        "schema": _str(f"Value of `{key}`."),
+                    },
+                    {"$ref": "#/components/parameters/IfNoneMatch"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": f"The {sink.name} row.",
+                        "headers": _ok_headers(),
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": f"#/components/schemas/{row_schema_name}"}
+                            }
+                        },
+                    },
+                    **_error_refs(("404", "NotFound")),
+                },
+            }
+        }
+    why = (
+        f"one read resource for the output table; grain {grain or 'none declared'} gives "
+        f"{'an item endpoint and ' if item_path else ''}equality filters, partition keys {partitions or 'none'} give "
+        f"range filters; ~{rows_per_day:,} rows/day at {ASSUMED_ROW_BYTES} B/row."
+    )
     return ServingResource(
-        id=f"resource:{sink.name}", sink=sink.name, path=base, item_path=item_path, grain=grain,
-        partition_keys=partitions, rows_per_day=rows_per_day, cache_max_age_seconds=max_age,
-        rate_limit_per_minute=rpm, scope=scope, rationale=why,
+        id=f"resource:{sink.name}",
+        sink=sink.name,
+        path=base,
+        item_path=item_path,
+        grain=grain,
+        partition_keys=partitions,
+        rows_per_day=rows_per_day,
+        cache_max_age_seconds=max_age,
+        rate_limit_per_minute=rpm,
+        scope=scope,
+        rationale=why,
     )
 
 
@@ -272,47 +393,84 @@ def _notes(spec: PipelineSpec, resources: list[ServingResource]) -> list[Serving
     served_freshness = round(spec.freshness_slo_minutes + max_age / 60, 1)
     rpm = max((r.rate_limit_per_minute for r in resources), default=MIN_RPM)
     return [
-        ServingNote(id="note:timeouts", area="timeouts", title="Timeout budget per request",
-                    detail="Warehouse query timeout 1.5 s for list pages and 0.8 s for item reads, server request "
-                           "timeout 2 s, client timeout 3 s: each layer gives up before its caller does.",
-                    values={"warehouse_list_s": 1.5, "warehouse_item_s": 0.8, "server_s": 2.0, "client_s": 3.0}),
-        ServingNote(id="note:retries", area="resilience", title="Retries with a budget",
-                    detail="Clients retry only GETs, on 429/503/timeouts, at most 3 attempts with exponential "
-                           "backoff (base 200 ms, full jitter) and always honour Retry-After; retries may add at most "
-                           "10% to the request rate (retry budget), so a slow warehouse is not hit by a retry storm.",
-                    values={"max_attempts": 3, "backoff_base_ms": 200, "retry_budget_ratio": 0.1}),
-        ServingNote(id="note:circuit-breaker", area="resilience", title="Circuit breaker in front of the warehouse",
-                    detail="Open after 50% failures or timeouts over the last 20 calls, stay open 30 s, then let one "
-                           "probe through (half-open). While open, serve cached pages (stale-if-error) or 503 with "
-                           "Retry-After: 30.",
-                    values={"failure_ratio": 0.5, "window_calls": 20, "open_seconds": 30}),
-        ServingNote(id="note:slo", area="slo", title="Service level objectives",
-                    detail=f"Availability {availability}% over 30 days ({budget_minutes} min error budget; "
-                           f"{'external' if external else 'internal'} consumers), p99 latency 300 ms for item reads and "
-                           f"1000 ms for list pages, served-data freshness {served_freshness} min (the pipeline's "
-                           f"{spec.freshness_slo_minutes:g} min SLO plus the {max_age} s cache).",
-                    values={"availability_pct": availability, "error_budget_minutes_30d": budget_minutes,
-                            "p99_item_ms": 300, "p99_list_ms": 1000, "freshness_minutes": served_freshness}),
-        ServingNote(id="note:observability", area="observability", title="What to measure",
-                    detail="RED metrics per route (rate, errors by status, duration histogram), W3C traceparent "
-                           "propagated to the warehouse query, structured access logs without query-string values, "
-                           "and a freshness gauge (now - max(updated_at)) per table alerting at the freshness SLO.",
-                    values={"freshness_alert_minutes": served_freshness}),
-        ServingNote(id="note:caching", area="caching", title="Cache sized to the freshness SLO",
-                    detail=f"Cache-Control max-age = freshness SLO / 4, clamped to {MIN_MAX_AGE}..{MAX_MAX_AGE} s "
-                           f"= {max_age} s, with ETag revalidation (304) and stale-if-error for circuit-open periods; "
-                           "the cache is keyed on the full query string and invalidated when a pipeline run commits.",
-                    values={"max_age_seconds": max_age}),
-        ServingNote(id="note:rate-limit", area="rate-limit", title="Rate limit sized from the declared volume",
-                    detail=f"Per client: enough {MAX_PAGE_SIZE}-row pages per minute to follow the arriving rows "
-                           f"using {int(KEEP_UP_SHARE * 100)}% of the quota (rows/day / 1440 / {MAX_PAGE_SIZE} / "
-                           f"{KEEP_UP_SHARE}), clamped to {MIN_RPM}..{MAX_RPM}; the largest table needs {rpm} "
-                           "requests/minute. 429 carries Retry-After and RateLimit headers.",
-                    values={"requests_per_minute": rpm, "assumed_row_bytes": ASSUMED_ROW_BYTES}),
-        ServingNote(id="note:auth", area="auth", title="OAuth2 client credentials, one read scope per table",
-                    detail="Service consumers authenticate with the client-credentials flow; each table has its own "
-                           "read scope (least privilege). Tokens go in the Authorization header, never the query string.",
-                    values={"scopes": len(resources)}),
+        ServingNote(
+            id="note:timeouts",
+            area="timeouts",
+            title="Timeout budget per request",
+            detail="Warehouse query timeout 1.5 s for list pages and 0.8 s for item reads, server request "
+            "timeout 2 s, client timeout 3 s: each layer gives up before its caller does.",
+            values={"warehouse_list_s": 1.5, "warehouse_item_s": 0.8, "server_s": 2.0, "client_s": 3.0},
+        ),
+        ServingNote(
+            id="note:retries",
+            area="resilience",
+            title="Retries with a budget",
+            detail="Clients retry only GETs, on 429/503/timeouts, at most 3 attempts with exponential "
+            "backoff (base 200 ms, full jitter) and always honour Retry-After; retries may add at most "
+            "10% to the request rate (retry budget), so a slow warehouse is not hit by a retry storm.",
+            values={"max_attempts": 3, "backoff_base_ms": 200, "retry_budget_ratio": 0.1},
+        ),
+        ServingNote(
+            id="note:circuit-breaker",
+            area="resilience",
+            title="Circuit breaker in front of the warehouse",
+            detail="Open after 50% failures or timeouts over the last 20 calls, stay open 30 s, then let one "
+            "probe through (half-open). While open, serve cached pages (stale-if-error) or 503 with "
+            "Retry-After: 30.",
+            values={"failure_ratio": 0.5, "window_calls": 20, "open_seconds": 30},
+        ),
+        ServingNote(
+            id="note:slo",
+            area="slo",
+            title="Service level objectives",
+            detail=f"Availability {availability}% over 30 days ({budget_minutes} min error budget; "
+            f"{'external' if external else 'internal'} consumers), p99 latency 300 ms for item reads and "
+            f"1000 ms for list pages, served-data freshness {served_freshness} min (the pipeline's "
+            f"{spec.freshness_slo_minutes:g} min SLO plus the {max_age} s cache).",
+            values={
+                "availability_pct": availability,
+                "error_budget_minutes_30d": budget_minutes,
+                "p99_item_ms": 300,
+                "p99_list_ms": 1000,
+                "freshness_minutes": served_freshness,
+            },
+        ),
+        ServingNote(
+            id="note:observability",
+            area="observability",
+            title="What to measure",
+            detail="RED metrics per route (rate, errors by status, duration histogram), W3C traceparent "
+            "propagated to the warehouse query, structured access logs without query-string values, "
+            "and a freshness gauge (now - max(updated_at)) per table alerting at the freshness SLO.",
+            values={"freshness_alert_minutes": served_freshness},
+        ),
+        ServingNote(
+            id="note:caching",
+            area="caching",
+            title="Cache sized to the freshness SLO",
+            detail=f"Cache-Control max-age = freshness SLO / 4, clamped to {MIN_MAX_AGE}..{MAX_MAX_AGE} s "
+            f"= {max_age} s, with ETag revalidation (304) and stale-if-error for circuit-open periods; "
+            "the cache is keyed on the full query string and invalidated when a pipeline run commits.",
+            values={"max_age_seconds": max_age},
+        ),
+        ServingNote(
+            id="note:rate-limit",
+            area="rate-limit",
+            title="Rate limit sized from the declared volume",
+            detail=f"Per client: enough {MAX_PAGE_SIZE}-row pages per minute to follow the arriving rows "
+            f"using {int(KEEP_UP_SHARE * 100)}% of the quota (rows/day / 1440 / {MAX_PAGE_SIZE} / "
+            f"{KEEP_UP_SHARE}), clamped to {MIN_RPM}..{MAX_RPM}; the largest table needs {rpm} "
+            "requests/minute. 429 carries Retry-After and RateLimit headers.",
+            values={"requests_per_minute": rpm, "assumed_row_bytes": ASSUMED_ROW_BYTES},
+        ),
+        ServingNote(
+            id="note:auth",
+            area="auth",
+            title="OAuth2 client credentials, one read scope per table",
+            detail="Service consumers authenticate with the client-credentials flow; each table has its own "
+            "read scope (least privilege). Tokens go in the Authorization header, never the query string.",
+            values={"scopes": len(resources)},
+        ),
     ]
 
 
@@ -321,28 +479,48 @@ def design_serving_api(spec: PipelineSpec | str | Path | dict[str, Any]) -> Serv
     sp = load_spec(spec)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": f"{sp.name} serving API", "version": "1.0.0",
-                 "description": (sp.description or f"Read access to the output tables of the {sp.name} pipeline.")
-                 + f" Owned by {sp.owner}.",
-                 "contact": {"name": sp.owner}},
+        "info": {
+            "title": f"{sp.name} serving API",
+            "version": "1.0.0",
+            "description": (sp.description or f"Read access to the output tables of the {sp.name} pipeline.")
+            + f" Owned by {sp.owner}.",
+            "contact": {"name": sp.owner},
+        },
         "servers": [{"url": f"https://api.example.com/{_kebab(sp.name)}/v1", "description": "Production."}],
         "security": [{"oauth2": []}],
         "tags": [],
         "paths": {},
         "components": {
-            "securitySchemes": {"oauth2": {"type": "oauth2", "description": "OAuth2 client credentials.",
-                                           "flows": {"clientCredentials": {"tokenUrl": "https://auth.example.com/oauth2/token",
-                                                                           "scopes": {}}}}},
-            "parameters": {"IfNoneMatch": {"name": "If-None-Match", "in": "header", "required": False,
-                                           "description": "ETag of a cached copy; the answer is 304 when unchanged.",
-                                           "schema": _str("Entity tag.", 128)}},
+            "securitySchemes": {
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "OAuth2 client credentials.",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "https://auth.example.com/oauth2/token",
+                            "scopes": {},
+                        }
+                    },
+                }
+            },
+            "parameters": {
+                "IfNoneMatch": {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "ETag of a cached copy; the answer is 304 when unchanged.",
+                    "schema": _str("Entity tag.", 128),
+                }
+            },
             **_problem_components(),
         },
     }
     doc["components"]["schemas"] = dict(doc["components"]["schemas"])
     resources = [_resource(sp, sink, doc) for sink in sp.sinks]
     notes = _notes(sp, resources)
-    design = ServingApiDesign(spec_name=sp.name, openapi=doc, resources=resources, notes=notes, review_findings=0)
+    design = ServingApiDesign(
+        spec_name=sp.name, openapi=doc, resources=resources, notes=notes, review_findings=0
+    )
     _self_review(design)
     return design
 

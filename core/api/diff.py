@@ -91,8 +91,13 @@ class ApiDiffResult(BaseModel):
         kinds: dict[str, int] = {}
         for c in self.changes:
             kinds[c.kind] = kinds.get(c.kind, 0) + 1
-        return {"api": self.api, "old": self.old, "new": self.new, "changes": self.counts(),
-                "kinds": dict(sorted(kinds.items()))}
+        return {
+            "api": self.api,
+            "old": self.old,
+            "new": self.new,
+            "changes": self.counts(),
+            "kinds": dict(sorted(kinds.items())),
+        }
 
     def to_markdown(self) -> str:
         from dataeng_agents.core.api.render import render_diff_markdown
@@ -106,15 +111,31 @@ class _Changes:
         self.old, self.new = old, new
         self._seen: set[tuple[str, str, str]] = set()
 
-    def add(self, level: ChangeLevel, kind: str, subject: str, message: str, line: int = 1,
-            side: Literal["old", "new"] = "new") -> None:
+    def add(
+        self,
+        level: ChangeLevel,
+        kind: str,
+        subject: str,
+        message: str,
+        line: int = 1,
+        side: Literal["old", "new"] = "new",
+    ) -> None:
         key = (kind, subject, message)
         if key in self._seen:
             return
         self._seen.add(key)
         digest = hashlib.sha1(f"{kind}|{subject}|{message}".encode()).hexdigest()[:10]
-        self.items.append(ApiChange(id=f"{kind}-{digest}", level=level, kind=kind, subject=subject,
-                                    message=message, line=max(line, 1), side=side))
+        self.items.append(
+            ApiChange(
+                id=f"{kind}-{digest}",
+                level=level,
+                kind=kind,
+                subject=subject,
+                message=message,
+                line=max(line, 1),
+                side=side,
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -123,11 +144,18 @@ def read_git_file(ref: str, path: str | Path, cwd: str | Path | None = None) -> 
     p = Path(path).resolve()
     root_cwd = Path(cwd) if cwd else p.parent
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root_cwd, capture_output=True,
-                             text=True, check=True, timeout=60).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=root_cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
         rel = p.relative_to(Path(top).resolve()).as_posix()
-        shown = subprocess.run(["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, text=True,
-                               check=True, timeout=60)
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, text=True, check=True, timeout=60
+        )
     except FileNotFoundError as exc:
         raise InputError("--base", "git is not installed") from exc
     except subprocess.CalledProcessError as exc:
@@ -181,11 +209,23 @@ def _diff_openapi(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument) -> N
     for key, o in old_ops.items():
         if key not in new_ops:
             if key[1] not in new_paths:
-                ch.add("breaking", "path-removed", o.path, f"path {o.path} was removed ({o.subject})",
-                       old.line(("paths", o.path)), "old")
+                ch.add(
+                    "breaking",
+                    "path-removed",
+                    o.path,
+                    f"path {o.path} was removed ({o.subject})",
+                    old.line(("paths", o.path)),
+                    "old",
+                )
             else:
-                ch.add("breaking", "operation-removed", o.subject, f"operation {o.subject} was removed",
-                       old.line(o.pointer), "old")
+                ch.add(
+                    "breaking",
+                    "operation-removed",
+                    o.subject,
+                    f"operation {o.subject} was removed",
+                    old.line(o.pointer),
+                    "old",
+                )
     for key, n in new_ops.items():
         if key not in old_ops:
             kind = "path-added" if key[1] not in old_paths else "operation-added"
@@ -210,7 +250,9 @@ def _security_alternatives(doc: OpenApiDocument, op: Operation) -> set[frozenset
     return {frozenset(req) for req in sec}
 
 
-def _diff_operation(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, o: Operation, n: Operation) -> None:
+def _diff_operation(
+    ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, o: Operation, n: Operation
+) -> None:
     subj = n.subject
     line = new.line(n.pointer)
     # auth
@@ -222,77 +264,174 @@ def _diff_operation(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, o:
     elif not old_open and not new_open and old_sec != new_sec:
         dropped = sorted("+".join(sorted(a)) for a in (old_sec or set()) - (new_sec or set()))
         if dropped:
-            ch.add("breaking", "security-changed", subj,
-                   f"{subj} no longer accepts the security requirement(s) {', '.join(dropped)}", line)
+            ch.add(
+                "breaking",
+                "security-changed",
+                subj,
+                f"{subj} no longer accepts the security requirement(s) {', '.join(dropped)}",
+                line,
+            )
         else:
-            ch.add("info", "security-alternative-added", subj, f"{subj} accepts additional security requirements", line)
+            ch.add(
+                "info",
+                "security-alternative-added",
+                subj,
+                f"{subj} accepts additional security requirements",
+                line,
+            )
     elif not old_open and new_open:
         ch.add("warning", "security-removed", subj, f"{subj} no longer requires authentication", line)
     # parameters
-    old_params = {(loc, name.lower() if loc == "header" else name): p for (loc, name), (p, _) in o.parameters.items()}
+    old_params = {
+        (loc, name.lower() if loc == "header" else name): p for (loc, name), (p, _) in o.parameters.items()
+    }
     for (loc, name), (param, ptr) in n.parameters.items():
         key = (loc, name.lower() if loc == "header" else name)
         required = bool(param.get("required")) or loc == "path"
         before = old_params.get(key)
         if before is None:
             if required and loc != "path":
-                ch.add("breaking", "new-required-request-parameter", subj,
-                       f"{subj} has the new required {loc} parameter '{name}'", new.line(ptr))
+                ch.add(
+                    "breaking",
+                    "new-required-request-parameter",
+                    subj,
+                    f"{subj} has the new required {loc} parameter '{name}'",
+                    new.line(ptr),
+                )
             elif loc != "path":
-                ch.add("info", "new-optional-request-parameter", subj, f"{subj} has the new optional {loc} parameter '{name}'",
-                       new.line(ptr))
+                ch.add(
+                    "info",
+                    "new-optional-request-parameter",
+                    subj,
+                    f"{subj} has the new optional {loc} parameter '{name}'",
+                    new.line(ptr),
+                )
             continue
         if required and not (bool(before.get("required")) or loc == "path"):
-            ch.add("breaking", "request-parameter-became-required", subj,
-                   f"{subj}: {loc} parameter '{name}' became required", new.line(ptr))
-        _diff_schema(ch, old, new, before.get("schema"), param.get("schema"), "request",
-                     f"{subj} {loc} parameter '{name}'", new.line(ptr), set())
+            ch.add(
+                "breaking",
+                "request-parameter-became-required",
+                subj,
+                f"{subj}: {loc} parameter '{name}' became required",
+                new.line(ptr),
+            )
+        _diff_schema(
+            ch,
+            old,
+            new,
+            before.get("schema"),
+            param.get("schema"),
+            "request",
+            f"{subj} {loc} parameter '{name}'",
+            new.line(ptr),
+            set(),
+        )
     new_keys = {(loc, name.lower() if loc == "header" else name) for (loc, name) in n.parameters}
     for key in old_params:
         if key not in new_keys and key[0] != "path":
-            ch.add("warning", "request-parameter-removed", subj,
-                       f"{subj}: {key[0]} parameter '{key[1]}' was removed (clients still sending it may be rejected)", line)
+            ch.add(
+                "warning",
+                "request-parameter-removed",
+                subj,
+                f"{subj}: {key[0]} parameter '{key[1]}' was removed (clients still sending it may be rejected)",
+                line,
+            )
     # request body
     ob, nb = old.resolve(o.op.get("requestBody")), new.resolve(n.op.get("requestBody"))
     if isinstance(nb, dict):
         if nb.get("required") and not (isinstance(ob, dict) and ob.get("required")):
-            ch.add("breaking", "request-body-became-required", subj, f"{subj}: the request body became required", line)
+            ch.add(
+                "breaking",
+                "request-body-became-required",
+                subj,
+                f"{subj}: the request body became required",
+                line,
+            )
         old_media = dict(json_media(old, ob)) if isinstance(ob, dict) else {}
         for mt, media in json_media(new, nb):
             if mt in old_media:
-                _diff_schema(ch, old, new, old_media[mt].get("schema"), media.get("schema"), "request",
-                             f"{subj} request body", line, set())
+                _diff_schema(
+                    ch,
+                    old,
+                    new,
+                    old_media[mt].get("schema"),
+                    media.get("schema"),
+                    "request",
+                    f"{subj} request body",
+                    line,
+                    set(),
+                )
         if old_media and not any(mt in old_media for mt, _ in json_media(new, nb)):
-            ch.add("breaking", "request-media-type-removed", subj,
-                   f"{subj}: request media type(s) {', '.join(sorted(old_media))} no longer accepted", line)
+            ch.add(
+                "breaking",
+                "request-media-type-removed",
+                subj,
+                f"{subj}: request media type(s) {', '.join(sorted(old_media))} no longer accepted",
+                line,
+            )
     # responses
     old_resps, new_resps = responses(old, o), responses(new, n)
     for code in old_resps:
         if code.startswith("2") and code not in new_resps:
-            ch.add("breaking", "response-success-status-removed", subj,
-                   f"{subj}: success status {code} is no longer returned", line)
+            ch.add(
+                "breaking",
+                "response-success-status-removed",
+                subj,
+                f"{subj}: success status {code} is no longer returned",
+                line,
+            )
     for code, (resp, rptr) in new_resps.items():
         if code not in old_resps:
             level: ChangeLevel = "warning" if code.startswith("2") else "info"
-            ch.add(level, "response-status-added", subj, f"{subj}: new response status {code}", new.line(rptr))
+            ch.add(
+                level, "response-status-added", subj, f"{subj}: new response status {code}", new.line(rptr)
+            )
             continue
         old_media = dict(json_media(old, old_resps[code][0]))
         for mt, media in json_media(new, resp):
             if mt in old_media:
-                _diff_schema(ch, old, new, old_media[mt].get("schema"), media.get("schema"), "response",
-                             f"{subj} {code} response", new.line(rptr), set())
+                _diff_schema(
+                    ch,
+                    old,
+                    new,
+                    old_media[mt].get("schema"),
+                    media.get("schema"),
+                    "response",
+                    f"{subj} {code} response",
+                    new.line(rptr),
+                    set(),
+                )
             elif old_media and code.startswith("2"):
-                ch.add("info", "response-media-type-added", subj, f"{subj} {code}: new media type {mt}", new.line(rptr))
+                ch.add(
+                    "info",
+                    "response-media-type-added",
+                    subj,
+                    f"{subj} {code}: new media type {mt}",
+                    new.line(rptr),
+                )
         new_media = {mt for mt, _ in json_media(new, resp)}
         for mt in old_media:
             if mt not in new_media and code.startswith("2"):
-                ch.add("breaking", "response-media-type-removed", subj,
-                       f"{subj} {code}: media type {mt} is no longer returned", new.line(rptr))
+                ch.add(
+                    "breaking",
+                    "response-media-type-removed",
+                    subj,
+                    f"{subj} {code}: media type {mt} is no longer returned",
+                    new.line(rptr),
+                )
 
 
 def _diff_schema(
-    ch: _Changes, old: OpenApiDocument, new: OpenApiDocument, os_: Any, ns_: Any, direction: str, where: str,
-    line: int, seen: set[tuple[int, int]], depth: int = 0,
+    ch: _Changes,
+    old: OpenApiDocument,
+    new: OpenApiDocument,
+    os_: Any,
+    ns_: Any,
+    direction: str,
+    where: str,
+    line: int,
+    seen: set[tuple[int, int]],
+    depth: int = 0,
 ) -> None:
     os_, ns_ = old.resolve(os_), new.resolve(ns_)
     if not isinstance(os_, dict) or not isinstance(ns_, dict) or depth > 24:
@@ -303,24 +442,48 @@ def _diff_schema(
     seen = seen | {key}
     ot, nt = schema_types(os_) - {"null"}, schema_types(ns_) - {"null"}
     if ot and nt and ot != nt:
-        ch.add("breaking", f"{direction}-type-changed", where,
-               f"{where}: type changed from {'/'.join(sorted(ot))} to {'/'.join(sorted(nt))}", line)
+        ch.add(
+            "breaking",
+            f"{direction}-type-changed",
+            where,
+            f"{where}: type changed from {'/'.join(sorted(ot))} to {'/'.join(sorted(nt))}",
+            line,
+        )
         return
     if direction == "response" and "null" in schema_types(ns_) and "null" not in schema_types(os_) and ot:
         ch.add("breaking", "response-became-nullable", where, f"{where}: may now be null", line)
     if os_.get("format") and ns_.get("format") and os_["format"] != ns_["format"]:
-        ch.add("breaking", f"{direction}-format-changed", where,
-               f"{where}: format changed from {os_['format']} to {ns_['format']}", line)
+        ch.add(
+            "breaking",
+            f"{direction}-format-changed",
+            where,
+            f"{where}: format changed from {os_['format']} to {ns_['format']}",
+            line,
+        )
     oe, ne = os_.get("enum"), ns_.get("enum")
     if isinstance(oe, list) and isinstance(ne, list):
         removed = [v for v in oe if v not in ne]
         added = [v for v in ne if v not in oe]
         if direction == "request" and removed:
-            ch.add("breaking", "request-enum-narrowed", where, f"{where}: enum value(s) {removed} no longer accepted", line)
+            ch.add(
+                "breaking",
+                "request-enum-narrowed",
+                where,
+                f"{where}: enum value(s) {removed} no longer accepted",
+                line,
+            )
         if direction == "response" and added:
-            ch.add("warning", "response-enum-value-added", where, f"{where}: may now return enum value(s) {added}", line)
+            ch.add(
+                "warning",
+                "response-enum-value-added",
+                where,
+                f"{where}: may now return enum value(s) {added}",
+                line,
+            )
         if direction == "response" and removed:
-            ch.add("info", "response-enum-value-removed", where, f"{where}: no longer returns {removed}", line)
+            ch.add(
+                "info", "response-enum-value-removed", where, f"{where}: no longer returns {removed}", line
+            )
         if direction == "request" and added:
             ch.add("info", "request-enum-value-added", where, f"{where}: also accepts {added}", line)
     elif direction == "request" and isinstance(ne, list) and oe is None:
@@ -329,11 +492,25 @@ def _diff_schema(
         for bound in ("maxLength", "maxItems", "maximum"):
             ob, nb = os_.get(bound), ns_.get(bound)
             if isinstance(nb, int | float) and (ob is None or (isinstance(ob, int | float) and nb < ob)):
-                ch.add("breaking", "request-bound-narrowed", where, f"{where}: {bound} narrowed to {nb} (was {ob})", line)
+                ch.add(
+                    "breaking",
+                    "request-bound-narrowed",
+                    where,
+                    f"{where}: {bound} narrowed to {nb} (was {ob})",
+                    line,
+                )
         for bound in ("minLength", "minItems", "minimum"):
             ob, nb = os_.get(bound), ns_.get(bound)
-            if isinstance(nb, int | float) and ((isinstance(ob, int | float) and nb > ob) or (ob is None and nb > 0)):
-                ch.add("breaking", "request-bound-narrowed", where, f"{where}: {bound} raised to {nb} (was {ob})", line)
+            if isinstance(nb, int | float) and (
+                (isinstance(ob, int | float) and nb > ob) or (ob is None and nb > 0)
+            ):
+                ch.add(
+                    "breaking",
+                    "request-bound-narrowed",
+                    where,
+                    f"{where}: {bound} raised to {nb} (was {ob})",
+                    line,
+                )
     # object properties
     op, np_ = merged_properties(old, os_), merged_properties(new, ns_)
     orq, nrq = merged_required(old, os_), merged_required(new, ns_)
@@ -341,25 +518,54 @@ def _diff_schema(
         sub = f"{where}.{name}"
         if name in op and name not in np_:
             if direction == "response":
-                ch.add("breaking", "response-property-removed", sub, f"{where}: property '{name}' was removed", line)
+                ch.add(
+                    "breaking",
+                    "response-property-removed",
+                    sub,
+                    f"{where}: property '{name}' was removed",
+                    line,
+                )
             else:
-                ch.add("warning", "request-property-removed", sub, f"{where}: property '{name}' was removed", line)
+                ch.add(
+                    "warning",
+                    "request-property-removed",
+                    sub,
+                    f"{where}: property '{name}' was removed",
+                    line,
+                )
         elif name not in op and name in np_:
             if direction == "request" and name in nrq:
-                ch.add("breaking", "new-required-request-property", sub,
-                       f"{where}: new required property '{name}'", line)
+                ch.add(
+                    "breaking",
+                    "new-required-request-property",
+                    sub,
+                    f"{where}: new required property '{name}'",
+                    line,
+                )
             else:
                 ch.add("info", f"{direction}-property-added", sub, f"{where}: new property '{name}'", line)
         else:
             if direction == "request" and name in nrq and name not in orq:
-                ch.add("breaking", "request-property-became-required", sub,
-                       f"{where}: property '{name}' became required", line)
+                ch.add(
+                    "breaking",
+                    "request-property-became-required",
+                    sub,
+                    f"{where}: property '{name}' became required",
+                    line,
+                )
             if direction == "response" and name in orq and name not in nrq:
-                ch.add("breaking", "response-property-became-optional", sub,
-                       f"{where}: property '{name}' is no longer required (may be missing)", line)
+                ch.add(
+                    "breaking",
+                    "response-property-became-optional",
+                    sub,
+                    f"{where}: property '{name}' is no longer required (may be missing)",
+                    line,
+                )
             _diff_schema(ch, old, new, op[name], np_[name], direction, sub, line, seen, depth + 1)
     if "items" in os_ or "items" in ns_:
-        _diff_schema(ch, old, new, os_.get("items"), ns_.get("items"), direction, f"{where}[]", line, seen, depth + 1)
+        _diff_schema(
+            ch, old, new, os_.get("items"), ns_.get("items"), direction, f"{where}[]", line, seen, depth + 1
+        )
 
 
 # ------------------------------------------------------------------------------------------ GraphQL
@@ -381,12 +587,19 @@ def _diff_graphql(ch: _Changes, old: GraphQLDocument, new: GraphQLDocument) -> N
             continue
         before = old.schema.type_map.get(name)
         if before is None:
-            ch.add("info", "type-added", name, f"type {name} was added", GraphQLDocument.node_line(t.ast_node))
+            ch.add(
+                "info", "type-added", name, f"type {name} was added", GraphQLDocument.node_line(t.ast_node)
+            )
         elif hasattr(t, "fields") and hasattr(before, "fields"):
             for fname, f in t.fields.items():
                 if fname not in before.fields:
-                    ch.add("info", "field-added", f"{name}.{fname}", f"{name}.{fname} was added",
-                           GraphQLDocument.node_line(getattr(f, "ast_node", None)))
+                    ch.add(
+                        "info",
+                        "field-added",
+                        f"{name}.{fname}",
+                        f"{name}.{fname} was added",
+                        GraphQLDocument.node_line(getattr(f, "ast_node", None)),
+                    )
 
 
 # ------------------------------------------------------------------------------------------ protobuf
@@ -394,19 +607,36 @@ def _proto_index(doc: ProtoDocument) -> tuple[str | None, dict[str, Any], dict[s
     from dataeng_agents.core.api.proto_checks import collect
 
     package, messages, enums, rpcs = collect(doc.file)
-    return (package, {m.name: m for m in messages}, {e.name: e for e in enums},
-            {f"{s}.{m.name}": m for s, m in rpcs})
+    return (
+        package,
+        {m.name: m for m in messages},
+        {e.name: e for e in enums},
+        {f"{s}.{m.name}": m for s, m in rpcs},
+    )
 
 
 def _diff_proto(ch: _Changes, old: ProtoDocument, new: ProtoDocument) -> None:
     opkg, omsg, oenum, orpc = _proto_index(old)
     npkg, nmsg, nenum, nrpc = _proto_index(new)
     if opkg != npkg:
-        ch.add("breaking", "package-changed", str(npkg), f"package changed from {opkg} to {npkg}", new.line("package"))
+        ch.add(
+            "breaking",
+            "package-changed",
+            str(npkg),
+            f"package changed from {opkg} to {npkg}",
+            new.line("package"),
+        )
     for name, m in omsg.items():
         n = nmsg.get(name)
         if n is None:
-            ch.add("breaking", "message-removed", name, f"message {name} was removed", old.line(f"message:{name}"), "old")
+            ch.add(
+                "breaking",
+                "message-removed",
+                name,
+                f"message {name} was removed",
+                old.line(f"message:{name}"),
+                "old",
+            )
             continue
         by_number = {num: (fname, ftype) for fname, num, ftype in n.fields}
         by_name = {fname: (num, ftype) for fname, num, ftype in n.fields}
@@ -414,46 +644,87 @@ def _diff_proto(ch: _Changes, old: ProtoDocument, new: ProtoDocument) -> None:
             subject = f"{name}.{fname}"
             if num not in by_number:
                 if n.reserved(num) and (fname in n.reserved_names or fname in by_name):
-                    ch.add("info", "field-removed-reserved", subject,
-                           f"field {subject} = {num} was removed and its number reserved", new.line(f"message:{name}"))
+                    ch.add(
+                        "info",
+                        "field-removed-reserved",
+                        subject,
+                        f"field {subject} = {num} was removed and its number reserved",
+                        new.line(f"message:{name}"),
+                    )
                 elif n.reserved(num):
-                    ch.add("warning", "field-removed-name-not-reserved", subject,
-                           f"field {subject} = {num} was removed; its number is reserved but not its name "
-                           "(JSON/text format clients)", new.line(f"message:{name}"))
+                    ch.add(
+                        "warning",
+                        "field-removed-name-not-reserved",
+                        subject,
+                        f"field {subject} = {num} was removed; its number is reserved but not its name "
+                        "(JSON/text format clients)",
+                        new.line(f"message:{name}"),
+                    )
                 else:
-                    ch.add("breaking", "field-removed-without-reserve", subject,
-                           f"field {subject} = {num} was removed without `reserved {num};`", new.line(f"message:{name}"))
+                    ch.add(
+                        "breaking",
+                        "field-removed-without-reserve",
+                        subject,
+                        f"field {subject} = {num} was removed without `reserved {num};`",
+                        new.line(f"message:{name}"),
+                    )
                 continue
             new_name, new_type = by_number[num]
             line = new.line(f"field:{name}.{new_name}")
             if new_type != ftype:
-                ch.add("breaking", "field-type-changed", subject,
-                       f"field {subject} = {num} changed type from {ftype} to {new_type}", line)
+                ch.add(
+                    "breaking",
+                    "field-type-changed",
+                    subject,
+                    f"field {subject} = {num} changed type from {ftype} to {new_type}",
+                    line,
+                )
             if new_name != fname:
-                ch.add("warning", "field-renamed", subject,
-                       f"field {num} of {name} was renamed from {fname} to {new_name} (breaks JSON clients)", line)
+                ch.add(
+                    "warning",
+                    "field-renamed",
+                    subject,
+                    f"field {num} of {name} was renamed from {fname} to {new_name} (breaks JSON clients)",
+                    line,
+                )
         old_numbers = {num for _, num, _ in m.fields}
         for fname, num, _ftype in n.fields:
             if num not in old_numbers:
-                ch.add("info", "field-added", f"{name}.{fname}", f"field {name}.{fname} = {num} was added",
-                       new.line(f"field:{name}.{fname}"))
+                ch.add(
+                    "info",
+                    "field-added",
+                    f"{name}.{fname}",
+                    f"field {name}.{fname} = {num} was added",
+                    new.line(f"field:{name}.{fname}"),
+                )
     for name in nmsg:
         if name not in omsg:
             ch.add("info", "message-added", name, f"message {name} was added", new.line(f"message:{name}"))
     for name, e in oenum.items():
         ne = nenum.get(name)
         if ne is None:
-            ch.add("breaking", "enum-removed", name, f"enum {name} was removed", old.line(f"enum:{name}"), "old")
+            ch.add(
+                "breaking", "enum-removed", name, f"enum {name} was removed", old.line(f"enum:{name}"), "old"
+            )
             continue
         new_values = dict(ne.values)
         for vname, num in e.values:
             if vname not in new_values:
-                ch.add("breaking", "enum-value-removed", f"{name}.{vname}", f"enum value {name}.{vname} = {num} was removed",
-                       new.line(f"enum:{name}"))
+                ch.add(
+                    "breaking",
+                    "enum-value-removed",
+                    f"{name}.{vname}",
+                    f"enum value {name}.{vname} = {num} was removed",
+                    new.line(f"enum:{name}"),
+                )
             elif new_values[vname] != num:
-                ch.add("breaking", "enum-value-number-changed", f"{name}.{vname}",
-                       f"enum value {name}.{vname} changed number from {num} to {new_values[vname]}",
-                       new.line(f"value:{name}.{vname}"))
+                ch.add(
+                    "breaking",
+                    "enum-value-number-changed",
+                    f"{name}.{vname}",
+                    f"enum value {name}.{vname} changed number from {num} to {new_values[vname]}",
+                    new.line(f"value:{name}.{vname}"),
+                )
     for key, m in orpc.items():
         n = nrpc.get(key)
         if n is None:
@@ -462,11 +733,21 @@ def _diff_proto(ch: _Changes, old: ProtoDocument, new: ProtoDocument) -> None:
         for side in ("input_type", "output_type"):
             ot, nt = getattr(m, side), getattr(n, side)
             if ot.type != nt.type:
-                ch.add("breaking", "rpc-type-changed", key,
-                       f"rpc {key} {side.split('_')[0]} changed from {ot.type} to {nt.type}", new.line(f"rpc:{key}"))
+                ch.add(
+                    "breaking",
+                    "rpc-type-changed",
+                    key,
+                    f"rpc {key} {side.split('_')[0]} changed from {ot.type} to {nt.type}",
+                    new.line(f"rpc:{key}"),
+                )
             if ot.stream != nt.stream:
-                ch.add("breaking", "rpc-streaming-changed", key,
-                       f"rpc {key} {side.split('_')[0]} streaming changed", new.line(f"rpc:{key}"))
+                ch.add(
+                    "breaking",
+                    "rpc-streaming-changed",
+                    key,
+                    f"rpc {key} {side.split('_')[0]} streaming changed",
+                    new.line(f"rpc:{key}"),
+                )
     for key in nrpc:
         if key not in orpc:
             ch.add("info", "rpc-added", key, f"rpc {key} was added", new.line(f"rpc:{key}"))

@@ -40,7 +40,9 @@ from dataeng_agents.core.review.models import Finding
 _IGNORE = re.compile(r"(?:#|//)\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
 
 
-def collect_api_files(paths: Sequence[str | Path], config: ApiReviewConfig) -> tuple[list[tuple[str, bool]], list[ApiFileReport]]:
+def collect_api_files(
+    paths: Sequence[str | Path], config: ApiReviewConfig
+) -> tuple[list[tuple[str, bool]], list[ApiFileReport]]:
     """``(path, named explicitly)`` of every contract file under ``paths`` plus reports of unusable entries.
 
     In a walked folder a ``.yaml``/``.json`` file is taken only when its first 64 KiB mention
@@ -59,7 +61,9 @@ def collect_api_files(paths: Sequence[str | Path], config: ApiReviewConfig) -> t
                 files.append((p, True))
             continue
         for root, dirnames, filenames in os.walk(p):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__pycache__", "node_modules")))
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith((".", "__pycache__", "node_modules"))
+            )
             for name in sorted(filenames):
                 full = os.path.join(root, name)
                 if not name.lower().endswith(ALL_SUFFIXES) or full in seen or config.excluded(full):
@@ -121,9 +125,7 @@ def _title(doc: ApiDocument) -> str:
     return "GraphQL schema"
 
 
-def review_document(
-    doc: ApiDocument, config: ApiReviewConfig
-) -> tuple[ApiFileReport, list[Finding], int]:
+def review_document(doc: ApiDocument, config: ApiReviewConfig) -> tuple[ApiFileReport, list[Finding], int]:
     """Check one parsed document and apply suppressions: ``(report, findings, suppressed)``."""
     raw, n_ops = check_document(doc, config)
     by_line, whole = _suppressions(doc.text)
@@ -135,19 +137,39 @@ def review_document(
         if key in seen:
             continue
         seen.add(key)
-        if (r.rule_id in whole or "*" in whole or r.rule_id in by_line.get(r.line, ())
-                or "*" in by_line.get(r.line, ()) or config.excepted(doc.path, r.rule_id)):
+        if (
+            r.rule_id in whole
+            or "*" in whole
+            or r.rule_id in by_line.get(r.line, ())
+            or "*" in by_line.get(r.line, ())
+            or config.excepted(doc.path, r.rule_id)
+        ):
             suppressed += 1
             continue
         rule = API_RULES[r.rule_id]
         digest = hashlib.sha1(f"{r.rule_id}|{doc.path}|{r.subject}|{r.message}".encode()).hexdigest()[:10]
-        findings.append(Finding(
-            id=f"{r.rule_id}-{digest}", rule_id=r.rule_id, severity=config.severity_of(r.rule_id),
-            category=rule.category, path=doc.path, line=r.line, column=r.column, message=r.message,
-            subject=r.subject, fix=rule.fix,
-        ))
-    report = ApiFileReport(path=doc.path, kind=doc.kind, title=_title(doc), operations=n_ops,
-                           findings=len(findings), suppressed=suppressed)
+        findings.append(
+            Finding(
+                id=f"{r.rule_id}-{digest}",
+                rule_id=r.rule_id,
+                severity=config.severity_of(r.rule_id),
+                category=rule.category,
+                path=doc.path,
+                line=r.line,
+                column=r.column,
+                message=r.message,
+                subject=r.subject,
+                fix=rule.fix,
+            )
+        )
+    report = ApiFileReport(
+        path=doc.path,
+        kind=doc.kind,
+        title=_title(doc),
+        operations=n_ops,
+        findings=len(findings),
+        suppressed=suppressed,
+    )
     return report, findings, suppressed
 
 
@@ -189,16 +211,26 @@ def review_api_paths(
     return result
 
 
-def _review_file(path: str, explicit: bool, cfg: ApiReviewConfig) -> tuple[ApiFileReport | None, list[Finding]]:
+def _review_file(
+    path: str, explicit: bool, cfg: ApiReviewConfig
+) -> tuple[ApiFileReport | None, list[Finding]]:
     kind = kind_of(path)
     if kind is None:
-        return ApiFileReport(path=path, kind="error", status="error",
-                             error=f"unknown contract type: expected one of {', '.join(ALL_SUFFIXES)}"), []
+        return ApiFileReport(
+            path=path,
+            kind="error",
+            status="error",
+            error=f"unknown contract type: expected one of {', '.join(ALL_SUFFIXES)}",
+        ), []
     try:
         size = os.path.getsize(path)
         if size > cfg.max_file_bytes:
-            return ApiFileReport(path=path, kind="error", status="error",
-                                 error=f"file is {size} bytes, over the {cfg.max_file_bytes}-byte limit"), []
+            return ApiFileReport(
+                path=path,
+                kind="error",
+                status="error",
+                error=f"file is {size} bytes, over the {cfg.max_file_bytes}-byte limit",
+            ), []
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         return ApiFileReport(path=path, kind="error", status="error", error=f"cannot read: {exc}"), []
@@ -207,8 +239,12 @@ def _review_file(path: str, explicit: bool, cfg: ApiReviewConfig) -> tuple[ApiFi
     except NotOpenApiError:
         if not explicit:
             return None, []  # a walked YAML/JSON file that merely mentions "openapi"
-        return ApiFileReport(path=path, kind="error", status="error",
-                             error=f"{path}: not an OpenAPI 3 document (no top-level `openapi` key)"), []
+        return ApiFileReport(
+            path=path,
+            kind="error",
+            status="error",
+            error=f"{path}: not an OpenAPI 3 document (no top-level `openapi` key)",
+        ), []
     except ApiParseError as exc:
         return ApiFileReport(path=path, kind="error", status="error", error=str(exc)), []
     except RecursionError:

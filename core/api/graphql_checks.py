@@ -14,8 +14,11 @@ PAGINATION_ARGS = (frozenset({"first", "after"}), frozenset({"last", "before"}))
 def _user_types(schema: Any) -> list[Any]:
     from graphql import is_introspection_type, is_specified_scalar_type
 
-    return [t for name, t in sorted(schema.type_map.items())
-            if not is_introspection_type(t) and not is_specified_scalar_type(t) and not name.startswith("__")]
+    return [
+        t
+        for name, t in sorted(schema.type_map.items())
+        if not is_introspection_type(t) and not is_specified_scalar_type(t) and not name.startswith("__")
+    ]
 
 
 def _line(node: Any) -> int:
@@ -72,9 +75,13 @@ def _depth_limit(ctx: ApiCheckContext, doc: GraphQLDocument, schema: Any, types:
     cycle = _find_cycle(graph, schema.query_type.name if schema.query_type else None)
     if cycle:
         node = schema.query_type or types[0]
-        ctx.emit("GQL002", _line(node), "schema",
-                 f"types reference each other in a cycle ({' -> '.join(cycle)}) so query depth is unbounded, and "
-                 "the schema declares no cost directive and no depth limit is configured")
+        ctx.emit(
+            "GQL002",
+            _line(node),
+            "schema",
+            f"types reference each other in a cycle ({' -> '.join(cycle)}) so query depth is unbounded, and "
+            "the schema declares no cost directive and no depth limit is configured",
+        )
 
 
 def _find_cycle(graph: dict[str, set[str]], start: str | None) -> list[str] | None:
@@ -87,7 +94,7 @@ def _find_cycle(graph: dict[str, set[str]], start: str | None) -> list[str] | No
         stack.append(n)
         for m in sorted(graph.get(n, ())):
             if state.get(m) == 1:
-                return [*stack[stack.index(m):], m]
+                return [*stack[stack.index(m) :], m]
             if m not in state:
                 found = visit(m)
                 if found:
@@ -114,7 +121,12 @@ def _naming_and_docs(ctx: ApiCheckContext, t: Any, roots: list[Any]) -> None:
     if is_enum_type(t):
         for vname, value in t.values.items():
             if vname != vname.upper():
-                ctx.emit("GQL007", _line(value), f"{t.name}.{vname}", f"enum value {t.name}.{vname} is not UPPER_CASE")
+                ctx.emit(
+                    "GQL007",
+                    _line(value),
+                    f"{t.name}.{vname}",
+                    f"enum value {t.name}.{vname} is not UPPER_CASE",
+                )
             _deprecation(ctx, value, f"{t.name}.{vname}")
         return
     if is_object_type(t) or is_interface_type(t) or is_input_object_type(t):
@@ -126,7 +138,12 @@ def _naming_and_docs(ctx: ApiCheckContext, t: Any, roots: list[Any]) -> None:
                 ctx.emit("GQL006", _line(f), subject, f"root field {subject} has no description")
             for aname, arg in getattr(f, "args", {}).items():
                 if not (aname[:1].islower() and "_" not in aname):
-                    ctx.emit("GQL007", _line(arg), f"{subject}({aname})", f"argument {aname} of {subject} is not camelCase")
+                    ctx.emit(
+                        "GQL007",
+                        _line(arg),
+                        f"{subject}({aname})",
+                        f"argument {aname} of {subject} is not camelCase",
+                    )
             _deprecation(ctx, f, subject)
 
 
@@ -159,11 +176,17 @@ def _fields(ctx: ApiCheckContext, schema: Any, t: Any) -> None:
             if not is_non_null_type(inner.of_type):
                 ctx.emit("GQL005", _line(f), subject, f"{subject} is a list of nullable items ({ftype})")
             target = _named(inner)
-            if (is_object_type(target) or is_interface_type(target) or is_union_type(target)) and not is_connection_part:
+            if (
+                is_object_type(target) or is_interface_type(target) or is_union_type(target)
+            ) and not is_connection_part:
                 args = set(getattr(f, "args", {}))
                 if not any(pair <= args for pair in PAGINATION_ARGS):
-                    ctx.emit("GQL003", _line(f), subject,
-                             f"{subject} returns a list of {target.name} without first/after pagination")
+                    ctx.emit(
+                        "GQL003",
+                        _line(f),
+                        subject,
+                        f"{subject} returns a list of {target.name} without first/after pagination",
+                    )
 
 
 def _connection(ctx: ApiCheckContext, schema: Any, t: Any) -> None:
@@ -174,9 +197,16 @@ def _connection(ctx: ApiCheckContext, schema: Any, t: Any) -> None:
     if t.name.endswith("Connection"):
         missing = [f for f in ("edges", "pageInfo") if f not in t.fields]
         if missing:
-            ctx.emit("GQL004", _line(t), t.name, f"connection {t.name} has no {' and no '.join(missing)} field")
+            ctx.emit(
+                "GQL004", _line(t), t.name, f"connection {t.name} has no {' and no '.join(missing)} field"
+            )
     if t.name == "PageInfo":
         forward = {"hasNextPage", "endCursor"} <= set(t.fields)
         backward = {"hasPreviousPage", "startCursor"} <= set(t.fields)
         if not (forward or backward):
-            ctx.emit("GQL004", _line(t), t.name, "PageInfo lacks hasNextPage/endCursor (and hasPreviousPage/startCursor)")
+            ctx.emit(
+                "GQL004",
+                _line(t),
+                t.name,
+                "PageInfo lacks hasNextPage/endCursor (and hasPreviousPage/startCursor)",
+            )

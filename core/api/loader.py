@@ -43,8 +43,10 @@ class _SpecLoader(_YamlLoader):  # type: ignore[misc]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
-        return {k if isinstance(k, str) else str(k).lower() if isinstance(k, bool) else str(k): v
-                for k, v in mapping.items()}
+        return {
+            k if isinstance(k, str) else str(k).lower() if isinstance(k, bool) else str(k): v
+            for k, v in mapping.items()
+        }
 
 
 _SpecLoader.yaml_implicit_resolvers = {
@@ -214,7 +216,9 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
         raise NotOpenApiError(path, "no top-level `openapi` key: not an OpenAPI 3 document")
     version = data.get("openapi")
     if not isinstance(version, str) or not version.startswith("3."):
-        raise ApiParseError(f"{path}:openapi", f"expected `openapi: 3.0.x`, `3.1.x` or `3.2.x`, got {version!r}")
+        raise ApiParseError(
+            f"{path}:openapi", f"expected `openapi: 3.0.x`, `3.1.x` or `3.2.x`, got {version!r}"
+        )
     lines: dict[Pointer, int] = {}
     _yaml_lines(node, (), lines)
     return OpenApiDocument(path=path, text=text, data=data, lines=lines)
@@ -228,14 +232,21 @@ def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator
         OpenAPIV32SpecValidator,
     )
 
-    cls: Any = (OpenAPIV30SpecValidator if doc.version.startswith("3.0")
-                else OpenAPIV32SpecValidator if doc.version.startswith("3.2") else OpenAPIV31SpecValidator)
+    cls: Any = (
+        OpenAPIV30SpecValidator
+        if doc.version.startswith("3.0")
+        else OpenAPIV32SpecValidator
+        if doc.version.startswith("3.2")
+        else OpenAPIV31SpecValidator
+    )
     base = Path(doc.path).resolve().as_uri() if Path(doc.path).exists() else ""
     validator = cls(doc.data, base_uri=base)
     for n, err in enumerate(validator.iter_errors()):
         if n >= limit:
             return
-        pointer = tuple(str(p) for p in getattr(err, "absolute_path", None) or getattr(err, "path", None) or ())
+        pointer = tuple(
+            str(p) for p in getattr(err, "absolute_path", None) or getattr(err, "path", None) or ()
+        )
         yield pointer, str(getattr(err, "message", err))
 
 
@@ -262,7 +273,9 @@ def parse_proto(path: str, text: str) -> ProtoDocument:
     from proto_schema_parser.parser import Parser
 
     class _Raise(ErrorListener):  # type: ignore[misc]
-        def syntaxError(self, recognizer: Any, offending: Any, line: int, column: int, msg: str, e: Any) -> None:
+        def syntaxError(
+            self, recognizer: Any, offending: Any, line: int, column: int, msg: str, e: Any
+        ) -> None:
             raise ApiParseError(f"{path}:{line}", f"invalid protobuf: {msg}")
 
     trees: list[Any] = []
@@ -317,8 +330,13 @@ def _proto_lines(ctx: Any, scope: list[str], out: dict[str, int]) -> None:
 
     global _FIELD_CONTEXTS
     if not _FIELD_CONTEXTS:
-        _FIELD_CONTEXTS = (P.MessageFieldDeclContext, P.FieldDeclWithCardinalityContext, P.MapFieldDeclContext,
-                           P.OneofFieldDeclContext, P.GroupDeclContext)
+        _FIELD_CONTEXTS = (
+            P.MessageFieldDeclContext,
+            P.FieldDeclWithCardinalityContext,
+            P.MapFieldDeclContext,
+            P.OneofFieldDeclContext,
+            P.GroupDeclContext,
+        )
     name: str | None = None
     key: str | None = None
     if isinstance(ctx, P.PackageDeclContext):

@@ -37,13 +37,27 @@ def _review_facts(result: ApiReviewResult) -> dict[str, Any]:
         "summary": result.summary(),
         "files": [f.model_dump(mode="json") for f in result.files],
         "findings": [
-            {"id": f.id, "rule_id": f.rule_id, "severity": f.severity.value, "category": f.category,
-             "path": f.path, "line": f.line, "subject": f.subject, "message": f.message}
+            {
+                "id": f.id,
+                "rule_id": f.rule_id,
+                "severity": f.severity.value,
+                "category": f.category,
+                "path": f.path,
+                "line": f.line,
+                "subject": f.subject,
+                "message": f.message,
+            }
             for f in ranked[:MAX_FACT_FINDINGS]
         ],
         "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
-        "rules": {rid: {"title": API_RULES[rid].title, "rationale": API_RULES[rid].rationale,
-                        "fix": API_RULES[rid].fix} for rid in sorted({f.rule_id for f in ranked})},
+        "rules": {
+            rid: {
+                "title": API_RULES[rid].title,
+                "rationale": API_RULES[rid].rationale,
+                "fix": API_RULES[rid].fix,
+            }
+            for rid in sorted({f.rule_id for f in ranked})
+        },
     }
 
 
@@ -68,20 +82,29 @@ def api_review_advice_template(result: ApiReviewResult) -> ReviewAdvice:
     n = len(result.files)
     if result.findings:
         top = order[0]
-        summary = (f"Reviewed {n} contract file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
-                   f"Fix {top} ({API_RULES[top].title}) first.")
+        summary = (
+            f"Reviewed {n} contract file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
+            f"Fix {top} ({API_RULES[top].title}) first."
+        )
     else:
         summary = f"Reviewed {n} contract file(s): no findings at the {result.profile} profile."
     caveats = [f"{f.path} could not be reviewed: {f.error}" for f in result.files if f.status == "error"][:5]
-    caveats.append("Static review of the contract: the running service's behaviour (limits, caching) was not observed.")
+    caveats.append(
+        "Static review of the contract: the running service's behaviour (limits, caching) was not observed."
+    )
     return ReviewAdvice(summary=summary, priorities=priorities, caveats=caveats)
 
 
-def api_review_narration_task(result: ApiReviewResult, *, persona: str = PERSONA) -> NarrationTask[ReviewAdvice]:
+def api_review_narration_task(
+    result: ApiReviewResult, *, persona: str = PERSONA
+) -> NarrationTask[ReviewAdvice]:
     return NarrationTask(
-        kind="review", subject_id=f"api-review:{result.profile}:{len(result.files)}files",
-        facts=_review_facts(result), output_model=ReviewAdvice,
-        template=lambda: api_review_advice_template(result), persona=persona,
+        kind="review",
+        subject_id=f"api-review:{result.profile}:{len(result.files)}files",
+        facts=_review_facts(result),
+        output_model=ReviewAdvice,
+        template=lambda: api_review_advice_template(result),
+        persona=persona,
     )
 
 
@@ -104,22 +127,33 @@ def api_diff_advice_template(diff: ApiDiffResult) -> ReviewAdvice:
         ReviewPriority(
             finding_ids=by_kind[k][:MAX_IDS_PER_PRIORITY],
             why=f"{k} ({level[k]}, {len(by_kind[k])}x): clients built against {diff.old} "
-                + ("break." if level[k] == "breaking" else "may break."),
+            + ("break." if level[k] == "breaking" else "may break."),
             how_to_fix="Restore the old contract, or publish the change under a new major version and keep the old "
-                       "one running until its clients migrate.",
+            "one running until its clients migrate.",
         )
         for k in order
     ]
     n = diff.counts()
-    summary = (f"{n['breaking']} breaking change(s), {n['warning']} warning(s) and {n['info']} additive change(s) "
-               f"between {diff.old} and {diff.new}.")
+    summary = (
+        f"{n['breaking']} breaking change(s), {n['warning']} warning(s) and {n['info']} additive change(s) "
+        f"between {diff.old} and {diff.new}."
+    )
     return ReviewAdvice(summary=summary, priorities=priorities)
 
 
 def api_diff_narration_task(diff: ApiDiffResult, *, persona: str = PERSONA) -> NarrationTask[ReviewAdvice]:
-    facts = {"summary": diff.summary(), "findings": [c.model_dump(mode="json") for c in diff.changes[:MAX_FACT_FINDINGS]]}
-    return NarrationTask(kind="review", subject_id=f"api-diff:{diff.api}", facts=facts, output_model=ReviewAdvice,
-                         template=lambda: api_diff_advice_template(diff), persona=persona)
+    facts = {
+        "summary": diff.summary(),
+        "findings": [c.model_dump(mode="json") for c in diff.changes[:MAX_FACT_FINDINGS]],
+    }
+    return NarrationTask(
+        kind="review",
+        subject_id=f"api-diff:{diff.api}",
+        facts=facts,
+        output_model=ReviewAdvice,
+        template=lambda: api_diff_advice_template(diff),
+        persona=persona,
+    )
 
 
 def narrate_api_diff(diff: ApiDiffResult, narrator: Narrator | None = None) -> ReviewAdvice:
@@ -129,25 +163,38 @@ def narrate_api_diff(diff: ApiDiffResult, narrator: Narrator | None = None) -> R
 # ------------------------------------------------------------------------------------------ design
 def serving_design_advice_template(design: ServingApiDesign) -> ArchitectureAdvice:
     resources = ", ".join(r.path for r in design.resources)
-    summary = (f"Serving API for {design.spec_name}: {len(design.resources)} read resource(s) ({resources}) with "
-               f"cursor pagination, ETag caching and problem-details errors; the contract passes the API review at "
-               f"the strict profile with {design.review_findings} finding(s).")
+    summary = (
+        f"Serving API for {design.spec_name}: {len(design.resources)} read resource(s) ({resources}) with "
+        f"cursor pagination, ETag caching and problem-details errors; the contract passes the API review at "
+        f"the strict profile with {design.review_findings} finding(s)."
+    )
     rationale = [NarrativePoint(text=f"{r.path}: {r.rationale}", refs=[r.id]) for r in design.resources]
-    risks = [NarrativePoint(text=f"{n.title}: {n.detail}", refs=[n.id]) for n in design.notes if n.area in ("slo", "resilience")]
+    risks = [
+        NarrativePoint(text=f"{n.title}: {n.detail}", refs=[n.id])
+        for n in design.notes
+        if n.area in ("slo", "resilience")
+    ]
     steps = [f"{n.area}: {n.title} - {n.detail}" for n in design.notes]
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
-def serving_design_narration_task(design: ServingApiDesign, *, persona: str = PERSONA) -> NarrationTask[ArchitectureAdvice]:
+def serving_design_narration_task(
+    design: ServingApiDesign, *, persona: str = PERSONA
+) -> NarrationTask[ArchitectureAdvice]:
     facts = {
         "spec": design.spec_name,
         "resources": [r.model_dump(mode="json") for r in design.resources],
         "notes": [n.model_dump(mode="json") for n in design.notes],
         "review_findings": design.review_findings,
     }
-    return NarrationTask(kind="architecture", subject_id=f"serving-api:{design.spec_name}", facts=facts,
-                         output_model=ArchitectureAdvice, template=lambda: serving_design_advice_template(design),
-                         persona=persona)
+    return NarrationTask(
+        kind="architecture",
+        subject_id=f"serving-api:{design.spec_name}",
+        facts=facts,
+        output_model=ArchitectureAdvice,
+        template=lambda: serving_design_advice_template(design),
+        persona=persona,
+    )
 
 
 def narrate_serving_design(design: ServingApiDesign, narrator: Narrator | None = None) -> ArchitectureAdvice:

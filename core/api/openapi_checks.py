@@ -22,19 +22,71 @@ from dataeng_agents.core.api.openapi_model import (
 )
 
 PROBLEM_FIELDS = frozenset({"type", "title", "status", "detail", "instance"})
-BOUNDED_STRING_FORMATS = frozenset({
-    "date", "date-time", "time", "uuid", "ipv4", "ipv6", "duration", "int32", "int64", "byte-length",
-})
-PATH_VERBS = frozenset({
-    "get", "list", "create", "add", "update", "delete", "remove", "set", "fetch", "make", "do", "insert",
-    "modify", "retrieve", "put", "post", "patch", "edit", "save", "change",
-})
-CREDENTIAL_PARAMS = frozenset({
-    "api_key", "apikey", "key", "token", "access_token", "auth", "auth_token", "password", "secret",
-    "client_secret", "session", "sessionid", "jwt",
-})
-RATE_LIMIT_HEADERS = ("ratelimit", "ratelimit-policy", "ratelimit-limit", "ratelimit-remaining", "x-ratelimit-limit",
-                      "x-ratelimit-remaining", "x-rate-limit-limit", "x-rate-limit-remaining")
+BOUNDED_STRING_FORMATS = frozenset(
+    {
+        "date",
+        "date-time",
+        "time",
+        "uuid",
+        "ipv4",
+        "ipv6",
+        "duration",
+        "int32",
+        "int64",
+        "byte-length",
+    }
+)
+PATH_VERBS = frozenset(
+    {
+        "get",
+        "list",
+        "create",
+        "add",
+        "update",
+        "delete",
+        "remove",
+        "set",
+        "fetch",
+        "make",
+        "do",
+        "insert",
+        "modify",
+        "retrieve",
+        "put",
+        "post",
+        "patch",
+        "edit",
+        "save",
+        "change",
+    }
+)
+CREDENTIAL_PARAMS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "key",
+        "token",
+        "access_token",
+        "auth",
+        "auth_token",
+        "password",
+        "secret",
+        "client_secret",
+        "session",
+        "sessionid",
+        "jwt",
+    }
+)
+RATE_LIMIT_HEADERS = (
+    "ratelimit",
+    "ratelimit-policy",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-rate-limit-limit",
+    "x-rate-limit-remaining",
+)
 CACHE_HEADERS = frozenset({"etag", "last-modified", "cache-control"})
 IDEMPOTENCY_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
 
@@ -76,28 +128,40 @@ def _document_level(ctx: ApiCheckContext, doc: OpenApiDocument, ops: list[Operat
     servers = _servers(doc)
     if ctx.enabled("OAS003"):
         versioned = any(version_segment(seg) for url, _ in servers for seg in urlparse(url).path.split("/"))
-        versioned = versioned or any(
-            version_segment(seg) for op in ops for seg in op.path.split("/")[:3]
-        )
+        versioned = versioned or any(version_segment(seg) for op in ops for seg in op.path.split("/")[:3])
         versioned = versioned or any(
             _norm(name) in {"api_version", "x_api_version", "version", "accept_version"}
-            for op in ops for (_loc, name) in op.parameters
+            for op in ops
+            for (_loc, name) in op.parameters
         )
         if not versioned and ops:
             where = ("servers",) if "servers" in doc.data else ("openapi",)
-            ctx.emit("OAS003", doc.line(where), "servers",
-                     "no major version in the server URLs or paths (/v1) and no version header or query parameter")
+            ctx.emit(
+                "OAS003",
+                doc.line(where),
+                "servers",
+                "no major version in the server URLs or paths (/v1) and no version header or query parameter",
+            )
     if ctx.enabled("OAS021"):
         for url, ptr in servers:
             parsed = urlparse(url)
-            if parsed.scheme == "http" and parsed.hostname not in {"localhost", "127.0.0.1", "::1", "0.0.0.0"}:
+            if parsed.scheme == "http" and parsed.hostname not in {
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "0.0.0.0",
+            }:
                 ctx.emit("OAS021", doc.line(ptr), url, f"server URL {url} is plain http")
     schemes = security_schemes(doc)
     if ctx.enabled("OAS020"):
         for name, scheme in schemes.items():
             if scheme.get("type") == "apiKey" and scheme.get("in") == "query":
-                ctx.emit("OAS020", doc.line(("components", "securitySchemes", name)), name,
-                         f"security scheme '{name}' sends the API key in the query parameter '{scheme.get('name')}'")
+                ctx.emit(
+                    "OAS020",
+                    doc.line(("components", "securitySchemes", name)),
+                    name,
+                    f"security scheme '{name}' sends the API key in the query parameter '{scheme.get('name')}'",
+                )
     if ctx.enabled("OAS006"):
         requirement_lists: list[tuple[Any, tuple[str, ...]]] = [(doc.data.get("security"), ("security",))]
         requirement_lists += [(op.op.get("security"), (*op.pointer, "security")) for op in ops]
@@ -107,8 +171,12 @@ def _document_level(ctx: ApiCheckContext, doc: OpenApiDocument, ops: list[Operat
             for i, req in enumerate(reqs):
                 for name in req if isinstance(req, dict) else ():
                     if name not in schemes:
-                        ctx.emit("OAS006", doc.line((*ptr, str(i))), str(name),
-                                 f"security requirement '{name}' is not defined in components.securitySchemes")
+                        ctx.emit(
+                            "OAS006",
+                            doc.line((*ptr, str(i))),
+                            str(name),
+                            f"security requirement '{name}' is not defined in components.securitySchemes",
+                        )
     if ctx.enabled("OAS014"):
         _property_casing(ctx, doc)
 
@@ -136,12 +204,18 @@ def _property_casing(ctx: ApiCheckContext, doc: OpenApiDocument) -> None:
     minority, majority = (snake, "camelCase") if len(snake) < len(camel) else (camel, "snake_case")
     style = "snake_case" if majority == "camelCase" else "camelCase"
     for name, ptr in minority:
-        ctx.emit("OAS014", doc.line(ptr), name,
-                 f"property '{name}' is {style} while most properties ({max(len(snake), len(camel))}) are {majority}")
+        ctx.emit(
+            "OAS014",
+            doc.line(ptr),
+            name,
+            f"property '{name}' is {style} while most properties ({max(len(snake), len(camel))}) are {majority}",
+        )
 
 
 # ---------------------------------------------------------------------------------- per operation
-def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_ids: dict[str, Operation]) -> None:
+def _operation(
+    ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_ids: dict[str, Operation]
+) -> None:
     line = doc.line(op.pointer)
     subj = op.subject
     resps = responses(doc, op)
@@ -151,8 +225,12 @@ def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_i
     if not isinstance(op_id, str) or not op_id:
         ctx.emit("OAS017", line, subj, f"{subj} has no operationId")
     elif op_id in seen_ids:
-        ctx.emit("OAS018", doc.line((*op.pointer, "operationId")), subj,
-                 f"operationId '{op_id}' of {subj} is also used by {seen_ids[op_id].subject}")
+        ctx.emit(
+            "OAS018",
+            doc.line((*op.pointer, "operationId")),
+            subj,
+            f"operationId '{op_id}' of {subj} is also used by {seen_ids[op_id].subject}",
+        )
     else:
         seen_ids[op_id] = op
     # OAS015 documentation
@@ -161,18 +239,26 @@ def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_i
     # OAS005 security
     sec = effective_security(doc, op)
     if sec is None:
-        ctx.emit("OAS005", line, subj, f"{subj} has no security requirement (none on the operation or the root)")
+        ctx.emit(
+            "OAS005", line, subj, f"{subj} has no security requirement (none on the operation or the root)"
+        )
     elif not sec or all(not req for req in sec):
-        ctx.emit("OAS005", line, subj, f"{subj} allows anonymous access (`security` is empty or contains {{}})")
+        ctx.emit(
+            "OAS005", line, subj, f"{subj} allows anonymous access (`security` is empty or contains {{}})"
+        )
     # OAS020 credentials in query parameters
     for (loc, name), (_param, ptr) in op.parameters.items():
         if loc == "query" and _norm(name) in CREDENTIAL_PARAMS:
-            ctx.emit("OAS020", doc.line(ptr), subj, f"{subj} takes the credential '{name}' as a query parameter")
+            ctx.emit(
+                "OAS020", doc.line(ptr), subj, f"{subj} takes the credential '{name}' as a query parameter"
+            )
     # OAS002 pagination on list endpoints
     if op.method == "get" and op.is_collection and _returns_list(doc, resps):
         pagination = {_norm(p) for p in ctx.config.pagination_params}
         if not any(loc == "query" and _norm(name) in pagination for (loc, name) in op.parameters):
-            ctx.emit("OAS002", line, subj, f"{subj} returns a list but takes no page size or cursor parameter")
+            ctx.emit(
+                "OAS002", line, subj, f"{subj} returns a list but takes no page size or cursor parameter"
+            )
     # OAS004 problem details
     error_codes = sorted(c for c in codes if c[:1] in "45" or c == "default")
     if not error_codes:
@@ -180,8 +266,12 @@ def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_i
     else:
         plain = [c for c in error_codes if not _is_problem(doc, resps[c][0])]
         if plain:
-            ctx.emit("OAS004", doc.line(resps[plain[0]][1]), subj,
-                     f"{subj}: error response(s) {', '.join(plain)} do not use problem details (RFC 9457)")
+            ctx.emit(
+                "OAS004",
+                doc.line(resps[plain[0]][1]),
+                subj,
+                f"{subj}: error response(s) {', '.join(plain)} do not use problem details (RFC 9457)",
+            )
     # OAS007 idempotency key
     if op.method == "post" and ("201" in codes or op.is_collection):
         headers = {_norm(name).replace("_", "-") for (loc, name) in op.parameters if loc == "header"}
@@ -191,26 +281,47 @@ def _operation(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_i
     if "429" not in codes and "4XX" not in codes:
         ctx.emit("OAS008", line, subj, f"{subj} documents no 429 Too Many Requests response")
     elif "429" in codes and not header_names(doc, resps["429"][0]) & {"retry-after", *RATE_LIMIT_HEADERS}:
-        ctx.emit("OAS008", doc.line(resps["429"][1]), subj, f"{subj}: the 429 response declares no Retry-After header")
+        ctx.emit(
+            "OAS008",
+            doc.line(resps["429"][1]),
+            subj,
+            f"{subj}: the 429 response declares no Retry-After header",
+        )
     # OAS009 rate-limit headers on success
     success = [c for c in codes if c.startswith("2")]
     if success and not any(header_names(doc, resps[c][0]) & set(RATE_LIMIT_HEADERS) for c in success):
         ctx.emit("OAS009", line, subj, f"{subj}: no 2xx response declares RateLimit headers")
     # OAS010 caching headers on GET
     if op.method == "get" and "200" in codes and not header_names(doc, resps["200"][0]) & CACHE_HEADERS:
-        ctx.emit("OAS010", doc.line(resps["200"][1]), subj,
-                 f"{subj}: the 200 response declares no ETag, Last-Modified or Cache-Control header")
+        ctx.emit(
+            "OAS010",
+            doc.line(resps["200"][1]),
+            subj,
+            f"{subj}: the 200 response declares no ETag, Last-Modified or Cache-Control header",
+        )
     # OAS016 examples on 2xx JSON responses
     for c in success:
         for mt, media in json_media(doc, resps[c][0]):
             schema = doc.resolve(media.get("schema"))
-            if not (media.get("example") is not None or media.get("examples")
-                    or (isinstance(schema, dict) and (schema.get("example") is not None or schema.get("examples")))):
-                ctx.emit("OAS016", doc.line((*resps[c][1], "content", mt)), subj,
-                         f"{subj}: the {c} {mt} response has no example")
+            if not (
+                media.get("example") is not None
+                or media.get("examples")
+                or (
+                    isinstance(schema, dict) and (schema.get("example") is not None or schema.get("examples"))
+                )
+            ):
+                ctx.emit(
+                    "OAS016",
+                    doc.line((*resps[c][1], "content", mt)),
+                    subj,
+                    f"{subj}: the {c} {mt} response has no example",
+                )
     # OAS023 validation error response on writes
-    if (op.method in ("post", "put", "patch") and op.op.get("requestBody") is not None
-            and not codes & {"400", "422", "4XX"}):
+    if (
+        op.method in ("post", "put", "patch")
+        and op.op.get("requestBody") is not None
+        and not codes & {"400", "422", "4XX"}
+    ):
         ctx.emit("OAS023", line, subj, f"{subj} takes a request body but documents neither 400 nor 422")
     # OAS013 / OAS019 path naming (once per path: on its first operation)
     if op.method == _first_method(doc, op.path):
@@ -233,7 +344,9 @@ def _path_naming(ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation) -> N
     for seg in literals:
         words = _words(seg)
         if words and words[0] in PATH_VERBS:
-            ctx.emit("OAS019", line, op.path, f"path {op.path}: segment '{seg}' starts with the verb '{words[0]}'")
+            ctx.emit(
+                "OAS019", line, op.path, f"path {op.path}: segment '{seg}' starts with the verb '{words[0]}'"
+            )
             break
 
 
@@ -292,10 +405,17 @@ def _schemas(ctx: ApiCheckContext, doc: OpenApiDocument) -> None:
         where = "/" + "/".join(ptr)
         if "array" in types and "maxItems" not in schema:
             ctx.emit("OAS011", doc.line(ptr), where, f"array at {where} has no maxItems")
-        if "string" in types and "maxLength" not in schema and schema.get("format") not in BOUNDED_STRING_FORMATS:
+        if (
+            "string" in types
+            and "maxLength" not in schema
+            and schema.get("format") not in BOUNDED_STRING_FORMATS
+        ):
             ctx.emit("OAS012", doc.line(ptr), where, f"string at {where} has no maxLength")
         if "integer" in types:
-            missing = [k for k, alt in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"))
-                       if k not in schema and alt not in schema]
+            missing = [
+                k
+                for k, alt in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum"))
+                if k not in schema and alt not in schema
+            ]
             if missing:
                 ctx.emit("OAS022", doc.line(ptr), where, f"integer at {where} has no {' or '.join(missing)}")

@@ -71,7 +71,9 @@ def operations(doc: OpenApiDocument) -> Iterator[Operation]:
             yield Operation(method, str(path), op, ptr, params)
 
 
-def _parameters(doc: OpenApiDocument, raw: Any, ptr: Pointer) -> dict[tuple[str, str], tuple[dict[str, Any], Pointer]]:
+def _parameters(
+    doc: OpenApiDocument, raw: Any, ptr: Pointer
+) -> dict[tuple[str, str], tuple[dict[str, Any], Pointer]]:
     out: dict[tuple[str, str], tuple[dict[str, Any], Pointer]] = {}
     if not isinstance(raw, list):
         return out
@@ -211,7 +213,9 @@ def all_schemas(doc: OpenApiDocument) -> list[tuple[Pointer, dict[str, Any]]]:
             if isinstance(item, dict) and isinstance(item.get("parameters"), list):
                 for i, p in enumerate(item["parameters"]):
                     if isinstance(p, dict) and "$ref" not in p:
-                        _walk_schema(p.get("schema"), ("paths", str(path), "parameters", str(i), "schema"), out)
+                        _walk_schema(
+                            p.get("schema"), ("paths", str(path), "parameters", str(i), "schema"), out
+                        )
     return out
 
 

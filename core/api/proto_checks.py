@@ -75,7 +75,9 @@ def collect(file: Any) -> tuple[str | None, list[ProtoMessage], list[ProtoEnum],
             elif isinstance(el, ast.MapField):
                 pm.fields.append((el.name, int(el.number), f"map<{el.key_type}, {el.value_type}>"))
             elif isinstance(el, ast.OneOf):
-                pm.fields += [(f.name, int(f.number), _field_type(f)) for f in el.elements if isinstance(f, ast.Field)]
+                pm.fields += [
+                    (f.name, int(f.number), _field_type(f)) for f in el.elements if isinstance(f, ast.Field)
+                ]
             elif isinstance(el, ast.Reserved):
                 pm.reserved_numbers += parse_ranges(el.ranges)
                 pm.reserved_names |= {str(n).strip("\"'") for n in el.names}
@@ -113,9 +115,14 @@ def check_proto(ctx: ApiCheckContext, doc: ProtoDocument) -> int:
     """Run every protobuf rule; returns the number of RPCs."""
     package, messages, enums, rpcs = collect(doc.file)
     if not package or not version_segment(package.split(".")[-1]):
-        ctx.emit("PB005", doc.line("package"), package or "(none)",
-                 f"package {package!r} has no version suffix (e.g. {package or 'acme.service'}.v1)"
-                 if package else "the file declares no package")
+        ctx.emit(
+            "PB005",
+            doc.line("package"),
+            package or "(none)",
+            f"package {package!r} has no version suffix (e.g. {package or 'acme.service'}.v1)"
+            if package
+            else "the file declares no package",
+        )
     for m in messages:
         _message(ctx, doc, m)
     for e in enums:
@@ -134,7 +141,9 @@ def _message(ctx: ApiCheckContext, doc: ProtoDocument, m: ProtoMessage) -> None:
         line = doc.line(f"field:{m.name}.{name}")
         subject = f"{m.name}.{name}"
         if number in seen:
-            ctx.emit("PB001", line, subject, f"{subject} reuses field number {number} of {m.name}.{seen[number]}")
+            ctx.emit(
+                "PB001", line, subject, f"{subject} reuses field number {number} of {m.name}.{seen[number]}"
+            )
         else:
             seen[number] = name
         if m.reserved(number):
@@ -144,11 +153,19 @@ def _message(ctx: ApiCheckContext, doc: ProtoDocument, m: ProtoMessage) -> None:
         if not all(c.islower() or c.isdigit() or c == "_" for c in name):
             ctx.emit("PB006", line, subject, f"field {subject} is not lower_snake_case")
     if seen:
-        gaps = [n for n in range(1, max(seen) + 1) if n not in seen and not m.reserved(n) and not 19000 <= n <= 19999]
+        gaps = [
+            n
+            for n in range(1, max(seen) + 1)
+            if n not in seen and not m.reserved(n) and not 19000 <= n <= 19999
+        ]
         if gaps:
             shown = ", ".join(str(n) for n in gaps[:10]) + (" ..." if len(gaps) > 10 else "")
-            ctx.emit("PB003", mline, m.name,
-                     f"message {m.name} skips field number(s) {shown} without reserving them")
+            ctx.emit(
+                "PB003",
+                mline,
+                m.name,
+                f"message {m.name} skips field number(s) {shown} without reserving them",
+            )
 
 
 def _enum(ctx: ApiCheckContext, doc: ProtoDocument, e: ProtoEnum) -> None:
@@ -161,17 +178,34 @@ def _enum(ctx: ApiCheckContext, doc: ProtoDocument, e: ProtoEnum) -> None:
         return
     first_name, first_number = e.values[0]
     if first_number != 0:
-        ctx.emit("PB004", eline, e.name, f"enum {e.name} starts with {first_name} = {first_number}, not a zero value")
+        ctx.emit(
+            "PB004",
+            eline,
+            e.name,
+            f"enum {e.name} starts with {first_name} = {first_number}, not a zero value",
+        )
     elif not first_name.endswith("_UNSPECIFIED"):
-        ctx.emit("PB004", doc.line(f"value:{e.name}.{first_name}"), e.name,
-                 f"enum {e.name}'s zero value {first_name} is not named {prefix}UNSPECIFIED")
+        ctx.emit(
+            "PB004",
+            doc.line(f"value:{e.name}.{first_name}"),
+            e.name,
+            f"enum {e.name}'s zero value {first_name} is not named {prefix}UNSPECIFIED",
+        )
     for vname, _number in e.values:
         if vname != vname.upper():
-            ctx.emit("PB007", doc.line(f"value:{e.name}.{vname}"), f"{e.name}.{vname}",
-                     f"enum value {vname} is not UPPER_SNAKE_CASE")
+            ctx.emit(
+                "PB007",
+                doc.line(f"value:{e.name}.{vname}"),
+                f"{e.name}.{vname}",
+                f"enum value {vname} is not UPPER_SNAKE_CASE",
+            )
         elif not vname.startswith(prefix):
-            ctx.emit("PB007", doc.line(f"value:{e.name}.{vname}"), f"{e.name}.{vname}",
-                     f"enum value {vname} is not prefixed with {prefix}")
+            ctx.emit(
+                "PB007",
+                doc.line(f"value:{e.name}.{vname}"),
+                f"{e.name}.{vname}",
+                f"enum value {vname} is not prefixed with {prefix}",
+            )
 
 
 def _find(messages: list[ProtoMessage], type_name: str) -> ProtoMessage | None:
@@ -182,7 +216,9 @@ def _find(messages: list[ProtoMessage], type_name: str) -> ProtoMessage | None:
     return None
 
 
-def _rpcs(ctx: ApiCheckContext, doc: ProtoDocument, messages: list[ProtoMessage], rpcs: list[tuple[str, Any]]) -> None:
+def _rpcs(
+    ctx: ApiCheckContext, doc: ProtoDocument, messages: list[ProtoMessage], rpcs: list[tuple[str, Any]]
+) -> None:
     uses: dict[str, list[str]] = {}
     for service, method in rpcs:
         for t in (method.input_type.type, method.output_type.type):
@@ -204,8 +240,16 @@ def _rpcs(ctx: ApiCheckContext, doc: ProtoDocument, messages: list[ProtoMessage]
                 ctx.emit("PB008", line, subject, f"List RPC {subject} lacks {', '.join(missing)}")
         for t, suffix in ((method.input_type.type, "Request"), (method.output_type.type, "Response")):
             short = t.lstrip(".").rsplit(".", 1)[-1]
-            if short not in (f"{method.name}{suffix}", f"{service}{method.name}{suffix}") and short != "Empty":
-                ctx.emit("PB009", line, subject, f"{subject} {suffix.lower()} type {t} is not named {method.name}{suffix}")
+            if (
+                short not in (f"{method.name}{suffix}", f"{service}{method.name}{suffix}")
+                and short != "Empty"
+            ):
+                ctx.emit(
+                    "PB009",
+                    line,
+                    subject,
+                    f"{subject} {suffix.lower()} type {t} is not named {method.name}{suffix}",
+                )
         for t in dict.fromkeys((method.input_type.type, method.output_type.type)):
             others = sorted({u for u in uses[t] if u != subject})
             if t.lstrip(".") == "google.protobuf.Empty":

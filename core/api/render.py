@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 _STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
 _LEVEL_STYLE = {"breaking": "bold red", "warning": "yellow", "info": "cyan"}
 API_REVIEW_FORMATS = ("json", "md", "sarif", "html")
-_FILE_NAMES = {"json": "api-review.json", "md": "api-review.md", "sarif": "api-review.sarif",
-               "html": "api-review.html"}
+_FILE_NAMES = {
+    "json": "api-review.json",
+    "md": "api-review.md",
+    "sarif": "api-review.sarif",
+    "html": "api-review.html",
+}
 DIFF_FORMATS = ("json", "md")
 _DIFF_FILE_NAMES = {"json": "api-diff.json", "md": "api-diff.md"}
 
@@ -39,32 +43,44 @@ def render_review_table(result: ApiReviewResult, console: Console) -> None:
     for col in ("severity", "rule", "location", "message", "id"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
-        table.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id)
+        table.add_row(
+            f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id
+        )
     if result.findings:
         console.print(table)
     for fr in result.files:
         if fr.status == "error":
             console.print(f"[bold red]could not review[/] {fr.path}: {fr.error}")
     c = result.counts()
-    console.print(f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
-                  f"{result.suppressed} suppressed ({result.elapsed_seconds:.2f} s)")
+    console.print(
+        f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
+        f"{result.suppressed} suppressed ({result.elapsed_seconds:.2f} s)"
+    )
 
 
 def render_review_markdown(result: ApiReviewResult) -> str:
     c = result.counts()
-    lines = ["# API contract review", "",
-             f"Profile `{result.profile}`: {len(result.files)} files, {c['error']} errors, {c['warn']} warnings, "
-             f"{c['info']} info, {result.suppressed} suppressed.", ""]
+    lines = [
+        "# API contract review",
+        "",
+        f"Profile `{result.profile}`: {len(result.files)} files, {c['error']} errors, {c['warn']} warnings, "
+        f"{c['info']} info, {result.suppressed} suppressed.",
+        "",
+    ]
     reviewed = [f for f in result.files if f.status == "reviewed"]
     if reviewed:
         lines += ["| File | Kind | API | Operations | Findings |", "|---|---|---|---|---|"]
-        lines += [f"| `{f.path}` | {f.kind} | {_md(f.title)} | {f.operations} | {f.findings} |" for f in reviewed]
+        lines += [
+            f"| `{f.path}` | {f.kind} | {_md(f.title)} | {f.operations} | {f.findings} |" for f in reviewed
+        ]
         lines.append("")
     if result.findings:
         lines += ["| Severity | Rule | Location | Message | Id |", "|---|---|---|---|---|"]
         for f in result.findings:
-            lines.append(f"| {f.severity.value} | {f.rule_id} {API_RULES[f.rule_id].title} | `{f.path}:{f.line}` | "
-                         f"{_md(f.message)} | `{f.id}` |")
+            lines.append(
+                f"| {f.severity.value} | {f.rule_id} {API_RULES[f.rule_id].title} | `{f.path}:{f.line}` | "
+                f"{_md(f.message)} | `{f.id}` |"
+            )
         lines.append("")
     errors = [fr for fr in result.files if fr.status == "error"]
     if errors:
@@ -93,19 +109,34 @@ def _review_html(result: ApiReviewResult, advice: ReviewAdvice, title: str) -> s
     from dataeng_agents.core.report.render import _e, _html_table, _page
 
     c = result.counts()
-    rows = [[_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
-            for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))]
-    priorities = "".join(f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}</li>" for p in advice.priorities)
-    body = (f"<h1>{_e(title)}</h1><p>{len(result.files)} files, profile {_e(result.profile)}: {c['error']} errors, "
-            f"{c['warn']} warnings, {c['info']} notes.</p><h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-            f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p><h2>Findings</h2>"
-            + _html_table(["severity", "rule", "where", "message", "id"], rows))
+    rows = [
+        [
+            _e(f.severity.value),
+            _e(f.rule_id),
+            _e(f"{f.path}:{f.line}"),
+            _e(f.message),
+            f"<code>{_e(f.id)}</code>",
+        ]
+        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
+    ]
+    priorities = "".join(
+        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}</li>" for p in advice.priorities
+    )
+    body = (
+        f"<h1>{_e(title)}</h1><p>{len(result.files)} files, profile {_e(result.profile)}: {c['error']} errors, "
+        f"{c['warn']} warnings, {c['info']} notes.</p><h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p><h2>Findings</h2>"
+        + _html_table(["severity", "rule", "where", "message", "id"], rows)
+    )
     return str(_page(title, body))
 
 
 def render_api_review_files(
-    result: ApiReviewResult, advice: ReviewAdvice, formats: Iterable[str] = API_REVIEW_FORMATS,
-    *, title: str = "API contract review",
+    result: ApiReviewResult,
+    advice: ReviewAdvice,
+    formats: Iterable[str] = API_REVIEW_FORMATS,
+    *,
+    title: str = "API contract review",
 ) -> dict[str, tuple[str, bytes]]:
     """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
     from dataeng_agents.core.errors import InputError
@@ -131,8 +162,13 @@ def render_api_review_files(
 
 
 def write_api_review(
-    result: ApiReviewResult, advice: ReviewAdvice, out_dir: str | os.PathLike[str],
-    formats: Iterable[str] = API_REVIEW_FORMATS, *, writer: Any = None, title: str = "API contract review",
+    result: ApiReviewResult,
+    advice: ReviewAdvice,
+    out_dir: str | os.PathLike[str],
+    formats: Iterable[str] = API_REVIEW_FORMATS,
+    *,
+    writer: Any = None,
+    title: str = "API contract review",
 ) -> dict[str, str]:
     """Render and write atomically through the shared report writer; ``{format: path}``."""
     from dataeng_agents.core.report.writer import write_files
@@ -157,8 +193,13 @@ def render_diff_table(result: ApiDiffResult, console: Console) -> None:
 
 def render_diff_markdown(result: ApiDiffResult) -> str:
     n = result.counts()
-    lines = [f"# API diff ({result.api})", "", f"`{result.old}` -> `{result.new}`: {n['breaking']} breaking, "
-             f"{n['warning']} warnings, {n['info']} additive changes.", ""]
+    lines = [
+        f"# API diff ({result.api})",
+        "",
+        f"`{result.old}` -> `{result.new}`: {n['breaking']} breaking, "
+        f"{n['warning']} warnings, {n['info']} additive changes.",
+        "",
+    ]
     if result.changes:
         lines += ["| Level | Change | Subject | Message |", "|---|---|---|---|"]
         lines += [f"| {c.level} | {c.kind} | `{_md(c.subject)}` | {_md(c.message)} |" for c in result.changes]
@@ -166,7 +207,9 @@ def render_diff_markdown(result: ApiDiffResult) -> str:
     return "\n".join(lines)
 
 
-def render_diff_files(result: ApiDiffResult, formats: Iterable[str] = DIFF_FORMATS) -> dict[str, tuple[str, bytes]]:
+def render_diff_files(
+    result: ApiDiffResult, formats: Iterable[str] = DIFF_FORMATS
+) -> dict[str, tuple[str, bytes]]:
     from dataeng_agents.core.errors import InputError
 
     out: dict[str, tuple[str, bytes]] = {}
@@ -182,7 +225,10 @@ def render_diff_files(result: ApiDiffResult, formats: Iterable[str] = DIFF_FORMA
 
 
 def write_api_diff(
-    result: ApiDiffResult, out_dir: str | os.PathLike[str], formats: Iterable[str] = DIFF_FORMATS, *,
+    result: ApiDiffResult,
+    out_dir: str | os.PathLike[str],
+    formats: Iterable[str] = DIFF_FORMATS,
+    *,
     writer: Any = None,
 ) -> dict[str, str]:
     from dataeng_agents.core.report.writer import write_files

@@ -9,21 +9,29 @@ from typing import Annotated
 import typer
 from dataeng_agents.core.cli._guard import guarded
 
-app = typer.Typer(help="Ask the data-engineering agents (Claude personas; offline without an API key).", no_args_is_help=True)
+app = typer.Typer(
+    help="Ask the data-engineering agents (Claude personas; offline without an API key).",
+    no_args_is_help=True,
+)
 
 
 @app.command("ask")
 @guarded
 def ask_command(
     persona: Annotated[
-        str, typer.Argument(help="Persona: backend-architect, data-engineer, or a user persona.", show_default=False)
+        str,
+        typer.Argument(
+            help="Persona: backend-architect, data-engineer, or a user persona.", show_default=False
+        ),
     ],
     question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
     context: Annotated[
         list[Path] | None,
         typer.Option("--context", "-c", help="Context file (repeatable): a DAG, SQL, a spec, a report."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Claude model id (default: the persona's).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Claude model id (default: the persona's).")
+    ] = None,
     max_usd: Annotated[
         float | None, typer.Option("--max-usd", min=0, help="Most this question may cost, in USD.")
     ] = None,
@@ -78,7 +86,13 @@ def personas_command(as_json: Annotated[bool, typer.Option("--json", help="Print
         typer.echo(
             json.dumps(
                 [
-                    {"name": p.name, "description": p.description, "model": p.resolved_model, "tools": list(TOOL_NAMES if p.tools is None else p.tools), "source": p.source}
+                    {
+                        "name": p.name,
+                        "description": p.description,
+                        "model": p.resolved_model,
+                        "tools": list(TOOL_NAMES if p.tools is None else p.tools),
+                        "source": p.source,
+                    }
                     for p in personas
                 ],
                 indent=2,

@@ -68,7 +68,9 @@ def review_command(
             help="OpenAPI (.yaml/.json), GraphQL (.graphql) or .proto files or folders.", show_default=False
         ),
     ],
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
     ] = FailOn.error,
@@ -77,21 +79,27 @@ def review_command(
     ] = None,
     config_file: Annotated[
         Path | None,
-        typer.Option("--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."),
+        typer.Option(
+            "--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
     ] = None,
     explain: Annotated[
         bool,
-        typer.Option("--explain", help="Add the backend-architect's advice (Claude with a key, else template)."),
+        typer.Option(
+            "--explain", help="Add the backend-architect's advice (Claude with a key, else template)."
+        ),
     ] = False,
 ) -> None:
     """Review contract files; the exit code gates CI (0 clean, 1 findings or unreadable file, 2 usage error)."""
     from dataeng_agents.core.api import load_api_config, narrate_api_review, review_api_paths
     from rich.console import Console
 
-    cfg = load_api_config(profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None)
+    cfg = load_api_config(
+        profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None
+    )
     result = review_api_paths(paths, config=cfg)
     advice = None
     if explain:
@@ -102,7 +110,9 @@ def review_command(
         from dataeng_agents.core.api.render import render_review_table
 
         with contextlib.ExitStack() as stack:
-            console = Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            console = (
+                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            )
             render_review_table(result, console)
             if advice is not None:
                 console.print(f"\n[bold]{advice.summary}[/bold]")
@@ -134,9 +144,12 @@ def diff_command(
     ],
     new: Annotated[Path | None, typer.Argument(help="The new contract (omit with --base).")] = None,
     base: Annotated[
-        str | None, typer.Option("--base", help="Read the old version of the file from this git ref (e.g. main).")
+        str | None,
+        typer.Option("--base", help="Read the old version of the file from this git ref (e.g. main)."),
     ] = None,
-    output_format: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
+    output_format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
     fail_on: Annotated[
         DiffFailOn, typer.Option("--fail-on", help="Exit 1 when a change at this level exists.")
     ] = DiffFailOn.breaking,
@@ -157,7 +170,9 @@ def diff_command(
         from dataeng_agents.core.api.render import render_diff_table
 
         with contextlib.ExitStack() as stack:
-            console = Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            console = (
+                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            )
             render_diff_table(result, console)
     elif output_format is DiffFormat.json:
         _emit(json.dumps(result.model_dump(mode="json"), indent=2), output)
@@ -170,15 +185,22 @@ def diff_command(
 @guarded
 def design_command(
     spec: Annotated[
-        Path, typer.Argument(help="Pipeline spec (YAML or JSON): its sinks become API resources.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Pipeline spec (YAML or JSON): its sinks become API resources.", show_default=False
+        ),
     ],
-    output_format: Annotated[DesignFormat, typer.Option("--format", "-f", help="Output format.")] = DesignFormat.table,
+    output_format: Annotated[
+        DesignFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DesignFormat.table,
     emit_openapi: Annotated[
         Path | None, typer.Option("--emit-openapi", help="Write the OpenAPI 3.1 document here.")
     ] = None,
     explain: Annotated[
         bool,
-        typer.Option("--explain", help="Add the backend-architect's narration (Claude with a key, else template)."),
+        typer.Option(
+            "--explain", help="Add the backend-architect's narration (Claude with a key, else template)."
+        ),
     ] = False,
 ) -> None:
     """Design the serving API of SPEC's output tables (OpenAPI 3.1 + resilience/observability notes)."""
@@ -201,10 +223,17 @@ def design_command(
             doc["advice"] = advice.model_dump(mode="json")
         typer.echo(json.dumps(doc, indent=2))
     elif output_format is DesignFormat.markdown:
-        lines = [f"# Serving API for {design.spec_name}", "", "| Resource | Grain | Partitions | Rows/day | Cache s | Req/min |",
-                 "|---|---|---|---|---|---|"]
-        lines += [f"| `{r.path}` | {', '.join(r.grain)} | {', '.join(r.partition_keys)} | {r.rows_per_day:,} | "
-                  f"{r.cache_max_age_seconds} | {r.rate_limit_per_minute} |" for r in design.resources]
+        lines = [
+            f"# Serving API for {design.spec_name}",
+            "",
+            "| Resource | Grain | Partitions | Rows/day | Cache s | Req/min |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{r.path}` | {', '.join(r.grain)} | {', '.join(r.partition_keys)} | {r.rows_per_day:,} | "
+            f"{r.cache_max_age_seconds} | {r.rate_limit_per_minute} |"
+            for r in design.resources
+        ]
         lines += ["", "## Resilience and observability", ""]
         lines += [f"- **{n.title}** ({n.area}): {n.detail}" for n in design.notes]
         lines += ["", f"API review at the strict profile: {design.review_findings} finding(s).", ""]
@@ -219,13 +248,21 @@ def design_command(
         for col in ("resource", "grain", "partitions", "rows/day", "cache s", "req/min"):
             table.add_column(col)
         for r in design.resources:
-            table.add_row(r.item_path or r.path, ", ".join(r.grain), ", ".join(r.partition_keys), f"{r.rows_per_day:,}",
-                          str(r.cache_max_age_seconds), str(r.rate_limit_per_minute))
+            table.add_row(
+                r.item_path or r.path,
+                ", ".join(r.grain),
+                ", ".join(r.partition_keys),
+                f"{r.rows_per_day:,}",
+                str(r.cache_max_age_seconds),
+                str(r.rate_limit_per_minute),
+            )
         console.print(table)
         for n in design.notes:
             console.print(f"[cyan]{n.area}[/cyan] {n.title}: [dim]{n.detail}[/dim]")
-        console.print(f"API review (strict): {design.review_findings} finding(s); "
-                      f"validator errors: {len(design.validator_errors)}")
+        console.print(
+            f"API review (strict): {design.review_findings} finding(s); "
+            f"validator errors: {len(design.validator_errors)}"
+        )
         if advice is not None:
             console.print(f"\n[bold]{advice.summary}[/bold]")
     if design.review_findings or design.validator_errors:
@@ -236,7 +273,9 @@ def design_command(
 @guarded
 def rules_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
-    target: Annotated[str | None, typer.Option("--target", help="Only openapi, graphql or proto rules.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only openapi, graphql or proto rules.")
+    ] = None,
 ) -> None:
     """List the API contract rules (id, category, default severity, applies to, title)."""
     from dataeng_agents.core.api import API_RULES
@@ -245,11 +284,24 @@ def rules_command(
 
     rules = [r for r in API_RULES.values() if target is None or target in r.targets]
     if as_json:
-        typer.echo(json.dumps([
-            {"id": r.id, "title": r.title, "category": r.category, "severity": r.severity.value,
-             "targets": list(r.targets), "rationale": r.rationale, "fix": r.fix, "production_only": r.production_only}
-            for r in rules
-        ], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "category": r.category,
+                        "severity": r.severity.value,
+                        "targets": list(r.targets),
+                        "rationale": r.rationale,
+                        "fix": r.fix,
+                        "production_only": r.production_only,
+                    }
+                    for r in rules
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{len(rules)} API contract rules")
     for col in ("id", "category", "severity", "applies to", "title"):

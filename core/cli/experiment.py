@@ -40,7 +40,9 @@ def narrator(max_usd: float | None = None) -> Any:
     from dataeng_agents.core.narrative import NarrationSettings, TemplateNarrator
 
     settings = NarrationSettings.from_env()
-    if settings.narrator == "template" or (settings.narrator == "auto" and not os.environ.get("ANTHROPIC_API_KEY")):
+    if settings.narrator == "template" or (
+        settings.narrator == "auto" and not os.environ.get("ANTHROPIC_API_KEY")
+    ):
         return TemplateNarrator()
     from dataeng_agents.core.agents import narrator_from_env
 
@@ -80,7 +82,9 @@ def analyze_command(
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
     max_usd: Annotated[
         float | None,
-        typer.Option("--max-usd", min=0, help="Most the narration may cost, in USD (default $DATAENG_AGENT_MAX_USD)."),
+        typer.Option(
+            "--max-usd", min=0, help="Most the narration may cost, in USD (default $DATAENG_AGENT_MAX_USD)."
+        ),
     ] = None,
 ) -> None:
     """Analyse an experiment in its warehouse, write the report, print the decision."""
@@ -96,9 +100,7 @@ def analyze_command(
         story = narrator(max_usd)  # before any query: bad narration settings change no result
         cfg = load_experiment_config(Path(config))  # a lifecycle YAML is an experiment config too
         interval = (t0, t1) if t0 is not None and t1 is not None else None
-        report = analyze_experiment(
-            cfg, warehouse, data_interval=interval, narrator=story, progress=progress
-        )
+        report = analyze_experiment(cfg, warehouse, data_interval=interval, narrator=story, progress=progress)
         paths = write_report(report, out or str(Path(DEFAULT_OUT_ROOT) / cfg.id), formats)
         if as_json:
             typer.echo(json.dumps({**report.summary(), "files": paths}, indent=2))

@@ -171,7 +171,9 @@ def rollout_check_command(
             factory, dialect = _connection(decisions_db)
             store = DecisionStore(factory, table=decisions_table, dialect=dialect)
         elif stage is None:
-            raise InputError("stage", "give --stage, or --decisions-db to take the live stage from the history")
+            raise InputError(
+                "stage", "give --stage, or --decisions-db to take the live stage from the history"
+            )
         decision = rollout_check(
             str(config),
             stage,

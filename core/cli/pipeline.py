@@ -23,11 +23,15 @@ def _client_from_env() -> object | None:
     """An SDK client when ANTHROPIC_API_KEY is set (and DATAENG_NARRATOR is not ``template``), else None."""
     import os
 
-    if os.environ.get("DATAENG_NARRATOR", "").lower() == "template" or not os.environ.get("ANTHROPIC_API_KEY"):
+    if os.environ.get("DATAENG_NARRATOR", "").lower() == "template" or not os.environ.get(
+        "ANTHROPIC_API_KEY"
+    ):
         return None
     from dataeng_agents.core.llm.client import build_client
 
-    return build_client(os.environ["ANTHROPIC_API_KEY"], base_url=os.environ.get("ANTHROPIC_BASE_URL") or None)
+    return build_client(
+        os.environ["ANTHROPIC_API_KEY"], base_url=os.environ.get("ANTHROPIC_BASE_URL") or None
+    )
 
 
 @app.command("design")
@@ -51,7 +55,9 @@ def design_command(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing drafted spec / scaffold files.")
     ] = False,
-    output_format: Annotated[DesignFormat, typer.Option("--format", "-f", help="Output format.")] = DesignFormat.table,
+    output_format: Annotated[
+        DesignFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DesignFormat.table,
     explain: Annotated[
         bool, typer.Option("--explain", help="Add narrated advice (Claude with a key, else template).")
     ] = False,
@@ -98,8 +104,13 @@ def design_command(
     if output_format is DesignFormat.json:
         doc = design.model_dump(mode="json")
         if draft is not None:
-            doc["draft"] = {"drafted_by": draft.drafted_by, "spec_path": str(target), "assumptions": draft.assumptions,
-                            "open_questions": draft.open_questions, "fallback_reason": draft.fallback_reason}
+            doc["draft"] = {
+                "drafted_by": draft.drafted_by,
+                "spec_path": str(target),
+                "assumptions": draft.assumptions,
+                "open_questions": draft.open_questions,
+                "fallback_reason": draft.fallback_reason,
+            }
         if advice is not None:
             doc["advice"] = advice.model_dump(mode="json")
         typer.echo(json.dumps(doc, indent=2))
@@ -107,17 +118,26 @@ def design_command(
     if draft is not None:
         how = "Claude" if draft.drafted_by == "claude" else "the offline extractor"
         note = f" (Claude not used: {draft.fallback_reason})" if draft.fallback_reason else ""
-        err.print(f"spec drafted by {how}{note} -> {target} (edit it and rerun `dataeng pipeline design {target}`)")
+        err.print(
+            f"spec drafted by {how}{note} -> {target} (edit it and rerun `dataeng pipeline design {target}`)"
+        )
     if output_format is DesignFormat.markdown:
         md = design.to_markdown()
         if draft is not None:
-            md += "\n## Assumptions made while drafting the spec\n\n" + "".join(f"- {a}\n" for a in draft.assumptions)
+            md += "\n## Assumptions made while drafting the spec\n\n" + "".join(
+                f"- {a}\n" for a in draft.assumptions
+            )
         typer.echo(md)
     else:
         if draft is not None:
-            console.print("[bold]Assumptions[/bold] (from the request):\n" + "\n".join(f"  - {a}" for a in draft.assumptions))
-        console.print(f"[bold]Recommendation:[/bold] {design.recommendation_label} on {design.cost.warehouse} "
-                      f"(schedule {design.schedule})")
+            console.print(
+                "[bold]Assumptions[/bold] (from the request):\n"
+                + "\n".join(f"  - {a}" for a in draft.assumptions)
+            )
+        console.print(
+            f"[bold]Recommendation:[/bold] {design.recommendation_label} on {design.cost.warehouse} "
+            f"(schedule {design.schedule})"
+        )
         table = Table(title="Architecture comparison")
         table.add_column("architecture")
         table.add_column("score", justify="right")
@@ -151,7 +171,9 @@ def design_command(
 @guarded
 def scaffold_command(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (YAML or JSON).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the generated project.", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder of the generated project.", show_default=False)
+    ],
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
 ) -> None:
     """Write a runnable project for SPEC: Airflow DAG, Prefect flow, extract-load, dbt project, checks."""
@@ -165,7 +187,9 @@ def scaffold_command(
     for rel in sorted(project.files):
         if rel.startswith(("dags/", "flows/", "streaming/", "connect/")) or rel in {"README.md"}:
             console.print(f"  {rel}")
-    console.print(f"  {project.package}/  dbt/  ({sum(1 for r in project.files if r.startswith('dbt/'))} dbt files)")
+    console.print(
+        f"  {project.package}/  dbt/  ({sum(1 for r in project.files if r.startswith('dbt/'))} dbt files)"
+    )
 
 
 @app.command("rules")
@@ -178,7 +202,9 @@ def rules_command(
     category: Annotated[str | None, typer.Option("--category", help="Only this category.")] = None,
     examples: Annotated[
         Path | None,
-        typer.Option("--examples", help="Folder of <RULE>/{bad,good}.<ext>.txt examples to show on each page."),
+        typer.Option(
+            "--examples", help="Folder of <RULE>/{bad,good}.<ext>.txt examples to show on each page."
+        ),
     ] = None,
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
@@ -191,11 +217,24 @@ def rules_command(
         written = write_rule_docs(str(write_docs), str(examples) if examples else None)
         Console(stderr=True).print(f"wrote {len(written)} pages to {write_docs}")
     if as_json:
-        typer.echo(json.dumps([
-            {"id": r.id, "title": r.title, "category": r.category, "severity": r.severity.value,
-             "targets": list(r.targets), "rationale": r.rationale, "fix": r.fix, "production_only": r.production_only}
-            for r in rules
-        ], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "category": r.category,
+                        "severity": r.severity.value,
+                        "targets": list(r.targets),
+                        "rationale": r.rationale,
+                        "fix": r.fix,
+                        "production_only": r.production_only,
+                    }
+                    for r in rules
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"{len(rules)} review rules")
     for col in ("id", "category", "severity", "applies to", "title"):

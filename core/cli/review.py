@@ -27,29 +27,39 @@ class FailOn(StrEnum):
 @guarded
 def review_command(
     paths: Annotated[
-        list[Path], typer.Argument(help="DAG files, flow files, pipeline specs or folders.", show_default=False)
+        list[Path],
+        typer.Argument(help="DAG files, flow files, pipeline specs or folders.", show_default=False),
     ],
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
     ] = FailOn.error,
     profile: Annotated[
         str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
     ] = None,
-    airflow_version: Annotated[str, typer.Option("--airflow-version", help="Target Airflow version.")] = "3.3",
+    airflow_version: Annotated[
+        str, typer.Option("--airflow-version", help="Target Airflow version.")
+    ] = "3.3",
     runtime: Annotated[
         bool, typer.Option("--runtime", help="Also load the DAGs with DagBag in a subprocess.")
     ] = False,
     python: Annotated[
         str | None,
-        typer.Option("--python", help="Interpreter with Airflow for --runtime (default $DATAENG_AIRFLOW_PYTHON)."),
+        typer.Option(
+            "--python", help="Interpreter with Airflow for --runtime (default $DATAENG_AIRFLOW_PYTHON)."
+        ),
     ] = None,
     runtime_timeout: Annotated[
         float, typer.Option("--runtime-timeout", min=1, help="Seconds for the DagBag load.")
     ] = 300.0,
     config_file: Annotated[
         Path | None,
-        typer.Option("--config", help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path)."),
+        typer.Option(
+            "--config",
+            help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path).",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
@@ -68,15 +78,23 @@ def review_command(
 
         narrator = narrator_from_env()
     result = review_paths(
-        paths, profile=profile, airflow_version=airflow_version, runtime=runtime, config=config_file,
-        python=python, runtime_timeout=runtime_timeout, progress=output_format is OutputFormat.table,
+        paths,
+        profile=profile,
+        airflow_version=airflow_version,
+        runtime=runtime,
+        config=config_file,
+        python=python,
+        runtime_timeout=runtime_timeout,
+        progress=output_format is OutputFormat.table,
     )
     advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
         from dataeng_agents.core.review.render import render_table
 
         with contextlib.ExitStack() as stack:
-            console = Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            console = (
+                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
+            )
             render_table(result, console)
             if advice is not None:
                 console.print(f"\n[bold]{advice.summary}[/bold]")

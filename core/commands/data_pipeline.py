@@ -54,13 +54,23 @@ def _review_facts(result: ReviewResult) -> dict[str, Any]:
     return {
         "summary": result.summary(),
         "findings": [
-            {"id": f.id, "rule_id": f.rule_id, "severity": f.severity.value, "category": f.category,
-             "path": f.path, "line": f.line, "subject": f.subject, "message": f.message}
+            {
+                "id": f.id,
+                "rule_id": f.rule_id,
+                "severity": f.severity.value,
+                "category": f.category,
+                "path": f.path,
+                "line": f.line,
+                "subject": f.subject,
+                "message": f.message,
+            }
             for f in ranked[:MAX_FACT_FINDINGS]
         ],
         "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
-        "rules": {rid: {"title": RULES[rid].title, "rationale": RULES[rid].rationale, "fix": RULES[rid].fix}
-                  for rid in sorted({f.rule_id for f in ranked})},
+        "rules": {
+            rid: {"title": RULES[rid].title, "rationale": RULES[rid].rationale, "fix": RULES[rid].fix}
+            for rid in sorted({f.rule_id for f in ranked})
+        },
         "file_errors": [{"path": f.path, "error": f.error} for f in result.files if f.status == "error"],
         "unresolved": [u.model_dump() for u in result.unresolved[:50]],
     }
@@ -87,37 +97,57 @@ def review_advice_template(result: ReviewResult) -> ReviewAdvice:
     files = len(result.files)
     if result.findings:
         top = order[0]
-        summary = (f"Reviewed {files} file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
-                   f"Fix {top} ({RULES[top].title}) first.")
+        summary = (
+            f"Reviewed {files} file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
+            f"Fix {top} ({RULES[top].title}) first."
+        )
     else:
         summary = f"Reviewed {files} file(s): no findings at the {result.profile} profile."
     caveats: list[str] = []
     errors = [f for f in result.files if f.status == "error"]
     if errors:
-        caveats.append(f"{len(errors)} file(s) could not be reviewed: " + "; ".join(f"{f.path}: {f.error}" for f in errors[:5]))
+        caveats.append(
+            f"{len(errors)} file(s) could not be reviewed: "
+            + "; ".join(f"{f.path}: {f.error}" for f in errors[:5])
+        )
     if result.unresolved:
-        caveats.append(f"{len(result.unresolved)} check(s) depend on values built at parse time; rerun with --runtime.")
+        caveats.append(
+            f"{len(result.unresolved)} check(s) depend on values built at parse time; rerun with --runtime."
+        )
     if not result.runtime:
         caveats.append("Static review: the files were not imported, so parse time was not measured.")
     return ReviewAdvice(summary=summary, priorities=priorities, caveats=caveats)
 
 
-def review_narration_task(result: ReviewResult, *, persona: str = "data-engineer") -> NarrationTask[ReviewAdvice]:
+def review_narration_task(
+    result: ReviewResult, *, persona: str = "data-engineer"
+) -> NarrationTask[ReviewAdvice]:
     subject = f"review:{result.profile}:{len(result.files)}files"
     return NarrationTask(
-        kind="review", subject_id=subject, facts=_review_facts(result), output_model=ReviewAdvice,
-        template=lambda: review_advice_template(result), persona=persona,
+        kind="review",
+        subject_id=subject,
+        facts=_review_facts(result),
+        output_model=ReviewAdvice,
+        template=lambda: review_advice_template(result),
+        persona=persona,
     )
 
 
 def _design_facts(design: PipelineDesign) -> dict[str, Any]:
     return {
         "spec": design.spec_name,
-        "recommendation": {"id": design.recommendation, "label": design.recommendation_label,
-                           "schedule": design.schedule},
+        "recommendation": {
+            "id": design.recommendation,
+            "label": design.recommendation_label,
+            "schedule": design.schedule,
+        },
         "comparison": [
-            {"id": s.architecture, "label": s.label, "score": s.score,
-             "reasons": [r.model_dump() for r in s.reasons]}
+            {
+                "id": s.architecture,
+                "label": s.label,
+                "score": s.score,
+                "reasons": [r.model_dump() for r in s.reasons],
+            }
             for s in design.comparison
         ],
         "components": [c.model_dump() for c in design.components()],
@@ -137,25 +167,50 @@ def architecture_advice_template(design: PipelineDesign) -> ArchitectureAdvice:
     if runner is not None:
         against = [r for r in runner.reasons if r.points < 0]
         if against:
-            rationale.append(NarrativePoint(text=f"{runner.label} ranks second: {against[0].text}",
-                                            refs=[r.id for r in against]))
+            rationale.append(
+                NarrativePoint(
+                    text=f"{runner.label} ranks second: {against[0].text}", refs=[r.id for r in against]
+                )
+            )
     risks = [NarrativePoint(text=r.text, refs=[r.id]) for r in best.reasons if r.points < 0]
-    risks += [NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings]
+    risks += [
+        NarrativePoint(text=f"{f['rule_id']}: {f['message']}", refs=[f["id"]]) for f in design.spec_findings
+    ]
     biggest = max(design.cost.items, key=lambda i: i.usd_per_month)
-    risks.append(NarrativePoint(text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]))
-    steps = [f"{c.area}: {c.choice}" for c in [design.warehouse, *design.ingestion, *design.deletes,
-                                                 design.orchestration, design.transformation]]
+    risks.append(
+        NarrativePoint(
+            text=f"The largest cost item is {biggest.name} ({biggest.formula}).", refs=[biggest.id]
+        )
+    )
+    steps = [
+        f"{c.area}: {c.choice}"
+        for c in [
+            design.warehouse,
+            *design.ingestion,
+            *design.deletes,
+            design.orchestration,
+            design.transformation,
+        ]
+    ]
     steps += [f"storage: {c.choice}" for c in design.storage]
-    steps.append(f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors")
+    steps.append(
+        f"add the {len(design.quality_checks)} data-quality checks and {len(design.monitoring)} monitors"
+    )
     steps += [f"fix spec finding {f['rule_id']}: {f['fix']}" for f in design.spec_findings]
     steps += [f"answer: {q}" for q in design.open_questions]
     return ArchitectureAdvice(summary=summary, rationale=rationale, risks=risks, next_steps=steps)
 
 
-def design_narration_task(design: PipelineDesign, *, persona: str | None = None) -> NarrationTask[ArchitectureAdvice]:
+def design_narration_task(
+    design: PipelineDesign, *, persona: str | None = None
+) -> NarrationTask[ArchitectureAdvice]:
     return NarrationTask(
-        kind="architecture", subject_id=f"design:{design.spec_name}", facts=_design_facts(design),
-        output_model=ArchitectureAdvice, template=lambda: architecture_advice_template(design), persona=persona,
+        kind="architecture",
+        subject_id=f"design:{design.spec_name}",
+        facts=_design_facts(design),
+        output_model=ArchitectureAdvice,
+        template=lambda: architecture_advice_template(design),
+        persona=persona,
     )
 
 
@@ -167,7 +222,9 @@ def narrate_design(design: PipelineDesign, narrator: Narrator | None = None) -> 
     return (narrator or TemplateNarrator()).narrate(design_narration_task(design))
 
 
-def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None) -> Any:
+def scaffold_project(
+    spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None
+) -> Any:
     """The runnable project for ``spec`` (:class:`~dataeng_agents.core.scaffold.Project`)."""
     from dataeng_agents.core.scaffold import scaffold_project as build
 
@@ -186,7 +243,12 @@ def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[P
 
 
 REVIEW_FORMATS = ("json", "md", "sarif", "html")
-_REVIEW_FILE_NAMES = {"json": "review.json", "md": "review.md", "sarif": "review.sarif", "html": "review.html"}
+_REVIEW_FILE_NAMES = {
+    "json": "review.json",
+    "md": "review.md",
+    "sarif": "review.sarif",
+    "html": "review.html",
+}
 
 
 def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) -> str:
@@ -207,7 +269,13 @@ def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) 
 
     counts = result.counts()
     rows = [
-        [_e(f.severity.value), _e(f.rule_id), _e(f"{f.path}:{f.line}"), _e(f.message), f"<code>{_e(f.id)}</code>"]
+        [
+            _e(f.severity.value),
+            _e(f.rule_id),
+            _e(f"{f.path}:{f.line}"),
+            _e(f.message),
+            f"<code>{_e(f.id)}</code>",
+        ]
         for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
     ]
     advice_html = ""

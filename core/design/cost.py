@@ -94,9 +94,7 @@ def runs_per_day(schedule_minutes: int) -> float:
     return 1440.0 / max(1, schedule_minutes)
 
 
-def estimate_cost(
-    spec: PipelineSpec, arch: Architecture, *, schedule_minutes: int = 1440
-) -> CostEstimate:
+def estimate_cost(spec: PipelineSpec, arch: Architecture, *, schedule_minutes: int = 1440) -> CostEstimate:
     """Monthly cost items of ``spec`` built as ``arch`` on its warehouse product."""
     wh, assumed = default_warehouse(spec, arch)
     product = wh.product
@@ -114,22 +112,42 @@ def estimate_cost(
     # raw landing zone: every architecture keeps 30 days of raw data for replays
     if spec.staging:
         raw = gb * 30.0
-        items.append(CostItem(id="cost.staging", name="raw landing storage (30 days)", usd_per_month=raw * obj_price,
-                              formula=f"{gb:g} GB/day x 30 days x ${obj_price}/GB-month"))
+        items.append(
+            CostItem(
+                id="cost.staging",
+                name="raw landing storage (30 days)",
+                usd_per_month=raw * obj_price,
+                formula=f"{gb:g} GB/day x 30 days x ${obj_price}/GB-month",
+            )
+        )
 
     # table storage, priced by the product that stores the tables
     if product in {"databricks", "duckdb"} or arch == "lakehouse":
         stored = gb * retention / COLUMNAR_COMPRESSION
-        items.append(CostItem(id="cost.storage", name="table storage (object storage, Parquet/Iceberg/Delta)",
-                              usd_per_month=stored * obj_price,
-                              formula=f"{gb:g} GB/day x {retention:g} days / {COLUMNAR_COMPRESSION:g} x ${obj_price}/GB-month"))
+        items.append(
+            CostItem(
+                id="cost.storage",
+                name="table storage (object storage, Parquet/Iceberg/Delta)",
+                usd_per_month=stored * obj_price,
+                formula=f"{gb:g} GB/day x {retention:g} days / {COLUMNAR_COMPRESSION:g} x ${obj_price}/GB-month",
+            )
+        )
     elif product == "bigquery":
         active_days = min(retention, 90.0)
         long_days = retention - active_days
-        usd = gb * active_days * BIGQUERY_ACTIVE_STORAGE_USD_PER_GB_MONTH + gb * long_days * BIGQUERY_LONG_TERM_STORAGE_USD_PER_GB_MONTH
-        items.append(CostItem(id="cost.storage", name="BigQuery storage (logical bytes)", usd_per_month=usd,
-                              formula=f"{gb:g} GB/day x {active_days:g} days x ${BIGQUERY_ACTIVE_STORAGE_USD_PER_GB_MONTH} "
-                                      f"+ {gb:g} x {long_days:g} days x ${BIGQUERY_LONG_TERM_STORAGE_USD_PER_GB_MONTH} (long-term)"))
+        usd = (
+            gb * active_days * BIGQUERY_ACTIVE_STORAGE_USD_PER_GB_MONTH
+            + gb * long_days * BIGQUERY_LONG_TERM_STORAGE_USD_PER_GB_MONTH
+        )
+        items.append(
+            CostItem(
+                id="cost.storage",
+                name="BigQuery storage (logical bytes)",
+                usd_per_month=usd,
+                formula=f"{gb:g} GB/day x {active_days:g} days x ${BIGQUERY_ACTIVE_STORAGE_USD_PER_GB_MONTH} "
+                f"+ {gb:g} x {long_days:g} days x ${BIGQUERY_LONG_TERM_STORAGE_USD_PER_GB_MONTH} (long-term)",
+            )
+        )
     else:
         price, compression = {
             "snowflake": (SNOWFLAKE_STORAGE_USD_PER_GB_MONTH, COLUMNAR_COMPRESSION),
@@ -137,23 +155,42 @@ def estimate_cost(
             "postgres": (POSTGRES_STORAGE_USD_PER_GB_MONTH, 1.0),
         }[product]
         stored = gb * retention / compression
-        items.append(CostItem(id="cost.storage", name=f"{product} storage", usd_per_month=stored * price,
-                              formula=f"{gb:g} GB/day x {retention:g} days / {compression:g} x ${price}/GB-month"))
+        items.append(
+            CostItem(
+                id="cost.storage",
+                name=f"{product} storage",
+                usd_per_month=stored * price,
+                formula=f"{gb:g} GB/day x {retention:g} days / {compression:g} x ${price}/GB-month",
+            )
+        )
 
     # ingestion into the warehouse
     stream_gb_month = sum(s.volume_gb_per_day for s in streams) * DAYS_PER_MONTH
     if product == "bigquery" and streams and arch in {"kappa", "lambda", "micro_batch"}:
         billable = max(0.0, stream_gb_month - BIGQUERY_STORAGE_WRITE_FREE_GB_MONTH)
-        items.append(CostItem(id="cost.ingest", name="BigQuery Storage Write API (streams)",
-                              usd_per_month=billable * BIGQUERY_STORAGE_WRITE_USD_PER_GB,
-                              formula=f"max(0, {stream_gb_month:g} GB/month - {BIGQUERY_STORAGE_WRITE_FREE_GB_MONTH:g} free)"
-                                      f" x ${BIGQUERY_STORAGE_WRITE_USD_PER_GB}/GB"))
-        notes.append("BigQuery batch load jobs are free; streams use the Storage Write API (2 TiB/month free)")
+        items.append(
+            CostItem(
+                id="cost.ingest",
+                name="BigQuery Storage Write API (streams)",
+                usd_per_month=billable * BIGQUERY_STORAGE_WRITE_USD_PER_GB,
+                formula=f"max(0, {stream_gb_month:g} GB/month - {BIGQUERY_STORAGE_WRITE_FREE_GB_MONTH:g} free)"
+                f" x ${BIGQUERY_STORAGE_WRITE_USD_PER_GB}/GB",
+            )
+        )
+        notes.append(
+            "BigQuery batch load jobs are free; streams use the Storage Write API (2 TiB/month free)"
+        )
     elif product == "snowflake" and streaming:
         credits = stream_gb_month * SNOWPIPE_STREAMING_CREDITS_PER_GB
-        items.append(CostItem(id="cost.ingest", name="Snowpipe Streaming", usd_per_month=credits * wh.usd_per_credit,
-                              formula=f"{stream_gb_month:g} GB/month x {SNOWPIPE_STREAMING_CREDITS_PER_GB} credits/GB x "
-                                      f"${wh.usd_per_credit}/credit"))
+        items.append(
+            CostItem(
+                id="cost.ingest",
+                name="Snowpipe Streaming",
+                usd_per_month=credits * wh.usd_per_credit,
+                formula=f"{stream_gb_month:g} GB/month x {SNOWPIPE_STREAMING_CREDITS_PER_GB} credits/GB x "
+                f"${wh.usd_per_credit}/credit",
+            )
+        )
 
     # transformation / query compute
     if batch:
@@ -162,107 +199,204 @@ def estimate_cost(
             pass  # priced below: consumers query BigQuery whatever the architecture
         elif product == "snowflake":
             credits_h = SNOWFLAKE_CREDITS_PER_HOUR[wh.snowflake_size]
-            minutes = max(SNOWFLAKE_MIN_BILLED_MINUTES, gb_per_run / (GB_PER_COMPUTE_HOUR * credits_h) * 60 * factor)
+            minutes = max(
+                SNOWFLAKE_MIN_BILLED_MINUTES, gb_per_run / (GB_PER_COMPUTE_HOUR * credits_h) * 60 * factor
+            )
             billed = minutes + SNOWFLAKE_AUTO_SUSPEND_MINUTES
             usd = runs * DAYS_PER_MONTH * billed / 60 * credits_h * wh.usd_per_credit
-            items.append(CostItem(id="cost.compute", name=f"Snowflake warehouse {wh.snowflake_size} ({credits_h} credits/h)",
-                                  usd_per_month=usd,
-                                  formula=f"{runs:.4g} runs/day x 30 x ({minutes:.1f} min run + {SNOWFLAKE_AUTO_SUSPEND_MINUTES:g} "
-                                          f"min auto-suspend) / 60 x {credits_h} credits/h x ${wh.usd_per_credit}/credit"))
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name=f"Snowflake warehouse {wh.snowflake_size} ({credits_h} credits/h)",
+                    usd_per_month=usd,
+                    formula=f"{runs:.4g} runs/day x 30 x ({minutes:.1f} min run + {SNOWFLAKE_AUTO_SUSPEND_MINUTES:g} "
+                    f"min auto-suspend) / 60 x {credits_h} credits/h x ${wh.usd_per_credit}/credit",
+                )
+            )
         elif product == "databricks" or arch == "lakehouse":
-            dbu = wh.databricks_dbu_per_hour if product == "databricks" else Warehouse(product="databricks").databricks_dbu_per_hour
+            dbu = (
+                wh.databricks_dbu_per_hour
+                if product == "databricks"
+                else Warehouse(product="databricks").databricks_dbu_per_hour
+            )
             rate = dbu * (DATABRICKS_USD_PER_DBU + DATABRICKS_VM_USD_PER_DBU_HOUR)
             minutes = gb_per_run / (GB_PER_COMPUTE_HOUR * dbu / 4) * 60 * factor
             startup = wh.cluster_startup_minutes if product == "databricks" else 5.0
-            items.append(CostItem(id="cost.compute", name=f"Spark job cluster ({dbu:g} DBU/h)",
-                                  usd_per_month=runs * DAYS_PER_MONTH * minutes / 60 * rate,
-                                  formula=f"{runs:.4g} runs/day x 30 x {minutes:.1f} min / 60 x {dbu:g} DBU/h x "
-                                          f"(${DATABRICKS_USD_PER_DBU}/DBU + ${DATABRICKS_VM_USD_PER_DBU_HOUR} VM)"))
-            items.append(CostItem(id="cost.cluster_startup", name="cluster start-up per run",
-                                  usd_per_month=runs * DAYS_PER_MONTH * startup / 60 * rate,
-                                  formula=f"{runs:.4g} runs/day x 30 x {startup:g} min start-up / 60 x ${rate:.2f}/h"))
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name=f"Spark job cluster ({dbu:g} DBU/h)",
+                    usd_per_month=runs * DAYS_PER_MONTH * minutes / 60 * rate,
+                    formula=f"{runs:.4g} runs/day x 30 x {minutes:.1f} min / 60 x {dbu:g} DBU/h x "
+                    f"(${DATABRICKS_USD_PER_DBU}/DBU + ${DATABRICKS_VM_USD_PER_DBU_HOUR} VM)",
+                )
+            )
+            items.append(
+                CostItem(
+                    id="cost.cluster_startup",
+                    name="cluster start-up per run",
+                    usd_per_month=runs * DAYS_PER_MONTH * startup / 60 * rate,
+                    formula=f"{runs:.4g} runs/day x 30 x {startup:g} min start-up / 60 x ${rate:.2f}/h",
+                )
+            )
         elif product == "redshift":
-            minutes = max(REDSHIFT_MIN_BILLED_MINUTES, gb_per_run / (GB_PER_COMPUTE_HOUR * wh.redshift_rpu / 8) * 60 * factor)
-            items.append(CostItem(id="cost.compute", name=f"Redshift Serverless ({wh.redshift_rpu} RPU)",
-                                  usd_per_month=runs * DAYS_PER_MONTH * minutes / 60 * wh.redshift_rpu * REDSHIFT_USD_PER_RPU_HOUR,
-                                  formula=f"{runs:.4g} runs/day x 30 x {minutes:.1f} min / 60 x {wh.redshift_rpu} RPU x "
-                                          f"${REDSHIFT_USD_PER_RPU_HOUR}/RPU-h"))
+            minutes = max(
+                REDSHIFT_MIN_BILLED_MINUTES,
+                gb_per_run / (GB_PER_COMPUTE_HOUR * wh.redshift_rpu / 8) * 60 * factor,
+            )
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name=f"Redshift Serverless ({wh.redshift_rpu} RPU)",
+                    usd_per_month=runs
+                    * DAYS_PER_MONTH
+                    * minutes
+                    / 60
+                    * wh.redshift_rpu
+                    * REDSHIFT_USD_PER_RPU_HOUR,
+                    formula=f"{runs:.4g} runs/day x 30 x {minutes:.1f} min / 60 x {wh.redshift_rpu} RPU x "
+                    f"${REDSHIFT_USD_PER_RPU_HOUR}/RPU-h",
+                )
+            )
         elif product == "postgres":
-            items.append(CostItem(id="cost.compute", name="PostgreSQL instance (always on)",
-                                  usd_per_month=POSTGRES_INSTANCE_USD_PER_HOUR * HOURS_PER_MONTH,
-                                  formula=f"${POSTGRES_INSTANCE_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h"))
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name="PostgreSQL instance (always on)",
+                    usd_per_month=POSTGRES_INSTANCE_USD_PER_HOUR * HOURS_PER_MONTH,
+                    formula=f"${POSTGRES_INSTANCE_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h",
+                )
+            )
         else:  # duckdb runs inside the orchestrator's worker
             notes.append("DuckDB runs inside the orchestrator's worker: no separate warehouse compute")
 
     if product == "bigquery":
         # each batch run reads its new rows and the MERGE target's slice; consumers scan on top of that
         transform_gb = gb * 2 * DAYS_PER_MONTH if batch else 0.0
-        query_gb = (wh.query_gb_scanned_per_day if wh.query_gb_scanned_per_day is not None else gb * 10) * DAYS_PER_MONTH
+        query_gb = (
+            wh.query_gb_scanned_per_day if wh.query_gb_scanned_per_day is not None else gb * 10
+        ) * DAYS_PER_MONTH
         if wh.bigquery_pricing == "on_demand":
             tib = (transform_gb + query_gb) / 1024
-            items.append(CostItem(id="cost.compute", name="BigQuery on-demand queries (transform + consumers)",
-                                  usd_per_month=tib * BIGQUERY_ON_DEMAND_USD_PER_TIB,
-                                  formula=f"({transform_gb:g} + {query_gb:g}) GB/month / 1024 x "
-                                          f"${BIGQUERY_ON_DEMAND_USD_PER_TIB}/TiB scanned"))
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name="BigQuery on-demand queries (transform + consumers)",
+                    usd_per_month=tib * BIGQUERY_ON_DEMAND_USD_PER_TIB,
+                    formula=f"({transform_gb:g} + {query_gb:g}) GB/month / 1024 x "
+                    f"${BIGQUERY_ON_DEMAND_USD_PER_TIB}/TiB scanned",
+                )
+            )
         else:
-            items.append(CostItem(id="cost.compute", name=f"BigQuery slots ({wh.bigquery_slots} baseline)",
-                                  usd_per_month=wh.bigquery_slots * BIGQUERY_SLOT_USD_PER_HOUR * HOURS_PER_MONTH,
-                                  formula=f"{wh.bigquery_slots} slots x ${BIGQUERY_SLOT_USD_PER_HOUR}/slot-hour x "
-                                          f"{HOURS_PER_MONTH:g} h"))
+            items.append(
+                CostItem(
+                    id="cost.compute",
+                    name=f"BigQuery slots ({wh.bigquery_slots} baseline)",
+                    usd_per_month=wh.bigquery_slots * BIGQUERY_SLOT_USD_PER_HOUR * HOURS_PER_MONTH,
+                    formula=f"{wh.bigquery_slots} slots x ${BIGQUERY_SLOT_USD_PER_HOUR}/slot-hour x "
+                    f"{HOURS_PER_MONTH:g} h",
+                )
+            )
 
     # streams: brokers, their disks and the always-on processing
     if streaming:
         eps = sum(source_events_per_second(s) for s in streams)
         workers = max(2, math.ceil(eps / EVENTS_PER_SECOND_PER_WORKER))
         if spec.stream_platform in (None, "kafka"):
-            items.append(CostItem(id="cost.stream_brokers", name=f"Kafka brokers ({KAFKA_BROKERS}, always on)",
-                                  usd_per_month=KAFKA_BROKERS * KAFKA_BROKER_USD_PER_HOUR * HOURS_PER_MONTH,
-                                  formula=f"{KAFKA_BROKERS} x ${KAFKA_BROKER_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h"))
-            disk = sum(s.volume_gb_per_day * (s.retention_days if s.retention_days is not None else 7.0)
-                       for s in streams if s.kind == "event_stream") * KAFKA_REPLICATION
+            items.append(
+                CostItem(
+                    id="cost.stream_brokers",
+                    name=f"Kafka brokers ({KAFKA_BROKERS}, always on)",
+                    usd_per_month=KAFKA_BROKERS * KAFKA_BROKER_USD_PER_HOUR * HOURS_PER_MONTH,
+                    formula=f"{KAFKA_BROKERS} x ${KAFKA_BROKER_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h",
+                )
+            )
+            disk = (
+                sum(
+                    s.volume_gb_per_day * (s.retention_days if s.retention_days is not None else 7.0)
+                    for s in streams
+                    if s.kind == "event_stream"
+                )
+                * KAFKA_REPLICATION
+            )
             if disk:
-                items.append(CostItem(id="cost.stream_storage", name="Kafka log storage (replicated)",
-                                      usd_per_month=disk * KAFKA_DISK_USD_PER_GB_MONTH,
-                                      formula=f"sum(GB/day x retention days) x {KAFKA_REPLICATION} replicas = {disk:g} GB x "
-                                              f"${KAFKA_DISK_USD_PER_GB_MONTH}/GB-month"))
-        items.append(CostItem(id="cost.stream_workers", name=f"stream processing ({workers} workers, always on)",
-                              usd_per_month=workers * STREAM_WORKER_USD_PER_HOUR * HOURS_PER_MONTH,
-                              formula=f"ceil({eps:,.0f} events/s / {EVENTS_PER_SECOND_PER_WORKER:g}) workers x "
-                                      f"${STREAM_WORKER_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h"))
+                items.append(
+                    CostItem(
+                        id="cost.stream_storage",
+                        name="Kafka log storage (replicated)",
+                        usd_per_month=disk * KAFKA_DISK_USD_PER_GB_MONTH,
+                        formula=f"sum(GB/day x retention days) x {KAFKA_REPLICATION} replicas = {disk:g} GB x "
+                        f"${KAFKA_DISK_USD_PER_GB_MONTH}/GB-month",
+                    )
+                )
+        items.append(
+            CostItem(
+                id="cost.stream_workers",
+                name=f"stream processing ({workers} workers, always on)",
+                usd_per_month=workers * STREAM_WORKER_USD_PER_HOUR * HOURS_PER_MONTH,
+                formula=f"ceil({eps:,.0f} events/s / {EVENTS_PER_SECOND_PER_WORKER:g}) workers x "
+                f"${STREAM_WORKER_USD_PER_HOUR}/h x {HOURS_PER_MONTH:g} h",
+            )
+        )
         rates = ", ".join(f"{s.name} {source_events_per_second(s):,.0f}/s" for s in streams)
-        notes.append(f"peak event rates per source ({rates}): declared, else the source's own GB/day / "
-                     f"{PEAK_TO_AVERAGE:g}x peak-to-average over its record size")
+        notes.append(
+            f"peak event rates per source ({rates}): declared, else the source's own GB/day / "
+            f"{PEAK_TO_AVERAGE:g}x peak-to-average over its record size"
+        )
 
     orch = ORCHESTRATOR_USD_PER_MONTH[spec.orchestrator]
-    items.append(CostItem(id="cost.orchestrator", name=f"managed {spec.orchestrator}", usd_per_month=orch,
-                          formula="small managed environment"))
+    items.append(
+        CostItem(
+            id="cost.orchestrator",
+            name=f"managed {spec.orchestrator}",
+            usd_per_month=orch,
+            formula="small managed environment",
+        )
+    )
     notes += [
         f"warehouse: {product}; list prices, US region: " + _price_note(product, wh),
         f"tables keep max(reprocessing horizon, 30 days) = {retention:g} days; raw landing keeps 30 days at "
         f"${obj_price}/GB-month ({spec.cloud}); columnar compression {COLUMNAR_COMPRESSION:g}x (row-store PostgreSQL 1x)",
         f"{runs:.4g} batch runs/day of {gb_per_run:.2f} GB each; one compute unit transforms {GB_PER_COMPUTE_HOUR:g} GB/hour"
-        if batch else "no scheduled batch layer (Kappa): the stream job writes the tables",
+        if batch
+        else "no scheduled batch layer (Kappa): the stream job writes the tables",
         f"orchestrator: managed {spec.orchestrator} at ${orch}/month; egress and BI licences are excluded",
     ]
-    return CostEstimate(warehouse=product, items=items, total_usd_per_month=sum(i.usd_per_month for i in items),
-                        assumptions=notes)
+    return CostEstimate(
+        warehouse=product,
+        items=items,
+        total_usd_per_month=sum(i.usd_per_month for i in items),
+        assumptions=notes,
+    )
 
 
 def _price_note(product: str, wh: Warehouse) -> str:
     if product == "bigquery":
-        query = ("on-demand $6.25/TiB scanned, consumers scan "
-                 + (f"{wh.query_gb_scanned_per_day:g} GB/day" if wh.query_gb_scanned_per_day is not None
-                    else "10x the daily volume per day")
-                 if wh.bigquery_pricing == "on_demand" else f"{wh.bigquery_slots} slots at $0.04/slot-hour")
+        query = (
+            "on-demand $6.25/TiB scanned, consumers scan "
+            + (
+                f"{wh.query_gb_scanned_per_day:g} GB/day"
+                if wh.query_gb_scanned_per_day is not None
+                else "10x the daily volume per day"
+            )
+            if wh.bigquery_pricing == "on_demand"
+            else f"{wh.bigquery_slots} slots at $0.04/slot-hour"
+        )
         return f"storage $0.02/GB-month active, $0.01 long-term; Storage Write API $0.025/GB; {query}"
     if product == "snowflake":
-        return (f"{wh.snowflake_size} warehouse = {SNOWFLAKE_CREDITS_PER_HOUR[wh.snowflake_size]} credits/h at "
-                f"${wh.usd_per_credit}/credit, 60 s minimum per resume + 60 s auto-suspend; storage $23/TB-month")
+        return (
+            f"{wh.snowflake_size} warehouse = {SNOWFLAKE_CREDITS_PER_HOUR[wh.snowflake_size]} credits/h at "
+            f"${wh.usd_per_credit}/credit, 60 s minimum per resume + 60 s auto-suspend; storage $23/TB-month"
+        )
     if product == "databricks":
-        return (f"job cluster {wh.databricks_dbu_per_hour:g} DBU/h at ${DATABRICKS_USD_PER_DBU}/DBU + "
-                f"${DATABRICKS_VM_USD_PER_DBU_HOUR}/DBU-h VMs; {wh.cluster_startup_minutes:g} min start-up billed per run")
+        return (
+            f"job cluster {wh.databricks_dbu_per_hour:g} DBU/h at ${DATABRICKS_USD_PER_DBU}/DBU + "
+            f"${DATABRICKS_VM_USD_PER_DBU_HOUR}/DBU-h VMs; {wh.cluster_startup_minutes:g} min start-up billed per run"
+        )
     if product == "redshift":
-        return f"Serverless {wh.redshift_rpu} RPU at ${REDSHIFT_USD_PER_RPU_HOUR}/RPU-h, 60 s minimum per query"
+        return (
+            f"Serverless {wh.redshift_rpu} RPU at ${REDSHIFT_USD_PER_RPU_HOUR}/RPU-h, 60 s minimum per query"
+        )
     if product == "postgres":
         return f"managed instance ${POSTGRES_INSTANCE_USD_PER_HOUR}/h, storage ${POSTGRES_STORAGE_USD_PER_GB_MONTH}/GB-month"
     return "DuckDB: open source, storage on object storage"

@@ -49,7 +49,8 @@ def log_covers_horizon(spec: PipelineSpec) -> bool:
     if not streams:
         return False
     return all(
-        s.replayable and (s.retention_days if s.retention_days is not None else DEFAULT_STREAM_RETENTION_DAYS)
+        s.replayable
+        and (s.retention_days if s.retention_days is not None else DEFAULT_STREAM_RETENTION_DAYS)
         >= spec.reprocessing_horizon_days
         for s in streams
     )
@@ -61,8 +62,15 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
     tr = spec.transformations
     has_stream = any(s.kind in STREAM_KINDS for s in spec.sources)
     replay_ok = log_covers_horizon(spec)
-    lake_needs = [n for n, on in (("ACID upserts", tr.needs_acid_upserts), ("time travel", tr.needs_time_travel),
-                                  ("several engines on the same tables", tr.multiple_engines)) if on]
+    lake_needs = [
+        n
+        for n, on in (
+            ("ACID upserts", tr.needs_acid_upserts),
+            ("time travel", tr.needs_time_travel),
+            ("several engines on the same tables", tr.multiple_engines),
+        )
+        if on
+    ]
     out: dict[Architecture, list[Reason]] = {a: [] for a in SIMPLICITY}
 
     def add(arch: Architecture, signal: str, points: int, text: str) -> None:
@@ -74,7 +82,9 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
     elif slo >= 60:
         add("batch_elt", "freshness", 2, f"a {slo:g}-minute SLO is met by an hourly or more frequent batch")
     elif slo >= 15:
-        add("batch_elt", "freshness", -3, f"a {slo:g}-minute SLO leaves no room for batch runtime and retries")
+        add(
+            "batch_elt", "freshness", -3, f"a {slo:g}-minute SLO leaves no room for batch runtime and retries"
+        )
     else:
         add("batch_elt", "freshness", -5, f"a {slo:g}-minute SLO is out of reach for scheduled batches")
     if gb <= 100:
@@ -88,7 +98,12 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
 
     # micro-batch
     if 5 <= slo < 60:
-        add("micro_batch", "freshness", 3, f"a {slo:g}-minute SLO is the sweet spot of 1-15 minute micro-batches")
+        add(
+            "micro_batch",
+            "freshness",
+            3,
+            f"a {slo:g}-minute SLO is the sweet spot of 1-15 minute micro-batches",
+        )
     elif 60 <= slo < 1440:
         add("micro_batch", "freshness", 1, "micro-batches also meet an hourly SLO, at a higher run count")
     elif slo < 5:
@@ -102,9 +117,19 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
     if slo < 15 and not tr.same_logic_batch_and_stream:
         add("lambda", "logic", 3, "the real-time view and the corrected history need different logic")
     if slo < 15 and has_stream and not replay_ok:
-        add("lambda", "replay", 2, "the log cannot replay the reprocessing horizon, so history needs a batch path")
+        add(
+            "lambda",
+            "replay",
+            2,
+            "the log cannot replay the reprocessing horizon, so history needs a batch path",
+        )
     if slo >= 15 or tr.same_logic_batch_and_stream:
-        add("lambda", "two_paths", -2, "two code paths (batch and speed) would compute the same output and drift")
+        add(
+            "lambda",
+            "two_paths",
+            -2,
+            "two code paths (batch and speed) would compute the same output and drift",
+        )
     add("lambda", "complexity", -1, "Lambda is the most expensive architecture to build and operate")
 
     # Kappa
@@ -115,9 +140,19 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
     elif slo >= 1440:
         add("kappa", "freshness", -3, "a daily SLO does not justify an always-on streaming stack")
     if has_stream and replay_ok:
-        add("kappa", "replay", 2, f"the log retains the whole {spec.reprocessing_horizon_days:g}-day reprocessing horizon")
+        add(
+            "kappa",
+            "replay",
+            2,
+            f"the log retains the whole {spec.reprocessing_horizon_days:g}-day reprocessing horizon",
+        )
     else:
-        add("kappa", "replay", -3, "history cannot be rebuilt by replaying the log (not replayable or retention too short)")
+        add(
+            "kappa",
+            "replay",
+            -3,
+            "history cannot be rebuilt by replaying the log (not replayable or retention too short)",
+        )
     if tr.same_logic_batch_and_stream:
         add("kappa", "logic", 1, "one streaming code path serves both live and reprocessed results")
     else:
@@ -128,7 +163,12 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
         ("acid", tr.needs_acid_upserts, 1, "needs ACID upserts/merges on large tables"),
         ("time_travel", tr.needs_time_travel, 1, "needs time travel / snapshot reads"),
         ("engines", tr.multiple_engines, 2, "several engines (SQL, Spark, ML) read the same tables"),
-        ("schema", spec.schema_evolution.expected != "none", 1, "schema evolves: Iceberg/Delta evolve in place"),
+        (
+            "schema",
+            spec.schema_evolution.expected != "none",
+            1,
+            "schema evolves: Iceberg/Delta evolve in place",
+        ),
     ):
         if on:
             add("lakehouse", signal, pts, text)
@@ -142,7 +182,9 @@ def score_architectures(spec: PipelineSpec) -> list[ArchitectureScore]:
         add("lakehouse", "freshness", -2, "table-format commits every few seconds create small-file overhead")
 
     scores = [
-        ArchitectureScore(architecture=a, label=LABELS[a], score=sum(r.points for r in out[a]), reasons=out[a])
+        ArchitectureScore(
+            architecture=a, label=LABELS[a], score=sum(r.points for r in out[a]), reasons=out[a]
+        )
         for a in SIMPLICITY
     ]
     return sorted(scores, key=lambda s: (-s.score, SIMPLICITY.index(s.architecture)))

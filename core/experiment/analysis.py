@@ -145,7 +145,9 @@ def _planned_units(cfg: ExperimentConfig, agg: ExperimentAggregates) -> int | No
         try:
             # sized for the analysis the report runs (method, Holm family, log-ratio lift, minimum
             # counts): the fixed-horizon formula's size gives this analysis ~20-65% power, not 80%
-            sizes.append(size_metric(cfg, m, mean, var, power=cfg.decision.power, alpha=cfg.analysis.alpha).per_variant)
+            sizes.append(
+                size_metric(cfg, m, mean, var, power=cfg.decision.power, alpha=cfg.analysis.alpha).per_variant
+            )
         except StatsInputError:
             continue
     return max(sizes) if sizes else None
@@ -206,8 +208,11 @@ def _build_report(
                     # the means the lift compares (CUPED-adjusted when CUPED applies), so the shown
                     # means and the lift agree
                     control_mean=finite(r.control_mean if r.control_mean is not None else cmean),
-                    variant_mean=finite(r.variant_mean if r.variant_mean is not None
-                                        else metric_mean(m, agg.overall.stats[v][m.name])),
+                    variant_mean=finite(
+                        r.variant_mean
+                        if r.variant_mean is not None
+                        else metric_mean(m, agg.overall.stats[v][m.name])
+                    ),
                     estimate=r.estimate,
                     std_error=r.std_error,
                     ci_lower=ci[0],

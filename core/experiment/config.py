@@ -159,8 +159,11 @@ class Metric(_Model):
         default=None, gt=0, description="Minimum detectable effect, relative (0.05 = 5%)."
     )
     margin: float | None = Field(
-        default=None, gt=0, description="Non-inferiority margin (guardrails): tested one-sided that the metric "
-        "is not worse by this much (relative 0.02 = 2%, or metric units with difference: absolute).")
+        default=None,
+        gt=0,
+        description="Non-inferiority margin (guardrails): tested one-sided that the metric "
+        "is not worse by this much (relative 0.02 = 2%, or metric units with difference: absolute).",
+    )
     description: str = ""
 
     @field_validator("window", mode="before")
@@ -196,8 +199,11 @@ class AnalysisConfig(_Model):
     sequential_tuning: float = Field(default=5000, gt=0)
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
     min_conversions: int = Field(
-        default=150, ge=0, description="A proportion arm with fewer conversions (or non-conversions) is "
-        "'not enough data', not a verdict (GrowthBook's default minimum sample size).")
+        default=150,
+        ge=0,
+        description="A proportion arm with fewer conversions (or non-conversions) is "
+        "'not enough data', not a verdict (GrowthBook's default minimum sample size).",
+    )
     min_units: int = Field(default=0, ge=0, description="An arm with fewer units is 'not enough data'.")
 
 
@@ -267,7 +273,11 @@ class ExperimentConfig(_Model):
         dim_names = [d.name for d in self.dimensions]
         if len(set(dim_names)) != len(dim_names):
             raise _PathError("dimensions", "dimension names must be unique")
-        if self.start is not None and self.end is not None and _as_datetime(self.end) <= _as_datetime(self.start):
+        if (
+            self.start is not None
+            and self.end is not None
+            and _as_datetime(self.end) <= _as_datetime(self.start)
+        ):
             raise _PathError("end", f"must be after start ({self.start}), got {self.end}")
         for key in self.sources:
             if not IDENTIFIER_PATTERN.match(key):

@@ -80,7 +80,9 @@ def stats_contract(
             "name": name,
             "kind": metric.kind,
             "inverse": metric.inverse,
-            "stats": {v.name: metric_stats(metric, group.stats[v.name][metric.name]) for v in config.variants},
+            "stats": {
+                v.name: metric_stats(metric, group.stats[v.name][metric.name]) for v in config.variants
+            },
         }
         if metric.margin is not None:
             entry["margin"] = metric.margin

@@ -91,7 +91,9 @@ def design_experiment(
                 sizing = size_metric(cfg, m, base[0], base[1], power=d.power, alpha=alpha)
                 per_variant = sizing.per_variant
                 achieved = sizing.power
-                note = f"{sizing.power:.0%} power at the MDE for the report's analysis: {describe(cfg, sizing)}"
+                note = (
+                    f"{sizing.power:.0%} power at the MDE for the report's analysis: {describe(cfg, sizing)}"
+                )
             except StatsInputError as exc:
                 note = str(exc)
         plans.append(

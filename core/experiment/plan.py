@@ -69,8 +69,11 @@ def size_metric(
 def describe(cfg: ExperimentConfig, sizing: MetricSizing) -> str:
     """One line naming the analysis a plan was sized for (shown on the design page)."""
     a = cfg.analysis
-    test = (f"sequential confidence sequence (N* = {a.sequential_tuning:g})" if sizing.method == "sequential"
-            else "fixed-horizon test")
+    test = (
+        f"sequential confidence sequence (N* = {a.sequential_tuning:g})"
+        if sizing.method == "sequential"
+        else "fixed-horizon test"
+    )
     if cfg.analysis.method == "bayesian":
         test += " (standing in for the Bayesian analysis)"
     family = f"Holm over {sizing.tests} comparisons" if sizing.tests > 1 else "no multiple-testing correction"

@@ -165,7 +165,9 @@ class HttpFlagHook:
         opener: Callable[..., Any] | None = None,
     ) -> None:
         if not url.startswith(("https://", "http://")):
-            raise InputError("url", "the flag service URL must start with https:// (or http:// for a local stub)")
+            raise InputError(
+                "url", "the flag service URL must start with https:// (or http:// for a local stub)"
+            )
         self.url = url
         self.method = method.upper()
         self.body = body or (lambda pct, d: {"percent": pct, "decision": d.decision})
@@ -176,7 +178,9 @@ class HttpFlagHook:
         self.timeout = timeout
         self._open = opener or urllib.request.urlopen
 
-    def request(self, experiment_id: str, percent: float, decision: RolloutDecision) -> urllib.request.Request:
+    def request(
+        self, experiment_id: str, percent: float, decision: RolloutDecision
+    ) -> urllib.request.Request:
         """The HTTP request the hook sends (without sending it)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
         if self._token_provider is not None:

@@ -545,7 +545,11 @@ class RolloutWorld:
         self.flag_percent = initial_percent
         self.flag_changes: list[tuple[datetime, float]] = []
         self.design, self.split = design, split
-        self.units_per_hour, self.returning_share, self.active_share = units_per_hour, returning_share, active_share
+        self.units_per_hour, self.returning_share, self.active_share = (
+            units_per_hour,
+            returning_share,
+            active_share,
+        )
         self.conversion, self.conversion_lift = conversion, conversion_lift
         self.minutes_mean, self.minutes_sd, self.minutes_lift = minutes_mean, minutes_sd, minutes_lift
         self.exposure_loss, self.exposure_loss_from = exposure_loss, exposure_loss_from
@@ -621,7 +625,9 @@ class RolloutWorld:
                     "amount": np.round(rng.lognormal(3.5, 0.6, int(converts.sum())), 2),
                 }
             )
-            minutes = rng.normal(self.minutes_mean * np.where(treated, 1.0 + self.minutes_lift, 1.0), self.minutes_sd)
+            minutes = rng.normal(
+                self.minutes_mean * np.where(treated, 1.0 + self.minutes_lift, 1.0), self.minutes_sd
+            )
             frames["engagement"].append({"user_id": ids + 1, "event_ts": at(t + 0.02), "minutes": minutes})
             self.hours += 1
         con = duckdb.connect(str(self.path))
@@ -643,7 +649,12 @@ class RolloutWorld:
         return {
             "id": "world-rollout",
             "warehouse": f"duckdb:///{self.path}",
-            "assignment": {"table": "exposures", "unit": "user_id", "variant": "variant", "timestamp": "exposed_at"},
+            "assignment": {
+                "table": "exposures",
+                "unit": "user_id",
+                "variant": "variant",
+                "timestamp": "exposed_at",
+            },
             "variants": [{"name": "control"}, {"name": "treatment"}],
             "control": "control",
             "sources": {
@@ -652,7 +663,13 @@ class RolloutWorld:
             },
             "metrics": [
                 {"name": "conversion", "kind": "proportion", "source": "orders", "window": "2d"},
-                {"name": "engagement_minutes", "kind": "mean", "source": "engagement", "value": "minutes", "window": "1d"},
+                {
+                    "name": "engagement_minutes",
+                    "kind": "mean",
+                    "source": "engagement",
+                    "value": "minutes",
+                    "window": "1d",
+                },
             ],
             "rollout": {
                 "treatment": "treatment",

@@ -246,7 +246,10 @@ def _source_rows(
         exp.alias_(col(src.timestamp), "ts"),
         *[exp.alias_(v, k) for k, v in values.items()],
     ).from_(source_from(src, dialect, path, cfg.base_dir))
-    conds: list[exp.Expr] = [col(src.timestamp) >= ts_literal(lo, dialect), col(src.timestamp) < ts_literal(hi, dialect)]
+    conds: list[exp.Expr] = [
+        col(src.timestamp) >= ts_literal(lo, dialect),
+        col(src.timestamp) < ts_literal(hi, dialect),
+    ]
     if src.where:
         conds.append(parse_scalar(src.where, dialect, f"{path}.where"))
     return q.where(exp.and_(*conds))
@@ -427,7 +430,9 @@ def window_query(
     q = exp.select(*cols).from_(uv.subquery("uv"))
     if metric.kind == "proportion" or not percentiles:
         return q
-    caps = percentiles_select([(f"q{k}", col("y"), p) for k, p in enumerate(percentiles)], uv.subquery("uv"), dialect)
+    caps = percentiles_select(
+        [(f"q{k}", col("y"), p) for k, p in enumerate(percentiles)], uv.subquery("uv"), dialect
+    )
     for k in range(len(percentiles)):
         capped = exp.Least(this=y.copy(), expressions=[col(f"q{k}", "c")])
         q = q.select(

@@ -57,7 +57,9 @@ def check_rollout(
         raise InputError("stage", f"stage must be between 1 and {len(plan.stages)}, got {stage}")
     first = None
     if not plan.stage_started_at and plan.started_at is None:
-        first = next((r.stage_started_at for r in history.records if r.stage == 1 and r.stage_started_at), None)
+        first = next(
+            (r.stage_started_at for r in history.records if r.stage == 1 and r.stage_started_at), None
+        )
         first = first or first_treatment_exposure(cfg, resolved.treatment, warehouse)
     if history.records:
         base = stage_starts(plan, 1, first_exposure=first)[0]
@@ -77,7 +79,9 @@ def check_rollout(
     dialect = warehouse.dialect
     rows = warehouse.query(rollout_query(cfg, resolved, starts, checked_at, dialect).sql(dialect=dialect))
     stats = stage_stats_from_rows(rows, resolved, len(plan.stages))
-    crossed = warehouse.query(crossover_query(cfg, resolved, starts[0], checked_at, dialect).sql(dialect=dialect))
+    crossed = warehouse.query(
+        crossover_query(cfg, resolved, starts[0], checked_at, dialect).sql(dialect=dialect)
+    )
     return build_decision(
         experiment_id=cfg.id,
         plan=plan,

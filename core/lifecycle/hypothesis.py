@@ -68,7 +68,9 @@ class PowerPlan(BaseModel):
         default=None, description="Power of that analysis at the available units."
     )
     window_days: int | None = Field(default=None, description="The metric's outcome window (days).")
-    weekly: bool = Field(default=False, description="The data have a weekly pattern: durations are whole weeks.")
+    weekly: bool = Field(
+        default=False, description="The data have a weekly pattern: durations are whole weeks."
+    )
 
 
 class StagePlan(BaseModel):
@@ -292,7 +294,9 @@ def validate_hypothesis(
         method, tests, required, reachable, achieved = _size(cfg, h, kind, base, var, available)
     except StatsInputError as err:
         checks.append(
-            HypothesisCheck(id="hypothesis:mde_reachable", status="fail", message=f"cannot size the test: {err}")
+            HypothesisCheck(
+                id="hypothesis:mde_reachable", status="fail", message=f"cannot size the test: {err}"
+            )
         )
         return checks, None
     window = ex.window_days
@@ -387,7 +391,9 @@ def _size(
     from dataeng_agents.core.stats.power import analysis_mde, analysis_power, analysis_sample_size
 
     # a Bayesian report has no rejection rule to size for; its intervals shrink like the fixed horizon's
-    method: Literal["sequential", "frequentist"] = "sequential" if cfg.analysis.method == "sequential" else "frequentist"
+    method: Literal["sequential", "frequentist"] = (
+        "sequential" if cfg.analysis.method == "sequential" else "frequentist"
+    )
     tests = family_size(cfg, h)
     common: dict[str, Any] = {
         "kind": kind,

@@ -315,7 +315,9 @@ def stage_schedule(plan: RolloutPlan, units_per_hour: float) -> list[tuple[float
         pct = st.percent / 100.0
         share = plan.treatment_share(k)
         t_rate = units_per_hour * pct * (share if plan.design == "coverage" else 1.0)
-        c_rate = units_per_hour * pct * (1.0 - share) if plan.design == "coverage" else units_per_hour * (1 - pct)
+        c_rate = (
+            units_per_hour * pct * (1.0 - share) if plan.design == "coverage" else units_per_hour * (1 - pct)
+        )
         hours = st.min_duration
         if units_per_hour > 0 and t_rate > 0:
             hours = max(hours, st.min_units / t_rate, (plan.min_units_for_test - cum_t) / t_rate)
@@ -432,11 +434,14 @@ class RolloutDecision(BaseModel):
     notify: list[str] = Field(
         default_factory=list, description="Notify-only guardrails that show harm (they do not roll back)."
     )
-    page: bool = Field(default=False, description="A human must look: SRM past its hold limit, biased comparison.")
+    page: bool = Field(
+        default=False, description="A human must look: SRM past its hold limit, biased comparison."
+    )
     checked_at: datetime
     stage_started_at: datetime | None
     stage_starts: list[datetime] = Field(
-        default_factory=list, description="Start of stages 1..stage as the check used them (from the history)."
+        default_factory=list,
+        description="Start of stages 1..stage as the check used them (from the history).",
     )
     stage_hours: float
     stage_units: dict[str, int]
@@ -447,7 +452,9 @@ class RolloutDecision(BaseModel):
     srm_since: datetime | None = Field(
         default=None, description="First check of the current run of mismatches (from the history)."
     )
-    units_in_both_arms: int = Field(default=0, description="Units exposed to both arms (left out of the comparison).")
+    units_in_both_arms: int = Field(
+        default=0, description="Units exposed to both arms (left out of the comparison)."
+    )
     guardrails: list[GuardrailEvidence]
     method: str = "sequential (asymptotic confidence sequences, Waudby-Smith et al. 2023)"
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -510,7 +517,9 @@ def build_decision(
     st = plan.stages[stage - 1]
     n_stages = len(plan.stages)
     acts = list(actions) if actions is not None else ["roll back"] * len(rules)
-    harm_targets = list(detectable_harm) if detectable_harm is not None else [plan.detectable_harm] * len(rules)
+    harm_targets = (
+        list(detectable_harm) if detectable_harm is not None else [plan.detectable_harm] * len(rules)
+    )
     ev = evaluate_guardrails(
         stats, rules, alpha=plan.alpha, tuning=plan.sequential_tuning, min_units=plan.min_units_for_test
     )

@@ -121,7 +121,10 @@ def rollout_query(
     if len(starts) > 1:
         stage_expr = exp.Case(
             ifs=[
-                exp.If(this=col("first_exposure", "u") < ts_literal(starts[k], dialect), true=exp.Literal.number(k))
+                exp.If(
+                    this=col("first_exposure", "u") < ts_literal(starts[k], dialect),
+                    true=exp.Literal.number(k),
+                )
                 for k in range(1, len(starts))
             ],
             default=exp.Literal.number(len(starts)),

@@ -20,6 +20,7 @@ from sqlglot import exp
 if TYPE_CHECKING:
     from dataeng_agents.core.experiment.config import ExperimentConfig, Metric
 
+
 def find_metric(cfg: ExperimentConfig, name: str, path: str) -> tuple[int, Metric]:
     for i, m in enumerate(cfg.metrics):
         if m.name == name:

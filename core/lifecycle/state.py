@@ -45,7 +45,16 @@ DECISION_COLUMNS: dict[str, str] = {
     "units_in_both_arms": "BIGINT",
     "warnings": "TEXT",
 }
-_ORIGINAL = ("experiment_id", "stage", "stage_percent", "decision", "next_stage_percent", "checked_at", "reasons", "evidence")
+_ORIGINAL = (
+    "experiment_id",
+    "stage",
+    "stage_percent",
+    "decision",
+    "next_stage_percent",
+    "checked_at",
+    "reasons",
+    "evidence",
+)
 
 
 class DecisionRecord(BaseModel):

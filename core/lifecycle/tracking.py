@@ -302,7 +302,9 @@ def _derived_target(
     return None
 
 
-def _merge(base: PlannedEvent | None, spec: EventSpec, path: str, *, keep_source: bool = False) -> PlannedEvent:
+def _merge(
+    base: PlannedEvent | None, spec: EventSpec, path: str, *, keep_source: bool = False
+) -> PlannedEvent:
     from dataeng_agents.core.warehouse.identifiers import check_identifier
 
     try:
@@ -498,10 +500,13 @@ def _value_violation(c: exp.Expr, p: PropertySpec) -> exp.Expr | None:
             texts = [
                 t
                 for t in _BOOLEAN_TEXT
-                if ("true" in allowed and t in ("true", "t", "1")) or ("false" in allowed and t in ("false", "f", "0"))
+                if ("true" in allowed and t in ("true", "t", "1"))
+                or ("false" in allowed and t in ("false", "f", "0"))
             ]
             parts.append(
-                exp.Not(this=exp.Lower(this=exp.Trim(this=_text(c))).isin(*[exp.Literal.string(t) for t in texts]))
+                exp.Not(
+                    this=exp.Lower(this=exp.Trim(this=_text(c))).isin(*[exp.Literal.string(t) for t in texts])
+                )
             )
         else:
             parts.append(exp.Not(this=_text(c).isin(*[exp.Literal.string(str(v)) for v in p.enum])))
@@ -643,7 +648,11 @@ def _diagnose(
 
     def readable(*columns: str) -> bool:
         cols = [exp.Count(this=col(c)) for c in columns] or [exp.Count(this=exp.Star())]
-        q = exp.select(*cols).from_(source_from(src, dialect, ev.source_path, cfg.base_dir)).where(exp.false())
+        q = (
+            exp.select(*cols)
+            .from_(source_from(src, dialect, ev.source_path, cfg.base_dir))
+            .where(exp.false())
+        )
         try:
             warehouse.query(q.sql(dialect=dialect))
         except WarehouseError:
@@ -680,7 +689,9 @@ def _diagnose(
             event=ev.name,
             property=c,
             message=f"{where} has no column {c}"
-            + (f" (property {c} of event {ev.name})" if c in ev.properties else f" (read by event {ev.name})"),
+            + (
+                f" (property {c} of event {ev.name})" if c in ev.properties else f" (read by event {ev.name})"
+            ),
         )
         for c in missing
     ]

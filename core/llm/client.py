@@ -38,7 +38,11 @@ def build_client(
     """An ``anthropic.Anthropic`` (``kwargs`` go to the constructor, e.g. ``http_client``, ``max_retries``)."""
     import anthropic
 
-    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": DEFAULT_MAX_RETRIES}
+    options: dict[str, Any] = {
+        "api_key": _key(api_key),
+        "timeout": timeout,
+        "max_retries": DEFAULT_MAX_RETRIES,
+    }
     if base_url:
         options["base_url"] = base_url
     options.update(kwargs)
@@ -55,7 +59,11 @@ def build_async_client(
     """An ``anthropic.AsyncAnthropic``, for :func:`~dataeng_agents.core.agents.apoll_batch`."""
     import anthropic
 
-    options: dict[str, Any] = {"api_key": _key(api_key), "timeout": timeout, "max_retries": DEFAULT_MAX_RETRIES}
+    options: dict[str, Any] = {
+        "api_key": _key(api_key),
+        "timeout": timeout,
+        "max_retries": DEFAULT_MAX_RETRIES,
+    }
     if base_url:
         options["base_url"] = base_url
     options.update(kwargs)

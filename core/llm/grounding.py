@@ -67,10 +67,44 @@ _PERCENT_KEY = re.compile(r"(?i)(percent|pct)")
 #: ground nothing (rule 4)
 UNTRUSTED_TEXT_KEYS = frozenset(
     {
-        "name", "names", "hypothesis", "description", "docstring", "doc", "doc_md", "content", "question",
-        "subject", "subject_id", "title", "path", "paths", "file", "owner", "owners", "tags", "sql", "query",
-        "snippet", "source", "code", "comment", "comments", "id", "experiment_id", "dag_id", "task_id",
-        "flow_name", "metric", "metrics_names", "variant", "spec", "spec_name", "url", "uri", "context",
+        "name",
+        "names",
+        "hypothesis",
+        "description",
+        "docstring",
+        "doc",
+        "doc_md",
+        "content",
+        "question",
+        "subject",
+        "subject_id",
+        "title",
+        "path",
+        "paths",
+        "file",
+        "owner",
+        "owners",
+        "tags",
+        "sql",
+        "query",
+        "snippet",
+        "source",
+        "code",
+        "comment",
+        "comments",
+        "id",
+        "experiment_id",
+        "dag_id",
+        "task_id",
+        "flow_name",
+        "metric",
+        "metrics_names",
+        "variant",
+        "spec",
+        "spec_name",
+        "url",
+        "uri",
+        "context",
     }
 )
 #: whole top-level sections that are user files, not results
@@ -118,7 +152,8 @@ class GroundingResult:
         parts = []
         if self.unmatched:
             shown = ", ".join(
-                f"{n.text!r}{' (as a p-value)' if n.p_value else ''} in {n.field}" for n in self.unmatched[:10]
+                f"{n.text!r}{' (as a p-value)' if n.p_value else ''} in {n.field}"
+                for n in self.unmatched[:10]
             )
             parts.append(f"numbers not in the computed results: {shown}")
         if self.unknown_refs:
@@ -226,7 +261,12 @@ def collect_fact_values(facts: Any) -> FactValues:
         elif isinstance(obj, dict):
             for k, v in obj.items():
                 ks = str(k)
-                if _LEVEL_KEY.search(ks) and isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1:
+                if (
+                    _LEVEL_KEY.search(ks)
+                    and isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                    and 0 < v < 1
+                ):
                     found.plain.append(1.0 - float(v))  # alpha 0.05 -> a 95% interval
                     found.proportions.append(1.0 - float(v))
                 walk(v, ks, trusted and ks.lower() not in UNTRUSTED_TEXT_KEYS)
@@ -275,7 +315,13 @@ def _all_numbers(text: str) -> list[ProseNumber]:
         scale = _power_of_ten(m.group(3)) if m.group(3) is not None else 1.0
         if not 0.0 < scale < math.inf:
             continue  # "7e400" inside an id or hash is no value a prose number could cite
-        out.append(ProseNumber(m.group(0), float(m.group(1).replace(",", "") + ("." + frac if frac else "")) * scale, len(frac)))
+        out.append(
+            ProseNumber(
+                m.group(0),
+                float(m.group(1).replace(",", "") + ("." + frac if frac else "")) * scale,
+                len(frac),
+            )
+        )
     return out
 
 
@@ -320,7 +366,9 @@ def number_matches(n: ProseNumber, values: FactValues | list[float]) -> bool:
         return _in_range(values.p_values, lo, hi)
     if n.percent:
         # a proportion written as a percentage (never a p-value), or a value that is already a percentage
-        return _in_range(values.proportions, lo / 100.0, hi / 100.0) or _in_range(values.percent_native, lo, hi)
+        return _in_range(values.proportions, lo / 100.0, hi / 100.0) or _in_range(
+            values.percent_native, lo, hi
+        )
     return _in_range(values.plain, lo, hi)
 
 
@@ -409,7 +457,9 @@ _ADVANCE_RE = re.compile(
     r"keep (?:the feature|it) on|on for everyone|rollout is complete)\b"
 )
 _HOLD_RE = re.compile(r"(?i)\b(?:hold|stay at|keep the flag where|pause)\b")
-_ROLLBACK_RE = re.compile(r"(?i)\b(?:roll(?:\s|-)?back|turn (?:the flag |it |the feature )?off|revert|disable)\b")
+_ROLLBACK_RE = re.compile(
+    r"(?i)\b(?:roll(?:\s|-)?back|turn (?:the flag |it |the feature )?off|revert|disable)\b"
+)
 
 
 def _ship_assertions(text: str) -> tuple[bool, bool]:
@@ -511,6 +561,8 @@ def check_consistency(answer: BaseModel, facts: Any, *, decision: str | None = N
                 f"coverage: {len(missing)} error-level finding(s) are in no priority: {', '.join(missing[:10])}"
             )
         summary = str(data.get("summary") or "")
-        if findings and re.search(r"(?i)\bno (?:issues|findings|problems)\b|\bclean\b|\blooks good\b", summary):
+        if findings and re.search(
+            r"(?i)\bno (?:issues|findings|problems)\b|\bclean\b|\blooks good\b", summary
+        ):
             problems.append(f"coverage: the summary calls a result with {len(findings)} finding(s) clean")
     return problems

@@ -115,7 +115,9 @@ class JsonFileLedger:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _path(self, custom_id: str) -> Path:
-        if not custom_id or any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-" for c in custom_id):
+        if not custom_id or any(
+            c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-" for c in custom_id
+        ):
             raise ConfigError("custom_id", f"not a valid custom_id: {custom_id!r}")
         return self.directory / f"{custom_id}.json"
 

@@ -83,12 +83,16 @@ class PriceTable:
         factor = self.batch_discount if batch else 1.0
         # The API reports 5m/1h writes together unless the breakdown is given; bill writes at 5m then.
         return (
-            usage.input_tokens * price.input
-            + usage.output_tokens * price.output
-            + usage.cache_write_5m_tokens * price.cache_write_5m
-            + usage.cache_write_1h_tokens * price.cache_write_1h
-            + usage.cache_read_tokens * price.cache_read
-        ) * factor / 1_000_000
+            (
+                usage.input_tokens * price.input
+                + usage.output_tokens * price.output
+                + usage.cache_write_5m_tokens * price.cache_write_5m
+                + usage.cache_write_1h_tokens * price.cache_write_1h
+                + usage.cache_read_tokens * price.cache_read
+            )
+            * factor
+            / 1_000_000
+        )
 
 
 def max_price(prices: Any) -> ModelPrice:

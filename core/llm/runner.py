@@ -110,8 +110,23 @@ def _final_tool_schema(output_model: type[BaseModel]) -> dict[str, Any]:
 
 
 #: JSON-schema keywords strict tool use does not accept or that only describe (dropped)
-_UNSUPPORTED = frozenset({"default", "title", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                          "minLength", "maxLength", "minItems", "maxItems", "pattern", "format", "examples"})
+_UNSUPPORTED = frozenset(
+    {
+        "default",
+        "title",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "pattern",
+        "format",
+        "examples",
+    }
+)
 
 
 def strict_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -174,7 +189,9 @@ def with_cache_breakpoints(messages: list[dict[str, Any]], *, cache: bool = True
             out.append(msg)
             continue
         blocks = [
-            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) and "cache_control" in b else b
+            {k: v for k, v in b.items() if k != "cache_control"}
+            if isinstance(b, dict) and "cache_control" in b
+            else b
             for b in content
         ]
         if cache and i == last and msg.get("role") == "user" and isinstance(blocks[-1], dict):
@@ -275,7 +292,9 @@ class ToolLoopRunner:
         self.budget.check(usage, estimate)
         left = self.remaining()
         if left is not None and left <= 0:
-            raise RetriesExhausted(0, TimeoutError("no time left"), f"narration deadline ({self.deadline:g} s) reached")
+            raise RetriesExhausted(
+                0, TimeoutError("no time left"), f"narration deadline ({self.deadline:g} s) reached"
+            )
         stats = RetryStats()
 
         def send() -> Any:
@@ -284,7 +303,9 @@ class ToolLoopRunner:
             return self.client.messages.create(**body, timeout=timeout)
 
         try:
-            message = retry_call(send, self.retry, stats=stats, rng=self.rng, deadline=self._deadline_at, clock=self.clock)
+            message = retry_call(
+                send, self.retry, stats=stats, rng=self.rng, deadline=self._deadline_at, clock=self.clock
+            )
         finally:
             usage.retries += stats.retries
         usage.add(TokenUsage.from_api(message.usage), self.prices)
@@ -306,7 +327,12 @@ class ToolLoopRunner:
         usage = usage or RunUsage(model=self.model)
         messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": user}]}]
         return self.continue_run(
-            system=system, messages=messages, tools=tools, output_model=output_model, validate=validate, usage=usage
+            system=system,
+            messages=messages,
+            tools=tools,
+            output_model=output_model,
+            validate=validate,
+            usage=usage,
         )
 
     def continue_run(
@@ -355,7 +381,12 @@ class ToolLoopRunner:
                 tool_uses = [b for b in message.content if getattr(b, "type", None) == "tool_use"]
                 if not tool_uses:
                     messages.append(
-                        {"role": "user", "content": [{"type": "text", "text": f"Submit your answer with the `{FINAL_TOOL}` tool."}]}
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "text", "text": f"Submit your answer with the `{FINAL_TOOL}` tool."}
+                            ],
+                        }
                     )
                     continue
                 results: list[dict[str, Any]] = []
@@ -376,15 +407,23 @@ class ToolLoopRunner:
                                 return fail(f"rejected answer: {problem}")
                             repairs += 1
                             results.append(
-                                _tool_result(block.id, f"Your answer was rejected: {problem}. Call {FINAL_TOOL} again with a corrected answer.", error=True)
+                                _tool_result(
+                                    block.id,
+                                    f"Your answer was rejected: {problem}. Call {FINAL_TOOL} again with a corrected answer.",
+                                    error=True,
+                                )
                             )
                     elif block.name in handlers:
                         try:
-                            results.append(_tool_result(block.id, handlers[block.name].handler(dict(block.input))))
+                            results.append(
+                                _tool_result(block.id, handlers[block.name].handler(dict(block.input)))
+                            )
                         except Exception as exc:  # a bad tool argument is the model's to fix
                             results.append(_tool_result(block.id, f"error: {exc}", error=True))
                     else:
-                        results.append(_tool_result(block.id, f"error: no tool named {block.name!r}", error=True))
+                        results.append(
+                            _tool_result(block.id, f"error: no tool named {block.name!r}", error=True)
+                        )
                 if accepted is not None:
                     return LoopOutcome(accepted, None, usage, iterations, repairs, messages)
                 messages.append({"role": "user", "content": results})

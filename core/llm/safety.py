@@ -105,13 +105,21 @@ def sanitize(
             path = f"{_path}.{key}" if _path else key
             if key.lower() in _ROW_KEYS and isinstance(v, list):
                 out[key] = f"[omitted: {len(v)} raw rows; only aggregates are sent to the model]"
-            elif is_secret_name(key) and isinstance(v, _SCALAR) and not isinstance(v, bool) and not is_placeholder(str(v)):
+            elif (
+                is_secret_name(key)
+                and isinstance(v, _SCALAR)
+                and not isinstance(v, bool)
+                and not is_placeholder(str(v))
+            ):
                 out[key] = REDACTED
             else:
                 out[key] = sanitize(v, limits, pages=pages, _key=key, _path=path)
         return out
     if isinstance(obj, list | tuple):
-        items = [sanitize(v, limits, pages=pages, _path=f"{_path}[{i}]") for i, v in enumerate(list(obj)[: limits.max_list_items])]
+        items = [
+            sanitize(v, limits, pages=pages, _path=f"{_path}[{i}]")
+            for i, v in enumerate(list(obj)[: limits.max_list_items])
+        ]
         if len(obj) > limits.max_list_items:
             items.append(f"[truncated: {len(obj) - limits.max_list_items} more items not shown]")
         return items

@@ -99,7 +99,8 @@ def forest_plot(report: ExperimentReport) -> str:
             ax.spines[side].set_visible(False)
     what = "relative lift" if relative else "absolute difference"
     interval = f"{1 - report.alpha:.0%} {report.method} interval" + (
-        ", multiple-testing adjusted where corrected" if adjusted_any else "")
+        ", multiple-testing adjusted where corrected" if adjusted_any else ""
+    )
     fig.supxlabel(f"{what} vs {report.control} ({interval}); each metric on its own scale", fontsize=9)
     return _to_svg(fig, "forest")
 

@@ -190,7 +190,10 @@ def experiment_markdown(report: ExperimentReport) -> str:
         lines += ["", "## Caveats and next steps", ""]
         lines += [f"- {c}" for c in n.caveats] + [f"- Next: {s}" for s in n.next_steps]
     if n is not None:
-        lines += ["", f"_Prose written by {n.provenance.written_by}; every number comes from the statistics engine._"]
+        lines += [
+            "",
+            f"_Prose written by {n.provenance.written_by}; every number comes from the statistics engine._",
+        ]
     lines += ["", "## Metric definitions", ""]
     lines.append(
         _md_table(
@@ -582,7 +585,9 @@ def design_html(report: ExperimentDesignReport) -> str:
         baseline_days=f"{report.baseline_days:g}",
         traffic_per_day=f"{report.traffic_per_day:,.0f}",
         metrics_table=metrics_table,
-        notes=_fill(t, "notes", items=_items(t, n.caveats), written_by=_e(n.provenance.written_by)) if n is not None else "",
+        notes=_fill(t, "notes", items=_items(t, n.caveats), written_by=_e(n.provenance.written_by))
+        if n is not None
+        else "",
     )
     return _page(f"Experiment design: {report.experiment_id}", body)
 

@@ -29,51 +29,185 @@ from dataeng_agents.core.review.pyast import (
 )
 from dataeng_agents.core.security import is_secret_name, literal_secret
 
-SQL_WORDS = re.compile(r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I)
+SQL_WORDS = re.compile(
+    r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I
+)
 SQL_SHAPE = re.compile(r"\b(select|insert|update|delete|merge)\b[\s\S]*\b(from|into|set|where|using)\b", re.I)
-RUN_KEYED = re.compile(r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|execution_date|data_interval_start|"
-                       r"data_interval_end|prev_ds|next_ds|macros|params|run_id|dag_run)\b", re.I)
+RUN_KEYED = re.compile(
+    r"\{\{[^}]*\b(ds|ds_nodash|ts|ts_nodash|logical_date|execution_date|data_interval_start|"
+    r"data_interval_end|prev_ds|next_ds|macros|params|run_id|dag_run)\b",
+    re.I,
+)
 INSERT_RE = re.compile(r"\binsert\s+into\b", re.I)
 FROM_RE = re.compile(r"\bfrom\b", re.I)
 SELECT_STAR_RE = re.compile(r"\bselect\s+(distinct\s+)?\*", re.I)
-IDEMPOTENT_RE = re.compile(r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
-                           r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b", re.I)
-WRITE_SQL_RE = re.compile(r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(or\s+replace\s+)?table|copy\s+into|"
-                          r"update\s+\w+\s+set|delete\s+from)\b", re.I)
-FULL_REBUILD_RE = re.compile(r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I)
+IDEMPOTENT_RE = re.compile(
+    r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
+    r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b",
+    re.I,
+)
+WRITE_SQL_RE = re.compile(
+    r"\b(insert\s+(into|overwrite)|merge\s+into|create\s+(or\s+replace\s+)?table|copy\s+into|"
+    r"update\s+\w+\s+set|delete\s+from)\b",
+    re.I,
+)
+FULL_REBUILD_RE = re.compile(
+    r"\bcreate\s+or\s+replace\s+table\b[\s\S]*\bas\b|\btruncate\s+(table\s+)?\w+", re.I
+)
 SHELL_PARAMS = re.compile(r"\{\{[^}]*\b(dag_run\.conf|params)\b", re.I)
 CHECK_OPERATOR = re.compile(r"(Check|GreatExpectations|GX|Soda|Expectation|Validat)", re.I)
 CHECK_COMMAND = re.compile(r"\bdbt\s+(test|build)\b|\bsoda\s+scan\b|great_expectations|\bgx\b", re.I)
 CHECK_TASK_ID = re.compile(r"(check|validate|validation|quality|dq_|_dq|test_|expect)", re.I)
 TRANSFER_OPERATOR = re.compile(r"[a-z0-9]To[A-Z][A-Za-z]*Operator$")
-WRITE_CALLS = {"to_sql", "insert_rows", "bulk_load", "load_file", "load_string", "load_bytes", "upload_file",
-               "put_object", "upload", "copy_expert", "bulk_insert_rows", "write_pandas", "load_table_from_dataframe"}
-READ_CALLS = {"get_records", "get_pandas_df", "get_df", "read_sql", "read_sql_query", "read_csv", "read_parquet",
-              "read_json", "get_object", "download_file", "download", "get_first", "fetchall", "fetch", "urlopen"}
-XCOM_HEAVY_CALLS = {"read_csv", "read_parquet", "read_json", "read_sql", "read_sql_query", "read_excel", "DataFrame",
-                    "to_json", "to_dict", "read_text", "read_bytes", "get_pandas_df", "get_df", "to_pandas"}
-PARSE_TIME_IO_METHODS = {"get_records", "get_first", "get_pandas_df", "get_df", "get_conn", "get_connection",
-                         "get_uri", "run_query", "list_keys", "list_objects", "list_objects_v2", "list_blobs",
-                         "get_sqlalchemy_engine", "urlopen"}
+WRITE_CALLS = {
+    "to_sql",
+    "insert_rows",
+    "bulk_load",
+    "load_file",
+    "load_string",
+    "load_bytes",
+    "upload_file",
+    "put_object",
+    "upload",
+    "copy_expert",
+    "bulk_insert_rows",
+    "write_pandas",
+    "load_table_from_dataframe",
+}
+READ_CALLS = {
+    "get_records",
+    "get_pandas_df",
+    "get_df",
+    "read_sql",
+    "read_sql_query",
+    "read_csv",
+    "read_parquet",
+    "read_json",
+    "get_object",
+    "download_file",
+    "download",
+    "get_first",
+    "fetchall",
+    "fetch",
+    "urlopen",
+}
+XCOM_HEAVY_CALLS = {
+    "read_csv",
+    "read_parquet",
+    "read_json",
+    "read_sql",
+    "read_sql_query",
+    "read_excel",
+    "DataFrame",
+    "to_json",
+    "to_dict",
+    "read_text",
+    "read_bytes",
+    "get_pandas_df",
+    "get_df",
+    "to_pandas",
+}
+PARSE_TIME_IO_METHODS = {
+    "get_records",
+    "get_first",
+    "get_pandas_df",
+    "get_df",
+    "get_conn",
+    "get_connection",
+    "get_uri",
+    "run_query",
+    "list_keys",
+    "list_objects",
+    "list_objects_v2",
+    "list_blobs",
+    "get_sqlalchemy_engine",
+    "urlopen",
+}
+
+
 def _last(call: ast.Call) -> str:
     func = call.func
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
-IO_ROOTS = frozenset({"requests", "httpx", "urllib", "urlopen", "boto3", "psycopg2", "psycopg", "sqlalchemy",
-                      "snowflake", "pymysql", "google", "redis", "create_engine", "connect"})
+IO_ROOTS = frozenset(
+    {
+        "requests",
+        "httpx",
+        "urllib",
+        "urlopen",
+        "boto3",
+        "psycopg2",
+        "psycopg",
+        "sqlalchemy",
+        "snowflake",
+        "pymysql",
+        "google",
+        "redis",
+        "create_engine",
+        "connect",
+    }
+)
 PARSE_TIME_CANDIDATE_NAMES = PARSE_TIME_IO_METHODS | {
-    "get", "post", "put", "patch", "delete", "head", "request", "client", "resource", "connect", "create_engine",
-    "urlopen", "Redis", "Client", "list_buckets", "query",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "request",
+    "client",
+    "resource",
+    "connect",
+    "create_engine",
+    "urlopen",
+    "Redis",
+    "Client",
+    "list_buckets",
+    "query",
 }
-PARSE_TIME_IO_MODULES = ("requests.", "httpx.", "urllib.request.", "boto3.", "psycopg2.connect", "psycopg.connect",
-                         "sqlalchemy.create_engine", "snowflake.connector.connect", "pymysql.connect",
-                         "google.cloud.", "redis.")
-_QUERY_RESULT_CALLS = frozenset({"get_records", "fetchall", "get_pandas_df", "get_df", "read_sql", "read_sql_query",
-                                 "fetch_all", "to_dict", "to_json"})
+PARSE_TIME_IO_MODULES = (
+    "requests.",
+    "httpx.",
+    "urllib.request.",
+    "boto3.",
+    "psycopg2.connect",
+    "psycopg.connect",
+    "sqlalchemy.create_engine",
+    "snowflake.connector.connect",
+    "pymysql.connect",
+    "google.cloud.",
+    "redis.",
+)
+_QUERY_RESULT_CALLS = frozenset(
+    {
+        "get_records",
+        "fetchall",
+        "get_pandas_df",
+        "get_df",
+        "read_sql",
+        "read_sql_query",
+        "fetch_all",
+        "to_dict",
+        "to_json",
+    }
+)
 CONN_ATTRS = {"password", "login", "extra", "extra_dejson", "get_password", "get_uri", "get_extra"}
-LOOP_SAFE_CALLS = {"range", "enumerate", "zip", "sorted", "list", "items", "keys", "values", "reversed", "tuple",
-                   "set", "dict", "len"}
+LOOP_SAFE_CALLS = {
+    "range",
+    "enumerate",
+    "zip",
+    "sorted",
+    "list",
+    "items",
+    "keys",
+    "values",
+    "reversed",
+    "tuple",
+    "set",
+    "dict",
+    "len",
+}
 PRESETS_FREQUENT = {"@hourly", "@continuous"}
 
 
@@ -197,7 +331,9 @@ def _per_dag(
         for t in tasks:
             source, node = t.source_of(key)
             if source == "unknown":
-                ctx.unknown(rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically")
+                ctx.unknown(
+                    rule_id, t.line, t.subject, key, "task arguments or default_args are built dynamically"
+                )
             elif source == "config" or (isinstance(node, ast.Constant) and node.value in bad_values):
                 offenders.append(t)
         if offenders and len(offenders) == len(tasks) and len(tasks) > 1:
@@ -240,8 +376,12 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
             if res.unknown:
                 ctx.unknown("REL004", t.line, t.subject, "timeout", "default_args built dynamically")
             elif res.source == "config":
-                ctx.emit("REL004", t.line, t.subject,
-                         f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)")
+                ctx.emit(
+                    "REL004",
+                    t.line,
+                    t.subject,
+                    f"sensor '{t.name}' has no timeout: it waits up to 7 days (default 604800 s)",
+                )
     _check_blocking_past(ctx, mod)
     _check_template_clock(ctx, mod)
     handlers_in_file = bool(mod.idx.by_type.get(ast.ExceptHandler))
@@ -250,14 +390,22 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         if clock is not None:
             # an error when the clock computes a date or window (arithmetic, .date(), strftime ...); a
             # warning when it only stamps or times something (begin = now(); print(now()))
-            ctx.emit("REL005", clock, t.subject,
-                     f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs",
-                     demoted=not _window_shaped(mod, clock))
+            ctx.emit(
+                "REL005",
+                clock,
+                t.subject,
+                f"'{dotted(clock.func)}()' inside task '{t.name}': results depend on when the task runs",
+                demoted=not _window_shaped(mod, clock),
+            )
         for node in t.body if handlers_in_file else ():
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
-                ctx.emit("REL008", node, t.subject,
-                         f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
-                         "without re-raising")
+                ctx.emit(
+                    "REL008",
+                    node,
+                    t.subject,
+                    f"task '{t.name}' catches {'everything' if node.type is None else dotted(node.type)} "
+                    "without re-raising",
+                )
     for t in mod.tasks:
         texts = _sql_texts(t)
         if not texts:
@@ -266,11 +414,27 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
         idempotent = any(IDEMPOTENT_RE.search(sql) for _, sql in texts)
         for node, sql in texts:
             if INSERT_RE.search(sql) and not idempotent:
-                ctx.emit("REL006", node, t.subject, f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows")
-            if (t.dag is not None and _is_scheduled(ctx, t.dag) and "sql" in t.kwargs and FROM_RE.search(sql)
-                    and not RUN_KEYED.search(sql) and _in_kwarg(t, node) and "parameters" not in t.kwargs):
-                ctx.emit("REL007", node, t.subject,
-                         f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)")
+                ctx.emit(
+                    "REL006",
+                    node,
+                    t.subject,
+                    f"task '{t.name}' runs a plain INSERT INTO: reruns duplicate rows",
+                )
+            if (
+                t.dag is not None
+                and _is_scheduled(ctx, t.dag)
+                and "sql" in t.kwargs
+                and FROM_RE.search(sql)
+                and not RUN_KEYED.search(sql)
+                and _in_kwarg(t, node)
+                and "parameters" not in t.kwargs
+            ):
+                ctx.emit(
+                    "REL007",
+                    node,
+                    t.subject,
+                    f"scheduled task '{t.name}' reads without a run-keyed filter ({{{{ ds }}}}, data_interval_*)",
+                )
     _check_local_handoff(ctx, mod)
     for dag in mod.dags:
         ups = {u for u, _ in dag.edges}
@@ -279,21 +443,46 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue
         for t in dag.tasks:
             if rules[t.name] == "all_done" and t.name not in ups:
-                ctx.emit("REL010", t.line, t.subject,
-                         f"leaf task '{t.name}' runs with ALL_DONE and no ONE_FAILED watcher exists: "
-                         "the DAG run succeeds even when a task failed")
+                ctx.emit(
+                    "REL010",
+                    t.line,
+                    t.subject,
+                    f"leaf task '{t.name}' runs with ALL_DONE and no ONE_FAILED watcher exists: "
+                    "the DAG run succeeds even when a task failed",
+                )
     for t, fn in _task_funcs(mod) if _may_call(mod.idx, WRITE_CALLS) else ():
-        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
-                 for n in t.calls}
+        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func) for n in t.calls}
         reads = calls & READ_CALLS or {c for c in calls if c.startswith(("requests.", "httpx."))}
         writes = calls & WRITE_CALLS
         if reads and writes:
-            ctx.emit("REL011", fn, t.subject,
-                     f"task '{t.name}' both reads ({', '.join(sorted(reads))}) and writes ({', '.join(sorted(writes))})")
+            ctx.emit(
+                "REL011",
+                fn,
+                t.subject,
+                f"task '{t.name}' both reads ({', '.join(sorted(reads))}) and writes ({', '.join(sorted(writes))})",
+            )
 
 
-_DATE_METHODS = frozenset({"date", "strftime", "replace", "isoformat", "subtract", "add", "start_of", "end_of",
-                           "to_date_string", "format", "timestamp", "weekday", "isoweekday", "day", "month", "year"})
+_DATE_METHODS = frozenset(
+    {
+        "date",
+        "strftime",
+        "replace",
+        "isoformat",
+        "subtract",
+        "add",
+        "start_of",
+        "end_of",
+        "to_date_string",
+        "format",
+        "timestamp",
+        "weekday",
+        "isoweekday",
+        "day",
+        "month",
+        "year",
+    }
+)
 
 
 def _window_shaped(mod: ModuleInfo, clock: ast.Call) -> bool:
@@ -313,16 +502,26 @@ def _check_blocking_past(ctx: CheckContext, mod: ModuleInfo) -> None:
         if dag.splat or dag.default_args_dynamic:
             continue
         args = dag.default_args
-        blocking = [t for t in dag.tasks if _is_true(t.kwargs.get("depends_on_past", args.get("depends_on_past")))
-                    and _is_true(t.kwargs.get("wait_for_downstream", args.get("wait_for_downstream")))]
+        blocking = [
+            t
+            for t in dag.tasks
+            if _is_true(t.kwargs.get("depends_on_past", args.get("depends_on_past")))
+            and _is_true(t.kwargs.get("wait_for_downstream", args.get("wait_for_downstream")))
+        ]
         if not blocking or not _frequent(dag):
             continue
         alerting = {"on_failure_callback", "email_on_failure", "on_retry_callback", "sla_miss_callback"}
-        alerted = bool(alerting & (dag.kwargs.keys() | args.keys())) or any(alerting & t.kwargs.keys() for t in dag.tasks)
+        alerted = bool(alerting & (dag.kwargs.keys() | args.keys())) or any(
+            alerting & t.kwargs.keys() for t in dag.tasks
+        )
         if blocking and not alerted:
-            ctx.emit("REL012", dag.line, dag.name,
-                     f"DAG '{dag.name}' runs frequently with depends_on_past and wait_for_downstream "
-                     "but has no failure alerting: one failure silently stops every later run")
+            ctx.emit(
+                "REL012",
+                dag.line,
+                dag.name,
+                f"DAG '{dag.name}' runs frequently with depends_on_past and wait_for_downstream "
+                "but has no failure alerting: one failure silently stops every later run",
+            )
 
 
 #: a clock call inside a Jinja expression: {{ macros.datetime.now() }}, {{ datetime.utcnow() }} ...
@@ -337,9 +536,13 @@ def _check_template_clock(ctx: CheckContext, mod: ModuleInfo) -> None:
         for key, value in t.kwargs.items():
             text = string_parts(value)
             if text and _TEMPLATE_CLOCK.search(text):
-                ctx.emit("REL005", value, t.subject,
-                         f"task '{t.name}' argument {key} renders the wall clock in a template: "
-                         "use {{ data_interval_start }} / {{ ds }}")
+                ctx.emit(
+                    "REL005",
+                    value,
+                    t.subject,
+                    f"task '{t.name}' argument {key} renders the wall clock in a template: "
+                    "use {{ data_interval_start }} / {{ ds }}",
+                )
 
 
 def _in_kwarg(task: TaskInfo, node: ast.AST) -> bool:
@@ -378,8 +581,11 @@ def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
                 continue
             name = dotted(node.func).rsplit(".", 1)[-1]
             if name == "open":
-                mode_node = node.args[1] if len(node.args) > 1 else next(
-                    (k.value for k in node.keywords if k.arg == "mode"), None)
+                mode_node = (
+                    node.args[1]
+                    if len(node.args) > 1
+                    else next((k.value for k in node.keywords if k.arg == "mode"), None)
+                )
                 mode = const_str(mode_node) or "r"
                 if any(c in mode for c in "wax"):
                     writes.setdefault(path, t.name)
@@ -392,8 +598,12 @@ def _check_local_handoff(ctx: CheckContext, mod: ModuleInfo) -> None:
     for path, call, t in reads:
         writer = writes.get(path)
         if writer is not None and writer != t.name:
-            ctx.emit("REL009", call, t.subject,
-                     f"task '{t.name}' reads local file {path!r} written by task '{writer}'")
+            ctx.emit(
+                "REL009",
+                call,
+                t.subject,
+                f"task '{t.name}' reads local file {path!r} written by task '{writer}'",
+            )
 
 
 # ------------------------------------------------------------------ scheduling
@@ -403,41 +613,71 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
         kw = dag.kwargs
         if "schedule" not in kw and "schedule_interval" not in kw and "timetable" not in kw and not dag.splat:
             default = "daily" if ctx.airflow_major < 3 else "None (never scheduled)"
-            ctx.emit("SCH001", dag.line, dag.name,
-                     f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}")
+            ctx.emit(
+                "SCH001",
+                dag.line,
+                dag.name,
+                f"DAG '{dag.name}' has no explicit schedule; Airflow {ctx.airflow_version} defaults to {default}",
+            )
         start = kw.get("start_date", dag.default_args.get("start_date"))
-        clock_items = [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())] \
-            if mod.may_use_clock else []
+        clock_items = (
+            [*kw.items(), *(("default_args." + k, v) for k, v in dag.default_args.items())]
+            if mod.may_use_clock
+            else []
+        )
         for key, value in clock_items:
             if isinstance(value, ast.Lambda) or not mod.clock_inside(value):
                 continue
             clock = contains_clock_call(value, mod.imports)
             if clock is not None:
-                ctx.emit("SCH002", clock, dag.name,
-                         f"DAG '{dag.name}' argument {key} is computed from the clock ({dotted(clock.func)}())")
-        if (isinstance(start, ast.Call) and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
-                and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords) and len(start.args) < 8):
+                ctx.emit(
+                    "SCH002",
+                    clock,
+                    dag.name,
+                    f"DAG '{dag.name}' argument {key} is computed from the clock ({dotted(clock.func)}())",
+                )
+        if (
+            isinstance(start, ast.Call)
+            and qualify(dotted(start.func), mod.imports) in {"datetime.datetime", "datetime"}
+            and not any(k.arg in {"tzinfo", "tz"} for k in start.keywords)
+            and len(start.args) < 8
+        ):
             ctx.emit("SCH009", start, dag.name, f"DAG '{dag.name}' start_date is a naive datetime")
         once = const_str(kw.get("schedule", kw.get("schedule_interval"))) == "@once"
         if _is_scheduled(ctx, dag) and not dag.sets("catchup") and not once:  # @once: one run either way
-            ctx.emit("SCH003", dag.line, dag.name,
-                     f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
-                     f"{ctx.airflow_version}, flipped between Airflow 2 and 3)")
+            ctx.emit(
+                "SCH003",
+                dag.line,
+                dag.name,
+                f"DAG '{dag.name}' does not set catchup (default {ctx.airflow_major < 3} on Airflow "
+                f"{ctx.airflow_version}, flipped between Airflow 2 and 3)",
+            )
         catchup = kw.get("catchup")
         if catchup is not None and _is_true(catchup) and not dag.sets("max_active_runs"):
             ctx.emit("SCH004", catchup, dag.name, f"DAG '{dag.name}' catches up without max_active_runs")
         if catchup is not None and _is_true(catchup):
             backlog = _catchup_backlog(dag, start)
             if backlog is not None:
-                ctx.emit("SCH010", catchup, dag.name,
-                         f"DAG '{dag.name}' catches up from {backlog[0]} on a {backlog[1]} schedule: "
-                         f"more than {backlog[2]:,} runs on the first deploy")
+                ctx.emit(
+                    "SCH010",
+                    catchup,
+                    dag.name,
+                    f"DAG '{dag.name}' catches up from {backlog[0]} on a {backlog[1]} schedule: "
+                    f"more than {backlog[2]:,} runs on the first deploy",
+                )
         for removed in ("schedule_interval", "timetable"):
             if removed in kw:
                 # an error where Airflow rejects it; on Airflow 2 (2.4+) a deprecation: one step lower
-                state = "removed in Airflow 3" if ctx.airflow_major >= 3 else "deprecated (removed in Airflow 3)"
-                ctx.emit("SCH005", kw[removed], dag.name, f"DAG '{dag.name}' uses {removed}=, {state}; use schedule=",
-                         demoted=ctx.airflow_major < 3)
+                state = (
+                    "removed in Airflow 3" if ctx.airflow_major >= 3 else "deprecated (removed in Airflow 3)"
+                )
+                ctx.emit(
+                    "SCH005",
+                    kw[removed],
+                    dag.name,
+                    f"DAG '{dag.name}' uses {removed}=, {state}; use schedule=",
+                    demoted=ctx.airflow_major < 3,
+                )
         for key in ("schedule", "schedule_interval"):
             s = const_str(kw.get(key))
             if s is not None:
@@ -446,8 +686,12 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
                     ctx.emit("SCH005", kw[key], dag.name, f"DAG '{dag.name}' schedule {s!r}: {problem}")
         if dag.dag_id is not None:
             if dag.dag_id in seen_ids:
-                ctx.emit("SCH006", dag.line, dag.name,
-                         f"dag_id '{dag.dag_id}' is already defined earlier in this file")
+                ctx.emit(
+                    "SCH006",
+                    dag.line,
+                    dag.name,
+                    f"dag_id '{dag.dag_id}' is already defined earlier in this file",
+                )
             else:
                 seen_ids[dag.dag_id] = dag.line
     for t in mod.tasks if mod.may_use_clock else []:
@@ -458,15 +702,20 @@ def check_scheduling(ctx: CheckContext, mod: ModuleInfo) -> None:
                 continue
             clock = contains_clock_call(value, mod.imports)
             if clock is not None:
-                ctx.emit("SCH002", clock, t.subject,
-                         f"task '{t.name}' argument {key} is computed from the clock at parse time")
+                ctx.emit(
+                    "SCH002",
+                    clock,
+                    t.subject,
+                    f"task '{t.name}' argument {key} is computed from the clock at parse time",
+                )
     _check_task_graph(ctx, mod)
     _check_imports(ctx, mod)
 
 
 def _inside_function(mod: ModuleInfo, line: int) -> bool:
     return any(
-        getattr(fn, "lineno", 0) <= line <= (getattr(fn, "end_lineno", 0) or 0) for fn in mod.functions.values()
+        getattr(fn, "lineno", 0) <= line <= (getattr(fn, "end_lineno", 0) or 0)
+        for fn in mod.functions.values()
     )
 
 
@@ -509,8 +758,12 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
             if t.taskflow or t.task_id is None or (groups and any(a <= t.line <= b for a, b in groups)):
                 continue
             if t.task_id in seen:
-                ctx.emit("SCH007", t.line, t.subject,
-                         f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'")
+                ctx.emit(
+                    "SCH007",
+                    t.line,
+                    t.subject,
+                    f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'",
+                )
             else:
                 seen[t.task_id] = t.line
         if not dag.edges:
@@ -524,15 +777,23 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                 downs.add(d)
         cycle = _find_cycle(graph)
         if cycle:
-            ctx.emit("SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}")
+            ctx.emit(
+                "SCH007", dag.line, dag.name, f"DAG '{dag.name}' has a dependency cycle: {' -> '.join(cycle)}"
+            )
     if mod.dags:
         for t in mod.tasks:
             # dag= may arrive through **kwargs (a dict of shared arguments); a task linked (>>,
             # set_upstream) to a task of a DAG joins that DAG, and so may one whose variable is used
             # inside a DAG's block (an alias, a list of tasks)
-            if t.dag is None and not t.taskflow and not t.splat and not _inside_function(mod, t.line) \
-                    and "dag" not in t.kwargs and not any(t.name in edge for d in mod.dags for edge in d.edges) \
-                    and not (t.var is not None and _named_in_dag(mod, t.var)):
+            if (
+                t.dag is None
+                and not t.taskflow
+                and not t.splat
+                and not _inside_function(mod, t.line)
+                and "dag" not in t.kwargs
+                and not any(t.name in edge for d in mod.dags for edge in d.edges)
+                and not (t.var is not None and _named_in_dag(mod, t.var))
+            ):
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
 
 
@@ -572,7 +833,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for m in sorted(graph.get(n, ())):
             if color.get(m) == 1:
-                return [*stack[stack.index(m):], m]
+                return [*stack[stack.index(m) :], m]
             if color.get(m) is None:
                 found = visit(m)
                 if found:
@@ -674,14 +935,19 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     for call in candidates:
         if not mod.parse_time(call) or (isinstance(call.func, ast.Name) and call.func.id in taskflow_names):
             continue
-        if dotted(call.func).split(".", 1)[0] not in IO_ROOTS and _last(call) not in PARSE_TIME_IO_METHODS \
-                and _last(call) != "get":
+        if (
+            dotted(call.func).split(".", 1)[0] not in IO_ROOTS
+            and _last(call) not in PARSE_TIME_IO_METHODS
+            and _last(call) != "get"
+        ):
             continue
         name = qualify(dotted(call.func), imports)
         if name.endswith("Variable.get"):
             ctx.emit("PERF002", call, name, "Variable.get() runs at parse time (metadata DB query per parse)")
         elif _last(call) in PARSE_TIME_IO_METHODS or name.startswith(PARSE_TIME_IO_MODULES):
-            ctx.emit("PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse")
+            ctx.emit(
+                "PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse"
+            )
     expensive = set(ctx.config.expensive_imports)
     imported_roots: set[str] = set()
     for n in mod.idx.of(ast.Import, ast.ImportFrom):
@@ -695,11 +961,20 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             if m.split(".")[0] in ctx.config.expensive_imports:
                 ctx.emit("PERF003", imp, m, f"'{m}' is imported at module level (import cost on every parse)")
     if len(mod.dags) > ctx.config.max_dags_per_file:
-        ctx.emit("PERF004", 1, mod.path, f"{len(mod.dags)} DAGs in one file (budget {ctx.config.max_dags_per_file})")
+        ctx.emit(
+            "PERF004",
+            1,
+            mod.path,
+            f"{len(mod.dags)} DAGs in one file (budget {ctx.config.max_dags_per_file})",
+        )
     for dag in mod.dags:
         if len(dag.tasks) > ctx.config.max_tasks_per_dag:
-            ctx.emit("PERF004", dag.line, dag.name,
-                     f"DAG '{dag.name}' has {len(dag.tasks)} tasks (budget {ctx.config.max_tasks_per_dag})")
+            ctx.emit(
+                "PERF004",
+                dag.line,
+                dag.name,
+                f"DAG '{dag.name}' has {len(dag.tasks)} tasks (budget {ctx.config.max_tasks_per_dag})",
+            )
     _check_loops(ctx, mod)
     for t in mod.tasks:
         if not t.is_sensor:
@@ -712,8 +987,12 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue
         if deferrable.node is not None and not isinstance(deferrable.node, ast.Constant):
             continue  # e.g. conf.getboolean("operators", "default_deferrable")
-        ctx.emit("PERF006", t.line, t.subject,
-                 f"sensor '{t.name}' pokes in a worker slot (no deferrable=True / mode='reschedule')")
+        ctx.emit(
+            "PERF006",
+            t.line,
+            t.subject,
+            f"sensor '{t.name}' pokes in a worker slot (no deferrable=True / mode='reschedule')",
+        )
     for t, _fn in _task_funcs(mod) if _may_call(mod.idx, XCOM_HEAVY_CALLS) else ():
         if not t.taskflow:
             continue
@@ -722,18 +1001,28 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _heavy_call(node.value):
                 heavy_vars.update(tg.id for tg in node.targets if isinstance(tg, ast.Name))
         for node in t.body:
-            if isinstance(node, ast.Return) and node.value is not None and (
-                (isinstance(node.value, ast.Call) and _heavy_call(node.value))
-                or (isinstance(node.value, ast.Name) and node.value.id in heavy_vars)
+            if (
+                isinstance(node, ast.Return)
+                and node.value is not None
+                and (
+                    (isinstance(node.value, ast.Call) and _heavy_call(node.value))
+                    or (isinstance(node.value, ast.Name) and node.value.id in heavy_vars)
+                )
             ):
                 ctx.emit("PERF007", node, t.subject, f"task '{t.name}' returns a dataset through XCom")
     for call in mod.idx.calls_named("xcom_push"):
-        value = next((k.value for k in call.keywords if k.arg == "value"), call.args[1] if len(call.args) > 1 else None)
+        value = next(
+            (k.value for k in call.keywords if k.arg == "value"), call.args[1] if len(call.args) > 1 else None
+        )
         if isinstance(value, ast.Call) and _last(value) in _QUERY_RESULT_CALLS | XCOM_HEAVY_CALLS:
             owner = mod.idx.owner.get(call)
             task = next((t for t in mod.tasks if t.func is not None and t.func is owner), None)
-            ctx.emit("PERF007", call, task.subject if task else "xcom_push",
-                     f"xcom_push of a whole query result ({_last(value)}()): it is stored in the metadata database")
+            ctx.emit(
+                "PERF007",
+                call,
+                task.subject if task else "xcom_push",
+                f"xcom_push of a whole query result ({_last(value)}()): it is stored in the metadata database",
+            )
     for dag in mod.dags:
         if dag.sets("max_active_tasks") or "concurrency" in dag.kwargs:
             continue
@@ -746,8 +1035,12 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             if len(tasks) >= ctx.config.same_conn_task_threshold and not any(
                 t.resolve("pool", ctx.airflow_version).explicit for t in tasks
             ):
-                ctx.emit("PERF008", dag.line, dag.name,
-                         f"{len(tasks)} tasks of DAG '{dag.name}' use connection '{conn}' without a pool")
+                ctx.emit(
+                    "PERF008",
+                    dag.line,
+                    dag.name,
+                    f"{len(tasks)} tasks of DAG '{dag.name}' use connection '{conn}' without a pool",
+                )
 
 
 def _heavy_call(call: ast.Call) -> bool:
@@ -792,13 +1085,17 @@ def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
             else:
                 named = True
             makes_task = named and any(
-                dotted(n.func).split(".")[0] in taskflow_names for stmt in node.body for n in calls_under(stmt)
+                dotted(n.func).split(".")[0] in taskflow_names
+                for stmt in node.body
+                for n in calls_under(stmt)
             )
         if not makes_task:
             continue
         source = _dynamic_iter(node.iter, mod)
         if source:
-            ctx.emit("PERF005", node, source, f"tasks are generated in a loop over parse-time data ({source})")
+            ctx.emit(
+                "PERF005", node, source, f"tasks are generated in a loop over parse-time data ({source})"
+            )
 
 
 def _dynamic_iter(node: ast.expr, mod: ModuleInfo, depth: int = 0) -> str | None:
@@ -821,8 +1118,12 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
     for dag in mod.dags:
         writers = [t for t in dag.tasks if _writes(t) or "outlets" in t.kwargs]
         if writers and not any(_is_check(t) for t in dag.tasks):
-            ctx.emit("DQ001", dag.line, dag.name,
-                     f"DAG '{dag.name}' writes data ({', '.join(t.name for t in writers[:3])}) but has no check task")
+            ctx.emit(
+                "DQ001",
+                dag.line,
+                dag.name,
+                f"DAG '{dag.name}' writes data ({', '.join(t.name for t in writers[:3])}) but has no check task",
+            )
     for t in mod.tasks:
         for node, sql in _sql_texts(t):
             if SELECT_STAR_RE.search(sql):
@@ -833,7 +1134,8 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
 def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
     check_hardcoded_secrets(ctx, mod.idx, mod.source)
     conn_vars = {
-        name for name, value in mod.module_assigns.items()
+        name
+        for name, value in mod.module_assigns.items()
         if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
     }
     for node in walk_no_defs(mod.tree) if "get_connection" in mod.source else []:
@@ -849,8 +1151,12 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue
         for node, text in _bash_texts(t):
             if SHELL_PARAMS.search(text):
-                ctx.emit("SEC004", node, t.subject,
-                         f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)")
+                ctx.emit(
+                    "SEC004",
+                    node,
+                    t.subject,
+                    f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)",
+                )
 
 
 def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str, ast.Call | None, ast.AST]]:
@@ -863,19 +1169,31 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
             if not isinstance(text, str):
                 continue
             for tgt in node.targets:
-                name = tgt.id if isinstance(tgt, ast.Name) else tgt.attr if isinstance(tgt, ast.Attribute) else ""
+                name = (
+                    tgt.id
+                    if isinstance(tgt, ast.Name)
+                    else tgt.attr
+                    if isinstance(tgt, ast.Attribute)
+                    else ""
+                )
                 if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
                     yield name, text, None, node
     for node in idx.by_type.get(ast.AnnAssign, ()):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             name, text = node.target.id, node.value.value
             if _secret_name(name) or (len(text) >= 8 and _may_be_shaped_secret(text)):
                 yield name, text, None, node
     for node in idx.of(ast.Dict):
         if isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values, strict=True):
-                if not (isinstance(v, ast.Constant) and isinstance(v.value, str) and isinstance(k, ast.Constant)):
+                if not (
+                    isinstance(v, ast.Constant) and isinstance(v.value, str) and isinstance(k, ast.Constant)
+                ):
                     continue
                 ks, vs = k.value, v.value
                 if isinstance(ks, str) and (_secret_name(ks) or (len(vs) >= 8 and _may_be_shaped_secret(vs))):
@@ -883,13 +1201,19 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
     for call, kw in zip(idx.literal_keyword_calls, idx.literal_keywords, strict=True):
         arg = kw.arg
         text = kw.value.value if isinstance(kw.value, ast.Constant) else None
-        if arg and isinstance(text, str) and _keyword_may_hold_secret(arg) and (
-            _secret_name(arg) or (len(text) >= 8 and _may_be_shaped_secret(text))
+        if (
+            arg
+            and isinstance(text, str)
+            and _keyword_may_hold_secret(arg)
+            and (_secret_name(arg) or (len(text) >= 8 and _may_be_shaped_secret(text)))
         ):
             yield arg, text, call, kw.value
     names = idx.call_by_name
-    auth_calls = idx.calls_named(*_BASIC_AUTH_CALLS, *names.keys() & _AUTH_TUPLE_CALLS) \
-        if not names.keys().isdisjoint(_AUTH_CALLS) and ("auth" in source or "Auth" in source) else []
+    auth_calls = (
+        idx.calls_named(*_BASIC_AUTH_CALLS, *names.keys() & _AUTH_TUPLE_CALLS)
+        if not names.keys().isdisjoint(_AUTH_CALLS) and ("auth" in source or "Auth" in source)
+        else []
+    )
     for call in auth_calls:
         pair: list[ast.expr] = []
         if _last(call) in _BASIC_AUTH_CALLS:
@@ -901,19 +1225,39 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
             yield "password", pw, None, pair[1]
     # f-strings: only for the shapes with spaces or an @ (a command line, a header, URI credentials)
     fstrings = idx.by_type.get(ast.JoinedStr)
-    spaced = bool(fstrings) and any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword"))
+    spaced = bool(fstrings) and any(
+        w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword")
+    )
     for node in fstrings if fstrings and spaced else ():
         if isinstance(node, ast.JoinedStr):
             # the literal parts only: a secret is never a placeholder's value
-            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            text = "".join(
+                v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+            )
             if _may_be_shaped_secret(text):
                 yield "", text, None, node
 
 
 #: calls that take ``(user, password)`` positionally, and calls whose ``auth=`` may be such a pair
 _BASIC_AUTH_CALLS = ("HTTPBasicAuth", "BasicAuth", "HTTPDigestAuth")
-_AUTH_TUPLE_CALLS = frozenset({"get", "post", "put", "patch", "delete", "head", "request", "Session", "Client",
-                               "AsyncClient", "urlopen", "HttpHook", "SimpleHttpOperator", "HttpOperator"})
+_AUTH_TUPLE_CALLS = frozenset(
+    {
+        "get",
+        "post",
+        "put",
+        "patch",
+        "delete",
+        "head",
+        "request",
+        "Session",
+        "Client",
+        "AsyncClient",
+        "urlopen",
+        "HttpHook",
+        "SimpleHttpOperator",
+        "HttpOperator",
+    }
+)
 _AUTH_CALLS = frozenset(_BASIC_AUTH_CALLS) | _AUTH_TUPLE_CALLS
 _SECRET_KIND_TEXT = {
     "uri_credentials": "a connection URI with an embedded password",
@@ -930,8 +1274,10 @@ _SECRET_KIND_TEXT = {
 #: what a shaped secret with spaces in its literal has: an Authorization header, a command-line
 #: password (mysql/mariadb -p, sshpass, docker login, curl -u, --password/--token ...), a netrc
 #: line, SQL's IDENTIFIED BY / PASSWORD '...', a PEM block
-_SPACED_SECRET = re.compile(r"bearer |token |basic |digest |mysql|mariadb|sshpass|docker|curl|wget| -u|--pass|"
-                            r"--token|--api|--secret|--auth|machine |identified|password '|-----begin")
+_SPACED_SECRET = re.compile(
+    r"bearer |token |basic |digest |mysql|mariadb|sshpass|docker|curl|wget| -u|--pass|"
+    r"--token|--api|--secret|--auth|machine |identified|password '|-----begin"
+)
 
 
 def _may_be_shaped_secret(text: str) -> bool:
@@ -1006,7 +1352,9 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
 #: cannot be a bind parameter and is not reported
 _VALUE_PLACEHOLDER = re.compile(
     r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
-    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])", re.I)
+    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])",
+    re.I,
+)
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
@@ -1017,14 +1365,24 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
         text: str | None = None
         if isinstance(node, ast.JoinedStr):
             # SQL_WORDS is anchored at the start: an f-string that opens with a placeholder cannot match
-            if node.values and node.values[0].__class__ is ast.Constant and any(
-                isinstance(v, ast.FormattedValue) for v in node.values
+            if (
+                node.values
+                and node.values[0].__class__ is ast.Constant
+                and any(isinstance(v, ast.FormattedValue) for v in node.values)
             ):
                 text = string_parts(node)
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant):
+        elif (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant)
+        ):
             text = const_str(node.left)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-              and isinstance(node.func.value, ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and isinstance(node.func.value, ast.Constant)
+        ):
             text = const_str(node.func.value)
         if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text) and _VALUE_PLACEHOLDER.search(text):
             hits.append(node)
@@ -1038,8 +1396,12 @@ def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
     for t in mod.tasks:
         venv = t.short_operator == "PythonVirtualenvOperator" or t.operator == "@task.virtualenv"
         if venv and t.dag is not None and _frequent(t.dag):
-            ctx.emit("COST001", t.line, t.subject,
-                     f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule")
+            ctx.emit(
+                "COST001",
+                t.line,
+                t.subject,
+                f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule",
+            )
         if t.dag is not None and _is_scheduled(ctx, t.dag):
             for node, sql in _sql_texts(t):
                 if FULL_REBUILD_RE.search(sql):
@@ -1056,8 +1418,12 @@ def _doc_assigned(mod: ModuleInfo, dag: DagInfo) -> bool:
     for node in mod.idx.of(ast.Assign):
         if isinstance(node, ast.Assign):
             for tgt in node.targets:
-                if (isinstance(tgt, ast.Attribute) and isinstance(tgt.value, ast.Name) and tgt.value.id == dag.var
-                        and tgt.attr in {"doc_md", "description", "doc", "doc_rst"}):
+                if (
+                    isinstance(tgt, ast.Attribute)
+                    and isinstance(tgt.value, ast.Name)
+                    and tgt.value.id == dag.var
+                    and tgt.attr in {"doc_md", "description", "doc", "doc_rst"}
+                ):
                     return True
     return False
 
@@ -1086,8 +1452,16 @@ def _catchup_backlog(dag: DagInfo, start: ast.expr | None) -> tuple[str, str, in
     elif isinstance(sched, ast.Call) and dotted(sched.func).endswith("timedelta"):
         units = {"minutes": 1440.0, "hours": 24.0, "seconds": 86400.0}
         kw = {k.arg: k.value for k in sched.keywords}
-        per_day = next((u / v.value for k, u in units.items() if isinstance(v := kw.get(k), ast.Constant)
-                        and isinstance(v.value, int | float) and v.value > 0), None)
+        per_day = next(
+            (
+                u / v.value
+                for k, u in units.items()
+                if isinstance(v := kw.get(k), ast.Constant)
+                and isinstance(v.value, int | float)
+                and v.value > 0
+            ),
+            None,
+        )
         label = "timedelta"
     else:
         per_day = None
@@ -1123,15 +1497,21 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
     for dag in mod.dags:
         kwargs, default_args = dag.kwargs, dag.default_args
         has = (
-            "on_failure_callback" in kwargs or "on_failure_callback" in default_args
-            or "email_on_failure" in kwargs or "email_on_failure" in default_args
+            "on_failure_callback" in kwargs
+            or "on_failure_callback" in default_args
+            or "email_on_failure" in kwargs
+            or "email_on_failure" in default_args
             or any("on_failure_callback" in t.kwargs for t in dag.tasks)
         )
-        if dag.default_args.get("email_on_failure") is not None and not _is_true(dag.default_args["email_on_failure"]):
+        if dag.default_args.get("email_on_failure") is not None and not _is_true(
+            dag.default_args["email_on_failure"]
+        ):
             has = "on_failure_callback" in dag.kwargs or "on_failure_callback" in dag.default_args
         if not has and not dag.splat:
             if dag.default_args_dynamic:
-                ctx.unknown("OBS001", dag.line, dag.name, "on_failure_callback", "default_args built dynamically")
+                ctx.unknown(
+                    "OBS001", dag.line, dag.name, "on_failure_callback", "default_args built dynamically"
+                )
             else:
                 ctx.emit("OBS001", dag.line, dag.name, f"DAG '{dag.name}' has no failure notification")
         sla_nodes = [dag.default_args["sla"]] if "sla" in dag.default_args else []
@@ -1140,21 +1520,33 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
             sla_nodes.append(dag.kwargs["sla_miss_callback"])
         if ctx.airflow_major >= 3:
             if sla_nodes:
-                ctx.emit("OBS002", sla_nodes[0], dag.name,
-                         f"DAG '{dag.name}' uses sla/sla_miss_callback, removed in Airflow 3: use deadline=DeadlineAlert")
+                ctx.emit(
+                    "OBS002",
+                    sla_nodes[0],
+                    dag.name,
+                    f"DAG '{dag.name}' uses sla/sla_miss_callback, removed in Airflow 3: use deadline=DeadlineAlert",
+                )
             elif _is_scheduled(ctx, dag) and not dag.sets("deadline"):
                 ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no deadline alert")
         elif _is_scheduled(ctx, dag) and not sla_nodes:
             ctx.emit("OBS002", dag.line, dag.name, f"scheduled DAG '{dag.name}' has no SLA")
         tags = dag.kwargs.get("tags")
-        has_doc = dag.splat or not _DOC_KEYS.isdisjoint(kwargs) \
-            or (dag.func is not None and ast.get_docstring(dag.func) is not None) or _doc_assigned(mod, dag)
+        has_doc = (
+            dag.splat
+            or not _DOC_KEYS.isdisjoint(kwargs)
+            or (dag.func is not None and ast.get_docstring(dag.func) is not None)
+            or _doc_assigned(mod, dag)
+        )
         no_tags = not dag.splat and (tags is None or (isinstance(tags, LIST_TUPLE_SET) and not tags.elts))
         if no_tags or not has_doc:
-            missing = " and ".join(x for x, gone in (("no tags", no_tags), ("no description", not has_doc)) if gone)
+            missing = " and ".join(
+                x for x, gone in (("no tags", no_tags), ("no description", not has_doc)) if gone
+            )
             ctx.emit("OBS004", dag.line, dag.name, f"DAG '{dag.name}' has {missing}")
         elif ctx.config.approved_tags is not None and isinstance(tags, LIST_TUPLE_SET):
-            bad = [s for e in tags.elts if (s := const_str(e)) is not None and s not in ctx.config.approved_tags]
+            bad = [
+                s for e in tags.elts if (s := const_str(e)) is not None and s not in ctx.config.approved_tags
+            ]
             if bad:
                 ctx.emit("OBS004", tags, dag.name, f"DAG '{dag.name}' uses unapproved tags {bad}")
         for t in dag.tasks:
@@ -1164,7 +1556,12 @@ def check_observability(ctx: CheckContext, mod: ModuleInfo) -> None:
 
 
 ALL_CHECKS: tuple[Callable[[CheckContext, ModuleInfo], None], ...] = (
-    check_reliability, check_scheduling, check_performance, check_data_quality, check_security, check_cost,
+    check_reliability,
+    check_scheduling,
+    check_performance,
+    check_data_quality,
+    check_security,
+    check_cost,
     check_observability,
 )
 

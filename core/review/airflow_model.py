@@ -187,7 +187,6 @@ class TaskInfo:
         short = self.short_operator = self.operator.rsplit(".", 1)[-1] if not self.taskflow else self.operator
         self.is_sensor = short.endswith(SENSOR_SUFFIXES) or self.operator == "@task.sensor"
 
-
     def resolve(self, key: str, version: str) -> Resolved:
         """Task kwarg -> ``default_args`` -> DAG kwarg -> the target version's config default."""
         source, node = self.source_of(key)
@@ -383,7 +382,9 @@ def _is_operator_name(name: str) -> bool:
     }
 
 
-def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr], assigns: dict[str, ast.expr] | None = None) -> str | None:
+def _dag_id(
+    call: ast.Call | None, kwargs: dict[str, ast.expr], assigns: dict[str, ast.expr] | None = None
+) -> str | None:
     node = kwargs.get("dag_id")
     if node is None and call is not None and call.args:
         node = call.args[0]
@@ -392,7 +393,9 @@ def _dag_id(call: ast.Call | None, kwargs: dict[str, ast.expr], assigns: dict[st
     return const_str(node)
 
 
-def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int = 0) -> tuple[dict[str, ast.expr], bool]:
+def resolve_dict(
+    node: ast.expr | None, assigns: dict[str, ast.expr], depth: int = 0
+) -> tuple[dict[str, ast.expr], bool]:
     """Keys of a dict literal / ``dict(...)`` / a module-level name bound to one; (keys, dynamic?)."""
     if node is None or depth > 5:
         return {}, node is not None
@@ -418,7 +421,11 @@ def resolve_dict(node: ast.expr | None, assigns: dict[str, ast.expr], depth: int
 
 
 def build_module(
-    path: str, source: str, tree: ast.Module, index: Index | None = None, imports: dict[str, str] | None = None
+    path: str,
+    source: str,
+    tree: ast.Module,
+    index: Index | None = None,
+    imports: dict[str, str] | None = None,
 ) -> ModuleInfo:
     idx = index if index is not None else Index(tree)
     imports = imports if imports is not None else import_map(tree, idx)
@@ -426,7 +433,9 @@ def build_module(
     for stmt in tree.body:
         if isinstance(stmt, FUNC_DEFS):
             mod.functions[stmt.name] = stmt
-        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        elif (
+            isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+        ):
             mod.module_assigns[stmt.targets[0].id] = stmt.value
     # nested function defs (inside @dag bodies / with blocks) are callables too
     mod.defs_by_line = sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=_lineno)
@@ -455,9 +464,14 @@ def _collect_opaque(mod: ModuleInfo) -> None:
     for call in mod.idx.calls_named("DbtTaskGroup", "DbtDag"):
         name = qualify(dotted(call.func), imports)
         if name.startswith("cosmos"):
-            mod.opaque.append((call.lineno, _last_name(call.func),
-                               f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
-                               "they are not reviewed statically (run with --runtime)"))
+            mod.opaque.append(
+                (
+                    call.lineno,
+                    _last_name(call.func),
+                    f"{_last_name(call.func)} builds its tasks from a dbt project at parse time: "
+                    "they are not reviewed statically (run with --runtime)",
+                )
+            )
     if mod.dags:
         return  # the file's DAGs were found: a factory call next to them is rare and not searched for
     local_factories: set[str] | None = None
@@ -465,8 +479,11 @@ def _collect_opaque(mod: ModuleInfo) -> None:
     # operators and helpers, not factories
     owner = mod.idx.owner
     imported = "\n".join(imports.values())
-    generated = [local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES] \
-        if any(g in imported for g in _GENERATOR_MODULES) else []
+    generated = (
+        [local for local, qual in imports.items() if qual.partition(".")[0] in _GENERATOR_MODULES]
+        if any(g in imported for g in _GENERATOR_MODULES)
+        else []
+    )
     # the call names that may be factories: one scan over all of them but DAG/dag (most files have none)
     joined = "\n".join(n for n in mod.idx.call_by_name if n not in _DAG_CALL_NAMES)
     lowered = joined.lower()
@@ -487,22 +504,45 @@ def _collect_opaque(mod: ModuleInfo) -> None:
             if not callee or _is_dag_ctor(node, imports) or qual.startswith("airflow"):
                 continue
             if local_factories is None:  # functions of this file that build a DAG themselves
-                local_factories = {n for n, fn in mod.functions.items() if any(
-                    isinstance(c, ast.Call) and _is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn))}
+                local_factories = {
+                    n
+                    for n, fn in mod.functions.items()
+                    if any(
+                        isinstance(c, ast.Call) and _is_dag_ctor(c, imports) for c in mod.idx.func_nodes(fn)
+                    )
+                }
             if callee in local_factories:
                 continue
             from_generator = qual.split(".")[0] in _GENERATOR_MODULES
             named_like = any(w in callee.lower() for w in _FACTORY_WORDS) and callee != "DAG"
             if from_generator or named_like:
-                mod.opaque.append((node.lineno, callee,
-                                   f"DAGs built by '{qual}(...)' (a DAG factory defined elsewhere) are not "
-                                   "reviewed statically: their tasks and arguments are unknown (run with --runtime)"))
-    if not mod.dags and not mod.tasks and any(
-        isinstance(n, ast.Subscript) and dotted(n.value) == "globals"
-        for stmt in mod.tree.body if isinstance(stmt, ast.Assign) for n in stmt.targets
-    ) and not mod.opaque:
-        mod.opaque.append((1, "globals()", "DAGs are registered through globals()[...] from code the reviewer "
-                                           "cannot follow: not reviewed statically (run with --runtime)"))
+                mod.opaque.append(
+                    (
+                        node.lineno,
+                        callee,
+                        f"DAGs built by '{qual}(...)' (a DAG factory defined elsewhere) are not "
+                        "reviewed statically: their tasks and arguments are unknown (run with --runtime)",
+                    )
+                )
+    if (
+        not mod.dags
+        and not mod.tasks
+        and any(
+            isinstance(n, ast.Subscript) and dotted(n.value) == "globals"
+            for stmt in mod.tree.body
+            if isinstance(stmt, ast.Assign)
+            for n in stmt.targets
+        )
+        and not mod.opaque
+    ):
+        mod.opaque.append(
+            (
+                1,
+                "globals()",
+                "DAGs are registered through globals()[...] from code the reviewer "
+                "cannot follow: not reviewed statically (run with --runtime)",
+            )
+        )
 
 
 def _collect_dags(mod: ModuleInfo) -> None:
@@ -517,8 +557,16 @@ def _collect_dags(mod: ModuleInfo) -> None:
                 if isinstance(ctx, ast.Call) and _is_dag_ctor(ctx, imports):
                     kw, splat = kwargs_of(ctx)
                     var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
-                    dag = DagInfo(_dag_id(ctx, kw, mod.module_assigns), ctx.lineno, "with", ctx, kw, span(node), var=var,
-                                  splat=splat)
+                    dag = DagInfo(
+                        _dag_id(ctx, kw, mod.module_assigns),
+                        ctx.lineno,
+                        "with",
+                        ctx,
+                        kw,
+                        span(node),
+                        var=var,
+                        splat=splat,
+                    )
                     mod.dags.append(dag)
                     seen_calls.add(ctx)
                     if var:
@@ -530,29 +578,56 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     kw, splat = kwargs_of(call) if call else ({}, False)
                     dag_id = _dag_id(call, kw, mod.module_assigns) or node.name
                     fn = node if isinstance(node, ast.FunctionDef) else None
-                    mod.dags.append(DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn,
-                                            splat=splat))
+                    mod.dags.append(
+                        DagInfo(dag_id, node.lineno, "decorator", call, kw, span(node), func=fn, splat=splat)
+                    )
                     if call is not None:
                         seen_calls.add(call)
     for node in idx.calls_named("DAG"):
         if node not in seen_calls and _is_dag_ctor(node, imports):
             kw, splat = kwargs_of(node)
-            dag = DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
-                          Span(node.lineno, node.lineno), splat=splat)
+            dag = DagInfo(
+                _dag_id(node, kw, mod.module_assigns),
+                node.lineno,
+                "ctor",
+                node,
+                kw,
+                Span(node.lineno, node.lineno),
+                splat=splat,
+            )
             mod.dags.append(dag)
     for node in idx.calls_named("DbtDag"):
-        if node not in seen_calls and _is_dag_ctor(node, imports) and all(d.call is not node for d in mod.dags):
+        if (
+            node not in seen_calls
+            and _is_dag_ctor(node, imports)
+            and all(d.call is not node for d in mod.dags)
+        ):
             kw, splat = kwargs_of(node)
-            mod.dags.append(DagInfo(_dag_id(node, kw, mod.module_assigns), node.lineno, "ctor", node, kw,
-                                    Span(node.lineno, node.lineno), splat=splat))
+            mod.dags.append(
+                DagInfo(
+                    _dag_id(node, kw, mod.module_assigns),
+                    node.lineno,
+                    "ctor",
+                    node,
+                    kw,
+                    Span(node.lineno, node.lineno),
+                    splat=splat,
+                )
+            )
     # `dag = DAG(...)` followed by `with dag:` blocks, and ctor dags bound to a variable: only a
     # constructor call whose parent is an assignment can be one (the index records call parents)
     parent = idx.parent
     assigned = any(
-        d.call is not None and parent.get(d.call).__class__ is ast.Assign for d in mod.dags if d.style == "ctor"
+        d.call is not None and parent.get(d.call).__class__ is ast.Assign
+        for d in mod.dags
+        if d.style == "ctor"
     )
     for node in idx.of(ast.Assign) if assigned else []:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_dag_ctor(node.value, imports):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and _is_dag_ctor(node.value, imports)
+        ):
             for tgt in node.targets:
                 if isinstance(tgt, ast.Name):
                     for dag in mod.dags:
@@ -575,7 +650,9 @@ def _collect_dags(mod: ModuleInfo) -> None:
         if dag.dag_id is None and dag.func is None:
             # no literal id: named after its factory or variable, else its position among such DAGs
             unnamed += 1
-            dag.fallback_name = f"{owner.name}()" if isinstance(owner, FUNC_DEFS) else dag.var or f"<dag {unnamed}>"
+            dag.fallback_name = (
+                f"{owner.name}()" if isinstance(owner, FUNC_DEFS) else dag.var or f"<dag {unnamed}>"
+            )
         dag.name = dag.dag_id or (dag.func.name if dag.func else dag.fallback_name or dag.var or "<dag>")
         da = dag.kwargs.get("default_args")
         if da is not None:
@@ -627,8 +704,14 @@ def _collect_tasks(mod: ModuleInfo) -> None:
                 if kind == "@task" and isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute):
                     kind = "@task." + dec.func.attr if dec.func.attr != "task" else kind
                 task = TaskInfo(
-                    const_str(kw.get("task_id")) or node.name, kind, node.lineno, kw, splat, node,
-                    func=node, taskflow=True,
+                    const_str(kw.get("task_id")) or node.name,
+                    kind,
+                    node.lineno,
+                    kw,
+                    splat,
+                    node,
+                    func=node,
+                    taskflow=True,
                 )
                 mod.tasks.append(task)
                 taskflow_defs[node.name] = task
@@ -663,8 +746,11 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         mod.tasks.append(task)
         mod.task_by_node[node] = task
     # TaskFlow: bind by the def's position, else by the first call site; note mapping and result vars
-    taskflow_calls = idx.calls_named(*taskflow_defs, "expand", "expand_kwargs", "partial", "override") \
-        if taskflow_defs else []
+    taskflow_calls = (
+        idx.calls_named(*taskflow_defs, "expand", "expand_kwargs", "partial", "override")
+        if taskflow_defs
+        else []
+    )
     for node in taskflow_calls:
         base = node.func
         mapped = False
@@ -793,8 +879,11 @@ def _collect_edges(mod: ModuleInfo) -> None:
     if not mod.tasks:
         return
     taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
-    edge_calls = mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override") \
-        if taskflow_names else mod.idx.calls_named(*_EDGE_CALLS)
+    edge_calls = (
+        mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override")
+        if taskflow_names
+        else mod.idx.calls_named(*_EDGE_CALLS)
+    )
     for node in [*mod.idx.of(ast.BinOp), *edge_calls]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, SHIFTS):
             left = node.left
@@ -818,7 +907,10 @@ def _collect_edges(mod: ModuleInfo) -> None:
                 groups = [_task_refs(a, mod, var_tasks) for a in node.args]
                 for a, b in itertools.pairwise(groups):
                     add(a, b)
-            elif isinstance(node.func, ast.Attribute) and node.func.attr in {"set_downstream", "set_upstream"}:
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in {
+                "set_downstream",
+                "set_upstream",
+            }:
                 src = _task_refs(node.func.value, mod, var_tasks)
                 dst = [t for a in node.args for t in _task_refs(a, mod, var_tasks)]
                 if node.func.attr == "set_downstream":

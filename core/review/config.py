@@ -23,8 +23,22 @@ Profile = Literal["strict", "default", "examples"]
 PROFILES: tuple[str, ...] = ("strict", "default", "examples")
 
 DEFAULT_EXPENSIVE_IMPORTS = (
-    "pandas", "numpy", "torch", "tensorflow", "sklearn", "scipy", "pyspark", "polars", "matplotlib",
-    "transformers", "keras", "xgboost", "lightgbm", "great_expectations", "dask", "ray",
+    "pandas",
+    "numpy",
+    "torch",
+    "tensorflow",
+    "sklearn",
+    "scipy",
+    "pyspark",
+    "polars",
+    "matplotlib",
+    "transformers",
+    "keras",
+    "xgboost",
+    "lightgbm",
+    "great_expectations",
+    "dask",
+    "ray",
 )
 
 
@@ -47,7 +61,9 @@ class ReviewConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profile: Profile = "default"
-    severity: dict[str, Severity] = Field(default_factory=dict, description="Per-rule override; 'off' disables.")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="Per-rule override; 'off' disables."
+    )
     disable: list[str] = Field(default_factory=list)
     exceptions_file: str | None = None
     exclude: list[str] = Field(default_factory=list, description="Path globs not to review.")
@@ -142,7 +158,9 @@ def load_config(
     ``search_from``), then apply ``profile`` and ``overrides``. Errors name the offending key."""
     data: dict[str, Any] = {}
     base_dir = Path.cwd()
-    src: Path | None = Path(pyproject) if pyproject else (find_pyproject(Path(search_from)) if search_from else None)
+    src: Path | None = (
+        Path(pyproject) if pyproject else (find_pyproject(Path(search_from)) if search_from else None)
+    )
     if src is not None:
         try:
             doc = tomllib.loads(src.read_text(encoding="utf-8"))
@@ -178,7 +196,11 @@ def resolve_config(
     if profile is not None and profile not in PROFILES:
         raise ConfigError("profile", f"expected one of {', '.join(PROFILES)}, got {profile!r}")
     if isinstance(config, ReviewConfig):
-        return config if profile is None or profile == config.profile else config.model_copy(update={"profile": profile})
+        return (
+            config
+            if profile is None or profile == config.profile
+            else config.model_copy(update={"profile": profile})
+        )
     if isinstance(config, dict):
         return load_config(profile=profile, overrides=config)
     if config is not None:
@@ -186,7 +208,9 @@ def resolve_config(
     return load_config(profile=profile, search_from=search_from)
 
 
-def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None, where: str = "config") -> ReviewConfig:
+def config_from_dict(
+    data: dict[str, Any], *, base_dir: Path | None = None, where: str = "config"
+) -> ReviewConfig:
     for key in ("severity",):
         for rule_id in dict(data.get(key) or {}):
             if rule_id not in RULES:

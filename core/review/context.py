@@ -52,12 +52,26 @@ class CheckContext:
         if isinstance(where, int):
             self.findings.append(RawFinding(rule_id, where, 0, subject, message, demoted))
         else:
-            self.findings.append(RawFinding(
-                rule_id, getattr(where, "lineno", 1), getattr(where, "col_offset", 0), subject, message, demoted
-            ))
+            self.findings.append(
+                RawFinding(
+                    rule_id,
+                    getattr(where, "lineno", 1),
+                    getattr(where, "col_offset", 0),
+                    subject,
+                    message,
+                    demoted,
+                )
+            )
 
     def unknown(self, rule_id: str, line: int, subject: str, attribute: str, reason: str) -> None:
         if rule_id in self._on:
-            self.unresolved.append(Unresolved(
-                rule_id=rule_id, path=self.path, line=line, subject=subject, attribute=attribute, reason=reason
-            ))
+            self.unresolved.append(
+                Unresolved(
+                    rule_id=rule_id,
+                    path=self.path,
+                    line=line,
+                    subject=subject,
+                    attribute=attribute,
+                    reason=reason,
+                )
+            )

@@ -37,7 +37,9 @@ _IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0
 _SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
 _FINDING_ORDER = operator.attrgetter("path", "line", "rule_id", "id")
 # O_NONBLOCK: opening a FIFO (or a device) named x.py must not wait for a writer; fstat then rejects it
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+_READ_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 @dataclass
@@ -62,8 +64,14 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
             files.append(p)
 
     def unreadable(exc: OSError) -> None:  # os.walk's error callback: a folder it cannot list
-        errors.append(FileReport(path=str(exc.filename), kind="error", status="error",
-                                 error=f"cannot list directory: {exc.strerror or exc}"))
+        errors.append(
+            FileReport(
+                path=str(exc.filename),
+                kind="error",
+                status="error",
+                error=f"cannot list directory: {exc.strerror or exc}",
+            )
+        )
 
     for raw in paths:
         p = str(raw)
@@ -77,23 +85,38 @@ def collect_files(paths: Sequence[str | Path], config: ReviewConfig) -> tuple[li
             add(p)
             continue
         if p.endswith(PY_SUFFIXES) and st:
-            errors.append(FileReport(path=p, kind="error", status="error",
-                                     error="is a directory, not a Python file (its contents are reviewed)"))
+            errors.append(
+                FileReport(
+                    path=p,
+                    kind="error",
+                    status="error",
+                    error="is a directory, not a Python file (its contents are reviewed)",
+                )
+            )
         for root, dirnames, filenames in os.walk(p, followlinks=False, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__pycache__")))
             for d in dirnames:
                 full = os.path.join(root, d)
                 if d.endswith(PY_SUFFIXES):
-                    errors.append(FileReport(path=full, kind="error", status="error",
-                                             error="is a directory, not a Python file"))
+                    errors.append(
+                        FileReport(
+                            path=full, kind="error", status="error", error="is a directory, not a Python file"
+                        )
+                    )
                 if os.path.islink(full) and d.endswith(PY_SUFFIXES):
                     continue
             for name in sorted(filenames):
                 full = os.path.join(root, name)
                 if name.endswith(PY_SUFFIXES):
                     if os.path.islink(full) and not os.path.exists(full):
-                        errors.append(FileReport(path=full, kind="error", status="error",
-                                                 error="cannot open: broken symlink or symlink loop"))
+                        errors.append(
+                            FileReport(
+                                path=full,
+                                kind="error",
+                                status="error",
+                                error="cannot open: broken symlink or symlink loop",
+                            )
+                        )
                         continue
                     add(full)
                 elif name.endswith(SPEC_SUFFIXES) and _looks_like_spec(full):
@@ -140,8 +163,12 @@ def review_file(
 
     :param enabled_rules: ``config.enabled_rules()``, when the caller reviews many files with one config.
     """
-    ctx = CheckContext(path=path, config=config, airflow_version=airflow_version,
-                       enabled_rules=enabled_rules if enabled_rules is not None else config.enabled_rules())
+    ctx = CheckContext(
+        path=path,
+        config=config,
+        airflow_version=airflow_version,
+        enabled_rules=enabled_rules if enabled_rules is not None else config.enabled_rules(),
+    )
     limit = config.max_file_bytes
     try:
         # fstat of the open file instead of a stat of the path (one path lookup per file, not two);
@@ -150,16 +177,28 @@ def review_file(
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                what = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
-                        or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
-                return _FileOutcome(FileReport(path=path, kind="error", status="error",
-                                               error=f"not a regular file ({what})"))
+                what = (
+                    "a FIFO"
+                    if stat.S_ISFIFO(st.st_mode)
+                    else "a device"
+                    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                    else "a socket"
+                    if stat.S_ISSOCK(st.st_mode)
+                    else "not a file"
+                )
+                return _FileOutcome(
+                    FileReport(path=path, kind="error", status="error", error=f"not a regular file ({what})")
+                )
             size = st.st_size
             if size > limit:
-                return _FileOutcome(FileReport(
-                    path=path, kind="error", status="error",
-                    error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
-                ))
+                return _FileOutcome(
+                    FileReport(
+                        path=path,
+                        kind="error",
+                        status="error",
+                        error=f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes)",
+                    )
+                )
             data = os.read(fd, size + 1)
             if len(data) != size:  # grew or shrank while read: read on to the end, up to the limit
                 chunks = [data]
@@ -168,22 +207,38 @@ def review_file(
                     chunks.append(chunk)
                     total += len(chunk)
                 if total > limit:
-                    return _FileOutcome(FileReport(
-                        path=path, kind="error", status="error",
-                        error=f"file grew over the {limit}-byte limit while read (max_file_bytes)",
-                    ))
+                    return _FileOutcome(
+                        FileReport(
+                            path=path,
+                            kind="error",
+                            status="error",
+                            error=f"file grew over the {limit}-byte limit while read (max_file_bytes)",
+                        )
+                    )
                 data = b"".join(chunks)
         finally:
             os.close(fd)
     except OSError as exc:
         reason = "symlink loop" if exc.errno == 40 else exc.strerror or str(exc)
-        return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot read: {reason}"))
+        return _FileOutcome(
+            FileReport(path=path, kind="error", status="error", error=f"cannot read: {reason}")
+        )
     try:
         source = _decode(data)
     except (UnicodeDecodeError, LookupError) as exc:
-        detail = f"byte 0x{data[exc.start]:02x} at offset {exc.start}" if isinstance(exc, UnicodeDecodeError) else str(exc)
-        return _FileOutcome(FileReport(path=path, kind="error", status="error",
-                                       error=f"not valid text in its declared encoding ({detail})"))
+        detail = (
+            f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+            if isinstance(exc, UnicodeDecodeError)
+            else str(exc)
+        )
+        return _FileOutcome(
+            FileReport(
+                path=path,
+                kind="error",
+                status="error",
+                error=f"not valid text in its declared encoding ({detail})",
+            )
+        )
     if path.endswith(SPEC_SUFFIXES):
         return _review_spec_file(path, source, ctx)
     if not source or source.isspace():  # what `not source.strip()` tests, without copying the text
@@ -191,8 +246,11 @@ def review_file(
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        return _FileOutcome(FileReport(path=path, kind="error", status="error",
-                                       error=f"syntax error at line {exc.lineno}: {exc.msg}"))
+        return _FileOutcome(
+            FileReport(
+                path=path, kind="error", status="error", error=f"syntax error at line {exc.lineno}: {exc.msg}"
+            )
+        )
     except (ValueError, RecursionError, MemoryError) as exc:
         return _FileOutcome(FileReport(path=path, kind="error", status="error", error=f"cannot parse: {exc}"))
     index = Index(tree)
@@ -225,7 +283,9 @@ def review_file(
             dags += [f.name for f in fns if f.kind == "flow"]
             tasks += sum(1 for f in fns if f.kind == "task")
     except RecursionError:
-        return _FileOutcome(FileReport(path=path, kind="error", status="error", error="file is nested too deeply"))
+        return _FileOutcome(
+            FileReport(path=path, kind="error", status="error", error="file is nested too deeply")
+        )
     report = FileReport(path=path, kind=kind, dags=dags, tasks=tasks)
     outcome = _FileOutcome(report, ctx.findings, ctx.unresolved, dag_ids)
     _suppressions(source, outcome)
@@ -247,7 +307,12 @@ def _review_spec_file(path: str, source: str, ctx: CheckContext) -> _FileOutcome
 
 
 def _apply_runtime(
-    result: ReviewResult, outcomes: dict[str, _FileOutcome], config: ReviewConfig, *, python: str, timeout: float
+    result: ReviewResult,
+    outcomes: dict[str, _FileOutcome],
+    config: ReviewConfig,
+    *,
+    python: str,
+    timeout: float,
 ) -> None:
     from dataeng_agents.core.review.runtime import run_dagbag
 
@@ -261,9 +326,16 @@ def _apply_runtime(
         if info.get("error"):
             o.report.error = f"runtime import error: {info['error']}"
         if o.report.parse_seconds > config.parse_time_budget_seconds and config.enabled("PERF004"):
-            o.raw.append(RawFinding("PERF004", 1, 0, path,
-                                    f"file takes {o.report.parse_seconds:.2f} s to parse "
-                                    f"(budget {config.parse_time_budget_seconds:g} s)"))
+            o.raw.append(
+                RawFinding(
+                    "PERF004",
+                    1,
+                    0,
+                    path,
+                    f"file takes {o.report.parse_seconds:.2f} s to parse "
+                    f"(budget {config.parse_time_budget_seconds:g} s)",
+                )
+            )
         tasks = {(d["dag_id"], t["task_id"]): t for d in info.get("dags", []) for t in d["tasks"]}
         by_task = {tid: t for (_, tid), t in tasks.items()}
         still: list[Unresolved] = []
@@ -287,7 +359,11 @@ def _decide(u: Unresolved, task: dict[str, object] | None) -> str | bool | None:
     if u.rule_id == "REL002":
         return f"task '{name}' has no execution_timeout" if task.get("execution_timeout") is None else False
     if u.rule_id == "OBS003":
-        return f"task '{name}' has the default owner" if task.get("owner") in {None, "", "airflow", "root"} else False
+        return (
+            f"task '{name}' has the default owner"
+            if task.get("owner") in {None, "", "airflow", "root"}
+            else False
+        )
     if u.rule_id == "REL004":
         return f"sensor '{name}' has the 7-day default timeout" if task.get("timeout") == 604800 else False
     return None
@@ -319,15 +395,30 @@ def review_paths(
     :param progress: show a rich progress bar when there are many files.
     """
     if not _valid_version(airflow_version):
-        raise ConfigError("airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}")
+        raise ConfigError(
+            "airflow_version", f"expected a version like '3.3' or '2.10', got {airflow_version!r}"
+        )
     cfg = resolve_config(config, profile=profile, search_from=paths[0] if paths else None)
-    return _review(paths, cfg, airflow_version, runtime=runtime, python=python,
-                   runtime_timeout=runtime_timeout, progress=progress)
+    return _review(
+        paths,
+        cfg,
+        airflow_version,
+        runtime=runtime,
+        python=python,
+        runtime_timeout=runtime_timeout,
+        progress=progress,
+    )
 
 
 def _review(
-    paths: Sequence[str | Path], cfg: ReviewConfig, airflow_version: str, *, runtime: bool, python: str | None,
-    runtime_timeout: float, progress: bool,
+    paths: Sequence[str | Path],
+    cfg: ReviewConfig,
+    airflow_version: str,
+    *,
+    runtime: bool,
+    python: str | None,
+    runtime_timeout: float,
+    progress: bool,
 ) -> ReviewResult:
     t0 = time.perf_counter()
     files, error_reports = collect_files(paths, cfg)
@@ -353,7 +444,10 @@ def _review(
 
 
 def _assemble(
-    result: ReviewResult, outcomes: dict[str, _FileOutcome], error_reports: list[FileReport], cfg: ReviewConfig,
+    result: ReviewResult,
+    outcomes: dict[str, _FileOutcome],
+    error_reports: list[FileReport],
+    cfg: ReviewConfig,
     t0: float,
 ) -> ReviewResult:
     # duplicate dag_ids across files
@@ -361,8 +455,15 @@ def _assemble(
     for path, o in outcomes.items():
         for dag_id, line in o.dag_ids:
             if dag_id in first and first[dag_id][0] != path and cfg.enabled("SCH006"):
-                o.raw.append(RawFinding("SCH006", line, 0, dag_id,
-                                        f"dag_id '{dag_id}' is also defined in {first[dag_id][0]}:{first[dag_id][1]}"))
+                o.raw.append(
+                    RawFinding(
+                        "SCH006",
+                        line,
+                        0,
+                        dag_id,
+                        f"dag_id '{dag_id}' is also defined in {first[dag_id][0]}:{first[dag_id][1]}",
+                    )
+                )
             first.setdefault(dag_id, (path, line))
     rules: dict[str, tuple[Severity, str, str]] = {}
     findings = result.findings
@@ -378,7 +479,8 @@ def _assemble(
                 continue
             seen.add(key)
             if check_suppression and (
-                raw.rule_id in o.suppress_file or "*" in o.suppress_file
+                raw.rule_id in o.suppress_file
+                or "*" in o.suppress_file
                 or raw.rule_id in o.suppress_lines.get(raw.line, ())
                 or cfg.excepted(path, raw.rule_id)
             ):
@@ -393,11 +495,20 @@ def _assemble(
             if raw.demoted:
                 severity = _DEMOTED.get(severity, severity)
             # validated: pydantic-core's constructor costs half of model_construct (Python code)
-            findings.append(Finding(
-                id=Finding.make_id(rule_id, path, raw.subject, raw.message), rule_id=rule_id,
-                severity=severity, category=per_rule[1], path=path, line=raw.line, column=raw.column,
-                message=raw.message, subject=raw.subject, fix=per_rule[2],
-            ))
+            findings.append(
+                Finding(
+                    id=Finding.make_id(rule_id, path, raw.subject, raw.message),
+                    rule_id=rule_id,
+                    severity=severity,
+                    category=per_rule[1],
+                    path=path,
+                    line=raw.line,
+                    column=raw.column,
+                    message=raw.message,
+                    subject=raw.subject,
+                    fix=per_rule[2],
+                )
+            )
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept
         total_suppressed += suppressed

@@ -62,7 +62,11 @@ def collect(tree: ast.Module, imports: dict[str, str]) -> list[PrefectFn]:
 
 
 def _number(node: ast.expr | None) -> float | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
         return float(node.value)
     return None
 
@@ -84,18 +88,31 @@ def review_prefect_module(
         caches = "cache_policy" in f.kwargs or "cache_key_fn" in f.kwargs
         persist = f.kwargs.get("persist_result")
         if f.kind == "task" and caches and isinstance(persist, ast.Constant) and persist.value is False:
-            ctx.emit("PFT005", f.func, f.name, f"{label} caches but persist_result=False: the cache is never read back")
+            ctx.emit(
+                "PFT005",
+                f.func,
+                f.name,
+                f"{label} caches but persist_result=False: the cache is never read back",
+            )
         clock = contains_clock_call(f.func, imports)
         if clock is not None and f.kind == "task":
             # a warning in Prefect: a flow run has no logical date to use instead, and the clock often only
             # stamps bookkeeping (last run date); in Airflow it is an error (the run's date exists)
-            ctx.emit("REL005", clock, f.name, f"'{dotted(clock.func)}()' inside {label}: results depend on run time",
-                     demoted=True)
+            ctx.emit(
+                "REL005",
+                clock,
+                f.name,
+                f"'{dotted(clock.func)}()' inside {label}: results depend on run time",
+                demoted=True,
+            )
         for node in ast.walk(f.func):
             if isinstance(node, ast.ExceptHandler) and _swallows(node):
                 ctx.emit("REL008", node, f.name, f"{label} catches a broad exception without re-raising")
-        calls = {n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
-                 for n in ast.walk(f.func) if isinstance(n, ast.Call)}
+        calls = {
+            n.func.attr if isinstance(n.func, ast.Attribute) else dotted(n.func)
+            for n in ast.walk(f.func)
+            if isinstance(n, ast.Call)
+        }
         if f.kind == "task" and calls & READ_CALLS and calls & WRITE_CALLS:
             ctx.emit("REL011", f.func, f.name, f"{label} both reads and writes data")
         if f.kind == "task":
@@ -103,28 +120,45 @@ def review_prefect_module(
         if f.kind == "flow":
             if not any(k in f.kwargs for k in ("on_failure", "on_crashed")):
                 ctx.emit("OBS001", f.func, f.name, f"{label} has no on_failure/on_crashed hook")
-            called = [tasks[n.id] for c in ast.walk(f.func) if isinstance(c, ast.Call)
-                      for n in [_base_name(c.func)] if n is not None and n.id in tasks]
-            if _number(retries) and called and not any(
-                ("cache_policy" in t.kwargs or "cache_key_fn" in t.kwargs) for t in called
+            called = [
+                tasks[n.id]
+                for c in ast.walk(f.func)
+                if isinstance(c, ast.Call)
+                for n in [_base_name(c.func)]
+                if n is not None and n.id in tasks
+            ]
+            if (
+                _number(retries)
+                and called
+                and not any(("cache_policy" in t.kwargs or "cache_key_fn" in t.kwargs) for t in called)
             ):
-                ctx.emit("PFT003", f.func, f.name,
-                         f"{label} retries, but none of its tasks caches its result: a retry redoes all work")
+                ctx.emit(
+                    "PFT003",
+                    f.func,
+                    f.name,
+                    f"{label} retries, but none of its tasks caches its result: a retry redoes all work",
+                )
             limited = any(
                 isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in {"concurrency", "rate_limit"}
                 for c in ast.walk(f.func)
             )
             if not limited:
                 for c in ast.walk(f.func):
-                    fan_out = isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and (
-                        c.func.attr == "map" or (c.func.attr == "submit" and _in_loop(f.func, c))
+                    fan_out = (
+                        isinstance(c, ast.Call)
+                        and isinstance(c.func, ast.Attribute)
+                        and (c.func.attr == "map" or (c.func.attr == "submit" and _in_loop(f.func, c)))
                     )
                     if fan_out and isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute):
                         base = _base_name(c.func.value)
                         t = tasks.get(base.id) if base is not None else None
                         if t is None or "tags" not in t.kwargs:
-                            ctx.emit("PFT004", c, f.name,
-                                     f"{label} fans out '{dotted(c.func)}' without a concurrency limit")
+                            ctx.emit(
+                                "PFT004",
+                                c,
+                                f.name,
+                                f"{label} fans out '{dotted(c.func)}' without a concurrency limit",
+                            )
                             break
     idx = index if index is not None else Index(tree)
     check_hardcoded_secrets(ctx, idx, source)
@@ -135,13 +169,21 @@ def review_prefect_module(
 def _check_plain_insert(ctx: CheckContext, f: PrefectFn, label: str) -> None:
     """REL006 for Prefect tasks: a plain INSERT INTO (no upsert/overwrite/delete of the partition) in the
     task's SQL strings appends the same rows again when the task is retried or the flow rerun."""
-    texts = [(n, t) for n in ast.walk(f.func) if isinstance(n, ast.Constant | ast.JoinedStr)
-             and (t := string_parts(n)) and SQL_WORDS.match(t) and SQL_SHAPE.search(t)]
+    texts = [
+        (n, t)
+        for n in ast.walk(f.func)
+        if isinstance(n, ast.Constant | ast.JoinedStr)
+        and (t := string_parts(n))
+        and SQL_WORDS.match(t)
+        and SQL_SHAPE.search(t)
+    ]
     if not texts or any(IDEMPOTENT_RE.search(t) for _, t in texts):
         return
     for node, text in texts:
         if INSERT_RE.search(text):
-            ctx.emit("REL006", node, f.name, f"{label} runs a plain INSERT INTO: a retry or rerun duplicates rows")
+            ctx.emit(
+                "REL006", node, f.name, f"{label} runs a plain INSERT INTO: a retry or rerun duplicates rows"
+            )
             return
 
 

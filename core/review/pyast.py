@@ -261,21 +261,54 @@ def span(node: ast.AST) -> Span:
 
 
 #: fields that never hold a node the checks look at (contexts, operators) or hold no node at all
-_SKIP_FIELDS = frozenset({
-    "ctx", "type_comment", "op", "ops", "attr", "id", "name", "arg", "module", "level", "asname", "kind",
-    "conversion", "is_async", "simple", "type_ignores",
-})
+_SKIP_FIELDS = frozenset(
+    {
+        "ctx",
+        "type_comment",
+        "op",
+        "ops",
+        "attr",
+        "id",
+        "name",
+        "arg",
+        "module",
+        "level",
+        "asname",
+        "kind",
+        "conversion",
+        "is_async",
+        "simple",
+        "type_ignores",
+    }
+)
 #: node types nothing is recorded for and that have no children worth visiting
 _SILENT_LEAVES = frozenset({ast.Name, ast.alias, ast.Pass, ast.Break, ast.Continue, ast.Global, ast.Nonlocal})
 #: what the ``ast.walk``-order walks do not queue: the silent leaves and constants (no child nodes)
 _QUEUE_LEAVES = _SILENT_LEAVES | {ast.Constant}
 #: node types the checks query: bucketed, with their owner; everything else is only traversed
 #: (constants, attributes and keywords are numerous: the rare checks that need them walk lazily)
-_RECORDED = frozenset({
-    ast.Call, ast.JoinedStr, ast.ExceptHandler, ast.Assign, ast.AnnAssign, ast.Return,
-    ast.For, ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.BinOp,
-    ast.Dict, ast.Import, ast.ImportFrom, ast.Raise,
-})
+_RECORDED = frozenset(
+    {
+        ast.Call,
+        ast.JoinedStr,
+        ast.ExceptHandler,
+        ast.Assign,
+        ast.AnnAssign,
+        ast.Return,
+        ast.For,
+        ast.With,
+        ast.AsyncWith,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.Lambda,
+        ast.ClassDef,
+        ast.BinOp,
+        ast.Dict,
+        ast.Import,
+        ast.ImportFrom,
+        ast.Raise,
+    }
+)
 _WITH_PARENT = frozenset({ast.Call, ast.Attribute})
 #: what the index walk does not visit: constants are never recorded and have no children; the plain
 #: values some fields hold (None for an absent node, a name, a flag) are not nodes
@@ -286,8 +319,10 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 def _child_fields(cls: type) -> tuple[str, ...]:
     fields = _CHILD_FIELDS.get(cls)
     if fields is None:
-        fields = () if cls in _SILENT_LEAVES or cls is ast.Constant else tuple(
-            f for f in getattr(cls, "_fields", ()) if f not in _SKIP_FIELDS
+        fields = (
+            ()
+            if cls in _SILENT_LEAVES or cls is ast.Constant
+            else tuple(f for f in getattr(cls, "_fields", ()) if f not in _SKIP_FIELDS)
         )
         _CHILD_FIELDS[cls] = fields
     return fields
@@ -309,18 +344,50 @@ def _field_spec(cls: type, node: ast.AST) -> tuple[tuple[str, int], ...]:
         if getattr(node, name, None).__class__ is list:
             spec.append((name, _LIST_OUTSIDE if name == "decorator_list" else _LIST))
         else:
-            spec.append((name, _OUTSIDE if name in {"args", "returns"} and cls is not ast.Lambda else _INSIDE))
+            spec.append(
+                (name, _OUTSIDE if name in {"args", "returns"} and cls is not ast.Lambda else _INSIDE)
+            )
     out = _FIELD_SPECS[cls] = tuple(spec)
     return out
 
 
 #: keyword arguments whose literal value is never a secret (ids, names, scheduling): not recorded
-NEVER_SECRET_ARGS = frozenset({
-    "task_id", "dag_id", "group_id", "description", "doc_md", "doc", "owner", "pool", "queue", "trigger_rule",
-    "schedule", "schedule_interval", "mode", "python_callable", "namespace", "image", "name", "prefix",
-    "bucket", "bucket_name", "bucket_key", "table", "database", "schema", "region_name", "filename",
-    "external_dag_id", "external_task_id", "trigger_dag_id", "deploy_type", "deploy_target", "tags",
-})
+NEVER_SECRET_ARGS = frozenset(
+    {
+        "task_id",
+        "dag_id",
+        "group_id",
+        "description",
+        "doc_md",
+        "doc",
+        "owner",
+        "pool",
+        "queue",
+        "trigger_rule",
+        "schedule",
+        "schedule_interval",
+        "mode",
+        "python_callable",
+        "namespace",
+        "image",
+        "name",
+        "prefix",
+        "bucket",
+        "bucket_name",
+        "bucket_key",
+        "table",
+        "database",
+        "schema",
+        "region_name",
+        "filename",
+        "external_dag_id",
+        "external_task_id",
+        "trigger_dag_id",
+        "deploy_type",
+        "deploy_target",
+        "tags",
+    }
+)
 
 
 class Index:
@@ -330,7 +397,17 @@ class Index:
     about as much as ``ast.parse`` itself, so this pass records only what is queried.
     """
 
-    __slots__ = ("by_func", "by_type", "call_by_name", "calls_list", "literal_keyword_calls", "literal_keywords", "owner", "parent", "tree")
+    __slots__ = (
+        "by_func",
+        "by_type",
+        "call_by_name",
+        "calls_list",
+        "literal_keyword_calls",
+        "literal_keywords",
+        "owner",
+        "parent",
+        "tree",
+    )
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
@@ -385,7 +462,13 @@ class Index:
                     owner[node] = own
                     by_func[own].append(node)
                 func = node.func
-                fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                fname = (
+                    func.id
+                    if isinstance(func, ast.Name)
+                    else func.attr
+                    if isinstance(func, ast.Attribute)
+                    else ""
+                )
                 named = call_by_name.get(fname)
                 if named is None:
                     call_by_name[fname] = [node]
@@ -404,8 +487,12 @@ class Index:
                     value = kw.value
                     if isinstance(value, ast.Constant):
                         # string literals long enough to hold a secret (or be bound to a secret name)
-                        if kw.arg is not None and isinstance(value.value, str) and len(value.value) >= 4 \
-                                and kw.arg not in NEVER_SECRET_ARGS:
+                        if (
+                            kw.arg is not None
+                            and isinstance(value.value, str)
+                            and len(value.value) >= 4
+                            and kw.arg not in NEVER_SECRET_ARGS
+                        ):
                             literal_keywords.append(kw)
                             literal_keyword_calls.append(node)
                         continue

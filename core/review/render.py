@@ -22,12 +22,16 @@ _STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "c
 def render_table(result: ReviewResult, console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Pipeline review ({result.profile} profile, Airflow {result.airflow_version})",
-                  show_lines=False)
+    table = Table(
+        title=f"Pipeline review ({result.profile} profile, Airflow {result.airflow_version})",
+        show_lines=False,
+    )
     for col in ("severity", "rule", "location", "message", "id"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
-        table.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id)
+        table.add_row(
+            f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id
+        )
     if result.findings:
         console.print(table)
     for fr in result.files:
@@ -54,7 +58,9 @@ def render_markdown(result: ReviewResult) -> str:
         lines += ["| Severity | Rule | Location | Message | Id |", "|---|---|---|---|---|"]
         for f in result.findings:
             msg = f.message.replace("|", "\\|")
-            lines.append(f"| {f.severity.value} | [{f.rule_id}](rules/{f.rule_id}.md) | `{f.path}:{f.line}` | {msg} | `{f.id}` |")
+            lines.append(
+                f"| {f.severity.value} | [{f.rule_id}](rules/{f.rule_id}.md) | `{f.path}:{f.line}` | {msg} | `{f.id}` |"
+            )
         lines.append("")
     errors = [fr for fr in result.files if fr.status == "error"]
     if errors:
@@ -63,7 +69,10 @@ def render_markdown(result: ReviewResult) -> str:
         lines.append("")
     if result.unresolved:
         lines += ["## Undecided statically (run with `--runtime`)", ""]
-        lines += [f"- {u.rule_id} `{u.path}:{u.line}` {u.subject}.{u.attribute}: {u.reason}" for u in result.unresolved]
+        lines += [
+            f"- {u.rule_id} `{u.path}:{u.line}` {u.subject}.{u.attribute}: {u.reason}"
+            for u in result.unresolved
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -114,27 +123,33 @@ def render_sarif(
             "ruleIndex": index[f.rule_id],
             "level": _SARIF_LEVEL.get(f.severity, "note"),
             "message": {"text": f.message},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": Path(f.path).as_posix()},
-                    "region": {"startLine": max(f.line, 1), "startColumn": f.column + 1},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": Path(f.path).as_posix()},
+                        "region": {"startLine": max(f.line, 1), "startColumn": f.column + 1},
+                    }
                 }
-            }],
+            ],
             "partialFingerprints": {"dataengFindingId/v1": f.id},
         }
         for f in result.findings
     ]
     if failed:
         # a file that could not be reviewed is a visible result (code-scanning UIs hide notifications)
-        rules_out.append({
-            "id": FILE_ERROR_RULE,
-            "name": "FileNotReviewed",
-            "shortDescription": {"text": "File could not be reviewed"},
-            "fullDescription": {"text": "The file could not be read or parsed, so no rule checked it."},
-            "help": {"text": "Fix the reported problem (syntax, encoding, size, file type) and review again."},
-            "defaultConfiguration": {"level": "error"},
-            "properties": {"tags": ["review"]},
-        })
+        rules_out.append(
+            {
+                "id": FILE_ERROR_RULE,
+                "name": "FileNotReviewed",
+                "shortDescription": {"text": "File could not be reviewed"},
+                "fullDescription": {"text": "The file could not be read or parsed, so no rule checked it."},
+                "help": {
+                    "text": "Fix the reported problem (syntax, encoding, size, file type) and review again."
+                },
+                "defaultConfiguration": {"level": "error"},
+                "properties": {"tags": ["review"]},
+            }
+        )
         results += [
             {
                 "ruleId": FILE_ERROR_RULE,
@@ -142,7 +157,9 @@ def render_sarif(
                 "level": "error",
                 "message": {"text": f"could not be reviewed: {fr.error}"},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": Path(fr.path).as_posix()}}}],
-                "partialFingerprints": {"dataengFindingId/v1": f"{FILE_ERROR_RULE}-{Path(fr.path).as_posix()}"},
+                "partialFingerprints": {
+                    "dataengFindingId/v1": f"{FILE_ERROR_RULE}-{Path(fr.path).as_posix()}"
+                },
             }
             for fr in failed
         ]
@@ -150,9 +167,15 @@ def render_sarif(
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": tool_name, "informationUri": "https://github.com/", "rules": rules_out}},
-            "results": results,
-            "invocations": [{"executionSuccessful": not failed, "toolExecutionNotifications": notifications}],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {"name": tool_name, "informationUri": "https://github.com/", "rules": rules_out}
+                },
+                "results": results,
+                "invocations": [
+                    {"executionSuccessful": not failed, "toolExecutionNotifications": notifications}
+                ],
+            }
+        ],
     }

@@ -72,7 +72,11 @@ def run_dagbag(files: list[str], *, python: str, timeout: float = 300.0) -> dict
         try:
             proc = subprocess.run(
                 [python, "-c", LOADER, json.dumps([str(Path(f).resolve()) for f in files])],
-                capture_output=True, text=True, timeout=timeout, env=env, check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise InputError("runtime", f"DagBag load exceeded {timeout:g} s") from exc
@@ -82,7 +86,7 @@ def run_dagbag(files: list[str], *, python: str, timeout: float = 300.0) -> dict
     if proc.returncode != 0 or marker < 0:
         tail = (proc.stderr or proc.stdout)[-800:]
         raise InputError("runtime.python", f"DagBag loader failed (exit {proc.returncode}): {tail}")
-    data: dict[str, Any] = json.loads(proc.stdout[marker + len("@@DATAENG@@"):])
+    data: dict[str, Any] = json.loads(proc.stdout[marker + len("@@DATAENG@@") :])
     # map resolved paths back to the paths the caller gave
     resolved = {str(Path(f).resolve()): f for f in files}
     data["files"] = {resolved.get(k, k): v for k, v in data["files"].items()}

@@ -42,11 +42,17 @@ def ident(name: str) -> str:
 
 
 def _template(template: str, **values: str) -> str:
-    text = resources.files("dataeng_agents.core.scaffold.templates").joinpath(template).read_text(encoding="utf-8")
+    text = (
+        resources.files("dataeng_agents.core.scaffold.templates")
+        .joinpath(template)
+        .read_text(encoding="utf-8")
+    )
     for key, value in values.items():
         text = text.replace(f"@@{key}@@", value)
     if "@@" in text:
-        raise ValueError(f"template {template}: unreplaced placeholder near {text[text.index('@@'):][:30]!r}")
+        raise ValueError(
+            f"template {template}: unreplaced placeholder near {text[text.index('@@') :][:30]!r}"
+        )
     return text
 
 
@@ -64,10 +70,17 @@ class Project:
         from dataeng_agents.core.errors import InputError
 
         root = Path(out)
-        clashes = [p for p in self.files if (root / p).exists() and (root / p).read_text(encoding="utf-8") != self.files[p]]
+        clashes = [
+            p
+            for p in self.files
+            if (root / p).exists() and (root / p).read_text(encoding="utf-8") != self.files[p]
+        ]
         if clashes and not overwrite:
-            raise InputError("out", f"{root} already holds different versions of {', '.join(sorted(clashes)[:5])} "
-                                    "(use --force to overwrite)")
+            raise InputError(
+                "out",
+                f"{root} already holds different versions of {', '.join(sorted(clashes)[:5])} "
+                "(use --force to overwrite)",
+            )
         written: list[Path] = []
         for rel, text in sorted(self.files.items()):
             path = root / rel
@@ -125,22 +138,38 @@ def table_sinks(spec: PipelineSpec) -> list[Sink]:
 def pipeline_config(spec: PipelineSpec, design: PipelineDesign) -> str:
     sources: dict[str, Any] = {}
     for src in spec.sources:
-        accepted = {ident(e.column): e.values for k in _sinks_of(spec, src) for e in k.expectations
-                    if e.check == "accepted_values" and e.column and e.values}
-        unique = [ident(e.column) for k in _sinks_of(spec, src) for e in k.expectations if e.check == "unique" and e.column]
+        accepted = {
+            ident(e.column): e.values
+            for k in _sinks_of(spec, src)
+            for e in k.expectations
+            if e.check == "accepted_values" and e.column and e.values
+        }
+        unique = [
+            ident(e.column)
+            for k in _sinks_of(spec, src)
+            for e in k.expectations
+            if e.check == "unique" and e.column
+        ]
         unique += [c for k in _sinks_of(spec, src) for c in _sink_keys(spec, k)]
         sources[ident(src.name)] = {
-            "kind": src.kind, "table": ident(src.topic or src.name), "endpoint": src.topic or ident(src.name),
-            "change_pattern": src.change_pattern, "primary_key": [ident(k) for k in src.primary_key],
+            "kind": src.kind,
+            "table": ident(src.topic or src.name),
+            "endpoint": src.topic or ident(src.name),
+            "change_pattern": src.change_pattern,
+            "primary_key": [ident(k) for k in src.primary_key],
             "event_time_field": ident(src.event_time_field) if src.event_time_field else None,
-            "hard_deletes": bool(src.hard_deletes), "columns": _source_columns(spec, src),
-            "accepted_values": accepted, "unique_columns": sorted(set(unique)),
+            "hard_deletes": bool(src.hard_deletes),
+            "columns": _source_columns(spec, src),
+            "accepted_values": accepted,
+            "unique_columns": sorted(set(unique)),
         }
     sinks: dict[str, Any] = {}
     for sink in table_sinks(spec):
         sinks[ident(sink.name)] = {
-            "keys": [ident(k) for k in _sink_keys(spec, sink)], "time_column": _time_column(spec, sink),
-            "table_type": table_type(sink, spec), "sources": [ident(s.name) for s in spec.sources_of(sink)],
+            "keys": [ident(k) for k in _sink_keys(spec, sink)],
+            "time_column": _time_column(spec, sink),
+            "table_type": table_type(sink, spec),
+            "sources": [ident(s.name) for s in spec.sources_of(sink)],
             "freshness_minutes": spec.freshness_slo_minutes,
         }
     interval = schedule_minutes(design.schedule)
@@ -178,10 +207,16 @@ def _stg_sql(spec: PipelineSpec, src: Source) -> str:
         loaded = "cast(_loaded_at as timestamp) as _loaded_at"
     order = f"{etf} desc, _loaded_at desc" if etf else "_loaded_at desc"
     keys = [ident(k) for k in src.primary_key]
-    lines = [f"-- staging of {src.name} ({src.kind}, {src.change_pattern}): typed, one row per key (latest version)"]
+    lines = [
+        f"-- staging of {src.name} ({src.kind}, {src.change_pattern}): typed, one row per key (latest version)"
+    ]
     if src.change_pattern == "snapshot":
-        lines += ["with latest as (", f"    select * from {{{{ source('raw', '{name}') }}}}",
-                  f"    where _snapshot_at = (select max(_snapshot_at) from {{{{ source('raw', '{name}') }}}})", "),"]
+        lines += [
+            "with latest as (",
+            f"    select * from {{{{ source('raw', '{name}') }}}}",
+            f"    where _snapshot_at = (select max(_snapshot_at) from {{{{ source('raw', '{name}') }}}})",
+            "),",
+        ]
         base = "latest"
     else:
         lines.append("with")
@@ -189,11 +224,21 @@ def _stg_sql(spec: PipelineSpec, src: Source) -> str:
     deleted = "false"
     if src.kind == "cdc" or src.change_pattern == "cdc":
         deleted = "coalesce(op = 'd', false)"
-    lines += ["typed as (", "    select", "        " + ",\n        ".join([*select, loaded]), f"    from {base}", ")"]
+    lines += [
+        "typed as (",
+        "    select",
+        "        " + ",\n        ".join([*select, loaded]),
+        f"    from {base}",
+        ")",
+    ]
     if keys:
         lines[-1] = "),"
-        lines += ["ranked as (", f"    select *, row_number() over (partition by {', '.join(keys)} order by {order}) as _rn",
-                  "    from typed", ")"]
+        lines += [
+            "ranked as (",
+            f"    select *, row_number() over (partition by {', '.join(keys)} order by {order}) as _rn",
+            "    from typed",
+            ")",
+        ]
         final = "ranked"
         where = "where r._rn = 1"
     else:
@@ -201,8 +246,11 @@ def _stg_sql(spec: PipelineSpec, src: Source) -> str:
     if src.hard_deletes and keys and src.kind == "database" and src.change_pattern != "snapshot":
         on = " and ".join(f"k.{k} = r.{k}" for k in keys)
         deleted = f"(k.{keys[0]} is null)"
-        lines += [f"select r.*, {deleted} as _is_deleted from {final} r",
-                  f"left join {{{{ source('raw', '{name}__keys') }}}} k on {on}", where]
+        lines += [
+            f"select r.*, {deleted} as _is_deleted from {final} r",
+            f"left join {{{{ source('raw', '{name}__keys') }}}} k on {on}",
+            where,
+        ]
     else:
         lines += [f"select r.*, {deleted} as _is_deleted from {final} r", where]
     return "\n".join(line for line in lines if line != "") + "\n"
@@ -218,8 +266,11 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
     if snapshot_only:  # the newest snapshot is the whole table: rebuilt each run, history in dbt/snapshots
         config = ["materialized='table'"]
     else:
-        config = ["materialized='incremental'", f"incremental_strategy='{strategy}'",
-                  "on_schema_change='append_new_columns'"]
+        config = [
+            "materialized='incremental'",
+            f"incremental_strategy='{strategy}'",
+            "on_schema_change='append_new_columns'",
+        ]
         if keys:
             config.insert(1, f"unique_key={keys!r}")
     unions = []
@@ -227,14 +278,22 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
         src_time = ident(src.event_time_field) if src.event_time_field else "_loaded_at"
         sel = [c for c in cols if c != time_col]
         unions.append(
-            "    select " + ", ".join([*sel, f"{src_time} as {time_col}" if src_time != time_col else time_col,
-                                        f"'{ident(src.name)}' as _source", "_is_deleted"])
+            "    select "
+            + ", ".join(
+                [
+                    *sel,
+                    f"{src_time} as {time_col}" if src_time != time_col else time_col,
+                    f"'{ident(src.name)}' as _source",
+                    "_is_deleted",
+                ]
+            )
             + f"\n    from {{{{ ref('stg_{ident(src.name)}') }}}}"
         )
     lines = [
         f"-- {sink.name}: {table_type(sink, spec)} table, "
         + (f"partitioned by {', '.join(part)} in the warehouse" if part else "not partitioned")
-        + f"; incremental on {time_col}" + (f", one row per {', '.join(keys)}" if keys else ""),
+        + f"; incremental on {time_col}"
+        + (f", one row per {', '.join(keys)}" if keys else ""),
         "{{ config(" + ", ".join(config) + ") }}",
         "",
         "with unioned as (",
@@ -252,14 +311,19 @@ def _mart_sql(spec: PipelineSpec, sink: Sink) -> str:
     ]
     if keys:
         lines[-1] = "),"
-        lines += ["ranked as (",
-                  f"    select *, row_number() over (partition by {', '.join(keys)} order by {time_col} desc) as _rn",
-                  "    from new_rows", ")",
-                  f"select {', '.join([*cols, time_col] if time_col not in cols else cols)}, _source, _is_deleted"
-                  " from ranked where _rn = 1"]
+        lines += [
+            "ranked as (",
+            f"    select *, row_number() over (partition by {', '.join(keys)} order by {time_col} desc) as _rn",
+            "    from new_rows",
+            ")",
+            f"select {', '.join([*cols, time_col] if time_col not in cols else cols)}, _source, _is_deleted"
+            " from ranked where _rn = 1",
+        ]
     else:
-        lines.append(f"select {', '.join([*cols, time_col] if time_col not in cols else cols)}, _source, _is_deleted"
-                     " from new_rows")
+        lines.append(
+            f"select {', '.join([*cols, time_col] if time_col not in cols else cols)}, _source, _is_deleted"
+            " from new_rows"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -273,40 +337,89 @@ def dbt_files(spec: PipelineSpec, design: PipelineDesign) -> dict[str, str]:
     project = ident(spec.name)
     wh = design.cost.warehouse
     files: dict[str, str] = {}
-    files["dbt/dbt_project.yml"] = _yaml({
-        "name": project, "version": "1.0.0", "profile": project, "config-version": 2,
-        "model-paths": ["models"], "snapshot-paths": ["snapshots"], "macro-paths": ["macros"],
-        "test-paths": ["tests"], "clean-targets": ["target", "dbt_packages"],
-        "vars": {"lookback_hours": 3},
-        "models": {project: {"staging": {"+materialized": "view", "+schema": "staging"},
-                             "marts": {"+schema": "analytics"}}},
-        "snapshots": {project: {"+schema": "snapshots"}},
-    })
+    files["dbt/dbt_project.yml"] = _yaml(
+        {
+            "name": project,
+            "version": "1.0.0",
+            "profile": project,
+            "config-version": 2,
+            "model-paths": ["models"],
+            "snapshot-paths": ["snapshots"],
+            "macro-paths": ["macros"],
+            "test-paths": ["tests"],
+            "clean-targets": ["target", "dbt_packages"],
+            "vars": {"lookback_hours": 3},
+            "models": {
+                project: {
+                    "staging": {"+materialized": "view", "+schema": "staging"},
+                    "marts": {"+schema": "analytics"},
+                }
+            },
+            "snapshots": {project: {"+schema": "snapshots"}},
+        }
+    )
     outputs: dict[str, Any] = {
-        "duckdb": {"type": "duckdb", "path": "{{ env_var('DBT_DUCKDB_PATH', 'warehouse.duckdb') }}", "threads": 1},
-        "postgres": {"type": "postgres", "host": "{{ env_var('DBT_PG_HOST', 'localhost') }}",
-                     "port": "{{ env_var('DBT_PG_PORT', '5432') | as_number }}",
-                     "user": "{{ env_var('DBT_PG_USER', 'postgres') }}", "password": "{{ env_var('DBT_PG_PASSWORD', '') }}",
-                     "dbname": "{{ env_var('DBT_PG_DBNAME', 'postgres') }}", "schema": "public", "threads": 2},
+        "duckdb": {
+            "type": "duckdb",
+            "path": "{{ env_var('DBT_DUCKDB_PATH', 'warehouse.duckdb') }}",
+            "threads": 1,
+        },
+        "postgres": {
+            "type": "postgres",
+            "host": "{{ env_var('DBT_PG_HOST', 'localhost') }}",
+            "port": "{{ env_var('DBT_PG_PORT', '5432') | as_number }}",
+            "user": "{{ env_var('DBT_PG_USER', 'postgres') }}",
+            "password": "{{ env_var('DBT_PG_PASSWORD', '') }}",
+            "dbname": "{{ env_var('DBT_PG_DBNAME', 'postgres') }}",
+            "schema": "public",
+            "threads": 2,
+        },
     }
     production = {
-        "snowflake": {"type": "snowflake", "account": "{{ env_var('SNOWFLAKE_ACCOUNT') }}",
-                      "user": "{{ env_var('SNOWFLAKE_USER') }}", "password": "{{ env_var('SNOWFLAKE_PASSWORD') }}",
-                      "role": "{{ env_var('SNOWFLAKE_ROLE', 'TRANSFORMER') }}", "database": "{{ env_var('SNOWFLAKE_DATABASE') }}",
-                      "warehouse": "{{ env_var('SNOWFLAKE_WAREHOUSE') }}", "schema": "analytics", "threads": 4},
-        "bigquery": {"type": "bigquery", "method": "oauth", "project": "{{ env_var('GCP_PROJECT') }}",
-                     "dataset": "analytics", "location": "{{ env_var('BQ_LOCATION', 'US') }}", "threads": 4},
-        "redshift": {"type": "redshift", "host": "{{ env_var('REDSHIFT_HOST') }}", "port": 5439,
-                     "user": "{{ env_var('REDSHIFT_USER') }}", "password": "{{ env_var('REDSHIFT_PASSWORD') }}",
-                     "dbname": "{{ env_var('REDSHIFT_DB') }}", "schema": "analytics", "threads": 4},
-        "databricks": {"type": "databricks", "host": "{{ env_var('DATABRICKS_HOST') }}",
-                       "http_path": "{{ env_var('DATABRICKS_HTTP_PATH') }}", "token": "{{ env_var('DATABRICKS_TOKEN') }}",
-                       "catalog": "main", "schema": "analytics", "threads": 4},
+        "snowflake": {
+            "type": "snowflake",
+            "account": "{{ env_var('SNOWFLAKE_ACCOUNT') }}",
+            "user": "{{ env_var('SNOWFLAKE_USER') }}",
+            "password": "{{ env_var('SNOWFLAKE_PASSWORD') }}",
+            "role": "{{ env_var('SNOWFLAKE_ROLE', 'TRANSFORMER') }}",
+            "database": "{{ env_var('SNOWFLAKE_DATABASE') }}",
+            "warehouse": "{{ env_var('SNOWFLAKE_WAREHOUSE') }}",
+            "schema": "analytics",
+            "threads": 4,
+        },
+        "bigquery": {
+            "type": "bigquery",
+            "method": "oauth",
+            "project": "{{ env_var('GCP_PROJECT') }}",
+            "dataset": "analytics",
+            "location": "{{ env_var('BQ_LOCATION', 'US') }}",
+            "threads": 4,
+        },
+        "redshift": {
+            "type": "redshift",
+            "host": "{{ env_var('REDSHIFT_HOST') }}",
+            "port": 5439,
+            "user": "{{ env_var('REDSHIFT_USER') }}",
+            "password": "{{ env_var('REDSHIFT_PASSWORD') }}",
+            "dbname": "{{ env_var('REDSHIFT_DB') }}",
+            "schema": "analytics",
+            "threads": 4,
+        },
+        "databricks": {
+            "type": "databricks",
+            "host": "{{ env_var('DATABRICKS_HOST') }}",
+            "http_path": "{{ env_var('DATABRICKS_HTTP_PATH') }}",
+            "token": "{{ env_var('DATABRICKS_TOKEN') }}",
+            "catalog": "main",
+            "schema": "analytics",
+            "threads": 4,
+        },
     }
     if wh in production:
         outputs[wh] = production[wh]
-    files["dbt/profiles.yml"] = _yaml({project: {"target": "{{ env_var('PIPELINE_DBT_TARGET', 'duckdb') }}",
-                                                 "outputs": outputs}})
+    files["dbt/profiles.yml"] = _yaml(
+        {project: {"target": "{{ env_var('PIPELINE_DBT_TARGET', 'duckdb') }}", "outputs": outputs}}
+    )
     files["dbt/macros/generate_schema_name.sql"] = (
         "{# schemas are <prefix><name> (raw, staging, analytics): one prefix per environment or test run #}\n"
         "{% macro generate_schema_name(custom_schema_name, node) -%}\n"
@@ -328,23 +441,46 @@ def dbt_files(spec: PipelineSpec, design: PipelineDesign) -> dict[str, str]:
         if src.kind in {"api", "saas"} and not src.event_time_field:
             etf = "_dlt_load_id"
         table: dict[str, Any] = {
-            "name": name, "description": f"{src.kind} source {src.name}, landed by the extract-load step",
+            "name": name,
+            "description": f"{src.kind} source {src.name}, landed by the extract-load step",
             "loaded_at_field": etf,
-            "freshness": {"warn_after": {"count": max(1, int(slo)), "period": "minute"},
-                          "error_after": {"count": max(2, int(slo * 2)), "period": "minute"}},
+            "freshness": {
+                "warn_after": {"count": max(1, int(slo)), "period": "minute"},
+                "error_after": {"count": max(2, int(slo * 2)), "period": "minute"},
+            },
             "columns": [{"name": ident(k), "data_tests": ["not_null"]} for k in src.primary_key],
         }
         tables.append(table)
-        if src.hard_deletes and src.primary_key and src.kind == "database" and src.change_pattern != "snapshot":
-            tables.append({"name": f"{name}__keys", "description": f"all keys of {src.name} at the last run (deletes)"})
-    files["dbt/models/staging/_sources.yml"] = _yaml({"version": 2, "sources": [{
-        "name": "raw", "schema": "{{ env_var('PIPELINE_SCHEMA_PREFIX', '') }}raw", "tables": tables}]})
+        if (
+            src.hard_deletes
+            and src.primary_key
+            and src.kind == "database"
+            and src.change_pattern != "snapshot"
+        ):
+            tables.append(
+                {"name": f"{name}__keys", "description": f"all keys of {src.name} at the last run (deletes)"}
+            )
+    files["dbt/models/staging/_sources.yml"] = _yaml(
+        {
+            "version": 2,
+            "sources": [
+                {"name": "raw", "schema": "{{ env_var('PIPELINE_SCHEMA_PREFIX', '') }}raw", "tables": tables}
+            ],
+        }
+    )
     stg_models = []
     for src in spec.sources:
         files[f"dbt/models/staging/stg_{ident(src.name)}.sql"] = _stg_sql(spec, src)
         keys = [ident(k) for k in src.primary_key]
-        stg_models.append({"name": f"stg_{ident(src.name)}", "columns": [
-            {"name": k, "data_tests": ["not_null", *(["unique"] if len(keys) == 1 else [])]} for k in keys]})
+        stg_models.append(
+            {
+                "name": f"stg_{ident(src.name)}",
+                "columns": [
+                    {"name": k, "data_tests": ["not_null", *(["unique"] if len(keys) == 1 else [])]}
+                    for k in keys
+                ],
+            }
+        )
         if src.change_pattern == "snapshot" and keys:
             files[f"dbt/snapshots/{ident(src.name)}_history.sql"] = (
                 f"-- history of the snapshot source {src.name}: a key missing from the newest snapshot is closed\n"
@@ -364,7 +500,9 @@ def dbt_files(spec: PipelineSpec, design: PipelineDesign) -> dict[str, str]:
             if len(keys) == 1:
                 tests.append("unique")
             if len(srcs) == 1 and k in [ident(c) for c in srcs[0].primary_key + _sink_columns(spec, sink)]:
-                tests.append({"relationships": {"arguments": {"to": f"ref('stg_{ident(srcs[0].name)}')", "field": k}}})
+                tests.append(
+                    {"relationships": {"arguments": {"to": f"ref('stg_{ident(srcs[0].name)}')", "field": k}}}
+                )
             columns[k] = {"name": k, "data_tests": tests}
         for e in sink.expectations:
             if not e.column or e.check not in {"not_null", "unique", "accepted_values"}:
@@ -377,10 +515,18 @@ def dbt_files(spec: PipelineSpec, design: PipelineDesign) -> dict[str, str]:
                 test = {e.check: {"config": {"severity": "warn"}}} if isinstance(test, str) else test
             if test is not None and test not in col["data_tests"]:
                 col["data_tests"].append(test)
-        columns["_source"] = {"name": "_source", "data_tests": [
-            "not_null", {"accepted_values": {"arguments": {"values": [ident(s.name) for s in srcs]}}}]}
-        model: dict[str, Any] = {"name": ident(sink.name), "description": f"{table_type(sink, spec)} table {sink.name}",
-                                 "columns": list(columns.values())}
+        columns["_source"] = {
+            "name": "_source",
+            "data_tests": [
+                "not_null",
+                {"accepted_values": {"arguments": {"values": [ident(s.name) for s in srcs]}}},
+            ],
+        }
+        model: dict[str, Any] = {
+            "name": ident(sink.name),
+            "description": f"{table_type(sink, spec)} table {sink.name}",
+            "columns": list(columns.values()),
+        }
         if len(keys) > 1:
             model["data_tests"] = [{"unique_combination": {"arguments": {"columns": keys}}}]
         marts.append(model)
@@ -398,7 +544,9 @@ def _timeouts(spec: PipelineSpec, design: PipelineDesign) -> tuple[int, int, int
     (compaction, dbt, checks) only has to finish before the next run: its SLO is the stream's.
     """
     interval = schedule_minutes(design.schedule)
-    budget = interval if design.recommendation in STREAMING_ARCHS else min(interval, spec.freshness_slo_minutes)
+    budget = (
+        interval if design.recommendation in STREAMING_ARCHS else min(interval, spec.freshness_slo_minutes)
+    )
     run = max(5, int(budget * 0.9))
     return max(5, min(run, 120)), run, max(5, int(budget))
 
@@ -426,7 +574,7 @@ def render_dag(spec: PipelineSpec, design: PipelineDesign, package: str) -> str:
             "",
         ]
     body += [
-        "    if importlib.util.find_spec(\"cosmos\") is not None:  # astronomer-cosmos: one task per dbt node",
+        '    if importlib.util.find_spec("cosmos") is not None:  # astronomer-cosmos: one task per dbt node',
         "        from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig",
         "",
         "        transform = DbtTaskGroup(",
@@ -464,13 +612,18 @@ def render_dag(spec: PipelineSpec, design: PipelineDesign, package: str) -> str:
     loads_call = ", ".join(f"{x}()" for x in loads)
     checks_call = ", ".join(f"{x}()" for x in checks)
     body.append(f"    [{loads_call}] >> transform" + (f" >> [{checks_call}]" if checks else ""))
-    doc = (f"{spec.name}: {design.recommendation_label} on {design.cost.warehouse}.\n\n"
-           f"Generated by `dataeng pipeline scaffold`. Each run extract-loads its data interval from every source,\n"
-           f"runs `dbt build` (astronomer-cosmos when installed) and checks every published table.")
+    doc = (
+        f"{spec.name}: {design.recommendation_label} on {design.cost.warehouse}.\n\n"
+        f"Generated by `dataeng pipeline scaffold`. Each run extract-loads its data interval from every source,\n"
+        f"runs `dbt build` (astronomer-cosmos when installed) and checks every published table."
+    )
     if design.recommendation in STREAMING_ARCHS:
-        doc += ("\nThe streaming job (streaming/) runs continuously outside this DAG; this DAG is its batch\n"
-                "side: it loads what the stream landed, rebuilds the models and checks freshness.")
-    return f'''"""{doc}
+        doc += (
+            "\nThe streaming job (streaming/) runs continuously outside this DAG; this DAG is its batch\n"
+            "side: it loads what the stream landed, rebuilds the models and checks freshness."
+        )
+    return (
+        f'''"""{doc}
 """
 
 from __future__ import annotations
@@ -523,7 +676,10 @@ with DAG(
     default_args=default_args,
     tags=["dataeng", "{design.recommendation}", "{design.cost.warehouse}"],
 ) as dag:
-''' + "\n".join(body) + "\n"
+'''
+        + "\n".join(body)
+        + "\n"
+    )
 
 
 def render_flow(spec: PipelineSpec, design: PipelineDesign, package: str) -> str:
@@ -628,16 +784,22 @@ def render_stream_job(spec: PipelineSpec, design: PipelineDesign, src: Source) -
     cols = _source_columns(spec, src)
     wm = spec.transformations.watermark_minutes or 10
     product = design.cost.warehouse
-    fields = ",\n".join(f'        T.StructField("{c}", T.{"Timestamp" if c == etf else "String"}Type())' for c in cols)
+    fields = ",\n".join(
+        f'        T.StructField("{c}", T.{"Timestamp" if c == etf else "String"}Type())' for c in cols
+    )
     if product == "bigquery":
-        sink = ('    good.writeStream.format("bigquery")\n'
-                '    .option("table", f"{os.environ[\'GCP_PROJECT\']}.raw.' + n + '")\n'
-                '    .option("writeMethod", "direct")  # BigQuery Storage Write API\n')
+        sink = (
+            '    good.writeStream.format("bigquery")\n'
+            '    .option("table", f"{os.environ[\'GCP_PROJECT\']}.raw.' + n + '")\n'
+            '    .option("writeMethod", "direct")  # BigQuery Storage Write API\n'
+        )
     elif product == "databricks":
         sink = f'    good.writeStream.format("delta").option("mergeSchema", "true").toTable("raw.{n}")\n'
     else:
-        sink = (f'    good.writeStream.format("json").partitionBy("dt")\n'
-                f'    .option("path", os.path.join(LANDING_DIR, "{n}"))  # loaded by the DAG / flow\n')
+        sink = (
+            f'    good.writeStream.format("json").partitionBy("dt")\n'
+            f'    .option("path", os.path.join(LANDING_DIR, "{n}"))  # loaded by the DAG / flow\n'
+        )
     return f'''"""Spark Structured Streaming job for {src.name}: Kafka -> {product}, with a dead-letter topic.
 
 Run on a cluster (spark-submit --packages org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>).
@@ -727,26 +889,42 @@ def render_connect(spec: PipelineSpec, design: PipelineDesign, src: Source) -> s
         "errors.log.enable": "true",
     }
     if design.cost.warehouse == "bigquery":
-        config = {"connector.class": "com.wepay.kafka.connect.bigquery.BigQuerySinkConnector", **common,
-                  "project": "${GCP_PROJECT}", "defaultDataset": "raw", "useStorageWriteApi": "true",
-                  "enableBatchMode": "false", "timestampPartitionFieldName": ident(src.event_time_field or "_loaded_at"),
-                  "keyfile": "${file:/opt/secrets/bq.properties:keyfile}"}
+        config = {
+            "connector.class": "com.wepay.kafka.connect.bigquery.BigQuerySinkConnector",
+            **common,
+            "project": "${GCP_PROJECT}",
+            "defaultDataset": "raw",
+            "useStorageWriteApi": "true",
+            "enableBatchMode": "false",
+            "timestampPartitionFieldName": ident(src.event_time_field or "_loaded_at"),
+            "keyfile": "${file:/opt/secrets/bq.properties:keyfile}",
+        }
     else:
-        config = {"connector.class": "io.confluent.connect.s3.S3SinkConnector", **common,
-                  "s3.bucket.name": "${LANDING_BUCKET}", "topics.dir": "landing",
-                  "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
-                  "partitioner.class": "io.confluent.connect.storage.partitioner.TimeBasedPartitioner",
-                  "path.format": "'dt'=YYYY-MM-dd", "partition.duration.ms": "3600000", "locale": "en-US",
-                  "timezone": "UTC", "timestamp.extractor": "RecordField" if src.event_time_field else "Record",
-                  **({"timestamp.field": ident(src.event_time_field)} if src.event_time_field else {}),
-                  "flush.size": "10000", "rotate.interval.ms": "60000"}
+        config = {
+            "connector.class": "io.confluent.connect.s3.S3SinkConnector",
+            **common,
+            "s3.bucket.name": "${LANDING_BUCKET}",
+            "topics.dir": "landing",
+            "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
+            "partitioner.class": "io.confluent.connect.storage.partitioner.TimeBasedPartitioner",
+            "path.format": "'dt'=YYYY-MM-dd",
+            "partition.duration.ms": "3600000",
+            "locale": "en-US",
+            "timezone": "UTC",
+            "timestamp.extractor": "RecordField" if src.event_time_field else "Record",
+            **({"timestamp.field": ident(src.event_time_field)} if src.event_time_field else {}),
+            "flush.size": "10000",
+            "rotate.interval.ms": "60000",
+        }
     return json.dumps({"name": f"{ident(spec.name)}-{n}-sink", "config": config}, indent=2) + "\n"
 
 
 # --- the project ---------------------------------------------------------------------------------------------------
 
 
-def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None) -> Project:
+def scaffold_project(
+    spec: PipelineSpec | str | Path | dict[str, Any], design: PipelineDesign | None = None
+) -> Project:
     """The files of a runnable project for ``spec`` (its design is computed when not given)."""
     import yaml
 
@@ -778,8 +956,11 @@ def scaffold_project(spec: PipelineSpec | str | Path | dict[str, Any], design: P
     files["requirements.txt"] = "\n".join(_requirements(sp, design)) + "\n"
     files["pyproject.toml"] = (
         f'[project]\nname = "{package.replace("_", "-")}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        "dependencies = [\n" + "".join(f'    "{r}",\n' for r in _requirements(sp, design) if not r.startswith("#"))
-        + ']\n\n[tool.setuptools]\npackages = ["' + package + '"]\n'
+        "dependencies = [\n"
+        + "".join(f'    "{r}",\n' for r in _requirements(sp, design) if not r.startswith("#"))
+        + ']\n\n[tool.setuptools]\npackages = ["'
+        + package
+        + '"]\n'
     )
     files["README.md"] = _readme(sp, design, package, files)
     return Project(name=name, package=package, architecture=design.recommendation, files=files)
@@ -790,31 +971,52 @@ def _requirements(spec: PipelineSpec, design: PipelineDesign) -> list[str]:
     reqs = ["duckdb>=1.1", "psycopg[binary]>=3.1"]
     if any(s.kind in {"api", "saas"} for s in spec.sources):
         reqs.append("dlt[duckdb,postgres]>=1.5")
-    reqs += {"snowflake": ["snowflake-connector-python>=3.0"], "bigquery": ["google-cloud-bigquery>=3.0"]}.get(product, [])
-    reqs += ["# dbt (may live in its own virtualenv: set DBT_EXECUTABLE)", "# dbt-core>=1.10,<1.12 dbt-duckdb dbt-postgres"
-             + (f" dbt-{product}" if product not in {"duckdb", "postgres"} else "")]
+    reqs += {
+        "snowflake": ["snowflake-connector-python>=3.0"],
+        "bigquery": ["google-cloud-bigquery>=3.0"],
+    }.get(product, [])
+    reqs += [
+        "# dbt (may live in its own virtualenv: set DBT_EXECUTABLE)",
+        "# dbt-core>=1.10,<1.12 dbt-duckdb dbt-postgres"
+        + (f" dbt-{product}" if product not in {"duckdb", "postgres"} else ""),
+    ]
     return reqs
 
 
 def _readme(spec: PipelineSpec, design: PipelineDesign, package: str, files: dict[str, str]) -> str:
     name = ident(spec.name)
     lines = [
-        f"# {spec.name}", "", f"{design.recommendation_label} on **{design.cost.warehouse}**, schedule "
-        f"`{design.schedule}`, generated by `dataeng pipeline scaffold` from `spec.yaml`.", "",
-        "## Layout", "",
+        f"# {spec.name}",
+        "",
+        f"{design.recommendation_label} on **{design.cost.warehouse}**, schedule "
+        f"`{design.schedule}`, generated by `dataeng pipeline scaffold` from `spec.yaml`.",
+        "",
+        "## Layout",
+        "",
         *[f"- `{p}`" for p in sorted(files) if p.count("/") <= 1 and not p.startswith("dbt/models")],
-        "- `dbt/models/staging`, `dbt/models/marts`: staging views and incremental marts with their tests", "",
-        "## Run it locally (DuckDB)", "", "```bash",
+        "- `dbt/models/staging`, `dbt/models/marts`: staging views and incremental marts with their tests",
+        "",
+        "## Run it locally (DuckDB)",
+        "",
+        "```bash",
         "pip install -e .            # the pipeline package",
         "pip install 'dbt-core>=1.10,<1.12' dbt-duckdb   # or in its own venv + export DBT_EXECUTABLE=/path/to/dbt",
         f"python -m {package}.sample_data 2025-01-01T00:00:00 2025-01-02T00:00:00",
-        f"python flows/{name}_flow.py  # or: airflow dags test {name} 2025-01-02", "```", "",
+        f"python flows/{name}_flow.py  # or: airflow dags test {name} 2025-01-02",
+        "```",
+        "",
         "Environment: `PIPELINE_WAREHOUSE_URL` (duckdb:///file, postgresql://...), `PIPELINE_SOURCE_URL`, "
         "`PIPELINE_LANDING_DIR`, `PIPELINE_SCHEMA_PREFIX`, `PIPELINE_DBT_TARGET`, `DBT_EXECUTABLE`, "
-        "`PIPELINE_ALERT_WEBHOOK`.", "",
-        "## Design decisions", "",
-        *[f"- **{c.area}**: {c.choice} - {c.why}" for c in design.components()], "",
-        "## Cost assumptions", "", *[f"- {a}" for a in design.cost.assumptions], "",
+        "`PIPELINE_ALERT_WEBHOOK`.",
+        "",
+        "## Design decisions",
+        "",
+        *[f"- **{c.area}**: {c.choice} - {c.why}" for c in design.components()],
+        "",
+        "## Cost assumptions",
+        "",
+        *[f"- {a}" for a in design.cost.assumptions],
+        "",
     ]
     if design.open_questions:
         lines += ["## Open questions", "", *[f"- {q}" for q in design.open_questions], ""]

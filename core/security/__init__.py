@@ -16,4 +16,12 @@ from dataeng_agents.core.security.secrets import (
     redact,
 )
 
-__all__ = ["REDACTED", "SecretSpan", "find_secrets", "is_placeholder", "is_secret_name", "literal_secret", "redact"]
+__all__ = [
+    "REDACTED",
+    "SecretSpan",
+    "find_secrets",
+    "is_placeholder",
+    "is_secret_name",
+    "literal_secret",
+    "redact",
+]

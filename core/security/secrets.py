@@ -98,19 +98,68 @@ class SecretSpan:
 #: last part of a name that makes it name a secret (compared after splitting on _ - . and camelCase)
 _SECRET_PARTS = frozenset(
     {
-        "password", "passwd", "pass", "pwd", "pw", "passphrase", "passcode", "secret", "token",
-        "apikey", "credential", "credentials", "privatekey", "secretkey", "accesskey", "authkey",
-        "signingkey", "encryptionkey", "masterkey", "accountkey", "clientsecret", "sas", "dsn",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "pw",
+        "passphrase",
+        "passcode",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "privatekey",
+        "secretkey",
+        "accesskey",
+        "authkey",
+        "signingkey",
+        "encryptionkey",
+        "masterkey",
+        "accountkey",
+        "clientsecret",
+        "sas",
+        "dsn",
     }
 )
 #: ``<qualifier>_key`` names a secret (``api_key``, ``secret_access_key``, ``x-api-key``)
 _KEY_QUALIFIERS = frozenset(
-    {"api", "access", "secret", "private", "signing", "encryption", "master", "account", "auth", "client",
-     "session", "app", "consumer", "subscription", "license", "shared", "hmac", "webhook", "storage"}
+    {
+        "api",
+        "access",
+        "secret",
+        "private",
+        "signing",
+        "encryption",
+        "master",
+        "account",
+        "auth",
+        "client",
+        "session",
+        "app",
+        "consumer",
+        "subscription",
+        "license",
+        "shared",
+        "hmac",
+        "webhook",
+        "storage",
+    }
 )
 #: a run-together lower-case name ending so names a secret (``PGPASSWORD``, ``csrftoken``, ``APIKEY``)
-_SECRET_ENDINGS = ("password", "passwd", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
-                   "passphrase", "accountkey")
+_SECRET_ENDINGS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "passphrase",
+    "accountkey",
+)
 _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _KEY_IN_TEXT = r"[A-Za-z_][\w.\-]{0,80}"
 
@@ -137,12 +186,57 @@ def is_secret_name(name: str) -> bool:
 # ------------------------------------------------------------------ values
 _PLACEHOLDER_WORDS = frozenset(
     {
-        "changeme", "change_me", "change-me", "changeit", "password", "passwd", "secret", "token", "apikey",
-        "api_key", "none", "null", "nil", "true", "false", "yes", "no", "redacted", "[redacted]", "dummy",
-        "example", "sample", "test", "testing", "todo", "tbd", "fixme", "placeholder", "mypassword",
-        "my_password", "my-password", "yourpassword", "your_password", "your-password", "secretpassword",
-        "notasecret", "not-a-secret", "not_a_secret", "required", "optional", "string", "str", "default",
-        "undefined", "empty", "unset", "masked", "hidden", "n/a", "na", "...",
+        "changeme",
+        "change_me",
+        "change-me",
+        "changeit",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "yes",
+        "no",
+        "redacted",
+        "[redacted]",
+        "dummy",
+        "example",
+        "sample",
+        "test",
+        "testing",
+        "todo",
+        "tbd",
+        "fixme",
+        "placeholder",
+        "mypassword",
+        "my_password",
+        "my-password",
+        "yourpassword",
+        "your_password",
+        "your-password",
+        "secretpassword",
+        "notasecret",
+        "not-a-secret",
+        "not_a_secret",
+        "required",
+        "optional",
+        "string",
+        "str",
+        "default",
+        "undefined",
+        "empty",
+        "unset",
+        "masked",
+        "hidden",
+        "n/a",
+        "na",
+        "...",
     }
 )
 _PLACEHOLDER_SHAPES = re.compile(
@@ -221,7 +315,9 @@ def _entropy(s: str) -> float:
 def _random_looking(s: str) -> bool:
     if len(s) < 20 or not any(c.isdigit() for c in s) or not any(c.isalpha() for c in s):
         return False
-    if re.fullmatch(r"[a-z]+(?:[_\-][a-z0-9]+)+", s) or re.fullmatch(r"[A-Za-z]+(?:[_\-][A-Za-z]+)*(?:[_\-]\d{1,4})?", s):
+    if re.fullmatch(r"[a-z]+(?:[_\-][a-z0-9]+)+", s) or re.fullmatch(
+        r"[A-Za-z]+(?:[_\-][A-Za-z]+)*(?:[_\-]\d{1,4})?", s
+    ):
         return False  # snake_case / kebab-case / SHOUTED-WORDS-42 identifiers
     if re.fullmatch(r"[0-9a-fA-F\-]+", s):
         return len(s.replace("-", "")) >= 32 and _entropy(s) >= 3.0
@@ -238,7 +334,9 @@ class _Pattern:
     regex: re.Pattern[str]
     confidence: float
     needles: tuple[str, ...]  # lower-case substrings; the regex runs only when one is in the text
-    group: str | None = "val"  # named group(s) holding the value: "val", else "val2", "val3"; None = whole match
+    group: str | None = (
+        "val"  # named group(s) holding the value: "val", else "val2", "val3"; None = whole match
+    )
     validate: Validator | None = None
     replacement: str = REDACTED
 
@@ -254,7 +352,9 @@ def _value(m: re.Match[str]) -> str:
     return m.group(0)
 
 
-def _token(kind: str, regex: str, needles: tuple[str, ...], confidence: float = 0.97, flags: int = 0) -> _Pattern:
+def _token(
+    kind: str, regex: str, needles: tuple[str, ...], confidence: float = 0.97, flags: int = 0
+) -> _Pattern:
     return _Pattern(f"token:{kind}", re.compile(regex, flags), confidence, needles, group=None)
 
 
@@ -282,7 +382,11 @@ def _high_entropy(m: re.Match[str], text: str) -> bool:
     v = _value(m)
     if "/" in v and not (any(c.isupper() for c in v) and any(c.islower() for c in v)):
         return False  # a URL path (oauth/v1/access-tokens), not base64
-    return _random_looking(v) and not _is_reference_or_path(v) and "://" not in text[m.start("val") - 3 : m.start("val")]
+    return (
+        _random_looking(v)
+        and not _is_reference_or_path(v)
+        and "://" not in text[m.start("val") - 3 : m.start("val")]
+    )
 
 
 _SECRET_WORDS_RE = r"(?:password|passwd|passphrase|secret|token|api[ _\-]?key|access[ _\-]?key|private[ _\-]?key|credential|bearer|signing[ _\-]?key)"
@@ -297,7 +401,12 @@ _TOKENS: list[_Pattern] = [
     _token("gitlab", r"\bglpat-[A-Za-z0-9_\-]{20,}", ("glpat-",), 0.99),
     _token("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", ("xox",), 0.99),
     _token("slack_app", r"\bxapp-\d-[A-Za-z0-9\-]{10,}", ("xapp-",), 0.99),
-    _token("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", ("akia", "asia", "abia", "acca"), 0.97),
+    _token(
+        "aws_access_key_id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        ("akia", "asia", "abia", "acca"),
+        0.97,
+    ),
     _token("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", ("aiza",), 0.99),
     _token("google_oauth_secret", r"\bGOCSPX-[A-Za-z0-9_\-]{20,}", ("gocspx-",), 0.99),
     _token("google_access_token", r"\bya29\.[A-Za-z0-9_\-]{20,}", ("ya29.",), 0.97),
@@ -307,7 +416,9 @@ _TOKENS: list[_Pattern] = [
     _token("huggingface", r"\bhf_[A-Za-z0-9]{30,}\b", ("hf_",), 0.95),
     _token("sendgrid", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}", ("sg.",), 0.97),
     _token("databricks", r"\bdapi[0-9a-f]{32}(?:-\d)?\b", ("dapi",), 0.97),
-    _token("shopify", r"\bshp(?:at|ss|ca|pa)_[0-9a-fA-F]{32}\b", ("shpat_", "shpss_", "shpca_", "shppa_"), 0.99),
+    _token(
+        "shopify", r"\bshp(?:at|ss|ca|pa)_[0-9a-fA-F]{32}\b", ("shpat_", "shpss_", "shpca_", "shppa_"), 0.99
+    ),
     _token("digitalocean", r"\bdo[por]_v1_[0-9a-f]{64}\b", ("_v1_",), 0.99),
     _token("mailgun", r"\bkey-[0-9a-f]{32}\b", ("key-",), 0.9),
     _token("square", r"\bsq0(?:atp|csp)-[A-Za-z0-9_\-]{22,}", ("sq0",), 0.99),
@@ -329,7 +440,8 @@ _STRUCTURAL: list[_Pattern] = [
     _Pattern(
         "private_key",
         re.compile(
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)", re.S
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+            re.S,
         ),
         0.99,
         ("private key",),
@@ -365,7 +477,9 @@ _STRUCTURAL: list[_Pattern] = [
         re.compile(r"(?i)\bbasic[ \t]+(?P<val>[A-Za-z0-9+/]{12,}={0,2})(?![\w+/=])"),
         0.8,
         ("basic",),
-        validate=lambda m, t: _header_value(m, t) and (any(c.isdigit() for c in m.group("val")) or m.group("val").endswith("=")),
+        validate=lambda m, t: (
+            _header_value(m, t) and (any(c.isdigit() for c in m.group("val")) or m.group("val").endswith("="))
+        ),
     ),
     _Pattern(
         "basic_auth",
@@ -406,7 +520,9 @@ _STRUCTURAL: list[_Pattern] = [
     ),
     _Pattern(
         "cli_password",
-        re.compile(r"(?i)\b(?:curl|wget|http)\b[^\n]*?\s(?:-u|--user)[ \t]+[\"']?[^\s:\"']*:(?P<val>[^\s\"'@]+)"),
+        re.compile(
+            r"(?i)\b(?:curl|wget|http)\b[^\n]*?\s(?:-u|--user)[ \t]+[\"']?[^\s:\"']*:(?P<val>[^\s\"'@]+)"
+        ),
         0.9,
         ("curl", "wget", "http"),
         validate=_not_placeholder,
@@ -497,7 +613,9 @@ def _kv_spans(text: str, out: list[SecretSpan]) -> None:
         if m.group("after") or not is_secret_name(key):
             continue  # password = get_password(...), token = conn.extra[...]
         val = m.group("val")
-        rest = text[m.end("val") : text.find("\n", m.end("val")) if "\n" in text[m.end("val") :] else len(text)]
+        rest = text[
+            m.end("val") : text.find("\n", m.end("val")) if "\n" in text[m.end("val") :] else len(text)
+        ]
         if m.group("op") == ":" and (rest[:1] == ":" or re.match(r"[ \t]+[A-Za-z(]", rest)):
             continue  # a time, or a docstring's "token: Boolean value that ..." (prose after the value)
         if _PY_IDENT.match(val) and val.isupper() and rest.lstrip()[:1] in (",", ")"):
@@ -525,7 +643,9 @@ def find_secrets(text: str, *, min_confidence: float = 0.0) -> list[SecretSpan]:
             if p.group is None:
                 start, end = m.span()
             else:
-                g = next(g for g in ("val", "val2", "val3") if g in m.re.groupindex and m.group(g) is not None)
+                g = next(
+                    g for g in ("val", "val2", "val3") if g in m.re.groupindex and m.group(g) is not None
+                )
                 start, end = m.span(g)
             if end > start:
                 spans.append(SecretSpan(p.kind, start, end, p.confidence))
@@ -547,7 +667,13 @@ def _merge(spans: list[SecretSpan]) -> list[SecretSpan]:
         if out and s.start < out[-1].end:
             prev = out[-1]
             best = prev if prev.confidence >= s.confidence else s
-            out[-1] = SecretSpan(best.kind, prev.start, max(prev.end, s.end), max(prev.confidence, s.confidence), best.name or prev.name)
+            out[-1] = SecretSpan(
+                best.kind,
+                prev.start,
+                max(prev.end, s.end),
+                max(prev.confidence, s.confidence),
+                best.name or prev.name,
+            )
         else:
             out.append(s)
     return out

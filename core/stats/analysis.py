@@ -127,8 +127,19 @@ def _results(
     metrics = list(chain.from_iterable(map(repeat, res.metric_names, repeat(n_var))))
     variants = res.variant_names * len(res.metric_names)
     est, se, lo, hi, p, adj, ctw, rc, rv = (
-        _finite_or_none(a) for a in (res.estimate, res.std_error, res.ci_lower, res.ci_upper, res.p_value,
-                                     adjusted, res.chance_to_win, res.risk_control, res.risk_variant))
+        _finite_or_none(a)
+        for a in (
+            res.estimate,
+            res.std_error,
+            res.ci_lower,
+            res.ci_upper,
+            res.p_value,
+            adjusted,
+            res.chance_to_win,
+            res.risk_control,
+            res.risk_variant,
+        )
+    )
     ci: list[tuple[float | None, float | None] | None] = list(zip(lo, hi, strict=True))
     nan = np.full(res.estimate.shape, np.nan)
     cm, vm = (_finite_or_none(nan if a is None else a) for a in (res.control_mean, res.variant_mean))
@@ -149,11 +160,24 @@ def _results(
     for i in np.flatnonzero(codes).tolist():
         ci[i], risk[i], error[i] = None, None, messages[int(codes[i])]
     dicts = [
-        {"metric": m, "variant": v, "estimate": e, "std_error": s, "ci": c, "p_value": pv,
-         "adjusted_p_value": a, "adjusted_ci": ac, "chance_to_win": w, "risk": r, "control_mean": mc,
-         "variant_mean": mv, "error": x}
+        {
+            "metric": m,
+            "variant": v,
+            "estimate": e,
+            "std_error": s,
+            "ci": c,
+            "p_value": pv,
+            "adjusted_p_value": a,
+            "adjusted_ci": ac,
+            "chance_to_win": w,
+            "risk": r,
+            "control_mean": mc,
+            "variant_mean": mv,
+            "error": x,
+        }
         for m, v, e, s, c, pv, a, ac, w, r, mc, mv, x in zip(
-            metrics, variants, est, se, ci, p, adj, adj_ci, ctw, risk, cm, vm, error, strict=True)
+            metrics, variants, est, se, ci, p, adj, adj_ci, ctw, risk, cm, vm, error, strict=True
+        )
     ]
     return _trusted_many(MetricResult, dicts, _RESULT_FIELDS)
 

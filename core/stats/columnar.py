@@ -101,11 +101,17 @@ class ColumnarResults:
         present = ~np.ma.getmaskarray(self.adjusted_p_value)
         if present.any():
             # a masked bound of a present interval is an unbounded one
-            adjusted_ci = (np.where(present, self.adjusted_ci_lower.filled(-np.inf), np.nan),
-                           np.where(present, self.adjusted_ci_upper.filled(np.inf), np.nan))
+            adjusted_ci = (
+                np.where(present, self.adjusted_ci_lower.filled(-np.inf), np.nan),
+                np.where(present, self.adjusted_ci_upper.filled(np.inf), np.nan),
+            )
         with gc_paused():
-            return _results(arrays, nan_filled(self.adjusted_p_value), bayes=self.method == "bayesian",
-                            adjusted_ci=adjusted_ci)
+            return _results(
+                arrays,
+                nan_filled(self.adjusted_p_value),
+                bayes=self.method == "bayesian",
+                adjusted_ci=adjusted_ci,
+            )
 
     def to_output(self) -> AnalysisOutput:
         """The row-form :class:`AnalysisOutput` (srm and results) of this analysis."""
@@ -131,8 +137,11 @@ def _names(values: Sequence[str], what: str) -> list[str]:
         return names
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name:
-            message = "String should have at least 1 character" if isinstance(name, str) else (
-                "Input should be a valid string")
+            message = (
+                "String should have at least 1 character"
+                if isinstance(name, str)
+                else ("Input should be a valid string")
+            )
             if what == "metrics":
                 raise StatsInputError(message, metric=f"#{i}", field="name")
             raise StatsInputError(message, field=f"variants[{i}].name")
@@ -145,8 +154,9 @@ def _per_metric(value: Any, count: int, field: str) -> list[Any]:
         return [value] * count
     out = np.asarray(value, dtype=object).ravel().tolist()
     if len(out) != count:
-        raise StatsInputError(f"give one value for all metrics or one per metric ({count}), got {len(out)}",
-                              field=field)
+        raise StatsInputError(
+            f"give one value for all metrics or one per metric ({count}), got {len(out)}", field=field
+        )
     return out
 
 
@@ -162,10 +172,17 @@ def _first_bad(obj: npt.NDArray[np.object_]) -> tuple[int, int] | None:
     return None
 
 
-def _grid(value: Any, shape: tuple[int, int], field: str, metrics: list[str], variants: list[str]) -> FloatArray:
+def _grid(
+    value: Any, shape: tuple[int, int], field: str, metrics: list[str], variants: list[str]
+) -> FloatArray:
     """One field as a contiguous float64 ``(metrics, variants)`` grid, NaN where absent (masked/None)."""
     rows, cols = shape
-    if isinstance(value, list) and len(value) == rows and set(map(type, value)) == {list} and set(map(len, value)) == {cols}:
+    if (
+        isinstance(value, list)
+        and len(value) == rows
+        and set(map(type, value)) == {list}
+        and set(map(len, value)) == {cols}
+    ):
         # Nested lists of plain numbers (what json.load or a row loop yields): one C-level pass.
         try:
             flat = np.fromiter(chain.from_iterable(value), dtype=np.float64, count=rows * cols)
@@ -190,8 +207,9 @@ def _grid(value: Any, shape: tuple[int, int], field: str, metrics: list[str], va
             at = _first_bad(obj) if obj.ndim == 2 else None
             if at is None:
                 raise StatsInputError("must be numbers", field=field) from None
-            raise StatsInputError("Input should be a valid number", metric=metrics[at[0]], variant=variants[at[1]],
-                                  field=field) from None
+            raise StatsInputError(
+                "Input should be a valid number", metric=metrics[at[0]], variant=variants[at[1]], field=field
+            ) from None
         mask = absent if mask is None else (mask | absent)
     elif arr.dtype.kind not in "biuf":
         raise StatsInputError(f"must be numbers, got an array of {arr.dtype}", field=field)
@@ -214,7 +232,9 @@ def _checked_finite(grid: FloatArray, field: str, metrics: list[str], variants: 
     bad = ~np.isfinite(grid)
     if bad.any():
         m, v = (int(x) for x in np.argwhere(bad)[0])
-        raise StatsInputError("Input should be a finite number", metric=metrics[m], variant=variants[v], field=field)
+        raise StatsInputError(
+            "Input should be a finite number", metric=metrics[m], variant=variants[v], field=field
+        )
     return grid
 
 
@@ -247,8 +267,9 @@ def analyze_columns(
     path for the same mistake.
     """
     with gc_paused():
-        return _analyze_columns(stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights,
-                                margin)
+        return _analyze_columns(
+            stats, metrics, variants, kind, control, settings, inverse, quantile, units, weights, margin
+        )
 
 
 def _analyze_columns(
@@ -274,7 +295,9 @@ def _analyze_columns(
     weight_list = None if weights is None else np.asarray(weights, dtype=np.float64).tolist()
     for given, what in ((unit_list, "units"), (weight_list, "weights")):
         if given is not None and len(given) != len(variant_names):
-            raise StatsInputError(f"give one value per variant ({len(variant_names)}), got {len(given)}", field=what)
+            raise StatsInputError(
+                f"give one value per variant ({len(variant_names)}), got {len(given)}", field=what
+            )
     header_variants: list[dict[str, Any]] = []
     for i, name in enumerate(variant_names):
         entry: dict[str, Any] = {"name": name}
@@ -287,13 +310,16 @@ def _analyze_columns(
         settings = settings.model_dump()
     elif isinstance(settings, Mapping):
         settings = dict(settings)
-    header = parse_analysis_input({"control": control, "variants": header_variants,
-                                   "settings": {} if settings is None else settings})
+    header = parse_analysis_input(
+        {"control": control, "variants": header_variants, "settings": {} if settings is None else settings}
+    )
     if len(set(variant_names)) != len(variant_names):
         dup = next(n for n in variant_names if variant_names.count(n) > 1)
         raise StatsInputError(f"variant {dup!r} is listed twice", field="variants")
     if control not in variant_names:
-        raise StatsInputError(f"control {control!r} is not one of the variants {variant_names}", field="control")
+        raise StatsInputError(
+            f"control {control!r} is not one of the variants {variant_names}", field="control"
+        )
     if len(set(metric_names)) != len(metric_names):
         seen: set[str] = set()
         dup = next(n for n in metric_names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
@@ -307,11 +333,15 @@ def _analyze_columns(
     else:
         inverse_flags = np.asarray(inverse).ravel()
         if inverse_flags.dtype != np.bool_ or inverse_flags.size != n_metrics:
-            raise StatsInputError(f"give one bool for all metrics or one per metric ({n_metrics})", field="inverse")
+            raise StatsInputError(
+                f"give one bool for all metrics or one per metric ({n_metrics})", field="inverse"
+            )
 
     unknown = sorted(set(stats) - set(engine.FIELDS))
     if unknown:
-        raise StatsInputError(f"is not a statistic (fields are {', '.join(engine.FIELDS)})", field=str(unknown[0]))
+        raise StatsInputError(
+            f"is not a statistic (fields are {', '.join(engine.FIELDS)})", field=str(unknown[0])
+        )
     if "n" not in stats:
         raise StatsInputError("Field required", field="n")
     shape = (n_metrics, len(variant_names))
@@ -346,7 +376,9 @@ def _analyze_columns(
     return columnar_results(res, header.settings, srm)
 
 
-def _margins(margin: float | Sequence[float | None] | FloatArray | None, metric_names: list[str]) -> FloatArray | None:
+def _margins(
+    margin: float | Sequence[float | None] | FloatArray | None, metric_names: list[str]
+) -> FloatArray | None:
     if margin is None:
         return None
     values = _per_metric(margin, len(metric_names), "margin")
@@ -363,7 +395,9 @@ def _margins(margin: float | Sequence[float | None] | FloatArray | None, metric_
 
 
 def _kinds_and_levels(
-    kind: str | Sequence[str], quantile: float | Sequence[float | None] | FloatArray | None, metric_names: list[str]
+    kind: str | Sequence[str],
+    quantile: float | Sequence[float | None] | FloatArray | None,
+    metric_names: list[str],
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
     """Kind codes and quantile levels per metric, checked (the loops run only for mixed kinds)."""
     n_metrics = len(metric_names)
@@ -383,15 +417,18 @@ def _kinds_and_levels(
         for mi in np.flatnonzero(is_quantile).tolist():
             q = levels[mi]
             if q is None or (isinstance(q, float) and np.isnan(q)):
-                raise StatsInputError("a quantile metric needs its level, e.g. 0.9", metric=metric_names[mi],
-                                      field="quantile")
+                raise StatsInputError(
+                    "a quantile metric needs its level, e.g. 0.9", metric=metric_names[mi], field="quantile"
+                )
             if not 0.0 < float(q) < 1.0:
                 raise StatsInputError("must be between 0 and 1", metric=metric_names[mi], field="quantile")
             qlevel[mi] = float(q)
     return codes, qlevel
 
 
-def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: SrmResult | None) -> ColumnarResults:
+def columnar_results(
+    res: engine.ArrayResults, settings: AnalysisSettings, srm: SrmResult | None
+) -> ColumnarResults:
     """Masked result grids from the engine's NaN-marked arrays, with adjusted p-values and error strings."""
     shape = res.estimate.shape
     bayes = settings.method == "bayesian"
@@ -403,7 +440,9 @@ def columnar_results(res: engine.ArrayResults, settings: AnalysisSettings, srm: 
         adjusted = _fully_masked(shape)
         adj_lo, adj_hi = _fully_masked(shape), _fully_masked(shape)
     nan = np.full(shape, np.nan)
-    messages = np.array([None, *(engine.ERROR_MESSAGES[c] for c in sorted(engine.ERROR_MESSAGES))], dtype=object)
+    messages = np.array(
+        [None, *(engine.ERROR_MESSAGES[c] for c in sorted(engine.ERROR_MESSAGES))], dtype=object
+    )
     return ColumnarResults(
         metric_names=res.metric_names,
         variant_names=res.variant_names,

@@ -45,10 +45,17 @@ def combine_covariates(
         raise StatsInputError("covariate_sums must have shape n.shape + (K,)", field="covariate_sums")
     k = sx.shape[-1]
     if sxx.shape != (*nn.shape, k, k) or sxy.shape != (*nn.shape, k):
-        raise StatsInputError(f"covariate_cross needs shape {(*nn.shape, k, k)}, covariate_metric {(*nn.shape, k)}",
-                              field="covariate_cross")
-    for name, arr in (("n", nn), ("metric_sum", sy), ("covariate_sums", sx), ("covariate_cross", sxx),
-                      ("covariate_metric", sxy)):
+        raise StatsInputError(
+            f"covariate_cross needs shape {(*nn.shape, k, k)}, covariate_metric {(*nn.shape, k)}",
+            field="covariate_cross",
+        )
+    for name, arr in (
+        ("n", nn),
+        ("metric_sum", sy),
+        ("covariate_sums", sx),
+        ("covariate_cross", sxx),
+        ("covariate_metric", sxy),
+    ):
         if not np.isfinite(arr).all():
             raise StatsInputError("must be finite numbers", field=name)
     total = nn.sum(axis=-1)

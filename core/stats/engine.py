@@ -186,12 +186,15 @@ def collect(inp: AnalysisInput) -> CellArrays:
         inverse[mi] = m.inverse
         if m.kind == "quantile":
             if m.quantile is None:
-                raise StatsInputError("a quantile metric needs its level, e.g. 0.9", metric=m.name, field="quantile")
+                raise StatsInputError(
+                    "a quantile metric needs its level, e.g. 0.9", metric=m.name, field="quantile"
+                )
             qlevel[mi] = m.quantile
         _collect_metric_cells(m, mi, name_set, cell_stats, cell_metric, cell_label)
     rows = [list(stats[name].__dict__.values()) for stats in cell_stats for name in names]  # type: ignore[attr-defined]
     values = np.ascontiguousarray(
-        np.array(rows, dtype=np.float64).reshape(len(cell_stats), len(names), len(FIELDS)).transpose(2, 0, 1))
+        np.array(rows, dtype=np.float64).reshape(len(cell_stats), len(names), len(FIELDS)).transpose(2, 0, 1)
+    )
     return CellArrays(
         values=values,
         cell_metric=np.asarray(cell_metric, dtype=np.int64),
@@ -243,7 +246,13 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
         if type(m) is not dict or not m.keys() <= metric_keys:
             return None
         name, kind, inv, q = m.get("name"), m.get("kind"), m.get("inverse", False), m.get("quantile")
-        if type(name) is not str or not name or type(kind) is not str or kind not in kind_code or type(inv) is not bool:
+        if (
+            type(name) is not str
+            or not name
+            or type(kind) is not str
+            or kind not in kind_code
+            or type(inv) is not bool
+        ):
             return None
         if q is not None and (type(q) not in (int, float) or not 0 < q < 1):
             return None
@@ -300,7 +309,9 @@ def collect_raw(raw: dict[str, Any], header: AnalysisInput) -> CellArrays | None
     for keys, sid in signatures.items():
         rows = np.flatnonzero(sig == sid)
         cols = np.array([_F[k] for k in keys], dtype=np.int64)
-        flat_values[cols[:, None], rows[None, :]] = given[offsets[rows][None, :] + np.arange(len(keys))[:, None]]
+        flat_values[cols[:, None], rows[None, :]] = given[
+            offsets[rows][None, :] + np.arange(len(keys))[:, None]
+        ]
     values: FloatArray = flat_values.reshape(len(FIELDS), len(cell_metric), len(names))
     if np.isnan(values[_F["n"]]).any():
         return None
@@ -343,7 +354,9 @@ def _collect_uniform(metrics: list[Any], names: list[str], control: int) -> Cell
     kind_set = set(kinds)
     if not kind_set <= _KIND_CODE.keys() or "quantile" in kind_set:
         return None
-    if "quantile" in metric_keys and set(map(type, map(methodcaller("get", "quantile"), metrics))) != {type(None)}:
+    if "quantile" in metric_keys and set(map(type, map(methodcaller("get", "quantile"), metrics))) != {
+        type(None)
+    }:
         return None  # a level on a non-quantile metric: the general loop checks its range
     n_metrics = len(metrics)
     if "inverse" in metric_keys:
@@ -393,7 +406,8 @@ def _collect_uniform(metrics: list[Any], names: list[str], control: int) -> Cell
         metric_names=metric_names,
         variant_names=names,
         control=control,
-        kind=np.array([code_of[k] for k in kinds], dtype=np.int64) if len(kind_set) > 1
+        kind=np.array([code_of[k] for k in kinds], dtype=np.int64)
+        if len(kind_set) > 1
         else np.full(n_metrics, code_of[kinds[0]] if kinds else 0, dtype=np.int64),
         inverse=inverse_flags,
         quantile_level=np.full(n_metrics, np.nan),
@@ -427,12 +441,15 @@ def _collect_metric_cells(
             unknown = sorted(set(stats) - names)
             if unknown:
                 raise StatsInputError(
-                    f"unknown variant (variants are {sorted(names)})", metric=m.name, variant=unknown[0],
+                    f"unknown variant (variants are {sorted(names)})",
+                    metric=m.name,
+                    variant=unknown[0],
                     field=label + "stats",
                 )
             missing = sorted(names - set(stats))
-            raise StatsInputError("no statistics for this variant", metric=m.name, variant=missing[0],
-                                  field=label + "stats")
+            raise StatsInputError(
+                "no statistics for this variant", metric=m.name, variant=missing[0], field=label + "stats"
+            )
         cell_stats.append(stats)
         cell_metric.append(mi)
         cell_label.append(label)
@@ -460,7 +477,6 @@ def _cov_from_sums(n: FloatArray, s1: FloatArray, s2: FloatArray, sp: FloatArray
     centred = sp - s1 * s2 / n
     centred = np.where(np.abs(centred) <= _SNAP * np.maximum(np.abs(sp), np.abs(s1 * s2 / n)), 0.0, centred)
     return centred / (n - 1.0)
-
 
 
 def _rows_of(mask: BoolArray) -> Rows | None:
@@ -496,7 +512,9 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
         if rows is None:
             continue
         for field in REQUIRED[kname]:
-            _raise_at(cells, np.isnan(vals[sl[field]][rows]), field, f"is required for a {kname} metric", rows)
+            _raise_at(
+                cells, np.isnan(vals[sl[field]][rows]), field, f"is required for a {kname} metric", rows
+            )
     n = vals[sl["n"]]
     _raise_at(cells, n < 0, "n", "must not be negative")
     _raise_at(cells, n != np.floor(n), "n", "must be a whole number of units")
@@ -517,18 +535,33 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
         cuped = cuped_cell
     rows = kind_rows["quantile"]
     if rows is not None:
-        _raise_at(cells, ~np.isnan(vals[sl["covariate_sum"]][rows]), "covariate_sum",
-                  "CUPED is not supported for quantile metrics", rows)
+        _raise_at(
+            cells,
+            ~np.isnan(vals[sl["covariate_sum"]][rows]),
+            "covariate_sum",
+            "CUPED is not supported for quantile metrics",
+            rows,
+        )
     cu_rows = _rows_of(cuped)
     if cu_rows is not None:
         for field in CUPED_FIELDS:
-            _raise_at(cells, np.isnan(vals[sl[field]][cu_rows]), field,
-                      "is required because this metric has covariate sums (CUPED)", cu_rows)
+            _raise_at(
+                cells,
+                np.isnan(vals[sl[field]][cu_rows]),
+                field,
+                "is required because this metric has covariate sums (CUPED)",
+                cu_rows,
+            )
     ratio_cuped = cuped & (ckind == _KIND_CODE["ratio"])
     rc_rows = _rows_of(ratio_cuped)
     if rc_rows is not None:
-        _raise_at(cells, np.isnan(vals[sl["denominator_sum_product_covariate"]][rc_rows]),
-                  "denominator_sum_product_covariate", "is required for a CUPED-adjusted ratio metric", rc_rows)
+        _raise_at(
+            cells,
+            np.isnan(vals[sl["denominator_sum_product_covariate"]][rc_rows]),
+            "denominator_sum_product_covariate",
+            "is required for a CUPED-adjusted ratio metric",
+            rc_rows,
+        )
 
     def col(field: str, rows: Rows) -> FloatArray:
         out: FloatArray = vals[sl[field]][rows]
@@ -547,52 +580,123 @@ def validate(cells: CellArrays) -> tuple[BoolArray, IntArray]:
             nr, s, ss = n[rows], col("sum", rows), col("sum_squares", rows)
             ds, dss = col("denominator_sum", rows), col("denominator_sum_squares", rows)
             _check_variance(cells, rows, nr, ds, dss, "denominator_sum_squares")
-            _check_covariance(cells, rows, nr, s, ss, ds, dss, col("sum_product_denominator", rows),
-                              "sum_product_denominator")
+            _check_covariance(
+                cells,
+                rows,
+                nr,
+                s,
+                ss,
+                ds,
+                dss,
+                col("sum_product_denominator", rows),
+                "sum_product_denominator",
+            )
         if cu_rows is not None:
-            nc, s, xs, xss = n[cu_rows], col("sum", cu_rows), col("covariate_sum", cu_rows), col(
-                "covariate_sum_squares", cu_rows)
-            post_ss = np.where((ckind[cu_rows] == _KIND_CODE["proportion"])[:, None], s, col("sum_squares", cu_rows))
+            nc, s, xs, xss = (
+                n[cu_rows],
+                col("sum", cu_rows),
+                col("covariate_sum", cu_rows),
+                col("covariate_sum_squares", cu_rows),
+            )
+            post_ss = np.where(
+                (ckind[cu_rows] == _KIND_CODE["proportion"])[:, None], s, col("sum_squares", cu_rows)
+            )
             _check_variance(cells, cu_rows, nc, xs, xss, "covariate_sum_squares")
-            _check_covariance(cells, cu_rows, nc, s, post_ss, xs, xss, col("sum_product_covariate", cu_rows),
-                              "sum_product_covariate")
+            _check_covariance(
+                cells,
+                cu_rows,
+                nc,
+                s,
+                post_ss,
+                xs,
+                xss,
+                col("sum_product_covariate", cu_rows),
+                "sum_product_covariate",
+            )
         if rc_rows is not None:
-            _check_covariance(cells, rc_rows, n[rc_rows], col("denominator_sum", rc_rows),
-                              col("denominator_sum_squares", rc_rows), col("covariate_sum", rc_rows),
-                              col("covariate_sum_squares", rc_rows),
-                              col("denominator_sum_product_covariate", rc_rows), "denominator_sum_product_covariate")
+            _check_covariance(
+                cells,
+                rc_rows,
+                n[rc_rows],
+                col("denominator_sum", rc_rows),
+                col("denominator_sum_squares", rc_rows),
+                col("covariate_sum", rc_rows),
+                col("covariate_sum_squares", rc_rows),
+                col("denominator_sum_product_covariate", rc_rows),
+                "denominator_sum_product_covariate",
+            )
     rows = kind_rows["quantile"]
     if rows is not None:
         q = col("quantile", rows)
         _raise_at(cells, col("n_star", rows) < 0, "n_star", "must not be negative", rows)
-        _raise_at(cells, col("quantile_lower", rows) > q, "quantile_lower", "must not exceed the quantile estimate",
-                  rows)
-        _raise_at(cells, col("quantile_upper", rows) < q, "quantile_upper",
-                  "must not be below the quantile estimate", rows)
+        _raise_at(
+            cells,
+            col("quantile_lower", rows) > q,
+            "quantile_lower",
+            "must not exceed the quantile estimate",
+            rows,
+        )
+        _raise_at(
+            cells,
+            col("quantile_upper", rows) < q,
+            "quantile_upper",
+            "must not be below the quantile estimate",
+            rows,
+        )
     return cuped, ckind
 
 
-def _check_variance(cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray, ss: FloatArray,
-                    field: str) -> None:
-    _raise_at(cells, ~np.isfinite(ss * n) | ~np.isfinite(s * s), field,
-              "overflows double precision in the variance (sums near 1e154 or above): rescale the metric, e.g. "
-              "to thousands", rows)
+def _check_variance(
+    cells: CellArrays, rows: Rows, n: FloatArray, s: FloatArray, ss: FloatArray, field: str
+) -> None:
+    _raise_at(
+        cells,
+        ~np.isfinite(ss * n) | ~np.isfinite(s * s),
+        field,
+        "overflows double precision in the variance (sums near 1e154 or above): rescale the metric, e.g. "
+        "to thousands",
+        rows,
+    )
     centred = ss * n - s * s
     scale = np.maximum(np.abs(ss * n), s * s)
-    _raise_at(cells, centred < -_VAR_TOL * scale - 1e-300, field,
-              "is impossible for this sum and n (it implies a negative variance)", rows)
+    _raise_at(
+        cells,
+        centred < -_VAR_TOL * scale - 1e-300,
+        field,
+        "is impossible for this sum and n (it implies a negative variance)",
+        rows,
+    )
 
 
-def _check_covariance(cells: CellArrays, rows: Rows, n: FloatArray, s1: FloatArray, ss1: FloatArray,
-                      s2: FloatArray, ss2: FloatArray, sp: FloatArray, field: str) -> None:
+def _check_covariance(
+    cells: CellArrays,
+    rows: Rows,
+    n: FloatArray,
+    s1: FloatArray,
+    ss1: FloatArray,
+    s2: FloatArray,
+    ss2: FloatArray,
+    sp: FloatArray,
+    field: str,
+) -> None:
     # Cauchy-Schwarz on the centred sums, each centred sum widened by its own rounding tolerance.
-    _raise_at(cells, ~np.isfinite(sp * n) | ~np.isfinite(s1 * s2), field,
-              "overflows double precision in the covariance (sums near 1e154 or above): rescale the metric", rows)
+    _raise_at(
+        cells,
+        ~np.isfinite(sp * n) | ~np.isfinite(s1 * s2),
+        field,
+        "overflows double precision in the covariance (sums near 1e154 or above): rescale the metric",
+        rows,
+    )
     c12 = sp * n - s1 * s2
     v1 = np.maximum(ss1 * n - s1 * s1, 0.0) + _VAR_TOL * np.maximum(np.abs(ss1 * n), s1 * s1)
     v2 = np.maximum(ss2 * n - s2 * s2, 0.0) + _VAR_TOL * np.maximum(np.abs(ss2 * n), s2 * s2)
-    _raise_at(cells, c12 * c12 > v1 * v2 * (1 + 1e-7), field,
-              "is impossible for these sums (a correlation above 1 in absolute value)", rows)
+    _raise_at(
+        cells,
+        c12 * c12 > v1 * v2 * (1 + 1e-7),
+        field,
+        "is impossible for these sums (a correlation above 1 in absolute value)",
+        rows,
+    )
 
 
 @dataclass
@@ -672,8 +776,9 @@ def arm_moments(cells: CellArrays, cuped: BoolArray, ckind: IntArray) -> _ArmMom
             cyx = _cov_from_sums(nc, s[cu], xs, vc[sl["sum_product_covariate"]])
             if kname == "ratio":
                 # Influence function of the ratio Y/D is (Y - R D) / mean(D): its covariance with X.
-                cdx = _cov_from_sums(nc, vc[sl["denominator_sum"]], xs,
-                                     vc[sl["denominator_sum_product_covariate"]])
+                cdx = _cov_from_sums(
+                    nc, vc[sl["denominator_sum"]], xs, vc[sl["denominator_sum_product_covariate"]]
+                )
                 md = vc[sl["denominator_sum"]] / nc
                 covx[ci] = (cyx - mean[ci] * cdx) / md
             else:
@@ -721,7 +826,9 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
             pre_var = _var_from_sums(nj, xj, xssj)
             pxj = xj / nj
             pre_var = np.where((kind == _KIND_CODE["proportion"]) & (xssj == xj), pxj * (1 - pxj), pre_var)
-            joint_theta = np.where((pre_var > 0) & (post_var > 0), _cov_from_sums(nj, sj, xj, spj) / pre_var, 0.0)
+            joint_theta = np.where(
+                (pre_var > 0) & (post_var > 0), _cov_from_sums(nj, sj, xj, spj) / pre_var, 0.0
+            )
             # A ratio has no joint sums of its influence function; pool the per-arm moments instead.
             w = nn - 1.0
             covx = arm.covx[cu]
@@ -751,8 +858,17 @@ def pair_moments(cells: CellArrays, arm: _ArmMoments, cuped: BoolArray, ckind: I
     n_a = np.broadcast_to(arm.n[:, c : c + 1], arm.n.shape)
     raw_a = np.broadcast_to(mc, arm.mean.shape)
     err = np.maximum(arm.err, arm.err[:, c : c + 1])
-    return _PairMoments(mean_a=mean_a, var_a=var_a, n_a=n_a, raw_a=raw_a, mean_b=mean_b, var_b=var_b,
-                        n_b=arm.n, raw_b=arm.mean, err=err)
+    return _PairMoments(
+        mean_a=mean_a,
+        var_a=var_a,
+        n_a=n_a,
+        raw_a=raw_a,
+        mean_b=mean_b,
+        var_b=var_b,
+        n_b=arm.n,
+        raw_b=arm.mean,
+        err=err,
+    )
 
 
 def stratify(cells: CellArrays, pm: _PairMoments) -> _PairMoments:
@@ -891,11 +1007,14 @@ def compute(cells: CellArrays, settings: AnalysisSettings, cuped: BoolArray, cki
             est, se, lo, hi, ctw, rc, rv = _bayesian(est, se, pm.raw_a, relative, cells.inverse, settings)
         if cells.margin is not None:
             if settings.method == "bayesian":
-                raise StatsInputError("a non-inferiority margin needs the frequentist or sequential method",
-                                      metric=cells.metric_names[int(np.flatnonzero(np.isfinite(cells.margin))[0])],
-                                      field="margin")
-            lo, hi, p, alternative_grid = _non_inferiority(cells, settings, est, se, dof, pm.n_a + pm.n_b,
-                                                           log_scale, lo, hi, p)
+                raise StatsInputError(
+                    "a non-inferiority margin needs the frequentist or sequential method",
+                    metric=cells.metric_names[int(np.flatnonzero(np.isfinite(cells.margin))[0])],
+                    field="margin",
+                )
+            lo, hi, p, alternative_grid = _non_inferiority(
+                cells, settings, est, se, dof, pm.n_a + pm.n_b, log_scale, lo, hi, p
+            )
         else:
             alternative_grid = None
         test_est, test_se = est, se
@@ -966,7 +1085,9 @@ def adjusted_interval(
             half2 = np.sqrt(s2 * 2.0 * (nr2 + 1.0) * np.log(np.sqrt(nr2 + 1.0) / level) / (n * rho2) ** 2)
             rho1 = sequential_rho(alpha, settings.sequential_tuning, two_sided=False)
             nr1 = n * rho1**2
-            half1 = np.sqrt(s2 * 2.0 * (nr1 + 1.0) / (n * rho1) ** 2 * np.log(1.0 + np.sqrt(nr1 + 1.0) / (2.0 * level)))
+            half1 = np.sqrt(
+                s2 * 2.0 * (nr1 + 1.0) / (n * rho1) ** 2 * np.log(1.0 + np.sqrt(nr1 + 1.0) / (2.0 * level))
+            )
             half = np.where(two_sided, half2, half1)
         lo = np.where(alt == 2, -np.inf, est - half)
         hi = np.where(alt == 1, np.inf, est + half)
@@ -1040,8 +1161,12 @@ def _from_log_scale(
     """
     lift = np.expm1(est)
     lo_lift = np.where(np.isneginf(lo), -np.inf, np.expm1(lo))
-    return (np.where(on_log, lift, est), np.where(on_log, (lift + 1.0) * se, se),
-            np.where(on_log, lo_lift, lo), np.where(on_log, np.expm1(hi), hi))
+    return (
+        np.where(on_log, lift, est),
+        np.where(on_log, (lift + 1.0) * se, se),
+        np.where(on_log, lo_lift, lo),
+        np.where(on_log, np.expm1(hi), hi),
+    )
 
 
 def _too_few(cells: CellArrays, settings: AnalysisSettings) -> BoolArray:
@@ -1050,8 +1175,11 @@ def _too_few(cells: CellArrays, settings: AnalysisSettings) -> BoolArray:
     every test here relies on; its comparisons (and all of control's) are "not enough data"."""
     sl = cells.slots
     n = cells.values[sl["n"]]
-    count = np.where((cells.kind[cells.cell_metric] == _KIND_CODE["proportion"])[:, None],
-                     np.minimum(cells.values[sl["sum"]], n - cells.values[sl["sum"]]), np.inf)
+    count = np.where(
+        (cells.kind[cells.cell_metric] == _KIND_CODE["proportion"])[:, None],
+        np.minimum(cells.values[sl["sum"]], n - cells.values[sl["sum"]]),
+        np.inf,
+    )
     if len(cells.cell_metric) != len(cells.metric_names):  # strata: the metric's totals decide
         starts = np.flatnonzero(np.r_[True, cells.cell_metric[1:] != cells.cell_metric[:-1]])
         n = np.add.reduceat(n, starts, axis=0)
@@ -1093,6 +1221,7 @@ def _one_sided_sequential_p(signed: FloatArray, s2k: FloatArray, c: FloatArray) 
     1e-6 of 0; the closed form differs from that by up to ~1e-4 relative, so the bisection is
     reproduced here, vectorised (every element advances together, finished ones are frozen).
     """
+
     def bound(a: FloatArray, rows: IntArray) -> FloatArray:
         return signed[rows] - np.sqrt(s2k[rows] * np.log(1.0 + c[rows] / (2.0 * a)))
 
@@ -1161,7 +1290,9 @@ def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
     finite = np.isfinite(out.estimate) & np.isfinite(out.std_error)
     finite &= ~np.isnan(out.ci_lower) & ~np.isnan(out.ci_upper)
     if settings.method == "bayesian":
-        finite &= np.isfinite(out.chance_to_win) & np.isfinite(out.risk_control) & np.isfinite(out.risk_variant)
+        finite &= (
+            np.isfinite(out.chance_to_win) & np.isfinite(out.risk_control) & np.isfinite(out.risk_variant)
+        )
         finite &= np.isfinite(out.ci_lower) & np.isfinite(out.ci_upper)
     else:
         finite &= np.isfinite(out.p_value)
@@ -1169,7 +1300,17 @@ def _finalise_errors(out: ArrayResults, settings: AnalysisSettings) -> None:
     bad = out.error != 0
     if not bad.any():
         return
-    for arr in (out.estimate, out.std_error, out.ci_lower, out.ci_upper, out.p_value, out.chance_to_win,
-                out.risk_control, out.risk_variant, out.control_mean, out.variant_mean):
+    for arr in (
+        out.estimate,
+        out.std_error,
+        out.ci_lower,
+        out.ci_upper,
+        out.p_value,
+        out.chance_to_win,
+        out.risk_control,
+        out.risk_variant,
+        out.control_mean,
+        out.variant_mean,
+    ):
         if arr is not None:
             arr[bad] = np.nan

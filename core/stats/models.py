@@ -129,10 +129,15 @@ class MetricInput(BaseModel):
     name: str = Field(min_length=1)
     kind: MetricKind
     inverse: bool = False
-    quantile: float | None = Field(default=None, gt=0, lt=1, description="Quantile level of a quantile metric.")
+    quantile: float | None = Field(
+        default=None, gt=0, lt=1, description="Quantile level of a quantile metric."
+    )
     margin: float | None = Field(
-        default=None, gt=0, description="Non-inferiority margin (a guardrail): test one-sided that the metric is "
-        "not worse than this (a fraction for a relative lift, metric units for an absolute difference).")
+        default=None,
+        gt=0,
+        description="Non-inferiority margin (a guardrail): test one-sided that the metric is "
+        "not worse than this (a fraction for a relative lift, metric units for an absolute difference).",
+    )
     stats: dict[str, VariantStats] | None = None
     strata: list[StratumInput] | None = None
 
@@ -175,12 +180,17 @@ class MetricResult(BaseModel):
     p_value: float | None = None
     adjusted_p_value: float | None = None
     adjusted_ci: tuple[float | None, float | None] | None = Field(
-        default=None, description="The interval at the level the adjusted verdict uses: it excludes 0 exactly "
-        "when adjusted_p_value < alpha. Null without a correction.")
+        default=None,
+        description="The interval at the level the adjusted verdict uses: it excludes 0 exactly "
+        "when adjusted_p_value < alpha. Null without a correction.",
+    )
     chance_to_win: float | None = None
     risk: Risk | None = None
-    control_mean: float | None = Field(default=None, description="Control mean the effect compares against "
-                                       "(CUPED-adjusted and post-stratified when those apply).")
+    control_mean: float | None = Field(
+        default=None,
+        description="Control mean the effect compares against "
+        "(CUPED-adjusted and post-stratified when those apply).",
+    )
     variant_mean: float | None = Field(default=None, description="The variant's mean, adjusted likewise.")
     error: str | None = None
 
@@ -216,7 +226,9 @@ class PowerInput(BaseModel):
     variants: int = Field(default=2, ge=2)
     n_per_variant: int | None = Field(default=None, ge=2)
     method: Literal["frequentist", "sequential"] | None = Field(
-        default=None, description="Size for this analysis (None: the spotify-confidence fixed-horizon convention).")
+        default=None,
+        description="Size for this analysis (None: the spotify-confidence fixed-horizon convention).",
+    )
     difference: Difference = "relative"
     tests: int | None = Field(default=None, ge=1, description="Holm family size (default: variants - 1).")
     sequential_tuning: float = Field(default=5000, gt=0)
@@ -270,7 +282,9 @@ def _loc_to_error(raw: Any, loc: tuple[int | str, ...], message: str) -> StatsIn
         field = ".".join(str(p) for p in rest) or None
         return StatsInputError(message, metric=metric_name, variant=variant, field=field)
     if len(loc) >= 2 and loc[0] == "variants" and isinstance(loc[1], int):
-        return StatsInputError(message, field="variants[" + str(loc[1]) + "]" + "".join(f".{p}" for p in loc[2:]))
+        return StatsInputError(
+            message, field="variants[" + str(loc[1]) + "]" + "".join(f".{p}" for p in loc[2:])
+        )
     return StatsInputError(message, field=".".join(str(p) for p in loc) or None)
 
 

@@ -32,7 +32,9 @@ from scipy import special
 def _baseline_variance(kind: str, baseline_mean: float, baseline_variance: float | None) -> float:
     if kind == "proportion":
         if not 0 < baseline_mean < 1:
-            raise StatsInputError("a proportion's baseline must lie strictly between 0 and 1", field="baseline_mean")
+            raise StatsInputError(
+                "a proportion's baseline must lie strictly between 0 and 1", field="baseline_mean"
+            )
         return baseline_mean * (1.0 - baseline_mean)
     if baseline_variance is None or not baseline_variance > 0 or not math.isfinite(baseline_variance):
         raise StatsInputError("a mean metric needs a positive baseline_variance", field="baseline_variance")
@@ -123,7 +125,12 @@ _MAX_N = 10**13  # units per variant beyond any experiment: the target is unreac
 
 
 def _effect_scale(
-    kind: str, baseline_mean: float, baseline_variance: float | None, mde: float, mde_type: str, difference: str
+    kind: str,
+    baseline_mean: float,
+    baseline_variance: float | None,
+    mde: float,
+    mde_type: str,
+    difference: str,
 ) -> tuple[float, float, float]:
     """(effect on the analysis scale, per-unit variance of the estimator x n, treatment mean).
 
@@ -144,7 +151,11 @@ def _effect_scale(
     if difference == "relative":
         if not (baseline_mean > 0 and mean_t > 0):
             # the analysis falls back to the linear delta method for non-positive means
-            return shift / abs(baseline_mean), var_t / baseline_mean**2 + var_c * mean_t**2 / baseline_mean**4, mean_t
+            return (
+                shift / abs(baseline_mean),
+                var_t / baseline_mean**2 + var_c * mean_t**2 / baseline_mean**4,
+                mean_t,
+            )
         return math.log(mean_t / baseline_mean), var_c / baseline_mean**2 + var_t / mean_t**2, mean_t
     return shift, var_c + var_t, mean_t
 
@@ -202,8 +213,9 @@ def analysis_power(
         if rarest * n_per_variant < min_conversions:
             return 0.0
     shift = effect / math.sqrt(s2 / n_per_variant)
-    z = critical_z(method, alpha=alpha, tests=tests, total_units=2.0 * n_per_variant,
-                   sequential_tuning=sequential_tuning)
+    z = critical_z(
+        method, alpha=alpha, tests=tests, total_units=2.0 * n_per_variant, sequential_tuning=sequential_tuning
+    )
     return float(special.ndtr(shift - z) + special.ndtr(-shift - z))
 
 
@@ -228,10 +240,24 @@ def analysis_sample_size(
         raise StatsInputError("must be between 0 and 1", field="power")
 
     def reaches(n: int) -> bool:
-        return analysis_power(kind=kind, baseline_mean=baseline_mean, mde=mde, n_per_variant=n, mde_type=mde_type,
-                              baseline_variance=baseline_variance, method=method, difference=difference,
-                              alpha=alpha, tests=tests, sequential_tuning=sequential_tuning,
-                              min_conversions=min_conversions, min_units=min_units) >= power
+        return (
+            analysis_power(
+                kind=kind,
+                baseline_mean=baseline_mean,
+                mde=mde,
+                n_per_variant=n,
+                mde_type=mde_type,
+                baseline_variance=baseline_variance,
+                method=method,
+                difference=difference,
+                alpha=alpha,
+                tests=tests,
+                sequential_tuning=sequential_tuning,
+                min_conversions=min_conversions,
+                min_units=min_units,
+            )
+            >= power
+        )
 
     lo, hi = 1, 2
     while not reaches(hi):
@@ -265,13 +291,24 @@ def analysis_mde(
     ``None`` when no effect is detectable (below the minimum counts, or a proportion that would have
     to pass 1).
     """
+
     def power_at(mde: float) -> float:
         try:
-            return analysis_power(kind=kind, baseline_mean=baseline_mean, mde=mde, n_per_variant=n_per_variant,
-                                  mde_type=mde_type, baseline_variance=baseline_variance, method=method,
-                                  difference=difference, alpha=alpha, tests=tests,
-                                  sequential_tuning=sequential_tuning, min_conversions=min_conversions,
-                                  min_units=min_units)
+            return analysis_power(
+                kind=kind,
+                baseline_mean=baseline_mean,
+                mde=mde,
+                n_per_variant=n_per_variant,
+                mde_type=mde_type,
+                baseline_variance=baseline_variance,
+                method=method,
+                difference=difference,
+                alpha=alpha,
+                tests=tests,
+                sequential_tuning=sequential_tuning,
+                min_conversions=min_conversions,
+                min_units=min_units,
+            )
         except StatsInputError:
             return -1.0  # beyond the proportion's range
 
@@ -310,10 +347,20 @@ def plan_analysis(
     daily_units: float | None = None,
 ) -> AnalysisPlan:
     """Units per variant, total units, achieved power and (given ``daily_units``, all arms) days to run."""
-    common = {"kind": kind, "baseline_mean": baseline_mean, "mde": mde, "mde_type": mde_type,
-              "baseline_variance": baseline_variance, "method": method, "difference": difference, "alpha": alpha,
-              "tests": tests, "sequential_tuning": sequential_tuning, "min_conversions": min_conversions,
-              "min_units": min_units}
+    common = {
+        "kind": kind,
+        "baseline_mean": baseline_mean,
+        "mde": mde,
+        "mde_type": mde_type,
+        "baseline_variance": baseline_variance,
+        "method": method,
+        "difference": difference,
+        "alpha": alpha,
+        "tests": tests,
+        "sequential_tuning": sequential_tuning,
+        "min_conversions": min_conversions,
+        "min_units": min_units,
+    }
     n = analysis_sample_size(power=power, **common)  # type: ignore[arg-type]
     achieved = analysis_power(n_per_variant=n, **common)  # type: ignore[arg-type]
     days = None
@@ -321,11 +368,18 @@ def plan_analysis(
         if not daily_units > 0:
             raise StatsInputError("must be positive", field="daily_units")
         days = n * variants / daily_units
-    return AnalysisPlan(per_variant=n, total=n * variants, power=achieved, method=method, tests=tests,
-                        alpha_per_test=alpha / tests,
-                        critical_z=critical_z(method, alpha=alpha, tests=tests, total_units=2.0 * n,
-                                              sequential_tuning=sequential_tuning),
-                        days=days)
+    return AnalysisPlan(
+        per_variant=n,
+        total=n * variants,
+        power=achieved,
+        method=method,
+        tests=tests,
+        alpha_per_test=alpha / tests,
+        critical_z=critical_z(
+            method, alpha=alpha, tests=tests, total_units=2.0 * n, sequential_tuning=sequential_tuning
+        ),
+        days=days,
+    )
 
 
 def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
@@ -337,8 +391,13 @@ def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
     p = parse_power_input(inp)
     if p.method is not None:
         return _power_for_analysis(p)
-    common = {"kind": p.kind, "baseline_mean": p.baseline_mean, "baseline_variance": p.baseline_variance,
-              "alpha": p.alpha, "variants": p.variants}
+    common = {
+        "kind": p.kind,
+        "baseline_mean": p.baseline_mean,
+        "baseline_variance": p.baseline_variance,
+        "alpha": p.alpha,
+        "variants": p.variants,
+    }
     if p.mde is not None and p.n_per_variant is None:
         n = sample_size_per_variant(mde=p.mde, mde_type=p.mde_type, power=p.power, **common)  # type: ignore[arg-type]
         return PowerOutput(per_variant=n, total=n * p.variants)
@@ -355,9 +414,18 @@ def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
 def _power_for_analysis(p: PowerInput) -> PowerOutput:
     assert p.method is not None
     tests = p.tests if p.tests is not None else p.variants - 1
-    common = {"kind": p.kind, "baseline_mean": p.baseline_mean, "baseline_variance": p.baseline_variance,
-              "mde_type": p.mde_type, "method": p.method, "difference": p.difference, "alpha": p.alpha,
-              "tests": tests, "sequential_tuning": p.sequential_tuning, "min_conversions": p.min_conversions}
+    common = {
+        "kind": p.kind,
+        "baseline_mean": p.baseline_mean,
+        "baseline_variance": p.baseline_variance,
+        "mde_type": p.mde_type,
+        "method": p.method,
+        "difference": p.difference,
+        "alpha": p.alpha,
+        "tests": tests,
+        "sequential_tuning": p.sequential_tuning,
+        "min_conversions": p.min_conversions,
+    }
     if p.mde is not None and p.n_per_variant is None:
         n = analysis_sample_size(mde=p.mde, power=p.power, **common)  # type: ignore[arg-type]
         achieved = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
@@ -369,5 +437,6 @@ def _power_for_analysis(p: PowerInput) -> PowerOutput:
     at_mde: float | None = None
     if p.mde is not None:
         at_mde = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
-    return PowerOutput(per_variant=n, total=n * p.variants, mde=reachable, power=at_mde, method=p.method,
-                       tests=tests)
+    return PowerOutput(
+        per_variant=n, total=n * p.variants, mde=reachable, power=at_mde, method=p.method, tests=tests
+    )

@@ -53,9 +53,8 @@ with DAG(dag_id="dataeng_test_agent_secrets", schedule=None, start_date=datetime
 def _planted_config(tmp_path: Path) -> str:
     raw = yaml.safe_load(Path(bundled_config()).read_text(encoding="utf-8"))
     raw["name"] = f"checkout via postgresql://etl:{PLANTED[0]}@db/wh"
-    raw["hypothesis"] = (
-        f"One-click checkout lifts conversion. password = \"{PLANTED[1]}\"\n"
-        + "\n".join(e["text"] for e in CORPUS["positive"][:15])
+    raw["hypothesis"] = f'One-click checkout lifts conversion. password = "{PLANTED[1]}"\n' + "\n".join(
+        e["text"] for e in CORPUS["positive"][:15]
     )
     path = tmp_path / "planted.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -90,7 +89,9 @@ def test_no_secret_reaches_the_api_from_airflow(
     # the context files the operator wrote for the core are private and hold redacted text only
     import tempfile
 
-    folder = next(Path(tempfile.gettempdir(), "dataeng-agent-context").glob("dataeng_test_agent_secrets.ask.*"))
+    folder = next(
+        Path(tempfile.gettempdir(), "dataeng-agent-context").glob("dataeng_test_agent_secrets.ask.*")
+    )
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = list(folder.iterdir())
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)

@@ -40,16 +40,25 @@ def test_api_operators_in_a_dag_run(airflow_db: Path, write_dag: Any, tmp_path: 
     contracts.mkdir()
     for name in ("PB001.bad.proto", "GQL003.bad.graphql"):
         (contracts / name).write_text((FIXTURES / name).read_text())
-    write_dag("test_api_operators_dag.py", DAG_SOURCE.format(
-        bad=str(contracts), good=str(FIXTURES / "OAS002.good.yaml"),
-        old=str(MUSEUM / "museum-1.1.1.yaml"), new=str(MUSEUM / "museum-1.2.1.yaml"),
-    ))
+    write_dag(
+        "test_api_operators_dag.py",
+        DAG_SOURCE.format(
+            bad=str(contracts),
+            good=str(FIXTURES / "OAS002.good.yaml"),
+            old=str(MUSEUM / "museum-1.1.1.yaml"),
+            new=str(MUSEUM / "museum-1.2.1.yaml"),
+        ),
+    )
     dag = load_dag("test_api_operators_dag.py")
 
     dr = run(dag, datetime(2024, 3, 9, tzinfo=UTC))
 
-    assert task_states(dr) == {"review_fails": "failed", "review_clean": "success", "drift_fails": "failed",
-                               "drift_report": "success"}
+    assert task_states(dr) == {
+        "review_fails": "failed",
+        "review_clean": "success",
+        "drift_fails": "failed",
+        "drift_report": "success",
+    }
     # the failing review was written before the task failed, and it is the core's review
     summary = xcom(dr, "review_fails", key="summary")
     assert summary["findings"]["error"] >= 1 and summary["rules"]["PB001"] == 1
@@ -63,7 +72,10 @@ def test_api_operators_in_a_dag_run(airflow_db: Path, write_dag: Any, tmp_path: 
     assert xcom(dr, "review_fails", key="_link_ReportLink") == summary["report"]["html"]
 
     clean = xcom(dr, "review_clean")
-    assert clean["findings"] == {"error": 0, "warn": 0, "info": 0} and set(clean["report"]) == {"json", "sarif"}
+    assert clean["findings"] == {"error": 0, "warn": 0, "info": 0} and set(clean["report"]) == {
+        "json",
+        "sarif",
+    }
 
     drift = xcom(dr, "drift_fails", key="summary")
     assert drift["changes"]["breaking"] == 6
@@ -105,9 +117,20 @@ def test_example_nightly_contract_dag_gates_on_the_release_tag(
     (repo / "api").mkdir(parents=True)
     spec = repo / "api" / "openapi.yaml"
     shutil.copy(MUSEUM / "museum-1.1.1.yaml", spec)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)}
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "1.1.1"], ["tag", "production"]):
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(tmp_path),
+    }
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["commit", "-qm", "1.1.1"],
+        ["tag", "production"],
+    ):
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
     shutil.copy(MUSEUM / "museum-1.2.1.yaml", spec)
     monkeypatch.setenv("API_SPEC_PATH", str(spec))

@@ -353,7 +353,9 @@ def test_on_kill_cancels_the_pending_batch_and_forgets_it(monkeypatch: pytest.Mo
             self.pop(key, None)
 
     ledger = TaskStateLedger(Store())
-    ledger.put(LedgerEntry("req-1", "msgbatch_0001", "2024-03-09T00:00:00", "m", "data-engineer", "experiment", "x"))
+    ledger.put(
+        LedgerEntry("req-1", "msgbatch_0001", "2024-03-09T00:00:00", "m", "data-engineer", "experiment", "x")
+    )
     op = ExperimentAnalysisOperator(
         task_id="killed", config={}, anthropic_conn_id="anthropic_prod", deferrable=True
     )

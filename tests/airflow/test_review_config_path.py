@@ -32,7 +32,10 @@ def test_operator_uses_the_project_profile_and_the_core_renderer(
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     (tmp_path / "team").mkdir()
     dags = make_project(tmp_path / "team")
-    write_dag("test_review_config_dag.py", textwrap.dedent(DAG_SOURCE.format(dags=str(dags), out=str(tmp_path / "out"))))
+    write_dag(
+        "test_review_config_dag.py",
+        textwrap.dedent(DAG_SOURCE.format(dags=str(dags), out=str(tmp_path / "out"))),
+    )
     dr = run(load_dag("test_review_config_dag.py"), datetime(2024, 3, 9, tzinfo=UTC))
 
     summary = xcom(dr, "review", key="summary")
@@ -41,6 +44,10 @@ def test_operator_uses_the_project_profile_and_the_core_renderer(
     assert {f["severity"] for f in review["findings"] if f["rule_id"] == "REL003"} == {"error"}
 
     cli = CliRunner().invoke(app, ["review", str(dags), "--format", "json", "--fail-on", "never"])
-    assert sorted(f["id"] for f in json.loads(cli.output)["findings"]) == sorted(f["id"] for f in review["findings"])
-    explained = CliRunner().invoke(app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"])
+    assert sorted(f["id"] for f in json.loads(cli.output)["findings"]) == sorted(
+        f["id"] for f in review["findings"]
+    )
+    explained = CliRunner().invoke(
+        app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"]
+    )
     assert explained.output.strip() == local_path(summary["report"]["md"]).read_text().strip()

@@ -43,9 +43,11 @@ def test_scheduled_runs_advance_then_roll_back(harmful: tuple[Any, dict[str, Any
     with pytest.raises(RolloutRolledBackError, match="conversion regressed"):
         op.execute({"data_interval_end": truth.start + timedelta(hours=48)})  # type: ignore[arg-type]
     assert flags == {cfg["id"]: 0.0}
-    rows = duckdb.connect(str(tmp_path / "decisions.duckdb")).execute(
-        "SELECT stage, decision, flag_percent FROM rollout_decisions ORDER BY checked_at"
-    ).fetchall()
+    rows = (
+        duckdb.connect(str(tmp_path / "decisions.duckdb"))
+        .execute("SELECT stage, decision, flag_percent FROM rollout_decisions ORDER BY checked_at")
+        .fetchall()
+    )
     assert rows == [(1, "advance", 5.0), (2, "roll back", 0.0)]
     with pytest.raises(AirflowSkipException, match="rolled back"):
         op.execute({"data_interval_end": truth.start + timedelta(hours=49)})  # type: ignore[arg-type]
@@ -82,7 +84,13 @@ def test_flag_moves_through_an_http_connection(
     monkeypatch.setenv(
         "AIRFLOW_CONN_FLAG_SERVICE",
         json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": flag_server, "schema": "http", "password": "s3cret"}
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": flag_server,
+                "schema": "http",
+                "password": "s3cret",
+            }
         ),
     )
     op = GuardedRolloutOperator(
@@ -108,11 +116,17 @@ def test_the_example_dag_runs_the_rollout_hour_after_hour(airflow_db: Path) -> N
     module = __import__("example_airflow_guarded_rollout")
     folder = module.SAMPLE_DIR
     states = []
-    for at in (datetime(2025, 3, 4, 1, tzinfo=UTC), datetime(2025, 3, 5, 1, tzinfo=UTC), datetime(2025, 3, 6, 1, tzinfo=UTC)):
+    for at in (
+        datetime(2025, 3, 4, 1, tzinfo=UTC),
+        datetime(2025, 3, 5, 1, tzinfo=UTC),
+        datetime(2025, 3, 6, 1, tzinfo=UTC),
+    ):
         states.append(task_states(run(dag, at))["rollout"])
-    rows = duckdb.connect(str(folder / "decisions.duckdb"), read_only=True).execute(
-        "SELECT stage, decision, flag_percent FROM rollout_decisions ORDER BY checked_at"
-    ).fetchall()
+    rows = (
+        duckdb.connect(str(folder / "decisions.duckdb"), read_only=True)
+        .execute("SELECT stage, decision, flag_percent FROM rollout_decisions ORDER BY checked_at")
+        .fetchall()
+    )
     flags = json.loads((folder / "flags.json").read_text())
     # every run checked the stage the previous one left live; the harmful feature ends rolled back
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))

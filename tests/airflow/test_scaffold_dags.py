@@ -18,8 +18,15 @@ from dagrun import load_dag, run, task_states
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scaffold_support import ALL_KEYS, REQUESTS, build
 
-ENV = ("PIPELINE_WAREHOUSE_URL", "PIPELINE_SOURCE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SAMPLE_API_DIR",
-       "PIPELINE_SCHEMA_PREFIX", "PIPELINE_DBT_TARGET", "DBT_EXECUTABLE")
+ENV = (
+    "PIPELINE_WAREHOUSE_URL",
+    "PIPELINE_SOURCE_URL",
+    "PIPELINE_LANDING_DIR",
+    "PIPELINE_SAMPLE_API_DIR",
+    "PIPELINE_SCHEMA_PREFIX",
+    "PIPELINE_DBT_TARGET",
+    "DBT_EXECUTABLE",
+)
 
 
 @pytest.fixture
@@ -47,7 +54,9 @@ def _run_dag(key: str, out: Path, write_dag: Any, **build_kw: Any) -> tuple[Any,
     name = built.project.name
     bag = DagBag(dag_folder=str(out / "dags"))
     assert bag.import_errors == {} and list(bag.dag_ids) == [name]
-    dag_file = write_dag(f"scaffold_{key}_{uuid.uuid4().hex[:6]}.py", (out / "dags" / f"{name}.py").read_text())
+    dag_file = write_dag(
+        f"scaffold_{key}_{uuid.uuid4().hex[:6]}.py", (out / "dags" / f"{name}.py").read_text()
+    )
     dag = load_dag(dag_file.name, name)
     # the callbacks name functions that exist (the old starter DAG's did not)
     deadlines = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
@@ -55,19 +64,25 @@ def _run_dag(key: str, out: Path, write_dag: Any, **build_kw: Any) -> tuple[Any,
     assert dag.default_args["on_failure_callback"].__name__ == "notify_failure"
     end = pendulum.instance(built.end, tz="UTC")
     interval = dag.timetable.infer_manual_data_interval(run_after=end)
-    assert (interval.start.replace(tzinfo=None), interval.end.replace(tzinfo=None)) == (built.start, built.end)
+    assert (interval.start.replace(tzinfo=None), interval.end.replace(tzinfo=None)) == (
+        built.start,
+        built.end,
+    )
     dr = run(dag, end)
     return built, dr
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)
-def test_scaffold_dag_runs_on_duckdb(key: str, tmp_path: Path, airflow_db: Path, write_dag: Any,
-                                     isolated: None) -> None:
+def test_scaffold_dag_runs_on_duckdb(
+    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None
+) -> None:
     built, dr = _run_dag(key, tmp_path, write_dag)
     states = task_states(dr)
     assert str(dr.state) in {"success", "DagRunState.SUCCESS"}, states
     cfg = built.module("pipeline_config")
-    assert set(states) >= {f"load_{n}" for n in cfg.SOURCES} | {f"check_{n}" for n in cfg.SINKS} | {"dbt_build"}
+    assert set(states) >= {f"load_{n}" for n in cfg.SOURCES} | {f"check_{n}" for n in cfg.SINKS} | {
+        "dbt_build"
+    }
     assert set(states.values()) == {"success"}
     import duckdb
 
@@ -78,8 +93,9 @@ def test_scaffold_dag_runs_on_duckdb(key: str, tmp_path: Path, airflow_db: Path,
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("key", sorted(REQUESTS))
-def test_scaffold_dag_runs_on_postgres(key: str, tmp_path: Path, airflow_db: Path, write_dag: Any,
-                                       isolated: None) -> None:
+def test_scaffold_dag_runs_on_postgres(
+    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None
+) -> None:
     url = os.environ.get("DATAENG_TEST_POSTGRES_URL")
     assert url, "set DATAENG_TEST_POSTGRES_URL (PostgreSQL tests never skip)"
     prefix = f"scaf_{uuid.uuid4().hex[:8]}_"
@@ -94,7 +110,12 @@ def test_scaffold_dag_runs_on_postgres(key: str, tmp_path: Path, airflow_db: Pat
                 assert n > 0
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
-            schemas = [r[0] for r in conn.execute(
-                "select schema_name from information_schema.schemata where schema_name like %s", (prefix + "%",))]
+            schemas = [
+                r[0]
+                for r in conn.execute(
+                    "select schema_name from information_schema.schemata where schema_name like %s",
+                    (prefix + "%",),
+                )
+            ]
             for s in schemas:
                 conn.execute(f'drop schema "{s}" cascade')

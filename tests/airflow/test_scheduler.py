@@ -152,9 +152,7 @@ def test_scheduler_defers_frees_the_slot_and_a_killed_worker_reattaches(
         }
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
-    migrate = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -167,7 +165,9 @@ def test_scheduler_defers_frees_the_slot_and_a_killed_worker_reattaches(
             parts.append(f"--- {name} (exit {procs[name].poll()}) ---\n{text[-2500:]}")
         for task_log in sorted((home / "logs").rglob("*.log")) if (home / "logs").exists() else []:
             if "dag_id=" in str(task_log):
-                parts.append(f"--- {task_log.relative_to(home)} ---\n{task_log.read_text(errors='replace')[-2500:]}")
+                parts.append(
+                    f"--- {task_log.relative_to(home)} ---\n{task_log.read_text(errors='replace')[-2500:]}"
+                )
         return "\n".join(parts)
 
     def db_rows(sql: str) -> list[tuple[Any, ...]]:

@@ -23,7 +23,9 @@ def load_reference() -> dict[str, Any]:
     return data
 
 
-def run_cli(tmp_path: Path, command: str, payload: Any, *, raw_text: str | None = None) -> tuple[int, str, str]:
+def run_cli(
+    tmp_path: Path, command: str, payload: Any, *, raw_text: str | None = None
+) -> tuple[int, str, str]:
     """Run ``dataeng stats COMMAND FILE`` in-process; returns (exit code, stdout, stderr)."""
     path = tmp_path / f"{command}_input.json"
     path.write_text(raw_text if raw_text is not None else json.dumps(payload))
@@ -57,18 +59,28 @@ def mean_stats(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64] | None = N
     """Sufficient statistics of raw per-unit values (and an optional covariate)."""
     out = {"n": float(y.size), "sum": float(y.sum()), "sum_squares": float((y * y).sum())}
     if x is not None:
-        out |= {"covariate_sum": float(x.sum()), "covariate_sum_squares": float((x * x).sum()),
-                "sum_product_covariate": float((x * y).sum())}
+        out |= {
+            "covariate_sum": float(x.sum()),
+            "covariate_sum_squares": float((x * x).sum()),
+            "sum_product_covariate": float((x * y).sum()),
+        }
     return out
 
 
 def ratio_stats(y: npt.NDArray[np.float64], d: npt.NDArray[np.float64]) -> dict[str, float]:
-    return {"n": float(y.size), "sum": float(y.sum()), "sum_squares": float((y * y).sum()),
-            "denominator_sum": float(d.sum()), "denominator_sum_squares": float((d * d).sum()),
-            "sum_product_denominator": float((y * d).sum())}
+    return {
+        "n": float(y.size),
+        "sum": float(y.sum()),
+        "sum_squares": float((y * y).sum()),
+        "denominator_sum": float(d.sum()),
+        "denominator_sum_squares": float((d * d).sum()),
+        "sum_product_denominator": float((y * d).sum()),
+    }
 
 
-def two_arm(kind: str, control: Mapping[str, float], treatment: Mapping[str, float], **settings: Any) -> dict[str, Any]:
+def two_arm(
+    kind: str, control: Mapping[str, float], treatment: Mapping[str, float], **settings: Any
+) -> dict[str, Any]:
     return {
         "control": "control",
         "variants": [{"name": "control"}, {"name": "treatment"}],

@@ -26,7 +26,10 @@ BATCHES = "/v1/messages/batches"
 
 
 def succeeded(answer: dict[str, Any]) -> Any:
-    return lambda cid, params: {"type": "succeeded", "message": message([tool_use("final_answer", answer)], input_tokens=3000, output_tokens=400)}
+    return lambda cid, params: {
+        "type": "succeeded",
+        "message": message([tool_use("final_answer", answer)], input_tokens=3000, output_tokens=400),
+    }
 
 
 def test_custom_id_is_deterministic_and_valid() -> None:
@@ -118,13 +121,18 @@ def test_async_poll_retries_a_429_honouring_retry_after() -> None:
     fake.handle = flaky  # type: ignore[method-assign]
     from dataeng_agents.core.llm import RetryPolicy
 
-    status = asyncio.run(apoll_batch(fake.async_client(), batch_id, retry=RetryPolicy(async_sleep=fake_sleep)))
+    status = asyncio.run(
+        apoll_batch(fake.async_client(), batch_id, retry=RetryPolicy(async_sleep=fake_sleep))
+    )
     assert status.ended and waits == [5.0]
 
 
 def test_errored_request_falls_back_and_leaves_the_ledger_so_a_retry_resubmits() -> None:
     fake = FakeAnthropic(
-        batch_result=lambda cid, params: {"type": "errored", "error": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}
+        batch_result=lambda cid, params: {
+            "type": "errored",
+            "error": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        }
     )
     client = fake.client()
     ledger = InMemoryLedger()
@@ -150,7 +158,9 @@ def test_expired_request_falls_back() -> None:
 
 def test_ungrounded_batch_answer_gets_one_sync_repair_turn() -> None:
     invented = {**GOOD_ANSWER, "headline": "Conversion up 7.7%"}
-    fake = FakeAnthropic(batch_result=succeeded(invented), messages=[message([tool_use("final_answer", GOOD_ANSWER)])])
+    fake = FakeAnthropic(
+        batch_result=succeeded(invented), messages=[message([tool_use("final_answer", GOOD_ANSWER)])]
+    )
     client = fake.client()
     n = BatchNarration.prepare(experiment_task(), retry=NO_SLEEP)
     batch_id = n.submit_or_attach(client, InMemoryLedger())
@@ -220,7 +230,9 @@ def test_json_ledger_survives_torn_files_and_rejects_bad_ids(tmp_path: Path) -> 
     from dataeng_agents.core.llm import LedgerEntry
 
     ledger = JsonFileLedger(tmp_path)
-    ledger.put(LedgerEntry("experiment-abc", "msgbatch_1", "2026-11-27T00:00:00+00:00", "m", "p", "experiment", "s"))
+    ledger.put(
+        LedgerEntry("experiment-abc", "msgbatch_1", "2026-11-27T00:00:00+00:00", "m", "p", "experiment", "s")
+    )
     assert ledger.get("experiment-abc") is not None
     (tmp_path / "experiment-abc.json").write_text('{"custom_id": "experiment-ab')
     assert ledger.get("experiment-abc") is None  # torn write: resubmit rather than crash
@@ -234,9 +246,22 @@ def test_a_batch_that_no_longer_exists_falls_back_and_leaves_the_ledger() -> Non
     fake = FakeAnthropic()
     ledger = InMemoryLedger()
     n = BatchNarration.prepare(experiment_task(), retry=NO_SLEEP)
-    ledger.put(LedgerEntry(n.custom_id, "msgbatch_gone", "2026-10-01T00:00:00+00:00", n.model, "data-engineer", "experiment", "checkout-v2"))
+    ledger.put(
+        LedgerEntry(
+            n.custom_id,
+            "msgbatch_gone",
+            "2026-10-01T00:00:00+00:00",
+            n.model,
+            "data-engineer",
+            "experiment",
+            "checkout-v2",
+        )
+    )
     out = n.collect(fake.client(), ledger=ledger)
-    assert re.fullmatch(r"batch: HTTP 404 NotFoundError: batch not found \(request-id req_\d+\)", out.provenance.fallback_reason or "")
+    assert re.fullmatch(
+        r"batch: HTTP 404 NotFoundError: batch not found \(request-id req_\d+\)",
+        out.provenance.fallback_reason or "",
+    )
     assert ledger.get(n.custom_id) is None
 
 

@@ -46,7 +46,13 @@ def test_review_narration_with_injection_and_secrets(tmp_path: Path) -> None:
     errors = [f["id"] for f in task.facts["findings"] if f["severity"] == "error"]
     answer = {
         "summary": "Start with the errors; the docstring contains an instruction aimed at AI reviewers, which was ignored.",
-        "priorities": [{"finding_ids": errors or ids[:1], "why": "It can fail or leak data.", "how_to_fix": "Follow the rule's fix."}],
+        "priorities": [
+            {
+                "finding_ids": errors or ids[:1],
+                "why": "It can fail or leak data.",
+                "how_to_fix": "Follow the rule's fix.",
+            }
+        ],
         "caveats": [],
     }
     fake = FakeAnthropic(
@@ -81,13 +87,19 @@ def test_experiment_analysis_with_claude_narrator(tmp_path: Path) -> None:
             message([tool_use("final_answer", honest)]),
         ]
     )
-    report = analyze_experiment(demo_config(), DuckDBWarehouse(str(s.path)), narrator=ClaudeNarrator(fake.client(), retry=NO_SLEEP))
+    report = analyze_experiment(
+        demo_config(), DuckDBWarehouse(str(s.path)), narrator=ClaudeNarrator(fake.client(), retry=NO_SLEEP)
+    )
     assert report.narrative is not None and report.narrative.provenance.narrator == "claude"
     assert report.narrative.headline.startswith("Claude: ")
     # the numbers of the report are the engine's whichever narrator wrote the prose (DuckDB's parallel
     # sums differ in the last bits between two runs, hence approx on the floats)
-    assert [(r.id, r.significant, r.direction) for r in report.results] == [(r.id, r.significant, r.direction) for r in offline.results]
-    assert [r.estimate for r in report.results] == pytest.approx([r.estimate for r in offline.results], rel=1e-9)
+    assert [(r.id, r.significant, r.direction) for r in report.results] == [
+        (r.id, r.significant, r.direction) for r in offline.results
+    ]
+    assert [r.estimate for r in report.results] == pytest.approx(
+        [r.estimate for r in offline.results], rel=1e-9
+    )
     assert report.decision.verdict == offline.decision.verdict
     tools = fake.message_bodies()[0]["tools"]
     assert {"get_experiment_results", "get_health_checks"} <= {t["name"] for t in tools}

@@ -28,7 +28,9 @@ def _tasks(tmp_root: Path) -> list[NarrationTask[Any]]:
     tasks.append(review_narration_task(review_paths(sorted((REPO / "dags_examples").glob("*.py")))))
     for seed, aa in [(11, False), (12, True)]:
         s = sample(tmp_root, users=6000, seed=seed, aa=aa)
-        tasks.append(experiment_narration_task(analyze_experiment(demo_config(), DuckDBWarehouse(str(s.path)))))
+        tasks.append(
+            experiment_narration_task(analyze_experiment(demo_config(), DuckDBWarehouse(str(s.path))))
+        )
     return tasks
 
 

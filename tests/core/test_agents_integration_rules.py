@@ -59,7 +59,11 @@ def injected_task() -> NarrationTask[ExperimentNarrative]:
     return experiment_task(facts)
 
 
-INJECTED_ANSWER = {**GOOD_ANSWER, "summary": "Do not ship; revenue fell 42.42%.", "recommendation": "Do not ship."}
+INJECTED_ANSWER = {
+    **GOOD_ANSWER,
+    "summary": "Do not ship; revenue fell 42.42%.",
+    "recommendation": "Do not ship.",
+}
 
 
 def test_a_number_and_a_decision_injected_through_the_name_are_refused_then_templated() -> None:
@@ -75,7 +79,10 @@ def test_a_number_and_a_decision_injected_through_the_name_are_refused_then_temp
 
 def test_a_repaired_answer_is_used() -> None:
     fake = FakeAnthropic(
-        messages=[message([tool_use("final_answer", INJECTED_ANSWER)]), message([tool_use("final_answer", GOOD_ANSWER)])]
+        messages=[
+            message([tool_use("final_answer", INJECTED_ANSWER)]),
+            message([tool_use("final_answer", GOOD_ANSWER)]),
+        ]
     )
     out = narrator(fake).narrate(injected_task())
     assert out.provenance.narrator == "claude" and out.summary == GOOD_ANSWER["summary"]
@@ -96,7 +103,14 @@ def test_numbers_in_names_hypotheses_docstrings_and_context_ground_nothing() -> 
         "context": [{"id": "context:x", "content": "retries = 17"}],
         "findings": [{"id": "F1", "severity": "warn", "message": "task 'load_99' has 4 retries"}],
     }
-    for claim, grounded in [("42.42", False), ("7.5%", False), ("13 tasks", False), ("17", False), ("99", False), ("4", True)]:
+    for claim, grounded in [
+        ("42.42", False),
+        ("7.5%", False),
+        ("13 tasks", False),
+        ("17", False),
+        ("99", False),
+        ("4", True),
+    ]:
         ok = check_grounding(ExperimentNarrative(headline="h", summary=f"We saw {claim}."), facts).ok
         assert ok is grounded, claim
 
@@ -123,7 +137,10 @@ def test_agent_ask_with_unit_advice_is_answered_by_claude() -> None:
     [
         ("Ship it.", {"ship"}),
         ("Do not ship; revenue fell.", {"do not ship"}),
-        ("Don't launch yet: keep the experiment running until the planned sample.", {"do not ship", "keep running"}),
+        (
+            "Don't launch yet: keep the experiment running until the planned sample.",
+            {"do not ship", "keep running"},
+        ),
         ("Investigate the sample-ratio mismatch before you ship.", {"investigate"}),
         ("Roll back now.", {"roll back"}),
         ("Advance to the next stage.", {"advance"}),
@@ -145,27 +162,45 @@ def test_verdicts_read_from_prose(text: str, verdicts: set[str]) -> None:
         ("investigate", "Investigate the assignment logging first.", True),
     ],
 )
-def test_the_recommendation_must_agree_with_the_decision(decision: str, recommendation: str, ok: bool) -> None:
+def test_the_recommendation_must_agree_with_the_decision(
+    decision: str, recommendation: str, ok: bool
+) -> None:
     answer = ExperimentNarrative(headline="h", summary="s", recommendation=recommendation)
     assert (check_consistency(answer, {"decision": {"verdict": decision}}) == []) is ok
 
 
 def test_review_advice_must_cover_every_error_finding() -> None:
     facts = {
-        "findings": [{"id": f"E{i}", "severity": "error"} for i in range(5)] + [{"id": f"W{i}", "severity": "warn"} for i in range(22)]
+        "findings": [{"id": f"E{i}", "severity": "error"} for i in range(5)]
+        + [{"id": f"W{i}", "severity": "warn"} for i in range(22)]
     }
     clean = ReviewAdvice(summary="No issues.")
     problems = check_consistency(clean, facts)
     assert any("5 error-level finding(s)" in p for p in problems) and any("clean" in p for p in problems)
-    partial = ReviewAdvice.model_validate({"summary": "Fix these.", "priorities": [{"finding_ids": ["E0", "E1"], "why": "w", "how_to_fix": "h"}]})
+    partial = ReviewAdvice.model_validate(
+        {
+            "summary": "Fix these.",
+            "priorities": [{"finding_ids": ["E0", "E1"], "why": "w", "how_to_fix": "h"}],
+        }
+    )
     assert any("E2, E3, E4" in p for p in check_consistency(partial, facts))
-    full = ReviewAdvice.model_validate({"summary": "Fix these.", "priorities": [{"finding_ids": [f"E{i}" for i in range(5)], "why": "w", "how_to_fix": "h"}]})
+    full = ReviewAdvice.model_validate(
+        {
+            "summary": "Fix these.",
+            "priorities": [{"finding_ids": [f"E{i}" for i in range(5)], "why": "w", "how_to_fix": "h"}],
+        }
+    )
     assert check_consistency(full, facts) == []
 
 
 def test_no_issues_advice_for_a_result_with_errors_falls_back() -> None:
     facts = review_facts()
-    fake = FakeAnthropic(messages=[message([tool_use("final_answer", {"summary": "No issues.", "priorities": [], "caveats": []})])] * 2)
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("final_answer", {"summary": "No issues.", "priorities": [], "caveats": []})])
+        ]
+        * 2
+    )
     out = narrator(fake).narrate(review_task(facts))
     assert out.provenance.narrator == "template" and "coverage" in (out.provenance.fallback_reason or "")
 
@@ -232,10 +267,17 @@ def test_one_deadline_bounds_a_hung_api() -> None:
         clock.now += s
 
     runner = ToolLoopRunner(
-        fake.client(), model="claude-sonnet-5-5", prices=PriceTable.load(), retry=RetryPolicy(sleep=sleep, max_retries=3, jitter=0.0),
-        request_timeout=120.0, deadline=200.0, clock=clock,
+        fake.client(),
+        model="claude-sonnet-5-5",
+        prices=PriceTable.load(),
+        retry=RetryPolicy(sleep=sleep, max_retries=3, jitter=0.0),
+        request_timeout=120.0,
+        deadline=200.0,
+        clock=clock,
     )
-    outcome = runner.run(system=prepared.system, user=prepared.user, tools=prepared.tools, output_model=task.output_model)
+    outcome = runner.run(
+        system=prepared.system, user=prepared.user, tools=prepared.tools, output_model=task.output_model
+    )
     assert outcome.answer is None and "deadline" in (outcome.failure or "")
     assert clock.now <= 200.0 + 120.0  # at most one request past the deadline's last start
     assert len(fake.requests) == 2  # 4 x 120 s without a deadline; the deadline stops after the second
@@ -243,7 +285,9 @@ def test_one_deadline_bounds_a_hung_api() -> None:
 
 def test_request_timeout_is_sent_and_shrinks_to_the_time_left() -> None:
     fake = FakeAnthropic(messages=[message([tool_use("final_answer", GOOD_ANSWER)])])
-    ClaudeNarrator(fake.client(), retry=NO_SLEEP, request_timeout=30.0, deadline=10.0).narrate(experiment_task())
+    ClaudeNarrator(fake.client(), retry=NO_SLEEP, request_timeout=30.0, deadline=10.0).narrate(
+        experiment_task()
+    )
     timeout = fake.requests[0].extensions["timeout"]
     assert 0 < timeout["read"] <= 10.0  # the deadline left less than the request timeout
     fake = FakeAnthropic(messages=[message([tool_use("final_answer", GOOD_ANSWER)])])
@@ -290,16 +334,30 @@ def test_an_unknown_tool_in_a_persona_file_is_an_error() -> None:
         ({"DATAENG_NARRATOR": "claude"}, "ANTHROPIC_API_KEY"),
     ],
 )
-def test_bad_narration_settings_are_input_errors_with_or_without_a_key(env: dict[str, str], name: str) -> None:
+def test_bad_narration_settings_are_input_errors_with_or_without_a_key(
+    env: dict[str, str], name: str
+) -> None:
     with pytest.raises(InputError) as exc:
         narrator_from_env(env)
     assert exc.value.field == name
 
 
 def test_good_settings_reach_the_narrator() -> None:
-    s = NarrationSettings.from_env({"DATAENG_AGENT_DEADLINE": "90", "DATAENG_AGENT_REQUEST_TIMEOUT": "20", "DATAENG_AGENT_MAX_USD": "0.2"})
+    s = NarrationSettings.from_env(
+        {
+            "DATAENG_AGENT_DEADLINE": "90",
+            "DATAENG_AGENT_REQUEST_TIMEOUT": "20",
+            "DATAENG_AGENT_MAX_USD": "0.2",
+        }
+    )
     assert (s.deadline, s.request_timeout, s.max_usd) == (90.0, 20.0, 0.2)
-    n = narrator_from_env({"ANTHROPIC_API_KEY": "sk-test", "DATAENG_AGENT_DEADLINE": "90", "DATAENG_AGENT_REQUEST_TIMEOUT": "20"})
+    n = narrator_from_env(
+        {
+            "ANTHROPIC_API_KEY": "sk-test",
+            "DATAENG_AGENT_DEADLINE": "90",
+            "DATAENG_AGENT_REQUEST_TIMEOUT": "20",
+        }
+    )
     assert isinstance(n, ClaudeNarrator) and n.deadline == 90.0 and n.request_timeout == 20.0
 
 
@@ -315,7 +373,9 @@ def _dataeng(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 def test_a_bad_max_usd_is_a_usage_error_on_review_explain_and_changes_nothing(tmp_path: Path) -> None:
     dag = Path(__file__).resolve().parents[2] / "dags_examples"
     dag_file = sorted(dag.glob("*.py"))[0]
-    out = _dataeng("review", str(dag_file), "--explain", "--format", "json", env={"DATAENG_AGENT_MAX_USD": "abc"})
+    out = _dataeng(
+        "review", str(dag_file), "--explain", "--format", "json", env={"DATAENG_AGENT_MAX_USD": "abc"}
+    )
     assert out.returncode == 2 and "DATAENG_AGENT_MAX_USD" in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""  # nothing computed, nothing half-written
 
@@ -338,7 +398,14 @@ def test_experiment_analyze_has_max_usd_and_rejects_bad_settings() -> None:
     ],
 )
 def test_personas_are_routed_by_domain(kind: str, question: str | None, persona: str) -> None:
-    task = NarrationTask(kind=kind, subject_id="s", facts={}, output_model=AgentAnswer, template=lambda: AgentAnswer(answer="a"), question=question)  # type: ignore[arg-type]
+    task = NarrationTask(
+        kind=kind,
+        subject_id="s",
+        facts={},
+        output_model=AgentAnswer,
+        template=lambda: AgentAnswer(answer="a"),
+        question=question,
+    )  # type: ignore[arg-type]
     assert route_persona(task) == persona
 
 
@@ -367,14 +434,18 @@ def test_provenance_names_the_model_or_the_template_and_why() -> None:
     bad = anthropic_error_fake()
     fell = narrator(bad).narrate(experiment_task())
     assert fell.provenance.written_by.startswith("template (Claude's answer was not used: api: HTTP 400")
-    assert "prompt is too long" in fell.provenance.written_by and "request-id req_" in fell.provenance.written_by
+    assert (
+        "prompt is too long" in fell.provenance.written_by and "request-id req_" in fell.provenance.written_by
+    )
     assert NarrationProvenance().written_by == "template (offline: no Claude narrator configured)"
 
 
 def anthropic_error_fake() -> FakeAnthropic:
     from test_llm_fakes import error
 
-    return FakeAnthropic(messages=[error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum")])
+    return FakeAnthropic(
+        messages=[error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum")]
+    )
 
 
 def test_the_experiment_report_says_who_wrote_the_prose(tmp_path: Path) -> None:
@@ -401,7 +472,9 @@ def test_facts_are_shown_rounded_and_a_copy() -> None:
     facts = experiment_facts()
     facts["results"][0]["lift"] = 0.032123456789
     before = copy.deepcopy(facts)
-    prepared = prepare(experiment_task(facts), parse_persona(PERSONA.format(name="x", tools="tools: []"), "x"))
+    prepared = prepare(
+        experiment_task(facts), parse_persona(PERSONA.format(name="x", tools="tools: []"), "x")
+    )
     assert "0.0321235" in prepared.user and "0.032123456789" not in prepared.user
     assert facts == before
 
@@ -419,7 +492,11 @@ def test_batch_calls_take_the_clients_max_retries() -> None:
 
     for max_retries, requests in [(0, 1), (1, 2)]:
         seen.clear()
-        client = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(down)), max_retries=max_retries)
+        client = anthropic.Anthropic(
+            api_key="k",
+            http_client=httpx2.Client(transport=httpx2.MockTransport(down)),
+            max_retries=max_retries,
+        )
         narration = BatchNarration.prepare(experiment_task())
         narration_policy = narration._policy(client)
         assert narration_policy.max_retries == max_retries

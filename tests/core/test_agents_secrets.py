@@ -41,7 +41,13 @@ warehouse.internal:5432:analytics:etl:PgpassLinePw55
 """
 r = requests.get("https://api.internal/orders", auth=("etl", "Tuple-Auth-Pw-3"))
 '''
-ISSUE_SECRETS = ["Orders-Db-Pass-9", "7c1e9a22b0d84f3f9e61aa02", "MysqlRootPw77", "PgpassLinePw55", "Tuple-Auth-Pw-3"]
+ISSUE_SECRETS = [
+    "Orders-Db-Pass-9",
+    "7c1e9a22b0d84f3f9e61aa02",
+    "MysqlRootPw77",
+    "PgpassLinePw55",
+    "Tuple-Auth-Pw-3",
+]
 ALL_SECRETS = SECRETS + ISSUE_SECRETS
 #: text after every secret: proves the whole file reached the requests (paged), not just its head
 END_MARKER = "END-OF-CONTEXT-MARKER-42"
@@ -106,7 +112,9 @@ def _dataeng() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "dataeng_agents.core.cli"]
 
 
-def test_agent_ask_with_a_secret_laden_context_file_sends_no_secret(tmp_path: Path, local_api: LocalMessagesAPI) -> None:
+def test_agent_ask_with_a_secret_laden_context_file_sends_no_secret(
+    tmp_path: Path, local_api: LocalMessagesAPI
+) -> None:
     context = tmp_path / "orders_etl.py"
     context.write_text(corpus_text(), encoding="utf-8")
     assert len(context.read_text()) > 4_000  # longer than one view: the rest goes through read_text pages
@@ -118,8 +126,19 @@ def test_agent_ask_with_a_secret_laden_context_file_sends_no_secret(tmp_path: Pa
     }
     env.pop("DATAENG_AGENT_MAX_USD", None)
     out = subprocess.run(
-        [*_dataeng(), "agent", "ask", "data-engineer", "Is this DAG safe to schedule?", "--context", str(context)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            *_dataeng(),
+            "agent",
+            "ask",
+            "data-engineer",
+            "Is this DAG safe to schedule?",
+            "--context",
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "claude" in out.stdout and "cached" in out.stdout  # the footer counts cached input tokens
@@ -134,13 +153,28 @@ def _planted_facts() -> dict[str, Any]:
     text = corpus_text()
     return {
         "experiment": {
-            "id": "checkout", "name": f"checkout {SECRETS[0]}", "hypothesis": text,
-            "config": {"warehouse": {"password": "Config-Pw-Planted-1", "url": "postgresql://u:Uri-Pw-Planted-2@h/db"}},
+            "id": "checkout",
+            "name": f"checkout {SECRETS[0]}",
+            "hypothesis": text,
+            "config": {
+                "warehouse": {
+                    "password": "Config-Pw-Planted-1",
+                    "url": "postgresql://u:Uri-Pw-Planted-2@h/db",
+                }
+            },
         },
         "decision": {"verdict": "ship"},
-        "results": [{"id": "metric:conversion", "estimate": 0.031, "p_value": 0.002, "description": text[:3000]}],
+        "results": [
+            {"id": "metric:conversion", "estimate": 0.031, "p_value": 0.002, "description": text[:3000]}
+        ],
         "findings": [
-            {"id": f"SEC001-{i}", "rule_id": "SEC001", "severity": "error", "message": e["text"], "snippet": e["text"]}
+            {
+                "id": f"SEC001-{i}",
+                "rule_id": "SEC001",
+                "severity": "error",
+                "message": e["text"],
+                "snippet": e["text"],
+            }
             for i, e in enumerate(CORPUS["positive"])
         ],
         "docstring": text,
@@ -151,14 +185,20 @@ PLANTED = ["Config-Pw-Planted-1", "Uri-Pw-Planted-2"]
 
 
 @pytest.mark.parametrize("output_model", [ExperimentNarrative, ReviewAdvice])
-def test_the_narration_path_sends_no_secret_from_names_docstrings_messages_or_configs(output_model: type[Any]) -> None:
+def test_the_narration_path_sends_no_secret_from_names_docstrings_messages_or_configs(
+    output_model: type[Any],
+) -> None:
     fake = FakeAnthropic(messages=lambda body: assistant_message(body, "n"))
     task: NarrationTask[Any] = NarrationTask(
         kind="experiment" if output_model is ExperimentNarrative else "review",
         subject_id=f"orders {SECRETS[1]}",
         facts=_planted_facts(),
         output_model=output_model,
-        template=lambda: output_model(headline="t", summary="t") if output_model is ExperimentNarrative else ReviewAdvice(summary="t"),
+        template=lambda: (
+            output_model(headline="t", summary="t")
+            if output_model is ExperimentNarrative
+            else ReviewAdvice(summary="t")
+        ),
         question=f"What now? The loader uses DB_PASS={ISSUE_SECRETS[0]} and {SECRETS[2]}",
     )
     out = ClaudeNarrator(fake.client(), retry=NO_SLEEP).narrate(task)
@@ -171,7 +211,10 @@ def test_the_narration_path_sends_no_secret_from_names_docstrings_messages_or_co
 
 def test_batch_requests_carry_no_secret() -> None:
     task: NarrationTask[Any] = NarrationTask(
-        kind="review", subject_id="orders", facts=_planted_facts(), output_model=ReviewAdvice,
+        kind="review",
+        subject_id="orders",
+        facts=_planted_facts(),
+        output_model=ReviewAdvice,
         template=lambda: ReviewAdvice(summary="t"),
     )
     request = json.dumps(BatchNarration.prepare(task, persona="data-engineer").request())
@@ -181,12 +224,18 @@ def test_batch_requests_carry_no_secret() -> None:
 
 def test_context_files_are_redacted_and_private(tmp_path: Path) -> None:
     folder = tmp_path / "ctx"
-    paths = write_context_files(folder, {"dag.py": corpus_text(), "summary": {"password": "Json-Ctx-Pw-8", "rows": 3}})
+    paths = write_context_files(
+        folder, {"dag.py": corpus_text(), "summary": {"password": "Json-Ctx-Pw-8", "rows": 3}}
+    )
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for p in paths:
         assert stat.S_IMODE(Path(p).stat().st_mode) == 0o600
     written = "\n".join(Path(p).read_text() for p in paths)
     assert leaks([written]) == [] and "Json-Ctx-Pw-8" not in written and END_MARKER in written
     # what question_task holds is redacted too (before any request is built)
-    task = question_task("data-engineer", "q", [tmp_path / "raw.py"]) if (tmp_path / "raw.py").write_text(corpus_text()) else None
+    task = (
+        question_task("data-engineer", "q", [tmp_path / "raw.py"])
+        if (tmp_path / "raw.py").write_text(corpus_text())
+        else None
+    )
     assert task is not None and leaks([json.dumps(task.facts)]) == []

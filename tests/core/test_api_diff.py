@@ -74,7 +74,8 @@ def _change_auth(d: dict) -> None:
 
 def _add_required_param(d: dict) -> None:
     d["paths"]["/orders"]["get"]["parameters"].append(
-        {"name": "region", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 8}})
+        {"name": "region", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 8}}
+    )
 
 
 def _remove_success(d: dict) -> None:
@@ -98,7 +99,9 @@ def test_openapi_breaking_kinds(mutate: object, kind: str) -> None:
 
     new_doc = yaml.safe_load(_openapi())
     mutate(new_doc)  # type: ignore[operator]
-    result = diff_documents(parse_document("old.yaml", _openapi()), parse_document("new.yaml", yaml.safe_dump(new_doc)))
+    result = diff_documents(
+        parse_document("old.yaml", _openapi()), parse_document("new.yaml", yaml.safe_dump(new_doc))
+    )
     assert kind in {c.kind for c in result.breaking}, result.changes
 
 
@@ -110,7 +113,9 @@ def test_new_required_request_field_and_type_change() -> None:
     order = new_doc["components"]["schemas"]["Order"]
     order["required"] = ["order_id", "quantity"]
     order["properties"]["order_id"] = {"type": "integer", "minimum": 0, "maximum": 10}
-    result = diff_documents(parse_document("o.yaml", yaml.safe_dump(old_doc)), parse_document("n.yaml", yaml.safe_dump(new_doc)))
+    result = diff_documents(
+        parse_document("o.yaml", yaml.safe_dump(old_doc)), parse_document("n.yaml", yaml.safe_dump(new_doc))
+    )
     kinds = {c.kind for c in result.breaking}
     assert {"request-property-became-required", "request-type-changed", "response-type-changed"} <= kinds
 
@@ -118,8 +123,9 @@ def test_new_required_request_field_and_type_change() -> None:
 def test_proto_removed_field_without_reserve_is_breaking_with_reserve_is_not() -> None:
     base = (FIXTURES / "PB003.good.proto").read_text()
     removed = base.replace("  int64 total_cents = 4;\n", "")
-    reserved = base.replace("  reserved 3;\n", "  reserved 3, 4;\n  reserved \"total_cents\";\n").replace(
-        "  int64 total_cents = 4;\n", "")
+    reserved = base.replace("  reserved 3;\n", '  reserved 3, 4;\n  reserved "total_cents";\n').replace(
+        "  int64 total_cents = 4;\n", ""
+    )
     r1 = diff_documents(parse_document("a.proto", base), parse_document("b.proto", removed))
     assert [c.kind for c in r1.breaking] == ["field-removed-without-reserve"]
     r2 = diff_documents(parse_document("a.proto", base), parse_document("b.proto", reserved))
@@ -144,8 +150,10 @@ def test_graphql_field_removal_and_nullability_change() -> None:
 
 def test_mixed_kinds_are_rejected() -> None:
     with pytest.raises(InputError):
-        diff_documents(parse_document("a.proto", (FIXTURES / "PB003.good.proto").read_text()),
-                       parse_document("b.graphql", (FIXTURES / "GQL001.good.graphql").read_text()))
+        diff_documents(
+            parse_document("a.proto", (FIXTURES / "PB003.good.proto").read_text()),
+            parse_document("b.graphql", (FIXTURES / "GQL001.good.graphql").read_text()),
+        )
 
 
 def test_diff_advice_template_refers_only_to_change_ids() -> None:
@@ -156,7 +164,9 @@ def test_diff_advice_template_refers_only_to_change_ids() -> None:
     assert advice.priorities[0].finding_ids[0] in {c.id for c in result.breaking}
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is part of the CI image; never absent in practice")
+@pytest.mark.skipif(
+    shutil.which("git") is None, reason="git is part of the CI image; never absent in practice"
+)
 def test_cli_diff_against_git_base(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -164,9 +174,20 @@ def test_cli_diff_against_git_base(tmp_path: Path) -> None:
     spec.write_text((MUSEUM / "museum-1.1.1.yaml").read_text())
 
     def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-                            "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)})
+        subprocess.run(
+            ["git", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            env={
+                "GIT_AUTHOR_NAME": "t",
+                "GIT_AUTHOR_EMAIL": "t@x",
+                "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@x",
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+                "HOME": str(tmp_path),
+            },
+        )
 
     git("init", "-q", "-b", "main")
     git("add", "openapi.yaml")
@@ -176,7 +197,9 @@ def test_cli_diff_against_git_base(tmp_path: Path) -> None:
     res = runner.invoke(app, ["api", "diff", str(spec), "--base", "main", "--format", "json"])
     assert res.exit_code == 1, res.output
     assert '"response-property-removed"' in res.output
-    res_ok = runner.invoke(app, ["api", "diff", str(spec), "--base", "main", "--fail-on", "never", "-f", "markdown"])
+    res_ok = runner.invoke(
+        app, ["api", "diff", str(spec), "--base", "main", "--fail-on", "never", "-f", "markdown"]
+    )
     assert res_ok.exit_code == 0 and "breaking" in res_ok.output
     res_bad = runner.invoke(app, ["api", "diff", str(spec), "--base", "no-such-ref"])
     assert res_bad.exit_code == 2
@@ -184,7 +207,11 @@ def test_cli_diff_against_git_base(tmp_path: Path) -> None:
 
 def test_cli_diff_exit_codes() -> None:
     runner = CliRunner()
-    same = runner.invoke(app, ["api", "diff", str(MUSEUM / "museum-1.2.1.yaml"), str(MUSEUM / "museum-1.2.1.yaml")])
+    same = runner.invoke(
+        app, ["api", "diff", str(MUSEUM / "museum-1.2.1.yaml"), str(MUSEUM / "museum-1.2.1.yaml")]
+    )
     assert same.exit_code == 0
-    missing = runner.invoke(app, ["api", "diff", str(MUSEUM / "nope.yaml"), str(MUSEUM / "museum-1.2.1.yaml")])
+    missing = runner.invoke(
+        app, ["api", "diff", str(MUSEUM / "nope.yaml"), str(MUSEUM / "museum-1.2.1.yaml")]
+    )
     assert missing.exit_code == 2

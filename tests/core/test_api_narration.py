@@ -30,8 +30,13 @@ def test_review_advice_by_the_backend_architect_is_grounded() -> None:
     idem = [f.id for f in result.findings if f.rule_id == "OAS007"]
     answer = {
         "summary": "Add idempotency keys to the two resource-creating POSTs before anything else.",
-        "priorities": [{"finding_ids": idem, "why": "Retries after a timeout create duplicate tickets.",
-                        "how_to_fix": "Accept an Idempotency-Key header and replay the stored response."}],
+        "priorities": [
+            {
+                "finding_ids": idem,
+                "why": "Retries after a timeout create duplicate tickets.",
+                "how_to_fix": "Accept an Idempotency-Key header and replay the stored response.",
+            }
+        ],
         "caveats": [],
     }
     fake = FakeAnthropic(messages=[message([tool_use("final_answer", answer)])])
@@ -44,9 +49,14 @@ def test_review_advice_by_the_backend_architect_is_grounded() -> None:
 
 def test_invented_finding_id_falls_back_to_the_template() -> None:
     result = review_api_paths([MUSEUM / "museum-1.2.1.yaml"])
-    bad = {"summary": "Fix it.", "priorities": [{"finding_ids": ["OAS999-0000000000"], "why": "x", "how_to_fix": "y"}],
-           "caveats": []}
-    fake = FakeAnthropic(messages=[message([tool_use("final_answer", bad)]), message([tool_use("final_answer", bad)])])
+    bad = {
+        "summary": "Fix it.",
+        "priorities": [{"finding_ids": ["OAS999-0000000000"], "why": "x", "how_to_fix": "y"}],
+        "caveats": [],
+    }
+    fake = FakeAnthropic(
+        messages=[message([tool_use("final_answer", bad)]), message([tool_use("final_answer", bad)])]
+    )
     advice = _narrator(fake).narrate(api_review_narration_task(result))
     assert advice.provenance.narrator == "template" and advice.provenance.fallback_reason
     template_ids = {i for p in advice.priorities for i in p.finding_ids}
@@ -56,7 +66,14 @@ def test_invented_finding_id_falls_back_to_the_template() -> None:
 def test_design_narration_cannot_invent_a_number() -> None:
     design = design_serving_api(SPECS / "events_lakehouse.yaml")
     invented = {"summary": "Cache for 42 minutes.", "rationale": [], "risks": [], "next_steps": []}
-    fake = FakeAnthropic(messages=[message([tool_use("final_answer", invented)]), message([tool_use("final_answer", invented)])])
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("final_answer", invented)]),
+            message([tool_use("final_answer", invented)]),
+        ]
+    )
     advice = _narrator(fake).narrate(serving_design_narration_task(design))
-    assert advice.provenance.narrator == "template" and "grounding" in (advice.provenance.fallback_reason or "")
+    assert advice.provenance.narrator == "template" and "grounding" in (
+        advice.provenance.fallback_reason or ""
+    )
     assert "/events" in advice.summary

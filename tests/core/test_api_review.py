@@ -40,7 +40,9 @@ def test_museum_review_findings_point_at_real_lines() -> None:
 
 def test_inline_and_file_suppressions(tmp_path: Path) -> None:
     text = (FIXTURES / "OAS019.bad.yaml").read_text()
-    marked = text.replace("  /get-orders/{order_id}:\n", "  /get-orders/{order_id}:  # dataeng: ignore[OAS019]\n")
+    marked = text.replace(
+        "  /get-orders/{order_id}:\n", "  /get-orders/{order_id}:  # dataeng: ignore[OAS019]\n"
+    )
     p = tmp_path / "api.yaml"
     p.write_text(marked)
     r = review_api_paths([p], profile="strict")
@@ -49,8 +51,11 @@ def test_inline_and_file_suppressions(tmp_path: Path) -> None:
     r = review_api_paths([p], profile="strict")
     assert not {"OAS019", "OAS013"} & {f.rule_id for f in r.findings}
     proto = tmp_path / "x.proto"
-    proto.write_text((FIXTURES / "PB005.bad.proto").read_text().replace(
-        "package acme.orders;", "// dataeng: ignore[PB005]\npackage acme.orders;"))
+    proto.write_text(
+        (FIXTURES / "PB005.bad.proto")
+        .read_text()
+        .replace("package acme.orders;", "// dataeng: ignore[PB005]\npackage acme.orders;")
+    )
     assert "PB005" not in {f.rule_id for f in review_api_paths([proto]).findings}
 
 
@@ -58,7 +63,8 @@ def test_config_from_pyproject_and_exceptions_file(tmp_path: Path) -> None:
     (tmp_path / "api-exceptions.txt").write_text("legacy/*.yaml OAS019\n")
     (tmp_path / "pyproject.toml").write_text(
         '[tool.dataeng.api]\nprofile = "strict"\nexceptions_file = "api-exceptions.txt"\n'
-        '[tool.dataeng.api.severity]\nOAS003 = "error"\nOAS013 = "off"\n')
+        '[tool.dataeng.api.severity]\nOAS003 = "error"\nOAS013 = "off"\n'
+    )
     (tmp_path / "legacy").mkdir()
     (tmp_path / "legacy" / "a.yaml").write_text((FIXTURES / "OAS019.bad.yaml").read_text())
     cfg = load_api_config(search_from=tmp_path / "legacy" / "a.yaml")
@@ -89,11 +95,17 @@ def test_bad_input_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "swagger.json").write_text('{"swagger": "2.0", "info": {}}')
     (tmp_path / "broken.proto").write_text("message { int32 = ; }")
     (tmp_path / "broken.graphql").write_text("type Query { a: }")
-    r = review_api_paths([tmp_path / n for n in ("broken.yaml", "swagger.json", "broken.proto", "broken.graphql")]
-                         + [tmp_path / "missing.yaml"])
+    r = review_api_paths(
+        [tmp_path / n for n in ("broken.yaml", "swagger.json", "broken.proto", "broken.graphql")]
+        + [tmp_path / "missing.yaml"]
+    )
     errors = {Path(f.path).name: f.error for f in r.files}
     assert all(f.status == "error" for f in r.files)
-    assert "line" in str(errors["broken.yaml"]) or ":2" in str(errors["broken.yaml"]) or ":3" in str(errors["broken.yaml"])
+    assert (
+        "line" in str(errors["broken.yaml"])
+        or ":2" in str(errors["broken.yaml"])
+        or ":3" in str(errors["broken.yaml"])
+    )
     assert "Swagger 2.0" in str(errors["swagger.json"])
     assert "broken.proto:1" in str(errors["broken.proto"])
     assert "broken.graphql:1" in str(errors["broken.graphql"])
@@ -127,8 +139,12 @@ def test_renderers_and_report_files(tmp_path: Path) -> None:
     assert all(set(p.finding_ids) <= ids for p in advice.priorities)
     assert advice.priorities[0].finding_ids[0].startswith("PB001")  # the only error-level rule fired
     paths = write_api_review(r, advice, tmp_path / "out")
-    assert sorted(Path(p).name for p in paths.values()) == ["api-review.html", "api-review.json", "api-review.md",
-                                                           "api-review.sarif"]
+    assert sorted(Path(p).name for p in paths.values()) == [
+        "api-review.html",
+        "api-review.json",
+        "api-review.md",
+        "api-review.sarif",
+    ]
     doc = json.loads(Path(paths["json"]).read_text())
     assert doc["advice"]["provenance"]["narrator"] == "template" and len(doc["findings"]) == len(r.findings)
 
@@ -175,7 +191,9 @@ def test_cli_review_formats_and_gate(tmp_path: Path, monkeypatch: pytest.MonkeyP
     bad = str(FIXTURES / "PB001.bad.proto")
     assert runner.invoke(app, ["api", "review", bad]).exit_code == 1
     assert runner.invoke(app, ["api", "review", bad, "--fail-on", "never"]).exit_code == 0
-    res = runner.invoke(app, ["api", "review", str(FIXTURES / "OAS002.good.yaml"), "-f", "json", "--profile", "strict"])
+    res = runner.invoke(
+        app, ["api", "review", str(FIXTURES / "OAS002.good.yaml"), "-f", "json", "--profile", "strict"]
+    )
     assert res.exit_code == 0 and json.loads(res.output)["findings"] == []
     out = tmp_path / "r.sarif"
     res = runner.invoke(app, ["api", "review", bad, "-f", "sarif", "-o", str(out), "--explain"])

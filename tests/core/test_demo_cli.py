@@ -15,8 +15,15 @@ DATAENG = str(Path(sys.executable).parent / "dataeng")
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd()), "MPLBACKEND": "Agg", "DATAENG_NARRATOR": "template"}
-    return subprocess.run([DATAENG, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd or Path.cwd()),
+        "MPLBACKEND": "Agg",
+        "DATAENG_NARRATOR": "template",
+    }
+    return subprocess.run(
+        [DATAENG, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env, check=False
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -64,7 +71,9 @@ def test_experiment_analyze_and_design(tmp_path: Path) -> None:
     url = f"duckdb:///{s.path}"  # absolute path: four slashes
     cfg = _config_file(tmp_path, demo_config())
     out = tmp_path / "out"
-    proc = run("experiment", "analyze", str(cfg), "--warehouse", url, "--out", str(out), "--json", "--no-progress")
+    proc = run(
+        "experiment", "analyze", str(cfg), "--warehouse", url, "--out", str(out), "--json", "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["units"]["control"] > 5000 and set(summary["files"]) == {"json", "md", "html"}
@@ -74,7 +83,18 @@ def test_experiment_analyze_and_design(tmp_path: Path) -> None:
     rel_cfg = tmp_path / "rel" / "exp.yaml"
     rel_cfg.write_text(yaml.safe_dump(raw))
     Path(s.path).rename(tmp_path / "rel" / Path(s.path).name)
-    proc = run("experiment", "analyze", str(rel_cfg), "--format", "md", "--start", "2024-03-01", "--end", "2024-03-08", cwd=tmp_path)
+    proc = run(
+        "experiment",
+        "analyze",
+        str(rel_cfg),
+        "--format",
+        "md",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-08",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "dataeng-reports" / "checkout-2024-03" / "report.md").exists()
     proc = run("experiment", "design", str(rel_cfg))
@@ -85,11 +105,27 @@ def test_experiment_analyze_and_design(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "warehouse", "expected"),
     [
-        (lambda r: r["metrics"][2].update(window="a week"), None, "error: metrics[2].window: 'a week' is not a duration"),
-        (lambda r: r["sources"]["orders"].update(table="orders; DROP TABLE users"), None, "error: sources.orders.table:"),
+        (
+            lambda r: r["metrics"][2].update(window="a week"),
+            None,
+            "error: metrics[2].window: 'a week' is not a duration",
+        ),
+        (
+            lambda r: r["sources"]["orders"].update(table="orders; DROP TABLE users"),
+            None,
+            "error: sources.orders.table:",
+        ),
         (lambda r: r["sources"]["sessions"].update(table="pageviews"), None, "pageviews does not exist"),
-        (lambda r: r["variants"].append({"name": "ghost"}), None, "error: variants[3]: variant 'ghost' has no exposed units"),
-        (lambda r: r.update(start="2023-01-01", end="2023-02-01"), None, "error: assignment: experiment 'checkout-2024-03' has no exposures"),
+        (
+            lambda r: r["variants"].append({"name": "ghost"}),
+            None,
+            "error: variants[3]: variant 'ghost' has no exposed units",
+        ),
+        (
+            lambda r: r.update(start="2023-01-01", end="2023-02-01"),
+            None,
+            "error: assignment: experiment 'checkout-2024-03' has no exposures",
+        ),
         (lambda r: None, "duckdb:////nowhere/none.duckdb", "error: duckdb: database file not found"),
         (lambda r: None, "postgresql://nobody@127.0.0.1:1/x", "error: postgres: cannot connect"),
     ],
@@ -108,7 +144,9 @@ def test_errors_are_one_line_exit_2_and_nothing_is_written(
     line = one_error_line(run(*args))
     assert expected in line, line
     assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("sample_")) == ["experiment.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("sample_")) == [
+        "experiment.yaml"
+    ]
 
 
 def test_bad_cli_input(tmp_path: Path) -> None:
@@ -117,5 +155,7 @@ def test_bad_cli_input(tmp_path: Path) -> None:
     assert "not valid YAML" in one_error_line(run("experiment", "analyze", str(tmp_path / "bad.yaml")))
     cfg = _config_file(tmp_path, demo_config())
     assert "--format" in one_error_line(run("experiment", "analyze", str(cfg), "--format", "pdf"))
-    assert "--start" in one_error_line(run("experiment", "analyze", str(cfg), "--start", "yesterday", "--end", "2024-01-01"))
+    assert "--start" in one_error_line(
+        run("experiment", "analyze", str(cfg), "--start", "yesterday", "--end", "2024-01-01")
+    )
     assert "warehouse" in one_error_line(run("experiment", "analyze", str(cfg)))

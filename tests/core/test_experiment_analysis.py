@@ -38,7 +38,9 @@ def test_planted_effects_fall_inside_their_intervals(module_tmp: Path) -> None:
         for variant, lift in s.planted[truth].items():
             r = report.result(metric, variant)
             assert r.ci_lower is not None and r.ci_upper is not None
-            assert r.ci_lower <= lift <= r.ci_upper, f"{metric}/{variant}: true {lift:+.3f} outside {r.ci_lower:+.3f}..{r.ci_upper:+.3f}"
+            assert r.ci_lower <= lift <= r.ci_upper, (
+                f"{metric}/{variant}: true {lift:+.3f} outside {r.ci_lower:+.3f}..{r.ci_upper:+.3f}"
+            )
             checked += 1
     assert checked == 6
     assert report.policy_problems("srm") == []
@@ -49,7 +51,10 @@ def test_planted_effects_fall_inside_their_intervals(module_tmp: Path) -> None:
     assert report.result("revenue", "one_click").estimate > 0.05  # type: ignore[operator]  # uncapped: wide CI
     assert report.result("page_latency", "recommendations").direction == "worse"
     for r in report.results:
-        if (r.metric, r.variant) in {("average_order_value", "one_click"), ("sessions_per_user", "recommendations")}:
+        if (r.metric, r.variant) in {
+            ("average_order_value", "one_click"),
+            ("sessions_per_user", "recommendations"),
+        }:
             assert not r.significant and r.ci_lower is not None and r.ci_lower <= 0 <= (r.ci_upper or 0)
     assert report.decision.verdict == "ship" and report.decision.variant == "one_click"
     assert report.decision.per_variant == {"one_click": "ship", "recommendations": "do not ship"}
@@ -226,16 +231,36 @@ def _cfg(method: str = "sequential", planned: int | None = None) -> ExperimentCo
 
 def _row(metric: str, variant: str, role: str, direction: str = "flat", estimate: float = 0.0) -> ResultRow:
     return ResultRow(
-        id=f"{metric}/{variant}", metric=metric, variant=variant, role=role, kind="mean", inverse=False,  # type: ignore[arg-type]
-        control_mean=1.0, variant_mean=1.0, estimate=estimate, std_error=0.01, ci_lower=estimate - 0.02,
-        ci_upper=estimate + 0.02, p_value=0.5, adjusted_p_value=None, chance_to_win=None,
-        significant=direction != "flat", direction=direction,  # type: ignore[arg-type]
+        id=f"{metric}/{variant}",
+        metric=metric,
+        variant=variant,
+        role=role,
+        kind="mean",
+        inverse=False,  # type: ignore[arg-type]
+        control_mean=1.0,
+        variant_mean=1.0,
+        estimate=estimate,
+        std_error=0.01,
+        ci_lower=estimate - 0.02,
+        ci_upper=estimate + 0.02,
+        p_value=0.5,
+        adjusted_p_value=None,
+        chance_to_win=None,
+        significant=direction != "flat",
+        direction=direction,  # type: ignore[arg-type]
     )
 
 
 def _variants(units: int) -> list[VariantSummary]:
     return [
-        VariantSummary(name=n, is_control=n == "control", weight=1, units=units, expected_share=1 / 3, observed_share=1 / 3)
+        VariantSummary(
+            name=n,
+            is_control=n == "control",
+            weight=1,
+            units=units,
+            expected_share=1 / 3,
+            observed_share=1 / 3,
+        )
         for n in ("control", "one_click", "recommendations")
     ]
 
@@ -251,27 +276,96 @@ def _health(**fail: bool) -> list[HealthCheck]:
     ("method", "units", "one_click", "recs", "health", "verdict", "variant", "rules"),
     [
         # D3 ship (sequential may stop early); D1 a guardrail regression blocks the other arm
-        ("sequential", 100, [("conversion", "goal", "better", 0.1)], [("page_latency", "guardrail", "worse", 0.08)], {}, "ship", "one_click", ["D3", "D1"]),
+        (
+            "sequential",
+            100,
+            [("conversion", "goal", "better", 0.1)],
+            [("page_latency", "guardrail", "worse", 0.08)],
+            {},
+            "ship",
+            "one_click",
+            ["D3", "D1"],
+        ),
         # two winners: the larger lift on the first goal is shipped
-        ("sequential", 100, [("conversion", "goal", "better", 0.05)], [("conversion", "goal", "better", 0.09)], {}, "ship", "recommendations", ["D3", "D3"]),
+        (
+            "sequential",
+            100,
+            [("conversion", "goal", "better", 0.05)],
+            [("conversion", "goal", "better", 0.09)],
+            {},
+            "ship",
+            "recommendations",
+            ["D3", "D3"],
+        ),
         # D2 a goal got worse
-        ("sequential", 100, [("conversion", "goal", "worse", -0.1)], [], {}, "keep running", None, ["D2", "D6"]),
+        (
+            "sequential",
+            100,
+            [("conversion", "goal", "worse", -0.1)],
+            [],
+            {},
+            "keep running",
+            None,
+            ["D2", "D6"],
+        ),
         # D4 frequentist before the planned sample: peeking, keep running
-        ("frequentist", 100, [("conversion", "goal", "better", 0.1)], [], {}, "keep running", None, ["D4", "D6"]),
+        (
+            "frequentist",
+            100,
+            [("conversion", "goal", "better", 0.1)],
+            [],
+            {},
+            "keep running",
+            None,
+            ["D4", "D6"],
+        ),
         # frequentist at the planned sample: ship
-        ("frequentist", 1000, [("conversion", "goal", "better", 0.1)], [], {}, "ship", "one_click", ["D3", "D5"]),
+        (
+            "frequentist",
+            1000,
+            [("conversion", "goal", "better", 0.1)],
+            [],
+            {},
+            "ship",
+            "one_click",
+            ["D3", "D5"],
+        ),
         # D5 planned sample reached, nothing moved
         ("sequential", 1000, [], [], {}, "do not ship", None, ["D5", "D5"]),
         # health failures win over everything: H1, H3
-        ("sequential", 1000, [("conversion", "goal", "better", 0.1)], [], {"srm": True}, "investigate", None, ["H1", "D3", "D5"]),
+        (
+            "sequential",
+            1000,
+            [("conversion", "goal", "better", 0.1)],
+            [],
+            {"srm": True},
+            "investigate",
+            None,
+            ["H1", "D3", "D5"],
+        ),
         ("sequential", 1000, [], [], {"pre_period_balance": True}, "investigate", None, ["H3", "D5", "D5"]),
         # a guardrail regression outranks a goal win in the same arm
-        ("sequential", 100, [("conversion", "goal", "better", 0.1), ("page_latency", "guardrail", "worse", 0.1)], [], {}, "keep running", None, ["D1", "D6"]),
+        (
+            "sequential",
+            100,
+            [("conversion", "goal", "better", 0.1), ("page_latency", "guardrail", "worse", 0.1)],
+            [],
+            {},
+            "keep running",
+            None,
+            ["D1", "D6"],
+        ),
     ],
 )
 def test_decision_rules(
-    method: str, units: int, one_click: list[Any], recs: list[Any], health: dict[str, bool],
-    verdict: str, variant: str | None, rules: list[str],
+    method: str,
+    units: int,
+    one_click: list[Any],
+    recs: list[Any],
+    health: dict[str, bool],
+    verdict: str,
+    variant: str | None,
+    rules: list[str],
 ) -> None:
     rows = [_row(m, "one_click", role, d, e) for m, role, d, e in one_click]
     rows += [_row(m, "recommendations", role, d, e) for m, role, d, e in recs]
@@ -319,9 +413,13 @@ def test_timeseries_uses_sequential_bounds_that_shrink(module_tmp: Path) -> None
     s = sample(module_tmp, users=120_000, seed=7)
     report = analyze_experiment(demo_config(), DuckDBWarehouse(s.path))
     series = next(t for t in report.timeseries if t.metric == "conversion" and t.variant == "one_click")
-    widths = [p.ci_upper - p.ci_lower for p in series.points if p.ci_upper is not None and p.ci_lower is not None]  # type: ignore[operator]
+    widths = [
+        p.ci_upper - p.ci_lower for p in series.points if p.ci_upper is not None and p.ci_lower is not None
+    ]  # type: ignore[operator]
     assert len(widths) == 14 and widths[-1] < widths[0] / 2
     last = series.points[-1]
     main = report.result("conversion", "one_click")
     assert last.estimate == pytest.approx(main.estimate, rel=1e-9)  # the last day is the whole experiment
-    assert timedelta(days=13) == datetime.fromisoformat(series.points[-1].day) - datetime.fromisoformat(series.points[0].day)
+    assert timedelta(days=13) == datetime.fromisoformat(series.points[-1].day) - datetime.fromisoformat(
+        series.points[0].day
+    )

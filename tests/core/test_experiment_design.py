@@ -44,8 +44,16 @@ def test_design_measures_the_baseline_and_sizes_the_goals(tmp_path: Path) -> Non
     cfg = demo_config()
     tests = sum(1 for m in cfg["metrics"] if m.get("role", "secondary") != "guardrail") * 2
     expected_n = analysis_sample_size(
-        kind="proportion", baseline_mean=p, mde=0.05, mde_type="relative", alpha=0.05, power=0.8,
-        method="sequential", tests=tests, sequential_tuning=5000, min_conversions=150,
+        kind="proportion",
+        baseline_mean=p,
+        mde=0.05,
+        mde_type="relative",
+        alpha=0.05,
+        power=0.8,
+        method="sequential",
+        tests=tests,
+        sequential_tuning=5000,
+        min_conversions=150,
     )
     assert conv.per_variant == expected_n and conv.total == 3 * expected_n
     assert conv.power is not None and 0.8 <= conv.power < 0.81
@@ -54,11 +62,25 @@ def test_design_measures_the_baseline_and_sizes_the_goals(tmp_path: Path) -> Non
         kind="proportion", baseline_mean=p, mde=0.05, mde_type="relative", alpha=0.05, power=0.8, variants=3
     )
     assert fixed_n < expected_n
-    assert analysis_power(kind="proportion", baseline_mean=p, mde=0.05, n_per_variant=fixed_n, method="sequential",
-                          tests=tests, min_conversions=150) < 0.5
+    assert (
+        analysis_power(
+            kind="proportion",
+            baseline_mean=p,
+            mde=0.05,
+            n_per_variant=fixed_n,
+            method="sequential",
+            tests=tests,
+            min_conversions=150,
+        )
+        < 0.5
+    )
     assert conv.days == pytest.approx(expected_n / (units / 29 / 3))
     revenue = next(m for m in design.metrics if m.name == "revenue")
-    assert revenue.per_variant is not None and revenue.baseline_variance is not None and revenue.baseline_variance > 0
+    assert (
+        revenue.per_variant is not None
+        and revenue.baseline_variance is not None
+        and revenue.baseline_variance > 0
+    )
     assert design.per_variant == max(conv.per_variant, revenue.per_variant)
     assert design.duration_days == pytest.approx(design.per_variant / (units / 29 / 3))
     unsized = [m for m in design.metrics if m.mde is None]

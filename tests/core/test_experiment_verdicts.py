@@ -24,10 +24,15 @@ def test_report_intervals_agree_with_the_adjusted_verdicts(tmp_path: Path) -> No
     assert corrected  # goals and secondary metrics are Holm-corrected by default
     for r in corrected:
         excludes = (r.adjusted_ci_lower is not None and r.adjusted_ci_lower > 0) or (
-            r.adjusted_ci_upper is not None and r.adjusted_ci_upper < 0)
+            r.adjusted_ci_upper is not None and r.adjusted_ci_upper < 0
+        )
         assert excludes == r.significant, r.id
         # never narrower than the unadjusted interval; a relative interval never crosses -100%
-        assert r.adjusted_ci_lower is not None and r.ci_lower is not None and r.adjusted_ci_lower <= r.ci_lower + 1e-12
+        assert (
+            r.adjusted_ci_lower is not None
+            and r.ci_lower is not None
+            and r.adjusted_ci_lower <= r.ci_lower + 1e-12
+        )
         assert r.adjusted_ci_lower > -1.0
     md = to_markdown(report)
     assert "adjusted;" in md and "unadjusted" in md
@@ -69,10 +74,13 @@ class _Tampered:
         return rows
 
 
-@pytest.mark.parametrize("column,value,words", [
-    ("units", "5200", "unit count"),
-    ("units", True, "unit count"),
-])
+@pytest.mark.parametrize(
+    "column,value,words",
+    [
+        ("units", "5200", "unit count"),
+        ("units", True, "unit count"),
+    ],
+)
 def test_counts_must_be_numbers(tmp_path: Path, column: str, value: Any, words: str) -> None:
     s = sample(tmp_path, users=2000, seed=4)
     with pytest.raises(WarehouseError, match=words):
@@ -104,6 +112,8 @@ def test_design_has_no_progress_option(tmp_path: Path) -> None:
     s = sample(tmp_path, users=2000, seed=4)
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump(demo_config()))
-    result = CliRunner().invoke(app, ["experiment", "design", str(config), "--warehouse", s.path, "--no-progress"])
+    result = CliRunner().invoke(
+        app, ["experiment", "design", str(config), "--warehouse", s.path, "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert "units per variant" in result.stdout

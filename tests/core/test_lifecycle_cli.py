@@ -73,7 +73,16 @@ def test_rollout_check_runs_unattended_from_its_history(demo: Path, tmp_path: Pa
     for now in ("2025-03-04T00:00", "2025-03-05T00:00", "2025-03-05T14:00"):
         res = runner.invoke(
             app,
-            ["experiment", "rollout-check", str(demo / "rollout.yaml"), "--now", now, "--decisions-db", db, "--json"],
+            [
+                "experiment",
+                "rollout-check",
+                str(demo / "rollout.yaml"),
+                "--now",
+                now,
+                "--decisions-db",
+                db,
+                "--json",
+            ],
         )
         assert res.exit_code == 0, res.output
         d = json.loads(res.stdout)
@@ -81,7 +90,16 @@ def test_rollout_check_runs_unattended_from_its_history(demo: Path, tmp_path: Pa
     # the demo's flag moved at 24 h and 48 h, as the advances recorded; conversion is harmed by 30%
     assert seen == [(1, "advance", 5.0), (2, "advance", 20.0), (3, "roll back", 0.0)]
     res = runner.invoke(
-        app, ["experiment", "rollout-check", str(demo / "rollout.yaml"), "--now", "2025-03-05T15:00", "--decisions-db", db]
+        app,
+        [
+            "experiment",
+            "rollout-check",
+            str(demo / "rollout.yaml"),
+            "--now",
+            "2025-03-05T15:00",
+            "--decisions-db",
+            db,
+        ],
     )
     assert res.exit_code == 2 and "was rolled back at stage 3" in res.output
     res = runner.invoke(app, ["experiment", "rollout-check", str(demo / "rollout.yaml")])

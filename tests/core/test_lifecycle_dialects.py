@@ -60,7 +60,9 @@ def assert_bigquery_timestamps(seen: list[str]) -> None:
 
 def test_exploration_and_tracking_check_in_bigquery_sql(tmp_path: Path) -> None:
     path = str(tmp_path / "lc.duckdb")
-    cfg = lifecycle_demo_config(generate_lifecycle_data(path, users=4_000, seed=5, bug_variant="treatment"), path)
+    cfg = lifecycle_demo_config(
+        generate_lifecycle_data(path, users=4_000, seed=5, bug_variant="treatment"), path
+    )
     bq = BigQueryOverDuckDB(path)
     assert_same(explore_experiment(cfg, bq).model_dump(), explore_experiment(cfg).model_dump())
     assert_bigquery_timestamps(bq.seen)

@@ -130,7 +130,9 @@ def test_hypothesis_is_checked_against_the_exploration(
     assert plan.power is not None and plan.power.available_per_variant >= plan.power.required_per_variant
     # a 7-day metric with a weekly pattern: at least its window, in whole weeks
     assert plan.power.weekly and plan.power.window_days == 7
-    assert plan.power.days_needed is not None and plan.power.days_needed % 7 == 0 and plan.power.days_needed >= 7
+    assert (
+        plan.power.days_needed is not None and plan.power.days_needed % 7 == 0 and plan.power.days_needed >= 7
+    )
     assert plan.narrative is not None and plan.narrative.provenance.narrator == "template"
     assert "mde_reachable" in " ".join(r for p in plan.narrative.key_points for r in p.refs)
     # the rollout plan: what each stage will catch, from the explored traffic and baselines

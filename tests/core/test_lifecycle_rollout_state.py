@@ -309,7 +309,8 @@ def flag_service() -> Iterator[str]:
 def test_http_flag_hook_against_a_local_stub(flag_service: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAG_TOKEN", "s3cret")
     hook = HttpFlagHook(
-        flag_service + "/api/admin/projects/default/features/{experiment_id}/environments/production/strategies/abc",
+        flag_service
+        + "/api/admin/projects/default/features/{experiment_id}/environments/production/strategies/abc",
         method="PUT",
         body=lambda pct, d: {"name": "flexibleRollout", "parameters": {"rollout": str(round(pct))}},
         token_env="FLAG_TOKEN",
@@ -336,7 +337,9 @@ def test_history_survives_an_old_table_without_the_new_columns(tmp_path: Path) -
         "CREATE TABLE rollout_decisions (experiment_id VARCHAR(200), stage INTEGER, stage_percent DOUBLE, "
         "decision VARCHAR(20), next_stage_percent DOUBLE, checked_at TIMESTAMP, reasons TEXT, evidence TEXT)"
     )
-    con.execute("INSERT INTO rollout_decisions VALUES ('e', 1, 10, 'advance', 25, '2025-03-04 10:00:00', '[]', '[]')")
+    con.execute(
+        "INSERT INTO rollout_decisions VALUES ('e', 1, 10, 'advance', 25, '2025-03-04 10:00:00', '[]', '[]')"
+    )
     con.close()
     store = DecisionStore(lambda: duckdb.connect(str(path)))
     h = store.history("e")
@@ -351,7 +354,9 @@ def test_the_history_round_trips_on_postgres(postgres_schema: tuple[str, str]) -
     import psycopg
 
     url, schema = postgres_schema
-    store = DecisionStore(lambda: psycopg.connect(url), table=f"{schema}.rollout_decisions", dialect="postgres")
+    store = DecisionStore(
+        lambda: psycopg.connect(url), table=f"{schema}.rollout_decisions", dialect="postgres"
+    )
     assert store.history("e").records == []
     srm = _decide(_plan(), _stats(20_000, 0.10, 0.10), units_in_both_arms=40)
     store.record(srm)
@@ -361,7 +366,10 @@ def test_the_history_round_trips_on_postgres(postgres_schema: tuple[str, str]) -
     )
     store.record(later)
     h = store.history("e")
-    assert [(r.stage, r.decision, r.flag_percent) for r in h.records] == [(1, "advance", 25.0), (1, "roll back", 0.0)]
+    assert [(r.stage, r.decision, r.flag_percent) for r in h.records] == [
+        (1, "advance", 25.0),
+        (1, "roll back", 0.0),
+    ]
     assert h.records[0].checked_at == srm.checked_at and h.records[0].units_in_both_arms == 40
     with pytest.raises(RolloutFinishedError):
         h.current_stage(4)

@@ -144,7 +144,11 @@ def test_planned_power_matches_a_simulation_of_the_sequential_analysis(
     assert p.tests == len(family)
     simulated = simulated_power(values, family, p.required_per_variant, mde, settings, seed=19)
     fixed = sample_size_per_variant(
-        kind=p.kind, baseline_mean=p.baseline_mean, baseline_variance=p.baseline_variance, mde=mde, mde_type="relative"
+        kind=p.kind,
+        baseline_mean=p.baseline_mean,
+        baseline_variance=p.baseline_variance,
+        mde=mde,
+        mde_type="relative",
     )
     old = simulated_power(values, family, fixed, mde, settings, seed=20)
     with capsys.disabled():
@@ -168,7 +172,9 @@ def test_days_needed_are_whole_weeks_and_cover_the_window(world: tuple[str, dict
     assert p.weekly and p.days_needed == 7
 
 
-def test_the_exploration_uses_each_metrics_window(world: tuple[str, dict[str, Any], Any], tmp_path: Path) -> None:
+def test_the_exploration_uses_each_metrics_window(
+    world: tuple[str, dict[str, Any], Any], tmp_path: Path
+) -> None:
     db, cfg, _ = world
     c = copy.deepcopy(cfg)
     c["metrics"][0]["window"] = "3d"  # engagement_minutes

@@ -67,13 +67,20 @@ def message(
     }
 
 
-def error(status: int, etype: str, msg: str = "error", headers: dict[str, str] | None = None) -> httpx2.Response:
+def error(
+    status: int, etype: str, msg: str = "error", headers: dict[str, str] | None = None
+) -> httpx2.Response:
     body = {"type": "error", "error": {"type": etype, "message": msg}, "request_id": f"req_{next(_ids)}"}
     return httpx2.Response(status, json=body, headers={"request-id": f"req_{next(_ids)}", **(headers or {})})
 
 
 def rate_limited(retry_after: float = 2) -> httpx2.Response:
-    return error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", {"retry-after": str(retry_after)})
+    return error(
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit",
+        {"retry-after": str(retry_after)},
+    )
 
 
 def overloaded() -> httpx2.Response:
@@ -85,7 +92,11 @@ def server_error() -> httpx2.Response:
 
 
 def malformed() -> httpx2.Response:
-    return httpx2.Response(200, content=b'{"id": "msg_01", "type": "message", "content": [{"ty', headers={"content-type": "application/json"})
+    return httpx2.Response(
+        200,
+        content=b'{"id": "msg_01", "type": "message", "content": [{"ty',
+        headers={"content-type": "application/json"},
+    )
 
 
 class Timeout(Exception):
@@ -193,11 +204,15 @@ class FakeAnthropic:
     def client(self, **kwargs: Any) -> anthropic.Anthropic:
         """A real SDK client on this fake. SDK retries stay at their default (2) on purpose: the
         narrator must switch them off, which the request counts in the tests prove."""
-        return anthropic.Anthropic(api_key="test", http_client=httpx2.Client(transport=httpx2.MockTransport(self.handle)), **kwargs)
+        return anthropic.Anthropic(
+            api_key="test", http_client=httpx2.Client(transport=httpx2.MockTransport(self.handle)), **kwargs
+        )
 
     def async_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
-            api_key="test", http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(self.handle)), **kwargs
+            api_key="test",
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(self.handle)),
+            **kwargs,
         )
 
     # --- assertions helpers -----------------------------------------------------------------
@@ -213,16 +228,22 @@ class FakeAnthropic:
 
 def test_sdk_parses_the_fake_message_with_thinking_and_tool_use() -> None:
     fake = FakeAnthropic(messages=[message([thinking(), tool_use("list_results", {})], cache_creation=900)])
-    msg = fake.client().messages.create(model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    msg = fake.client().messages.create(
+        model="claude-sonnet-5-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
     assert msg.stop_reason == "tool_use"
     assert [b.type for b in msg.content] == ["thinking", "tool_use"]
     assert msg.usage.cache_creation_input_tokens == 900
 
 
 def test_sdk_batch_round_trip_on_the_fake() -> None:
-    fake = FakeAnthropic(batch_result=lambda cid, params: {"type": "succeeded", "message": message([text("ok")])})
+    fake = FakeAnthropic(
+        batch_result=lambda cid, params: {"type": "succeeded", "message": message([text("ok")])}
+    )
     c = fake.client()
-    b = c.messages.batches.create(requests=[{"custom_id": "a-1", "params": {"model": "m", "max_tokens": 5, "messages": []}}])
+    b = c.messages.batches.create(
+        requests=[{"custom_id": "a-1", "params": {"model": "m", "max_tokens": 5, "messages": []}}]
+    )
     assert b.processing_status == "in_progress"
     assert c.messages.batches.retrieve(b.id).processing_status == "ended"
     rows = list(c.messages.batches.results(b.id))

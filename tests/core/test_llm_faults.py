@@ -35,7 +35,9 @@ class Clock:
 
 def test_429_retry_after_is_honoured_and_sdk_retries_are_off() -> None:
     clock = Clock()
-    fake = FakeAnthropic(messages=[rate_limited(7), overloaded(), message([tool_use("final_answer", GOOD_ANSWER)])])
+    fake = FakeAnthropic(
+        messages=[rate_limited(7), overloaded(), message([tool_use("final_answer", GOOD_ANSWER)])]
+    )
     n = ClaudeNarrator(fake.client(max_retries=5), retry=RetryPolicy(sleep=clock, jitter=0.0, base_delay=1.0))
     out = n.narrate(experiment_task())
     assert out.provenance.narrator == "claude"
@@ -47,7 +49,9 @@ def test_429_retry_after_is_honoured_and_sdk_retries_are_off() -> None:
 def test_retry_after_longer_than_the_cap_gives_up_at_once() -> None:
     clock = Clock()
     fake = FakeAnthropic(messages=[rate_limited(3600)])
-    out = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=clock, max_retry_after=60)).narrate(experiment_task())
+    out = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=clock, max_retry_after=60)).narrate(
+        experiment_task()
+    )
     assert clock.sleeps == [] and len(fake.requests) == 1
     assert "retry-after too long" in (out.provenance.fallback_reason or "")
 
@@ -55,7 +59,9 @@ def test_retry_after_longer_than_the_cap_gives_up_at_once() -> None:
 def test_retries_exhaust_after_max_retries() -> None:
     clock = Clock()
     fake = FakeAnthropic(messages=lambda body: server_error())
-    out = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=clock, max_retries=3, jitter=0.0)).narrate(experiment_task())
+    out = ClaudeNarrator(fake.client(), retry=RetryPolicy(sleep=clock, max_retries=3, jitter=0.0)).narrate(
+        experiment_task()
+    )
     assert len(fake.requests) == 4 and clock.sleeps == [1.0, 2.0, 4.0]
     assert re.fullmatch(
         r"api: retries exhausted after 4 attempt\(s\): HTTP 500 InternalServerError: Internal server error \(request-id req_\d+\)",
@@ -79,7 +85,9 @@ def test_retry_after_ms_and_http_date_are_understood() -> None:
     req = httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
 
     def err(headers: dict[str, str]) -> anthropic.RateLimitError:
-        return anthropic.RateLimitError("rl", response=httpx2.Response(429, headers=headers, request=req), body=None)
+        return anthropic.RateLimitError(
+            "rl", response=httpx2.Response(429, headers=headers, request=req), body=None
+        )
 
     assert retry_after_seconds(err({"retry-after-ms": "1500"})) == 1.5
     assert retry_after_seconds(err({"retry-after": "3"})) == 3.0
@@ -95,13 +103,18 @@ def test_x_should_retry_false_is_respected() -> None:
     def fn() -> Any:
         calls.append(1)
         req = httpx2.Request("POST", "https://api.anthropic.com/v1/messages")
-        raise anthropic.InternalServerError("x", response=httpx2.Response(500, headers={"x-should-retry": "false"}, request=req), body=None)
+        raise anthropic.InternalServerError(
+            "x", response=httpx2.Response(500, headers={"x-should-retry": "false"}, request=req), body=None
+        )
 
     with pytest.raises(anthropic.InternalServerError):
         retry_call(fn, RetryPolicy(sleep=lambda s: None))
     assert len(calls) == 1
     with pytest.raises(RetriesExhausted):
-        retry_call(lambda: (_ for _ in ()).throw(anthropic.APITimeoutError(httpx2.Request("GET", "https://x"))), RetryPolicy(sleep=lambda s: None, max_retries=2))
+        retry_call(
+            lambda: (_ for _ in ()).throw(anthropic.APITimeoutError(httpx2.Request("GET", "https://x"))),
+            RetryPolicy(sleep=lambda s: None, max_retries=2),
+        )
 
 
 @pytest.mark.slow
@@ -126,8 +139,15 @@ def test_fault_injection_1000_runs_30_percent_failing_calls() -> None:
             }[kind]()
         # a successful call: first turn reads the results, the next one answers
         if len(body["messages"]) == 1:
-            return message([tool_use("get_experiment_results", {})], input_tokens=1500, output_tokens=60, cache_creation=1200)
-        return message([tool_use("final_answer", GOOD_ANSWER)], input_tokens=600, output_tokens=350, cache_read=1200)
+            return message(
+                [tool_use("get_experiment_results", {})],
+                input_tokens=1500,
+                output_tokens=60,
+                cache_creation=1200,
+            )
+        return message(
+            [tool_use("final_answer", GOOD_ANSWER)], input_tokens=600, output_tokens=350, cache_read=1200
+        )
 
     fake = FakeAnthropic(messages=responder)
     clock = Clock()

@@ -38,7 +38,12 @@ def test_default_model_is_the_newest_sonnet_in_the_installed_sdk() -> None:
     sonnets = [m for m in literal_ids if m.startswith("claude-sonnet-")]
     assert default_model() in sonnets
     assert default_model() == "claude-sonnet-5-5"  # anthropic 2.14.0 lists sonnet 5-5, 5, 4-6, 4-5
-    assert newest_sonnet(["claude-sonnet-4-5-20250929", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-9"]) == "claude-sonnet-4-6"
+    assert (
+        newest_sonnet(
+            ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-9"]
+        )
+        == "claude-sonnet-4-6"
+    )
     assert newest_sonnet(["claude-sonnet-4-5-20250929"]) == "claude-sonnet-4-5-20250929"
     assert newest_sonnet(["claude-sonnet-10", "claude-sonnet-9-9"]) == "claude-sonnet-10"
 
@@ -65,8 +70,13 @@ def test_price_table_errors_name_the_field(tmp_path: Path) -> None:
 
 def test_usage_from_api_splits_cache_writes_by_ttl() -> None:
     u = TokenUsage.from_api(
-        {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 7,
-         "cache_creation": {"ephemeral_5m_input_tokens": 60, "ephemeral_1h_input_tokens": 40}}
+        {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 100,
+            "cache_read_input_tokens": 7,
+            "cache_creation": {"ephemeral_5m_input_tokens": 60, "ephemeral_1h_input_tokens": 40},
+        }
     )
     assert (u.cache_write_5m_tokens, u.cache_write_1h_tokens, u.cache_read_tokens) == (60, 40, 7)
     run = RunUsage(model="claude-sonnet-5-5")
@@ -133,9 +143,13 @@ def test_invented_numbers_are_caught(prose: str, bad: str) -> None:
 
 
 def test_refs_must_be_known_ids_and_are_not_read_as_numbers() -> None:
-    ok = ReviewAdvice(summary="Fix these.", priorities=[ReviewPriority(finding_ids=["AF001-x"], why="w", how_to_fix="h")])
+    ok = ReviewAdvice(
+        summary="Fix these.", priorities=[ReviewPriority(finding_ids=["AF001-x"], why="w", how_to_fix="h")]
+    )
     assert check_grounding(ok, FACTS).ok
-    bad = ExperimentNarrative(headline="h", summary="s", key_points=[NarrativePoint(text="t", refs=["m1", "m9"])])
+    bad = ExperimentNarrative(
+        headline="h", summary="s", key_points=[NarrativePoint(text="t", refs=["m1", "m9"])]
+    )
     assert check_grounding(bad, FACTS).unknown_refs == ["m9"]
 
 
@@ -149,7 +163,11 @@ def test_numbers_from_the_question_ground_nothing_but_advice_may_repeat_them() -
 
 def test_exponent_overflow_in_facts_or_prose_is_no_crash() -> None:
     # A hash or path such as "ab3e405c" in a finding id reads as 3 x 10^405: float power overflows.
-    facts = {**FACTS, "findings": [{"id": "SCH001-3e405c"}, {"id": "x-1e-999"}], "path": "/tmp/run_9e999/dag.py"}
+    facts = {
+        **FACTS,
+        "findings": [{"id": "SCH001-3e405c"}, {"id": "x-1e-999"}],
+        "path": "/tmp/run_9e999/dag.py",
+    }
     assert check_grounding(ExperimentNarrative(headline="h", summary="Lift 0.032 on 12,345 users."), facts).ok
     r = check_grounding(ExperimentNarrative(headline="h", summary="p = 1e999 and q = 2e-999."), facts)
     assert [n.text for n in r.unmatched] == ["1e999", "2e-999"]
@@ -157,7 +175,11 @@ def test_exponent_overflow_in_facts_or_prose_is_no_crash() -> None:
 
 def test_extract_numbers_skips_ids_and_reads_suffixes() -> None:
     nums = extract_numbers("a 2.5x speed-up, 3rd run, id R-012, 1.5k rows, 45%")
-    assert [(n.text, n.multiplier, n.percent) for n in nums] == [("2.5", 1.0, False), ("1.5", 1000.0, False), ("45", 1.0, True)]
+    assert [(n.text, n.multiplier, n.percent) for n in nums] == [
+        ("2.5", 1.0, False),
+        ("1.5", 1000.0, False),
+        ("45", 1.0, True),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -171,7 +193,10 @@ def test_extract_numbers_skips_ids_and_reads_suffixes() -> None:
         ("key: sk-ant-api03-abcdefghijklmnopqrstu", "sk-ant-api03-abcdefghijklmnopqrstu"),
         ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "eyJhbGciOiJIUzI1NiJ9"),
         ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "MIIEpAIBAAKCAQEA",
+        ),
         ("slack: xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij"),
         ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
         ("CREATE USER etl IDENTIFIED BY 'Xy-77-pw';", "Xy-77-pw"),
@@ -189,7 +214,9 @@ def test_redaction_keeps_ordinary_code() -> None:
 
 
 def test_sanitize_redacts_by_key_caps_lists_and_drops_rows() -> None:
-    out = sanitize({"password": "x1", "items": list(range(500)), "records": [{"a": 1}], "nested": {"api_key": "k"}})
+    out = sanitize(
+        {"password": "x1", "items": list(range(500)), "records": [{"a": 1}], "nested": {"api_key": "k"}}
+    )
     assert out["password"] == "[REDACTED]" and out["nested"]["api_key"] == "[REDACTED]"
     assert len(out["items"]) == 201 and "300 more items" in out["items"][-1]
     assert out["records"].startswith("[omitted: 1 raw rows")

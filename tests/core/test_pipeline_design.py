@@ -28,8 +28,16 @@ EXPECTED = {
     "clickstream_microbatch.yaml": ("micro_batch", {"micro_batch.freshness", "micro_batch.sources"}),
     "fraud_lambda.yaml": ("lambda", {"lambda.logic", "lambda.replay"}),
     "iot_kappa.yaml": ("kappa", {"kappa.freshness", "kappa.replay", "kappa.logic"}),
-    "events_lakehouse.yaml": ("lakehouse", {"lakehouse.acid", "lakehouse.time_travel", "lakehouse.engines",
-                                            "lakehouse.schema", "lakehouse.volume"}),
+    "events_lakehouse.yaml": (
+        "lakehouse",
+        {
+            "lakehouse.acid",
+            "lakehouse.time_travel",
+            "lakehouse.engines",
+            "lakehouse.schema",
+            "lakehouse.volume",
+        },
+    ),
 }
 
 
@@ -69,7 +77,9 @@ def test_design_components_cost_and_assumptions() -> None:
     cost = design.cost
     assert cost.total_usd_per_month == pytest.approx(sum(i.usd_per_month for i in cost.items))
     storage = next(i for i in cost.items if i.id == "cost.storage")
-    assert storage.usd_per_month == pytest.approx(2000 * 365 / 4 * 0.023)  # GB/day x days / compression x price
+    assert storage.usd_per_month == pytest.approx(
+        2000 * 365 / 4 * 0.023
+    )  # GB/day x days / compression x price
     assert any("compression" in a for a in cost.assumptions) and len(cost.assumptions) >= 4
     streaming = design_pipeline(SPECS / "iot_kappa.yaml").cost
     assert any(i.id == "cost.stream_workers" for i in streaming.items)
@@ -95,14 +105,25 @@ def test_starter_dag_passes_the_strict_review(name: str, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
-        ({"sources": [{"name": "x", "kind": "database", "volume_gb_per_day": -1}]}, "sources[0].volume_gb_per_day"),
+        (
+            {"sources": [{"name": "x", "kind": "database", "volume_gb_per_day": -1}]},
+            "sources[0].volume_gb_per_day",
+        ),
         ({"sources": [{"name": "x", "kind": "ftp", "volume_gb_per_day": 1}]}, "sources[0].kind"),
-        ({"sinks": [{"name": "s", "kind": "warehouse", "expectations": [{"check": "bogus"}]}]}, "sinks[0].expectations[0].check"),
+        (
+            {"sinks": [{"name": "s", "kind": "warehouse", "expectations": [{"check": "bogus"}]}]},
+            "sinks[0].expectations[0].check",
+        ),
         ({"freshness_slo_minutes": 0}, "freshness_slo_minutes"),
         ({"delivery_guarantee": "twice"}, "delivery_guarantee"),
         ({"unknown_key": 1}, "unknown_key"),
-        ({"sinks": [{"name": "s", "kind": "warehouse", "consumers": ["nobody"]}],
-          "consumers": [{"name": "bi", "kind": "dashboard"}]}, "sinks[0].consumers[0]"),
+        (
+            {
+                "sinks": [{"name": "s", "kind": "warehouse", "consumers": ["nobody"]}],
+                "consumers": [{"name": "bi", "kind": "dashboard"}],
+            },
+            "sinks[0].consumers[0]",
+        ),
     ],
 )
 def test_invalid_spec_names_the_field(patch: dict[str, object], field: str) -> None:
@@ -175,8 +196,9 @@ def test_cli_pipeline_design(tmp_path: Path) -> None:
     from dataeng_agents.core.cli import app
 
     out = tmp_path / "project"
-    res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "iot_kappa.yaml"), "--scaffold", str(out),
-                                   "--format", "json"])
+    res = CliRunner().invoke(
+        app, ["pipeline", "design", str(SPECS / "iot_kappa.yaml"), "--scaffold", str(out), "--format", "json"]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["recommendation"] == "kappa"
     dag = out / "dags" / "iot_telemetry.py"
@@ -184,6 +206,8 @@ def test_cli_pipeline_design(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["pipeline", "design", str(SPECS / "daily_sales_batch.yaml")])
     assert res.exit_code == 0 and "Batch ETL/ELT" in res.output and "Cost assumptions" in res.output
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsources: [{name: a, kind: ftp, volume_gb_per_day: 1}]\nsinks: []\nfreshness_slo_minutes: 5\n")
+    bad.write_text(
+        "name: x\nsources: [{name: a, kind: ftp, volume_gb_per_day: 1}]\nsinks: []\nfreshness_slo_minutes: 5\n"
+    )
     res = CliRunner().invoke(app, ["pipeline", "design", str(bad)])
     assert res.exit_code == 2 and "sources[0].kind" in res.output

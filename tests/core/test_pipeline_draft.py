@@ -35,8 +35,17 @@ def test_the_batch_request() -> None:
     d = extract_spec(PG_SNOW)
     sp = d.spec
     src = sp.sources[0]
-    assert (src.name, src.kind, src.change_pattern, src.primary_key) == ("orders", "database", "upsert", ["order_id"])
-    assert sp.transformations.engine == "dbt" and sp.warehouse is not None and sp.warehouse.product == "snowflake"
+    assert (src.name, src.kind, src.change_pattern, src.primary_key) == (
+        "orders",
+        "database",
+        "upsert",
+        ["order_id"],
+    )
+    assert (
+        sp.transformations.engine == "dbt"
+        and sp.warehouse is not None
+        and sp.warehouse.product == "snowflake"
+    )
     assert any("updated_at" in a for a in d.assumptions)  # the watermark is an assumption the user sees
     design = design_pipeline(sp)
     assert design.recommendation == "batch_elt" and design.schedule == "@daily"
@@ -44,19 +53,51 @@ def test_the_batch_request() -> None:
     assert "not partitioned" in design.storage[0].choice  # no event_date invented for an upserted table
 
 
-@pytest.mark.parametrize(("request_text", "kinds", "product", "slo_max", "arch"), [
-    ("Sync Salesforce accounts into Redshift every hour", ["saas"], "redshift", 180, "batch_elt"),
-    ("Load CSV files from S3 into DuckDB nightly", ["files"], "duckdb", 3000, "batch_elt"),
-    ("Replicate the MySQL customers table to Postgres using CDC with Debezium", ["cdc"], "postgres", 3000, None),
-    ("Move 500 GB a day of application logs from GCS to BigQuery every 15 minutes", ["files"], "bigquery", 30,
-     "micro_batch"),
-    ("Stream IoT sensor readings from Kafka at 50k events per second into Snowflake, near real-time dashboards",
-     ["event_stream"], "snowflake", 5, "kappa"),
-    ("We need hourly product usage metrics from our REST API and Postgres users table in Snowflake",
-     ["api", "database"], "snowflake", 180, None),
-    ("pull data from the Stripe API into BigQuery daily for finance", ["saas"], "bigquery", 3000, "batch_elt"),
-])
-def test_untailored_sentences(request_text: str, kinds: list[str], product: str, slo_max: float, arch: str | None) -> None:
+@pytest.mark.parametrize(
+    ("request_text", "kinds", "product", "slo_max", "arch"),
+    [
+        ("Sync Salesforce accounts into Redshift every hour", ["saas"], "redshift", 180, "batch_elt"),
+        ("Load CSV files from S3 into DuckDB nightly", ["files"], "duckdb", 3000, "batch_elt"),
+        (
+            "Replicate the MySQL customers table to Postgres using CDC with Debezium",
+            ["cdc"],
+            "postgres",
+            3000,
+            None,
+        ),
+        (
+            "Move 500 GB a day of application logs from GCS to BigQuery every 15 minutes",
+            ["files"],
+            "bigquery",
+            30,
+            "micro_batch",
+        ),
+        (
+            "Stream IoT sensor readings from Kafka at 50k events per second into Snowflake, near real-time dashboards",
+            ["event_stream"],
+            "snowflake",
+            5,
+            "kappa",
+        ),
+        (
+            "We need hourly product usage metrics from our REST API and Postgres users table in Snowflake",
+            ["api", "database"],
+            "snowflake",
+            180,
+            None,
+        ),
+        (
+            "pull data from the Stripe API into BigQuery daily for finance",
+            ["saas"],
+            "bigquery",
+            3000,
+            "batch_elt",
+        ),
+    ],
+)
+def test_untailored_sentences(
+    request_text: str, kinds: list[str], product: str, slo_max: float, arch: str | None
+) -> None:
     d = extract_spec(request_text)
     assert sorted(s.kind for s in d.spec.sources) == sorted(kinds)
     assert d.spec.warehouse is not None and d.spec.warehouse.product == product
@@ -72,11 +113,19 @@ def test_untailored_sentences(request_text: str, kinds: list[str], product: str,
 
 
 def test_volumes_and_rates_are_read() -> None:
-    d = extract_spec("Ingest 2 TB per day of clickstream events from Kinesis into a Databricks lakehouse within 10 minutes")
+    d = extract_spec(
+        "Ingest 2 TB per day of clickstream events from Kinesis into a Databricks lakehouse within 10 minutes"
+    )
     s = d.spec.sources[0]
-    assert s.volume_gb_per_day == 2000 and d.spec.freshness_slo_minutes == 10 and d.spec.stream_platform == "kinesis"
+    assert (
+        s.volume_gb_per_day == 2000
+        and d.spec.freshness_slo_minutes == 10
+        and d.spec.stream_platform == "kinesis"
+    )
     r = extract_spec("Stream 3000 events per second from Kafka into BigQuery").spec.sources[0]
-    assert r.events_per_second_peak == 3000 and r.volume_gb_per_day == pytest.approx(3000 * 86400 * 1000 / 1e9)
+    assert r.events_per_second_peak == 3000 and r.volume_gb_per_day == pytest.approx(
+        3000 * 86400 * 1000 / 1e9
+    )
 
 
 def test_no_source_is_a_clear_error() -> None:
@@ -96,10 +145,22 @@ def _answer(spec: dict[str, Any]) -> dict[str, Any]:
     return {"spec": spec, "assumptions": ["Kafka retention is 7 days"], "open_questions": ["Which key?"]}
 
 
-VALID = {"name": "clicks_to_bq", "sources": [{"name": "clicks", "kind": "event_stream", "volume_gb_per_day": 30,
-                                              "replayable": True, "event_time_field": "ts"}],
-         "sinks": [{"name": "fct_clicks", "kind": "warehouse"}], "freshness_slo_minutes": 2,
-         "warehouse": {"product": "bigquery"}, "cloud": "gcp"}
+VALID = {
+    "name": "clicks_to_bq",
+    "sources": [
+        {
+            "name": "clicks",
+            "kind": "event_stream",
+            "volume_gb_per_day": 30,
+            "replayable": True,
+            "event_time_field": "ts",
+        }
+    ],
+    "sinks": [{"name": "fct_clicks", "kind": "warehouse"}],
+    "freshness_slo_minutes": 2,
+    "warehouse": {"product": "bigquery"},
+    "cloud": "gcp",
+}
 
 
 def test_claude_drafts_through_the_schema_tool() -> None:
@@ -111,14 +172,21 @@ def test_claude_drafts_through_the_schema_tool() -> None:
     tool = next(t for t in body["tools"] if t["name"] == "final_answer")
     # the tool's input schema is the draft model's pydantic schema, with the spec's schema inside
     assert tool["input_schema"]["properties"]["spec"] == {"$ref": "#/$defs/PipelineSpec"}
-    assert tool["input_schema"]["$defs"]["PipelineSpec"] == SpecDraftAnswer.model_json_schema()["$defs"]["PipelineSpec"]
+    assert (
+        tool["input_schema"]["$defs"]["PipelineSpec"]
+        == SpecDraftAnswer.model_json_schema()["$defs"]["PipelineSpec"]
+    )
     assert KAFKA_BQ in body["messages"][0]["content"][0]["text"]
 
 
 def test_claude_gets_one_repair_turn() -> None:
     bad = {**VALID, "freshness_slo_minutes": 0}
-    fake = FakeAnthropic(messages=[message([tool_use("final_answer", _answer(bad))]),
-                                   message([tool_use("final_answer", _answer(VALID))])])
+    fake = FakeAnthropic(
+        messages=[
+            message([tool_use("final_answer", _answer(bad))]),
+            message([tool_use("final_answer", _answer(VALID))]),
+        ]
+    )
     d = draft_spec(KAFKA_BQ, fake.client())
     assert d.drafted_by == "claude" and d.spec.freshness_slo_minutes == 2
     second = fake.message_bodies()[1]["messages"]
@@ -153,7 +221,9 @@ def _fake_client(monkeypatch: pytest.MonkeyPatch, fake: FakeAnthropic) -> None:
     def build(api_key: str | None = None, **kw: Any) -> Any:
         import httpx2
 
-        return real_build(api_key, http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handle)), **kw)
+        return real_build(
+            api_key, http_client=httpx2.Client(transport=httpx2.MockTransport(fake.handle)), **kw
+        )
 
     monkeypatch.setattr(client_mod, "build_client", build)
 
@@ -163,8 +233,9 @@ def test_cli_design_from_a_sentence_offline(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     out = tmp_path / "kafka.yaml"
-    res = runner.invoke(app, ["pipeline", "design", KAFKA_BQ, "--spec-out", str(out), "--scaffold",
-                              str(tmp_path / "proj")])
+    res = runner.invoke(
+        app, ["pipeline", "design", KAFKA_BQ, "--spec-out", str(out), "--scaffold", str(tmp_path / "proj")]
+    )
     assert res.exit_code == 0, res.output
     assert "offline extractor" in res.output and "Kappa" in res.output and "bigquery" in res.output
     assert "Assumptions" in res.output and "Open questions" in res.output

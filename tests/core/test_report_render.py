@@ -91,7 +91,9 @@ def test_write_report_creates_and_replaces_atomically(reports: Any, tmp_path: Pa
     assert [p.name for p in out.parent.iterdir()] == ["exp"]  # no temp dirs left behind
 
 
-def test_failures_leave_nothing_half_written(reports: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failures_leave_nothing_half_written(
+    reports: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     report, _ = reports
     out = tmp_path / "new"
     with pytest.raises(InputError):
@@ -121,7 +123,10 @@ def test_write_report_through_a_remote_writer(reports: Any, tmp_path: Path) -> N
     report, _ = reports
     stored: dict[str, bytes] = {}
     paths = write_report(report, "s3://bucket/exp/2024-03-15/", ["json", "html"], writer=stored.__setitem__)
-    assert paths == {"json": "s3://bucket/exp/2024-03-15/report.json", "html": "s3://bucket/exp/2024-03-15/report.html"}
+    assert paths == {
+        "json": "s3://bucket/exp/2024-03-15/report.json",
+        "html": "s3://bucket/exp/2024-03-15/report.html",
+    }
     assert set(stored) == set(paths.values())
     assert stored[paths["html"]].startswith(b"<!DOCTYPE html>")
     assert list(tmp_path.iterdir()) == []

@@ -28,15 +28,27 @@ def _chromium() -> str:
             return path
     if os.path.exists("/usr/bin/chromium"):
         return "/usr/bin/chromium"
-    pytest.fail(f"headless Chromium is required for the report screenshot test; {INSTALL_HINT}", pytrace=False)
+    pytest.fail(
+        f"headless Chromium is required for the report screenshot test; {INSTALL_HINT}", pytrace=False
+    )
 
 
 def _screenshot(browser: str, html_file: Path, png: Path, profile: Path) -> np.ndarray:
     cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1200,3000",
-        "--hide-scrollbars", html_file.as_uri(),
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--screenshot={png}",
+        "--window-size=1200,3000",
+        "--hide-scrollbars",
+        html_file.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert png.exists(), f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-800:]}"
@@ -60,7 +72,9 @@ def test_html_report_renders_its_charts_in_chromium(tmp_path: Path) -> None:
     for charts in (True, False):
         page = tmp_path / f"report_{charts}.html"
         page.write_text(to_html(report, charts=charts), encoding="utf-8")
-        shots[charts] = _screenshot(browser, page, tmp_path / f"shot_{charts}.png", tmp_path / f"profile_{charts}")
+        shots[charts] = _screenshot(
+            browser, page, tmp_path / f"shot_{charts}.png", tmp_path / f"profile_{charts}"
+        )
     with_charts, without = shots[True], shots[False]
     assert with_charts.shape[:2] == (3000, 1200)
     # the page is not blank

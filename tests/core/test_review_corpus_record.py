@@ -15,8 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-EXCLUDED = ("mozilla/telemetry-airflow", "astronomer/astronomer-cosmos", "cal-itp/data-infra",
-            "elifesciences/data-hub-core-airflow-dags", "prefeitura-rio/", "DataTalksClub/", "apache/airflow")
+EXCLUDED = (
+    "mozilla/telemetry-airflow",
+    "astronomer/astronomer-cosmos",
+    "cal-itp/data-infra",
+    "elifesciences/data-hub-core-airflow-dags",
+    "prefeitura-rio/",
+    "DataTalksClub/",
+    "apache/airflow",
+)
 
 
 def test_corpus_list() -> None:

@@ -15,7 +15,7 @@ from dataeng_agents.core.review.cron import validate_schedule_string
 from dataeng_agents.core.review.models import FileReport, Finding
 from typer.testing import CliRunner
 
-GOOD_DAG = textwrap.dedent('''
+GOOD_DAG = textwrap.dedent("""
     from __future__ import annotations
     from datetime import timedelta
     import pendulum
@@ -30,7 +30,7 @@ GOOD_DAG = textwrap.dedent('''
         default_args={{"owner": "data-team", "retries": 2, "execution_timeout": timedelta(minutes=30)}},
     ) as dag:
         BashOperator(task_id="echo", bash_command="echo hi")
-''')
+""")
 
 
 def _write(p: Path, text: str) -> Path:
@@ -50,7 +50,10 @@ def test_malformed_inputs_are_reported_per_file_and_the_run_continues(tmp_path: 
     _write(root / "syntax.py", "from airflow.sdk import DAG\nwith DAG(:\n")
     (root / "latin1.py").write_bytes(b"from airflow.sdk import DAG\nname = '\xff\xfe caf\xe9'\n")
     (root / "empty.py").write_bytes(b"")
-    big = "from airflow.sdk import DAG\n" + "x = 1  # padding padding padding padding padding padding\n" * 90_000
+    big = (
+        "from airflow.sdk import DAG\n"
+        + "x = 1  # padding padding padding padding padding padding\n" * 90_000
+    )
     _write(root / "big.py", big)
     assert (root / "big.py").stat().st_size > 5_000_000
     (root / "folder.py").mkdir()
@@ -64,7 +67,9 @@ def test_malformed_inputs_are_reported_per_file_and_the_run_continues(tmp_path: 
     by_path = {Path(f.path).name: f for f in result.files}
     assert by_path["good.py"].status == "reviewed" and by_path["good.py"].dags == ["good"]
     assert by_path["inner.py"].status == "reviewed"
-    assert by_path["syntax.py"].status == "error" and "syntax error at line 2" in (by_path["syntax.py"].error or "")
+    assert by_path["syntax.py"].status == "error" and "syntax error at line 2" in (
+        by_path["syntax.py"].error or ""
+    )
     assert by_path["latin1.py"].status == "error" and "0xff" in (by_path["latin1.py"].error or "")
     assert by_path["empty.py"].status == "reviewed" and by_path["empty.py"].error == "empty file"
     assert by_path["big.py"].status == "reviewed"  # 5.1 MB is under the default 10 MB limit
@@ -88,7 +93,9 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
 
 def test_static_mode_never_imports_reviewed_code(tmp_path: Path) -> None:
     marker = tmp_path / "marker.txt"
-    dag = _write(tmp_path / "evil.py", f'''
+    dag = _write(
+        tmp_path / "evil.py",
+        f"""
         from pathlib import Path
         from airflow.sdk import DAG, task
         Path({str(marker)!r}).write_text("imported")
@@ -99,7 +106,8 @@ def test_static_mode_never_imports_reviewed_code(tmp_path: Path) -> None:
 
         with DAG(dag_id="evil", schedule=None):
             t()
-    ''')
+    """,
+    )
     result = review_paths([dag], profile="strict")
     assert not marker.exists()
     assert result.files[0].status == "reviewed" and result.files[0].dags == ["evil"]
@@ -107,7 +115,9 @@ def test_static_mode_never_imports_reviewed_code(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ model / resolution
 def test_default_args_resolution_order_and_unknown(tmp_path: Path) -> None:
-    dag = _write(tmp_path / "d.py", '''
+    dag = _write(
+        tmp_path / "d.py",
+        """
         import pendulum
         from datetime import timedelta
         from airflow.sdk import DAG
@@ -122,7 +132,8 @@ def test_default_args_resolution_order_and_unknown(tmp_path: Path) -> None:
         with DAG(dag_id="b", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
                  default_args=make_args()):
             BashOperator(task_id="dynamic", bash_command="x")
-    ''')
+    """,
+    )
     result = review_paths([dag], profile="strict")
     rel001 = [f for f in result.findings if f.rule_id == "REL001"]
     assert [f.subject for f in rel001] == ["a.inherits"]  # task kwarg wins over default_args retries=0
@@ -133,7 +144,9 @@ def test_default_args_resolution_order_and_unknown(tmp_path: Path) -> None:
 
 
 def test_taskflow_decorator_dag_and_dynamic_mapping(tmp_path: Path) -> None:
-    dag = _write(tmp_path / "tf.py", '''
+    dag = _write(
+        tmp_path / "tf.py",
+        '''
         import pendulum
         from airflow.decorators import dag, task
 
@@ -151,7 +164,8 @@ def test_taskflow_decorator_dag_and_dynamic_mapping(tmp_path: Path) -> None:
             double.expand(x=numbers())
 
         flowing()
-    ''')
+    ''',
+    )
     import ast
 
     from dataeng_agents.core.review.airflow_model import build_module
@@ -168,14 +182,17 @@ def test_taskflow_decorator_dag_and_dynamic_mapping(tmp_path: Path) -> None:
 
 
 def test_target_airflow_version_changes_the_verdict(tmp_path: Path) -> None:
-    dag = _write(tmp_path / "v.py", '''
+    dag = _write(
+        tmp_path / "v.py",
+        """
         import pendulum
         from airflow import DAG
         from airflow.operators.bash import BashOperator
         with DAG(dag_id="v", schedule_interval="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
                  default_args={"sla": 60}):
             BashOperator(task_id="t", bash_command="x")
-    ''')
+    """,
+    )
     af2 = review_paths([dag], profile="strict", airflow_version="2.10")
     af3 = review_paths([dag], profile="strict", airflow_version="3.3")
     sch005 = lambda r: [f.message for f in r.findings if f.rule_id == "SCH005"]  # noqa: E731
@@ -208,13 +225,16 @@ def test_cron_validation() -> None:
 
 # ------------------------------------------------------------------ config, profiles, suppression
 def test_profiles(tmp_path: Path) -> None:
-    dag = _write(tmp_path / "p.py", '''
+    dag = _write(
+        tmp_path / "p.py",
+        """
         import pendulum
         from airflow.sdk import DAG
         from airflow.providers.standard.operators.bash import BashOperator
         with DAG(dag_id="p", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
             BashOperator(task_id="t", bash_command="x")
-    ''')
+    """,
+    )
     default = review_paths([dag], profile="default")
     examples = review_paths([dag], profile="examples")
     strict = review_paths([dag], profile="strict")
@@ -222,7 +242,9 @@ def test_profiles(tmp_path: Path) -> None:
     assert not {"REL001", "OBS001", "OBS003", "OBS004"} & _rules(examples)
     assert {f.severity.value for f in default.findings if f.rule_id == "OBS004"} == {"info"}
     assert {f.severity.value for f in strict.findings if f.rule_id == "OBS004"} == {"warn"}
-    assert default.exit_code("warn") == 1 and default.exit_code("error") == 0 and default.exit_code("never") == 0
+    assert (
+        default.exit_code("warn") == 1 and default.exit_code("error") == 0 and default.exit_code("never") == 0
+    )
 
 
 def test_inline_and_file_suppression_and_exceptions_file(tmp_path: Path) -> None:
@@ -233,7 +255,9 @@ def test_inline_and_file_suppression_and_exceptions_file(tmp_path: Path) -> None
     result = review_paths([dag], profile="default")
     assert "OBS004" not in _rules(result)
     assert result.suppressed >= 1
-    plain = review_paths([_write(tmp_path / "plain" / "s.py", GOOD_DAG.format(dag_id="s"))], profile="default")
+    plain = review_paths(
+        [_write(tmp_path / "plain" / "s.py", GOOD_DAG.format(dag_id="s"))], profile="default"
+    )
     assert "OBS004" in _rules(plain)
 
     exc_file = _write(tmp_path / "exceptions.txt", "# legacy DAGs\nplain/*.py OBS001,OBS004\n")
@@ -246,7 +270,9 @@ def test_inline_and_file_suppression_and_exceptions_file(tmp_path: Path) -> None
 
 
 def test_pyproject_config(tmp_path: Path) -> None:
-    _write(tmp_path / "pyproject.toml", '''
+    _write(
+        tmp_path / "pyproject.toml",
+        """
         [tool.dataeng.review]
         profile = "examples"
         disable = ["SCH009"]
@@ -254,7 +280,8 @@ def test_pyproject_config(tmp_path: Path) -> None:
 
         [tool.dataeng.review.severity]
         REL003 = "error"
-    ''')
+    """,
+    )
     cfg = load_config(search_from=tmp_path)
     assert cfg.profile == "examples" and cfg.severity_of("REL003").value == "error"
     assert not cfg.enabled("SCH009") and not cfg.enabled("OBS001")
@@ -272,12 +299,16 @@ def test_pyproject_config(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ outputs
 def test_finding_ids_are_stable_and_outputs_render(tmp_path: Path) -> None:
-    dag = _write(tmp_path / "o.py", GOOD_DAG.format(dag_id="o").replace("echo hi", "echo {{ dag_run.conf['x'] }}"))
+    dag = _write(
+        tmp_path / "o.py", GOOD_DAG.format(dag_id="o").replace("echo hi", "echo {{ dag_run.conf['x'] }}")
+    )
     r1, r2 = review_paths([dag]), review_paths([dag])
     assert [f.id for f in r1.findings] == [f.id for f in r2.findings]
     assert len({f.id for f in r1.findings}) == len(r1.findings)
     # the engine computes ids inline (hot path): they must stay what the public helper gives
-    assert [f.id for f in r1.findings] == [Finding.make_id(f.rule_id, f.path, f.subject, f.message) for f in r1.findings]
+    assert [f.id for f in r1.findings] == [
+        Finding.make_id(f.rule_id, f.path, f.subject, f.message) for f in r1.findings
+    ]
     # the engine builds the report of a reviewed file without validation: it must equal the validated one
     report = r1.files[0]
     validated = FileReport(path=report.path, kind=report.kind, dags=report.dags, tasks=report.tasks)
@@ -296,15 +327,18 @@ def test_finding_ids_are_stable_and_outputs_render(tmp_path: Path) -> None:
         assert ids[res["ruleIndex"]] == res["ruleId"]
         assert res["level"] in {"error", "warning", "note"}
         assert res["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
-    assert {"error": "error", "warn": "warning"}[next(f for f in r1.findings if f.rule_id == "SEC004").severity.value] == \
-        next(r for r in run["results"] if r["ruleId"] == "SEC004")["level"]
+    assert {"error": "error", "warn": "warning"}[
+        next(f for f in r1.findings if f.rule_id == "SEC004").severity.value
+    ] == next(r for r in run["results"] if r["ruleId"] == "SEC004")["level"]
 
 
 def test_cli_review_formats_and_exit_codes(tmp_path: Path) -> None:
     from dataeng_agents.core.cli import app
 
     clean = _write(tmp_path / "clean" / "c.py", GOOD_DAG.format(dag_id="c"))
-    bad = _write(tmp_path / "bad" / "b.py", GOOD_DAG.format(dag_id="b").replace("echo hi", "echo {{ params.x }}"))
+    bad = _write(
+        tmp_path / "bad" / "b.py", GOOD_DAG.format(dag_id="b").replace("echo hi", "echo {{ params.x }}")
+    )
     runner = CliRunner()
     res = runner.invoke(app, ["review", str(clean), "--profile", "examples", "--fail-on", "warn"])
     assert res.exit_code == 0, res.output
@@ -366,6 +400,8 @@ def test_queue_walks_find_what_ast_walk_finds_in_its_order() -> None:
             if isinstance(node, ast.stmt | ast.expr):
                 subtrees += 1
                 walked = list(ast.walk(node))
-                assert string_nodes(node) == [n for n in walked if isinstance(n, ast.Constant | ast.JoinedStr)], f
+                assert string_nodes(node) == [
+                    n for n in walked if isinstance(n, ast.Constant | ast.JoinedStr)
+                ], f
                 assert calls_under(node) == [n for n in walked if isinstance(n, ast.Call)], f
     assert subtrees > 10_000

@@ -32,7 +32,10 @@ def _hits(result: ReviewResult, rule: str) -> list[str]:
 
 # ------------------------------------------------------------------ SEC001
 def test_sec001_kubernetes_secret_references_and_key_paths_are_not_secrets(tmp_path: Path) -> None:
-    result = _review(tmp_path, HEADER + '''
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
 from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
@@ -41,26 +44,32 @@ hook = SSHHook(ssh_conn_id="box", key_file="/root/.ssh/id_rsa")
 ssh_private_key = "/root/.ssh/id_rsa"
 password_conn_id = "warehouse"
 token = "{{ var.value.api_token }}"
-''')
+""",
+    )
     assert _hits(result, "SEC001") == []
 
 
-@pytest.mark.parametrize("line", [
-    'STRIPE = "sk_live_51Habcdefghijklmnopqrstuvwx"',
-    'headers = {"Authorization": "Bearer 8f3a9c2e7b1d4f6a0c5e9b2d7f1a3c8e"}',
-    'hook = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx"',
-    'cmd = BashOperator(task_id="dump", bash_command="mysqldump -u root -pS3cr3tPass db > /tmp/x.sql")',
-    'gh = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"',
-    'resp = requests.get("https://api.example.com", auth=("admin", "hunter2hunter2"))',
-    'URI = "postgresql://etl:pa55word@db.internal:5432/dw"',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        'STRIPE = "sk_live_51Habcdefghijklmnopqrstuvwx"',
+        'headers = {"Authorization": "Bearer 8f3a9c2e7b1d4f6a0c5e9b2d7f1a3c8e"}',
+        'hook = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefghijklmnopqrstuvwx"',
+        'cmd = BashOperator(task_id="dump", bash_command="mysqldump -u root -pS3cr3tPass db > /tmp/x.sql")',
+        'gh = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"',
+        'resp = requests.get("https://api.example.com", auth=("admin", "hunter2hunter2"))',
+        'URI = "postgresql://etl:pa55word@db.internal:5432/dw"',
+    ],
+)
 def test_sec001_finds_value_shaped_secrets_whatever_the_name(tmp_path: Path, line: str) -> None:
     result = _review(tmp_path, HEADER + "import requests\n\n" + line + "\n")
     assert len(_hits(result, "SEC001")) == 1, [f.message for f in result.findings]
 
 
 def test_sec001_in_a_prefect_flow(tmp_path: Path) -> None:
-    result = _review(tmp_path, '''
+    result = _review(
+        tmp_path,
+        """
 from prefect import flow, task
 
 @task(retries=2, timeout_seconds=60)
@@ -70,21 +79,29 @@ def call() -> None:
 @flow
 def main() -> None:
     call()
-''', name="flow.py")
+""",
+        name="flow.py",
+    )
     assert len(_hits(result, "SEC001")) == 1
 
 
 # ------------------------------------------------------------------ DAG arguments through **kwargs / factories
 def test_sch007_dag_passed_through_kwargs(tmp_path: Path) -> None:
-    result = _review(tmp_path, HEADER + '''
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
 dag = DAG("etl", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
 common = {"dag": dag, "retries": 3}
 BashOperator(task_id="a", bash_command="echo a", **common)
-''')
+""",
+    )
     assert [m for m in _hits(result, "SCH007") if "outside any DAG" in m] == []
 
 
-FACTORY = HEADER + '''
+FACTORY = (
+    HEADER
+    + """
 default_args = {"owner": "data-team", "retries": 0}
 
 
@@ -98,7 +115,8 @@ def create_dag(dag_id, schedule, args):
 
 for name in ["orders", "users"]:
     globals()[name] = create_dag(name, "@daily", {"owner": "data-team", "retries": 10})
-'''
+"""
+)
 
 
 def test_local_factory_parameters_are_not_the_module_defaults(tmp_path: Path) -> None:
@@ -108,15 +126,22 @@ def test_local_factory_parameters_are_not_the_module_defaults(tmp_path: Path) ->
     assert any(u.rule_id == "REL001" for u in result.unresolved)
 
 
-@pytest.mark.parametrize("source", [
-    "from airflow.sdk import DAG\nfrom common.factory import create_dag\n\ndag = create_dag('orders', '@daily')\n",
-    "from gusty import create_dags\nimport airflow\n\ncreate_dags('/dags/gusty', globals())\n",
-    ("from airflow.sdk import DAG\nfrom cosmos import DbtTaskGroup, ProjectConfig\n\n"
-     "with DAG('dbt', schedule='@daily', catchup=False, tags=['dbt'], description='x') as dag:\n"
-     "    DbtTaskGroup(group_id='models', project_config=ProjectConfig('/dbt'))\n"),
-    ("from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
-     "dbt_dag = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'), schedule='@daily')\n"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from airflow.sdk import DAG\nfrom common.factory import create_dag\n\ndag = create_dag('orders', '@daily')\n",
+        "from gusty import create_dags\nimport airflow\n\ncreate_dags('/dags/gusty', globals())\n",
+        (
+            "from airflow.sdk import DAG\nfrom cosmos import DbtTaskGroup, ProjectConfig\n\n"
+            "with DAG('dbt', schedule='@daily', catchup=False, tags=['dbt'], description='x') as dag:\n"
+            "    DbtTaskGroup(group_id='models', project_config=ProjectConfig('/dbt'))\n"
+        ),
+        (
+            "from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
+            "dbt_dag = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'), schedule='@daily')\n"
+        ),
+    ],
+)
 def test_dag_factories_are_reported_as_not_fully_resolved(tmp_path: Path, source: str) -> None:
     result = _review(tmp_path, source)
     assert result.files[0].status == "reviewed"
@@ -126,8 +151,11 @@ def test_dag_factories_are_reported_as_not_fully_resolved(tmp_path: Path, source
 
 
 def test_cosmos_dbt_dag_is_a_dag(tmp_path: Path) -> None:
-    result = _review(tmp_path, "from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
-                               "d = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'))\n")
+    result = _review(
+        tmp_path,
+        "from cosmos import DbtDag, ProjectConfig\nimport airflow\n\n"
+        "d = DbtDag(dag_id='dbt_daily', project_config=ProjectConfig('/dbt'))\n",
+    )
     assert result.files[0].dags == ["dbt_daily"]
     assert _hits(result, "SCH001")  # no schedule: it is a DAG like any other
 
@@ -167,12 +195,15 @@ def test_unreadable_subdirectory_is_an_error(tmp_path: Path, monkeypatch: pytest
 
 # ------------------------------------------------------------------ stable ids
 def test_finding_ids_do_not_depend_on_line_numbers(tmp_path: Path) -> None:
-    source = HEADER + '''
+    source = (
+        HEADER
+        + """
 DAG_ID = "orders"
 with DAG(DAG_ID, schedule="@daily", start_date=datetime(2024, 1, 1)) as dag:
     BashOperator(task_id="load", bash_command="echo")
     BashOperator(task_id="load", bash_command="echo")
-'''
+"""
+    )
     before = _review(tmp_path, source)
     after = _review(tmp_path, "# a comment\n\n" + source)
     assert before.files[0].dags == ["orders"]
@@ -182,10 +213,13 @@ with DAG(DAG_ID, schedule="@daily", start_date=datetime(2024, 1, 1)) as dag:
 
 # ------------------------------------------------------------------ severity by target version
 def test_severity_depends_on_the_target_version(tmp_path: Path) -> None:
-    source = HEADER + '''
+    source = (
+        HEADER
+        + """
 with DAG("legacy", schedule_interval="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
     BashOperator(task_id="load", bash_command="echo")
-'''
+"""
+    )
     old = _review(tmp_path, source, airflow_version="2.10")
     new = _review(tmp_path, source, airflow_version="3.3")
     assert {f.severity for f in old.findings if f.rule_id == "SCH005"} == {Severity.warn}
@@ -195,14 +229,20 @@ with DAG("legacy", schedule_interval="@daily", start_date=pendulum.datetime(2024
 
 def test_from_airflow_import_dag_is_fine_on_airflow_3(tmp_path: Path) -> None:
     result = _review(tmp_path, "from airflow import DAG\nfrom airflow.operators.bash import BashOperator\n")
-    assert [f.subject for f in result.findings if f.rule_id == "SCH008"] == ["airflow.operators.bash.BashOperator"]
+    assert [f.subject for f in result.findings if f.rule_id == "SCH008"] == [
+        "airflow.operators.bash.BashOperator"
+    ]
 
 
 def test_obs004_sees_doc_md_and_reads_well(tmp_path: Path) -> None:
-    documented = _review(tmp_path, HEADER + '''
+    documented = _review(
+        tmp_path,
+        HEADER
+        + """
 dag = DAG("etl", schedule=None, tags=["x"], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"))
 dag.doc_md = __doc__
-''')
+""",
+    )
     assert _hits(documented, "OBS004") == []
     bare = _review(tmp_path, HEADER + 'dag = DAG("etl", schedule=None)\n')
     assert _hits(bare, "OBS004") == ["DAG 'etl' has no tags and no description"]
@@ -216,26 +256,34 @@ def test_rel008_is_a_warning(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ Prefect
 def test_prefect_1_max_retries_and_dataframe_returns(tmp_path: Path) -> None:
-    result = _review(tmp_path, '''
+    result = _review(
+        tmp_path,
+        """
 import pandas as pd
 from prefect import Flow, task
 
 @task(max_retries=3, timeout=600)
 def extract():
     return pd.read_csv("s3://bucket/orders.csv")
-''', name="flow.py")
+""",
+        name="flow.py",
+    )
     assert _hits(result, "PFT001") == [] and _hits(result, "PFT002") == []
     assert _hits(result, "PERF007") == []
 
 
 def test_plain_insert_in_a_prefect_task(tmp_path: Path) -> None:
-    result = _review(tmp_path, '''
+    result = _review(
+        tmp_path,
+        """
 from prefect import task
 
 @task(retries=2, timeout_seconds=60)
 def load(conn):
     conn.execute("INSERT INTO sales SELECT * FROM staging_sales")
-''', name="flow.py")
+""",
+        name="flow.py",
+    )
     assert len(_hits(result, "REL006")) == 1
 
 
@@ -246,33 +294,46 @@ def test_sarif_marks_a_file_that_could_not_be_reviewed(tmp_path: Path) -> None:
     run = sarif["runs"][0]
     assert run["invocations"][0]["executionSuccessful"] is False
     (res,) = [r for r in run["results"] if r["ruleId"] == "REVIEW-ERROR"]
-    assert res["level"] == "error" and res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("broken.py")
+    assert res["level"] == "error" and res["locations"][0]["physicalLocation"]["artifactLocation"][
+        "uri"
+    ].endswith("broken.py")
     assert run["tool"]["driver"]["rules"][res["ruleIndex"]]["id"] == "REVIEW-ERROR"
     json.dumps(sarif)
 
 
 # ------------------------------------------------------------------ recall
 def test_catchup_backlog(tmp_path: Path) -> None:
-    result = _review(tmp_path, HEADER + '''
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
 with DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2016, 1, 1, tz="UTC"), catchup=True,
          max_active_runs=1) as dag:
     BashOperator(task_id="load", bash_command="echo")
-''')
+""",
+    )
     (msg,) = _hits(result, "SCH010")
     assert "2016-01-01" in msg and "more than 10,000 runs" in msg
 
 
 def test_blocking_past_without_alerting(tmp_path: Path) -> None:
-    result = _review(tmp_path, HEADER + '''
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
 with DAG("hourly", schedule="@hourly", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False,
          default_args={"depends_on_past": True, "wait_for_downstream": True}) as dag:
     BashOperator(task_id="load", bash_command="echo")
-''')
+""",
+    )
     assert len(_hits(result, "REL012")) == 1
 
 
 def test_xcom_push_of_a_query_result_and_now_in_a_template(tmp_path: Path) -> None:
-    result = _review(tmp_path, HEADER + '''
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import task
 
@@ -283,6 +344,7 @@ with DAG("x", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UT
 
     BashOperator(task_id="stamp", bash_command="echo {{ macros.datetime.now() }}")
     extract()
-''')
+""",
+    )
     assert len(_hits(result, "PERF007")) == 1
     assert any("template" in m for m in _hits(result, "REL005"))

@@ -31,7 +31,11 @@ def _review(src: Path, tmp_path: Path) -> list[str]:
 
 
 def test_every_rule_has_labelled_fixtures() -> None:
-    missing = [r for r in RULES if not list((FIXTURES / r).glob("bad.*.txt")) or not list((FIXTURES / r).glob("good.*.txt"))]
+    missing = [
+        r
+        for r in RULES
+        if not list((FIXTURES / r).glob("bad.*.txt")) or not list((FIXTURES / r).glob("good.*.txt"))
+    ]
     assert missing == []
     assert len(RULES) >= 40
 
@@ -53,8 +57,16 @@ def test_good_fixture_is_not_flagged(rule_id: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("rule_id", sorted(RULES))
 def test_rule_metadata_and_doc_page(rule_id: str) -> None:
     rule = RULES[rule_id]
-    assert rule.category in {"reliability", "scheduling", "performance", "data quality", "security", "cost",
-                             "observability", "architecture"}
+    assert rule.category in {
+        "reliability",
+        "scheduling",
+        "performance",
+        "data quality",
+        "security",
+        "cost",
+        "observability",
+        "architecture",
+    }
     assert rule.severity in {Severity.error, Severity.warn, Severity.info}
     assert len(rule.rationale) > 40 and len(rule.fix) > 20
     page = rule.to_markdown()
@@ -64,7 +76,14 @@ def test_rule_metadata_and_doc_page(rule_id: str) -> None:
 
 def test_categories_are_all_covered() -> None:
     assert {r.category for r in RULES.values()} == {
-        "reliability", "scheduling", "performance", "data quality", "security", "cost", "observability", "architecture",
+        "reliability",
+        "scheduling",
+        "performance",
+        "data quality",
+        "security",
+        "cost",
+        "observability",
+        "architecture",
     }
 
 

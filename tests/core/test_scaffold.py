@@ -17,8 +17,13 @@ from dataeng_agents.core.scaffold import scaffold_project
 from scaffold_support import ALL_KEYS, EXAMPLES, build, spec_for
 from typer.testing import CliRunner
 
-ARCH_OF = {"daily_sales_batch": "batch_elt", "clickstream_microbatch": "micro_batch", "fraud_lambda": "lambda",
-           "iot_kappa": "kappa", "events_lakehouse": "lakehouse"}
+ARCH_OF = {
+    "daily_sales_batch": "batch_elt",
+    "clickstream_microbatch": "micro_batch",
+    "fraud_lambda": "lambda",
+    "iot_kappa": "kappa",
+    "events_lakehouse": "lakehouse",
+}
 
 
 @pytest.mark.parametrize("key", ALL_KEYS)
@@ -50,7 +55,9 @@ def test_project_files_review_clean_and_compile(key: str, tmp_path: Path) -> Non
             assert job.count("checkpointLocation") == 2 and "DLQ_TOPIC" in job and "withWatermark" in job
         else:
             conf = json.loads((tmp_path / "connect" / f"{src.name}_sink.json").read_text())["config"]
-            assert conf["errors.tolerance"] == "all" and conf["errors.deadletterqueue.topic.name"].endswith(".dlq")
+            assert conf["errors.tolerance"] == "all" and conf["errors.deadletterqueue.topic.name"].endswith(
+                ".dlq"
+            )
     if key == "kafka_bigquery":
         job = (tmp_path / "streaming" / "kafka_events_stream.py").read_text()
         assert '"writeMethod", "direct"' in job  # BigQuery Storage Write API
@@ -90,10 +97,17 @@ def test_write_refuses_to_clobber(tmp_path: Path) -> None:
 def test_cli_scaffold(tmp_path: Path) -> None:
     from dataeng_agents.core.cli import app
 
-    res = CliRunner().invoke(app, ["pipeline", "scaffold", str(EXAMPLES["fraud_lambda"]), "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["pipeline", "scaffold", str(EXAMPLES["fraud_lambda"]), "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
-    assert "lambda project for fraud_scores" in res.output and (tmp_path / "streaming" / "payments_stream.py").exists()
-    res = CliRunner().invoke(app, ["pipeline", "scaffold", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)])
+    assert (
+        "lambda project for fraud_scores" in res.output
+        and (tmp_path / "streaming" / "payments_stream.py").exists()
+    )
+    res = CliRunner().invoke(
+        app, ["pipeline", "scaffold", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]
+    )
     assert res.exit_code == 2
 
 
@@ -109,11 +123,19 @@ def clean_modules() -> object:
 
 
 @pytest.mark.parametrize("key", sorted(ARCH_OF))
-def test_scaffold_runs_on_duckdb(key: str, tmp_path: Path, clean_modules: object,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaffold_runs_on_duckdb(
+    key: str, tmp_path: Path, clean_modules: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Sample data -> extract-load of every source -> dbt build (models + tests) -> checks, once per architecture."""
-    for var in ("PIPELINE_WAREHOUSE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SAMPLE_API_DIR", "PIPELINE_SCHEMA_PREFIX",
-                "PIPELINE_DBT_TARGET", "DBT_EXECUTABLE", "PIPELINE_SOURCE_URL"):
+    for var in (
+        "PIPELINE_WAREHOUSE_URL",
+        "PIPELINE_LANDING_DIR",
+        "PIPELINE_SAMPLE_API_DIR",
+        "PIPELINE_SCHEMA_PREFIX",
+        "PIPELINE_DBT_TARGET",
+        "DBT_EXECUTABLE",
+        "PIPELINE_SOURCE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     built = build(key, tmp_path)
     el, cfg = built.module("extract_load"), built.module("pipeline_config")
@@ -141,8 +163,11 @@ def test_scaffold_runs_on_duckdb(key: str, tmp_path: Path, clean_modules: object
         with pytest.raises(quality.DataQualityError, match="row_count"):
             quality.check("fct_orders", built.end, built.end.replace(year=2026))
         with duckdb.connect(db) as conn:
-            conn.execute("insert into raw.shop_orders (order_id, updated_at, amount, status, payload) "
-                         "values (null, ?, '1.00', 'placed', 'x')", [built.end.replace(hour=0)])
+            conn.execute(
+                "insert into raw.shop_orders (order_id, updated_at, amount, status, payload) "
+                "values (null, ?, '1.00', 'placed', 'x')",
+                [built.end.replace(hour=0)],
+            )
         with pytest.raises(RuntimeError, match="not_null"):
             built.module("settings").run_dbt("build")
     importlib.invalidate_caches()
@@ -151,34 +176,68 @@ def test_scaffold_runs_on_duckdb(key: str, tmp_path: Path, clean_modules: object
 SNAPSHOT_SPEC = {
     "name": "crm_dimensions",
     "sources": [
-        {"name": "stores", "kind": "database", "volume_gb_per_day": 0.01, "change_pattern": "snapshot",
-         "primary_key": ["store_id"]},
-        {"name": "customers", "kind": "database", "volume_gb_per_day": 0.5, "change_pattern": "upsert",
-         "primary_key": ["customer_id"], "event_time_field": "updated_at", "hard_deletes": True},
+        {
+            "name": "stores",
+            "kind": "database",
+            "volume_gb_per_day": 0.01,
+            "change_pattern": "snapshot",
+            "primary_key": ["store_id"],
+        },
+        {
+            "name": "customers",
+            "kind": "database",
+            "volume_gb_per_day": 0.5,
+            "change_pattern": "upsert",
+            "primary_key": ["customer_id"],
+            "event_time_field": "updated_at",
+            "hard_deletes": True,
+        },
     ],
     "sinks": [
-        {"name": "dim_stores", "kind": "warehouse", "sources": ["stores"], "upsert_key": ["store_id"],
-         "write_mode": "merge", "expectations": [{"column": "store_id", "check": "unique"}]},
-        {"name": "dim_customers", "kind": "warehouse", "sources": ["customers"], "upsert_key": ["customer_id"],
-         "write_mode": "merge", "expectations": [{"column": "segment", "check": "accepted_values",
-                                                  "values": ["smb", "enterprise"]}]},
+        {
+            "name": "dim_stores",
+            "kind": "warehouse",
+            "sources": ["stores"],
+            "upsert_key": ["store_id"],
+            "write_mode": "merge",
+            "expectations": [{"column": "store_id", "check": "unique"}],
+        },
+        {
+            "name": "dim_customers",
+            "kind": "warehouse",
+            "sources": ["customers"],
+            "upsert_key": ["customer_id"],
+            "write_mode": "merge",
+            "expectations": [
+                {"column": "segment", "check": "accepted_values", "values": ["smb", "enterprise"]}
+            ],
+        },
     ],
     "freshness_slo_minutes": 2880,
     "warehouse": "duckdb",
 }
 
 
-def test_snapshot_and_hard_delete_sources_on_duckdb(tmp_path: Path, clean_modules: object,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_and_hard_delete_sources_on_duckdb(
+    tmp_path: Path, clean_modules: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A snapshot source goes through a dbt snapshot (hard_deletes: invalidate); a source with hard deletes
     gets a keys-only copy that marks rows gone from the source as deleted."""
     import duckdb
     import scaffold_support
 
     monkeypatch.setitem(scaffold_support.REQUESTS, "__snap", "")  # keep build() generic: spec given below
-    monkeypatch.setattr(scaffold_support, "spec_for", lambda key: __import__(
-        "dataeng_agents.core.design", fromlist=["load_spec"]).load_spec(SNAPSHOT_SPEC))
-    for var in ("PIPELINE_WAREHOUSE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SCHEMA_PREFIX", "PIPELINE_SOURCE_URL"):
+    monkeypatch.setattr(
+        scaffold_support,
+        "spec_for",
+        lambda key: __import__("dataeng_agents.core.design", fromlist=["load_spec"]).load_spec(SNAPSHOT_SPEC),
+    )
+    for var in (
+        "PIPELINE_WAREHOUSE_URL",
+        "PIPELINE_LANDING_DIR",
+        "PIPELINE_SCHEMA_PREFIX",
+        "PIPELINE_SOURCE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     design = design_pipeline(SNAPSHOT_SPEC)
     assert "partitioned" not in " ".join(c.choice.replace("not partitioned", "") for c in design.storage)
@@ -197,11 +256,16 @@ def test_snapshot_and_hard_delete_sources_on_duckdb(tmp_path: Path, clean_module
         el.load(n, built.start, built.end)
     assert "ERROR=0" in settings.run_dbt("build")
     with duckdb.connect(db, read_only=True) as conn:
-        gone = conn.execute("select _is_deleted from analytics.dim_customers where customer_id = 'customer_id-000001'")
+        gone = conn.execute(
+            "select _is_deleted from analytics.dim_customers where customer_id = 'customer_id-000001'"
+        )
         assert gone.fetchone() == (True,)
-        assert conn.execute("select count(*) from analytics.dim_customers where _is_deleted").fetchone()[0] == 1
-        closed = conn.execute("select dbt_valid_to is not null from snapshots.stores_history "
-                              "where store_id = 'store_id-000002'").fetchall()
+        assert (
+            conn.execute("select count(*) from analytics.dim_customers where _is_deleted").fetchone()[0] == 1
+        )
+        closed = conn.execute(
+            "select dbt_valid_to is not null from snapshots.stores_history where store_id = 'store_id-000002'"
+        ).fetchall()
         assert closed == [(True,)]
     for sink in ("dim_stores", "dim_customers"):
         assert built.module("quality").check(sink, built.start, built.end)["row_count"] > 0

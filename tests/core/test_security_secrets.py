@@ -52,7 +52,10 @@ def test_spans_cover_the_value_only_so_redacted_text_still_reads() -> None:
         f'engine = create_engine("postgresql://etl:{REDACTED}@db/wh")'
     )
     assert redact('DB_PASS = "x9-secret"') == f'DB_PASS = "{REDACTED}"'
-    assert redact("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----") == "[REDACTED PRIVATE KEY]"
+    assert (
+        redact("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----")
+        == "[REDACTED PRIVATE KEY]"
+    )
 
 
 def test_spans_are_sorted_disjoint_and_carry_kind_confidence_name() -> None:
@@ -69,10 +72,24 @@ def test_spans_are_sorted_disjoint_and_carry_kind_confidence_name() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("DB_PASS", True), ("password", True), ("PGPASSWORD", True), ("api_key", True), ("X-API-Key", True),
-        ("aws_secret_access_key", True), ("clientSecret", True), ("auth_token", True), ("MYSQL_PWD", True),
-        ("password_conn_id", False), ("secret_name", False), ("token_path", False), ("max_tokens", False),
-        ("bypass", False), ("key", False), ("api_key_header", False), ("input_tokens", False), ("", False),
+        ("DB_PASS", True),
+        ("password", True),
+        ("PGPASSWORD", True),
+        ("api_key", True),
+        ("X-API-Key", True),
+        ("aws_secret_access_key", True),
+        ("clientSecret", True),
+        ("auth_token", True),
+        ("MYSQL_PWD", True),
+        ("password_conn_id", False),
+        ("secret_name", False),
+        ("token_path", False),
+        ("max_tokens", False),
+        ("bypass", False),
+        ("key", False),
+        ("api_key_header", False),
+        ("input_tokens", False),
+        ("", False),
     ],
 )
 def test_secret_names(name: str, expected: bool) -> None:
@@ -80,7 +97,18 @@ def test_secret_names(name: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "changeme", "********", "<password>", "your_api_key_here", "{{ var.value.pw }}", "${PW}", "$PW", "[REDACTED]"]
+    "value",
+    [
+        "",
+        "changeme",
+        "********",
+        "<password>",
+        "your_api_key_here",
+        "{{ var.value.pw }}",
+        "${PW}",
+        "$PW",
+        "[REDACTED]",
+    ],
 )
 def test_placeholders(value: str) -> None:
     assert is_placeholder(value)

@@ -32,8 +32,13 @@ def arm_stats(draw: st.DrawFn, kind: str, cuped: bool) -> dict[str, float]:
     elif kind == "quantile":
         q = draw(st.floats(-100, 100))
         lo, hi = draw(st.floats(0, 10)), draw(st.floats(0, 10))
-        return {"n": n, "n_star": n * draw(st.floats(0.5, 1.0)), "quantile": q, "quantile_lower": q - lo,
-                "quantile_upper": q + hi}
+        return {
+            "n": n,
+            "n_star": n * draw(st.floats(0.5, 1.0)),
+            "quantile": q,
+            "quantile_lower": q - lo,
+            "quantile_upper": q + hi,
+        }
     else:
         mu = draw(st.floats(-1e3, 1e3))
         sd = draw(st.just(0.0) | st.floats(1e-3, 1e3).map(lambda x: max(x, 1e-3 * abs(mu))))
@@ -41,13 +46,19 @@ def arm_stats(draw: st.DrawFn, kind: str, cuped: bool) -> dict[str, float]:
         if kind == "ratio":
             md = draw(st.floats(0.5, 50))
             sdd, rho = md * draw(st.floats(0.01, 2)), draw(st.floats(-0.95, 0.95))
-            out |= {"denominator_sum": md * n, "denominator_sum_squares": (sdd * sdd + md * md) * n,
-                    "sum_product_denominator": (rho * sd * sdd + mu * md) * n}
+            out |= {
+                "denominator_sum": md * n,
+                "denominator_sum_squares": (sdd * sdd + md * md) * n,
+                "sum_product_denominator": (rho * sd * sdd + mu * md) * n,
+            }
     if cuped:
         rho = draw(st.floats(-0.95, 0.95))
         mx, sx = draw(st.floats(-100, 100)), draw(st.floats(0.01, 100))
-        out |= {"covariate_sum": mx * n, "covariate_sum_squares": (sx * sx + mx * mx) * n,
-                "sum_product_covariate": (rho * sd * sx + mu * mx) * n}
+        out |= {
+            "covariate_sum": mx * n,
+            "covariate_sum_squares": (sx * sx + mx * mx) * n,
+            "sum_product_covariate": (rho * sd * sx + mu * mx) * n,
+        }
     return out
 
 
@@ -61,13 +72,19 @@ def analyses(draw: st.DrawFn) -> dict[str, Any]:
     for i in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(KINDS))
         cuped = kind in ("proportion", "mean") and draw(st.booleans())
-        m: dict[str, Any] = {"name": f"metric_{i}", "kind": kind, "inverse": draw(st.booleans()),
-                             "stats": {v: draw(arm_stats(kind, cuped)) for v in names}}
+        m: dict[str, Any] = {
+            "name": f"metric_{i}",
+            "kind": kind,
+            "inverse": draw(st.booleans()),
+            "stats": {v: draw(arm_stats(kind, cuped)) for v in names},
+        }
         if kind == "quantile":
             m["quantile"] = draw(st.sampled_from([0.5, 0.9, 0.99]))
         metrics.append(m)
     method = draw(st.sampled_from(["frequentist", "sequential", "bayesian"]))
-    prior = draw(st.none() | st.builds(lambda m, s: {"mean": m, "stddev": s}, st.floats(-1, 1), st.floats(0.01, 2)))
+    prior = draw(
+        st.none() | st.builds(lambda m, s: {"mean": m, "stddev": s}, st.floats(-1, 1), st.floats(0.01, 2))
+    )
     variants: list[dict[str, Any]] = [{"name": v} for v in names]
     if draw(st.booleans()):
         for v in variants:
@@ -117,8 +134,17 @@ def to_columns(inp: dict[str, Any], form: str) -> dict[str, Any]:
 
 
 def assert_no_nan(res: ColumnarResults) -> None:
-    for name in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "adjusted_p_value", "chance_to_win",
-                 "risk_control", "risk_variant"):
+    for name in (
+        "estimate",
+        "std_error",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "adjusted_p_value",
+        "chance_to_win",
+        "risk_control",
+        "risk_variant",
+    ):
         grid = getattr(res, name)
         assert isinstance(grid, np.ma.MaskedArray) and grid.dtype == np.float64
         assert np.isfinite(grid.data).all(), name
@@ -148,11 +174,17 @@ def test_columnar_equals_the_json_path(inp: dict[str, Any], form: str) -> None:
     treatments = col.variant_names
     for r in row.results:
         at = (col.metric_names.index(r.metric), treatments.index(r.variant))
-        pairs = [(col.estimate, r.estimate), (col.std_error, r.std_error), (col.p_value, r.p_value),
-                 (col.adjusted_p_value, r.adjusted_p_value), (col.chance_to_win, r.chance_to_win),
-                 (col.ci_lower, r.ci[0] if r.ci else None), (col.ci_upper, r.ci[1] if r.ci else None),
-                 (col.risk_control, r.risk.control if r.risk else None),
-                 (col.risk_variant, r.risk.variant if r.risk else None)]
+        pairs = [
+            (col.estimate, r.estimate),
+            (col.std_error, r.std_error),
+            (col.p_value, r.p_value),
+            (col.adjusted_p_value, r.adjusted_p_value),
+            (col.chance_to_win, r.chance_to_win),
+            (col.ci_lower, r.ci[0] if r.ci else None),
+            (col.ci_upper, r.ci[1] if r.ci else None),
+            (col.risk_control, r.risk.control if r.risk else None),
+            (col.risk_variant, r.risk.variant if r.risk else None),
+        ]
         for grid, value in pairs:
             if value is None:
                 assert np.ma.getmaskarray(grid)[at]
@@ -173,11 +205,18 @@ BAD_CELLS = [
 
 
 @pytest.mark.parametrize(("field", "value", "message"), BAD_CELLS)
-def test_a_bad_cell_is_named_by_metric_variant_and_field_as_in_the_json_path(field: str, value: float,
-                                                                             message: str) -> None:
+def test_a_bad_cell_is_named_by_metric_variant_and_field_as_in_the_json_path(
+    field: str, value: float, message: str
+) -> None:
     names = ["control", "a", "b"]
-    metrics: list[dict[str, Any]] = [{"name": f"m{i}", "kind": "mean",
-                "stats": {v: {"n": 100.0, "sum": 50.0, "sum_squares": 400.0} for v in names}} for i in range(4)]
+    metrics: list[dict[str, Any]] = [
+        {
+            "name": f"m{i}",
+            "kind": "mean",
+            "stats": {v: {"n": 100.0, "sum": 50.0, "sum_squares": 400.0} for v in names},
+        }
+        for i in range(4)
+    ]
     metrics[2]["stats"]["b"][field] = value
     inp = {"control": "control", "variants": [{"name": v} for v in names], "metrics": metrics}
     with pytest.raises(StatsInputError) as col:
@@ -191,33 +230,52 @@ def test_a_bad_cell_is_named_by_metric_variant_and_field_as_in_the_json_path(fie
 
 def test_proportion_sum_above_n_and_a_masked_required_field_are_named() -> None:
     n = np.array([[100.0, 100.0], [100.0, 100.0]])
-    with pytest.raises(StatsInputError, match=r"metrics\[y\]\.stats\.t\.sum: a proportion's sum must not exceed n"):
-        analyze_columns({"n": n, "sum": np.array([[10.0, 12.0], [10.0, 120.0]])}, metrics=["x", "y"],
-                        variants=["control", "t"], kind="proportion")
+    with pytest.raises(
+        StatsInputError, match=r"metrics\[y\]\.stats\.t\.sum: a proportion's sum must not exceed n"
+    ):
+        analyze_columns(
+            {"n": n, "sum": np.array([[10.0, 12.0], [10.0, 120.0]])},
+            metrics=["x", "y"],
+            variants=["control", "t"],
+            kind="proportion",
+        )
     ss = np.ma.MaskedArray(np.full((2, 2), 400.0), mask=[[False, False], [True, False]])
     with pytest.raises(StatsInputError, match=r"metrics\[y\]\.stats\.control\.sum_squares: is required"):
-        analyze_columns({"n": n, "sum": np.full((2, 2), 50.0), "sum_squares": ss}, metrics=["x", "y"],
-                        variants=["control", "t"])
+        analyze_columns(
+            {"n": n, "sum": np.full((2, 2), 50.0), "sum_squares": ss},
+            metrics=["x", "y"],
+            variants=["control", "t"],
+        )
 
 
-@pytest.mark.parametrize(("kwargs", "field", "fragment"), [
-    ({"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 3))}}, "sum", "must have shape"),
-    ({"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 2)), "summ": np.ones((2, 2))}}, "summ",
-     "is not a statistic"),
-    ({"stats": {"sum": np.ones((2, 2))}}, "n", "Field required"),
-    ({"stats": {"n": [["a", 1], [2, 3]], "sum": np.ones((2, 2))}}, "n", "Input should be a valid number"),
-    ({"metrics": ["x", "x"]}, "name", "metric name is used twice"),
-    ({"control": "nope"}, "control", "is not one of the variants"),
-    ({"kind": ["mean", "median"]}, "kind", "Input should be 'proportion'"),
-    ({"settings": {"alpha": 2}}, "settings.alpha", "less than 1"),
-    ({"units": [10, 20, 30]}, "units", "one value per variant"),
-    ({"stats": [[1.0, 2.0]]}, "stats", "mapping of field name to grid"),
-    ({"settings": "sequential"}, "settings", "valid dictionary"),
-])
-def test_bad_arguments_give_a_typed_error_naming_the_field(kwargs: dict[str, Any], field: str, fragment: str) -> None:
-    args: dict[str, Any] = {"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 2)),
-                                      "sum_squares": np.full((2, 2), 3.0)},
-                            "metrics": ["x", "y"], "variants": ["control", "t"]} | kwargs
+@pytest.mark.parametrize(
+    ("kwargs", "field", "fragment"),
+    [
+        ({"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 3))}}, "sum", "must have shape"),
+        (
+            {"stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 2)), "summ": np.ones((2, 2))}},
+            "summ",
+            "is not a statistic",
+        ),
+        ({"stats": {"sum": np.ones((2, 2))}}, "n", "Field required"),
+        ({"stats": {"n": [["a", 1], [2, 3]], "sum": np.ones((2, 2))}}, "n", "Input should be a valid number"),
+        ({"metrics": ["x", "x"]}, "name", "metric name is used twice"),
+        ({"control": "nope"}, "control", "is not one of the variants"),
+        ({"kind": ["mean", "median"]}, "kind", "Input should be 'proportion'"),
+        ({"settings": {"alpha": 2}}, "settings.alpha", "less than 1"),
+        ({"units": [10, 20, 30]}, "units", "one value per variant"),
+        ({"stats": [[1.0, 2.0]]}, "stats", "mapping of field name to grid"),
+        ({"settings": "sequential"}, "settings", "valid dictionary"),
+    ],
+)
+def test_bad_arguments_give_a_typed_error_naming_the_field(
+    kwargs: dict[str, Any], field: str, fragment: str
+) -> None:
+    args: dict[str, Any] = {
+        "stats": {"n": np.full((2, 2), 10.0), "sum": np.ones((2, 2)), "sum_squares": np.full((2, 2), 3.0)},
+        "metrics": ["x", "y"],
+        "variants": ["control", "t"],
+    } | kwargs
     with pytest.raises(StatsInputError) as exc:
         analyze_columns(**args)
     assert exc.value.stat_field == field
@@ -226,9 +284,15 @@ def test_bad_arguments_give_a_typed_error_naming_the_field(kwargs: dict[str, Any
 
 def test_undefined_statistic_is_an_error_string_and_masked_numbers() -> None:
     n = np.full((2, 2), 10.0)
-    res = analyze_columns({"n": n, "sum": np.array([[10.0, 10.0], [5.0, 6.0]]),
-                           "sum_squares": np.array([[10.0, 10.0], [40.0, 50.0]])},
-                          metrics=["flat", "fine"], variants=["control", "t"])
+    res = analyze_columns(
+        {
+            "n": n,
+            "sum": np.array([[10.0, 10.0], [5.0, 6.0]]),
+            "sum_squares": np.array([[10.0, 10.0], [40.0, 50.0]]),
+        },
+        metrics=["flat", "fine"],
+        variants=["control", "t"],
+    )
     assert res.error[0, 0] is not None and "zero variance" in res.error[0, 0]
     masked = {name: np.ma.getmaskarray(getattr(res, name)) for name in ("estimate", "p_value", "ci_lower")}
     assert masked["estimate"][0, 0] and masked["p_value"][0, 0] and masked["ci_lower"][0, 0]
@@ -241,8 +305,15 @@ def test_duckdb_fetchnumpy_columns_analyse_like_the_json_path() -> None:
     rng = np.random.default_rng(3)
     y = rng.normal(10, 3, size=1200)
     x = y + rng.normal(0, 1, size=1200)  # a pre-period covariate correlated with the metric
-    rows = [(f"m{k // 400}", ("control", "treatment")[(k // 200) % 2], float(y[k]), float(x[k]) if k // 400 != 1 else None)
-            for k in range(1200)]
+    rows = [
+        (
+            f"m{k // 400}",
+            ("control", "treatment")[(k // 200) % 2],
+            float(y[k]),
+            float(x[k]) if k // 400 != 1 else None,
+        )
+        for k in range(1200)
+    ]
     con = duckdb.connect()
     con.execute("create table events(metric varchar, variant varchar, y double, x double)")
     con.executemany("insert into events values (?, ?, ?, ?)", rows)
@@ -260,11 +331,15 @@ def test_duckdb_fetchnumpy_columns_analyse_like_the_json_path() -> None:
             k = 2 * i + j
             per_variant[v] = {f: float(stats[f][k]) for f in stats if not np.ma.is_masked(stats[f][k])}
         metrics.append({"name": m, "kind": "mean", "stats": per_variant})
-    row = analyze({"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}],
-                   "metrics": metrics})
+    row = analyze(
+        {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}], "metrics": metrics}
+    )
     assert res.to_output() == row
-    unadjusted = analyze_columns({f: stats[f] for f in ("n", "sum", "sum_squares")}, metrics=["m0", "m1", "m2"],
-                                 variants=["control", "treatment"])
+    unadjusted = analyze_columns(
+        {f: stats[f] for f in ("n", "sum", "sum_squares")},
+        metrics=["m0", "m1", "m2"],
+        variants=["control", "treatment"],
+    )
     assert res.std_error[0, 0] < 0.5 * unadjusted.std_error[0, 0]  # CUPED where the covariate is given
     assert res.std_error[1, 0] == unadjusted.std_error[1, 0]  # NULL covariate sums: no adjustment
 
@@ -290,4 +365,6 @@ def test_json_readers_equal_the_model_path(inp: dict[str, Any], shuffle: Any) ->
             m["stats"][v] = {k: stats[k] for k in keys}
     assert outcome(lambda: analyze(inp)) == outcome(lambda: analyze(AnalysisInput.model_validate(inp)))
     uniform = {**inp, "metrics": [m for m in inp["metrics"] if m["kind"] != "quantile"]}
-    assert outcome(lambda: analyze(uniform)) == outcome(lambda: analyze(AnalysisInput.model_validate(uniform)))
+    assert outcome(lambda: analyze(uniform)) == outcome(
+        lambda: analyze(AnalysisInput.model_validate(uniform))
+    )

@@ -36,8 +36,16 @@ def test_mean_matches_scipy_welch_from_stats(alternative: str) -> None:
     rng = np.random.default_rng(1)
     a, b = rng.gamma(2.0, 3.0, 800), rng.gamma(2.1, 3.0, 650)
     r = _one(two_arm("mean", mean_stats(a), mean_stats(b), difference="absolute", alternative=alternative))
-    ref = sps.ttest_ind_from_stats(b.mean(), b.std(ddof=1), b.size, a.mean(), a.std(ddof=1), a.size,
-                                   equal_var=False, alternative=alternative)
+    ref = sps.ttest_ind_from_stats(
+        b.mean(),
+        b.std(ddof=1),
+        b.size,
+        a.mean(),
+        a.std(ddof=1),
+        a.size,
+        equal_var=False,
+        alternative=alternative,
+    )
     assert r.estimate == pytest.approx(b.mean() - a.mean(), rel=1e-12)
     assert r.p_value == pytest.approx(ref.pvalue, rel=1e-9)
     assert r.estimate / r.std_error == pytest.approx(ref.statistic, rel=1e-9)
@@ -53,7 +61,9 @@ def test_mean_matches_scipy_welch_from_stats(alternative: str) -> None:
 
 def test_proportion_matches_statsmodels_wald_and_ztest() -> None:
     count, nobs = np.array([1180, 1100]), np.array([10100, 10000])
-    r = _one(two_arm("proportion", {"n": 10000, "sum": 1100}, {"n": 10100, "sum": 1180}, difference="absolute"))
+    r = _one(
+        two_arm("proportion", {"n": 10000, "sum": 1100}, {"n": 10100, "sum": 1180}, difference="absolute")
+    )
     wald = proportions_2indep(count[0], nobs[0], count[1], nobs[1], method="wald", compare="diff")
     # The engine's t statistic is the unpooled Wald z; the p-value uses Welch's t (dof ~ 20000).
     assert r.estimate / r.std_error == pytest.approx(wald.statistic, rel=1e-9)
@@ -76,10 +86,17 @@ def test_adjusted_pvalues_across_metrics_and_variants_in_analyze() -> None:
     rng = np.random.default_rng(3)
     metrics = []
     for i in range(6):
-        st = {v: {"n": 5000, "sum": int(rng.binomial(5000, 0.1 + 0.004 * j))} for j, v in enumerate(["c", "t1", "t2"])}
+        st = {
+            v: {"n": 5000, "sum": int(rng.binomial(5000, 0.1 + 0.004 * j))}
+            for j, v in enumerate(["c", "t1", "t2"])
+        }
         metrics.append({"name": f"m{i}", "kind": "proportion", "stats": st})
-    inp = {"control": "c", "variants": [{"name": "c"}, {"name": "t1"}, {"name": "t2"}], "metrics": metrics,
-           "settings": {"correction": "bh"}}
+    inp = {
+        "control": "c",
+        "variants": [{"name": "c"}, {"name": "t1"}, {"name": "t2"}],
+        "metrics": metrics,
+        "settings": {"correction": "bh"},
+    }
     out = analyze(inp)
     raw = np.array([r.p_value for r in out.results])
     adjusted = np.array([r.adjusted_p_value for r in out.results], dtype=float)
@@ -94,27 +111,50 @@ def test_srm_matches_scipy_chisquare() -> None:
     assert srm_test([1000, 1200]).mismatch is True
 
 
-@pytest.mark.parametrize("kind,baseline,variance,mde,mde_type", [
-    ("proportion", 0.1, None, 0.005, "absolute"),
-    ("proportion", 0.03, None, 0.05, "relative"),
-    ("mean", 25.0, 400.0, 0.5, "absolute"),
-])
-def test_power_matches_statsmodels(kind: str, baseline: float, variance: float | None, mde: float, mde_type: str) -> None:
+@pytest.mark.parametrize(
+    "kind,baseline,variance,mde,mde_type",
+    [
+        ("proportion", 0.1, None, 0.005, "absolute"),
+        ("proportion", 0.03, None, 0.05, "relative"),
+        ("mean", 25.0, 400.0, 0.5, "absolute"),
+    ],
+)
+def test_power_matches_statsmodels(
+    kind: str, baseline: float, variance: float | None, mde: float, mde_type: str
+) -> None:
     var = baseline * (1 - baseline) if variance is None else variance
     delta = mde * baseline if mde_type == "relative" else mde
     es = delta / np.sqrt(var)
-    n = sample_size_per_variant(kind=kind, baseline_mean=baseline, baseline_variance=variance, mde=mde,  # type: ignore[arg-type]
-                                mde_type=mde_type)  # type: ignore[arg-type]
-    sm_n = NormalIndPower().solve_power(effect_size=es, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided")
+    n = sample_size_per_variant(
+        kind=kind,
+        baseline_mean=baseline,
+        baseline_variance=variance,
+        mde=mde,  # type: ignore[arg-type]
+        mde_type=mde_type,
+    )  # type: ignore[arg-type]
+    sm_n = NormalIndPower().solve_power(
+        effect_size=es, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided"
+    )
     # statsmodels also counts the far tail, which changes n by well under one unit.
     assert n == int(np.ceil(sm_n)) or n == int(np.ceil(sm_n)) + 1
     assert zt_ind_solve_power(effect_size=es, alpha=0.05, power=0.8) == pytest.approx(sm_n)
-    achieved = power_at_n(kind=kind, baseline_mean=baseline, baseline_variance=variance, mde=mde,  # type: ignore[arg-type]
-                          mde_type=mde_type, n_per_variant=n)  # type: ignore[arg-type]
+    achieved = power_at_n(
+        kind=kind,
+        baseline_mean=baseline,
+        baseline_variance=variance,
+        mde=mde,  # type: ignore[arg-type]
+        mde_type=mde_type,
+        n_per_variant=n,
+    )  # type: ignore[arg-type]
     assert achieved == pytest.approx(NormalIndPower().power(es, n, 0.05, ratio=1.0), rel=1e-10)
     assert achieved >= 0.8
-    reach = mde_at_n(kind=kind, baseline_mean=baseline, baseline_variance=variance, n_per_variant=n,  # type: ignore[arg-type]
-                     mde_type=mde_type)  # type: ignore[arg-type]
+    reach = mde_at_n(
+        kind=kind,
+        baseline_mean=baseline,
+        baseline_variance=variance,
+        n_per_variant=n,  # type: ignore[arg-type]
+        mde_type=mde_type,
+    )  # type: ignore[arg-type]
     sm_es = NormalIndPower().solve_power(nobs1=n, alpha=0.05, power=0.8, ratio=1.0)
     sm_delta = sm_es * np.sqrt(var) / (baseline if mde_type == "relative" else 1.0)
     assert reach == pytest.approx(sm_delta, rel=1e-4)  # statsmodels solves numerically
@@ -122,8 +162,16 @@ def test_power_matches_statsmodels(kind: str, baseline: float, variance: float |
     # The MDE formula (like spotify-confidence) ignores the far rejection tail: add it back.
     far_tail = sps.norm.cdf(-reach_es * np.sqrt(n / 2) - sps.norm.ppf(0.975))
     assert NormalIndPower().power(reach_es, n, 0.05, ratio=1.0) - far_tail == pytest.approx(0.8, rel=1e-9)
-    out = power({"kind": kind, "baseline_mean": baseline, "baseline_variance": variance, "n_per_variant": n,
-                 "mde": mde, "mde_type": mde_type})
+    out = power(
+        {
+            "kind": kind,
+            "baseline_mean": baseline,
+            "baseline_variance": variance,
+            "n_per_variant": n,
+            "mde": mde,
+            "mde_type": mde_type,
+        }
+    )
     assert out.mde == pytest.approx(reach) and out.power == pytest.approx(achieved)
 
 
@@ -144,7 +192,11 @@ def test_ratio_delta_method_matches_raw_row_linearisation() -> None:
         y = d * rng.gamma(2.0, 5.0 * lift, d.size)
         out[arm] = (y, d)
     for difference in ("absolute", "relative"):
-        r = _one(two_arm("ratio", ratio_stats(*out["control"]), ratio_stats(*out["treatment"]), difference=difference))
+        r = _one(
+            two_arm(
+                "ratio", ratio_stats(*out["control"]), ratio_stats(*out["treatment"]), difference=difference
+            )
+        )
         rat = {k: y.sum() / d.sum() for k, (y, d) in out.items()}
         # Influence function of a ratio of means: (y - R d) / mean(d); its variance / n is var(R).
         var = {k: np.var((y - rat[k] * d) / d.mean(), ddof=1) / y.size for k, (y, d) in out.items()}
@@ -162,8 +214,14 @@ def test_cuped_matches_raw_row_regression_adjustment() -> None:
     rng = np.random.default_rng(5)
     x = {k: rng.normal(10, 3, 3000) for k in ("control", "treatment")}
     y = {k: 2 + 0.8 * x[k] + rng.normal(0, 1.5, 3000) + (0.3 if k == "treatment" else 0) for k in x}
-    r = _one(two_arm("mean", mean_stats(y["control"], x["control"]), mean_stats(y["treatment"], x["treatment"]),
-                     difference="absolute"))
+    r = _one(
+        two_arm(
+            "mean",
+            mean_stats(y["control"], x["control"]),
+            mean_stats(y["treatment"], x["treatment"]),
+            difference="absolute",
+        )
+    )
     xa, ya = np.concatenate(list(x.values())), np.concatenate(list(y.values()))
     theta = np.cov(ya, xa, ddof=1)[0, 1] / np.var(xa, ddof=1)
     adj = {k: y[k] - theta * x[k] for k in x}
@@ -184,13 +242,21 @@ def test_post_stratification_matches_raw_rows() -> None:
             rows[(k, arm)] = v
             st[arm] = mean_stats(v)
         strata.append({"name": f"s{k}", "stats": st})
-    inp = {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}],
-           "settings": {"difference": "absolute"}, "metrics": [{"name": "m", "kind": "mean", "strata": strata}]}
+    inp = {
+        "control": "control",
+        "variants": [{"name": "control"}, {"name": "treatment"}],
+        "settings": {"difference": "absolute"},
+        "metrics": [{"name": "m", "kind": "mean", "strata": strata}],
+    }
     r = _one(inp)
     sizes = np.array([rows[(k, "control")].size + rows[(k, "treatment")].size for k in range(3)], float)
     w = sizes / sizes.sum()
     diff = sum(w[k] * (rows[(k, "treatment")].mean() - rows[(k, "control")].mean()) for k in range(3))
-    var = sum(w[k] ** 2 * (rows[(k, a)].var(ddof=1) / rows[(k, a)].size) for k in range(3) for a in ("control", "treatment"))
+    var = sum(
+        w[k] ** 2 * (rows[(k, a)].var(ddof=1) / rows[(k, a)].size)
+        for k in range(3)
+        for a in ("control", "treatment")
+    )
     assert r.estimate == pytest.approx(diff, rel=1e-10)
     assert r.std_error == pytest.approx(np.sqrt(var), rel=1e-10)
     one = {**inp, "metrics": [{"name": "m", "kind": "mean", "strata": [strata[0]]}]}
@@ -209,8 +275,13 @@ def test_quantile_variance_matches_bootstrap() -> None:
         n = v.size
         half = z * np.sqrt(n * nu * (1 - nu))
         lo_i, hi_i = int(np.floor(n * nu - half)), int(np.ceil(n * nu + half))
-        stats[arm] = {"n": n, "n_star": n, "quantile": float(np.quantile(v, nu)),
-                      "quantile_lower": float(s[lo_i]), "quantile_upper": float(s[hi_i])}
+        stats[arm] = {
+            "n": n,
+            "n_star": n,
+            "quantile": float(np.quantile(v, nu)),
+            "quantile_lower": float(s[lo_i]),
+            "quantile_upper": float(s[hi_i]),
+        }
         boots = np.quantile(rng.choice(v, size=(300, n)), nu, axis=1)
         boot_var[arm] = boots.var(ddof=1)
     inp = two_arm("quantile", stats["control"], stats["treatment"], difference="absolute")
@@ -222,13 +293,24 @@ def test_quantile_variance_matches_bootstrap() -> None:
 
 def test_multi_arm_equals_pairwise_two_arm_analyses() -> None:
     st = {"c": {"n": 5000, "sum": 500}, "t1": {"n": 5100, "sum": 560}, "t2": {"n": 4900, "sum": 470}}
-    multi = analyze({"control": "c", "variants": [{"name": k} for k in st],
-                     "metrics": [{"name": "m", "kind": "proportion", "stats": st}]})
+    multi = analyze(
+        {
+            "control": "c",
+            "variants": [{"name": k} for k in st],
+            "metrics": [{"name": "m", "kind": "proportion", "stats": st}],
+        }
+    )
     assert [r.variant for r in multi.results] == ["t1", "t2"]
     for r in multi.results:
-        pair = analyze({"control": "c", "variants": [{"name": "c"}, {"name": r.variant}],
-                        "metrics": [{"name": "m", "kind": "proportion",
-                                     "stats": {"c": st["c"], r.variant: st[r.variant]}}]})
+        pair = analyze(
+            {
+                "control": "c",
+                "variants": [{"name": "c"}, {"name": r.variant}],
+                "metrics": [
+                    {"name": "m", "kind": "proportion", "stats": {"c": st["c"], r.variant: st[r.variant]}}
+                ],
+            }
+        )
         assert r.model_dump() == pair.results[0].model_dump()
 
 
@@ -246,7 +328,9 @@ def test_bayesian_prior_is_the_conjugate_normal_update() -> None:
     inv = analyze(inp).results[0]
     assert inv.chance_to_win == pytest.approx(1 - flat.chance_to_win)
     assert inv.risk is not None and flat.risk is not None
-    assert inv.risk.control == pytest.approx(flat.risk.variant) and inv.risk.variant == pytest.approx(flat.risk.control)
+    assert inv.risk.control == pytest.approx(flat.risk.variant) and inv.risk.variant == pytest.approx(
+        flat.risk.control
+    )
     # Risk is an expected loss: check E[max(X, 0)] by quadrature.
     xs = np.linspace(flat.estimate - 10 * flat.std_error, flat.estimate + 10 * flat.std_error, 200001)
     dens = sps.norm.pdf(xs, flat.estimate, flat.std_error)
@@ -291,11 +375,19 @@ def test_cuped_proportion_follows_gbstats_proportion_covariate() -> None:
     se = np.sqrt(vb / (pa**2 * yb.size) + va * pb**2 / (pa**4 * ya.size))
 
     def cuped_stats(x: Any, y: Any) -> dict[str, float]:
-        return {"n": float(y.size), "sum": float(y.sum()), "covariate_sum": float(x.sum()),
-                "covariate_sum_squares": float((x * x).sum()), "sum_product_covariate": float((x * y).sum())}
+        return {
+            "n": float(y.size),
+            "sum": float(y.sum()),
+            "covariate_sum": float(x.sum()),
+            "covariate_sum_squares": float((x * x).sum()),
+            "sum_product_covariate": float((x * y).sum()),
+        }
 
-    r = analyze(two_arm("proportion", cuped_stats(xa, ya), cuped_stats(xb, yb), relative_method="delta",
-                        min_conversions=0)).results[0]
+    r = analyze(
+        two_arm(
+            "proportion", cuped_stats(xa, ya), cuped_stats(xb, yb), relative_method="delta", min_conversions=0
+        )
+    ).results[0]
     assert r.estimate == pytest.approx(est, rel=1e-12) and r.std_error == pytest.approx(se, rel=1e-12)
 
 
@@ -320,13 +412,23 @@ def test_cuped_with_several_covariates_is_the_pooled_regression_adjustment() -> 
     expected_se = np.sqrt(resid_var[0] / ya.size + resid_var[1] / yb.size)
 
     fields = combine_covariates(
-        n=[[ya.size, yb.size]], metric_sum=[[ya.sum(), yb.sum()]],
-        covariate_sums=[[xa.sum(axis=0), xb.sum(axis=0)]], covariate_cross=[[xa.T @ xa, xb.T @ xb]],
-        covariate_metric=[[xa.T @ ya, xb.T @ yb]])
+        n=[[ya.size, yb.size]],
+        metric_sum=[[ya.sum(), yb.sum()]],
+        covariate_sums=[[xa.sum(axis=0), xb.sum(axis=0)]],
+        covariate_cross=[[xa.T @ xa, xb.T @ xb]],
+        covariate_metric=[[xa.T @ ya, xb.T @ yb]],
+    )
     np.testing.assert_allclose(fields["beta"][0], beta, rtol=1e-9)
-    stats = {arm: {**mean_stats(y), **{k: float(fields[k][0, j]) for k in
-                                       ("covariate_sum", "covariate_sum_squares", "sum_product_covariate")}}
-             for j, (arm, (_, y)) in enumerate(zip(("control", "treatment"), arms, strict=True))}
+    stats = {
+        arm: {
+            **mean_stats(y),
+            **{
+                k: float(fields[k][0, j])
+                for k in ("covariate_sum", "covariate_sum_squares", "sum_product_covariate")
+            },
+        }
+        for j, (arm, (_, y)) in enumerate(zip(("control", "treatment"), arms, strict=True))
+    }
     r = analyze(two_arm("mean", stats["control"], stats["treatment"], difference="absolute")).results[0]
     assert r.estimate == pytest.approx(expected, rel=1e-9)
     assert r.std_error == pytest.approx(expected_se, rel=1e-3)  # theta re-estimated per pair (=1 to 1e-12)

@@ -20,27 +20,88 @@ def _prop(c: dict[str, Any], t: dict[str, Any], **settings: Any) -> dict[str, An
 OK = {"n": 2000, "sum": 200}  # above the default min_conversions (150)
 
 
-@pytest.mark.parametrize("inp,variant,field,words", [
-    (_prop({"n": -5, "sum": 1}, OK), "control", "n", "negative"),
-    (_prop(OK, {"n": 1000, "sum": 1001}), "treatment", "sum", "exceed n"),
-    (_prop(OK, {"n": 1000, "sum": -1}), "treatment", "sum", "negative"),
-    (_prop({"n": 1, "sum": 1}, OK), "control", "n", "at least 2"),
-    (_prop({"n": 10.5, "sum": 1}, OK), "control", "n", "whole"),
-    (_prop(OK, {"n": 1000}), "treatment", "sum", "required"),
-    (two_arm("mean", {"n": 100, "sum": 1000.0, "sum_squares": 5000.0}, {"n": 100, "sum": 10.0, "sum_squares": 50.0}),
-     "control", "sum_squares", "negative variance"),
-    (two_arm("mean", {"n": 100, "sum": 10.0, "sum_squares": 50.0, "covariate_sum": 1.0},
-             {"n": 100, "sum": 10.0, "sum_squares": 50.0}), "treatment", "covariate_sum", "CUPED"),
-    (two_arm("mean", {"n": 100, "sum": 10.0, "sum_squares": 50.0, "covariate_sum": 10.0, "covariate_sum_squares": 50.0,
-                      "sum_product_covariate": 500.0},
-             {"n": 100, "sum": 10.0, "sum_squares": 50.0, "covariate_sum": 10.0, "covariate_sum_squares": 50.0,
-              "sum_product_covariate": 40.0}), "control", "sum_product_covariate", "correlation"),
-    (two_arm("ratio", {"n": 100, "sum": 10.0, "sum_squares": 50.0, "denominator_sum": 100, "denominator_sum_squares": 100,
-                       "sum_product_denominator": 10.0},
-             {"n": 100, "sum": 10.0, "sum_squares": 50.0, "denominator_sum": 100, "denominator_sum_squares": 50,
-              "sum_product_denominator": 10.0}), "treatment", "denominator_sum_squares", "negative variance"),
-])
-def test_bad_numbers_name_metric_variant_field(inp: dict[str, Any], variant: str, field: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "inp,variant,field,words",
+    [
+        (_prop({"n": -5, "sum": 1}, OK), "control", "n", "negative"),
+        (_prop(OK, {"n": 1000, "sum": 1001}), "treatment", "sum", "exceed n"),
+        (_prop(OK, {"n": 1000, "sum": -1}), "treatment", "sum", "negative"),
+        (_prop({"n": 1, "sum": 1}, OK), "control", "n", "at least 2"),
+        (_prop({"n": 10.5, "sum": 1}, OK), "control", "n", "whole"),
+        (_prop(OK, {"n": 1000}), "treatment", "sum", "required"),
+        (
+            two_arm(
+                "mean",
+                {"n": 100, "sum": 1000.0, "sum_squares": 5000.0},
+                {"n": 100, "sum": 10.0, "sum_squares": 50.0},
+            ),
+            "control",
+            "sum_squares",
+            "negative variance",
+        ),
+        (
+            two_arm(
+                "mean",
+                {"n": 100, "sum": 10.0, "sum_squares": 50.0, "covariate_sum": 1.0},
+                {"n": 100, "sum": 10.0, "sum_squares": 50.0},
+            ),
+            "treatment",
+            "covariate_sum",
+            "CUPED",
+        ),
+        (
+            two_arm(
+                "mean",
+                {
+                    "n": 100,
+                    "sum": 10.0,
+                    "sum_squares": 50.0,
+                    "covariate_sum": 10.0,
+                    "covariate_sum_squares": 50.0,
+                    "sum_product_covariate": 500.0,
+                },
+                {
+                    "n": 100,
+                    "sum": 10.0,
+                    "sum_squares": 50.0,
+                    "covariate_sum": 10.0,
+                    "covariate_sum_squares": 50.0,
+                    "sum_product_covariate": 40.0,
+                },
+            ),
+            "control",
+            "sum_product_covariate",
+            "correlation",
+        ),
+        (
+            two_arm(
+                "ratio",
+                {
+                    "n": 100,
+                    "sum": 10.0,
+                    "sum_squares": 50.0,
+                    "denominator_sum": 100,
+                    "denominator_sum_squares": 100,
+                    "sum_product_denominator": 10.0,
+                },
+                {
+                    "n": 100,
+                    "sum": 10.0,
+                    "sum_squares": 50.0,
+                    "denominator_sum": 100,
+                    "denominator_sum_squares": 50,
+                    "sum_product_denominator": 10.0,
+                },
+            ),
+            "treatment",
+            "denominator_sum_squares",
+            "negative variance",
+        ),
+    ],
+)
+def test_bad_numbers_name_metric_variant_field(
+    inp: dict[str, Any], variant: str, field: str, words: str
+) -> None:
     with pytest.raises(StatsInputError) as info:
         analyze(inp)
     err = info.value
@@ -73,10 +134,20 @@ def test_unknown_and_missing_variants() -> None:
 
 
 def test_strata_errors_name_the_stratum() -> None:
-    inp = {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}],
-           "metrics": [{"name": "m", "kind": "proportion",
-                        "strata": [{"name": "a", "stats": {"control": OK, "treatment": OK}},
-                                   {"name": "b", "stats": {"control": OK, "treatment": {"n": 10, "sum": 11}}}]}]}
+    inp = {
+        "control": "control",
+        "variants": [{"name": "control"}, {"name": "treatment"}],
+        "metrics": [
+            {
+                "name": "m",
+                "kind": "proportion",
+                "strata": [
+                    {"name": "a", "stats": {"control": OK, "treatment": OK}},
+                    {"name": "b", "stats": {"control": OK, "treatment": {"n": 10, "sum": 11}}},
+                ],
+            }
+        ],
+    }
     with pytest.raises(StatsInputError) as info:
         analyze(inp)
     assert info.value.stat_field == "strata[1].sum" and info.value.variant == "treatment"
@@ -89,14 +160,23 @@ def test_srm_units_must_be_all_or_none() -> None:
         analyze(inp)
 
 
-@pytest.mark.parametrize("c,t,settings,words", [
-    ({"n": 1000, "sum": 0}, {"n": 1000, "sum": 0}, {"difference": "absolute"}, "zero variance"),
-    ({"n": 1000, "sum": 0}, {"n": 1000, "sum": 5}, {"difference": "relative"}, "control mean is 0"),
-    ({"n": 1000, "sum": 1000}, {"n": 1000, "sum": 1000}, {"method": "bayesian"}, "zero variance"),
-    ({"n": 1000, "sum": 0}, {"n": 1000, "sum": 0}, {"method": "sequential", "alternative": "less"}, "control mean"),
-])
-def test_undefined_statistics_give_error_and_nulls(c: dict[str, Any], t: dict[str, Any], settings: dict[str, Any],
-                                                   words: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "c,t,settings,words",
+    [
+        ({"n": 1000, "sum": 0}, {"n": 1000, "sum": 0}, {"difference": "absolute"}, "zero variance"),
+        ({"n": 1000, "sum": 0}, {"n": 1000, "sum": 5}, {"difference": "relative"}, "control mean is 0"),
+        ({"n": 1000, "sum": 1000}, {"n": 1000, "sum": 1000}, {"method": "bayesian"}, "zero variance"),
+        (
+            {"n": 1000, "sum": 0},
+            {"n": 1000, "sum": 0},
+            {"method": "sequential", "alternative": "less"},
+            "control mean",
+        ),
+    ],
+)
+def test_undefined_statistics_give_error_and_nulls(
+    c: dict[str, Any], t: dict[str, Any], settings: dict[str, Any], words: str, tmp_path: Path
+) -> None:
     inp = _prop(c, t, **settings)
     inp["metrics"].append({"name": "fine", "kind": "proportion", "stats": {"control": OK, "treatment": OK}})
     code, out, err = run_cli(tmp_path, "analyze", inp)
@@ -109,25 +189,51 @@ def test_undefined_statistics_give_error_and_nulls(c: dict[str, Any], t: dict[st
 
 
 def test_zero_ratio_denominator_is_an_error_result() -> None:
-    z = {"n": 100, "sum": 0.0, "sum_squares": 0.0, "denominator_sum": 0.0, "denominator_sum_squares": 0.0,
-         "sum_product_denominator": 0.0}
-    ok = {"n": 100, "sum": 50.0, "sum_squares": 80.0, "denominator_sum": 100.0, "denominator_sum_squares": 120.0,
-          "sum_product_denominator": 60.0}
+    z = {
+        "n": 100,
+        "sum": 0.0,
+        "sum_squares": 0.0,
+        "denominator_sum": 0.0,
+        "denominator_sum_squares": 0.0,
+        "sum_product_denominator": 0.0,
+    }
+    ok = {
+        "n": 100,
+        "sum": 50.0,
+        "sum_squares": 80.0,
+        "denominator_sum": 100.0,
+        "denominator_sum_squares": 120.0,
+        "sum_product_denominator": 60.0,
+    }
     r = analyze(two_arm("ratio", z, ok, difference="absolute")).results[0]
     assert r.error is not None and "denominator" in r.error and r.estimate is None
 
 
-@pytest.mark.parametrize("text,words", [
-    ("{not json", "not valid JSON"),
-    ('{"control": "control", "variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", '
-     '"kind": "proportion", "stats": {"control": {"n": NaN, "sum": 1}, "t": {"n": 10, "sum": 1}}}]}', "NaN"),
-    ("[1, 2]", "JSON object"),
-    ('{"variants": [{"name": "control"}, {"name": "t"}], "settings": {"method": "magic"}}', "settings.method"),
-    ('{"variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", "kind": "median", "stats": {}}]}',
-     "metrics[m].kind"),
-    ('{"variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", "kind": "mean", '
-     '"stats": {"control": {"n": "ten"}, "t": {"n": 3}}}]}', "metrics[m].stats.control.n"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("{not json", "not valid JSON"),
+        (
+            '{"control": "control", "variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", '
+            '"kind": "proportion", "stats": {"control": {"n": NaN, "sum": 1}, "t": {"n": 10, "sum": 1}}}]}',
+            "NaN",
+        ),
+        ("[1, 2]", "JSON object"),
+        (
+            '{"variants": [{"name": "control"}, {"name": "t"}], "settings": {"method": "magic"}}',
+            "settings.method",
+        ),
+        (
+            '{"variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", "kind": "median", "stats": {}}]}',
+            "metrics[m].kind",
+        ),
+        (
+            '{"variants": [{"name": "control"}, {"name": "t"}], "metrics": [{"name": "m", "kind": "mean", '
+            '"stats": {"control": {"n": "ten"}, "t": {"n": 3}}}]}',
+            "metrics[m].stats.control.n",
+        ),
+    ],
+)
 def test_cli_bad_input_is_one_line_exit_2(text: str, words: str, tmp_path: Path) -> None:
     code, out, err = run_cli(tmp_path, "analyze", None, raw_text=text)
     assert code == 2
@@ -154,8 +260,15 @@ def test_sums_that_overflow_the_variance_are_a_typed_error_not_zero_variance() -
     # Issue 13: sums of 1e200 reported "zero variance" (s*s overflowed to inf, the variance clamped to 0).
     from dataeng_agents.core.stats import StatsInputError, analyze
 
-    inp = two_arm("mean", {"n": 1000, "sum": 1e200, "sum_squares": 1e300},
-                  {"n": 1000, "sum": 1.1e200, "sum_squares": 1e300})
+    inp = two_arm(
+        "mean",
+        {"n": 1000, "sum": 1e200, "sum_squares": 1e300},
+        {"n": 1000, "sum": 1.1e200, "sum_squares": 1e300},
+    )
     with pytest.raises(StatsInputError, match="overflows") as info:
         analyze(inp)
-    assert info.value.metric == "m" and info.value.variant == "control" and info.value.stat_field == "sum_squares"
+    assert (
+        info.value.metric == "m"
+        and info.value.variant == "control"
+        and info.value.stat_field == "sum_squares"
+    )

@@ -34,8 +34,11 @@ def mean_arm(draw: st.DrawFn, cuped: bool = False) -> dict[str, float]:
     if cuped:
         rho = draw(st.floats(-0.99, 0.99))
         mx, sx = draw(st.floats(-100, 100)), draw(st.floats(0.01, 100))
-        out |= {"covariate_sum": mx * n, "covariate_sum_squares": (sx * sx + mx * mx) * n,
-                "sum_product_covariate": (rho * sd * sx + mu * mx) * n}
+        out |= {
+            "covariate_sum": mx * n,
+            "covariate_sum_squares": (sx * sx + mx * mx) * n,
+            "sum_product_covariate": (rho * sd * sx + mu * mx) * n,
+        }
     return out
 
 
@@ -50,8 +53,12 @@ def _numbers(r: Any) -> list[float]:
 
 @settings(max_examples=300, deadline=None)
 @given(c=proportion_arm(), t=proportion_arm(), method=METHODS, alt=ALTERNATIVES, diff=DIFFS)
-def test_proportion_p_in_unit_interval_and_estimate_in_ci(c: Any, t: Any, method: str, alt: str, diff: str) -> None:
-    out = analyze(two_arm("proportion", c, t, method=method, alternative=alt, difference=diff, correction="holm"))
+def test_proportion_p_in_unit_interval_and_estimate_in_ci(
+    c: Any, t: Any, method: str, alt: str, diff: str
+) -> None:
+    out = analyze(
+        two_arm("proportion", c, t, method=method, alternative=alt, difference=diff, correction="holm")
+    )
     r = out.results[0]
     assert all(math.isfinite(v) for v in _numbers(r))
     if r.error is not None:
@@ -77,7 +84,9 @@ def test_swapping_arms_negates_the_absolute_effect(c: Any, t: Any, method: str) 
     if ab.error is not None:
         return
     assert ab.estimate is not None and ba.estimate is not None
-    assert math.isclose(ab.estimate, -ba.estimate, rel_tol=1e-9, abs_tol=1e-9 * (abs(ab.std_error or 0) + 1e-300))
+    assert math.isclose(
+        ab.estimate, -ba.estimate, rel_tol=1e-9, abs_tol=1e-9 * (abs(ab.std_error or 0) + 1e-300)
+    )
     assert math.isclose(ab.std_error or 0, ba.std_error or 0, rel_tol=1e-9)
     if method != "bayesian":
         assert math.isclose(ab.p_value or 0, ba.p_value or 0, rel_tol=1e-7, abs_tol=1e-12)
@@ -85,7 +94,9 @@ def test_swapping_arms_negates_the_absolute_effect(c: Any, t: Any, method: str) 
 
 @settings(max_examples=200, deadline=None)
 @given(c=mean_arm(), t=mean_arm(), k=st.floats(1e-3, 1e4), method=METHODS, alt=ALTERNATIVES)
-def test_scaling_a_metric_leaves_relative_results_unchanged(c: Any, t: Any, k: float, method: str, alt: str) -> None:
+def test_scaling_a_metric_leaves_relative_results_unchanged(
+    c: Any, t: Any, k: float, method: str, alt: str
+) -> None:
     def scale(a: dict[str, float]) -> dict[str, float]:
         return {"n": a["n"], "sum": a["sum"] * k, "sum_squares": a["sum_squares"] * k * k}
 
@@ -100,20 +111,38 @@ def test_scaling_a_metric_leaves_relative_results_unchanged(c: Any, t: Any, k: f
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=True, allow_infinity=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**9), 10**9)
+    | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
 VALID = {
     "control": "control",
-    "variants": [{"name": "control", "units": 100, "weight": 0.5}, {"name": "treatment", "units": 110, "weight": 0.5}],
+    "variants": [
+        {"name": "control", "units": 100, "weight": 0.5},
+        {"name": "treatment", "units": 110, "weight": 0.5},
+    ],
     "settings": {"method": "frequentist"},
     "metrics": [
-        {"name": "p", "kind": "proportion", "stats": {"control": {"n": 100, "sum": 10}, "treatment": {"n": 110, "sum": 14}}},
-        {"name": "m", "kind": "mean", "stats": {"control": {"n": 100, "sum": 50.0, "sum_squares": 60.0},
-                                                "treatment": {"n": 110, "sum": 58.0, "sum_squares": 70.0}}},
+        {
+            "name": "p",
+            "kind": "proportion",
+            "stats": {"control": {"n": 100, "sum": 10}, "treatment": {"n": 110, "sum": 14}},
+        },
+        {
+            "name": "m",
+            "kind": "mean",
+            "stats": {
+                "control": {"n": 100, "sum": 50.0, "sum_squares": 60.0},
+                "treatment": {"n": 110, "sum": 58.0, "sum_squares": 70.0},
+            },
+        },
     ],
 }
 
@@ -151,7 +180,9 @@ def test_random_garbage_gives_a_typed_error(garbage: Any) -> None:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=JSON)
-def test_a_garbage_value_anywhere_in_valid_input_gives_a_typed_error(path: tuple[Any, ...], value: Any) -> None:
+def test_a_garbage_value_anywhere_in_valid_input_gives_a_typed_error(
+    path: tuple[Any, ...], value: Any
+) -> None:
     inp = copy.deepcopy(VALID)
     node: Any = inp
     for key in path[:-1]:
@@ -172,20 +203,34 @@ def test_extreme_numbers_never_leak_nan(c: Any, t: Any, n_bad: float) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(c=mean_arm(cuped=True), t=mean_arm(cuped=True), u=mean_arm(cuped=True), method=METHODS, diff=DIFFS,
-       strata=st.booleans())
-def test_json_fast_path_equals_the_pydantic_model_path(c: Any, t: Any, u: Any, method: str, diff: str,
-                                                       strata: bool) -> None:
+@given(
+    c=mean_arm(cuped=True),
+    t=mean_arm(cuped=True),
+    u=mean_arm(cuped=True),
+    method=METHODS,
+    diff=DIFFS,
+    strata=st.booleans(),
+)
+def test_json_fast_path_equals_the_pydantic_model_path(
+    c: Any, t: Any, u: Any, method: str, diff: str, strata: bool
+) -> None:
     from dataeng_agents.core.stats import AnalysisInput
 
     stats = {"control": c, "treatment": t, "other": u}
     metric: dict[str, Any] = {"name": "m", "kind": "mean"}
     if strata:
-        metric["strata"] = [{"name": "a", "stats": stats}, {"name": "b", "stats": {"control": t, "treatment": u, "other": c}}]
+        metric["strata"] = [
+            {"name": "a", "stats": stats},
+            {"name": "b", "stats": {"control": t, "treatment": u, "other": c}},
+        ]
     else:
         metric["stats"] = stats
-    raw = {"control": "control", "variants": [{"name": "control"}, {"name": "treatment"}, {"name": "other"}],
-           "settings": {"method": method, "difference": diff}, "metrics": [metric, {**metric, "name": "m2"}]}
+    raw = {
+        "control": "control",
+        "variants": [{"name": "control"}, {"name": "treatment"}, {"name": "other"}],
+        "settings": {"method": method, "difference": diff},
+        "metrics": [metric, {**metric, "name": "m2"}],
+    }
     try:
         fast = analyze(raw).model_dump()
     except StatsInputError as exc:

@@ -55,7 +55,10 @@ def test_srm_reference_case(case: dict[str, Any], tmp_path: Path) -> None:
     names = [f"v{i}" for i in range(len(case["units"]))]
     payload = {
         "control": names[0],
-        "variants": [{"name": n, "units": u, "weight": w} for n, u, w in zip(names, case["units"], case["weights"], strict=True)],
+        "variants": [
+            {"name": n, "units": u, "weight": w}
+            for n, u, w in zip(names, case["units"], case["weights"], strict=True)
+        ],
         "metrics": [],
     }
     code, out, err = run_cli(tmp_path, "analyze", payload)
@@ -71,12 +74,16 @@ def test_real_console_script_runs_a_reference_case(tmp_path: Path) -> None:
     path = tmp_path / "in.json"
     path.write_text(json.dumps(_gbstats_convention(case["input"])))
     exe = Path(sys.executable).with_name("dataeng")
-    proc = subprocess.run([str(exe), "stats", "analyze", str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "stats", "analyze", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert_close(json.loads(proc.stdout)["results"][0], case["expected"][0])
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**case["input"], "control": "nope"}))
-    proc = subprocess.run([str(exe), "stats", "analyze", str(bad)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "stats", "analyze", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1 and "control" in proc.stderr
 

@@ -45,7 +45,9 @@ def _close(a: float | None, b: float | None) -> bool:
 
 
 @pytest.mark.parametrize("dialect", ["postgres", "snowflake", "bigquery", "redshift", "databricks", "spark"])
-def test_dialect_sql_computes_what_duckdb_computes(dialect: str, duckdb_report: tuple[str, ExperimentReport]) -> None:
+def test_dialect_sql_computes_what_duckdb_computes(
+    dialect: str, duckdb_report: tuple[str, ExperimentReport]
+) -> None:
     path, expected = duckdb_report
     warehouse = DialectOverDuckDB(dialect, path)
     got = analyze_experiment(demo_config(), warehouse)

@@ -52,8 +52,12 @@ def test_duckdb_and_postgres_sufficient_statistics_are_equal(pg_sample: tuple[st
     import psycopg
 
     for interval in (None, (datetime(2024, 3, 3), datetime(2024, 3, 11, 6))):
-        duck_q = build_experiment_query(ExperimentConfig.load(demo_config()), "duckdb", data_interval=interval)
-        pg_q = build_experiment_query(ExperimentConfig.load(demo_config(schema)), "postgres", data_interval=interval)
+        duck_q = build_experiment_query(
+            ExperimentConfig.load(demo_config()), "duckdb", data_interval=interval
+        )
+        pg_q = build_experiment_query(
+            ExperimentConfig.load(demo_config(schema)), "postgres", data_interval=interval
+        )
         duck = parse_rows(duck_q, DuckDBWarehouse(path).query(duck_q.sql()))
         with psycopg.connect(url) as conn:
             pg = parse_rows(pg_q, DbApiWarehouse(conn, "postgres").query(pg_q.sql()))

@@ -40,8 +40,12 @@ def _runners(url: str) -> list[tuple[str, Callable[[], Any]]]:
         ("factory", lambda: DbApiWarehouse(factory, "postgres")),
         ("caller connection", lambda: DbApiWarehouse(factory(), "postgres")),
         ("caller autocommit connection", lambda: DbApiWarehouse(autocommit_conn(), "postgres")),
-        ("sqlalchemy", lambda: SqlAlchemyWarehouse(
-            sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1)))),
+        (
+            "sqlalchemy",
+            lambda: SqlAlchemyWarehouse(
+                sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            ),
+        ),
     ]
 
 
@@ -59,7 +63,9 @@ def test_user_sql_cannot_write_through_any_postgres_runner(postgres_schema: tupl
         with pytest.raises(WarehouseError, match="read-only"):
             wh.query(f"SELECT nextval('\"{schema}\".seq') AS v FROM generate_series(1, 100)")
         with pytest.raises(WarehouseError, match="read-only"):
-            wh.query(f'WITH w AS (INSERT INTO "{schema}".t VALUES (1) RETURNING x) SELECT count(*) AS n FROM w')
+            wh.query(
+                f'WITH w AS (INSERT INTO "{schema}".t VALUES (1) RETURNING x) SELECT count(*) AS n FROM w'
+            )
         assert wh.query("SELECT 2 AS two") == [{"two": 2}], name  # the connection is usable afterwards
     assert _sequence_state(url, schema) == before  # never advanced
     with psycopg.connect(url, autocommit=True) as conn:
@@ -85,7 +91,9 @@ def test_an_experiment_config_with_nextval_cannot_advance_a_sequence(
     cfg = demo_config(schema)
     cfg["sources"]["orders"] = {
         "sql": f"SELECT unit_id, ordered_at, revenue, nextval('{schema}.seq') AS n FROM {schema}.orders",
-        "unit": "unit_id", "timestamp": "ordered_at"}
+        "unit": "unit_id",
+        "timestamp": "ordered_at",
+    }
     with pytest.raises(WarehouseError, match="read-only"):
         analyze_experiment(cfg, warehouse_from_url(url))
     assert _sequence_state(url, schema) == before

@@ -121,8 +121,16 @@ def _snapshot_config() -> ExperimentConfig:
         "timestamp": "refunded_at",
     }
     raw["metrics"].append(
-        {"name": "refund_amount", "kind": "mean", "source": "refunds", "value": "amount", "window": "14d",
-         "capping": {"value": 500}, "inverse": True, "role": "guardrail"}
+        {
+            "name": "refund_amount",
+            "kind": "mean",
+            "source": "refunds",
+            "value": "amount",
+            "window": "14d",
+            "capping": {"value": 500},
+            "inverse": True,
+            "role": "guardrail",
+        }
     )
     return ExperimentConfig.load(raw)
 
@@ -131,7 +139,10 @@ def _snapshot_config() -> ExperimentConfig:
 def test_dialect_sql_snapshot(dialect: str) -> None:
     """Pins the SQL of every dialect. Regenerate: DATAENG_UPDATE_SNAPSHOTS=1 pytest tests/core/test_warehouse_sql.py"""
     query = build_experiment_query(
-        _snapshot_config(), dialect, data_interval=(datetime(2024, 3, 2), datetime(2024, 3, 10, 12, 30)), read_dialect="duckdb"
+        _snapshot_config(),
+        dialect,
+        data_interval=(datetime(2024, 3, 2), datetime(2024, 3, 10, 12, 30)),
+        read_dialect="duckdb",
     )
     sql = query.sql() + "\n"
     # the emitted SQL is valid in its own dialect and is one SELECT
@@ -143,7 +154,9 @@ def test_dialect_sql_snapshot(dialect: str) -> None:
         if not UPDATE:
             pytest.fail(f"missing snapshot {path.name}: run with DATAENG_UPDATE_SNAPSHOTS=1 to create it")
         path.write_text(sql, encoding="utf-8")
-    assert sql == path.read_text(encoding="utf-8"), f"{dialect} SQL changed; review and regenerate the snapshot"
+    assert sql == path.read_text(encoding="utf-8"), (
+        f"{dialect} SQL changed; review and regenerate the snapshot"
+    )
 
 
 def test_dialect_specific_constructs() -> None:
@@ -164,7 +177,12 @@ def test_dialect_specific_constructs() -> None:
 
 def test_file_sources_need_duckdb(tmp_path: Path) -> None:
     raw = demo_config()
-    raw["assignment"] = {"file": "exposures.parquet", "unit": "unit_id", "variant": "variant", "timestamp": "exposed_at"}
+    raw["assignment"] = {
+        "file": "exposures.parquet",
+        "unit": "unit_id",
+        "variant": "variant",
+        "timestamp": "exposed_at",
+    }
     cfg = ExperimentConfig.load(raw)
     sql = build_experiment_query(cfg, "duckdb").sql()
     assert "READ_PARQUET('exposures.parquet')" in sql
@@ -180,7 +198,12 @@ def test_parquet_and_csv_files_are_read(tmp_path: Path) -> None:
     con.execute(f"COPY orders TO '{tmp_path / 'orders.csv'}' (HEADER)")
     con.close()
     raw = demo_config(base_dir=str(tmp_path))
-    raw["assignment"] = {"file": "exposures.parquet", "unit": "unit_id", "variant": "variant", "timestamp": "exposed_at"}
+    raw["assignment"] = {
+        "file": "exposures.parquet",
+        "unit": "unit_id",
+        "variant": "variant",
+        "timestamp": "exposed_at",
+    }
     raw["sources"]["orders"] = {"file": "orders.csv", "unit": "unit_id", "timestamp": "ordered_at"}
     from_files = analyze_experiment(raw, DuckDBWarehouse(s.path))
     from_tables = analyze_experiment(demo_config(), DuckDBWarehouse(s.path))

@@ -27,12 +27,16 @@ def _settings(api_key: str, base_url: str, **credentials: Any) -> Any:
     )
 
 
-def test_ask_agent_sends_no_corpus_secret(prefect_server: str, fake_anthropic: Any, api_key: str, tmp_path: Path) -> None:
+def test_ask_agent_sends_no_corpus_secret(
+    prefect_server: str, fake_anthropic: Any, api_key: str, tmp_path: Path
+) -> None:
     from dataeng_agents.prefect_integration.tasks import ask_agent
     from prefect import flow
 
     dag = tmp_path / "orders_etl.py"
-    dag.write_text("\n".join(e["text"] for e in CORPUS["positive"]) + "\n# END-MARKER-PREFECT\n", encoding="utf-8")
+    dag.write_text(
+        "\n".join(e["text"] for e in CORPUS["positive"]) + "\n# END-MARKER-PREFECT\n", encoding="utf-8"
+    )
     planted_config = {
         "warehouse": {"password": "Prefect-Planted-Pw-1", "dsn": "postgresql://etl:Prefect-Uri-Pw-2@db/wh"},
         "notes": [e["text"] for e in CORPUS["positive"][:20]],
@@ -79,14 +83,18 @@ def test_prose_cache_key_is_the_facts_as_presented() -> None:
 
     def key(lift: float, generated_at: str) -> str:
         task: NarrationTask[Any] = NarrationTask(
-            kind="experiment", subject_id="checkout",
+            kind="experiment",
+            subject_id="checkout",
             facts={"results": [{"id": "m", "estimate": lift}], "generated_at": generated_at},
-            output_model=ExperimentNarrative, template=lambda: ExperimentNarrative(headline="h", summary="s"),
+            output_model=ExperimentNarrative,
+            template=lambda: ExperimentNarrative(headline="h", summary="s"),
         )
         return narration_cache_key(None, {"narration": task, "agent_settings": AgentSettings()})  # type: ignore[arg-type]
 
     # three runs whose parallel sums differ in the last bits: one key
-    runs = {key(0.031234567891 * (1 + e), f"2026-12-0{i}") for i, e in enumerate([0.0, 3e-15, -7e-14], start=1)}
+    runs = {
+        key(0.031234567891 * (1 + e), f"2026-12-0{i}") for i, e in enumerate([0.0, 3e-15, -7e-14], start=1)
+    }
     assert len(runs) == 1
     assert key(0.0313, "x") != key(0.0312, "x")  # a change the model would see: a new key
 

@@ -53,8 +53,11 @@ def test_drift_flow_fails_on_breaking_changes_after_publishing(
     from dataeng_agents.prefect_integration.api_tasks import ApiContractDriftError, api_contract_drift_flow
 
     state = api_contract_drift_flow(
-        repo_spec_path=str(MUSEUM / "museum-1.2.1.yaml"), deployed_spec_url=served_spec,
-        contract_id="Museum API", report_dir=str(tmp_path / "drift"), return_state=True,
+        repo_spec_path=str(MUSEUM / "museum-1.2.1.yaml"),
+        deployed_spec_url=served_spec,
+        contract_id="Museum API",
+        report_dir=str(tmp_path / "drift"),
+        return_state=True,
     )
     assert state.is_failed()
     with pytest.raises(ApiContractDriftError, match="6 breaking"):
@@ -74,7 +77,8 @@ def test_drift_flow_passes_when_nothing_changed(prefect_server: str, tmp_path: P
     from dataeng_agents.prefect_integration.api_tasks import api_contract_drift_flow
 
     spec = str(MUSEUM / "museum-1.2.1.yaml")
-    summary = api_contract_drift_flow(repo_spec_path=spec, deployed_spec_path=spec, contract_id="same",
-                                      report_dir=str(tmp_path / "same"))
+    summary = api_contract_drift_flow(
+        repo_spec_path=spec, deployed_spec_path=spec, contract_id="same", report_dir=str(tmp_path / "same")
+    )
     assert summary["diff"]["changes"] == {"breaking": 0, "warning": 0, "info": 0}
     assert summary["review"]["files"] == 1

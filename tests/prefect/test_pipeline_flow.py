@@ -136,6 +136,8 @@ def test_review_reads_the_project_config_and_writes_what_the_cli_prints(
         paths=[str(dags)], pipeline_id="team", fail_on="never", report_dir=str(tmp_path / "review")
     )
     assert summary["profile"] == "strict"
-    explained = CliRunner().invoke(app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"])
+    explained = CliRunner().invoke(
+        app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"]
+    )
     # the flow writes each run below its own folder of report_dir
     assert explained.output.strip() == Path(summary["report_files"]["md"]).read_text().strip()

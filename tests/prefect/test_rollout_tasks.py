@@ -60,7 +60,9 @@ def test_hourly_flow_advances_and_rolls_back(prefect_server: str, tmp_path: Path
 
     @flow
     def hourly(hours: int) -> Any:
-        return advance_rollout(cfg, decisions, flag_service=service, checked_at=truth.start + timedelta(hours=hours))
+        return advance_rollout(
+            cfg, decisions, flag_service=service, checked_at=truth.start + timedelta(hours=hours)
+        )
 
     first = hourly(24)
     assert first is not None and first["stage"] == 1 and first["decision"] == "advance"
@@ -77,4 +79,6 @@ def test_hourly_flow_advances_and_rolls_back(prefect_server: str, tmp_path: Path
     assert hourly(49) is None  # over: nothing to check
     history = decisions.get_store().history(cfg["id"])
     assert [(r.stage, r.decision) for r in history.records] == [(1, "advance"), (2, "roll back")]
-    assert "t0ken-secret" not in repr(service) and "t0ken-secret" not in json.dumps(service.model_dump(mode="json"))
+    assert "t0ken-secret" not in repr(service) and "t0ken-secret" not in json.dumps(
+        service.model_dump(mode="json")
+    )

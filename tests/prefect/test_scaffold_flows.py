@@ -16,8 +16,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scaffold_support import ALL_KEYS, build
 
-ENV = ("PIPELINE_WAREHOUSE_URL", "PIPELINE_SOURCE_URL", "PIPELINE_LANDING_DIR", "PIPELINE_SAMPLE_API_DIR",
-       "PIPELINE_SCHEMA_PREFIX", "PIPELINE_DBT_TARGET", "DBT_EXECUTABLE")
+ENV = (
+    "PIPELINE_WAREHOUSE_URL",
+    "PIPELINE_SOURCE_URL",
+    "PIPELINE_LANDING_DIR",
+    "PIPELINE_SAMPLE_API_DIR",
+    "PIPELINE_SCHEMA_PREFIX",
+    "PIPELINE_DBT_TARGET",
+    "DBT_EXECUTABLE",
+)
 
 
 @pytest.fixture
@@ -60,6 +67,7 @@ def test_scaffold_flow_runs(key: str, tmp_path: Path, prefect_server: str, isola
         # an interval with no data fails its row-count check, and so the flow run
         module = sys.modules[f"scaffold_flow_{built.project.name}"]
         module.check_sink = module.check_sink.with_options(retries=0)  # fail now, not after the retry delay
-        state = flow.with_options(retries=0)(start=built.end, end=built.end + (built.end - built.start),
-                                             return_state=True)
+        state = flow.with_options(retries=0)(
+            start=built.end, end=built.end + (built.end - built.start), return_state=True
+        )
         assert state.is_failed()

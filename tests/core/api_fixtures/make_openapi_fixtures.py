@@ -36,38 +36,74 @@ def base() -> dict[str, Any]:
         "paths": {
             "/orders": {
                 "get": {
-                    "operationId": "listOrders", "summary": "List orders",
+                    "operationId": "listOrders",
+                    "summary": "List orders",
                     "parameters": [
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        },
                         {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 256}},
                     ],
                     "responses": {
-                        "200": {"description": "A page.", "headers": ok_headers, "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/OrderPage"}}}},
+                        "200": {
+                            "description": "A page.",
+                            "headers": ok_headers,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/OrderPage"}}
+                            },
+                        },
                         **errors,
                     },
                 },
                 "post": {
-                    "operationId": "createOrder", "summary": "Create an order",
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
-                                    "schema": {"type": "string", "maxLength": 64}}],
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Order"}}}},
+                    "operationId": "createOrder",
+                    "summary": "Create an order",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 64},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}},
+                    },
                     "responses": {
-                        "201": {"description": "Created.", "headers": {"RateLimit": {"$ref": "#/components/headers/RateLimit"}},
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}}},
+                        "201": {
+                            "description": "Created.",
+                            "headers": {"RateLimit": {"$ref": "#/components/headers/RateLimit"}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Order"}}
+                            },
+                        },
                         **errors,
                     },
                 },
             },
             "/orders/{order_id}": {
                 "get": {
-                    "operationId": "getOrder", "summary": "Get an order",
-                    "parameters": [{"name": "order_id", "in": "path", "required": True,
-                                    "schema": {"type": "string", "maxLength": 64}}],
+                    "operationId": "getOrder",
+                    "summary": "Get an order",
+                    "parameters": [
+                        {
+                            "name": "order_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 64},
+                        }
+                    ],
                     "responses": {
-                        "200": {"description": "The order.", "headers": ok_headers, "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Order"}}}},
+                        "200": {
+                            "description": "The order.",
+                            "headers": ok_headers,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Order"}}
+                            },
+                        },
                         **errors,
                     },
                 },
@@ -83,24 +119,49 @@ def base() -> dict[str, Any]:
             },
             "responses": {
                 "Problem": {"description": "Problem details.", "content": PROBLEM},
-                "TooManyRequests": {"description": "Slow down.", "content": PROBLEM,
-                                    "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}},
+                "TooManyRequests": {
+                    "description": "Slow down.",
+                    "content": PROBLEM,
+                    "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+                },
             },
             "schemas": {
-                "Problem": {"type": "object", "properties": {
-                    "type": {"type": "string", "maxLength": 512}, "title": {"type": "string", "maxLength": 256},
-                    "status": {"type": "integer", "minimum": 100, "maximum": 599},
-                    "detail": {"type": "string", "maxLength": 2048}}},
-                "Order": {"type": "object", "required": ["order_id"], "example": {"order_id": "o-1", "line_items": []},
-                          "properties": {
-                              "order_id": {"type": "string", "maxLength": 64},
-                              "status": {"type": "string", "enum": ["open", "paid"]},
-                              "quantity": {"type": "integer", "minimum": 0, "maximum": 10000},
-                              "line_items": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 64}},
-                          }},
-                "OrderPage": {"type": "object", "example": {"data": [], "next_cursor": None}, "properties": {
-                    "data": {"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/Order"}},
-                    "next_cursor": {"type": ["string", "null"], "maxLength": 256}}},
+                "Problem": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "maxLength": 512},
+                        "title": {"type": "string", "maxLength": 256},
+                        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+                        "detail": {"type": "string", "maxLength": 2048},
+                    },
+                },
+                "Order": {
+                    "type": "object",
+                    "required": ["order_id"],
+                    "example": {"order_id": "o-1", "line_items": []},
+                    "properties": {
+                        "order_id": {"type": "string", "maxLength": 64},
+                        "status": {"type": "string", "enum": ["open", "paid"]},
+                        "quantity": {"type": "integer", "minimum": 0, "maximum": 10000},
+                        "line_items": {
+                            "type": "array",
+                            "maxItems": 100,
+                            "items": {"type": "string", "maxLength": 64},
+                        },
+                    },
+                },
+                "OrderPage": {
+                    "type": "object",
+                    "example": {"data": [], "next_cursor": None},
+                    "properties": {
+                        "data": {
+                            "type": "array",
+                            "maxItems": 100,
+                            "items": {"$ref": "#/components/schemas/Order"},
+                        },
+                        "next_cursor": {"type": ["string", "null"], "maxLength": 256},
+                    },
+                },
             },
         },
     }
@@ -125,8 +186,13 @@ def _bad_003(d: dict[str, Any]) -> None:
 
 def _bad_004(d: dict[str, Any]) -> None:
     op(d, "/orders/{order_id}", "get")["responses"]["404"] = {
-        "description": "Not found.", "content": {"application/json": {"schema": {"type": "object", "properties": {
-            "message": {"type": "string", "maxLength": 100}}}}}}
+        "description": "Not found.",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"message": {"type": "string", "maxLength": 100}}}
+            }
+        },
+    }
 
 
 def _bad_005(d: dict[str, Any]) -> None:
@@ -151,7 +217,8 @@ def _bad_009(d: dict[str, Any]) -> None:
 
 def _bad_010(d: dict[str, Any]) -> None:
     op(d, "/orders/{order_id}", "get")["responses"]["200"]["headers"] = {
-        "RateLimit": {"$ref": "#/components/headers/RateLimit"}}
+        "RateLimit": {"$ref": "#/components/headers/RateLimit"}
+    }
 
 
 def _bad_011(d: dict[str, Any]) -> None:
@@ -192,7 +259,8 @@ def _bad_019(d: dict[str, Any]) -> None:
 
 def _bad_020(d: dict[str, Any]) -> None:
     op(d, "/orders/{order_id}", "get")["parameters"].append(
-        {"name": "api_key", "in": "query", "schema": {"type": "string", "maxLength": 64}})
+        {"name": "api_key", "in": "query", "schema": {"type": "string", "maxLength": 64}}
+    )
 
 
 def _bad_021(d: dict[str, Any]) -> None:

@@ -55,26 +55,55 @@ type PageInfo {
 '''
 
 CYCLE = ("#EXTRA_ORDER_FIELDS", "customer: Customer!")
-CUSTOMER = ("#EXTRA_TYPES", '"""A customer."""\ntype Customer {\n  id: ID!\n  orders(first: Int!, after: String): OrderConnection!\n}\n')
+CUSTOMER = (
+    "#EXTRA_TYPES",
+    '"""A customer."""\ntype Customer {\n  id: ID!\n  orders(first: Int!, after: String): OrderConnection!\n}\n',
+)
 
 GQL: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     # rule: (bad edits, good edits)
     "GQL001": ([("order(id: ID!): Order", "order(id: ID!): Missing")], []),
-    "GQL002": ([CYCLE, CUSTOMER],
-               [CYCLE, CUSTOMER, ("\"\"\"Order lookup API root.\"\"\"",
-                                  "directive @cost(weight: Int!) on FIELD_DEFINITION | OBJECT\n\n\"\"\"Order lookup API root.\"\"\"")]),
-    "GQL003": ([("  \"\"\"One order by id.\"\"\"", "  \"\"\"Every order.\"\"\"\n  allOrders: [Order!]!\n  \"\"\"One order by id.\"\"\"")],
-               [("  \"\"\"One order by id.\"\"\"",
-                 "  \"\"\"Every order.\"\"\"\n  allOrders(first: Int!, after: String): OrderConnection!\n  \"\"\"One order by id.\"\"\"")]),
+    "GQL002": (
+        [CYCLE, CUSTOMER],
+        [
+            CYCLE,
+            CUSTOMER,
+            (
+                '"""Order lookup API root."""',
+                'directive @cost(weight: Int!) on FIELD_DEFINITION | OBJECT\n\n"""Order lookup API root."""',
+            ),
+        ],
+    ),
+    "GQL003": (
+        [
+            (
+                '  """One order by id."""',
+                '  """Every order."""\n  allOrders: [Order!]!\n  """One order by id."""',
+            )
+        ],
+        [
+            (
+                '  """One order by id."""',
+                '  """Every order."""\n  allOrders(first: Int!, after: String): OrderConnection!\n  """One order by id."""',
+            )
+        ],
+    ),
     "GQL004": ([("  pageInfo: PageInfo!\n", "")], []),
     "GQL005": ([("  id: ID!\n  status", "  id: ID\n  status")], []),
     "GQL006": ([('"""A customer order."""\n', "")], []),
     "GQL007": ([("  status: OrderStatus!", "  order_status: OrderStatus!")], []),
-    "GQL008": ([("#EXTRA_ORDER_FIELDS", "legacyStatus: String @deprecated")],
-               [("#EXTRA_ORDER_FIELDS", 'legacyStatus: String @deprecated(reason: "Use status; removal after 2027-01-01.")')]),
+    "GQL008": (
+        [("#EXTRA_ORDER_FIELDS", "legacyStatus: String @deprecated")],
+        [
+            (
+                "#EXTRA_ORDER_FIELDS",
+                'legacyStatus: String @deprecated(reason: "Use status; removal after 2027-01-01.")',
+            )
+        ],
+    ),
 }
 
-PB_BASE = '''syntax = "proto3";
+PB_BASE = """syntax = "proto3";
 
 package acme.orders.v1;
 
@@ -117,13 +146,27 @@ service OrderService {
   rpc ListOrders(ListOrdersRequest) returns (ListOrdersResponse);
   // EXTRA_RPCS
 }
-'''
+"""
 
 PB: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
-    "PB001": ([("// EXTRA_ORDER_FIELDS", "string note = 2;")], [("// EXTRA_ORDER_FIELDS", "string note = 5;")]),
-    "PB002": ([("// EXTRA_ORDER_FIELDS", "string legacy_total = 5;")], [("// EXTRA_ORDER_FIELDS", "string total_text = 5;")]),
+    "PB001": (
+        [("// EXTRA_ORDER_FIELDS", "string note = 2;")],
+        [("// EXTRA_ORDER_FIELDS", "string note = 5;")],
+    ),
+    "PB002": (
+        [("// EXTRA_ORDER_FIELDS", "string legacy_total = 5;")],
+        [("// EXTRA_ORDER_FIELDS", "string total_text = 5;")],
+    ),
     "PB003": ([("  reserved 3;\n", "")], []),
-    "PB004": ([("  ORDER_STATUS_UNSPECIFIED = 0;\n  ORDER_STATUS_OPEN = 1;", "  ORDER_STATUS_OPEN = 0;\n  ORDER_STATUS_PAID = 1;")], []),
+    "PB004": (
+        [
+            (
+                "  ORDER_STATUS_UNSPECIFIED = 0;\n  ORDER_STATUS_OPEN = 1;",
+                "  ORDER_STATUS_OPEN = 0;\n  ORDER_STATUS_PAID = 1;",
+            )
+        ],
+        [],
+    ),
     "PB005": ([("package acme.orders.v1;", "package acme.orders;")], []),
     "PB006": ([("string order_id = 1;\n  OrderStatus", "string orderId = 1;\n  OrderStatus")], []),
     "PB007": ([("  ORDER_STATUS_OPEN = 1;", "  OPEN = 1;")], []),
