@@ -95,7 +95,10 @@ def test_starter_dag_passes_the_strict_review(name: str, tmp_path: Path) -> None
     dag.write_text(source)
     compile(source, str(dag), "exec")
     result = review_paths([dag], profile="strict", airflow_version="3.3")
-    assert result.findings == [] and result.unresolved == []
+    assert result.findings == []
+    # only the dbt task group (astronomer-cosmos, when installed) is built out of the reviewer's sight,
+    # and the review says so rather than calling the file clean
+    assert [u.reason for u in result.unresolved if "DbtTaskGroup" not in u.reason] == []
     assert result.files[0].dags == [design.spec_name]
     from dataeng_agents.core.scaffold.render import PRESET_CRON
 

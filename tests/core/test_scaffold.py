@@ -37,7 +37,10 @@ def test_project_files_review_clean_and_compile(key: str, tmp_path: Path) -> Non
     name = project.name
     dag, flow = tmp_path / "dags" / f"{name}.py", tmp_path / "flows" / f"{name}_flow.py"
     result = review_paths([dag, flow], profile="strict", airflow_version="3.3")
-    assert [(f.rule_id, f.message) for f in result.findings] == [] and result.unresolved == []
+    assert [(f.rule_id, f.message) for f in result.findings] == []
+    # only the dbt task group (astronomer-cosmos, when installed) is built out of the reviewer's sight,
+    # and the review says so rather than calling the file clean
+    assert [u.reason for u in result.unresolved if "DbtTaskGroup" not in u.reason] == []
     assert result.files[0].dags == [name]
     for path in tmp_path.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
