@@ -6,9 +6,24 @@ Every error that comes from bad input names the place it came from (a config pat
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DataengError(Exception):
     """Base class of every error this package raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as (type, args, attributes) whatever the subclass's constructor takes, so Prefect
+        # (persisted results, remote task runners) and multiprocessing re-raise the same type with
+        # the same fields instead of a TypeError about the constructor's arguments.
+        return (_rebuild_error, (type(self), self.args, dict(vars(self))))
+
+
+def _rebuild_error(cls: type[DataengError], args: tuple[Any, ...], state: dict[str, Any]) -> DataengError:
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class InputError(DataengError, ValueError):

@@ -16,7 +16,7 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.trigger import CronTriggerTimetable
-from dataeng_agents.airflow_provider.operators.agent import AgentOperator
+from dataeng_agents.airflow_provider.operators.agent import DataengAgentOperator
 from dataeng_agents.airflow_provider.operators.review import PipelineReviewOperator
 
 NOTIFY = ["data-platform@example.com"]
@@ -44,7 +44,7 @@ with DAG(
     tags=["dataeng", "review"],
 ) as dag:
     review = PipelineReviewOperator(task_id="review_dags", profile="strict", fail_on="error")
-    advice = AgentOperator(
+    advice = DataengAgentOperator(
         task_id="what_to_fix_first",
         persona="data-engineer",
         question="Which of these review findings should the team fix first this week, and why?",

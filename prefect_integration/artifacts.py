@@ -43,19 +43,28 @@ def artifact_key(subject: str, suffix: str) -> str:
     return f"{head}-{tail}" if tail else head
 
 
-def report_link(html_path: str | Path, base_url: str | None = None) -> str:
+def report_link(html_path: str | Path, base_url: str | None = None, root: str | Path | None = None) -> str:
     """Where the HTML report can be opened.
 
     Args:
         html_path: The written HTML report.
-        base_url: Where the report directory is published (a bucket, a static site), if it is.
+        base_url: Where the report directory ``root`` is published (a bucket, a static site), if it is.
+        root: The published report directory; the flows write each run below its own folder of it,
+            so each run's link points at its own report.
 
     Returns:
-        ``base_url/<file name>`` with a ``base_url``, else a ``file://`` URI of the local file.
+        ``base_url/<path below root>`` (``base_url/<file name>`` without ``root``) with a
+        ``base_url``, else a ``file://`` URI of the local file.
     """
     path = Path(html_path)
     if base_url:
-        return f"{base_url.rstrip('/')}/{quote(path.name)}"
+        relative = path.name
+        if root is not None:
+            try:
+                relative = path.resolve().relative_to(Path(root).resolve()).as_posix()
+            except ValueError:
+                relative = path.name
+        return f"{base_url.rstrip('/')}/{quote(relative)}"
     return path.resolve().as_uri()
 
 

@@ -137,7 +137,12 @@ class ExperimentWarehouse(Block):
     sqlalchemy_connector: SqlAlchemyConnector | None = Field(
         default=None,
         title="SQLAlchemy Connector",
-        description="A prefect-sqlalchemy connector (synchronous driver) whose engine runs the queries.",
+        description=(
+            "A prefect-sqlalchemy connector (synchronous driver) whose engine runs the queries. For "
+            "PostgreSQL type the driver 'postgresql+psycopg' (psycopg 3, what the postgres extra "
+            "installs); a 'postgresql+psycopg2' choice is switched to psycopg 3 when psycopg2 is not "
+            "installed."
+        ),
     )
 
     @model_validator(mode="after")
@@ -156,9 +161,33 @@ class ExperimentWarehouse(Block):
         from dataeng_agents.core.warehouse import DuckDBWarehouse, SqlAlchemyWarehouse
 
         if self.sqlalchemy_connector is not None:
-            return SqlAlchemyWarehouse(self.sqlalchemy_connector.get_engine())
+            return SqlAlchemyWarehouse(self._connector_with_installed_driver().get_engine())
         assert self.duckdb_path is not None
         return DuckDBWarehouse(self.duckdb_path)
+
+    def _connector_with_installed_driver(self) -> SqlAlchemyConnector:
+        """The connector, its PostgreSQL driver switched to psycopg 3 when psycopg2 is missing.
+
+        prefect-sqlalchemy's form lists ``postgresql+psycopg2`` (not psycopg 3) among its drivers,
+        while this package's ``postgres`` extra installs psycopg 3.
+        """
+        import importlib.util
+
+        connector = self.sqlalchemy_connector
+        assert connector is not None
+        info = connector.connection_info
+        driver = getattr(info, "driver", None)
+        name = str(getattr(driver, "value", driver) or "")
+        if (
+            name.startswith("postgresql+psycopg2")
+            and importlib.util.find_spec("psycopg2") is None
+            and importlib.util.find_spec("psycopg") is not None
+        ):
+            info = info.model_copy(update={"driver": "postgresql+psycopg"})  # type: ignore[union-attr]
+            fields = {name: getattr(connector, name) for name in type(connector).model_fields}
+            # a new block, so block_initialization renders the engine URL with the new driver
+            return type(connector)(**{**fields, "connection_info": info})
+        return connector
 
     def describe(self) -> str:
         """A secret-free description of the source, safe for logs and artifacts."""

@@ -6,6 +6,13 @@ report) and returns the core's compact, secret-free ``summary()``. The experimen
 ``dataeng.experiment.analyzed`` event carrying the decision, and fails when the run hits a stop
 condition of the policy (sample-ratio mismatch, harmed guardrail), *after* publishing the report so
 the analyst sees why.
+
+The flows persist their results (``persist_result=True``), so ``run_deployment(...).state.result()``
+returns the summary of a deployed run, or re-raises the policy failure with its own type; the
+summary holds the prose and who wrote it. Each run writes its report files below its own folder of
+``report_dir`` (``<report_dir>/<subject>/<flow run id>``), so link artifacts never point at a report
+a later run overwrote. The decision event carries the verdict and the experiment id as *resource
+labels* (``dataeng.verdict``, ``dataeng.experiment_id``), which is what automations match on.
 """
 
 from __future__ import annotations
@@ -41,8 +48,13 @@ class ExperimentPolicyError(RuntimeError):
 
     def __init__(self, experiment_id: str, reasons: list[str]) -> None:
         self.experiment_id = experiment_id
-        self.reasons = reasons
+        self.reasons = list(reasons)
         super().__init__(f"experiment {experiment_id!r} stopped by policy: " + "; ".join(reasons))
+
+    def __reduce__(self) -> tuple[type[ExperimentPolicyError], tuple[str, list[str]]]:
+        # Prefect pickles a failed run's exception into its result; rebuilt from the constructor's
+        # arguments, `state.result()` re-raises this type instead of a TypeError
+        return (type(self), (self.experiment_id, self.reasons))
 
 
 class PipelineReviewError(RuntimeError):
@@ -57,9 +69,45 @@ def _load_block(value: Any, block_type: type[Any]) -> Any:
 
 
 def _report_dir(report_dir: str | None, subject: str) -> Path:
-    path = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"dataeng-{subject}-"))
+    """This run's folder: ``<report_dir>/<subject>/<flow run id>`` (a temp dir without ``report_dir``).
+
+    One folder per run: a link artifact keeps pointing at its own run's report.
+    """
+    if not report_dir:
+        return Path(tempfile.mkdtemp(prefix=f"dataeng-{subject}-"))
+    run_id = str(flow_run.id or "") or datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    path = Path(report_dir) / artifact_key(subject, "") / run_id
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def prose_line(provenance: Any) -> str:
+    """Who wrote the prose, one Markdown line for the artifacts."""
+    if provenance is None:
+        return "_Prose: none._"
+    if provenance.fallback_reason:
+        return f"_Prose: written by the template because Claude failed ({provenance.fallback_reason})._"
+    if provenance.narrator == "claude":
+        who = " ".join(x for x in (provenance.persona, provenance.model) if x)
+        return f"_Prose: written by Claude ({who})._" if who else "_Prose: written by Claude._"
+    return "_Prose: written by the deterministic template (no Claude configured)._"
+
+
+def narrative_summary(narrative: Any) -> dict[str, Any] | None:
+    """The prose of a report and who wrote it, for the flow's (persisted) return value."""
+    if narrative is None:
+        return None
+    p = narrative.provenance
+    return {
+        "headline": narrative.headline,
+        "summary": narrative.summary,
+        "recommendation": narrative.recommendation,
+        "narrator": p.narrator,
+        "fallback_reason": p.fallback_reason,
+        "model": p.model,
+        # one line, e.g. "Claude (claude-sonnet-4-5, persona data-engineer)", where the core has it
+        "written_by": getattr(p, "written_by", None),
+    }
 
 
 @flow(
@@ -68,6 +116,8 @@ def _report_dir(report_dir: str | None, subject: str) -> Path:
     retries=0,
     timeout_seconds=2 * 3600,
     validate_parameters=True,
+    # a deployed run's summary (or its policy failure) stays readable through state.result()
+    persist_result=True,
 )
 def experiment_report_flow(
     config: str | dict[str, Any],
@@ -90,6 +140,7 @@ def experiment_report_flow(
     """
     logger = get_run_logger()
     stop_on: list[str] = ["srm", "guardrail"] if fail_on is None else list(fail_on)
+    warn_unsaved_secret_blocks(warehouse=warehouse, agent_settings=agent_settings)
     wh = _load_block(warehouse, ExperimentWarehouse)
     agent = _load_block(agent_settings, AgentSettings)
 
@@ -110,22 +161,34 @@ def publish_experiment_report(
     """
     from dataeng_agents.core.report import write_report
 
+    logger = get_run_logger()
     experiment_id = report.experiment_id
     files = write_report(report, str(_report_dir(report_dir, experiment_id)), formats=("json", "md", "html"))
+    provenance = report.narrative.provenance if report.narrative is not None else None
+    if provenance is not None and provenance.fallback_reason:
+        logger.warning(
+            "Experiment %s: the template wrote the prose because Claude failed: %s",
+            experiment_id,
+            provenance.fallback_reason,
+        )
     published = publish_report(
         experiment_id,
-        markdown=Path(files["md"]).read_text(encoding="utf-8"),
+        markdown=prose_line(provenance) + "\n\n" + Path(files["md"]).read_text(encoding="utf-8"),
         rows=metric_rows(report),
-        link=report_link(files["html"], report_base_url),
+        link=report_link(files["html"], report_base_url, root=report_dir),
         title=f"Experiment {experiment_id}",
         table_name="metrics",
     )
     reasons = [reason for kind in stop_on for reason in report.policy_problems(kind)]
     emit_event(
         event=EXPERIMENT_ANALYZED_EVENT,
+        # Automations match resource labels (not payloads): the verdict and the id are labels.
         resource={
             "prefect.resource.id": f"dataeng.experiment.{experiment_id}",
             "prefect.resource.name": experiment_id,
+            "dataeng.experiment_id": experiment_id,
+            "dataeng.verdict": str(report.decision.verdict),
+            "dataeng.stopped_by_policy": "true" if reasons else "false",
         },
         payload={
             "experiment_id": experiment_id,
@@ -138,10 +201,16 @@ def publish_experiment_report(
             "flow_run_id": str(flow_run.id),
         },
     )
-    return {**report.summary(), "artifacts": published.as_dict(), "report_files": files}, reasons
+    summary = {
+        **report.summary(),
+        "narrative": narrative_summary(report.narrative),
+        "artifacts": published.as_dict(),
+        "report_files": files,
+    }
+    return summary, reasons
 
 
-@flow(name="pipeline-review", retries=0, timeout_seconds=3600, validate_parameters=True)
+@flow(name="pipeline-review", retries=0, timeout_seconds=3600, validate_parameters=True, persist_result=True)
 def pipeline_review_flow(
     paths: list[str],
     pipeline_id: str = "pipeline-review",
@@ -167,6 +236,7 @@ def pipeline_review_flow(
     :param fail_on: the run fails when a finding at or above this severity exists.
     """
     logger = get_run_logger()
+    warn_unsaved_secret_blocks(agent_settings=agent_settings)
     agent = _load_block(agent_settings, AgentSettings)
     result = review_pipeline(paths, profile=profile, airflow_version=airflow_version, config=review_config)
     advice = review_advice(result, agent)
@@ -175,11 +245,17 @@ def pipeline_review_flow(
     files = write_review(
         result, advice, _report_dir(report_dir, pipeline_id), title=f"Pipeline review {pipeline_id}"
     )
+    if advice.provenance.fallback_reason:
+        logger.warning(
+            "Pipeline review %s: the template wrote the advice because Claude failed: %s",
+            pipeline_id,
+            advice.provenance.fallback_reason,
+        )
     published = publish_report(
         pipeline_id,
-        markdown=Path(files["md"]).read_text(encoding="utf-8"),
+        markdown=prose_line(advice.provenance) + "\n\n" + Path(files["md"]).read_text(encoding="utf-8"),
         rows=finding_rows(result),
-        link=report_link(files["html"], report_base_url),
+        link=report_link(files["html"], report_base_url, root=report_dir),
         title=f"Pipeline review {pipeline_id}",
         table_name="findings",
     )
@@ -189,6 +265,8 @@ def pipeline_review_flow(
         resource={
             "prefect.resource.id": f"dataeng.pipeline.{artifact_key(pipeline_id, '')}",
             "prefect.resource.name": pipeline_id,
+            "dataeng.pipeline_id": pipeline_id,
+            "dataeng.failed": "true" if result.exit_code(fail_on) else "false",
         },
         payload={
             "pipeline_id": pipeline_id,
@@ -203,14 +281,23 @@ def pipeline_review_flow(
         raise PipelineReviewError(
             f"pipeline review {pipeline_id!r}: findings at or above {fail_on!r}: {summary['findings']}"
         )
-    return {**summary, "advice": advice.summary, "artifacts": published.as_dict(), "report_files": files}
+    return {
+        **summary,
+        "advice": advice.summary,
+        "advice_narrator": advice.provenance.narrator,
+        "advice_fallback_reason": advice.provenance.fallback_reason,
+        "artifacts": published.as_dict(),
+        "report_files": files,
+    }
 
 
 class RolloutStoppedError(RuntimeError):
     """A rollout check decided to roll back, or the tracking plan is broken."""
 
 
-@flow(name="feature-lifecycle", retries=0, timeout_seconds=3 * 3600, validate_parameters=True)
+@flow(
+    name="feature-lifecycle", retries=0, timeout_seconds=3 * 3600, validate_parameters=True, persist_result=True
+)
 def feature_lifecycle_flow(
     config: str | dict[str, Any],
     stage: int,
@@ -283,6 +370,9 @@ def feature_lifecycle_flow(
         resource={
             "prefect.resource.id": f"dataeng.experiment.{experiment_id}",
             "prefect.resource.name": experiment_id,
+            "dataeng.experiment_id": experiment_id,
+            "dataeng.rollout_decision": str(decision.decision),
+            "dataeng.stage": str(stage),
         },
         payload={**decision.summary(), "flow_run_id": str(flow_run.id)},
     )
@@ -300,6 +390,43 @@ def feature_lifecycle_flow(
     if problems:
         raise RolloutStoppedError(f"{experiment_id}: " + "; ".join(problems))
     return result
+
+
+def warn_unsaved_secret_blocks(**parameters: Any) -> None:
+    """Warn when a block holding a secret is passed by value instead of by its saved name.
+
+    A flow parameter is stored with the run: a block passed by value (not saved, or not loaded by
+    name) puts its password/API key into the run's parameters. Deployments should pass the saved
+    block's name (``"warehouse": "prod-warehouse"``), which the flow loads.
+    """
+    from prefect.blocks.core import Block
+    from pydantic import SecretStr
+
+    logger = get_run_logger()
+
+    def secrets_in(block: Block) -> list[str]:
+        found = []
+        for name, value in block:
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(name)
+            elif isinstance(value, Block):
+                found += [f"{name}.{inner}" for inner in secrets_in(value)]
+            elif isinstance(getattr(value, "password", None), SecretStr) and value.password.get_secret_value():
+                found.append(f"{name}.password")
+        return found
+
+    for parameter, value in parameters.items():
+        if not isinstance(value, Block):
+            continue
+        secrets = secrets_in(value)
+        if secrets and value._block_document_id is None:
+            logger.warning(
+                "Parameter %r is an unsaved %s holding a secret (%s): it is stored with this run's "
+                "parameters. Save the block and pass its name instead.",
+                parameter,
+                type(value).__name__,
+                ", ".join(secrets),
+            )
 
 
 # ------------------------------------------------------------------------------ report translation

@@ -38,12 +38,41 @@ NARRATION_TIMEOUT = 900
 NARRATION_BATCH_TIMEOUT = 24 * 3600
 
 
-def _transient(exc: BaseException) -> bool:
-    from dataeng_agents.core.errors import WarehouseError
+#: Warehouse errors that a retry cannot fix: the object (table, column, database, DuckDB file) does
+#: not exist, the SQL or the credentials are wrong, a driver is missing. Matched case-insensitively
+#: in the message, because the core's WarehouseError carries the driver's first line, not its type.
+PERMANENT_WAREHOUSE_ERRORS = (
+    "does not exist",  # postgres: relation/column/database/role "x" does not exist; duckdb catalog
+    "not found",  # duckdb: database file not found; column/table not found
+    "catalog error",
+    "binder error",
+    "parser error",
+    "syntax error",
+    "no such table",
+    "no such file",
+    "unknown database",
+    "password authentication failed",
+    "permission denied",
+    "unsupported sqlalchemy dialect",
+    "no warehouse url",
+    "install",  # a missing driver: "pip install ...[postgres]"
+)
 
-    # A failed query, a dropped connection or a timeout may pass on a retry; a bad config, a spent
-    # budget or a programming error fails the same way every time, so it is not retried.
-    return isinstance(exc, WarehouseError | ConnectionError | TimeoutError | OSError)
+
+def _transient(exc: BaseException) -> bool:
+    from dataeng_agents.core.errors import DataengError, WarehouseError
+
+    # A dropped connection, a timeout or a busy server may pass on a retry; a missing table, a
+    # missing DuckDB file or database, a bad config or a spent budget fails the same way every time
+    # (and would hold the run for the whole retry schedule), so it is not retried.
+    if isinstance(exc, WarehouseError):
+        message = str(exc).lower()
+        return not any(marker in message for marker in PERMANENT_WAREHOUSE_ERRORS)
+    if isinstance(exc, DataengError):
+        return False
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return False
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
 
 
 def retry_transient_errors(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -108,10 +137,24 @@ NARRATION_CACHE_POLICY: CachePolicy = CachePolicy.from_cache_key_fn(narration_ca
 def narrate(narration: NarrationTask[NarrativeT], agent_settings: AgentSettings) -> NarrativeT:
     """Writes the prose of one narration with the configured persona (cached on the grounded facts)."""
     if agent_settings.batch_mode and agent_settings.anthropic_credentials is not None:
-        return narrate_in_batch(narration, agent_settings)
-    narrator = agent_settings.get_narrator()
-    narrative = narrator.narrate(narration)
+        narrative = narrate_in_batch(narration, agent_settings)
+    else:
+        narrative = agent_settings.get_narrator().narrate(narration)
+    log_fallback(narration, narrative)
     return narrative
+
+
+def log_fallback(narration: NarrationTask[Any], narrative: Any) -> None:
+    """Warn through the run logger (forwarded to the Prefect API) when the template stood in for
+    Claude, so a fallback shows in the run's logs in the UI."""
+    provenance = getattr(narrative, "provenance", None)
+    if provenance is not None and provenance.fallback_reason:
+        get_run_logger().warning(
+            "Claude did not write the %s prose of %s; the template did: %s",
+            narration.kind,
+            narration.subject_id,
+            provenance.fallback_reason,
+        )
 
 
 def narrate_in_batch(narration: NarrationTask[NarrativeT], agent_settings: AgentSettings) -> NarrativeT:

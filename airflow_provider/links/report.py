@@ -11,25 +11,37 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 
+#: attribute the operators set on themselves to the URL of the report they wrote
+REPORT_URL_ATTRIBUTE = "report_url"
+
+
 class ReportLink(BaseOperatorLink):
     """
     "Report" button on the task: the URL of the HTML report the task instance wrote.
 
-    The operator pushes the URL to XCom under :attr:`xcom_key` when the report is written (the way
-    Airflow 3 resolves extra links on the API server, which never runs operator code); this link
-    reads it back for the task instance the UI asks about.
+    Airflow 3 resolves extra links on the API server from the XCom under :attr:`xcom_key`, which
+    the worker pushes when the task instance finishes by calling :meth:`get_link` on the operator
+    that ran; the operator keeps the URL of the report it wrote as ``report_url``, so the link is
+    per task instance (per map index) and nothing is read back from XCom. A deferring task has no
+    report yet: it gets an empty link, without the "XCom not found" error a read would log on every
+    deferral. An operator that pushes the URL to XCom itself (without ``report_url``) is read back.
     """
 
     name = "Report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        # get_value(ti_key=...) does exactly this, but types ti_key as a protocol of settable attributes
-        # that the read-only TaskInstanceKey get_link receives does not satisfy
-        url = BaseXCom.get_one(
+        url = getattr(operator, REPORT_URL_ATTRIBUTE, None)
+        if url:
+            return str(url)
+        if getattr(operator, "deferring", False):
+            return ""
+        # get_value(ti_key=...) does exactly this, but types ti_key as a protocol of settable
+        # attributes that the read-only TaskInstanceKey get_link receives does not satisfy
+        value = BaseXCom.get_one(
             key=self.xcom_key,
             dag_id=ti_key.dag_id,
             task_id=ti_key.task_id,
             run_id=ti_key.run_id,
             map_index=ti_key.map_index,
         )
-        return str(url) if url else ""
+        return str(value) if value else ""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator
+from airflow.sdk.exceptions import AirflowFailException
+from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, narration_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from dataeng_agents.core.narrative import Narrator
 
 
-class AgentOperator(NarratedOperator):
+class DataengAgentOperator(NarratedOperator):
     """
     Ask a persona (``data-engineer``, ``backend-architect``) a question, with upstream XComs as context.
 
@@ -21,9 +23,15 @@ class AgentOperator(NarratedOperator):
     keyed by task id, plus ``context`` given directly; each source reaches the persona as one
     context document (``context:<task_id>.json``), redacted and size-capped by the core. The
     answer's text, its points (with the ids of the context they are about) and its provenance
-    (template or Claude, model, token usage) are returned to XCom. Without ``anthropic_conn_id`` the
-    answer is the deterministic template (which says that no answer was generated); with it, an
-    answer that fails the core's grounding checks falls back to the template too.
+    (template or Claude, model, token usage) are returned to XCom, with ``narration`` saying whether
+    the template stood in for Claude. Without ``anthropic_conn_id`` the answer is the deterministic
+    template (which says that no answer was generated); with it, an answer that fails the core's
+    grounding checks falls back to the template too (``fail_on_llm_error=True`` fails the task then).
+
+    Before anything is asked, the task fails on an unknown ``persona``, an ``anthropic_conn_id``
+    whose connection is not of type ``anthropic``, and a ``context_task_ids`` entry that is not a
+    task of the DAG (deferred or not). Named ``DataengAgentOperator`` so it does not collide with the
+    common-ai provider's ``AgentOperator``; ``AgentOperator`` stays as a deprecated alias.
 
     :param question: The question (templated).
     :param persona: Persona name (``data-engineer``, ``backend-architect``).
@@ -31,11 +39,11 @@ class AgentOperator(NarratedOperator):
     :param context_xcom_key: The XCom key pulled from each of them (``return_value``; the dataeng
         operators also push their summary as ``summary`` before failing a task on a policy).
     :param context: Extra JSON-able context (templated).
-    :param anthropic_conn_id: Connection of type ``anthropic``.
+    :param anthropic_conn_id: Connection of type ``anthropic`` (templated, like ``model``).
     :param deferrable: Ask through the Message Batches API while deferred.
     """
 
-    template_fields: Sequence[str] = ("question", "context", "persona")
+    template_fields: Sequence[str] = ("question", "context", "persona", "anthropic_conn_id", "model")
     template_fields_renderers: ClassVar[dict[str, str]] = {"context": "json"}
     ui_color = "#f3ecfb"
 
@@ -55,6 +63,22 @@ class AgentOperator(NarratedOperator):
         self.context_task_ids = list(context_task_ids)
         self.context_xcom_key = context_xcom_key
         self.context = context
+
+    def validate(self, context: Context) -> None:
+        from dataeng_agents.core.agents.persona import load_persona
+
+        try:
+            load_persona(self.persona)
+        except Exception as e:  # the core's ConfigError names the known personas
+            raise AirflowFailException(f"persona: {e}") from e
+        dag = self.get_dag()
+        if dag is not None:
+            unknown = [t for t in self.context_task_ids if not dag.has_task(t)]
+            if unknown:
+                raise AirflowFailException(
+                    f"context_task_ids: no task {', '.join(map(repr, unknown))} in DAG {dag.dag_id!r}"
+                )
+        super().validate(context)
 
     def gather_context(self, context: Context) -> dict[str, Any]:
         """``context`` plus the ``context_xcom_key`` XCom of each task in ``context_task_ids``."""
@@ -90,9 +114,26 @@ class AgentOperator(NarratedOperator):
 
         return narrator.narrate(question_task(self.persona, self.question, self.context_files(context)))
 
+    def provenances(self, result: Any) -> list[Any]:
+        return [result.provenance]
+
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
         answer: dict[str, Any] = result.model_dump(mode="json")
+        answer["narration"] = narration_summary(self.provenances(result))
         self.log.info(
             "%s answered (%s): %s", self.persona, answer["provenance"]["narrator"], answer["answer"]
         )
         return answer
+
+
+class AgentOperator(DataengAgentOperator):
+    """Deprecated alias of :class:`DataengAgentOperator` (the common-ai provider has an ``AgentOperator``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        warnings.warn(
+            "dataeng_agents AgentOperator is deprecated: use DataengAgentOperator "
+            "(the name no longer collides with the common-ai provider's AgentOperator).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(**kwargs)

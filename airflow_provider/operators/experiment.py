@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from dataeng_agents.airflow_provider.links.report import ReportLink
 from dataeng_agents.airflow_provider.operators._narrated import (
     NarratedOperator,
+    decode_pending,
     default_reports_root,
+    map_index_of,
+    narration_summary,
     write_outputs,
 )
 
@@ -30,6 +33,26 @@ class ExperimentPolicyError(AirflowFailException):
     Raised *after* the report is written, so the analyst can read why the task failed. An
     ``AirflowFailException``: the same data gives the same verdict, so a retry cannot help.
     """
+
+
+def report_asset_for(dag_id: str | None, task_id: str, output_path: str | None = None) -> Asset:
+    """The ``Asset`` an analysis task publishes its report as (when ``report_asset`` is not given).
+
+    Its URI is where the reports are written: ``output_path`` (up to its first Jinja expression,
+    when templated), else ``<[dataeng] reports_root>/<dag_id>/<task_id>``. A bare local path
+    becomes a ``file://`` URI.
+    """
+    import os
+
+    uri = f"{default_reports_root()}/{dag_id}/{task_id}"
+    if output_path:
+        static = output_path.split("{{", 1)[0]
+        if "{{" in output_path:
+            static = static.rsplit("/", 1)[0]
+        static = static.rstrip("/")
+        if static:
+            uri = static if "://" in static else f"file://{os.path.abspath(static)}"
+    return Asset(name=f"dataeng_report__{dag_id}__{task_id}", uri=uri, group="dataeng_reports")
 
 
 def _as_json_value(value: Any) -> Any:
@@ -120,12 +143,27 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         sample-ratio-mismatch check fails.
     :param guardrail_policy: ``fail`` or ``warn`` when a guardrail metric regressed.
     :param report_asset: The ``Asset`` the report is published as; ``None`` derives one from the
-        DAG and task ids.
-    :param anthropic_conn_id: See :class:`~dataeng_agents.airflow_provider.operators._narrated.NarratedOperator`.
-    :param deferrable: Narrate through the Message Batches API while deferred (see the base class).
+        DAG and task ids whose URI is ``output_path`` (or the default report folder). Every task
+        instance, each mapped instance of ``.partial(...).expand(config=[...])`` included, emits
+        its own asset event (``extra``: experiment id, verdict, report files, map index).
+    :param anthropic_conn_id: See :class:`~dataeng_agents.airflow_provider.operators._narrated.NarratedOperator`
+        (templated, like ``model``).
+    :param deferrable: Narrate through the Message Batches API while deferred (see the base class);
+        the warehouse is queried once, the computed report waits in ``task_state_store``.
+
+    Mapped over many experiments (``ExperimentAnalysisOperator.partial(task_id=...,
+    conn_id=...).expand(config=[...])``), each instance writes to ``.../map_index=<i>`` and gets its
+    own XCom summary, "Report" link and asset event.
     """
 
-    template_fields: Sequence[str] = ("config", "duckdb_path", "output_path", "conn_id")
+    template_fields: Sequence[str] = (
+        "config",
+        "duckdb_path",
+        "output_path",
+        "conn_id",
+        "anthropic_conn_id",
+        "model",
+    )
     template_ext: Sequence[str] = ()
     template_fields_renderers: ClassVar[dict[str, str]] = {"config": "json"}
     ui_color = "#e8f4fd"
@@ -162,12 +200,34 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         self.window = window
         self.srm_policy = srm_policy
         self.guardrail_policy = guardrail_policy
-        self.report_asset = report_asset or Asset(
-            name=f"dataeng_report__{self.dag_id}__{self.task_id}",
-            uri=f"{default_reports_root()}/{self.dag_id}/{self.task_id}",
-            group="dataeng_reports",
-        )
-        self.add_outlets([self.report_asset])
+        self.report_asset = report_asset or report_asset_for(self.dag_id, self.task_id, output_path)
+        if self.report_asset not in self.outlets:
+            self.add_outlets([self.report_asset])
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial`` with the report ``Asset`` declared as an outlet.
+
+        A mapped task is serialized from its partial arguments (its ``__init__`` runs only on the
+        worker), so the outlet must be one of them or the scheduler never registers the asset and
+        the mapped instances' asset events are dropped.
+        """
+        from airflow.sdk.bases.operator import partial as base_partial
+        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+        if not kwargs.get("outlets"):
+            dag = kwargs.get("dag") or DagContext.get_current()
+            task_id = str(kwargs["task_id"])
+            group = kwargs.get("task_group") or (TaskGroupContext.get_current(dag) if dag else None)
+            full_task_id = group.child_id(task_id) if group else task_id
+            output_path = kwargs.get("output_path")
+            asset = kwargs.get("report_asset") or report_asset_for(
+                dag.dag_id if dag else None,
+                full_task_id,
+                output_path if isinstance(output_path, str) else None,
+            )
+            kwargs["outlets"] = [asset]
+        return base_partial(cls, **kwargs)
 
     def data_interval(self, context: Context, config: Any) -> tuple[Any, Any] | None:
         """The ``(start, end)`` the core reads, from ``window`` and the run's data interval
@@ -186,25 +246,47 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             config, self.hook.get_conn(), data_interval=self.data_interval(context, config), narrator=narrator
         )
 
+    def provenances(self, result: Any) -> list[Any]:
+        return [result.narrative.provenance] if result.narrative is not None else []
+
+    def save_pending(self, result: Any) -> str | None:
+        from dataeng_agents.airflow_provider.operators._narrated import encode_pending
+
+        return encode_pending(result)
+
+    def resume_pending(self, saved: str, narrator: Narrator) -> Any:
+        from dataeng_agents.core.experiment import experiment_narration_task
+        from dataeng_agents.core.report.model import ExperimentReport
+
+        report = decode_pending(ExperimentReport, saved)
+        report.narrative = narrator.narrate(experiment_narration_task(report))
+        return report
+
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
         paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary = _as_json_value(result.summary())
+        summary: dict[str, Any] = _as_json_value(result.summary())
         summary["report"] = paths
+        summary["narration"] = narration_summary(self.provenances(result))
         self.log.info("Report written: %s", ", ".join(paths.values()))
+        if summary["narration"]["fell_back"]:
+            self.log.warning(
+                "The template wrote the prose: %s", "; ".join(summary["narration"]["fallback_reasons"])
+            )
 
         ti = context["ti"]
         if "html" in paths:
-            ti.xcom_push(key=ReportLink().xcom_key, value=paths["html"])
+            self.publish_report_link(context, paths["html"])
         ti.xcom_push(key="summary", value=summary)  # also readable when a policy fails the task below
         context["outlet_events"][self.report_asset].extra = {
             "experiment_id": summary.get("experiment_id"),
             "verdict": summary.get("verdict"),
             "variant": summary.get("variant"),
-            "report": paths,
+            "report": cast("dict[str, Any]", paths),
             "run_id": str(context["run_id"]),
+            "map_index": map_index_of(context),
         }
         self._apply_policies(result)
         return summary
@@ -241,7 +323,14 @@ class ExperimentDesignOperator(_ExperimentOperator):
     :param formats: Report formats to write (``json``, ``md``, ``html``).
     """
 
-    template_fields: Sequence[str] = ("config", "duckdb_path", "output_path", "conn_id")
+    template_fields: Sequence[str] = (
+        "config",
+        "duckdb_path",
+        "output_path",
+        "conn_id",
+        "anthropic_conn_id",
+        "model",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"config": "json"}
     ui_color = "#eef7ee"
     operator_extra_links = (ReportLink(),)
@@ -266,13 +355,30 @@ class ExperimentDesignOperator(_ExperimentOperator):
 
         return design_experiment(self.load_config(), self.hook.get_conn(), narrator=narrator)
 
+    def provenances(self, result: Any) -> list[Any]:
+        return [result.narrative.provenance] if result.narrative is not None else []
+
+    def save_pending(self, result: Any) -> str | None:
+        from dataeng_agents.airflow_provider.operators._narrated import encode_pending
+
+        return encode_pending(result)
+
+    def resume_pending(self, saved: str, narrator: Narrator) -> Any:
+        from dataeng_agents.core.experiment import design_narration_task
+        from dataeng_agents.core.report.model import ExperimentDesignReport
+
+        report = decode_pending(ExperimentDesignReport, saved)
+        report.narrative = narrator.narrate(design_narration_task(report))
+        return report
+
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
         from dataeng_agents.core.report import write_report
 
         dest = self.resolve_output_dir(context, self.output_path)
         paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary = _as_json_value(result.summary())
+        summary: dict[str, Any] = _as_json_value(result.summary())
         summary["report"] = paths
+        summary["narration"] = narration_summary(self.provenances(result))
         if "html" in paths:
-            context["ti"].xcom_push(key=ReportLink().xcom_key, value=paths["html"])
+            self.publish_report_link(context, paths["html"])
         return summary

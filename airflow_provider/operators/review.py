@@ -55,10 +55,14 @@ class PipelineReviewOperator(NarratedOperator):
         under ``[dataeng] reports_root``.
     :param formats: Review formats to write (``json``, ``md``, ``sarif``, ``html``).
     :param anthropic_conn_id: Connection of type ``anthropic`` for the persona's advice; ``None``
-        writes the advice from templates.
+        writes the advice from templates (templated, like ``model``).
+
+    A path that does not exist fails the task whatever ``fail_on`` says (a typo must not pass as a
+    clean review); a file that could not be reviewed (syntax error, unreadable) is named with its
+    error in the failure message.
     """
 
-    template_fields: Sequence[str] = ("paths", "output_path", "config")
+    template_fields: Sequence[str] = ("paths", "output_path", "config", "anthropic_conn_id", "model")
     ui_color = "#fdf3e8"
     operator_extra_links = (ReportLink(),)
 
@@ -111,6 +115,17 @@ class PipelineReviewOperator(NarratedOperator):
 
         return resolve_config(self.config, profile=self.profile, search_from=self._review_paths()[0])
 
+    def validate(self, context: Context) -> None:
+        super().validate(context)
+        from pathlib import Path
+
+        missing = [p for p in self._review_paths() if "://" not in p and not Path(p).exists()]
+        if missing:
+            raise AirflowFailException(f"paths: no such file or folder: {', '.join(map(repr, missing))}")
+
+    def provenances(self, result: ReviewOutcome) -> list[Any]:
+        return [result.advice.provenance]
+
     def compute(self, context: Context, narrator: Narrator) -> ReviewOutcome:
         from dataeng_agents.core.commands.data_pipeline import narrate_review, review_paths
 
@@ -133,11 +148,14 @@ class PipelineReviewOperator(NarratedOperator):
         summary["report"] = paths
         summary["advice"] = result.advice.provenance.narrator
         summary["prose"] = result.advice.provenance.summary()  # model id, or template and why
+        from dataeng_agents.airflow_provider.operators._narrated import narration_summary
+
+        summary["narration"] = narration_summary(self.provenances(result))
         # pushed before the fail_on check, so downstream tasks (all_done) can read a failed review
         context["ti"].xcom_push(key="summary", value=summary)
         link = paths.get("html") or paths.get("md") or paths.get("json")
         if link:
-            context["ti"].xcom_push(key=ReportLink().xcom_key, value=link)
+            self.publish_report_link(context, link)
         counts = summary["findings"]
         self.log.info(
             "Review of %d file(s): %d error(s), %d warning(s), %d info. Written to %s",
@@ -147,11 +165,32 @@ class PipelineReviewOperator(NarratedOperator):
             counts["info"],
             ", ".join(paths.values()),
         )
+        unreviewed = [f for f in review.files if f.status == "error"]
+        for f in unreviewed:
+            self.log.error("Could not review %s: %s", f.path, f.error)
         if review.exit_code(self.fail_on):
-            worst = sorted(review.findings, key=lambda f: -f.severity.rank)[:10]
-            listing = "; ".join(f"{f.path}:{f.line} {f.rule_id} {f.message}" for f in worst)
-            raise PipelineReviewFailed(f"findings at or above {self.fail_on!r}: {listing}")
+            raise PipelineReviewFailed(self.failure_message(review))
         return summary
+
+    def failure_message(self, review: Any) -> str:
+        """Why the review fails the task: the files it could not review (with their errors), then
+        the most severe findings."""
+        parts = []
+        unreviewed = [f for f in review.files if f.status == "error"]
+        if unreviewed:
+            listing = "; ".join(f"{f.path}: {f.error or 'unknown error'}" for f in unreviewed[:10])
+            more = f" (and {len(unreviewed) - 10} more)" if len(unreviewed) > 10 else ""
+            parts.append(f"{len(unreviewed)} file(s) could not be reviewed: {listing}{more}")
+        if self.fail_on != "never":
+            from dataeng_agents.core.review.models import Severity
+
+            threshold = Severity(self.fail_on).rank
+            at_or_above = [f for f in review.findings if f.severity.rank >= threshold]
+            worst = sorted(at_or_above, key=lambda f: -f.severity.rank)[:10]
+            if worst:
+                listing = "; ".join(f"{f.path}:{f.line} {f.rule_id} {f.message}" for f in worst)
+                parts.append(f"findings at or above {self.fail_on!r}: {listing}")
+        return " | ".join(parts) or f"review failed at fail_on={self.fail_on!r}"
 
 
 class ReviewOutcome:

@@ -94,6 +94,7 @@ class NarrationBatchTrigger(BaseTrigger):
                         }
                     )
                     return
-                await asyncio.sleep(self.poll_interval)
+                # never sleep past the deadline: the task must resume before Airflow's own timeout
+                await asyncio.sleep(max(0.0, min(self.poll_interval, self.end_time - time.time())))
         finally:
             await client.close()

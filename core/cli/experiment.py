@@ -142,6 +142,7 @@ def design_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the design as JSON instead of Markdown.")
     ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
     """Measure baselines in the pre-period and size the experiment; print the plan (Markdown)."""
     formats = _formats(fmt)
@@ -151,7 +152,7 @@ def design_command(
         from dataeng_agents.core.report import to_json, to_markdown, write_report
 
         cfg = load_experiment_config(Path(config))
-        report = design_experiment(cfg, warehouse, narrator=narrator())
+        report = design_experiment(cfg, warehouse, narrator=narrator(), progress=progress)
         if out:
             write_report(report, out, formats)
         typer.echo(to_json(report) if as_json else to_markdown(report))

@@ -5,6 +5,7 @@ Size: variants x metrics x (1 + days + dimension levels) numbers — never anyth
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,35 @@ class ExperimentAggregates:
         }
 
 
+def _count(value: Any, variant: Any) -> int:
+    """A unit count as the warehouse returned it: an integer (a string or a boolean is a bad result)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise WarehouseError(
+            f"the warehouse returned {value!r} as the unit count of variant {variant!r}: expected a whole "
+            "number (check the assignment source's unit column)"
+        )
+    return int(value)
+
+
+def _stat_value(value: Any, metric: str, variant: str, column: str) -> float:
+    """A sum as the warehouse returned it, named by metric, variant and column when it is not a number."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WarehouseError(
+            f"metric {metric!r}, variant {variant!r}: the warehouse returned {value!r} for {column}, not a number"
+        )
+    out = float(value)
+    if not math.isfinite(out):
+        raise WarehouseError(
+            f"metric {metric!r}, variant {variant!r}: {column} is {out} (a NaN or infinite value in the metric's "
+            "source column, or a sum beyond double precision)"
+        )
+    return out
+
+
 def parse_rows(query: ExperimentQuery, rows: list[dict[str, Any]]) -> ExperimentAggregates:
     """Sort the grouping-set rows of :func:`build_experiment_query`'s query into groups."""
     overall = GroupStats()
@@ -85,7 +115,7 @@ def parse_rows(query: ExperimentQuery, rows: list[dict[str, Any]]) -> Experiment
     try:
         for row in rows:
             variant = row["variant"]
-            units = int(row["units"] or 0)
+            units = _count(row["units"], row.get("variant"))
             if row["g_day"] == 0:
                 group = by_day.setdefault(str(row["exposure_day"]), GroupStats())
             else:
@@ -106,7 +136,7 @@ def parse_rows(query: ExperimentQuery, rows: list[dict[str, Any]]) -> Experiment
             for mc in query.metrics:
                 s: dict[str, float] = {"n": float(units)}
                 for stat in mc.stats:
-                    s[stat] = float(row[mc.col(stat)] or 0.0)
+                    s[stat] = _stat_value(row[mc.col(stat)], mc.name, str(variant), mc.col(stat))
                 metrics[mc.name] = s
             group.stats[str(variant)] = metrics
     except KeyError as exc:

@@ -130,7 +130,8 @@ def _check_units(cfg: ExperimentConfig, agg: ExperimentAggregates, interval: Dat
 def _planned_units(cfg: ExperimentConfig, agg: ExperimentAggregates) -> int | None:
     if cfg.decision.planned_units_per_variant is not None:
         return cfg.decision.planned_units_per_variant
-    from dataeng_agents.core.stats import StatsInputError, sample_size_per_variant
+    from dataeng_agents.core.experiment.plan import size_metric
+    from dataeng_agents.core.stats import StatsInputError
 
     sizes: list[int] = []
     control = agg.overall.stats[cfg.control_name]
@@ -142,18 +143,9 @@ def _planned_units(cfg: ExperimentConfig, agg: ExperimentAggregates) -> int | No
             continue
         mean, var = base
         try:
-            sizes.append(
-                sample_size_per_variant(
-                    kind="proportion" if m.kind == "proportion" else "mean",
-                    baseline_mean=mean,
-                    baseline_variance=var,
-                    mde=m.mde,
-                    mde_type="relative",
-                    alpha=cfg.analysis.alpha,
-                    power=cfg.decision.power,
-                    variants=len(cfg.variants),
-                )
-            )
+            # sized for the analysis the report runs (method, Holm family, log-ratio lift, minimum
+            # counts): the fixed-horizon formula's size gives this analysis ~20-65% power, not 80%
+            sizes.append(size_metric(cfg, m, mean, var, power=cfg.decision.power, alpha=cfg.analysis.alpha).per_variant)
         except StatsInputError:
             continue
     return max(sizes) if sizes else None
@@ -211,14 +203,19 @@ def _build_report(
                     role=m.role,
                     kind=m.kind,
                     inverse=m.inverse,
-                    control_mean=finite(cmean),
-                    variant_mean=finite(metric_mean(m, agg.overall.stats[v][m.name])),
+                    # the means the lift compares (CUPED-adjusted when CUPED applies), so the shown
+                    # means and the lift agree
+                    control_mean=finite(r.control_mean if r.control_mean is not None else cmean),
+                    variant_mean=finite(r.variant_mean if r.variant_mean is not None
+                                        else metric_mean(m, agg.overall.stats[v][m.name])),
                     estimate=r.estimate,
                     std_error=r.std_error,
                     ci_lower=ci[0],
                     ci_upper=ci[1],
                     p_value=r.p_value,
                     adjusted_p_value=r.adjusted_p_value,
+                    adjusted_ci_lower=r.adjusted_ci[0] if r.adjusted_ci else None,
+                    adjusted_ci_upper=r.adjusted_ci[1] if r.adjusted_ci else None,
                     chance_to_win=r.chance_to_win,
                     significant=sig,
                     direction=direction,  # type: ignore[arg-type]

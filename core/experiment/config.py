@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -55,6 +55,13 @@ def parse_duration_hours(value: str | int | float) -> float:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_datetime(value: datetime | date) -> datetime:
+    """A date as midnight, so a date and a datetime compare (start/end may mix them)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
 
 
 class Source(_Model):
@@ -151,6 +158,9 @@ class Metric(_Model):
     mde: float | None = Field(
         default=None, gt=0, description="Minimum detectable effect, relative (0.05 = 5%)."
     )
+    margin: float | None = Field(
+        default=None, gt=0, description="Non-inferiority margin (guardrails): tested one-sided that the metric "
+        "is not worse by this much (relative 0.02 = 2%, or metric units with difference: absolute).")
     description: str = ""
 
     @field_validator("window", mode="before")
@@ -185,6 +195,10 @@ class AnalysisConfig(_Model):
     correction: Literal["none", "holm", "bh"] = "holm"
     sequential_tuning: float = Field(default=5000, gt=0)
     srm_threshold: float = Field(default=0.001, gt=0, lt=1)
+    min_conversions: int = Field(
+        default=150, ge=0, description="A proportion arm with fewer conversions (or non-conversions) is "
+        "'not enough data', not a verdict (GrowthBook's default minimum sample size).")
+    min_units: int = Field(default=0, ge=0, description="An arm with fewer units is 'not enough data'.")
 
 
 class DecisionConfig(_Model):
@@ -253,6 +267,8 @@ class ExperimentConfig(_Model):
         dim_names = [d.name for d in self.dimensions]
         if len(set(dim_names)) != len(dim_names):
             raise _PathError("dimensions", "dimension names must be unique")
+        if self.start is not None and self.end is not None and _as_datetime(self.end) <= _as_datetime(self.start):
+            raise _PathError("end", f"must be after start ({self.start}), got {self.end}")
         for key in self.sources:
             if not IDENTIFIER_PATTERN.match(key):
                 raise _PathError(f"sources.{key}", "a source key must be a plain name")

@@ -53,6 +53,8 @@ def engine_settings(
         "prior": None,
         "correction": correction if correction is not None else a.correction,
         "srm_threshold": a.srm_threshold,
+        "min_conversions": a.min_conversions,
+        "min_units": a.min_units,
     }
 
 
@@ -74,16 +76,15 @@ def stats_contract(
         variants.append(item)
     metrics = []
     for name, metric in entries:
-        metrics.append(
-            {
-                "name": name,
-                "kind": metric.kind,
-                "inverse": metric.inverse,
-                "stats": {
-                    v.name: metric_stats(metric, group.stats[v.name][metric.name]) for v in config.variants
-                },
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": metric.kind,
+            "inverse": metric.inverse,
+            "stats": {v.name: metric_stats(metric, group.stats[v.name][metric.name]) for v in config.variants},
+        }
+        if metric.margin is not None:
+            entry["margin"] = metric.margin
+        metrics.append(entry)
     return {"control": config.control_name, "variants": variants, "settings": settings, "metrics": metrics}
 
 

@@ -10,7 +10,9 @@ Per variant, in order:
   D3 a goal is significantly better and the method allows stopping now (sequential or Bayesian at any
      time; frequentist only once the planned sample is reached) -> ``ship``;
   D4 frequentist, a goal looks significant before the planned sample -> ``keep running`` (peeking);
-  D5 the planned sample is reached and no goal moved -> ``do not ship`` (no effect >= the MDE);
+  D5 the planned sample (sized for the analysis run: method, Holm family, minimum counts) is reached
+     and no goal is significant -> ``do not ship`` (an effect of the MDE would likely have shown;
+     smaller ones are not excluded);
   D6 otherwise -> ``keep running``.
 Experiment: H1–H3 -> ``investigate``; else the ``ship`` variant with the largest lift on the first goal;
 else ``keep running`` if any variant keeps running; else ``do not ship``.
@@ -94,7 +96,12 @@ def decide(
             reasons.append(
                 DecisionReason(
                     rule="D5",
-                    text=f"{v}: planned sample reached and no goal metric moved by the minimum detectable effect.",
+                    # what the data say, not more: no goal is significant at the planned size, where the
+                    # analysis had cfg.decision.power to detect each goal's MDE; an effect below the MDE
+                    # (or, with bad luck, at it) is not excluded - the intervals show what remains plausible
+                    text=f"{v}: planned sample reached ({planned:,} units per arm, sized for "
+                    f"{cfg.decision.power:.0%} power at each goal's MDE under this analysis) and no goal "
+                    "metric is significant; smaller effects are not excluded (see the intervals).",
                     refs=[r.id for r in rs if r.role == "goal"],
                 )
             )

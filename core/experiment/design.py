@@ -42,7 +42,8 @@ def design_experiment(
     :raises ConfigError: bad config, or ``design.baseline_end`` not after ``design.baseline_start``.
     :raises InputError: no units in the baseline period.
     """
-    from dataeng_agents.core.stats import StatsInputError, sample_size_per_variant
+    from dataeng_agents.core.experiment.plan import describe, size_metric
+    from dataeng_agents.core.stats import StatsInputError
 
     cfg = load_experiment_config(config)
     steps = Steps(progress, 3, f"designing {cfg.id}")
@@ -79,6 +80,7 @@ def design_experiment(
     for m in cfg.metrics:
         base = baseline_moments(m, stats[m.name])
         per_variant: int | None = None
+        achieved: float | None = None
         note = None
         if base is None:
             note = "baseline has no variance (or a zero mean) in the pre-period"
@@ -86,16 +88,10 @@ def design_experiment(
             note = "no mde set: not sized"
         else:
             try:
-                per_variant = sample_size_per_variant(
-                    kind="proportion" if m.kind == "proportion" else "mean",
-                    baseline_mean=base[0],
-                    baseline_variance=base[1],
-                    mde=m.mde,
-                    mde_type="relative",
-                    alpha=alpha,
-                    power=d.power,
-                    variants=len(cfg.variants),
-                )
+                sizing = size_metric(cfg, m, base[0], base[1], power=d.power, alpha=alpha)
+                per_variant = sizing.per_variant
+                achieved = sizing.power
+                note = f"{sizing.power:.0%} power at the MDE for the report's analysis: {describe(cfg, sizing)}"
             except StatsInputError as exc:
                 note = str(exc)
         plans.append(
@@ -109,6 +105,7 @@ def design_experiment(
                 baseline_variance=None if base is None else base[1],
                 mde=m.mde,
                 per_variant=per_variant,
+                power=achieved,
                 total=None if per_variant is None else per_variant * len(cfg.variants),
                 days=None
                 if per_variant is None

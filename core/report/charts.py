@@ -55,30 +55,52 @@ def _fmt_axis(ax: Any, relative: bool) -> None:
 
 
 def forest_plot(report: ExperimentReport) -> str:
+    """One panel per metric, each on its own x scale (one shared axis squeezed the goals into a few
+    pixels next to a noisy secondary metric); the interval drawn is the verdict's (adjusted when a
+    multiple-testing correction applies)."""
     rows = [r for r in report.results if r.estimate is not None]
-    fig, _ = _figure(8.0, max(1.8, 0.42 * len(rows) + 1.0))
-    ax = fig.add_subplot(1, 1, 1)
-    labels = []
-    for i, r in enumerate(reversed(rows)):
-        color = GREEN if r.direction == "better" else RED if r.direction == "worse" else GREY
-        lo = r.ci_lower if r.ci_lower is not None else r.estimate
-        hi = r.ci_upper if r.ci_upper is not None else r.estimate
-        assert r.estimate is not None
-        ax.plot([lo, hi], [i, i], color=color, linewidth=2.2, solid_capstyle="butt")
-        ax.plot([r.estimate], [i], marker="o", color=color, markersize=6)
-        tag = {"goal": "goal", "guardrail": "guardrail", "secondary": ""}[r.role]
-        labels.append(f"{r.metric} · {r.variant}" + (f"  [{tag}]" if tag else ""))
-    ax.axvline(0.0, color="#24292f", linewidth=0.8)
-    ax.set_yticks(range(len(labels)))
-    ax.set_yticklabels(labels, fontsize=9)
-    ax.set_ylim(-0.7, len(labels) - 0.3)
-    ax.grid(axis="x", color="#d0d7de", linewidth=0.6)
-    ax.set_axisbelow(True)
-    _fmt_axis(ax, report.difference == "relative")
-    what = "relative lift" if report.difference == "relative" else "absolute difference"
-    ax.set_xlabel(f"{what} vs {report.control} ({1 - report.alpha:.0%} {report.method} interval)", fontsize=9)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    if not metrics:
+        fig, _ = _figure(8.0, 1.8)
+        fig.add_subplot(1, 1, 1).set_axis_off()
+        return _to_svg(fig, "forest")
+    per_metric = {m: [r for r in rows if r.metric == m] for m in metrics}
+    heights = [0.3 * len(per_metric[m]) + 0.45 for m in metrics]
+    fig, _ = _figure(8.0, max(1.8, sum(heights) + 0.6))
+    grid = fig.add_gridspec(len(metrics), 1, height_ratios=heights, hspace=0.9)
+    relative = report.difference == "relative"
+    adjusted_any = False
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(grid[k, 0])
+        labels = []
+        for i, r in enumerate(reversed(per_metric[metric])):
+            assert r.estimate is not None
+            color = GREEN if r.direction == "better" else RED if r.direction == "worse" else GREY
+            adjusted = r.adjusted_p_value is not None
+            adjusted_any |= adjusted
+            lo_v = r.adjusted_ci_lower if adjusted else r.ci_lower
+            hi_v = r.adjusted_ci_upper if adjusted else r.ci_upper
+            lo = lo_v if lo_v is not None else r.estimate
+            hi = hi_v if hi_v is not None else r.estimate
+            ax.plot([lo, hi], [i, i], color=color, linewidth=2.2, solid_capstyle="butt")
+            ax.plot([r.estimate], [i], marker="o", color=color, markersize=6)
+            labels.append(r.variant)
+        ax.axvline(0.0, color="#24292f", linewidth=0.8)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=9)
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        role = per_metric[metric][0].role
+        ax.set_title(f"{metric}" + (f"  [{role}]" if role != "secondary" else ""), fontsize=9, loc="left")
+        ax.grid(axis="x", color="#d0d7de", linewidth=0.6)
+        ax.set_axisbelow(True)
+        _fmt_axis(ax, relative)
+        ax.tick_params(axis="x", labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    what = "relative lift" if relative else "absolute difference"
+    interval = f"{1 - report.alpha:.0%} {report.method} interval" + (
+        ", multiple-testing adjusted where corrected" if adjusted_any else "")
+    fig.supxlabel(f"{what} vs {report.control} ({interval}); each metric on its own scale", fontsize=9)
     return _to_svg(fig, "forest")
 
 

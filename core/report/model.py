@@ -58,6 +58,10 @@ class ResultRow(_Model):
     ci_upper: float | None
     p_value: float | None
     adjusted_p_value: float | None
+    adjusted_ci_lower: float | None = Field(
+        default=None, description="The interval at the level the (multiple-testing-adjusted) verdict uses: "
+        "it excludes 0 exactly when adjusted_p_value < alpha. None without a correction or unbounded.")
+    adjusted_ci_upper: float | None = None
     chance_to_win: float | None
     significant: bool
     direction: Literal["better", "worse", "flat"]
@@ -200,6 +204,9 @@ class MetricPlan(_Model):
     baseline_variance: float | None
     mde: float | None
     per_variant: int | None = None
+    power: float | None = Field(
+        default=None, description="Power of the report's analysis (method, correction, minimum counts) at "
+        "per_variant for this metric's MDE.")
     total: int | None = None
     days: float | None = None
     note: str | None = None

@@ -43,8 +43,19 @@ def _p(x: float | None) -> str:
     return "<0.0001" if x < 1e-4 else f"{x:.4f}"
 
 
+def _p_label(method: str) -> str:
+    # the sequential p-value is always valid (1 / the e-value of the confidence sequence): it stays at 1
+    # until the evidence against "no effect" builds up, and may be read at every daily look
+    return "always-valid p (1 = no evidence yet)" if method == "sequential" else "p"
+
+
 def _ci(r: ResultRow, relative: bool) -> str:
-    return f"[{_pct(r.ci_lower, relative)}, {_pct(r.ci_upper, relative)}]"
+    """The interval; with a multiple-testing correction the adjusted one (the verdict's) first."""
+    plain = f"[{_pct(r.ci_lower, relative)}, {_pct(r.ci_upper, relative)}]"
+    if r.adjusted_p_value is None:
+        return plain
+    adjusted = f"[{_pct(r.adjusted_ci_lower, relative)}, {_pct(r.adjusted_ci_upper, relative)}]"
+    return f"{adjusted} adjusted; {plain} unadjusted"
 
 
 _VERDICT_STYLE = {
@@ -105,7 +116,7 @@ def experiment_markdown(report: ExperimentReport) -> str:
                 "variant mean",
                 "lift" if rel else "difference",
                 "interval",
-                "p",
+                _p_label(report.method),
                 "adj. p",
                 "verdict",
             ],
@@ -391,7 +402,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
             "variant",
             "lift" if rel else "difference",
             "interval",
-            "p",
+            _p_label(report.method),
             "adj. p",
             "verdict",
         ],

@@ -24,6 +24,8 @@ from anthropic_payloads import assistant_message, batch_object
 @dataclass
 class FakeAnthropicAPI:
     polls_before_end: int = 1
+    #: where the batch ``results_url`` points (the served address when :meth:`serve_http` runs)
+    base_url: str = "https://api.anthropic.com"
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,7 +45,7 @@ class FakeAnthropicAPI:
             batch_id,
             len(batch["requests"]),
             ended=batch["polls"] > self.polls_before_end,
-            results_url=f"https://api.anthropic.com/v1/messages/batches/{batch_id}/results",
+            results_url=f"{self.base_url}/v1/messages/batches/{batch_id}/results",
         )
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -97,6 +99,44 @@ class FakeAnthropicAPI:
             )
 
     # -- wiring ------------------------------------------------------------------------------------
+    def serve_http(self) -> tuple[str, Any]:
+        """Serve this fake on ``http://127.0.0.1:<free port>`` (for Airflow components running in
+        other processes); returns ``(base_url, server)``, stop it with ``server.shutdown()``."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                request = httpx.Request(
+                    self.command,
+                    f"{fake.base_url}{self.path}",
+                    headers=[(k, v) for k, v in self.headers.items() if k.lower() != "host"],
+                    content=body,
+                )
+                response = fake.handler(request)
+                content = response.read()
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self.base_url, server
+
     def install(self, monkeypatch: Any) -> FakeAnthropicAPI:
         """Make the official ``AnthropicHook`` build clients that talk to this fake."""
         import anthropic

@@ -130,12 +130,12 @@ def test_retry_after_a_crash_reattaches_to_the_same_batch(
     real_defer_on = NarratedOperator._defer_on
     attempts: list[list[str]] = []
 
-    def crash_once(self: NarratedOperator, batch_ids: list[str]) -> None:
+    def crash_once(self: NarratedOperator, batch_ids: list[str], *args: Any) -> None:
         attempts.append(list(batch_ids))
         if len(attempts) == 1:
             # the worker dies after the batch was submitted (and paid for), before deferring
             raise RuntimeError("worker lost (simulated)")
-        real_defer_on(self, batch_ids)
+        real_defer_on(self, batch_ids, *args)
 
     monkeypatch.setattr(NarratedOperator, "_defer_on", crash_once)
     dag = _deferral_dag(write_dag, checkout_duckdb, retries=1)

@@ -22,7 +22,7 @@ DAG_SOURCE = """
 from datetime import datetime
 
 from airflow.sdk import DAG
-from dataeng_agents.airflow_provider.operators.agent import AgentOperator
+from dataeng_agents.airflow_provider.operators.agent import DataengAgentOperator
 from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnalysisOperator
 
 with DAG(dag_id="dataeng_test_operators", schedule=None, start_date=datetime(2024, 3, 1)) as dag:
@@ -47,7 +47,7 @@ with DAG(dag_id="dataeng_test_operators", schedule=None, start_date=datetime(202
         anthropic_conn_id="anthropic_ops",
         deferrable=False,
     )
-    AgentOperator(
+    DataengAgentOperator(
         task_id="ask",
         question="What should the team do about {{{{ ti.xcom_pull(task_ids='claude_sync')['verdict'] }}}}?",
         context_task_ids=["claude_sync", "to_object_storage"],

@@ -10,7 +10,7 @@ import pytest
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.experiment import design_experiment
 from dataeng_agents.core.report import to_markdown
-from dataeng_agents.core.stats import sample_size_per_variant
+from dataeng_agents.core.stats import analysis_power, analysis_sample_size, sample_size_per_variant
 from dataeng_agents.core.warehouse import DuckDBWarehouse
 from test_experiment_support import demo_config, sample
 
@@ -39,10 +39,23 @@ def test_design_measures_the_baseline_and_sizes_the_goals(tmp_path: Path) -> Non
     p = conversions / units
     assert conv.baseline_mean == pytest.approx(p)
     assert conv.baseline_variance == pytest.approx(p * (1 - p))
-    expected_n = sample_size_per_variant(
-        kind="proportion", baseline_mean=p, mde=0.05, mde_type="relative", alpha=0.05, power=0.8, variants=3
+    # sized for the analysis the report runs: sequential, Holm over (goal + secondary metrics) x 2 arms,
+    # relative lift on the log ratio, min_conversions 150 (issue 13: the fixed-horizon size promised 80%)
+    cfg = demo_config()
+    tests = sum(1 for m in cfg["metrics"] if m.get("role", "secondary") != "guardrail") * 2
+    expected_n = analysis_sample_size(
+        kind="proportion", baseline_mean=p, mde=0.05, mde_type="relative", alpha=0.05, power=0.8,
+        method="sequential", tests=tests, sequential_tuning=5000, min_conversions=150,
     )
     assert conv.per_variant == expected_n and conv.total == 3 * expected_n
+    assert conv.power is not None and 0.8 <= conv.power < 0.81
+    assert conv.note is not None and "sequential" in conv.note and f"Holm over {tests}" in conv.note
+    fixed_n = sample_size_per_variant(
+        kind="proportion", baseline_mean=p, mde=0.05, mde_type="relative", alpha=0.05, power=0.8, variants=3
+    )
+    assert fixed_n < expected_n
+    assert analysis_power(kind="proportion", baseline_mean=p, mde=0.05, n_per_variant=fixed_n, method="sequential",
+                          tests=tests, min_conversions=150) < 0.5
     assert conv.days == pytest.approx(expected_n / (units / 29 / 3))
     revenue = next(m for m in design.metrics if m.name == "revenue")
     assert revenue.per_variant is not None and revenue.baseline_variance is not None and revenue.baseline_variance > 0

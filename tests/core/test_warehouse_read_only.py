@@ -65,3 +65,27 @@ def test_user_sql_cannot_write_through_any_postgres_runner(postgres_schema: tupl
     with psycopg.connect(url, autocommit=True) as conn:
         count = conn.execute(f'SELECT count(*) FROM "{schema}".t').fetchone()
     assert count == (0,)
+
+
+def test_an_experiment_config_with_nextval_cannot_advance_a_sequence(
+    tmp_path: Any, postgres_schema: tuple[str, str]
+) -> None:
+    # Issue 13: nextval('seq') in a `sql:` source advanced a sequence by 25,938 and stayed after rollback.
+    import psycopg
+    from dataeng_agents.core.experiment import analyze_experiment
+    from test_experiment_support import demo_config, sample
+    from warehouse_copy import copy_duckdb_to_postgres
+
+    url, schema = postgres_schema
+    s = sample(tmp_path, users=2000, seed=5)
+    copy_duckdb_to_postgres(s.path, url, schema)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SEQUENCE "{schema}".seq')
+    before = _sequence_state(url, schema)
+    cfg = demo_config(schema)
+    cfg["sources"]["orders"] = {
+        "sql": f"SELECT unit_id, ordered_at, revenue, nextval('{schema}.seq') AS n FROM {schema}.orders",
+        "unit": "unit_id", "timestamp": "ordered_at"}
+    with pytest.raises(WarehouseError, match="read-only"):
+        analyze_experiment(cfg, warehouse_from_url(url))
+    assert _sequence_state(url, schema) == before

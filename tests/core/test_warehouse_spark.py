@@ -14,22 +14,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dataeng_agents.core.commands.data_driven_feature import analyze_experiment
-from dataeng_agents.core.warehouse import (
-    DuckDBWarehouse,
-    ExperimentConfig,
-    build_experiment_query,
-    parse_rows,
-)
+from dataeng_agents.core.experiment import ExperimentConfig, analyze_experiment, build_experiment_query
+from dataeng_agents.core.experiment.aggregates import parse_rows
+from dataeng_agents.core.warehouse import DuckDBWarehouse
 from dataeng_agents.core.warehouse.runners import SparkWarehouse
-from test_experiment_support import TABLE_DDL, demo_config, sample
+from test_experiment_support import demo_config, sample
+
+# the sample's tables (test_experiment_support.sample)
+SAMPLE_TABLES = ("users", "exposures", "orders", "sessions")
 
 
 @pytest.fixture(scope="module")
 def spark_and_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     if shutil.which("java") is None:
-        pytest.fail("no java on PATH: install Debian's default-jre-headless (scripts/test-all.sh does)",
-                    pytrace=False)
+        pytest.fail(
+            "no java on PATH: install Debian's default-jre-headless (scripts/test-all.sh does)", pytrace=False
+        )
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -39,15 +39,20 @@ def spark_and_sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     root = tmp_path_factory.mktemp("spark")
     s = sample(root, users=4000, seed=11)
     con = duckdb.connect(s.path, read_only=True)
-    for table in TABLE_DDL:
+    for table in SAMPLE_TABLES:
         con.execute(f"COPY {table} TO '{root / table}.parquet' (FORMAT parquet)")
     con.close()
-    spark = (SparkSession.builder.master("local[1]").appName("dataeng-tests")
-             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-             .config("spark.sql.shuffle.partitions", "2").config("spark.driver.memory", "512m")
-             .getOrCreate())
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .appName("dataeng-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "512m")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
-    for table in TABLE_DDL:
+    for table in SAMPLE_TABLES:
         spark.read.parquet(str(root / f"{table}.parquet")).createOrReplaceTempView(table)
     try:
         yield spark, s.path
@@ -88,8 +93,9 @@ def test_spark_report_equals_duckdb_report(spark_and_sample: tuple[Any, str]) ->
         assert (a.metric, a.variant, a.error, a.significant) == (b.metric, b.variant, b.error, b.significant)
         for field in ("estimate", "std_error", "p_value"):
             x, y = getattr(a, field), getattr(b, field)
-            assert (x is None) == (y is None) and (x is None or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)), (
-                a.metric, a.variant, field, x, y)
+            assert (x is None) == (y is None) and (
+                x is None or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+            ), (a.metric, a.variant, field, x, y)
 
 
 def test_a_failing_spark_query_is_a_warehouse_error(spark_and_sample: tuple[Any, str]) -> None:

@@ -76,7 +76,9 @@ def test_findings_published_and_error_fails_the_run(
     for finding in direct.findings:
         assert finding.id in markdown
     assert "## Advice" in markdown
-    html = tmp_path / "review" / "review.html"
+    files = {p.suffix: p for p in (tmp_path / "review").rglob("review.*")}  # this run's own folder
+    html = files[".html"]
+    assert html.parent == tmp_path / "review" / "nightly-flows" / str(state.state_details.flow_run_id)
     assert (
         html.is_file()
         and "<table>" in html.read_text()
@@ -86,7 +88,7 @@ def test_findings_published_and_error_fails_the_run(
         "dataeng.pipeline.reviewed", "dataeng.pipeline.nightly-flows", state.state_details.flow_run_id
     )
     assert event.payload["findings"] == direct.counts() and event.payload["failed"] is True
-    sarif = json.loads((tmp_path / "review" / "review.sarif").read_text())
+    sarif = json.loads(files[".sarif"].read_text())
     assert len(sarif["runs"][0]["results"]) == len(direct.findings)
 
 
@@ -135,4 +137,5 @@ def test_review_reads_the_project_config_and_writes_what_the_cli_prints(
     )
     assert summary["profile"] == "strict"
     explained = CliRunner().invoke(app, ["review", str(dags), "--explain", "-f", "markdown", "--fail-on", "never"])
-    assert explained.output.strip() == (tmp_path / "review" / "review.md").read_text().strip()
+    # the flow writes each run below its own folder of report_dir
+    assert explained.output.strip() == Path(summary["report_files"]["md"]).read_text().strip()
