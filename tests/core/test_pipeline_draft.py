@@ -170,11 +170,14 @@ def test_claude_drafts_through_the_schema_tool() -> None:
     assert d.spec.sources[0].volume_gb_per_day == 30 and d.assumptions == ["Kafka retention is 7 days"]
     body = fake.message_bodies()[0]
     tool = next(t for t in body["tools"] if t["name"] == "final_answer")
-    # the tool's input schema is the draft model's pydantic schema, with the spec's schema inside
-    assert tool["input_schema"]["properties"]["spec"] == {"$ref": "#/$defs/PipelineSpec"}
-    assert (
-        tool["input_schema"]["$defs"]["PipelineSpec"]
-        == SpecDraftAnswer.model_json_schema()["$defs"]["PipelineSpec"]
+    # the tool's input schema is the draft model's pydantic schema made strict (references inlined,
+    # every object closed, every property required), with the spec's schema inside
+    from dataeng_agents.core.llm.runner import strict_schema
+
+    schema = SpecDraftAnswer.model_json_schema()
+    assert tool["strict"] is True
+    assert tool["input_schema"]["properties"]["spec"] == strict_schema(
+        schema["$defs"]["PipelineSpec"], schema["$defs"]
     )
     assert KAFKA_BQ in body["messages"][0]["content"][0]["text"]
 
