@@ -119,7 +119,8 @@ def _reads(params: dict[str, Any], tools: list[dict[str, Any]]) -> list[tuple[st
     results = [b for b in last.get("content", []) if isinstance(b, dict) and b.get("type") == "tool_result"]
     by_id = {b["id"]: b for b in asked}
     for result in results:
-        text = result.get("content") if isinstance(result.get("content"), str) else ""
+        content = result.get("content")
+        text = content if isinstance(content, str) else ""
         for ref, offset in _NOTICE.findall(text):
             wanted.append((ref, {"ref": ref, "offset": int(offset)}))
         call = by_id.get(result.get("tool_use_id"), {})

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dataeng_agents.core.design import design_pipeline, extract_spec, load_spec
 from dataeng_agents.core.scaffold import Project, scaffold_project
@@ -60,6 +61,13 @@ def spec_for(key: str) -> object:
 
 
 ALL_KEYS = [*EXAMPLES, *REQUESTS]
+
+
+def scalar(conn: Any, sql: str) -> Any:
+    """The first column of the one row ``sql`` returns on the DB-API connection ``conn``."""
+    row = conn.execute(sql).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 @dataclass

@@ -10,6 +10,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from dataeng_agents.airflow_provider.operators._narrated import NarratedOperator, narration_summary
 
 if TYPE_CHECKING:
+    import os
+
     from airflow.sdk import Context
     from dataeng_agents.core.narrative import Narrator
 
@@ -114,7 +116,8 @@ class DataengAgentOperator(NarratedOperator):
     def compute(self, context: Context, narrator: Narrator) -> Any:
         from dataeng_agents.core.agents import question_task
 
-        return narrator.narrate(question_task(self.persona, self.question, self.context_files(context)))
+        files: list[str | os.PathLike[str]] = [*self.context_files(context)]
+        return narrator.narrate(question_task(self.persona, self.question, files))
 
     def provenances(self, result: Any) -> list[Any]:
         return [result.provenance]

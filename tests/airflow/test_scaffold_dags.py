@@ -16,7 +16,7 @@ import pytest
 from dagrun import load_dag, run, task_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scaffold_support import ALL_KEYS, REQUESTS, build
+from scaffold_support import ALL_KEYS, REQUESTS, build, scalar
 
 ENV = (
     "PIPELINE_WAREHOUSE_URL",
@@ -88,7 +88,7 @@ def test_scaffold_dag_runs_on_duckdb(
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         for sink in cfg.SINKS:
-            assert conn.execute(f"select count(*) from analytics.{sink}").fetchone()[0] > 0
+            assert scalar(conn, f"select count(*) from analytics.{sink}") > 0
 
 
 @pytest.mark.postgres
@@ -106,7 +106,7 @@ def test_scaffold_dag_runs_on_postgres(
         assert set(task_states(dr).values()) == {"success"}, task_states(dr)
         with psycopg.connect(url) as conn:
             for sink in built.module("pipeline_config").SINKS:
-                n = conn.execute(f"select count(*) from {prefix}analytics.{sink}").fetchone()[0]
+                n = scalar(conn, f"select count(*) from {prefix}analytics.{sink}")
                 assert n > 0
     finally:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -28,6 +28,7 @@ from dataeng_agents.core.llm.grounding import asserted_verdicts, check_consisten
 from dataeng_agents.core.narrative import (
     AgentAnswer,
     ExperimentNarrative,
+    NarrationKind,
     NarrationProvenance,
     NarrationTask,
     ReviewAdvice,
@@ -397,7 +398,7 @@ def test_experiment_analyze_has_max_usd_and_rejects_bad_settings() -> None:
         ("review", None, "data-engineer"),
     ],
 )
-def test_personas_are_routed_by_domain(kind: str, question: str | None, persona: str) -> None:
+def test_personas_are_routed_by_domain(kind: NarrationKind, question: str | None, persona: str) -> None:
     task = NarrationTask(
         kind=kind,
         subject_id="s",

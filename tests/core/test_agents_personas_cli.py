@@ -30,6 +30,7 @@ def test_packaged_personas_have_prompt_model_and_tools() -> None:
     assert {"backend-architect", "data-engineer"} <= set(personas)
     de, ba = personas["data-engineer"], personas["backend-architect"]
     assert "Great Expectations" in de.system_prompt and "circuit breakers" in ba.system_prompt
+    assert de.tools is not None
     assert de.resolved_model == "claude-sonnet-5-5" and "get_review_findings" in de.tools
     assert de.source.startswith("packaged:")
 

@@ -65,7 +65,7 @@ def _lifecycle_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> str:
     return sample(tmp_path_factory.mktemp("entry"), users=20_000, seed=8).path
 
 
@@ -80,7 +80,7 @@ def _assert_same_results(got: Any, expected: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------- the one loader
-def test_every_core_reader_accepts_a_lifecycle_yaml(tmp_path: Path, checkout: Path) -> None:
+def test_every_core_reader_accepts_a_lifecycle_yaml(tmp_path: Path, checkout: str) -> None:
     path = tmp_path / "lifecycle.yaml"
     text = yaml.safe_dump(_lifecycle_config(), sort_keys=False)
     path.write_text(text, encoding="utf-8")
@@ -100,7 +100,7 @@ def test_every_core_reader_accepts_a_lifecycle_yaml(tmp_path: Path, checkout: Pa
     assert design_experiment(path, wh).per_variant == design_experiment(demo_config(), wh).per_variant
 
 
-def test_bad_lifecycle_sections_are_named_by_every_reader(tmp_path: Path, checkout: Path) -> None:
+def test_bad_lifecycle_sections_are_named_by_every_reader(tmp_path: Path, checkout: str) -> None:
     raw = _lifecycle_config()
     raw["rollout"]["stages"][0]["percent"] = 0
     path = tmp_path / "bad.yaml"
@@ -126,7 +126,7 @@ def test_yaml_errors_name_the_line_and_missing_files_fail_clearly(tmp_path: Path
         load_experiment_config(str(tmp_path / "missing.yml"))
 
 
-def test_cli_analyze_and_design_accept_a_lifecycle_yaml(tmp_path: Path, checkout: Path) -> None:
+def test_cli_analyze_and_design_accept_a_lifecycle_yaml(tmp_path: Path, checkout: str) -> None:
     path = tmp_path / "lifecycle.yaml"
     path.write_text(yaml.safe_dump(_lifecycle_config()), encoding="utf-8")
     runner = CliRunner()

@@ -181,10 +181,10 @@ def test_unreadable_subdirectory_is_an_error(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "ok.py").write_text("x = 1\n")
     real_scandir = os.scandir
 
-    def scandir(path: object = ".") -> object:  # root reads any folder: simulate chmod 000
+    def scandir(path: str | os.PathLike[str] = ".") -> object:  # root reads any folder: simulate chmod 000
         if str(path).endswith("locked"):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)  # type: ignore[arg-type]
+        return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
     result = review_paths([tmp_path])

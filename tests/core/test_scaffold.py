@@ -14,7 +14,7 @@ from dataeng_agents.core.commands.data_pipeline import review_paths
 from dataeng_agents.core.design import design_pipeline
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.scaffold import scaffold_project
-from scaffold_support import ALL_KEYS, EXAMPLES, build, spec_for
+from scaffold_support import ALL_KEYS, EXAMPLES, build, scalar, spec_for
 from typer.testing import CliRunner
 
 ARCH_OF = {
@@ -151,10 +151,10 @@ def test_scaffold_runs_on_duckdb(
     db = str(tmp_path / "warehouse.duckdb")
     with duckdb.connect(db) as conn:
         for n, src in cfg.SOURCES.items():
-            rows = conn.execute(f"select count(*) from raw.{n}").fetchone()[0]
+            rows = scalar(conn, f"select count(*) from raw.{n}")
             assert rows == first[n] if src["kind"] not in {"api", "saas"} else rows >= first[n]
             if src["kind"] in {"event_stream", "files", "cdc"}:  # the malformed line of each landed file
-                assert conn.execute(f"select count(*) from dead_letter.{n}").fetchone()[0] >= 1
+                assert scalar(conn, f"select count(*) from dead_letter.{n}") >= 1
     out = built.module("settings").run_dbt("build")
     assert "ERROR=0" in out and "PASS=" in out
     quality = built.module("quality")
@@ -263,9 +263,7 @@ def test_snapshot_and_hard_delete_sources_on_duckdb(
             "select _is_deleted from analytics.dim_customers where customer_id = 'customer_id-000001'"
         )
         assert gone.fetchone() == (True,)
-        assert (
-            conn.execute("select count(*) from analytics.dim_customers where _is_deleted").fetchone()[0] == 1
-        )
+        assert scalar(conn, "select count(*) from analytics.dim_customers where _is_deleted") == 1
         closed = conn.execute(
             "select dbt_valid_to is not null from snapshots.stores_history where store_id = 'store_id-000002'"
         ).fetchall()

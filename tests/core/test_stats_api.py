@@ -166,7 +166,7 @@ def test_relative_interval_cannot_cross_minus_100_percent() -> None:
     # Issue 13: 11 vs 3 conversions gave [-136%, -11.4%] with the linear delta method.
     for method in ("frequentist", "sequential"):
         r = analyze(_two_proportions((1000, 11), (1000, 3), method=method, min_conversions=0)).results[0]
-        assert r.ci is not None and r.ci[0] is not None and r.ci[1] is not None
+        assert r.ci is not None and r.ci[0] is not None and r.ci[1] is not None and r.estimate is not None
         assert -1.0 < r.ci[0] < r.estimate < r.ci[1]
         assert abs(r.estimate - (3 / 11 - 1)) < 1e-12
         gb = analyze(
@@ -282,7 +282,7 @@ def test_adjusted_intervals_agree_with_adjusted_verdicts() -> None:
         for alternative in ("two-sided", "greater", "less"):
             for correction in ("holm", "bh"):
                 for difference in ("relative", "absolute"):
-                    metrics = [
+                    metrics: list[dict[str, Any]] = [
                         {
                             "name": f"m{k}",
                             "kind": "proportion",
@@ -296,7 +296,7 @@ def test_adjusted_intervals_agree_with_adjusted_verdicts() -> None:
                         }
                         for k in range(6)
                     ]
-                    inp = {
+                    inp: dict[str, Any] = {
                         "control": "control",
                         "variants": [{"name": v} for v in names],
                         "metrics": metrics,
@@ -380,6 +380,7 @@ def test_non_inferiority_margin_tests_one_sided_against_the_margin() -> None:
         for r in out.results:
             if r.adjusted_ci is not None:
                 lo, hi = r.adjusted_ci
+                assert r.adjusted_p_value is not None
                 assert ((lo is not None and lo > -0.02) or (hi is not None and hi < 0.02)) == (
                     r.adjusted_p_value < 0.05
                 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -120,7 +120,11 @@ def test_srm_matches_scipy_chisquare() -> None:
     ],
 )
 def test_power_matches_statsmodels(
-    kind: str, baseline: float, variance: float | None, mde: float, mde_type: str
+    kind: Literal["proportion", "mean"],
+    baseline: float,
+    variance: float | None,
+    mde: float,
+    mde_type: Literal["absolute", "relative"],
 ) -> None:
     var = baseline * (1 - baseline) if variance is None else variance
     delta = mde * baseline if mde_type == "relative" else mde
@@ -129,9 +133,9 @@ def test_power_matches_statsmodels(
         kind=kind,
         baseline_mean=baseline,
         baseline_variance=variance,
-        mde=mde,  # type: ignore[arg-type]
+        mde=mde,
         mde_type=mde_type,
-    )  # type: ignore[arg-type]
+    )
     sm_n = NormalIndPower().solve_power(
         effect_size=es, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided"
     )
@@ -142,19 +146,19 @@ def test_power_matches_statsmodels(
         kind=kind,
         baseline_mean=baseline,
         baseline_variance=variance,
-        mde=mde,  # type: ignore[arg-type]
+        mde=mde,
         mde_type=mde_type,
         n_per_variant=n,
-    )  # type: ignore[arg-type]
+    )
     assert achieved == pytest.approx(NormalIndPower().power(es, n, 0.05, ratio=1.0), rel=1e-10)
     assert achieved >= 0.8
     reach = mde_at_n(
         kind=kind,
         baseline_mean=baseline,
         baseline_variance=variance,
-        n_per_variant=n,  # type: ignore[arg-type]
+        n_per_variant=n,
         mde_type=mde_type,
-    )  # type: ignore[arg-type]
+    )
     sm_es = NormalIndPower().solve_power(nobs1=n, alpha=0.05, power=0.8, ratio=1.0)
     sm_delta = sm_es * np.sqrt(var) / (baseline if mde_type == "relative" else 1.0)
     assert reach == pytest.approx(sm_delta, rel=1e-4)  # statsmodels solves numerically

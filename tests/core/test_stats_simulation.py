@@ -6,7 +6,7 @@ thousands of experiments (the engine's vectorised path) from sums aggregated fro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -337,7 +337,9 @@ def _holm_of_first(p: Arr) -> Arr:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["sequential", "frequentist"])
-def test_planned_power_matches_simulation_within_3_points(method: str) -> None:
+def test_planned_power_matches_simulation_within_3_points(
+    method: Literal["frequentist", "sequential"],
+) -> None:
     from dataeng_agents.core.stats import analyze_columns, plan_analysis
 
     base, mde, n_exp = 0.05, 0.10, 4_000

@@ -74,7 +74,7 @@ def _same(a: Any, b: Any, path: str = "") -> None:
 def test_spark_sql_sufficient_statistics_equal_duckdb(spark_and_sample: tuple[Any, str]) -> None:
     spark, path = spark_and_sample
     cfg = ExperimentConfig.load(demo_config())
-    stats = {}
+    stats: dict[str, dict[str, Any]] = {}
     for name, wh in (("duckdb", DuckDBWarehouse(path)), ("spark", SparkWarehouse(spark))):
         query = build_experiment_query(cfg, wh.dialect, read_dialect=cfg.dialect or "duckdb")
         agg = parse_rows(query, wh.query(query.sql()))
