@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dataeng_agents.prefect_integration.artifacts import artifact_key, publish_report, report_link
 from dataeng_agents.prefect_integration.blocks import AgentSettings
 from dataeng_agents.prefect_integration.tasks import narrator_for, retry_transient_errors
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.api import ApiDiffResult, ApiReviewResult
 
 API_REVIEW_TIMEOUT = 900
 FETCH_TIMEOUT = 120
@@ -39,7 +42,9 @@ class ApiContractDriftError(RuntimeError):
     retry_condition_fn=retry_transient_errors,
     cache_policy=NO_CACHE,
 )
-def review_api_contracts(paths: list[str], profile: str = "default", config: str | None = None) -> Any:
+def review_api_contracts(
+    paths: list[str], profile: str = "default", config: str | None = None
+) -> ApiReviewResult:
     """Reviews OpenAPI, GraphQL SDL and protobuf contracts and returns the core ``ApiReviewResult``.
 
     Args:
@@ -63,7 +68,7 @@ def review_api_contracts(paths: list[str], profile: str = "default", config: str
     retry_condition_fn=retry_transient_errors,
     cache_policy=NO_CACHE,
 )
-def diff_api_contracts(old_path: str, new_path: str, base_ref: str | None = None) -> Any:
+def diff_api_contracts(old_path: str, new_path: str, base_ref: str | None = None) -> ApiDiffResult:
     """Compares two versions of a contract and returns the core ``ApiDiffResult``.
 
     Args:
@@ -106,7 +111,7 @@ def fetch_deployed_contract(url: str, suffix: str = ".yaml", headers: dict[str, 
     return str(out)
 
 
-def _change_rows(diff: Any) -> list[dict[str, Any]]:
+def _change_rows(diff: ApiDiffResult) -> list[dict[str, Any]]:
     return [
         {"id": c.id, "level": c.level, "kind": c.kind, "subject": c.subject, "message": c.message}
         for c in diff.changes
@@ -153,9 +158,11 @@ def api_contract_drift_flow(
         raise ValueError("give exactly one of deployed_spec_url and deployed_spec_path")
     agent = _load_block(agent_settings, AgentSettings)
     narrator = narrator_for(agent)
-    deployed = deployed_spec_path or fetch_deployed_contract(
-        deployed_spec_url, suffix=Path(repo_spec_path).suffix
-    )
+    if deployed_spec_url is not None:
+        deployed = fetch_deployed_contract(deployed_spec_url, suffix=Path(repo_spec_path).suffix)
+    else:
+        assert deployed_spec_path is not None  # exactly one of the two, checked above
+        deployed = deployed_spec_path
     diff = diff_api_contracts(deployed, repo_spec_path)
     review = review_api_contracts([repo_spec_path], profile=review_profile, config=review_config)
     diff_advice = narrator.narrate(api_diff_narration_task(diff))

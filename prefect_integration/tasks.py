@@ -15,7 +15,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
 from prefect import get_run_logger, task
@@ -23,7 +23,13 @@ from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 
 if TYPE_CHECKING:
-    from dataeng_agents.core.narrative import NarrationTask, NarrativeT, Narrator
+    from dataeng_agents.core.experiment.config import ConfigSource
+    from dataeng_agents.core.lifecycle.hypothesis import HypothesisPlan
+    from dataeng_agents.core.lifecycle.rollout import RolloutDecision
+    from dataeng_agents.core.lifecycle.tracking import TrackingCheckReport
+    from dataeng_agents.core.narrative import AgentAnswer, NarrationTask, NarrativeT, Narrator
+    from dataeng_agents.core.report.model import ExperimentDesignReport, ExperimentReport
+    from dataeng_agents.core.review.models import ReviewResult
     from prefect.client.schemas.objects import State, TaskRun
     from prefect.tasks import Task
 
@@ -222,11 +228,13 @@ class PrefectNarrator:
         if self.agent_settings.batch_mode:  # a batch may take up to a day to end
             runner = narrate.with_options(timeout_seconds=NARRATION_BATCH_TIMEOUT + NARRATION_TIMEOUT)
         state = runner(task, self.agent_settings, return_state=True)
-        result: NarrativeT = state.result()
+        # mypy does not solve Task's ``R`` for a constrained TypeVar through the return_state overload;
+        # the narrate task returns the narration's own NarrativeT
+        result = cast("NarrativeT", state.result())
         provenance = getattr(result, "provenance", None)
         if state.name == "Cached" and provenance is not None and provenance.fallback_reason:
             state = runner.with_options(refresh_cache=True)(task, self.agent_settings, return_state=True)
-            result = state.result()
+            result = cast("NarrativeT", state.result())
         return result
 
 
@@ -239,6 +247,21 @@ def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
 
 
 # ------------------------------------------------------------------------------------- experiments
+def _parse_data_interval(data_interval: tuple[str, str] | None) -> tuple[datetime, datetime] | None:
+    """The core's ``(start, end)`` from the ISO strings a flow parameter carries (a date is its midnight)."""
+    if data_interval is None:
+        return None
+    from dataeng_agents.core.errors import InputError
+
+    start, end = data_interval
+    try:
+        return (datetime.fromisoformat(start), datetime.fromisoformat(end))
+    except ValueError as exc:
+        raise InputError(
+            "data_interval", f"{data_interval!r} is not a pair of ISO dates or datetimes: {exc}"
+        ) from exc
+
+
 @task(
     name="analyze-experiment",
     timeout_seconds=WAREHOUSE_TIMEOUT,
@@ -248,11 +271,11 @@ def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
     cache_policy=NO_CACHE,
 )
 def analyze_experiment(
-    config: str | Path | dict[str, Any],
+    config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
     agent_settings: AgentSettings | None = None,
     data_interval: tuple[str, str] | None = None,
-) -> Any:
+) -> ExperimentReport:
     """Analyses an experiment in the warehouse and returns the core ``ExperimentReport``.
 
     :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too),
@@ -266,12 +289,13 @@ def analyze_experiment(
 
     logger = get_run_logger()
     experiment = load_experiment_config(config)
+    interval = _parse_data_interval(data_interval)
     where = warehouse.describe() if warehouse is not None else "the config's warehouse"
     logger.info("Analysing experiment %r in %s", experiment.id, where)
     return core_analyze(
         experiment,
         warehouse.get_warehouse() if warehouse is not None else None,
-        data_interval=data_interval,
+        data_interval=interval,
         narrator=narrator_for(agent_settings),
     )
 
@@ -285,10 +309,10 @@ def analyze_experiment(
     cache_policy=NO_CACHE,
 )
 def design_experiment(
-    config: str | Path | dict[str, Any],
+    config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
     agent_settings: AgentSettings | None = None,
-) -> Any:
+) -> ExperimentDesignReport:
     """Designs an experiment (power, sample size, duration) and returns the core design report.
 
     :param config: the experiment config (a YAML path, YAML text or a dict; a lifecycle YAML too).
@@ -320,7 +344,7 @@ def review_pipeline(
     profile: str | None = None,
     airflow_version: str = "3.3",
     config: str | None = None,
-) -> Any:
+) -> ReviewResult:
     """Reviews Airflow DAGs, Prefect flows or pipeline specs and returns the core ``ReviewResult``.
 
     :param paths: files or folders to review.
@@ -349,7 +373,7 @@ def ask_agent(
     agent_settings: AgentSettings,
     context: dict[str, Any] | None = None,
     context_files: list[str] | None = None,
-) -> Any:
+) -> AgentAnswer:
     """Asks the configured persona a question and returns the core ``AgentAnswer``.
 
     :param question: the question.
@@ -377,10 +401,10 @@ def ask_agent(
     cache_policy=NO_CACHE,
 )
 def design_hypothesis(
-    config: str | Path | dict[str, Any],
+    config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
     agent_settings: AgentSettings | None = None,
-) -> Any:
+) -> HypothesisPlan:
     """Explores the pre-period and checks the ``hypothesis:`` section (power plan, guardrails);
     returns the core ``HypothesisPlan``.
 
@@ -406,10 +430,10 @@ def design_hypothesis(
     cache_policy=NO_CACHE,
 )
 def check_tracking(
-    config: str | Path | dict[str, Any],
+    config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
     checked_at: datetime | None = None,
-) -> Any:
+) -> TrackingCheckReport:
     """Checks the tracking plan per variant (missing events/properties, late arrivals); returns the
     core ``TrackingCheckReport``.
 
@@ -433,12 +457,12 @@ def check_tracking(
     cache_policy=NO_CACHE,
 )
 def rollout_check(
-    config: str | Path | dict[str, Any],
+    config: ConfigSource,
     stage: int,
     warehouse: ExperimentWarehouse | None = None,
     checked_at: datetime | None = None,
     agent_settings: AgentSettings | None = None,
-) -> Any:
+) -> RolloutDecision:
     """One scheduled check of rollout stage ``stage`` (1-based): the core ``RolloutDecision``
     (``advance``, ``hold`` or ``roll back``) with its always-valid evidence.
 
