@@ -52,6 +52,7 @@ def test_ask_agent_sends_no_corpus_secret(
         )
 
     answer = ask()
+    assert answer is not None
     assert answer.provenance.narrator == "claude", answer.provenance.fallback_reason
     bodies = [json.dumps(b) for b in fake_anthropic.requests]
     sent = "\n".join(bodies)

@@ -226,6 +226,7 @@ def test_design_experiment_task_matches_the_core(prefect_server: str, sample_duc
         return design_experiment(CONFIG, ExperimentWarehouse(duckdb_path=sample_duckdb))
 
     report = design()
+    assert report is not None
     direct = core_design(CONFIG, DuckDBWarehouse(sample_duckdb))
     assert report.per_variant is not None and report.per_variant > 0
     _close(report.summary(), direct.summary())

@@ -21,10 +21,22 @@ import pickle
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
 
 import pytest
 from prefect_api import run_artifacts, run_events
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.states import State
+
+
+def _run_id(state: State[Any]) -> UUID:
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    return run_id
+
 
 CONFIG = str(files("dataeng_agents.core.examples.experiments").joinpath("checkout_demo.yaml"))
 EXPERIMENT_ID = "checkout-2024-03"
@@ -84,7 +96,7 @@ def test_policy_failure_read_back_from_the_api_raises_the_original_type(
     assert state.is_failed()
     # what run_deployment hands back: the flow run as the API stores it
     with get_client(sync_client=True) as client:
-        api_state = client.read_flow_run(state.state_details.flow_run_id).state
+        api_state = client.read_flow_run(_run_id(state)).state
     assert api_state is not None and api_state.is_failed()
     with pytest.raises(ExperimentPolicyError) as raised:
         api_state.result()
@@ -115,7 +127,7 @@ def test_automation_fires_on_the_verdict_label_and_the_result_holds_the_prose(
     other = "ship" if verdict != "ship" else "do not ship"
 
     pager = flow(name="page-on-call")(page_on_call)
-    deployment_id = pager.to_deployment(name="pager").apply()
+    deployment_id = cast("RunnerDeployment", pager.to_deployment(name="pager")).apply()
 
     def automation(name: str, on_verdict: str) -> Any:
         return AutomationCore(
@@ -154,7 +166,7 @@ def test_automation_fires_on_the_verdict_label_and_the_result_holds_the_prose(
         return_state=True,
     )
     assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
+    flow_run_id = _run_id(state)
 
     # the event's resource carries the labels the automation matched
     (event,) = run_events(EXPERIMENT_ANALYZED_EVENT, f"dataeng.experiment.{EXPERIMENT_ID}", flow_run_id)
@@ -177,6 +189,7 @@ def test_automation_fires_on_the_verdict_label_and_the_result_holds_the_prose(
     # the persisted result, read back from the API, holds the prose and who wrote it
     with get_client(sync_client=True) as client:
         api_state = client.read_flow_run(flow_run_id).state
+    assert api_state is not None
     summary = api_state.result()
     assert summary["verdict"] == verdict
     assert summary["narrative"]["headline"] and summary["narrative"]["summary"]
@@ -210,7 +223,7 @@ def test_fallback_prose_is_logged_to_the_api_and_said_in_the_artifact(
         return_state=True,
     )
     assert state.is_completed(), state.message
-    flow_run_id = state.state_details.flow_run_id
+    flow_run_id = _run_id(state)
     summary = state.result()
     assert summary["narrative"]["narrator"] == "template" and summary["narrative"]["fallback_reason"]
 
@@ -292,8 +305,11 @@ def test_flows_deploy_by_module_path() -> None:
     from dataeng_agents.prefect_integration.flows import experiment_report_flow
     from prefect.types.entrypoint import EntrypointType
 
-    deployment = experiment_report_flow.to_deployment(
-        name="checkout-daily-report", entrypoint_type=EntrypointType.MODULE_PATH
+    deployment = cast(
+        "RunnerDeployment",
+        experiment_report_flow.to_deployment(
+            name="checkout-daily-report", entrypoint_type=EntrypointType.MODULE_PATH
+        ),
     )
     # importable wherever the package is installed, unlike a site-packages file path
     assert deployment.entrypoint == "dataeng_agents.prefect_integration.flows.experiment_report_flow"

@@ -65,7 +65,7 @@ def test_scaffold_flow_runs(key: str, tmp_path: Path, prefect_server: str, isola
     assert all(c["row_count"] > 0 for c in result["checks"].values())
     if key == "iot_kappa":
         # an interval with no data fails its row-count check, and so the flow run
-        module = sys.modules[f"scaffold_flow_{built.project.name}"]
+        module: Any = sys.modules[f"scaffold_flow_{built.project.name}"]
         module.check_sink = module.check_sink.with_options(retries=0)  # fail now, not after the retry delay
         state = flow.with_options(retries=0)(
             start=built.end, end=built.end + (built.end - built.start), return_state=True
