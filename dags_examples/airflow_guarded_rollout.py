@@ -19,7 +19,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, task
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, task
 from dataeng_agents.airflow_provider.operators.rollout import GuardedRolloutOperator
 from dataeng_agents.core.lifecycle.actions import CallableFlag
 
@@ -28,6 +29,7 @@ SAMPLE_DIR = (
     / "dataeng_sample"
     / "guarded_rollout"
 )
+NOTIFY = ["growth-team@example.com"]
 
 
 def write_flag(experiment_id: str, percent: float) -> None:
@@ -45,7 +47,19 @@ with DAG(
     start_date=datetime(2025, 3, 3, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "growth-team", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    dagrun_timeout=timedelta(minutes=45),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=30),
+        callback=AsyncCallback(SmtpNotifier, kwargs={"to": NOTIFY, "subject": "Rollout check is late"}),
+    ),
+    default_args={
+        "owner": "growth-team",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(minutes=20),
+        "on_failure_callback": SmtpNotifier(to=NOTIFY),
+    },
     tags=["dataeng", "rollout"],
 ) as dag:
 
@@ -69,6 +83,7 @@ with DAG(
         task_id="rollout",
         config=str(SAMPLE_DIR / "rollout.yaml"),
         decisions_duckdb_path=str(SAMPLE_DIR / "decisions.duckdb"),
+        # A roll back or a page raises AirflowFailException, which Airflow never retries; the
+        # retries above only cover transient warehouse or flag-service errors.
         flag=CallableFlag(write_flag),
-        retries=0,
     )
