@@ -183,6 +183,7 @@ def _build_report(
         srm = srm or out.srm
         raw.update({f"{r.metric}\x00{r.variant}": r for r in out.results})
 
+    units_per_day = _units_per_day(agg)
     results: list[ResultRow] = []
     for m in cfg.metrics:
         cmean = metric_mean(m, agg.overall.stats[control][m.name])
@@ -228,6 +229,9 @@ def _build_report(
                     error=r.error,
                 )
             )
+            results[-1] = _with_impact(
+                results[-1], units_per_day, relative=cfg.analysis.difference == "relative"
+            )
 
     total_assigned = sum(agg.overall.units.values())
     weight_sum = sum(v.weight for v in cfg.variants)
@@ -262,6 +266,7 @@ def _build_report(
         total_units=agg.total_units,
         excluded_units=agg.excluded_units,
         planned_units_per_variant=planned,
+        units_per_day=units_per_day,
         variants=variants,
         metrics=[
             MetricSummary(
@@ -291,6 +296,40 @@ def _build_report(
         sql=sql,
     )
     return report
+
+
+def _units_per_day(agg: ExperimentAggregates) -> float | None:
+    """Units first exposed per day (all variants): the traffic an absolute impact is scaled by."""
+    days = [d for d, g in agg.by_day.items() if sum(g.units.values()) > 0]
+    if not days:
+        return None
+    return sum(agg.overall.units.values()) / len(days)
+
+
+def _with_impact(row: ResultRow, units_per_day: float | None, *, relative: bool) -> ResultRow:
+    """``row`` with its absolute impact per day: what a stakeholder plans with (orders per day, not %).
+
+    Per-unit metrics only: a ratio metric's denominator moves with the variant too, so its
+    difference times a unit count is no daily total.
+    """
+    if row.kind == "ratio" or units_per_day is None or row.error or row.estimate is None:
+        return row
+    if relative:
+        if row.control_mean is None:
+            return row
+        scale = abs(row.control_mean) * units_per_day  # relative lift is (t - c) / |c|
+    else:
+        scale = units_per_day
+    adjusted = row.adjusted_ci_lower is not None and row.adjusted_ci_upper is not None
+    low, high = (row.adjusted_ci_lower, row.adjusted_ci_upper) if adjusted else (row.ci_lower, row.ci_upper)
+    bounds = sorted(x * scale for x in (low, high) if x is not None) if None not in (low, high) else []
+    return row.model_copy(
+        update={
+            "impact_per_day": finite(row.estimate * scale),
+            "impact_ci_lower": finite(bounds[0]) if bounds else None,
+            "impact_ci_upper": finite(bounds[1]) if bounds else None,
+        }
+    )
 
 
 def _timeseries(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[TimeSeries]:

@@ -65,6 +65,18 @@ class ResultRow(_Model):
     )
     adjusted_ci_upper: float | None = None
     chance_to_win: float | None
+    impact_per_day: float | None = Field(
+        default=None,
+        description="Absolute impact: the change in the metric's daily total if every unit first "
+        "exposed in a day got the variant (difference per unit x the report's units_per_day). "
+        "None for ratio metrics (their denominator moves too) or without exposure days.",
+    )
+    impact_ci_lower: float | None = Field(
+        default=None,
+        description="impact_per_day's interval: the verdict's interval (adjusted when a correction "
+        "applies) scaled the same way; a relative interval is scaled at the control mean.",
+    )
+    impact_ci_upper: float | None = None
     significant: bool
     direction: Literal["better", "worse", "flat"]
     cuped: bool = False
@@ -140,6 +152,9 @@ class ExperimentReport(_Model):
     total_units: int
     excluded_units: int
     planned_units_per_variant: int | None = None
+    units_per_day: float | None = Field(
+        default=None, description="Units first exposed per exposure day, all variants together."
+    )
     variants: list[VariantSummary]
     metrics: list[MetricSummary]
     results: list[ResultRow]

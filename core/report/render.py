@@ -58,6 +58,28 @@ def _ci(r: ResultRow, relative: bool) -> str:
     return f"{adjusted} adjusted; {plain} unadjusted"
 
 
+def _signed(x: float) -> str:
+    return ("+" if x > 0 else "") + _num(x)
+
+
+def _impact(r: ResultRow) -> str:
+    """The absolute impact per day with its interval, e.g. ``+93.4 [+21.5, +170]``."""
+    if r.impact_per_day is None:
+        return "—"
+    if r.impact_ci_lower is None or r.impact_ci_upper is None:
+        return _signed(r.impact_per_day)
+    return f"{_signed(r.impact_per_day)} [{_signed(r.impact_ci_lower)}, {_signed(r.impact_ci_upper)}]"
+
+
+def _impact_note(report: ExperimentReport) -> str:
+    if report.units_per_day is None:
+        return ""
+    return (
+        f"Impact / day: the change in the metric's daily total if each day's {report.units_per_day:,.0f} "
+        "newly exposed units all got the variant (ratio metrics: none, their denominator moves too)."
+    )
+
+
 _VERDICT_STYLE = {
     "ship": ("#1a7f37", "SHIP"),
     "do not ship": ("#cf222e", "DO NOT SHIP"),
@@ -116,6 +138,7 @@ def experiment_markdown(report: ExperimentReport) -> str:
                 "variant mean",
                 "lift" if rel else "difference",
                 "interval",
+                "impact / day",
                 _p_label(report.method),
                 "adj. p",
                 "verdict",
@@ -129,6 +152,7 @@ def experiment_markdown(report: ExperimentReport) -> str:
                     _num(r.variant_mean),
                     _pct(r.estimate, rel),
                     _ci(r, rel),
+                    _impact(r),
                     _p(r.p_value),
                     _p(r.adjusted_p_value),
                     (r.error and f"not computed: {r.error}")
@@ -138,6 +162,11 @@ def experiment_markdown(report: ExperimentReport) -> str:
             ],
         )
     )
+    if report.units_per_day is not None:
+        lines += ["", _impact_note(report)]
+    if d.per_variant:
+        lines += ["", "## Verdict per variant", ""]
+        lines += [f"- `{v}`: **{verdict.upper()}**" for v, verdict in d.per_variant.items()]
     lines += ["", "## Decision rules applied", ""]
     lines += [f"- **{r.rule}** {r.text}" for r in d.reasons]
     lines += ["", "## Variants", ""]
@@ -405,6 +434,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
             "variant",
             "lift" if rel else "difference",
             "interval",
+            "impact / day",
             _p_label(report.method),
             "adj. p",
             "verdict",
@@ -418,6 +448,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
                 _num(r.variant_mean),
                 _pct(r.estimate, rel),
                 _ci(r, rel),
+                _impact(r),
                 _p(r.p_value),
                 _p(r.adjusted_p_value),
                 f'<span class="flat">not computed: {_e(r.error)}</span>'
@@ -426,7 +457,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
             ]
             for r in report.results
         ],
-        num_cols=(3, 4, 5, 6, 7, 8),
+        num_cols=(3, 4, 5, 6, 7, 8, 9),
     )
     cumulative = ""
     if "cumulative" in svgs:
@@ -519,11 +550,30 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
         badge_color=color,
         badge_label=label,
         badge_variant=f" · {_e(d.variant)}" if d.variant else "",
+        variant_badges=_fill(
+            t,
+            "variant_badges",
+            badges="".join(
+                _fill(
+                    t,
+                    "variant_badge",
+                    color=_VERDICT_STYLE[verdict][0],
+                    variant=_e(v),
+                    label=_VERDICT_STYLE[verdict][1],
+                )
+                for v, verdict in d.per_variant.items()
+            ),
+        )
+        if d.per_variant
+        else "",
         narrative=narrative,
         hypothesis=_fill(t, "hypothesis", text=_e(report.hypothesis)) if report.hypothesis else "",
         health_table=health_table,
         forest_chart=chart("forest"),
         results_table=results_table,
+        impact_note=f'<p class="meta">{_e(_impact_note(report))}</p>'
+        if report.units_per_day is not None
+        else "",
         decision_rules="".join(
             _fill(t, "decision_rule", rule=_e(r.rule), text=_e(r.text)) for r in d.reasons
         ),

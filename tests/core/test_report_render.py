@@ -130,3 +130,49 @@ def test_write_report_through_a_remote_writer(reports: Any, tmp_path: Path) -> N
     assert set(stored) == set(paths.values())
     assert stored[paths["html"]].startswith(b"<!DOCTYPE html>")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_absolute_impact_per_day_is_the_per_unit_difference_times_daily_exposures(
+    reports: Any, tmp_path: Path
+) -> None:
+    import duckdb
+
+    report, _ = reports
+    s = sample(tmp_path, users=20_000, seed=8)  # the same seed: the same rows as the fixture's
+    days = (
+        duckdb.connect(str(s.path), read_only=True)
+        .execute(
+            "SELECT count(DISTINCT CAST(first AS DATE)) FROM "
+            "(SELECT min(exposed_at) AS first FROM exposures GROUP BY unit_id)"
+        )
+        .fetchone()
+    )
+    assert days is not None and days[0] > 1
+    assert report.units_per_day == pytest.approx(sum(v.units for v in report.variants) / days[0])
+    per_unit = [r for r in report.results if r.kind != "ratio"]
+    assert per_unit and all(r.impact_per_day is None for r in report.results if r.kind == "ratio")
+    for r in per_unit:
+        assert r.control_mean is not None and r.variant_mean is not None and r.impact_per_day is not None
+        # the lift, the means and the impact tell one story (CUPED-adjusted means included)
+        assert r.impact_per_day == pytest.approx((r.variant_mean - r.control_mean) * report.units_per_day)
+        assert r.impact_ci_lower is not None and r.impact_ci_upper is not None
+        assert r.impact_ci_lower <= r.impact_per_day <= r.impact_ci_upper
+        # the interval is the verdict's: it excludes zero exactly when the result is significant
+        if report.method != "bayesian" and r.role != "guardrail":
+            assert (r.impact_ci_lower > 0 or r.impact_ci_upper < 0) == r.significant, r.id
+
+
+def test_reports_show_each_variants_verdict_and_the_impact(reports: Any) -> None:
+    report, _ = reports
+    assert len(report.decision.per_variant) == len(report.variants) - 1
+    md, html = to_markdown(report), to_html(report)
+    assert "## Verdict per variant" in md and "impact / day" in md and "impact / day" in html
+    for variant, verdict in report.decision.per_variant.items():
+        assert f"- `{variant}`: **{verdict.upper()}**" in md
+        assert re.search(rf'class="badge small"[^>]*>{re.escape(variant)}: {verdict.upper()}</span>', html)
+    rows = {line.split(" | ")[2]: line for line in md.splitlines() if line.startswith("| conversion")}
+    for r in (r for r in report.results if r.metric == "conversion"):
+        cells = rows[r.variant].split(" | ")
+        impact_cell = cells[7]
+        assert impact_cell.startswith("+" if r.impact_per_day and r.impact_per_day > 0 else "-"), impact_cell
+        assert impact_cell.count("[") == 1  # with its interval

@@ -80,8 +80,9 @@ def test_html_report_renders_its_charts_in_chromium(tmp_path: Path) -> None:
     # the page is not blank
     assert float((without < 0.5).mean()) > 0.002
     colored_with, colored_without = _chart_pixels(with_charts), _chart_pixels(without)
-    assert colored_with > 20_000, f"charts missing: only {colored_with} chart-coloured pixels"
-    assert colored_with > 5 * max(colored_without, 1), (colored_with, colored_without)
+    # without charts only the verdict badges and status words are coloured
+    assert colored_with - colored_without > 20_000, f"charts missing: {colored_with} vs {colored_without}"
+    assert colored_with > 3 * max(colored_without, 1), (colored_with, colored_without)
     # the charts are spread over the page (forest near the top, cumulative and SRM further down)
     rows = np.flatnonzero((with_charts.max(axis=2) - with_charts.min(axis=2) > 0.25).any(axis=1))
     assert rows.max() - rows.min() > 1000
