@@ -198,6 +198,7 @@ class ExperimentReport(_Model):
                     "id": r.id,
                     "estimate": r.estimate,
                     "ci": [r.ci_lower, r.ci_upper],
+                    "impact_per_day": r.impact_per_day,
                     "p_value": r.adjusted_p_value if r.adjusted_p_value is not None else r.p_value,
                     "significant": r.significant,
                     "direction": r.direction,
