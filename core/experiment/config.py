@@ -189,6 +189,14 @@ class Dimension(_Model):
     column: str = Field(description="Expression over the assignment source (e.g. a column name).")
 
 
+class PriorConfig(_Model):
+    """A Gaussian prior on the relative lift for ``method: bayesian`` (e.g. ``{mean: 0, stddev: 0.1}``:
+    lifts beyond ±20% are unlikely a priori). Without one, the Bayesian analysis is GrowthBook's flat prior."""
+
+    mean: float = 0.0
+    stddev: float = Field(gt=0)
+
+
 class AnalysisConfig(_Model):
     """Statistics settings. Scheduled reports default to ``sequential``: daily peeking stays valid."""
 
@@ -205,6 +213,15 @@ class AnalysisConfig(_Model):
         "'not enough data', not a verdict (GrowthBook's default minimum sample size).",
     )
     min_units: int = Field(default=0, ge=0, description="An arm with fewer units is 'not enough data'.")
+    prior: PriorConfig | None = Field(
+        default=None, description="Bayesian only: a proper Gaussian prior on the relative lift."
+    )
+
+    @model_validator(mode="after")
+    def _prior_needs_bayesian(self) -> AnalysisConfig:
+        if self.prior is not None and self.method != "bayesian":
+            raise ValueError(f"prior: a prior applies to method bayesian only (method is {self.method})")
+        return self
 
 
 class DecisionConfig(_Model):

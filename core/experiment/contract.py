@@ -50,7 +50,7 @@ def engine_settings(
         "alpha": a.alpha,
         "alternative": "two-sided",
         "sequential_tuning": a.sequential_tuning,
-        "prior": None,
+        "prior": a.prior.model_dump() if a.prior is not None and (method or a.method) == "bayesian" else None,
         "correction": correction if correction is not None else a.correction,
         "srm_threshold": a.srm_threshold,
         "min_conversions": a.min_conversions,
