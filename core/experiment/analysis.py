@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.experiment.aggregates import ExperimentAggregates, GroupStats, parse_rows
 from dataeng_agents.core.experiment.config import (
@@ -381,7 +382,8 @@ def _timeseries(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[TimeSe
 
 
 def _dimension_rows(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[DimensionRow]:
-    """Per dimension level (exploratory: no multiple-testing correction across slices)."""
+    """Per dimension level (exploratory, never a verdict): each slice with its own sample ratio test,
+    and Benjamini-Hochberg adjusted p-values over all slice comparisons."""
     if not agg.by_dimension:
         return []
     control = cfg.control_name
@@ -407,10 +409,12 @@ def _dimension_rows(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[Di
         for key, _d, _l, m, g in keyed
     ]
     out = analyze_tolerant(contract)
+    srm = {(dim, level): _slice_srm(cfg, g) for _key, dim, level, _m, g in keyed}
     rows: list[DimensionRow] = []
     for key, dim, level, m, g in keyed:
         for v in [x.name for x in cfg.variants if x.name != control]:
             r = out.get(f"{key}\x00{v}")
+            srm_p = srm[(dim, level)]
             ci = (r.ci if r is not None and r.ci else None) or (None, None)
             rows.append(
                 DimensionRow(
@@ -423,7 +427,34 @@ def _dimension_rows(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[Di
                     ci_lower=ci[0],
                     ci_upper=ci[1],
                     p_value=None if r is None else r.p_value,
+                    srm_p_value=srm_p,
+                    srm_mismatch=srm_p is not None and srm_p < cfg.analysis.srm_threshold,
                     error="not analysed (the engine rejected this slice)" if r is None else r.error,
                 )
             )
-    return rows
+    return _with_slice_adjustment(rows)
+
+
+def _slice_srm(cfg: ExperimentConfig, g: GroupStats) -> float | None:
+    from dataeng_agents.core.stats import StatsInputError
+    from dataeng_agents.core.stats.srm import srm_test
+
+    try:
+        return srm_test(
+            [g.units.get(v.name, 0) for v in cfg.variants],
+            [v.weight for v in cfg.variants],
+            cfg.analysis.srm_threshold,
+        ).p_value
+    except StatsInputError:
+        return None
+
+
+def _with_slice_adjustment(rows: list[DimensionRow]) -> list[DimensionRow]:
+    from dataeng_agents.core.stats.multiple import adjust_pvalues
+
+    raw = [np.nan if r.p_value is None else r.p_value for r in rows]
+    adjusted = adjust_pvalues(np.asarray(raw, dtype=np.float64), "bh")
+    return [
+        r.model_copy(update={"adjusted_p_value": None if np.isnan(a) else float(a)})
+        for r, a in zip(rows, adjusted, strict=True)
+    ]

@@ -108,6 +108,8 @@ class TimeSeries(_Model):
 
 
 class DimensionRow(_Model):
+    """One metric x variant comparison within one dimension level (a slice: exploratory)."""
+
     dimension: str
     level: str
     metric: str
@@ -117,6 +119,20 @@ class DimensionRow(_Model):
     ci_lower: float | None
     ci_upper: float | None
     p_value: float | None
+    adjusted_p_value: float | None = Field(
+        default=None,
+        description="Benjamini-Hochberg over every slice comparison of the report (slices are many: "
+        "false discoveries are controlled, not the family-wise error).",
+    )
+    srm_p_value: float | None = Field(
+        default=None,
+        description="The slice's own sample ratio test (all arms' units in this level vs the weights).",
+    )
+    srm_mismatch: bool = Field(
+        default=False,
+        description="srm_p_value below the SRM threshold: the slice's split is off, so its comparison "
+        "is not trustworthy (e.g. the dimension changes with the treatment).",
+    )
     error: str | None = None
 
 

@@ -80,6 +80,11 @@ def _impact_note(report: ExperimentReport) -> str:
     )
 
 
+_SLICE_NOTE = (
+    "Slices never feed the decision. Adjusted p: Benjamini-Hochberg over every slice comparison; "
+    "a slice whose own sample ratio test fails is marked: its comparison is not trustworthy."
+)
+
 _VERDICT_STYLE = {
     "ship": ("#1a7f37", "SHIP"),
     "do not ship": ("#cf222e", "DO NOT SHIP"),
@@ -187,7 +192,7 @@ def experiment_markdown(report: ExperimentReport) -> str:
     lines.append("")
     lines.append(f"{report.excluded_units:,} units exposed to several variants were excluded.")
     if report.dimensions:
-        lines += ["", "## Dimensions (exploratory)", ""]
+        lines += ["", "## Dimensions (exploratory)", "", _SLICE_NOTE, ""]
         lines.append(
             _md_table(
                 [
@@ -199,6 +204,8 @@ def experiment_markdown(report: ExperimentReport) -> str:
                     "lift" if rel else "difference",
                     "interval",
                     "p",
+                    "adj. p (BH)",
+                    "slice SRM p",
                 ],
                 [
                     [
@@ -210,6 +217,8 @@ def experiment_markdown(report: ExperimentReport) -> str:
                         _pct(x.estimate, rel),
                         f"[{_pct(x.ci_lower, rel)}, {_pct(x.ci_upper, rel)}]",
                         _p(x.p_value),
+                        _p(x.adjusted_p_value),
+                        _p(x.srm_p_value) + (" mismatch: not trustworthy" if x.srm_mismatch else ""),
                     ]
                     for x in report.dimensions
                 ],
@@ -498,6 +507,8 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
                     "lift" if rel else "difference",
                     "interval",
                     "p",
+                    "adj. p (BH)",
+                    "slice SRM p",
                 ],
                 [
                     [
@@ -509,10 +520,13 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
                         _pct(x.estimate, rel),
                         f"[{_pct(x.ci_lower, rel)}, {_pct(x.ci_upper, rel)}]",
                         _p(x.p_value),
+                        _p(x.adjusted_p_value),
+                        _p(x.srm_p_value)
+                        + (' <span class="fail">mismatch: not trustworthy</span>' if x.srm_mismatch else ""),
                     ]
                     for x in report.dimensions
                 ],
-                num_cols=(4, 5, 6, 7),
+                num_cols=(4, 5, 6, 7, 8, 9),
             ),
         )
     caveats = ""

@@ -176,3 +176,39 @@ def test_reports_show_each_variants_verdict_and_the_impact(reports: Any) -> None
         impact_cell = cells[7]
         assert impact_cell.startswith("+" if r.impact_per_day and r.impact_per_day > 0 else "-"), impact_cell
         assert impact_cell.count("[") == 1  # with its interval
+
+
+def test_each_slice_has_its_own_srm_test_and_bh_adjusted_p_values(tmp_path: Path) -> None:
+    import duckdb
+    from scipy.stats import chisquare
+    from statsmodels.stats.multitest import multipletests
+
+    s = sample(tmp_path, users=20_000, seed=8)
+    with duckdb.connect(str(s.path)) as con:  # a logging bug drops 40% of control's tablet exposures
+        con.execute(
+            "DELETE FROM exposures WHERE device = 'tablet' AND variant = 'control' AND unit_id % 5 < 2"
+        )
+        counts = dict(
+            ((device, variant), n)
+            for device, variant, n in con.execute(
+                "SELECT device, variant::VARCHAR, count(*) FROM (SELECT unit_id, any_value(device) AS device, "
+                "any_value(variant) AS variant FROM exposures GROUP BY unit_id "
+                "HAVING count(DISTINCT variant) = 1) GROUP BY ALL"
+            ).fetchall()
+        )
+    report = analyze_experiment(demo_config(), DuckDBWarehouse(s.path))
+    arms = [v.name for v in report.variants]
+    by_level = {(d.dimension, d.level): d for d in report.dimensions}
+    for device in ("desktop", "mobile", "tablet"):
+        row = by_level[("device", device)]
+        expected = chisquare([counts[(device, a)] for a in arms]).pvalue
+        assert row.srm_p_value == pytest.approx(expected, rel=1e-9)
+        assert row.srm_mismatch == (device == "tablet")
+    tested = [d for d in report.dimensions if d.p_value is not None]
+    assert len(tested) > 10
+    bh = multipletests([d.p_value for d in tested], method="fdr_bh")[1]
+    assert [d.adjusted_p_value for d in tested] == pytest.approx(list(bh))
+    assert all(d.adjusted_p_value is None for d in report.dimensions if d.p_value is None)
+    md, html = to_markdown(report), to_html(report)
+    assert "| device | tablet |" in md and "mismatch: not trustworthy" in md and "Benjamini-Hochberg" in md
+    assert html.count("mismatch: not trustworthy") == sum(d.srm_mismatch for d in report.dimensions)
