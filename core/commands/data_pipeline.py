@@ -380,7 +380,8 @@ def design_request(
     :param persona: the persona whose prompt drafts the spec.
     :param spec_out: where a drafted spec is written (``{name}`` is replaced by the spec's name, see
         :data:`DEFAULT_SPEC_OUT`); ``None`` writes no spec file. Unused for a spec file.
-    :param scaffold_dir: also write the runnable project (DAG, flow, dbt, checks) to this folder.
+    :param scaffold_dir: also write the runnable project (DAG, flow, dbt, checks) to this folder
+        (``{name}`` is replaced by the spec's name).
     :param force: overwrite an existing drafted spec and scaffold files that differ.
     :param max_usd: the most the drafting call may spend.
     :param narrator: writes the architecture advice (``None``: no advice).
@@ -419,15 +420,16 @@ def design_request(
             spec_path = request
     design = design_pipeline(spec)
     written: list[str] = []
+    root: Path | None = None
     if scaffold_dir is not None:
         from dataeng_agents.core.scaffold import scaffold_project as build
 
         project = build(spec, design)
+        root = Path(os.fspath(scaffold_dir).replace("{name}", spec.name))
         try:  # refuses before writing anything when files differ
-            paths = project.write(scaffold_dir, overwrite=force)
+            paths = project.write(root, overwrite=force)
         except InputError as exc:
             raise InputError("scaffold_dir", exc.message) from exc
-        root = Path(scaffold_dir)
         written = sorted(p.relative_to(root).as_posix() for p in paths)
     if draft is not None and target is not None:
         _write_text_atomic(target, spec_yaml(draft))
@@ -438,7 +440,7 @@ def design_request(
         design=design,
         draft=draft,
         spec_path=spec_path,
-        scaffold_dir=os.fspath(scaffold_dir) if scaffold_dir is not None else None,
+        scaffold_dir=str(root) if root is not None else None,
         scaffold_files=written,
         advice=advice,
     )
