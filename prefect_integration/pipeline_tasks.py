@@ -41,9 +41,9 @@ def design_markdown(run: DesignRun) -> str:
         where = f", written to `{run.spec_path}`" if run.spec_path else ""
         lines += [f"_Spec drafted by {how}{note}{where} from: {run.request}_", ""]
     lines.append(run.to_markdown().rstrip())
-    questions = run.open_questions()
-    if questions:
-        lines += ["", "## Open questions", "", *(f"- {q}" for q in questions)]
+    drafted = [q for q in run.open_questions() if q not in run.design.open_questions]
+    if drafted:  # the design's own questions are in its Markdown already
+        lines += ["", "## Open questions from drafting the spec", "", *(f"- {q}" for q in drafted)]
     lines += ["", "## Spec", "", "```yaml", run.spec_text().rstrip(), "```"]
     if run.scaffold_dir is not None:
         lines += ["", f"## Project in `{run.scaffold_dir}`", "", *(f"- `{f}`" for f in run.scaffold_files)]

@@ -49,6 +49,7 @@ with DAG(dag_id="dataeng_test_design", schedule=None, start_date=datetime(2024, 
     PipelineDesignOperator(task_id="missing_spec", request=ROOT + "/missing.yaml")
     PipelineDesignOperator(task_id="spec_exists", request=@KAFKA@, spec_out=ROOT + "/taken.yaml")
     PipelineDesignOperator(task_id="negative_budget", request=@KAFKA@, max_usd=-1.0)
+    PipelineDesignOperator(task_id="wrong_conn_type", request=@KAFKA@, anthropic_conn_id="not_anthropic")
     PipelineDesignOperator.partial(task_id="mapped").expand(request=[@KAFKA@, @PG_SNOW@])
 """
 
@@ -110,6 +111,7 @@ def test_design_operator(
             "AIRFLOW_CONN_ANTHROPIC_DESIGN",
             json.dumps({"conn_type": "anthropic", "password": API_KEY, "host": base_url}),
         )
+        monkeypatch.setenv("AIRFLOW_CONN_NOT_ANTHROPIC", json.dumps({"conn_type": "postgres", "host": "h"}))
         root = tmp_path / "designs"
         root.mkdir()
         (root / "taken.yaml").write_text("# the user's own spec\n")
@@ -134,6 +136,7 @@ def test_design_operator(
             "missing_spec": "failed",
             "spec_exists": "failed",
             "negative_budget": "failed",
+            "wrong_conn_type": "failed",
             "mapped": "success",
         }
 
@@ -213,8 +216,9 @@ def test_design_operator(
         assert f"request: {root}/missing.yaml: spec file not found" in logs
         assert f"spec_out: {root}/taken.yaml exists" in logs
         assert "max_usd: must be a non-negative number, got -1.0" in logs
+        assert "anthropic_conn_id: connection 'not_anthropic' has type 'postgres'" in logs
         assert (root / "taken.yaml").read_text() == "# the user's own spec\n"
-        for task_id in ("missing_spec", "spec_exists", "negative_budget"):
+        for task_id in ("missing_spec", "spec_exists", "negative_budget", "wrong_conn_type"):
             assert xcom(dr, task_id) is None
 
         # -- a mapped task: one report folder per map index -----------------------------------------

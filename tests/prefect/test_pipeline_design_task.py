@@ -86,6 +86,11 @@ def test_both_requests_offline(prefect_server: str, tmp_path: Path, monkeypatch:
     assert "Spec drafted by the offline extractor" in markdown and str(spec_file) in markdown
     assert kafka.design.recommendation_label in markdown
     assert "`dags/kafka_events_to_bigquery.py`" in markdown and "```yaml" in markdown
+    batch_md = str(artifacts["orders-to-snowflake-design"].data)
+    for run, md in ((kafka, markdown), (batch, batch_md)):
+        # every open question (the design's, then the draft's) is listed once above the spec
+        above_spec = md.split("## Spec")[0]
+        assert run.open_questions() and all(above_spec.count(f"- {q}") == 1 for q in run.open_questions())
     assert batch.design.recommendation_label in str(artifacts["orders-to-snowflake-design"].data)
 
 
