@@ -47,7 +47,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "dataeng-agents",
         "name": INTEGRATION,
         "description": (
-            "Experiment analysis, experiment design, pipeline review and data-engineering agents "
+            "Experiment analysis, experiment design, pipeline review and design, and data-engineering agents "
             "(Claude personas) as Airflow operators, on a deterministic statistics and review core."
         ),
         "versions": [__version__],
@@ -73,6 +73,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{PACKAGE}.operators.agent",
                     f"{PACKAGE}.operators.api_contract",
                     f"{PACKAGE}.operators.rollout",
+                    f"{PACKAGE}.operators.design",
                 ],
             }
         ],

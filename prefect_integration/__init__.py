@@ -2,9 +2,9 @@
 
 Loaded by Prefect through the ``prefect.collections`` entry point, so this module only imports the
 blocks (``prefect block register -m dataeng_agents.prefect_integration`` registers them). Every flow
-and public task of :mod:`.tasks` and :mod:`.flows` is also importable from here; they are loaded on
-first access, since they pull in the core (numpy, scipy, duckdb) and Prefect loads this package for
-every block lookup.
+and public task of :mod:`.tasks`, :mod:`.flows`, :mod:`.api_tasks` and :mod:`.pipeline_tasks` is also
+importable from here; they are loaded on first access, since they pull in the core (numpy, scipy,
+duckdb) and Prefect loads this package for every block lookup.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ _LAZY = {
     "experiment_report_flow": "flows",
     "pipeline_review_flow": "flows",
     "feature_lifecycle_flow": "flows",
+    # pipeline design from a request in a sentence: task and flow
+    "design_pipeline_from_request": "pipeline_tasks",
+    "pipeline_design_flow": "pipeline_tasks",
     # API contract review: tasks and flow
     "review_api_contracts": "api_tasks",
     "diff_api_contracts": "api_tasks",

@@ -71,8 +71,9 @@ def design_command(
     BigQuery": the sentence is drafted into a spec (Claude with ANTHROPIC_API_KEY, else the offline
     extractor), written for you to edit, with its assumptions and open questions, then designed.
     """
-    from dataeng_agents.core.commands.data_pipeline import design_pipeline, narrate_design
-    from dataeng_agents.core.design.draft import draft_spec, is_sentence, spec_yaml
+    from dataeng_agents.core.commands.data_pipeline import DEFAULT_SPEC_OUT, design_request
+    from dataeng_agents.core.design.draft import is_sentence
+    from dataeng_agents.core.errors import InputError
     from rich.console import Console
     from rich.table import Table
 
@@ -83,37 +84,24 @@ def design_command(
         from dataeng_agents.core.agents import narrator_from_env
 
         narrator = narrator_from_env()
-    draft = None
-    if is_sentence(spec):
-        draft = draft_spec(spec, _client_from_env(), max_usd=max_usd)
-        target = spec_out or Path(f"{draft.spec.name}.spec.yaml")
-        if target.exists() and not force:
-            raise typer.BadParameter(f"{target} exists (use --force or --spec-out)", param_hint="--spec-out")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(spec_yaml(draft), encoding="utf-8")
-        tmp.replace(target)
-        design = design_pipeline(draft.spec)
-    else:
-        design = design_pipeline(Path(spec))
-    if scaffold is not None:
-        from dataeng_agents.core.scaffold import scaffold_project
-
-        scaffold_project(draft.spec if draft else Path(spec), design).write(scaffold, overwrite=force)
-    advice = narrate_design(design, narrator) if narrator is not None else None
+    try:
+        run = design_request(
+            spec,
+            client=_client_from_env() if is_sentence(spec) else None,
+            spec_out=spec_out or DEFAULT_SPEC_OUT,
+            scaffold_dir=scaffold,
+            force=force,
+            max_usd=max_usd,
+            narrator=narrator,
+        )
+    except InputError as exc:
+        hint = {"spec_out": "--spec-out", "scaffold_dir": "--scaffold"}.get(exc.field)
+        if hint is None:
+            raise
+        raise typer.BadParameter(exc.message, param_hint=hint) from exc
+    design, draft, advice, target = run.design, run.draft, run.advice, run.spec_path
     if output_format is DesignFormat.json:
-        doc = design.model_dump(mode="json")
-        if draft is not None:
-            doc["draft"] = {
-                "drafted_by": draft.drafted_by,
-                "spec_path": str(target),
-                "assumptions": draft.assumptions,
-                "open_questions": draft.open_questions,
-                "fallback_reason": draft.fallback_reason,
-            }
-        if advice is not None:
-            doc["advice"] = advice.model_dump(mode="json")
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json.dumps(run.to_json_doc(), indent=2))
         return
     if draft is not None:
         how = "Claude" if draft.drafted_by == "claude" else "the offline extractor"
@@ -122,12 +110,7 @@ def design_command(
             f"spec drafted by {how}{note} -> {target} (edit it and rerun `dataeng pipeline design {target}`)"
         )
     if output_format is DesignFormat.markdown:
-        md = design.to_markdown()
-        if draft is not None:
-            md += "\n## Assumptions made while drafting the spec\n\n" + "".join(
-                f"- {a}\n" for a in draft.assumptions
-            )
-        typer.echo(md)
+        typer.echo(run.to_markdown())
     else:
         if draft is not None:
             console.print(
@@ -158,7 +141,7 @@ def design_command(
         console.print("Cost assumptions:\n" + "\n".join(f"  - {a}" for a in design.cost.assumptions))
         for f in design.spec_findings:
             console.print(f"[yellow]{f['severity']}[/yellow] {f['rule_id']} {f['message']}")
-        questions = list(dict.fromkeys([*(draft.open_questions if draft else []), *design.open_questions]))
+        questions = run.open_questions()
         if questions:
             console.print("[bold]Open questions[/bold]:\n" + "\n".join(f"  - {q}" for q in questions))
         if advice is not None:

@@ -4,6 +4,9 @@ This is the facade the CLI and both orchestrator adapters call:
 
 - :func:`review_paths` -> :class:`ReviewResult` (findings with stable ids, ``exit_code``, renderers)
 - :func:`design_pipeline` -> :class:`PipelineDesign`
+- :func:`design_request` -> :class:`DesignRun`: a sentence (drafted into a spec) or a spec file,
+  designed, with the drafted spec and the scaffold written; :func:`write_design` writes the run as
+  ``design.json``, ``design.md`` and ``spec.yaml``
 - :func:`review_narration_task` / :func:`design_narration_task` -> a :class:`NarrationTask` whose
   deterministic template writes :class:`ReviewAdvice` / :class:`ArchitectureAdvice` that only refers
   to finding / reason ids; :func:`narrate_review` / :func:`narrate_design` run it with a narrator.
@@ -12,12 +15,13 @@ This is the facade the CLI and both orchestrator adapters call:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from dataeng_agents.core.design import PipelineDesign, PipelineSpec, design_pipeline
+from dataeng_agents.core.design import PipelineDesign, PipelineSpec, SpecDraft, design_pipeline
 from dataeng_agents.core.narrative import (
     ArchitectureAdvice,
     NarrationTask,
@@ -28,12 +32,16 @@ from dataeng_agents.core.narrative import (
     TemplateNarrator,
 )
 from dataeng_agents.core.review import RULES, ReviewResult, Severity, review_paths
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DEFAULT_SPEC_OUT",
+    "DesignRun",
     "PipelineDesign",
     "ReviewResult",
     "design_narration_task",
     "design_pipeline",
+    "design_request",
     "narrate_design",
     "narrate_review",
     "render_review",
@@ -42,6 +50,7 @@ __all__ = [
     "review_narration_task",
     "review_paths",
     "scaffold_project",
+    "write_design",
     "write_review",
 ]
 
@@ -240,6 +249,225 @@ def design_with_dag(spec: PipelineSpec | str | Path | dict[str, Any]) -> tuple[P
     sp = load_spec(spec)
     design = design_pipeline(sp)
     return design, render_dag(sp, design, f"{ident(sp.name)}_pipeline")
+
+
+#: The CLI's default for ``design_request(spec_out=...)``: ``{name}`` is replaced by the drafted spec's
+#: name, so a sentence becomes ``./<name>.spec.yaml``.
+DEFAULT_SPEC_OUT = "{name}.spec.yaml"
+
+
+class DesignRun(BaseModel):
+    """One :func:`design_request`: the design, the draft it came from, and what was written where.
+
+    The one result of ``dataeng pipeline design``, ``PipelineDesignOperator`` and the Prefect
+    ``design_pipeline_from_request`` task.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: str = Field(description="The request sentence, or the spec file that was designed.")
+    spec: PipelineSpec
+    design: PipelineDesign
+    draft: SpecDraft | None = Field(default=None, description="The draft, when the request was a sentence.")
+    spec_path: str | None = Field(
+        default=None, description="The drafted spec written for the user to edit, or the spec file designed."
+    )
+    scaffold_dir: str | None = None
+    scaffold_files: list[str] = Field(
+        default_factory=list, description="The scaffold's files, relative to ``scaffold_dir``."
+    )
+    advice: ArchitectureAdvice | None = None
+
+    @property
+    def drafted_by(self) -> Literal["claude", "extractor"] | None:
+        """``claude`` or ``extractor`` for a drafted spec; ``None`` for a spec file."""
+        return self.draft.drafted_by if self.draft is not None else None
+
+    def open_questions(self) -> list[str]:
+        """The draft's open questions, then the design's, without repeats."""
+        drafted = self.draft.open_questions if self.draft is not None else []
+        return list(dict.fromkeys([*drafted, *self.design.open_questions]))
+
+    def spec_text(self) -> str:
+        """The spec as YAML: a draft with its assumptions and open questions as comments."""
+        if self.draft is not None:
+            from dataeng_agents.core.design.draft import spec_yaml
+
+            return spec_yaml(self.draft)
+        import yaml
+
+        return yaml.safe_dump(self.spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The compact, JSON-ready summary (an XCom value, a flow's return value)."""
+        d = self.design
+        return {
+            "spec": d.spec_name,
+            "architecture": d.recommendation,
+            "architecture_label": d.recommendation_label,
+            "schedule": d.schedule,
+            "warehouse": d.cost.warehouse,
+            "monthly_cost_usd": round(d.cost.total_usd_per_month, 2),
+            "spec_path": self.spec_path,
+            "drafted_by": self.drafted_by,
+            "fallback_reason": self.draft.fallback_reason if self.draft is not None else None,
+            "assumptions": len(self.draft.assumptions) if self.draft is not None else 0,
+            "open_questions": self.open_questions(),
+            "spec_findings": len(d.spec_findings),
+            "scaffold_dir": self.scaffold_dir,
+            "scaffold_files": len(self.scaffold_files),
+        }
+
+    def to_json_doc(self) -> dict[str, Any]:
+        """The design, with the draft and the advice when there are: ``dataeng pipeline design -f json``."""
+        doc: dict[str, Any] = self.design.model_dump(mode="json")
+        if self.draft is not None:
+            doc["draft"] = {
+                "drafted_by": self.draft.drafted_by,
+                "spec_path": self.spec_path,
+                "assumptions": self.draft.assumptions,
+                "open_questions": self.draft.open_questions,
+                "fallback_reason": self.draft.fallback_reason,
+            }
+        if self.advice is not None:
+            doc["advice"] = self.advice.model_dump(mode="json")
+        return doc
+
+    def to_markdown(self) -> str:
+        """The design as Markdown, with the drafting assumptions: ``dataeng pipeline design -f markdown``."""
+        md = self.design.to_markdown()
+        if self.draft is not None:
+            md += "\n## Assumptions made while drafting the spec\n\n" + "".join(
+                f"- {a}\n" for a in self.draft.assumptions
+            )
+        return md
+
+
+def _write_text_atomic(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+
+
+def design_request(
+    request_or_spec: str | os.PathLike[str] | PipelineSpec | dict[str, Any],
+    *,
+    client: Any = None,
+    model: str | None = None,
+    persona: str = "data-engineer",
+    spec_out: str | os.PathLike[str] | None = None,
+    scaffold_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    max_usd: float | None = None,
+    narrator: Narrator | None = None,
+) -> DesignRun:
+    """From a sentence (or a spec) to a design, the drafted spec on disk and optionally the project.
+
+    A sentence (:func:`~dataeng_agents.core.design.draft.is_sentence`) is drafted into a spec by
+    :func:`~dataeng_agents.core.design.draft.draft_spec` (Claude with ``client``, else, or on any LLM
+    failure, the offline extractor) and the draft is written to ``spec_out`` with its assumptions
+    and open questions as comments; anything else is a spec file (or a spec) designed as it is.
+    Then the deterministic designer runs, the scaffold is written to ``scaffold_dir`` when given and
+    ``narrator`` writes the advice when given.
+
+    Nothing is half-written: every check (a drafted spec already at ``spec_out``, scaffold files
+    that differ) runs before the first write, and every file is written to a temp file and renamed.
+
+    :param request_or_spec: a request sentence, a spec file path, or a spec (model or dict).
+    :param client: an ``anthropic.Anthropic`` client for drafting; ``None`` drafts offline.
+    :param model: the drafting model; ``None`` uses the persona's.
+    :param persona: the persona whose prompt drafts the spec.
+    :param spec_out: where a drafted spec is written (``{name}`` is replaced by the spec's name, see
+        :data:`DEFAULT_SPEC_OUT`); ``None`` writes no spec file. Unused for a spec file.
+    :param scaffold_dir: also write the runnable project (DAG, flow, dbt, checks) to this folder
+        (``{name}`` is replaced by the spec's name).
+    :param force: overwrite an existing drafted spec and scaffold files that differ.
+    :param max_usd: the most the drafting call may spend.
+    :param narrator: writes the architecture advice (``None``: no advice).
+    :raises InputError: an empty request (``request``), a bad ``max_usd``, an existing ``spec_out``
+        or differing ``scaffold_dir`` files without ``force``; ``ConfigError`` for an invalid spec.
+    """
+    from dataeng_agents.core.design import load_spec
+    from dataeng_agents.core.design.draft import draft_spec, is_sentence, spec_yaml
+    from dataeng_agents.core.errors import InputError
+
+    if max_usd is not None and (not math.isfinite(max_usd) or max_usd < 0):
+        raise InputError("max_usd", f"must be a non-negative number, got {max_usd!r}")
+    draft: SpecDraft | None = None
+    target: Path | None = None
+    spec_path: str | None = None
+    if isinstance(request_or_spec, PipelineSpec | dict):
+        spec = load_spec(request_or_spec)
+        request = spec.name
+    else:
+        request = os.fspath(request_or_spec)
+        if not request.strip():
+            raise InputError("request", "empty: give a request sentence or the path of a spec file")
+        if isinstance(request_or_spec, str) and is_sentence(request):
+            draft = draft_spec(request, client, model=model, max_usd=max_usd, persona=persona)
+            spec = draft.spec
+            if spec_out is not None:
+                target = Path(os.fspath(spec_out).replace("{name}", spec.name))
+                if target.exists() and not force:
+                    raise InputError(
+                        "spec_out",
+                        f"{target} exists (overwrite it with force / --force, or choose another path)",
+                    )
+                spec_path = str(target)
+        else:
+            spec = load_spec(Path(request))
+            spec_path = request
+    design = design_pipeline(spec)
+    written: list[str] = []
+    root: Path | None = None
+    if scaffold_dir is not None:
+        from dataeng_agents.core.scaffold import scaffold_project as build
+
+        project = build(spec, design)
+        root = Path(os.fspath(scaffold_dir).replace("{name}", spec.name))
+        try:  # refuses before writing anything when files differ
+            paths = project.write(root, overwrite=force)
+        except InputError as exc:
+            raise InputError("scaffold_dir", exc.message) from exc
+        written = sorted(p.relative_to(root).as_posix() for p in paths)
+    if draft is not None and target is not None:
+        _write_text_atomic(target, spec_yaml(draft))
+    advice = narrate_design(design, narrator) if narrator is not None else None
+    return DesignRun(
+        request=request,
+        spec=spec,
+        design=design,
+        draft=draft,
+        spec_path=spec_path,
+        scaffold_dir=str(root) if root is not None else None,
+        scaffold_files=written,
+        advice=advice,
+    )
+
+
+_DESIGN_FILE_NAMES = {"json": "design.json", "md": "design.md", "spec": "spec.yaml"}
+
+
+def render_design_files(run: DesignRun) -> dict[str, tuple[str, bytes]]:
+    """``{kind: (file name, content)}``: ``design.json`` (as ``-f json``), ``design.md``, ``spec.yaml``."""
+    texts = {
+        "json": json.dumps(run.to_json_doc(), indent=2),
+        "md": run.to_markdown(),
+        "spec": run.spec_text(),
+    }
+    return {kind: (_DESIGN_FILE_NAMES[kind], text.encode("utf-8")) for kind, text in texts.items()}
+
+
+def write_design(run: DesignRun, out_dir: str | os.PathLike[str], *, writer: Any = None) -> dict[str, str]:
+    """Write the run's ``design.json``, ``design.md`` and ``spec.yaml`` atomically (as ``write_review``).
+
+    :param writer: optional ``callable(path, data)`` for object storage (Airflow ``ObjectStoragePath``).
+    :return: ``{"json" | "md" | "spec": path}``.
+    """
+    from dataeng_agents.core.report.writer import write_files
+
+    return write_files(render_design_files(run), out_dir, writer=writer)
 
 
 REVIEW_FORMATS = ("json", "md", "sarif", "html")

@@ -93,13 +93,18 @@ def review_spec(ctx: CheckContext, spec: PipelineSpec, lines: dict[str, int]) ->
                 f"sink '{sink.name}' appends without upsert_key or partition overwrite: backfills over the "
                 f"{horizon:g}-day horizon duplicate rows",
             )
-        big = spec.total_gb_per_day >= 10
-        if sink.kind in {"warehouse", "lakehouse", "object_storage"} and big and not sink.partition_by:
+        # the sink's own daily volume (the sources feeding it), not the whole pipeline's
+        sink_gb = spec.sink_gb_per_day(sink)
+        if (
+            sink.kind in {"warehouse", "lakehouse", "object_storage"}
+            and sink_gb >= 10
+            and not sink.partition_by
+        ):
             ctx.emit(
                 "ARC007",
                 at(p),
                 p,
-                f"sink '{sink.name}' grows {spec.total_gb_per_day:g} GB/day with no partition_by",
+                f"sink '{sink.name}' grows {sink_gb:g} GB/day with no partition_by",
             )
         elif sink.format in RAW_FORMATS and (
             spec.transformations.needs_acid_upserts or spec.transformations.needs_time_travel

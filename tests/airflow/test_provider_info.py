@@ -65,6 +65,7 @@ PROVIDER_MODULES = [
     "dataeng_agents.airflow_provider.operators.experiment",
     "dataeng_agents.airflow_provider.operators.review",
     "dataeng_agents.airflow_provider.operators.agent",
+    "dataeng_agents.airflow_provider.operators.design",
     "dataeng_agents.airflow_provider.hooks.warehouse",
     "dataeng_agents.airflow_provider.hooks.narrator",
     "dataeng_agents.airflow_provider.links.report",

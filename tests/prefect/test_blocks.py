@@ -165,11 +165,11 @@ def test_agent_settings_validate_the_persona() -> None:
 
 def test_package_root_exports_every_flow_and_task() -> None:
     import dataeng_agents.prefect_integration as root
-    from dataeng_agents.prefect_integration import api_tasks, flows, tasks
+    from dataeng_agents.prefect_integration import api_tasks, flows, pipeline_tasks, tasks
     from prefect import Flow, Task
 
     exported: dict[str, object] = {}
-    for module in (flows, tasks, api_tasks):
+    for module in (flows, tasks, api_tasks, pipeline_tasks):
         for name, value in vars(module).items():
             # narrate / narrate_in_batch / fetch_deployed_contract are steps of the others, not entry points
             if isinstance(value, Flow) or (
@@ -178,6 +178,7 @@ def test_package_root_exports_every_flow_and_task() -> None:
                 exported[name] = value
     assert {"experiment_report_flow", "pipeline_review_flow", "feature_lifecycle_flow"} <= set(exported)
     assert "api_contract_drift_flow" in exported
+    assert {"design_pipeline_from_request", "pipeline_design_flow"} <= set(exported)
     assert set(exported) <= set(root.__all__)
     for name, value in exported.items():
         assert getattr(root, name) is value
