@@ -312,16 +312,11 @@ def render_review_files(
     title: str = "Pipeline review",
 ) -> dict[str, tuple[str, bytes]]:
     """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
-    from dataeng_agents.core.errors import InputError
+    from dataeng_agents.core.review.render import review_files
 
-    out: dict[str, tuple[str, bytes]] = {}
-    for fmt in formats:
-        text = render_review(result, advice, fmt, title=title)
-        fmt = "md" if fmt == "markdown" else fmt
-        out[fmt] = (_REVIEW_FILE_NAMES[fmt], text.encode("utf-8"))
-    if not out:
-        raise InputError("formats", "no review format given")
-    return out
+    return review_files(
+        formats, lambda fmt: render_review(result, advice, fmt, title=title), _REVIEW_FILE_NAMES
+    )
 
 
 def write_review(
