@@ -95,7 +95,6 @@ def review_command(
 ) -> None:
     """Review contract files; the exit code gates CI (0 clean, 1 findings or unreadable file, 2 usage error)."""
     from dataeng_agents.core.api import load_api_config, narrate_api_review, review_api_paths
-    from rich.console import Console
 
     cfg = load_api_config(
         profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None
@@ -108,16 +107,11 @@ def review_command(
         advice = narrate_api_review(result, narrator_from_env())
     if output_format is OutputFormat.table:
         from dataeng_agents.core.api.render import render_review_table
+        from dataeng_agents.core.cli._review_output import print_review_table
 
-        with contextlib.ExitStack() as stack:
-            console = (
-                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
-            )
-            render_review_table(result, console)
-            if advice is not None:
-                console.print(f"\n[bold]{advice.summary}[/bold]")
-                for i, p in enumerate(advice.priorities, start=1):
-                    console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
+        print_review_table(
+            lambda console: render_review_table(result, console), advice, output, written_by=False
+        )
     elif output_format is OutputFormat.json:
         doc = result.model_dump(mode="json")
         if advice is not None:
@@ -279,33 +273,7 @@ def rules_command(
 ) -> None:
     """List the API contract rules (id, category, default severity, applies to, title)."""
     from dataeng_agents.core.api import API_RULES
-    from rich.console import Console
-    from rich.table import Table
+    from dataeng_agents.core.cli._review_output import print_rule_catalogue
 
     rules = [r for r in API_RULES.values() if target is None or target in r.targets]
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "title": r.title,
-                        "category": r.category,
-                        "severity": r.severity.value,
-                        "targets": list(r.targets),
-                        "rationale": r.rationale,
-                        "fix": r.fix,
-                        "production_only": r.production_only,
-                    }
-                    for r in rules
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table(title=f"{len(rules)} API contract rules")
-    for col in ("id", "category", "severity", "applies to", "title"):
-        table.add_column(col)
-    for r in rules:
-        table.add_row(r.id, r.category, r.severity.value, ", ".join(r.targets), r.title)
-    Console().print(table)
+    print_rule_catalogue(rules, as_json=as_json, title="API contract rules")

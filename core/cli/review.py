@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -70,7 +69,6 @@ def review_command(
 ) -> None:
     """Review PATHs and report findings; the exit code gates CI (0 clean, 1 findings, 2 usage error)."""
     from dataeng_agents.core.commands.data_pipeline import narrate_review, render_review, review_paths
-    from rich.console import Console
 
     narrator = None
     if explain:  # narration settings are checked before anything is computed: a typo is a usage error
@@ -89,18 +87,10 @@ def review_command(
     )
     advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
+        from dataeng_agents.core.cli._review_output import print_review_table
         from dataeng_agents.core.review.render import render_table
 
-        with contextlib.ExitStack() as stack:
-            console = (
-                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
-            )
-            render_table(result, console)
-            if advice is not None:
-                console.print(f"\n[bold]{advice.summary}[/bold]")
-                for i, p in enumerate(advice.priorities, start=1):
-                    console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
-                console.print(f"[dim]Advice written by {advice.provenance.written_by}.[/dim]")
+        print_review_table(lambda console: render_table(result, console), advice, output, written_by=True)
     else:
         text = render_review(result, advice, output_format.value)
         if output:
