@@ -9,7 +9,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dataeng_agents.core.api.rules import API_RULES
-from dataeng_agents.core.review.render import render_findings_table, render_sarif, review_files
+from dataeng_agents.core.review.render import (
+    render_findings_table,
+    render_sarif,
+    review_files,
+    unreviewed_markdown,
+)
 
 if TYPE_CHECKING:
     from dataeng_agents.core.api.diff import ApiDiffResult
@@ -62,11 +67,7 @@ def render_review_markdown(result: ApiReviewResult) -> str:
                 f"{_md(f.message)} | `{f.id}` |"
             )
         lines.append("")
-    errors = [fr for fr in result.files if fr.status == "error"]
-    if errors:
-        lines += ["## Files that could not be reviewed", ""]
-        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
-        lines.append("")
+    lines += unreviewed_markdown(result.files)
     return "\n".join(lines)
 
 

@@ -19,6 +19,23 @@ _SARIF_LEVEL = {Severity.error: "error", Severity.warn: "warning", Severity.info
 _STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
 
 
+class _ReviewedFile(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def unreviewed_markdown(files: Sequence[_ReviewedFile]) -> list[str]:
+    """The Markdown section listing the files that could not be reviewed (no lines when there are none)."""
+    errors = [fr for fr in files if fr.status == "error"]
+    if not errors:
+        return []
+    return ["## Files that could not be reviewed", "", *[f"- `{fr.path}`: {fr.error}" for fr in errors], ""]
+
+
 class TableSource(Protocol):
     """What the findings table reads: a pipeline :class:`ReviewResult` or an API review result."""
 
@@ -87,11 +104,7 @@ def render_markdown(result: ReviewResult) -> str:
                 f"| {f.severity.value} | [{f.rule_id}](rules/{f.rule_id}.md) | `{f.path}:{f.line}` | {msg} | `{f.id}` |"
             )
         lines.append("")
-    errors = [fr for fr in result.files if fr.status == "error"]
-    if errors:
-        lines += ["## Files that could not be reviewed", ""]
-        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
-        lines.append("")
+    lines += unreviewed_markdown(result.files)
     if result.unresolved:
         lines += ["## Undecided statically (run with `--runtime`)", ""]
         lines += [
@@ -100,15 +113,6 @@ def render_markdown(result: ReviewResult) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
-
-
-class _ReviewedFile(Protocol):
-    @property
-    def path(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error(self) -> str | None: ...
 
 
 class SarifSource(Protocol):
