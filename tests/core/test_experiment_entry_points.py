@@ -11,7 +11,6 @@ and Prefect entry points have theirs in tests/airflow and tests/prefect):
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from datetime import UTC, date, datetime
@@ -32,36 +31,13 @@ from dataeng_agents.core.experiment import (
     resolve_warehouse,
 )
 from dataeng_agents.core.warehouse import DuckDBWarehouse
+from lifecycle_sections import lifecycle_sections
 from test_experiment_support import demo_config, sample
 from typer.testing import CliRunner
 
-#: Valid lifecycle sections for the bundled checkout demo (its variants and metrics).
-LIFECYCLE_SECTIONS: dict[str, Any] = yaml.safe_load(
-    """
-hypothesis:
-  change: One-click checkout and recommendations
-  because: Fewer steps to pay
-  direction: increase
-  primary_metric: conversion
-  guardrails: [page_latency]
-  mde: 0.05
-  duration_days: 14
-tracking:
-  events:
-    - name: checkout_started
-      table: sessions
-      unit_column: unit_id
-      timestamp_column: started_at
-rollout:
-  treatment: one_click
-  stages: [{percent: 10, min_duration: 24h}, {percent: 100, min_duration: 24h}]
-  guardrails: [{metric: page_latency, tolerance: 0.05}]
-"""
-)
-
 
 def _lifecycle_config() -> dict[str, Any]:
-    return {**demo_config(), **copy.deepcopy(LIFECYCLE_SECTIONS)}
+    return {**demo_config(), **lifecycle_sections()}
 
 
 @pytest.fixture(scope="module")
