@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -15,6 +16,32 @@ if TYPE_CHECKING:
     from dataeng_agents.core.narrative import ReviewAdvice
     from dataeng_agents.core.review.models import Severity
     from rich.console import Console
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    sarif = "sarif"
+
+
+class FailOn(StrEnum):
+    error = "error"
+    warn = "warn"
+    never = "never"
+
+
+#: the options both review commands take, declared once
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+FailOnOption = Annotated[
+    FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
+]
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+]
 
 
 class CatalogueRule(Protocol):

@@ -10,6 +10,14 @@ from typing import Annotated
 
 import typer
 from dataeng_agents.core.cli._guard import fail, guarded
+from dataeng_agents.core.cli._review_output import (
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    ProfileOption,
+)
 
 app = typer.Typer(
     help="API contracts (OpenAPI, GraphQL SDL, protobuf): review, breaking-change diff, serving-API design.",
@@ -17,23 +25,10 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    sarif = "sarif"
-
-
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
-
-
-class FailOn(StrEnum):
-    error = "error"
-    warn = "warn"
-    never = "never"
 
 
 class DiffFailOn(StrEnum):
@@ -68,24 +63,16 @@ def review_command(
             help="OpenAPI (.yaml/.json), GraphQL (.graphql) or .proto files or folders.", show_default=False
         ),
     ],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
-    ] = FailOn.error,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
-    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    fail_on: FailOnOption = FailOn.error,
+    profile: ProfileOption = None,
     config_file: Annotated[
         Path | None,
         typer.Option(
             "--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."
         ),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -147,9 +134,7 @@ def diff_command(
     fail_on: Annotated[
         DiffFailOn, typer.Option("--fail-on", help="Exit 1 when a change at this level exists.")
     ] = DiffFailOn.breaking,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Report breaking and non-breaking changes from OLD to NEW; exit 1 on a breaking change (CI gate)."""
     from dataeng_agents.core.api import diff_paths

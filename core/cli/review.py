@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from dataeng_agents.core.cli._guard import guarded
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    sarif = "sarif"
-
-
-class FailOn(StrEnum):
-    error = "error"
-    warn = "warn"
-    never = "never"
+from dataeng_agents.core.cli._review_output import (
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    ProfileOption,
+)
 
 
 @guarded
@@ -29,15 +23,9 @@ def review_command(
         list[Path],
         typer.Argument(help="DAG files, flow files, pipeline specs or folders.", show_default=False),
     ],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
-    ] = FailOn.error,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
-    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    fail_on: FailOnOption = FailOn.error,
+    profile: ProfileOption = None,
     airflow_version: Annotated[
         str, typer.Option("--airflow-version", help="Target Airflow version.")
     ] = "3.3",
@@ -60,9 +48,7 @@ def review_command(
             help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path).",
         ),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Add prioritised advice (Claude with a key, else template).")
     ] = False,
