@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import bundled_config
 from dagrun import load_dag, local_path, run, task_states, xcom
-from lifecycle_sections import lifecycle_demo_raw
+from experiment_entry_support import lifecycle_demo_raw
 from test_example_dags import assert_report_matches
 
 LOGICAL_DATE = datetime(2024, 3, 9, tzinfo=UTC)

@@ -31,7 +31,7 @@ from dataeng_agents.core.experiment import (
     resolve_warehouse,
 )
 from dataeng_agents.core.warehouse import DuckDBWarehouse
-from lifecycle_sections import lifecycle_sections
+from experiment_entry_support import assert_same_results, lifecycle_sections
 from test_experiment_support import demo_config, sample
 from typer.testing import CliRunner
 
@@ -43,16 +43,6 @@ def _lifecycle_config() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> str:
     return sample(tmp_path_factory.mktemp("entry"), users=20_000, seed=8).path
-
-
-def _assert_same_results(got: Any, expected: Any) -> None:
-    """Same rows and numbers (to rounding: DuckDB's parallel sums add in a varying order)."""
-    assert [r.id for r in got.results] == [r.id for r in expected.results]
-    for g, e in zip(got.results, expected.results, strict=True):
-        for field in ("estimate", "ci_lower", "ci_upper", "p_value"):
-            want = getattr(e, field)
-            assert getattr(g, field) == (None if want is None else pytest.approx(want, rel=1e-9, abs=1e-12))
-    assert got.decision.verdict == expected.decision.verdict
 
 
 # ---------------------------------------------------------------------------------- the one loader
@@ -72,7 +62,7 @@ def test_every_core_reader_accepts_a_lifecycle_yaml(tmp_path: Path, checkout: st
     assert load_experiment_config(path).base_dir == str(tmp_path.resolve())
 
     wh = DuckDBWarehouse(checkout)
-    _assert_same_results(analyze_experiment(str(path), wh), analyze_experiment(demo_config(), wh))
+    assert_same_results(analyze_experiment(str(path), wh), analyze_experiment(demo_config(), wh))
     assert design_experiment(path, wh).per_variant == design_experiment(demo_config(), wh).per_variant
 
 

@@ -14,17 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lifecycle_sections import CHECKOUT_DEMO, lifecycle_demo_raw
-
-
-def _assert_same_results(got: Any, expected: Any) -> None:
-    """Same rows and numbers (to rounding: DuckDB's parallel sums add in a varying order)."""
-    assert [r.id for r in got.results] == [r.id for r in expected.results]
-    for g, e in zip(got.results, expected.results, strict=True):
-        for field in ("estimate", "ci_lower", "ci_upper", "p_value"):
-            want = getattr(e, field)
-            assert getattr(g, field) == (None if want is None else pytest.approx(want, rel=1e-9, abs=1e-12))
-    assert got.decision.verdict == expected.decision.verdict
+from experiment_entry_support import CHECKOUT_DEMO, assert_same_results, lifecycle_demo_raw
 
 
 def test_analyze_task_reads_a_lifecycle_yaml_and_its_relative_warehouse(
@@ -45,7 +35,7 @@ def test_analyze_task_reads_a_lifecycle_yaml_and_its_relative_warehouse(
     direct = core_analyze(CHECKOUT_DEMO, DuckDBWarehouse(sample_duckdb))
     for source in (str(path), path):
         report = analyze_experiment(source)
-        _assert_same_results(report, direct)
+        assert_same_results(report, direct)
         assert report.hypothesis == "One-click checkout and recommendations"
     design = design_experiment(str(path))
     assert design.experiment_id == direct.experiment_id and design.per_variant is not None

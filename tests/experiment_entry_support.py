@@ -1,8 +1,9 @@
-"""The bundled checkout demo config with lifecycle sections next to its experiment keys: shared by the
-experiment entry-point tests of the core, Airflow and Prefect suites (issue 12: one config loader).
+"""Shared by the experiment entry-point tests of the core, Airflow and Prefect suites (issue 12: one
+config loader): the bundled checkout demo config with lifecycle sections next to its experiment keys,
+and the comparison of two analyses of it.
 
-``tests/`` is on ``sys.path`` (its conftest), so every suite imports it as ``from lifecycle_sections
-import ...``.
+``tests/`` is on ``sys.path`` (its conftest), so every suite imports it as ``from
+experiment_entry_support import ...``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 #: the bundled checkout demo config
@@ -54,3 +56,13 @@ def lifecycle_demo_raw(warehouse: str | None = None) -> dict[str, Any]:
         raw["warehouse"] = warehouse
     raw.update(lifecycle_sections())
     return raw
+
+
+def assert_same_results(got: Any, expected: Any) -> None:
+    """Same rows and numbers (to rounding: DuckDB's parallel sums add in a varying order)."""
+    assert [r.id for r in got.results] == [r.id for r in expected.results]
+    for g, e in zip(got.results, expected.results, strict=True):
+        for field in ("estimate", "ci_lower", "ci_upper", "p_value"):
+            want = getattr(e, field)
+            assert getattr(g, field) == (None if want is None else pytest.approx(want, rel=1e-9, abs=1e-12))
+    assert got.decision.verdict == expected.decision.verdict
