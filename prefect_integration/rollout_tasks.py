@@ -211,14 +211,14 @@ def advance_rollout(
     """
     from dataeng_agents.core.commands.lifecycle import rollout_check
     from dataeng_agents.core.lifecycle.state import RolloutFinishedError
-    from dataeng_agents.prefect_integration.tasks import narrator_for
+    from dataeng_agents.prefect_integration.tasks import core_warehouse, narrator_for
 
     logger = get_run_logger()
     try:
         decision = rollout_check(
             config,
             stage,
-            warehouse.get_warehouse() if warehouse is not None else None,
+            core_warehouse(warehouse),
             checked_at,
             store=decisions.get_store(),
             flag=flag_service.get_hook() if flag_service is not None else None,

@@ -15,7 +15,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from dataeng_agents.prefect_integration.blocks import AgentSettings, ExperimentWarehouse
 from prefect import get_run_logger, task
@@ -23,6 +23,8 @@ from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dataeng_agents.core.experiment.config import ConfigSource
     from dataeng_agents.core.lifecycle.hypothesis import HypothesisPlan
     from dataeng_agents.core.lifecycle.rollout import RolloutDecision
@@ -42,6 +44,9 @@ REVIEW_TIMEOUT = 1800
 NARRATION_TIMEOUT = 900
 # The Message Batches API answers within 24 h; a batch narration waits for it inside its task.
 NARRATION_BATCH_TIMEOUT = 24 * 3600
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 #: Warehouse errors that a retry cannot fix: the object (table, column, database, DuckDB file) does
@@ -247,6 +252,31 @@ def narrator_for(agent_settings: AgentSettings | None) -> Narrator:
 
 
 # ------------------------------------------------------------------------------------- experiments
+def _core_task(
+    name: str, timeout_seconds: int, *, retries: int, retry_delay_seconds: float | list[float]
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` of a call into a core facade: no result cache (the warehouse's data changes), the
+    given timeout, and retries of transient errors only (:func:`retry_transient_errors`)."""
+    return task(
+        name=name,
+        timeout_seconds=timeout_seconds,
+        retries=retries,
+        retry_delay_seconds=retry_delay_seconds,
+        retry_condition_fn=retry_transient_errors,
+        cache_policy=NO_CACHE,
+    )
+
+
+def _warehouse_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` of a core facade that queries the warehouse: an hour, two retries 10 s and 60 s apart."""
+    return _core_task(name, WAREHOUSE_TIMEOUT, retries=2, retry_delay_seconds=[10, 60])
+
+
+def core_warehouse(warehouse: ExperimentWarehouse | None) -> Any:
+    """The block's core ``Warehouse``; ``None`` (the config's ``warehouse:`` URL) without a block."""
+    return warehouse.get_warehouse() if warehouse is not None else None
+
+
 def _parse_data_interval(data_interval: tuple[str, str] | None) -> tuple[datetime, datetime] | None:
     """The core's ``(start, end)`` from the ISO strings a flow parameter carries (a date is its midnight)."""
     if data_interval is None:
@@ -262,14 +292,7 @@ def _parse_data_interval(data_interval: tuple[str, str] | None) -> tuple[datetim
         ) from exc
 
 
-@task(
-    name="analyze-experiment",
-    timeout_seconds=WAREHOUSE_TIMEOUT,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_warehouse_task("analyze-experiment")
 def analyze_experiment(
     config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
@@ -294,20 +317,13 @@ def analyze_experiment(
     logger.info("Analysing experiment %r in %s", experiment.id, where)
     return core_analyze(
         experiment,
-        warehouse.get_warehouse() if warehouse is not None else None,
+        core_warehouse(warehouse),
         data_interval=interval,
         narrator=narrator_for(agent_settings),
     )
 
 
-@task(
-    name="design-experiment",
-    timeout_seconds=WAREHOUSE_TIMEOUT,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_warehouse_task("design-experiment")
 def design_experiment(
     config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
@@ -325,20 +341,13 @@ def design_experiment(
     experiment = load_experiment_config(config)
     return core_design(
         experiment,
-        warehouse.get_warehouse() if warehouse is not None else None,
+        core_warehouse(warehouse),
         narrator=narrator_for(agent_settings),
     )
 
 
 # --------------------------------------------------------------------------------------- pipelines
-@task(
-    name="review-pipeline",
-    timeout_seconds=REVIEW_TIMEOUT,
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_core_task("review-pipeline", REVIEW_TIMEOUT, retries=1, retry_delay_seconds=5)
 def review_pipeline(
     paths: list[str],
     profile: str | None = None,
@@ -360,14 +369,7 @@ def review_pipeline(
 
 
 # ------------------------------------------------------------------------------------------ agents
-@task(
-    name="ask-agent",
-    timeout_seconds=NARRATION_TIMEOUT,
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_core_task("ask-agent", NARRATION_TIMEOUT, retries=1, retry_delay_seconds=5)
 def ask_agent(
     question: str,
     agent_settings: AgentSettings,
@@ -392,14 +394,7 @@ def ask_agent(
 
 
 # --------------------------------------------------------------------------------------- lifecycle
-@task(
-    name="design-hypothesis",
-    timeout_seconds=WAREHOUSE_TIMEOUT,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_warehouse_task("design-hypothesis")
 def design_hypothesis(
     config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
@@ -416,19 +411,12 @@ def design_hypothesis(
 
     return build_hypothesis(
         config,
-        warehouse.get_warehouse() if warehouse is not None else None,
+        core_warehouse(warehouse),
         narrator=narrator_for(agent_settings),
     )
 
 
-@task(
-    name="check-tracking",
-    timeout_seconds=WAREHOUSE_TIMEOUT,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_warehouse_task("check-tracking")
 def check_tracking(
     config: ConfigSource,
     warehouse: ExperimentWarehouse | None = None,
@@ -443,19 +431,10 @@ def check_tracking(
     """
     from dataeng_agents.core.commands.lifecycle import check_tracking as core_check_tracking
 
-    return core_check_tracking(
-        config, warehouse.get_warehouse() if warehouse is not None else None, now=checked_at
-    )
+    return core_check_tracking(config, core_warehouse(warehouse), now=checked_at)
 
 
-@task(
-    name="rollout-check",
-    timeout_seconds=WAREHOUSE_TIMEOUT,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_transient_errors,
-    cache_policy=NO_CACHE,
-)
+@_warehouse_task("rollout-check")
 def rollout_check(
     config: ConfigSource,
     stage: int,
@@ -477,7 +456,7 @@ def rollout_check(
     return core_rollout_check(
         config,
         stage,
-        warehouse.get_warehouse() if warehouse is not None else None,
+        core_warehouse(warehouse),
         checked_at,
         narrator=narrator_for(agent_settings),
     )

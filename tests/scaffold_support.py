@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +36,37 @@ EXAMPLES = {p.stem: p for p in sorted(SPECS.glob("*.yaml"))}
 DBT_REQUIREMENTS = ["dbt-core>=1.10,<1.12", "dbt-duckdb>=1.9", "dbt-postgres>=1.9"]
 #: every run's data interval ends here (UTC); the sample data is generated for that interval
 INTERVAL_END = datetime(2025, 3, 4)
+
+
+#: the environment a scaffolded pipeline reads (isolated per test by :func:`isolated_pipeline`)
+PIPELINE_ENV = (
+    "PIPELINE_WAREHOUSE_URL",
+    "PIPELINE_SOURCE_URL",
+    "PIPELINE_LANDING_DIR",
+    "PIPELINE_SAMPLE_API_DIR",
+    "PIPELINE_SCHEMA_PREFIX",
+    "PIPELINE_DBT_TARGET",
+    "DBT_EXECUTABLE",
+)
+
+
+@contextmanager
+def isolated_pipeline(module_prefixes: tuple[str, ...] = ()) -> Iterator[None]:
+    """Restore :data:`PIPELINE_ENV` and ``sys.path`` afterwards, and forget the generated packages
+    (``*_pipeline``) and the modules starting with ``module_prefixes`` that were imported meanwhile."""
+    saved = {k: os.environ.get(k) for k in PIPELINE_ENV}
+    path = list(sys.path)
+    before = set(sys.modules)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    sys.path[:] = path
+    for m in set(sys.modules) - before:
+        if m.split(".")[0].endswith("_pipeline") or m.startswith(module_prefixes):
+            del sys.modules[m]
 
 
 def dbt_executable() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -21,7 +21,7 @@ from dataeng_agents.airflow_provider.operators._narrated import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from dataeng_agents.airflow_provider.hooks.warehouse import ExperimentWarehouseHook
-    from dataeng_agents.core.narrative import Narrator
+    from dataeng_agents.core.narrative import NarrationTask, Narrator
 
 Policy = Literal["fail", "warn"]
 REPORT_FORMATS = ("json", "md", "html")
@@ -63,7 +63,8 @@ def _as_json_value(value: Any) -> Any:
 
 
 class _ExperimentOperator(NarratedOperator):
-    """Shared arguments of the experiment operators (config, warehouse)."""
+    """Shared arguments of the experiment operators (config, warehouse, report folder and formats) and
+    what they do alike: narrate a core report (deferred or not) and write it with its summary."""
 
     def __init__(
         self,
@@ -72,6 +73,8 @@ class _ExperimentOperator(NarratedOperator):
         conn_id: str | None = None,
         duckdb_path: str | None = None,
         dialect: str | None = None,
+        output_path: str | None = None,
+        formats: Sequence[str] = REPORT_FORMATS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,6 +82,8 @@ class _ExperimentOperator(NarratedOperator):
         self.conn_id = conn_id
         self.duckdb_path = duckdb_path
         self.dialect = dialect
+        self.output_path = output_path
+        self.formats = tuple(formats)
 
     @cached_property
     def hook(self) -> ExperimentWarehouseHook:
@@ -103,6 +108,36 @@ class _ExperimentOperator(NarratedOperator):
             return load_experiment_config(self.config)
         except ConfigError as e:
             raise AirflowFailException(f"experiment config: {e}") from e
+
+    def pending_report(self) -> tuple[type[Any], Callable[[Any], NarrationTask[Any]]]:
+        """The core report type this operator computes and its narration task (for a resumed deferral)."""
+        raise NotImplementedError
+
+    def provenances(self, result: Any) -> list[Any]:
+        return [result.narrative.provenance] if result.narrative is not None else []
+
+    def save_pending(self, result: Any) -> str | None:
+        from dataeng_agents.airflow_provider.operators._narrated import encode_pending
+
+        return encode_pending(result)
+
+    def resume_pending(self, saved: str, narrator: Narrator) -> Any:
+        report_type, narration_task = self.pending_report()
+        report = decode_pending(report_type, saved)
+        report.narrative = narrator.narrate(narration_task(report))
+        return report
+
+    def write_report_files(self, context: Context, result: Any) -> dict[str, Any]:
+        """Write the report under ``output_path`` (or the run's default folder); its JSON-able summary
+        with the written files (``report``) and who wrote the prose (``narration``)."""
+        from dataeng_agents.core.report import write_report
+
+        dest = self.resolve_output_dir(context, self.output_path)
+        paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
+        summary: dict[str, Any] = _as_json_value(result.summary())
+        summary["report"] = paths
+        summary["narration"] = narration_summary(self.provenances(result))
+        return summary
 
 
 class ExperimentAnalysisOperator(_ExperimentOperator):
@@ -184,15 +219,21 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
         report_asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(config=config, conn_id=conn_id, duckdb_path=duckdb_path, dialect=dialect, **kwargs)
+        super().__init__(
+            config=config,
+            conn_id=conn_id,
+            duckdb_path=duckdb_path,
+            dialect=dialect,
+            output_path=output_path,
+            formats=formats,
+            **kwargs,
+        )
         for name, value in (("srm_policy", srm_policy), ("guardrail_policy", guardrail_policy)):
             if value not in ("fail", "warn"):
                 raise ValueError(f"{name} must be 'fail' or 'warn', got {value!r}")
         unknown = set(formats) - set(REPORT_FORMATS)
         if unknown:
             raise ValueError(f"formats: unknown format(s) {sorted(unknown)}; choose from {REPORT_FORMATS}")
-        self.output_path = output_path
-        self.formats = tuple(formats)
         from dataeng_agents.core.experiment.window import ANALYSIS_WINDOWS
 
         if window not in ANALYSIS_WINDOWS:
@@ -246,30 +287,15 @@ class ExperimentAnalysisOperator(_ExperimentOperator):
             config, self.hook.get_conn(), data_interval=self.data_interval(context, config), narrator=narrator
         )
 
-    def provenances(self, result: Any) -> list[Any]:
-        return [result.narrative.provenance] if result.narrative is not None else []
-
-    def save_pending(self, result: Any) -> str | None:
-        from dataeng_agents.airflow_provider.operators._narrated import encode_pending
-
-        return encode_pending(result)
-
-    def resume_pending(self, saved: str, narrator: Narrator) -> Any:
+    def pending_report(self) -> tuple[type[Any], Callable[[Any], NarrationTask[Any]]]:
         from dataeng_agents.core.experiment import experiment_narration_task
         from dataeng_agents.core.report.model import ExperimentReport
 
-        report = decode_pending(ExperimentReport, saved)
-        report.narrative = narrator.narrate(experiment_narration_task(report))
-        return report
+        return ExperimentReport, experiment_narration_task
 
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
-        from dataeng_agents.core.report import write_report
-
-        dest = self.resolve_output_dir(context, self.output_path)
-        paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary: dict[str, Any] = _as_json_value(result.summary())
-        summary["report"] = paths
-        summary["narration"] = narration_summary(self.provenances(result))
+        summary = self.write_report_files(context, result)
+        paths: dict[str, str] = summary["report"]
         self.log.info("Report written: %s", ", ".join(paths.values()))
         if summary["narration"]["fell_back"]:
             self.log.warning(
@@ -335,50 +361,19 @@ class ExperimentDesignOperator(_ExperimentOperator):
     ui_color = "#eef7ee"
     operator_extra_links = (ReportLink(),)
 
-    def __init__(
-        self,
-        *,
-        config: str | dict[str, Any],
-        conn_id: str | None = None,
-        duckdb_path: str | None = None,
-        dialect: str | None = None,
-        output_path: str | None = None,
-        formats: Sequence[str] = REPORT_FORMATS,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(config=config, conn_id=conn_id, duckdb_path=duckdb_path, dialect=dialect, **kwargs)
-        self.output_path = output_path
-        self.formats = tuple(formats)
-
     def compute(self, context: Context, narrator: Narrator) -> Any:
         from dataeng_agents.core.experiment import design_experiment
 
         return design_experiment(self.load_config(), self.hook.get_conn(), narrator=narrator)
 
-    def provenances(self, result: Any) -> list[Any]:
-        return [result.narrative.provenance] if result.narrative is not None else []
-
-    def save_pending(self, result: Any) -> str | None:
-        from dataeng_agents.airflow_provider.operators._narrated import encode_pending
-
-        return encode_pending(result)
-
-    def resume_pending(self, saved: str, narrator: Narrator) -> Any:
+    def pending_report(self) -> tuple[type[Any], Callable[[Any], NarrationTask[Any]]]:
         from dataeng_agents.core.experiment import design_narration_task
         from dataeng_agents.core.report.model import ExperimentDesignReport
 
-        report = decode_pending(ExperimentDesignReport, saved)
-        report.narrative = narrator.narrate(design_narration_task(report))
-        return report
+        return ExperimentDesignReport, design_narration_task
 
     def finish(self, context: Context, result: Any) -> dict[str, Any]:
-        from dataeng_agents.core.report import write_report
-
-        dest = self.resolve_output_dir(context, self.output_path)
-        paths = write_outputs(partial(write_report, result, formats=self.formats), dest)
-        summary: dict[str, Any] = _as_json_value(result.summary())
-        summary["report"] = paths
-        summary["narration"] = narration_summary(self.provenances(result))
-        if "html" in paths:
-            self.publish_report_link(context, paths["html"])
+        summary = self.write_report_files(context, result)
+        if "html" in summary["report"]:
+            self.publish_report_link(context, summary["report"]["html"])
         return summary

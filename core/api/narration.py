@@ -19,7 +19,7 @@ from dataeng_agents.core.narrative import (
     ReviewPriority,
     TemplateNarrator,
 )
-from dataeng_agents.core.review.models import Severity
+from dataeng_agents.core.review.advice import findings_advice
 
 if TYPE_CHECKING:
     from dataeng_agents.core.api.design import ServingApiDesign
@@ -63,36 +63,19 @@ def _review_facts(result: ApiReviewResult) -> dict[str, Any]:
 
 def api_review_advice_template(result: ApiReviewResult) -> ReviewAdvice:
     """One priority per rule: errors first, then by how often the rule fired."""
-    groups: dict[str, list[str]] = {}
-    severity: dict[str, Severity] = {}
-    for f in result.findings:
-        groups.setdefault(f.rule_id, []).append(f.id)
-        if f.rule_id not in severity or f.severity.rank > severity[f.rule_id].rank:
-            severity[f.rule_id] = f.severity
-    order = sorted(groups, key=lambda r: (-severity[r].rank, -len(groups[r]), r))
-    priorities = [
-        ReviewPriority(
-            finding_ids=groups[r][:MAX_IDS_PER_PRIORITY],
-            why=f"{r} {API_RULES[r].title} ({severity[r].value}, {len(groups[r])}x): {API_RULES[r].rationale}",
-            how_to_fix=API_RULES[r].fix,
-        )
-        for r in order
-    ]
-    c = result.counts()
-    n = len(result.files)
-    if result.findings:
-        top = order[0]
-        summary = (
-            f"Reviewed {n} contract file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
-            f"Fix {top} ({API_RULES[top].title}) first."
-        )
-    else:
-        summary = f"Reviewed {n} contract file(s): no findings at the {result.profile} profile."
     caveats = [f"{f.path} could not be reviewed: {f.error}" for f in result.files if f.status == "error"][:5]
     caveats.append(
         "Static review of the contract: the running service's behaviour (limits, caching) was not observed."
     )
-    return ReviewAdvice(summary=summary, priorities=priorities, caveats=caveats)
+    return findings_advice(
+        result.findings,
+        API_RULES,
+        reviewed=f"{len(result.files)} contract file(s)",
+        counts=result.counts(),
+        profile=result.profile,
+        caveats=caveats,
+        max_ids=MAX_IDS_PER_PRIORITY,
+    )
 
 
 def api_review_narration_task(

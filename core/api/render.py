@@ -9,8 +9,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dataeng_agents.core.api.rules import API_RULES
-from dataeng_agents.core.review.models import Severity
-from dataeng_agents.core.review.render import render_sarif
+from dataeng_agents.core.review.render import (
+    render_findings_table,
+    render_sarif,
+    review_files,
+    unreviewed_markdown,
+)
 
 if TYPE_CHECKING:
     from dataeng_agents.core.api.diff import ApiDiffResult
@@ -18,7 +22,6 @@ if TYPE_CHECKING:
     from dataeng_agents.core.narrative import ReviewAdvice
     from rich.console import Console
 
-_STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
 _LEVEL_STYLE = {"breaking": "bold red", "warning": "yellow", "info": "cyan"}
 API_REVIEW_FORMATS = ("json", "md", "sarif", "html")
 _FILE_NAMES = {
@@ -37,25 +40,7 @@ def _md(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------ review
 def render_review_table(result: ApiReviewResult, console: Console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"API contract review ({result.profile} profile)")
-    for col in ("severity", "rule", "location", "message", "id"):
-        table.add_column(col, overflow="fold")
-    for f in result.findings:
-        table.add_row(
-            f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.path}:{f.line}", f.message, f.id
-        )
-    if result.findings:
-        console.print(table)
-    for fr in result.files:
-        if fr.status == "error":
-            console.print(f"[bold red]could not review[/] {fr.path}: {fr.error}")
-    c = result.counts()
-    console.print(
-        f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
-        f"{result.suppressed} suppressed ({result.elapsed_seconds:.2f} s)"
-    )
+    render_findings_table(result, console, title=f"API contract review ({result.profile} profile)")
 
 
 def render_review_markdown(result: ApiReviewResult) -> str:
@@ -82,11 +67,7 @@ def render_review_markdown(result: ApiReviewResult) -> str:
                 f"{_md(f.message)} | `{f.id}` |"
             )
         lines.append("")
-    errors = [fr for fr in result.files if fr.status == "error"]
-    if errors:
-        lines += ["## Files that could not be reviewed", ""]
-        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
-        lines.append("")
+    lines += unreviewed_markdown(result.files)
     return "\n".join(lines)
 
 
@@ -131,6 +112,26 @@ def _review_html(result: ApiReviewResult, advice: ReviewAdvice, title: str) -> s
     return str(_page(title, body))
 
 
+def render_api_review(
+    result: ApiReviewResult, advice: ReviewAdvice, fmt: str, *, title: str = "API contract review"
+) -> str:
+    """One API review and its advice in one format: ``json`` (findings + advice), ``md``/``markdown``,
+    ``sarif`` or ``html``."""
+    from dataeng_agents.core.errors import InputError
+
+    if fmt == "json":
+        doc = result.model_dump(mode="json")
+        doc["advice"] = advice.model_dump(mode="json")
+        return json.dumps(doc, indent=2)
+    if fmt in ("md", "markdown"):
+        return review_markdown_with_advice(result, advice)
+    if fmt == "sarif":
+        return json.dumps(result.to_sarif(), indent=2)
+    if fmt == "html":
+        return _review_html(result, advice, title)
+    raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
+
+
 def render_api_review_files(
     result: ApiReviewResult,
     advice: ReviewAdvice,
@@ -139,26 +140,7 @@ def render_api_review_files(
     title: str = "API contract review",
 ) -> dict[str, tuple[str, bytes]]:
     """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
-    from dataeng_agents.core.errors import InputError
-
-    out: dict[str, tuple[str, bytes]] = {}
-    for fmt in formats:
-        if fmt == "json":
-            doc = result.model_dump(mode="json")
-            doc["advice"] = advice.model_dump(mode="json")
-            text = json.dumps(doc, indent=2)
-        elif fmt in ("md", "markdown"):
-            fmt, text = "md", review_markdown_with_advice(result, advice)
-        elif fmt == "sarif":
-            text = json.dumps(result.to_sarif(), indent=2)
-        elif fmt == "html":
-            text = _review_html(result, advice, title)
-        else:
-            raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
-        out[fmt] = (_FILE_NAMES[fmt], text.encode("utf-8"))
-    if not out:
-        raise InputError("formats", "no review format given")
-    return out
+    return review_files(formats, lambda fmt: render_api_review(result, advice, fmt, title=title), _FILE_NAMES)
 
 
 def write_api_review(

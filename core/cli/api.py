@@ -10,6 +10,14 @@ from typing import Annotated
 
 import typer
 from dataeng_agents.core.cli._guard import fail, guarded
+from dataeng_agents.core.cli._review_output import (
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    ProfileOption,
+)
 
 app = typer.Typer(
     help="API contracts (OpenAPI, GraphQL SDL, protobuf): review, breaking-change diff, serving-API design.",
@@ -17,23 +25,10 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    sarif = "sarif"
-
-
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
-
-
-class FailOn(StrEnum):
-    error = "error"
-    warn = "warn"
-    never = "never"
 
 
 class DiffFailOn(StrEnum):
@@ -68,24 +63,16 @@ def review_command(
             help="OpenAPI (.yaml/.json), GraphQL (.graphql) or .proto files or folders.", show_default=False
         ),
     ],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
-    ] = FailOn.error,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
-    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    fail_on: FailOnOption = FailOn.error,
+    profile: ProfileOption = None,
     config_file: Annotated[
         Path | None,
         typer.Option(
             "--config", help="pyproject.toml with [tool.dataeng.api] (default: found upwards from the path)."
         ),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -95,7 +82,6 @@ def review_command(
 ) -> None:
     """Review contract files; the exit code gates CI (0 clean, 1 findings or unreadable file, 2 usage error)."""
     from dataeng_agents.core.api import load_api_config, narrate_api_review, review_api_paths
-    from rich.console import Console
 
     cfg = load_api_config(
         profile=profile, pyproject=config_file, search_from=paths[0] if not config_file else None
@@ -108,16 +94,11 @@ def review_command(
         advice = narrate_api_review(result, narrator_from_env())
     if output_format is OutputFormat.table:
         from dataeng_agents.core.api.render import render_review_table
+        from dataeng_agents.core.cli._review_output import print_review_table
 
-        with contextlib.ExitStack() as stack:
-            console = (
-                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
-            )
-            render_review_table(result, console)
-            if advice is not None:
-                console.print(f"\n[bold]{advice.summary}[/bold]")
-                for i, p in enumerate(advice.priorities, start=1):
-                    console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
+        print_review_table(
+            lambda console: render_review_table(result, console), advice, output, written_by=False
+        )
     elif output_format is OutputFormat.json:
         doc = result.model_dump(mode="json")
         if advice is not None:
@@ -153,9 +134,7 @@ def diff_command(
     fail_on: Annotated[
         DiffFailOn, typer.Option("--fail-on", help="Exit 1 when a change at this level exists.")
     ] = DiffFailOn.breaking,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Report breaking and non-breaking changes from OLD to NEW; exit 1 on a breaking change (CI gate)."""
     from dataeng_agents.core.api import diff_paths
@@ -279,33 +258,7 @@ def rules_command(
 ) -> None:
     """List the API contract rules (id, category, default severity, applies to, title)."""
     from dataeng_agents.core.api import API_RULES
-    from rich.console import Console
-    from rich.table import Table
+    from dataeng_agents.core.cli._review_output import print_rule_catalogue
 
     rules = [r for r in API_RULES.values() if target is None or target in r.targets]
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "title": r.title,
-                        "category": r.category,
-                        "severity": r.severity.value,
-                        "targets": list(r.targets),
-                        "rationale": r.rationale,
-                        "fix": r.fix,
-                        "production_only": r.production_only,
-                    }
-                    for r in rules
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table(title=f"{len(rules)} API contract rules")
-    for col in ("id", "category", "severity", "applies to", "title"):
-        table.add_column(col)
-    for r in rules:
-        table.add_row(r.id, r.category, r.severity.value, ", ".join(r.targets), r.title)
-    Console().print(table)
+    print_rule_catalogue(rules, as_json=as_json, title="API contract rules")

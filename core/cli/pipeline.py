@@ -191,40 +191,15 @@ def rules_command(
     ] = None,
 ) -> None:
     """List the review rules (id, category, default severity, title)."""
+    from dataeng_agents.core.cli._review_output import print_rule_catalogue
     from dataeng_agents.core.review import RULES, write_rule_docs
     from rich.console import Console
-    from rich.table import Table
 
     rules = [r for r in RULES.values() if category is None or r.category == category]
     if write_docs is not None:
         written = write_rule_docs(str(write_docs), str(examples) if examples else None)
         Console(stderr=True).print(f"wrote {len(written)} pages to {write_docs}")
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "title": r.title,
-                        "category": r.category,
-                        "severity": r.severity.value,
-                        "targets": list(r.targets),
-                        "rationale": r.rationale,
-                        "fix": r.fix,
-                        "production_only": r.production_only,
-                    }
-                    for r in rules
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table(title=f"{len(rules)} review rules")
-    for col in ("id", "category", "severity", "applies to", "title"):
-        table.add_column(col)
-    for r in rules:
-        table.add_row(r.id, r.category, r.severity.value, ", ".join(r.targets), r.title)
-    Console().print(table)
+    print_rule_catalogue(rules, as_json=as_json, title="review rules")
 
 
 @app.command("schema")

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from dataeng_agents.core.cli._guard import guarded
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    sarif = "sarif"
-
-
-class FailOn(StrEnum):
-    error = "error"
-    warn = "warn"
-    never = "never"
+from dataeng_agents.core.cli._review_output import (
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputFormat,
+    OutputOption,
+    ProfileOption,
+)
 
 
 @guarded
@@ -30,15 +23,9 @@ def review_command(
         list[Path],
         typer.Argument(help="DAG files, flow files, pipeline specs or folders.", show_default=False),
     ],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding at this level exists.")
-    ] = FailOn.error,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="strict, default or examples (overrides pyproject).")
-    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+    fail_on: FailOnOption = FailOn.error,
+    profile: ProfileOption = None,
     airflow_version: Annotated[
         str, typer.Option("--airflow-version", help="Target Airflow version.")
     ] = "3.3",
@@ -61,16 +48,13 @@ def review_command(
             help="pyproject.toml with [tool.dataeng.review] (default: found upwards from the path).",
         ),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
-    ] = None,
+    output: OutputOption = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Add prioritised advice (Claude with a key, else template).")
     ] = False,
 ) -> None:
     """Review PATHs and report findings; the exit code gates CI (0 clean, 1 findings, 2 usage error)."""
     from dataeng_agents.core.commands.data_pipeline import narrate_review, render_review, review_paths
-    from rich.console import Console
 
     narrator = None
     if explain:  # narration settings are checked before anything is computed: a typo is a usage error
@@ -89,18 +73,10 @@ def review_command(
     )
     advice = narrate_review(result, narrator) if narrator is not None else None
     if output_format is OutputFormat.table:
+        from dataeng_agents.core.cli._review_output import print_review_table
         from dataeng_agents.core.review.render import render_table
 
-        with contextlib.ExitStack() as stack:
-            console = (
-                Console(file=stack.enter_context(output.open("w", encoding="utf-8"))) if output else Console()
-            )
-            render_table(result, console)
-            if advice is not None:
-                console.print(f"\n[bold]{advice.summary}[/bold]")
-                for i, p in enumerate(advice.priorities, start=1):
-                    console.print(f"{i}. {p.why}\n   fix: {p.how_to_fix}")
-                console.print(f"[dim]Advice written by {advice.provenance.written_by}.[/dim]")
+        print_review_table(lambda console: render_table(result, console), advice, output, written_by=True)
     else:
         text = render_review(result, advice, output_format.value)
         if output:

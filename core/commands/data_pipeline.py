@@ -28,10 +28,10 @@ from dataeng_agents.core.narrative import (
     NarrativePoint,
     Narrator,
     ReviewAdvice,
-    ReviewPriority,
     TemplateNarrator,
 )
-from dataeng_agents.core.review import RULES, ReviewResult, Severity, review_paths
+from dataeng_agents.core.review import RULES, ReviewResult, review_paths
+from dataeng_agents.core.review.advice import findings_advice
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -87,31 +87,6 @@ def _review_facts(result: ReviewResult) -> dict[str, Any]:
 
 def review_advice_template(result: ReviewResult) -> ReviewAdvice:
     """Deterministic advice: one priority per rule, errors first, then by how often the rule fired."""
-    groups: dict[str, list[str]] = {}
-    severity: dict[str, Severity] = {}
-    for f in result.findings:
-        groups.setdefault(f.rule_id, []).append(f.id)
-        if f.rule_id not in severity or f.severity.rank > severity[f.rule_id].rank:
-            severity[f.rule_id] = f.severity
-    order = sorted(groups, key=lambda r: (-severity[r].rank, -len(groups[r]), r))
-    priorities = [
-        ReviewPriority(
-            finding_ids=groups[r][:MAX_IDS_PER_PRIORITY],
-            why=f"{r} {RULES[r].title} ({severity[r].value}, {len(groups[r])}x): {RULES[r].rationale}",
-            how_to_fix=RULES[r].fix,
-        )
-        for r in order
-    ]
-    c = result.counts()
-    files = len(result.files)
-    if result.findings:
-        top = order[0]
-        summary = (
-            f"Reviewed {files} file(s): {c['error']} error(s), {c['warn']} warning(s), {c['info']} info. "
-            f"Fix {top} ({RULES[top].title}) first."
-        )
-    else:
-        summary = f"Reviewed {files} file(s): no findings at the {result.profile} profile."
     caveats: list[str] = []
     errors = [f for f in result.files if f.status == "error"]
     if errors:
@@ -125,7 +100,15 @@ def review_advice_template(result: ReviewResult) -> ReviewAdvice:
         )
     if not result.runtime:
         caveats.append("Static review: the files were not imported, so parse time was not measured.")
-    return ReviewAdvice(summary=summary, priorities=priorities, caveats=caveats)
+    return findings_advice(
+        result.findings,
+        RULES,
+        reviewed=f"{len(result.files)} file(s)",
+        counts=result.counts(),
+        profile=result.profile,
+        caveats=caveats,
+        max_ids=MAX_IDS_PER_PRIORITY,
+    )
 
 
 def review_narration_task(
@@ -557,16 +540,11 @@ def render_review_files(
     title: str = "Pipeline review",
 ) -> dict[str, tuple[str, bytes]]:
     """``{format: (file name, content)}`` for ``json`` (findings + advice), ``md``, ``sarif``, ``html``."""
-    from dataeng_agents.core.errors import InputError
+    from dataeng_agents.core.review.render import review_files
 
-    out: dict[str, tuple[str, bytes]] = {}
-    for fmt in formats:
-        text = render_review(result, advice, fmt, title=title)
-        fmt = "md" if fmt == "markdown" else fmt
-        out[fmt] = (_REVIEW_FILE_NAMES[fmt], text.encode("utf-8"))
-    if not out:
-        raise InputError("formats", "no review format given")
-    return out
+    return review_files(
+        formats, lambda fmt: render_review(result, advice, fmt, title=title), _REVIEW_FILE_NAMES
+    )
 
 
 def write_review(

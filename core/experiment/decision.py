@@ -53,68 +53,59 @@ def decide(
         guard_bad = [r for r in rs if r.role == "guardrail" and r.significant and r.direction == "worse"]
         goal_bad = [r for r in rs if r.role == "goal" and r.significant and r.direction == "worse"]
         goal_good = [r for r in rs if r.role == "goal" and r.significant and r.direction == "better"]
+        goals = [r for r in rs if r.role == "goal"]
+        # (verdict, rule, reason, the results the reason rests on)
         verdict: Verdict
         if guard_bad:
-            verdict = "do not ship"
-            reasons.append(
-                DecisionReason(
-                    rule="D1",
-                    text=f"{v}: guardrail regressed ({', '.join(r.metric for r in guard_bad)}).",
-                    refs=[r.id for r in guard_bad],
-                )
+            verdict, rule, text, refs = (
+                "do not ship",
+                "D1",
+                f"{v}: guardrail regressed ({', '.join(r.metric for r in guard_bad)}).",
+                guard_bad,
             )
         elif goal_bad:
-            verdict = "do not ship"
-            reasons.append(
-                DecisionReason(
-                    rule="D2",
-                    text=f"{v}: goal metric worse ({', '.join(r.metric for r in goal_bad)}).",
-                    refs=[r.id for r in goal_bad],
-                )
+            verdict, rule, text, refs = (
+                "do not ship",
+                "D2",
+                f"{v}: goal metric worse ({', '.join(r.metric for r in goal_bad)}).",
+                goal_bad,
             )
         elif goal_good and (method != "frequentist" or reached):
-            verdict = "ship"
-            ship_candidates.append(v)
-            reasons.append(
-                DecisionReason(
-                    rule="D3",
-                    text=f"{v}: goal metric better ({', '.join(r.metric for r in goal_good)}) with no guardrail regression.",
-                    refs=[r.id for r in goal_good],
-                )
+            verdict, rule, text, refs = (
+                "ship",
+                "D3",
+                f"{v}: goal metric better ({', '.join(r.metric for r in goal_good)}) with no guardrail regression.",
+                goal_good,
             )
+            ship_candidates.append(v)
         elif goal_good:
-            verdict = "keep running"
-            reasons.append(
-                DecisionReason(
-                    rule="D4",
-                    text=f"{v}: a fixed-horizon (frequentist) result before the planned sample is peeking; keep running to the plan.",
-                    refs=[r.id for r in goal_good],
-                )
+            verdict, rule, text, refs = (
+                "keep running",
+                "D4",
+                f"{v}: a fixed-horizon (frequentist) result before the planned sample is peeking; keep running to the plan.",
+                goal_good,
             )
         elif reached:
-            verdict = "do not ship"
-            reasons.append(
-                DecisionReason(
-                    rule="D5",
-                    # what the data say, not more: no goal is significant at the planned size, where the
-                    # analysis had cfg.decision.power to detect each goal's MDE; an effect below the MDE
-                    # (or, with bad luck, at it) is not excluded - the intervals show what remains plausible
-                    text=f"{v}: planned sample reached ({planned:,} units per arm, sized for "
-                    f"{cfg.decision.power:.0%} power at each goal's MDE under this analysis) and no goal "
-                    "metric is significant; smaller effects are not excluded (see the intervals).",
-                    refs=[r.id for r in rs if r.role == "goal"],
-                )
+            # what the data say, not more: no goal is significant at the planned size, where the
+            # analysis had cfg.decision.power to detect each goal's MDE; an effect below the MDE
+            # (or, with bad luck, at it) is not excluded - the intervals show what remains plausible
+            verdict, rule, text, refs = (
+                "do not ship",
+                "D5",
+                f"{v}: planned sample reached ({planned:,} units per arm, sized for "
+                f"{cfg.decision.power:.0%} power at each goal's MDE under this analysis) and no goal "
+                "metric is significant; smaller effects are not excluded (see the intervals).",
+                goals,
             )
         else:
-            verdict = "keep running"
-            reasons.append(
-                DecisionReason(
-                    rule="D6",
-                    text=f"{v}: no conclusive goal result yet"
-                    + (f" ({units[v]:,} of {planned:,} planned units)." if planned else "."),
-                    refs=[r.id for r in rs if r.role == "goal"],
-                )
+            verdict, rule, text, refs = (
+                "keep running",
+                "D6",
+                f"{v}: no conclusive goal result yet"
+                + (f" ({units[v]:,} of {planned:,} planned units)." if planned else "."),
+                goals,
             )
+        reasons.append(DecisionReason(rule=rule, text=text, refs=[r.id for r in refs]))
         per_variant[v] = verdict
 
     if failing:

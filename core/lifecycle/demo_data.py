@@ -266,6 +266,29 @@ def generate_lifecycle_data(
     )
 
 
+#: the metric sources of the generated tables (``orders``, ``engagement``; see the module doc)
+_DEMO_SOURCES: dict[str, dict[str, str]] = {
+    "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
+    "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
+}
+
+
+def _demo_tables(*sources: str) -> dict[str, Any]:
+    """The config keys every demo shares: the ``exposures`` assignment table, the two arms, and the
+    metric ``sources`` named (in that order)."""
+    return {
+        "assignment": {
+            "table": "exposures",
+            "unit": "user_id",
+            "variant": "variant",
+            "timestamp": "exposed_at",
+        },
+        "variants": [{"name": "control"}, {"name": "treatment"}],
+        "control": "control",
+        "sources": {name: dict(_DEMO_SOURCES[name]) for name in sources},
+    }
+
+
 def lifecycle_demo_config(truth: LifecycleTruth, db_path: str) -> dict[str, Any]:
     """The experiment + lifecycle config (a YAML-shaped dict) for the generated tables."""
     exp_start = truth.experiment_start
@@ -276,18 +299,7 @@ def lifecycle_demo_config(truth: LifecycleTruth, db_path: str) -> dict[str, Any]
         "warehouse": f"duckdb:///{db_path}",
         "start": exp_start.isoformat(),
         "end": exp_end.isoformat(),
-        "assignment": {
-            "table": "exposures",
-            "unit": "user_id",
-            "variant": "variant",
-            "timestamp": "exposed_at",
-        },
-        "variants": [{"name": "control"}, {"name": "treatment"}],
-        "control": "control",
-        "sources": {
-            "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
-            "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
-        },
+        **_demo_tables("engagement", "orders"),
         "metrics": [
             {
                 "name": "engagement_minutes",
@@ -461,18 +473,7 @@ def rollout_demo_config(truth: RolloutTruth, db_path: str) -> dict[str, Any]:
     return {
         "id": "checkout-redesign-rollout",
         "warehouse": f"duckdb:///{db_path}",
-        "assignment": {
-            "table": "exposures",
-            "unit": "user_id",
-            "variant": "variant",
-            "timestamp": "exposed_at",
-        },
-        "variants": [{"name": "control"}, {"name": "treatment"}],
-        "control": "control",
-        "sources": {
-            "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
-            "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
-        },
+        **_demo_tables("orders", "engagement"),
         "metrics": [
             {"name": "conversion", "kind": "proportion", "source": "orders", "window": "7d", "role": "goal"},
             {
@@ -649,18 +650,7 @@ class RolloutWorld:
         return {
             "id": "world-rollout",
             "warehouse": f"duckdb:///{self.path}",
-            "assignment": {
-                "table": "exposures",
-                "unit": "user_id",
-                "variant": "variant",
-                "timestamp": "exposed_at",
-            },
-            "variants": [{"name": "control"}, {"name": "treatment"}],
-            "control": "control",
-            "sources": {
-                "orders": {"table": "orders", "unit": "user_id", "timestamp": "ordered_at"},
-                "engagement": {"table": "engagement", "unit": "user_id", "timestamp": "event_ts"},
-            },
+            **_demo_tables("orders", "engagement"),
             "metrics": [
                 {"name": "conversion", "kind": "proportion", "source": "orders", "window": "2d"},
                 {

@@ -803,6 +803,35 @@ def _judge(
     out: list[TrackingFinding] = []
     ctrl = next((s for s in rows if s.variant == control), None)
 
+    def found(
+        kind: FindingKind,
+        s: EventVariantStats,
+        message: str,
+        *,
+        rate: float,
+        severity: Severity = "error",
+        prop: str | None = None,
+        key: str | None = None,
+        control_rate: float | None = None,
+        p_value: float | None = None,
+    ) -> None:
+        """A finding about variant ``s`` of this event, id ``tracking:<event>:<variant>:<key or
+        kind>[:<prop>]``."""
+        out.append(
+            TrackingFinding(
+                id=f"tracking:{ev.name}:{s.variant}:{key or kind}" + (f":{prop}" if prop else ""),
+                severity=severity,
+                kind=kind,
+                event=ev.name,
+                variant=s.variant,
+                property=prop,
+                rate=rate,
+                control_rate=control_rate,
+                p_value=p_value,
+                message=message,
+            )
+        )
+
     def diff(
         kind: str, what: str, s: EventVariantStats, x: int, n: int, cx: int, cn: int, prop: str | None
     ) -> None:
@@ -810,56 +839,52 @@ def _judge(
             return
         p = _two_prop_p(x, n, cx, cn)
         if p is not None and p < alpha:
-            out.append(
-                TrackingFinding(
-                    id=f"tracking:{ev.name}:{s.variant}:{kind}" + (f":{prop}" if prop else ""),
-                    severity="error" if kind != "coverage" else "warning",
-                    kind="variant_difference",
-                    event=ev.name,
-                    variant=s.variant,
-                    property=prop,
-                    rate=x / n,
-                    control_rate=cx / cn,
-                    p_value=p,
-                    message=f"{what} differs between {s.variant} ({x / n:.2%}) and {control} ({cx / cn:.2%}), "
-                    f"p = {p:.2g}: "
-                    + (
-                        "an instrumentation difference looks exactly like a treatment effect"
-                        if kind != "coverage"
-                        else "a real effect of the feature, or the variant does not emit the event"
-                    ),
-                )
+            found(
+                "variant_difference",
+                s,
+                f"{what} differs between {s.variant} ({x / n:.2%}) and {control} ({cx / cn:.2%}), "
+                f"p = {p:.2g}: "
+                + (
+                    "an instrumentation difference looks exactly like a treatment effect"
+                    if kind != "coverage"
+                    else "a real effect of the feature, or the variant does not emit the event"
+                ),
+                rate=x / n,
+                severity="error" if kind != "coverage" else "warning",
+                prop=prop,
+                key=kind,
+                control_rate=cx / cn,
+                p_value=p,
             )
+
+    def property_error(kind: FindingKind, s: EventVariantStats, prop: str, count: int, says: str) -> None:
+        """``count`` of the variant's events break property ``prop``: "<count> of <events> ... <says>"."""
+        found(
+            kind,
+            s,
+            f"{count} of {s.events} {ev.name} events in {s.variant} {says}",
+            rate=count / s.events,
+            prop=prop,
+        )
 
     for s in rows:
         if s.exposed_units and s.events == 0:
-            out.append(
-                TrackingFinding(
-                    id=f"tracking:{ev.name}:{s.variant}:missing_event",
-                    severity="error",
-                    kind="missing_event",
-                    event=ev.name,
-                    variant=s.variant,
-                    rate=0.0,
-                    message=f"no {ev.name} events from the {s.exposed_units} units exposed to {s.variant}",
-                )
+            found(
+                "missing_event",
+                s,
+                f"no {ev.name} events from the {s.exposed_units} units exposed to {s.variant}",
+                rate=0.0,
             )
             continue
         for prop, spec in ev.properties.items():
             nulls = s.null_counts.get(prop, 0)
             if spec.required and s.events and nulls / s.events > tol:
-                out.append(
-                    TrackingFinding(
-                        id=f"tracking:{ev.name}:{s.variant}:missing_property:{prop}",
-                        severity="error",
-                        kind="missing_property",
-                        event=ev.name,
-                        variant=s.variant,
-                        property=prop,
-                        rate=nulls / s.events,
-                        message=f"{nulls} of {s.events} {ev.name} events in {s.variant} lack property {prop} "
-                        f"({nulls / s.events:.1%} > {tol:.1%} tolerated)",
-                    )
+                property_error(
+                    "missing_property",
+                    s,
+                    prop,
+                    nulls,
+                    f"lack property {prop} ({nulls / s.events:.1%} > {tol:.1%} tolerated)",
                 )
             bad = s.invalid_counts.get(prop, 0)
             if s.events and bad / s.events > tol:
@@ -870,18 +895,12 @@ def _judge(
                     if wrong_type
                     else "outside its allowed values"
                 )
-                out.append(
-                    TrackingFinding(
-                        id=f"tracking:{ev.name}:{s.variant}:malformed_property:{prop}",
-                        severity="error",
-                        kind="malformed_property",
-                        event=ev.name,
-                        variant=s.variant,
-                        property=prop,
-                        rate=bad / s.events,
-                        message=f"{bad} of {s.events} {ev.name} events in {s.variant} have a malformed {prop} "
-                        f"({what}; {bad / s.events:.1%})",
-                    )
+                property_error(
+                    "malformed_property",
+                    s,
+                    prop,
+                    bad,
+                    f"have a malformed {prop} ({what}; {bad / s.events:.1%})",
                 )
             if ctrl is not None:
                 diff(
@@ -905,17 +924,13 @@ def _judge(
                     prop,
                 )
         if s.late is not None and s.events and s.late / s.events > tol:
-            out.append(
-                TrackingFinding(
-                    id=f"tracking:{ev.name}:{s.variant}:late_events",
-                    severity="warning",
-                    kind="late_events",
-                    event=ev.name,
-                    variant=s.variant,
-                    rate=s.late / s.events,
-                    message=f"{s.late} of {s.events} {ev.name} events in {s.variant} arrived more than "
-                    f"{ev.max_delay_hours:g} h late ({s.late / s.events:.1%}); a scheduled analysis would miss them",
-                )
+            found(
+                "late_events",
+                s,
+                f"{s.late} of {s.events} {ev.name} events in {s.variant} arrived more than "
+                f"{ev.max_delay_hours:g} h late ({s.late / s.events:.1%}); a scheduled analysis would miss them",
+                rate=s.late / s.events,
+                severity="warning",
             )
         if ctrl is not None and s.late is not None and ctrl.late is not None:
             diff("late", f"share of late {ev.name} events", s, s.late, s.events, ctrl.late, ctrl.events, None)

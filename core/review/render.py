@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,13 +19,45 @@ _SARIF_LEVEL = {Severity.error: "error", Severity.warn: "warning", Severity.info
 _STYLE = {Severity.error: "bold red", Severity.warn: "yellow", Severity.info: "cyan"}
 
 
-def render_table(result: ReviewResult, console: Console) -> None:
+class _ReviewedFile(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def unreviewed_markdown(files: Sequence[_ReviewedFile]) -> list[str]:
+    """The Markdown section listing the files that could not be reviewed (no lines when there are none)."""
+    errors = [fr for fr in files if fr.status == "error"]
+    if not errors:
+        return []
+    return ["## Files that could not be reviewed", "", *[f"- `{fr.path}`: {fr.error}" for fr in errors], ""]
+
+
+class TableSource(Protocol):
+    """What the findings table reads: a pipeline :class:`ReviewResult` or an API review result."""
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+    @property
+    def files(self) -> Sequence[_ReviewedFile]: ...
+    @property
+    def suppressed(self) -> int: ...
+    @property
+    def elapsed_seconds(self) -> float: ...
+    def counts(self) -> dict[str, int]: ...
+
+
+def render_findings_table(
+    result: TableSource, console: Console, *, title: str, undecided: int | None = None
+) -> None:
+    """The findings as a rich table, the files that could not be reviewed, and one line of totals
+    (with ``undecided`` checks when the review has them)."""
     from rich.table import Table
 
-    table = Table(
-        title=f"Pipeline review ({result.profile} profile, Airflow {result.airflow_version})",
-        show_lines=False,
-    )
+    table = Table(title=title, show_lines=False)
     for col in ("severity", "rule", "location", "message", "id"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
@@ -40,8 +72,18 @@ def render_table(result: ReviewResult, console: Console) -> None:
     c = result.counts()
     console.print(
         f"{len(result.files)} files, {c['error']} errors, {c['warn']} warnings, {c['info']} info, "
-        f"{result.suppressed} suppressed, {len(result.unresolved)} undecided statically "
-        f"({result.elapsed_seconds:.2f} s)"
+        f"{result.suppressed} suppressed"
+        + (f", {undecided} undecided statically" if undecided is not None else "")
+        + f" ({result.elapsed_seconds:.2f} s)"
+    )
+
+
+def render_table(result: ReviewResult, console: Console) -> None:
+    render_findings_table(
+        result,
+        console,
+        title=f"Pipeline review ({result.profile} profile, Airflow {result.airflow_version})",
+        undecided=len(result.unresolved),
     )
 
 
@@ -62,11 +104,7 @@ def render_markdown(result: ReviewResult) -> str:
                 f"| {f.severity.value} | [{f.rule_id}](rules/{f.rule_id}.md) | `{f.path}:{f.line}` | {msg} | `{f.id}` |"
             )
         lines.append("")
-    errors = [fr for fr in result.files if fr.status == "error"]
-    if errors:
-        lines += ["## Files that could not be reviewed", ""]
-        lines += [f"- `{fr.path}`: {fr.error}" for fr in errors]
-        lines.append("")
+    lines += unreviewed_markdown(result.files)
     if result.unresolved:
         lines += ["## Undecided statically (run with `--runtime`)", ""]
         lines += [
@@ -75,15 +113,6 @@ def render_markdown(result: ReviewResult) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
-
-
-class _ReviewedFile(Protocol):
-    @property
-    def path(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error(self) -> str | None: ...
 
 
 class SarifSource(Protocol):
@@ -179,3 +208,20 @@ def render_sarif(
             }
         ],
     }
+
+
+def review_files(
+    formats: Iterable[str], render: Callable[[str], str], file_names: Mapping[str, str]
+) -> dict[str, tuple[str, bytes]]:
+    """``{format: (file name, content)}`` of a review: ``render(format)`` for each of ``formats``
+    (``markdown`` is filed as ``md``); ``render`` raises on a format it does not know."""
+    from dataeng_agents.core.errors import InputError
+
+    out: dict[str, tuple[str, bytes]] = {}
+    for fmt in formats:
+        text = render(fmt)
+        fmt = "md" if fmt == "markdown" else fmt
+        out[fmt] = (file_names[fmt], text.encode("utf-8"))
+    if not out:
+        raise InputError("formats", "no review format given")
+    return out

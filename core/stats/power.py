@@ -17,7 +17,8 @@ Two families:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Required, TypedDict, Unpack
 
 from dataeng_agents.core.stats.models import (
     AnalysisPlan,
@@ -53,70 +54,81 @@ def _absolute_mde(mde: float, mde_type: str, baseline_mean: float) -> float:
     return abs(mde)
 
 
-def sample_size_per_variant(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    mde: float,
-    mde_type: Literal["absolute", "relative"] = "absolute",
-    baseline_variance: float | None = None,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    variants: int = 2,
-) -> int:
+class FixedHorizonOptions(TypedDict, total=False):
+    """Keyword arguments shared by :func:`sample_size_per_variant`, :func:`mde_at_n` and
+    :func:`power_at_n` (the spotify-confidence convention; defaults in brackets).
+
+    ``kind`` and ``baseline_mean`` are required; ``mde_type`` ["absolute"]; ``baseline_variance``
+    [None: a mean metric needs one]; ``alpha`` [0.05], Bonferroni-split over the ``variants`` [2]
+    minus one comparisons with control.
+    """
+
+    kind: Required[Literal["proportion", "mean"]]
+    baseline_mean: Required[float]
+    mde_type: Literal["absolute", "relative"]
+    baseline_variance: float | None
+    alpha: float
+    variants: int
+
+
+@dataclass(frozen=True)
+class _FixedHorizon:
+    """:class:`FixedHorizonOptions` with their defaults (an unknown or missing argument is a TypeError)."""
+
+    kind: Literal["proportion", "mean"]
+    baseline_mean: float
+    mde_type: Literal["absolute", "relative"] = "absolute"
+    baseline_variance: float | None = None
+    alpha: float = 0.05
+    variants: int = 2
+
+    def variance(self) -> float:
+        return _baseline_variance(self.kind, self.baseline_mean, self.baseline_variance)
+
+    def z_alpha(self) -> float:
+        return _z_alpha(self.alpha, self.variants)
+
+
+def _at_least_two(n_per_variant: int) -> None:
+    if n_per_variant < 2:
+        raise StatsInputError("must be at least 2", field="n_per_variant")
+
+
+def sample_size_per_variant(*, mde: float, power: float = 0.8, **options: Unpack[FixedHorizonOptions]) -> int:
     """Units per variant to detect ``mde`` with probability ``power`` at level ``alpha`` (two-sided)."""
-    var = _baseline_variance(kind, baseline_mean, baseline_variance)
-    delta = _absolute_mde(mde, mde_type, baseline_mean)
+    f = _FixedHorizon(**options)
+    var = f.variance()
+    delta = _absolute_mde(mde, f.mde_type, f.baseline_mean)
     if not delta > 0:
         raise StatsInputError("must be positive", field="mde")
-    z = _z_alpha(alpha, variants) + float(special.ndtri(power))
+    z = f.z_alpha() + float(special.ndtri(power))
     n = z * z * 2.0 * var / (delta * delta)
     # ceil, but not of float noise: 4999.9999999999 is 5000 units, 5000.0000000001 is too.
     return max(2, math.ceil(n - 1e-9 * n))
 
 
-def mde_at_n(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    n_per_variant: int,
-    mde_type: Literal["absolute", "relative"] = "absolute",
-    baseline_variance: float | None = None,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    variants: int = 2,
-) -> float:
+def mde_at_n(*, n_per_variant: int, power: float = 0.8, **options: Unpack[FixedHorizonOptions]) -> float:
     """Smallest effect detectable with ``n_per_variant`` units per arm (in ``mde_type`` units)."""
-    var = _baseline_variance(kind, baseline_mean, baseline_variance)
-    if n_per_variant < 2:
-        raise StatsInputError("must be at least 2", field="n_per_variant")
-    z = _z_alpha(alpha, variants) + float(special.ndtri(power))
+    f = _FixedHorizon(**options)
+    var = f.variance()
+    _at_least_two(n_per_variant)
+    z = f.z_alpha() + float(special.ndtri(power))
     delta = z * math.sqrt(2.0 * var / n_per_variant)
-    if mde_type == "relative":
-        if baseline_mean == 0:
+    if f.mde_type == "relative":
+        if f.baseline_mean == 0:
             raise StatsInputError("a relative MDE needs a non-zero baseline_mean", field="baseline_mean")
-        return delta / abs(baseline_mean)
+        return delta / abs(f.baseline_mean)
     return delta
 
 
-def power_at_n(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    mde: float,
-    n_per_variant: int,
-    mde_type: Literal["absolute", "relative"] = "absolute",
-    baseline_variance: float | None = None,
-    alpha: float = 0.05,
-    variants: int = 2,
-) -> float:
+def power_at_n(*, mde: float, n_per_variant: int, **options: Unpack[FixedHorizonOptions]) -> float:
     """Probability that a two-sided z test at ``alpha`` rejects when the true effect is ``mde``."""
-    var = _baseline_variance(kind, baseline_mean, baseline_variance)
-    if n_per_variant < 2:
-        raise StatsInputError("must be at least 2", field="n_per_variant")
-    delta = _absolute_mde(mde, mde_type, baseline_mean)
+    f = _FixedHorizon(**options)
+    var = f.variance()
+    _at_least_two(n_per_variant)
+    delta = _absolute_mde(mde, f.mde_type, f.baseline_mean)
     shift = delta / math.sqrt(2.0 * var / n_per_variant)
-    za = _z_alpha(alpha, variants)
+    za = f.z_alpha()
     return float(special.ndtr(shift - za) + special.ndtr(-shift - za))
 
 
@@ -179,85 +191,89 @@ def critical_z(
     return math.sqrt(2.0 * (nr2 + 1.0) / nr2 * (math.log(tests / alpha) + 0.5 * math.log(nr2 + 1.0)))
 
 
-def analysis_power(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    mde: float,
-    n_per_variant: int,
-    mde_type: Literal["absolute", "relative"] = "relative",
-    baseline_variance: float | None = None,
-    method: PlanMethod = "sequential",
-    difference: Literal["relative", "absolute"] = "relative",
-    alpha: float = 0.05,
-    tests: int = 1,
-    sequential_tuning: float = 5000.0,
-    min_conversions: int = 0,
-    min_units: int = 0,
-) -> float:
+class AnalysisOptions(TypedDict, total=False):
+    """Keyword arguments shared by :func:`analysis_power`, :func:`analysis_sample_size`,
+    :func:`analysis_mde` and :func:`plan_analysis`: the metric's baseline and the analysis that will
+    be run (defaults in brackets).
+
+    ``kind`` and ``baseline_mean`` are required; ``mde_type`` ["relative"]; ``baseline_variance``
+    [None: a mean metric needs one]; ``method`` ["sequential"]; ``difference`` ["relative"];
+    ``alpha`` [0.05]; ``tests``, the size of the Holm family (metrics x treatment arms corrected
+    together) [1]; ``sequential_tuning`` [5000.0]; ``min_units`` / ``min_conversions``, the expected
+    counts below which the result is "not enough data" [0].
+    """
+
+    kind: Required[Literal["proportion", "mean"]]
+    baseline_mean: Required[float]
+    mde_type: Literal["absolute", "relative"]
+    baseline_variance: float | None
+    method: PlanMethod
+    difference: Literal["relative", "absolute"]
+    alpha: float
+    tests: int
+    sequential_tuning: float
+    min_conversions: int
+    min_units: int
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """:class:`AnalysisOptions` with their defaults (an unknown or missing argument is a TypeError)."""
+
+    kind: Literal["proportion", "mean"]
+    baseline_mean: float
+    mde_type: Literal["absolute", "relative"] = "relative"
+    baseline_variance: float | None = None
+    method: PlanMethod = "sequential"
+    difference: Literal["relative", "absolute"] = "relative"
+    alpha: float = 0.05
+    tests: int = 1
+    sequential_tuning: float = 5000.0
+    min_conversions: int = 0
+    min_units: int = 0
+
+    def critical_z(self, n_per_variant: int) -> float:
+        return critical_z(
+            self.method,
+            alpha=self.alpha,
+            tests=self.tests,
+            total_units=2.0 * n_per_variant,
+            sequential_tuning=self.sequential_tuning,
+        )
+
+
+def analysis_power(*, mde: float, n_per_variant: int, **options: Unpack[AnalysisOptions]) -> float:
     """Probability that the analysis at ``n_per_variant`` units per arm declares an effect of ``mde``.
 
-    ``tests`` is the size of the Holm family (metrics x treatment arms corrected together). Zero when
-    the expected counts are below ``min_units`` / ``min_conversions`` (the result would be "not
-    enough data").
+    ``options``: see :class:`AnalysisOptions`. Zero when the expected counts are below ``min_units`` /
+    ``min_conversions`` (the result would be "not enough data").
     """
-    if n_per_variant < 2:
-        raise StatsInputError("must be at least 2", field="n_per_variant")
-    if tests < 1:
+    a = _Analysis(**options)
+    _at_least_two(n_per_variant)
+    if a.tests < 1:
         raise StatsInputError("must be at least 1", field="tests")
-    effect, s2, mean_t = _effect_scale(kind, baseline_mean, baseline_variance, mde, mde_type, difference)
-    if n_per_variant < min_units:
+    effect, s2, mean_t = _effect_scale(
+        a.kind, a.baseline_mean, a.baseline_variance, mde, a.mde_type, a.difference
+    )
+    if n_per_variant < a.min_units:
         return 0.0
-    if kind == "proportion":
-        rarest = min(baseline_mean, 1.0 - baseline_mean, mean_t, 1.0 - mean_t)
-        if rarest * n_per_variant < min_conversions:
+    if a.kind == "proportion":
+        rarest = min(a.baseline_mean, 1.0 - a.baseline_mean, mean_t, 1.0 - mean_t)
+        if rarest * n_per_variant < a.min_conversions:
             return 0.0
     shift = effect / math.sqrt(s2 / n_per_variant)
-    z = critical_z(
-        method, alpha=alpha, tests=tests, total_units=2.0 * n_per_variant, sequential_tuning=sequential_tuning
-    )
+    z = a.critical_z(n_per_variant)
     return float(special.ndtr(shift - z) + special.ndtr(-shift - z))
 
 
-def analysis_sample_size(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    mde: float,
-    mde_type: Literal["absolute", "relative"] = "relative",
-    baseline_variance: float | None = None,
-    power: float = 0.8,
-    method: PlanMethod = "sequential",
-    difference: Literal["relative", "absolute"] = "relative",
-    alpha: float = 0.05,
-    tests: int = 1,
-    sequential_tuning: float = 5000.0,
-    min_conversions: int = 0,
-    min_units: int = 0,
-) -> int:
+def analysis_sample_size(*, mde: float, power: float = 0.8, **options: Unpack[AnalysisOptions]) -> int:
     """Smallest units per variant at which :func:`analysis_power` reaches ``power``."""
+    _Analysis(**options)
     if not 0 < power < 1:
         raise StatsInputError("must be between 0 and 1", field="power")
 
     def reaches(n: int) -> bool:
-        return (
-            analysis_power(
-                kind=kind,
-                baseline_mean=baseline_mean,
-                mde=mde,
-                n_per_variant=n,
-                mde_type=mde_type,
-                baseline_variance=baseline_variance,
-                method=method,
-                difference=difference,
-                alpha=alpha,
-                tests=tests,
-                sequential_tuning=sequential_tuning,
-                min_conversions=min_conversions,
-                min_units=min_units,
-            )
-            >= power
-        )
+        return analysis_power(mde=mde, n_per_variant=n, **options) >= power
 
     lo, hi = 1, 2
     while not reaches(hi):
@@ -271,49 +287,23 @@ def analysis_sample_size(
 
 
 def analysis_mde(
-    *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
-    n_per_variant: int,
-    mde_type: Literal["absolute", "relative"] = "relative",
-    baseline_variance: float | None = None,
-    power: float = 0.8,
-    method: PlanMethod = "sequential",
-    difference: Literal["relative", "absolute"] = "relative",
-    alpha: float = 0.05,
-    tests: int = 1,
-    sequential_tuning: float = 5000.0,
-    min_conversions: int = 0,
-    min_units: int = 0,
+    *, n_per_variant: int, power: float = 0.8, **options: Unpack[AnalysisOptions]
 ) -> float | None:
     """Smallest positive effect (in ``mde_type`` units) the analysis detects with ``power`` at this size.
 
     ``None`` when no effect is detectable (below the minimum counts, or a proportion that would have
     to pass 1).
     """
+    a = _Analysis(**options)
 
     def power_at(mde: float) -> float:
         try:
-            return analysis_power(
-                kind=kind,
-                baseline_mean=baseline_mean,
-                mde=mde,
-                n_per_variant=n_per_variant,
-                mde_type=mde_type,
-                baseline_variance=baseline_variance,
-                method=method,
-                difference=difference,
-                alpha=alpha,
-                tests=tests,
-                sequential_tuning=sequential_tuning,
-                min_conversions=min_conversions,
-                min_units=min_units,
-            )
+            return analysis_power(mde=mde, n_per_variant=n_per_variant, **options)
         except StatsInputError:
             return -1.0  # beyond the proportion's range
 
-    _baseline_variance(kind, baseline_mean, baseline_variance)
-    scale = abs(baseline_mean) if mde_type == "absolute" and baseline_mean != 0 else 1.0
+    _baseline_variance(a.kind, a.baseline_mean, a.baseline_variance)
+    scale = abs(a.baseline_mean) if a.mde_type == "absolute" and a.baseline_mean != 0 else 1.0
     hi = 1e-6 * scale
     while power_at(hi) < power:
         hi *= 2.0
@@ -330,39 +320,19 @@ def analysis_mde(
 
 def plan_analysis(
     *,
-    kind: Literal["proportion", "mean"],
-    baseline_mean: float,
     mde: float,
-    mde_type: Literal["absolute", "relative"] = "relative",
-    baseline_variance: float | None = None,
     power: float = 0.8,
-    method: PlanMethod = "sequential",
-    difference: Literal["relative", "absolute"] = "relative",
-    alpha: float = 0.05,
-    tests: int = 1,
     variants: int = 2,
-    sequential_tuning: float = 5000.0,
-    min_conversions: int = 0,
-    min_units: int = 0,
     daily_units: float | None = None,
+    **options: Unpack[AnalysisOptions],
 ) -> AnalysisPlan:
-    """Units per variant, total units, achieved power and (given ``daily_units``, all arms) days to run."""
-    common = {
-        "kind": kind,
-        "baseline_mean": baseline_mean,
-        "mde": mde,
-        "mde_type": mde_type,
-        "baseline_variance": baseline_variance,
-        "method": method,
-        "difference": difference,
-        "alpha": alpha,
-        "tests": tests,
-        "sequential_tuning": sequential_tuning,
-        "min_conversions": min_conversions,
-        "min_units": min_units,
-    }
-    n = analysis_sample_size(power=power, **common)  # type: ignore[arg-type]
-    achieved = analysis_power(n_per_variant=n, **common)  # type: ignore[arg-type]
+    """Units per variant, total units, achieved power and (given ``daily_units``, all arms) days to run.
+
+    ``options``: see :class:`AnalysisOptions`.
+    """
+    a = _Analysis(**options)
+    n = analysis_sample_size(mde=mde, power=power, **options)
+    achieved = analysis_power(mde=mde, n_per_variant=n, **options)
     days = None
     if daily_units is not None:
         if not daily_units > 0:
@@ -372,12 +342,10 @@ def plan_analysis(
         per_variant=n,
         total=n * variants,
         power=achieved,
-        method=method,
-        tests=tests,
-        alpha_per_test=alpha / tests,
-        critical_z=critical_z(
-            method, alpha=alpha, tests=tests, total_units=2.0 * n, sequential_tuning=sequential_tuning
-        ),
+        method=a.method,
+        tests=a.tests,
+        alpha_per_test=a.alpha / a.tests,
+        critical_z=a.critical_z(n),
         days=days,
     )
 
@@ -391,30 +359,31 @@ def power(inp: PowerInput | dict[str, object]) -> PowerOutput:
     p = parse_power_input(inp)
     if p.method is not None:
         return _power_for_analysis(p)
-    common = {
+    options: FixedHorizonOptions = {
         "kind": p.kind,
         "baseline_mean": p.baseline_mean,
         "baseline_variance": p.baseline_variance,
+        "mde_type": p.mde_type,
         "alpha": p.alpha,
         "variants": p.variants,
     }
     if p.mde is not None and p.n_per_variant is None:
-        n = sample_size_per_variant(mde=p.mde, mde_type=p.mde_type, power=p.power, **common)  # type: ignore[arg-type]
+        n = sample_size_per_variant(mde=p.mde, power=p.power, **options)
         return PowerOutput(per_variant=n, total=n * p.variants)
     if p.n_per_variant is None:
         raise StatsInputError("give `mde` (for a sample size) or `n_per_variant` (for the MDE)", field="mde")
     n = p.n_per_variant
-    reachable = mde_at_n(n_per_variant=n, mde_type=p.mde_type, power=p.power, **common)  # type: ignore[arg-type]
+    reachable = mde_at_n(n_per_variant=n, power=p.power, **options)
     achieved = None
     if p.mde is not None:
-        achieved = power_at_n(mde=p.mde, n_per_variant=n, mde_type=p.mde_type, **common)  # type: ignore[arg-type]
+        achieved = power_at_n(mde=p.mde, n_per_variant=n, **options)
     return PowerOutput(per_variant=n, total=n * p.variants, mde=reachable, power=achieved)
 
 
 def _power_for_analysis(p: PowerInput) -> PowerOutput:
     assert p.method is not None
     tests = p.tests if p.tests is not None else p.variants - 1
-    common = {
+    options: AnalysisOptions = {
         "kind": p.kind,
         "baseline_mean": p.baseline_mean,
         "baseline_variance": p.baseline_variance,
@@ -427,16 +396,16 @@ def _power_for_analysis(p: PowerInput) -> PowerOutput:
         "min_conversions": p.min_conversions,
     }
     if p.mde is not None and p.n_per_variant is None:
-        n = analysis_sample_size(mde=p.mde, power=p.power, **common)  # type: ignore[arg-type]
-        achieved = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
+        n = analysis_sample_size(mde=p.mde, power=p.power, **options)
+        achieved = analysis_power(mde=p.mde, n_per_variant=n, **options)
         return PowerOutput(per_variant=n, total=n * p.variants, power=achieved, method=p.method, tests=tests)
     if p.n_per_variant is None:
         raise StatsInputError("give `mde` (for a sample size) or `n_per_variant` (for the MDE)", field="mde")
     n = p.n_per_variant
-    reachable = analysis_mde(n_per_variant=n, power=p.power, **common)  # type: ignore[arg-type]
+    reachable = analysis_mde(n_per_variant=n, power=p.power, **options)
     at_mde: float | None = None
     if p.mde is not None:
-        at_mde = analysis_power(mde=p.mde, n_per_variant=n, **common)  # type: ignore[arg-type]
+        at_mde = analysis_power(mde=p.mde, n_per_variant=n, **options)
     return PowerOutput(
         per_variant=n, total=n * p.variants, mde=reachable, power=at_mde, method=p.method, tests=tests
     )

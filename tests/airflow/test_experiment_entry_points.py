@@ -14,30 +14,10 @@ import pytest
 import yaml
 from conftest import bundled_config
 from dagrun import load_dag, local_path, run, task_states, xcom
+from experiment_entry_support import lifecycle_demo_raw
 from test_example_dags import assert_report_matches
 
 LOGICAL_DATE = datetime(2024, 3, 9, tzinfo=UTC)
-
-LIFECYCLE_SECTIONS = """
-hypothesis:
-  change: One-click checkout and recommendations
-  because: Fewer steps to pay
-  direction: increase
-  primary_metric: conversion
-  guardrails: [page_latency]
-  mde: 0.05
-  duration_days: 14
-tracking:
-  events:
-    - name: checkout_started
-      table: sessions
-      unit_column: unit_id
-      timestamp_column: started_at
-rollout:
-  treatment: one_click
-  stages: [{percent: 10, min_duration: 24h}, {percent: 100, min_duration: 24h}]
-  guardrails: [{metric: page_latency, tolerance: 0.05}]
-"""
 
 DAG_SOURCE = """
 from datetime import datetime
@@ -68,9 +48,7 @@ def test_operators_accept_a_lifecycle_yaml_and_use_the_cores_window(
     )
     from dataeng_agents.core.warehouse import DuckDBWarehouse
 
-    raw = yaml.safe_load(Path(bundled_config()).read_text(encoding="utf-8"))
-    raw.pop("warehouse", None)
-    raw.update(yaml.safe_load(LIFECYCLE_SECTIONS))
+    raw = lifecycle_demo_raw()
     text = yaml.safe_dump(raw, sort_keys=False)
     path = tmp_path / "lifecycle.yaml"
     path.write_text(text, encoding="utf-8")
@@ -113,8 +91,7 @@ def test_a_bad_lifecycle_section_fails_the_task_naming_the_field(
     from airflow.sdk.exceptions import AirflowFailException
     from dataeng_agents.airflow_provider.operators.experiment import ExperimentAnalysisOperator
 
-    raw = yaml.safe_load(Path(bundled_config()).read_text(encoding="utf-8"))
-    raw.update(yaml.safe_load(LIFECYCLE_SECTIONS))
+    raw = lifecycle_demo_raw()
     raw["rollout"]["stages"][0]["percent"] = 0
     op = ExperimentAnalysisOperator(task_id="bad", config=raw, duckdb_path=str(checkout_duckdb))
     with pytest.raises(AirflowFailException, match=r"rollout\.stages\[0\]\.percent"):

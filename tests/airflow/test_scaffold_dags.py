@@ -16,34 +16,13 @@ import pytest
 from dagrun import load_dag, run, task_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scaffold_support import ALL_KEYS, REQUESTS, build, scalar
-
-ENV = (
-    "PIPELINE_WAREHOUSE_URL",
-    "PIPELINE_SOURCE_URL",
-    "PIPELINE_LANDING_DIR",
-    "PIPELINE_SAMPLE_API_DIR",
-    "PIPELINE_SCHEMA_PREFIX",
-    "PIPELINE_DBT_TARGET",
-    "DBT_EXECUTABLE",
-)
+from scaffold_support import ALL_KEYS, REQUESTS, build, isolated_pipeline, scalar
 
 
 @pytest.fixture
 def isolated() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ENV}
-    path = list(sys.path)
-    before = set(sys.modules)
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    sys.path[:] = path
-    for m in set(sys.modules) - before:
-        if m.split(".")[0].endswith("_pipeline"):
-            del sys.modules[m]
+    with isolated_pipeline():
+        yield
 
 
 def _run_dag(key: str, out: Path, write_dag: Any, **build_kw: Any) -> tuple[Any, Any]:

@@ -11,7 +11,6 @@ and Prefect entry points have theirs in tests/airflow and tests/prefect):
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from datetime import UTC, date, datetime
@@ -32,51 +31,18 @@ from dataeng_agents.core.experiment import (
     resolve_warehouse,
 )
 from dataeng_agents.core.warehouse import DuckDBWarehouse
+from experiment_entry_support import assert_same_results, lifecycle_sections
 from test_experiment_support import demo_config, sample
 from typer.testing import CliRunner
 
-#: Valid lifecycle sections for the bundled checkout demo (its variants and metrics).
-LIFECYCLE_SECTIONS: dict[str, Any] = yaml.safe_load(
-    """
-hypothesis:
-  change: One-click checkout and recommendations
-  because: Fewer steps to pay
-  direction: increase
-  primary_metric: conversion
-  guardrails: [page_latency]
-  mde: 0.05
-  duration_days: 14
-tracking:
-  events:
-    - name: checkout_started
-      table: sessions
-      unit_column: unit_id
-      timestamp_column: started_at
-rollout:
-  treatment: one_click
-  stages: [{percent: 10, min_duration: 24h}, {percent: 100, min_duration: 24h}]
-  guardrails: [{metric: page_latency, tolerance: 0.05}]
-"""
-)
-
 
 def _lifecycle_config() -> dict[str, Any]:
-    return {**demo_config(), **copy.deepcopy(LIFECYCLE_SECTIONS)}
+    return {**demo_config(), **lifecycle_sections()}
 
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> str:
     return sample(tmp_path_factory.mktemp("entry"), users=20_000, seed=8).path
-
-
-def _assert_same_results(got: Any, expected: Any) -> None:
-    """Same rows and numbers (to rounding: DuckDB's parallel sums add in a varying order)."""
-    assert [r.id for r in got.results] == [r.id for r in expected.results]
-    for g, e in zip(got.results, expected.results, strict=True):
-        for field in ("estimate", "ci_lower", "ci_upper", "p_value"):
-            want = getattr(e, field)
-            assert getattr(g, field) == (None if want is None else pytest.approx(want, rel=1e-9, abs=1e-12))
-    assert got.decision.verdict == expected.decision.verdict
 
 
 # ---------------------------------------------------------------------------------- the one loader
@@ -96,7 +62,7 @@ def test_every_core_reader_accepts_a_lifecycle_yaml(tmp_path: Path, checkout: st
     assert load_experiment_config(path).base_dir == str(tmp_path.resolve())
 
     wh = DuckDBWarehouse(checkout)
-    _assert_same_results(analyze_experiment(str(path), wh), analyze_experiment(demo_config(), wh))
+    assert_same_results(analyze_experiment(str(path), wh), analyze_experiment(demo_config(), wh))
     assert design_experiment(path, wh).per_variant == design_experiment(demo_config(), wh).per_variant
 
 

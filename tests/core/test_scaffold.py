@@ -14,7 +14,7 @@ from dataeng_agents.core.commands.data_pipeline import review_paths
 from dataeng_agents.core.design import design_pipeline
 from dataeng_agents.core.errors import InputError
 from dataeng_agents.core.scaffold import scaffold_project
-from scaffold_support import ALL_KEYS, EXAMPLES, build, scalar, spec_for
+from scaffold_support import ALL_KEYS, EXAMPLES, PIPELINE_ENV, build, scalar, spec_for
 from typer.testing import CliRunner
 
 ARCH_OF = {
@@ -130,15 +130,7 @@ def test_scaffold_runs_on_duckdb(
     key: str, tmp_path: Path, clean_modules: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sample data -> extract-load of every source -> dbt build (models + tests) -> checks, once per architecture."""
-    for var in (
-        "PIPELINE_WAREHOUSE_URL",
-        "PIPELINE_LANDING_DIR",
-        "PIPELINE_SAMPLE_API_DIR",
-        "PIPELINE_SCHEMA_PREFIX",
-        "PIPELINE_DBT_TARGET",
-        "DBT_EXECUTABLE",
-        "PIPELINE_SOURCE_URL",
-    ):
+    for var in PIPELINE_ENV:
         monkeypatch.delenv(var, raising=False)
     built = build(key, tmp_path)
     el, cfg = built.module("extract_load"), built.module("pipeline_config")

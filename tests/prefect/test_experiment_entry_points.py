@@ -9,54 +9,12 @@ dict, and the config's own relative ``warehouse:`` resolves against the config f
 from __future__ import annotations
 
 import os
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-CONFIG = str(files("dataeng_agents.core.examples.experiments").joinpath("checkout_demo.yaml"))
-
-LIFECYCLE_SECTIONS = """
-hypothesis:
-  change: One-click checkout and recommendations
-  because: Fewer steps to pay
-  direction: increase
-  primary_metric: conversion
-  guardrails: [page_latency]
-  mde: 0.05
-  duration_days: 14
-tracking:
-  events:
-    - name: checkout_started
-      table: sessions
-      unit_column: unit_id
-      timestamp_column: started_at
-rollout:
-  treatment: one_click
-  stages: [{percent: 10, min_duration: 24h}, {percent: 100, min_duration: 24h}]
-  guardrails: [{metric: page_latency, tolerance: 0.05}]
-"""
-
-
-def _lifecycle_raw(warehouse: str | None = None) -> dict[str, Any]:
-    raw: dict[str, Any] = yaml.safe_load(Path(CONFIG).read_text(encoding="utf-8"))
-    raw.pop("warehouse", None)
-    if warehouse is not None:
-        raw["warehouse"] = warehouse
-    raw.update(yaml.safe_load(LIFECYCLE_SECTIONS))
-    return raw
-
-
-def _assert_same_results(got: Any, expected: Any) -> None:
-    """Same rows and numbers (to rounding: DuckDB's parallel sums add in a varying order)."""
-    assert [r.id for r in got.results] == [r.id for r in expected.results]
-    for g, e in zip(got.results, expected.results, strict=True):
-        for field in ("estimate", "ci_lower", "ci_upper", "p_value"):
-            want = getattr(e, field)
-            assert getattr(g, field) == (None if want is None else pytest.approx(want, rel=1e-9, abs=1e-12))
-    assert got.decision.verdict == expected.decision.verdict
+from experiment_entry_support import CHECKOUT_DEMO, assert_same_results, lifecycle_demo_raw
 
 
 def test_analyze_task_reads_a_lifecycle_yaml_and_its_relative_warehouse(
@@ -69,15 +27,15 @@ def test_analyze_task_reads_a_lifecycle_yaml_and_its_relative_warehouse(
     # the config sits next to its database and names it relatively; the worker runs elsewhere
     os.symlink(sample_duckdb, tmp_path / "warehouse.duckdb")
     path = tmp_path / "lifecycle.yaml"
-    path.write_text(yaml.safe_dump(_lifecycle_raw("duckdb:///warehouse.duckdb")), encoding="utf-8")
+    path.write_text(yaml.safe_dump(lifecycle_demo_raw("duckdb:///warehouse.duckdb")), encoding="utf-8")
     elsewhere = tmp_path / "worker"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
 
-    direct = core_analyze(CONFIG, DuckDBWarehouse(sample_duckdb))
+    direct = core_analyze(CHECKOUT_DEMO, DuckDBWarehouse(sample_duckdb))
     for source in (str(path), path):
         report = analyze_experiment(source)
-        _assert_same_results(report, direct)
+        assert_same_results(report, direct)
         assert report.hypothesis == "One-click checkout and recommendations"
     design = design_experiment(str(path))
     assert design.experiment_id == direct.experiment_id and design.per_variant is not None
@@ -92,7 +50,7 @@ def test_experiment_report_flow_accepts_a_lifecycle_yaml(
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.flows import experiment_report_flow
 
-    raw = _lifecycle_raw()
+    raw = lifecycle_demo_raw()
     path = tmp_path / "lifecycle.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     config: Any = {"path": str(path), "text": yaml.safe_dump(raw), "dict": raw}[form]
@@ -106,7 +64,7 @@ def test_experiment_report_flow_accepts_a_lifecycle_yaml(
     )
     assert state.is_completed(), state.message
     result = state.result()
-    direct = core_analyze(CONFIG, DuckDBWarehouse(sample_duckdb))
+    direct = core_analyze(CHECKOUT_DEMO, DuckDBWarehouse(sample_duckdb))
     assert result["experiment_id"] == direct.experiment_id
     assert result["verdict"] == direct.decision.verdict
     assert [g["id"] for g in result["goals"]] == [r.id for r in direct.results if r.role == "goal"]
@@ -119,7 +77,7 @@ def test_a_bad_lifecycle_section_fails_the_task_naming_the_field(
     from dataeng_agents.prefect_integration import ExperimentWarehouse
     from dataeng_agents.prefect_integration.tasks import analyze_experiment
 
-    raw = _lifecycle_raw()
+    raw = lifecycle_demo_raw()
     raw["rollout"]["stages"][0]["percent"] = 0
     with pytest.raises(ConfigError) as info:
         analyze_experiment(raw, ExperimentWarehouse(duckdb_path=sample_duckdb))

@@ -5,7 +5,6 @@ the checks, against DuckDB; a failing check fails the flow run."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,34 +13,13 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scaffold_support import ALL_KEYS, build
-
-ENV = (
-    "PIPELINE_WAREHOUSE_URL",
-    "PIPELINE_SOURCE_URL",
-    "PIPELINE_LANDING_DIR",
-    "PIPELINE_SAMPLE_API_DIR",
-    "PIPELINE_SCHEMA_PREFIX",
-    "PIPELINE_DBT_TARGET",
-    "DBT_EXECUTABLE",
-)
+from scaffold_support import ALL_KEYS, build, isolated_pipeline
 
 
 @pytest.fixture
 def isolated() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ENV}
-    path = list(sys.path)
-    before = set(sys.modules)
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    sys.path[:] = path
-    for m in set(sys.modules) - before:
-        if m.split(".")[0].endswith("_pipeline") or m.startswith("scaffold_flow_"):
-            del sys.modules[m]
+    with isolated_pipeline(("scaffold_flow_",)):
+        yield
 
 
 def _flow(out: Path, name: str) -> Any:
