@@ -30,6 +30,7 @@ from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult,
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
+from pydantic import TypeAdapter
 
 PY_SUFFIXES = (".py",)
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -466,7 +467,7 @@ def _assemble(
                 )
             first.setdefault(dag_id, (path, line))
     rules: dict[str, tuple[Severity, str, str]] = {}
-    findings = result.findings
+    rows: list[dict[str, object]] = []
     unresolved, reports = result.unresolved, result.files
     total_suppressed = 0
     for path, o in outcomes.items():
@@ -494,20 +495,20 @@ def _assemble(
             severity = per_rule[0]
             if raw.demoted:
                 severity = _DEMOTED.get(severity, severity)
-            # validated: pydantic-core's constructor costs half of model_construct (Python code)
-            findings.append(
-                Finding(
-                    id=Finding.make_id(rule_id, path, raw.subject, raw.message),
-                    rule_id=rule_id,
-                    severity=severity,
-                    category=per_rule[1],
-                    path=path,
-                    line=raw.line,
-                    column=raw.column,
-                    message=raw.message,
-                    subject=raw.subject,
-                    fix=per_rule[2],
-                )
+            # plain dicts, validated into Finding objects all at once below
+            rows.append(
+                {
+                    "id": Finding.make_id(rule_id, path, raw.subject, raw.message),
+                    "rule_id": rule_id,
+                    "severity": severity,
+                    "category": per_rule[1],
+                    "path": path,
+                    "line": raw.line,
+                    "column": raw.column,
+                    "message": raw.message,
+                    "subject": raw.subject,
+                    "fix": per_rule[2],
+                }
             )
             kept += 1
         o.report.suppressed, o.report.findings = suppressed, kept
@@ -517,11 +518,14 @@ def _assemble(
     result.suppressed = total_suppressed
     result.files.extend(error_reports)
     result.files.sort(key=lambda r: r.path)
+    # one validation call for the whole list: per-object construction goes through Python code each time
+    result.findings = _FINDINGS.validate_python(rows)
     result.findings.sort(key=_FINDING_ORDER)
     result.elapsed_seconds = time.perf_counter() - t0
     return result
 
 
+_FINDINGS = TypeAdapter(list[Finding])
 _DEMOTED = {Severity.error: Severity.warn, Severity.warn: Severity.info}
 
 
