@@ -467,10 +467,11 @@ def _assemble(
                 )
             first.setdefault(dag_id, (path, line))
     rules: dict[str, tuple[Severity, str, str]] = {}
-    rows: list[dict[str, object]] = []
+    findings = result.findings
     unresolved, reports = result.unresolved, result.files
     total_suppressed = 0
     for path, o in outcomes.items():
+        rows: list[dict[str, object]] = []
         seen: set[tuple[str, int, str]] = set()
         suppressed = kept = 0
         check_suppression = bool(o.suppress_file or o.suppress_lines or cfg.exceptions)
@@ -495,7 +496,7 @@ def _assemble(
             severity = per_rule[0]
             if raw.demoted:
                 severity = _DEMOTED.get(severity, severity)
-            # plain dicts, validated into Finding objects all at once below
+            # plain dicts, validated into Finding objects per file below
             rows.append(
                 {
                     "id": Finding.make_id(rule_id, path, raw.subject, raw.message),
@@ -511,6 +512,10 @@ def _assemble(
                 }
             )
             kept += 1
+        # one validation call per file, not a constructor call per finding; the file's raw findings
+        # are released as their findings are made (fewer live objects for the cyclic GC to scan)
+        findings += _FINDINGS.validate_python(rows)
+        o.raw = []
         o.report.suppressed, o.report.findings = suppressed, kept
         total_suppressed += suppressed
         unresolved.extend(o.unresolved)
@@ -518,8 +523,6 @@ def _assemble(
     result.suppressed = total_suppressed
     result.files.extend(error_reports)
     result.files.sort(key=lambda r: r.path)
-    # one validation call for the whole list: per-object construction goes through Python code each time
-    result.findings = _FINDINGS.validate_python(rows)
     result.findings.sort(key=_FINDING_ORDER)
     result.elapsed_seconds = time.perf_counter() - t0
     return result
