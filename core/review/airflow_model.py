@@ -222,7 +222,6 @@ class ModuleInfo:
     task_by_node: dict[ast.AST, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
     _clock_lines: list[int] | None = None
-    _lower: str | None = None
     #: every def of the module, by line
     defs_by_line: list[ast.AST] = field(default_factory=list)
     #: built by the edge pass once the tasks are known
@@ -232,17 +231,6 @@ class ModuleInfo:
     #: factory imported from elsewhere, gusty, dag-factory, cosmos' DbtTaskGroup): the file is reported
     #: as not fully resolved instead of clean
     opaque: list[tuple[int, str, str]] = field(default_factory=list)
-
-    @property
-    def tasks_sql_possible(self) -> bool:
-        """The file mentions SQL keywords at all."""
-        return has_any(self.lower_source, SQL_WORDS_LOWER)
-
-    @property
-    def lower_source(self) -> str:
-        if self._lower is None:
-            self._lower = self.source.lower()
-        return self._lower
 
     def clock_inside(self, node: ast.AST) -> bool:
         """Is there a clock call (now/today/days_ago...) within ``node``'s lines? (cheap pre-check)"""
