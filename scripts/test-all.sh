@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the three test environments and runs the three suites; fails if any suite fails.
 #   .venv          core + dev tools (no orchestrator)      -> tests/core
-#   .venv-airflow  core + apache-airflow 3.3 + providers   -> tests/airflow
+#   .venv-airflow  core + apache-airflow 3.3 + providers + astronomer-cosmos -> tests/airflow
 #   .venv-prefect  core + prefect 3.9 + prefect-sqlalchemy -> tests/prefect
 # apache-airflow and prefect cannot share one environment (fastapi pins), hence three venvs.
 # Needs only python3 (>=3.11) and pip: uv is installed into .venv-tools on first use.
@@ -70,7 +70,7 @@ run_suite() {  # label venv extras testdir [pytest args...]
 }
 
 run_suite core .venv dev,spark tests/core "$@"
-run_suite airflow .venv-airflow airflow,dev tests/airflow "$@"
+run_suite airflow .venv-airflow airflow,cosmos,dev tests/airflow "$@"
 run_suite prefect .venv-prefect prefect,dev tests/prefect "$@"
 
 echo

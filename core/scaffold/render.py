@@ -576,13 +576,22 @@ def render_dag(spec: PipelineSpec, design: PipelineDesign, package: str) -> str:
     body += [
         '    if importlib.util.find_spec("cosmos") is not None:  # astronomer-cosmos: one task per dbt node',
         "        from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig",
+        "        from cosmos.constants import TestIndirectSelection",
+        f"        from {package}.settings import DBT_DIR, dbt_profile_env, dbt_target",
         "",
+        "        # the profile's locations (no password: the worker's environment holds DBT_PG_PASSWORD)",
         "        transform = DbtTaskGroup(",
         '            group_id="dbt",',
-        "            project_config=ProjectConfig(DBT_DIR),",
-        f'            profile_config=ProfileConfig(profile_name="{dag_id}", target_name=DBT_TARGET,',
+        "            project_config=ProjectConfig(DBT_DIR, env_vars=dbt_profile_env()),",
+        f'            profile_config=ProfileConfig(profile_name="{dag_id}", target_name=dbt_target(),',
         '                                         profiles_yml_filepath=DBT_DIR / "profiles.yml"),',
-        '            execution_config=ExecutionConfig(dbt_executable_path=os.environ.get("DBT_EXECUTABLE", "dbt")),',
+        "            # a relationships test runs after BOTH of its models (cosmos' default, eager, runs it",
+        "            # after the first one, against a table the run has not built yet)",
+        "            execution_config=ExecutionConfig(",
+        '                dbt_executable_path=os.environ.get("DBT_EXECUTABLE", "dbt"),',
+        "                test_indirect_selection=TestIndirectSelection.BUILDABLE,",
+        "            ),",
+        '            operator_args={"append_env": True},',
         "        )",
         "    else:",
         "",
@@ -631,15 +640,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Asset, DeadlineAlert, DeadlineReference, SyncCallback, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-DBT_DIR = Path(__file__).resolve().parent.parent / "dbt"
-DBT_TARGET = os.environ.get("PIPELINE_DBT_TARGET", "duckdb")
 
 
 def notify_failure(context: dict[str, Any]) -> None:

@@ -1,6 +1,10 @@
 """The scaffold's Airflow DAG, for each architecture and the two example requests: it loads in a
 DagBag with no import error, its alert callbacks resolve, and ``dag.test()`` runs extract-load,
-``dbt build`` and the checks against DuckDB (and PostgreSQL for the two requests)."""
+``dbt build`` and the checks against DuckDB (and PostgreSQL for the two requests).
+
+The DAG transforms through astronomer-cosmos (one task per dbt node) where cosmos is installed,
+else one ``dbt build`` task: the test environment has cosmos (the ``cosmos`` extra), so the
+``dbt build`` branch is run with cosmos hidden, and the cosmos branch on its own."""
 
 from __future__ import annotations
 
@@ -23,6 +27,17 @@ from scaffold_support import ALL_KEYS, REQUESTS, build, isolated_pipeline, scala
 def isolated() -> Iterator[None]:
     with isolated_pipeline():
         yield
+
+
+@pytest.fixture
+def without_cosmos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated DAG parses as where astronomer-cosmos is not installed."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "cosmos" else find_spec(name, *a)
+    )
 
 
 def _run_dag(key: str, out: Path, write_dag: Any, **build_kw: Any) -> tuple[Any, Any]:
@@ -53,7 +68,7 @@ def _run_dag(key: str, out: Path, write_dag: Any, **build_kw: Any) -> tuple[Any,
 
 @pytest.mark.parametrize("key", ALL_KEYS)
 def test_scaffold_dag_runs_on_duckdb(
-    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None
+    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None, without_cosmos: None
 ) -> None:
     built, dr = _run_dag(key, tmp_path, write_dag)
     states = task_states(dr)
@@ -73,7 +88,7 @@ def test_scaffold_dag_runs_on_duckdb(
 @pytest.mark.postgres
 @pytest.mark.parametrize("key", sorted(REQUESTS))
 def test_scaffold_dag_runs_on_postgres(
-    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None
+    key: str, tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None, without_cosmos: None
 ) -> None:
     url = os.environ.get("DATAENG_TEST_POSTGRES_URL")
     assert url, "set DATAENG_TEST_POSTGRES_URL (PostgreSQL tests never skip)"
@@ -98,3 +113,28 @@ def test_scaffold_dag_runs_on_postgres(
             ]
             for s in schemas:
                 conn.execute(f'drop schema "{s}" cascade')
+
+
+def test_scaffold_dag_runs_dbt_through_cosmos(
+    tmp_path: Path, airflow_db: Path, write_dag: Any, isolated: None
+) -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("cosmos") is not None, (
+        "astronomer-cosmos is missing: install the test environment with the `cosmos` extra"
+    )
+    built, dr = _run_dag("postgres_snowflake", tmp_path, write_dag)
+    states = task_states(dr)
+    assert set(states.values()) == {"success"}, states
+    models = sorted(p.stem for p in (tmp_path / "dbt" / "models").rglob("*.sql"))
+    assert models and "dbt_build" not in states
+    # one run task and one test task per model, in the dbt task group
+    for model in models:
+        assert states.get(f"dbt.{model}.run") == "success", (model, sorted(states))
+    assert any(t.startswith("dbt.") and t.endswith(".test") for t in states)
+    cfg = built.module("pipeline_config")
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        for sink in cfg.SINKS:
+            assert scalar(conn, f"select count(*) from analytics.{sink}") > 0
