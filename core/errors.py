@@ -40,7 +40,43 @@ class ConfigError(InputError):
 
 
 class WarehouseError(DataengError):
-    """The warehouse could not run a query (missing table, connection refused, ...)."""
+    """The warehouse could not run a query (missing table, connection refused, ...).
+
+    ``transient`` says whether the same query may pass on a retry (a dropped connection, a lock, a
+    cancelled statement, a busy server) or fails the same way every time (a missing table, bad SQL,
+    a rejected login): orchestrators retry the first kind only. The warehouse runners classify by
+    the driver's error (SQLSTATE, DB-API class); without one, by the message.
+    """
+
+    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        self.transient = _transient_message(message) if transient is None else transient
+
+
+#: permanent failures as drivers word them, for errors that carry no SQLSTATE or error class
+_PERMANENT_MARKERS = (
+    "does not exist",  # postgres: relation/column/database/role "x" does not exist; duckdb catalog
+    "not found",  # duckdb: database file not found; column/table not found
+    "catalog error",
+    "binder error",
+    "parser error",
+    "syntax error",
+    "no such table",
+    "no such file",
+    "unknown database",
+    "password authentication failed",
+    "permission denied",
+    "unsupported sqlalchemy dialect",
+    "not a warehouse url",
+    "needs psycopg",
+    "need sqlalchemy",
+    "no warehouse url",
+)
+
+
+def _transient_message(message: str) -> bool:
+    text = message.lower()
+    return not any(marker in text for marker in _PERMANENT_MARKERS)
 
 
 class BudgetExceededError(DataengError):

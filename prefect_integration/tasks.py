@@ -49,27 +49,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-#: Warehouse errors that a retry cannot fix: the object (table, column, database, DuckDB file) does
-#: not exist, the SQL or the credentials are wrong, a driver is missing. Matched case-insensitively
-#: in the message, because the core's WarehouseError carries the driver's first line, not its type.
-PERMANENT_WAREHOUSE_ERRORS = (
-    "does not exist",  # postgres: relation/column/database/role "x" does not exist; duckdb catalog
-    "not found",  # duckdb: database file not found; column/table not found
-    "catalog error",
-    "binder error",
-    "parser error",
-    "syntax error",
-    "no such table",
-    "no such file",
-    "unknown database",
-    "password authentication failed",
-    "permission denied",
-    "unsupported sqlalchemy dialect",
-    "no warehouse url",
-    "install",  # a missing driver: "pip install ...[postgres]"
-)
-
-
 def _transient(exc: BaseException) -> bool:
     from dataeng_agents.core.errors import DataengError, WarehouseError
 
@@ -77,8 +56,7 @@ def _transient(exc: BaseException) -> bool:
     # missing DuckDB file or database, a bad config or a spent budget fails the same way every time
     # (and would hold the run for the whole retry schedule), so it is not retried.
     if isinstance(exc, WarehouseError):
-        message = str(exc).lower()
-        return not any(marker in message for marker in PERMANENT_WAREHOUSE_ERRORS)
+        return exc.transient  # classified by the core from the driver's error
     if isinstance(exc, DataengError):
         return False
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):

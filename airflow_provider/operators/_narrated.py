@@ -305,6 +305,20 @@ class NarratedOperator(BaseOperator):
                 "expected 'anthropic' (the official Anthropic provider's connection type)"
             )
 
+    def _compute(self, context: Context, narrator: Any) -> Any:
+        """:meth:`compute`; a warehouse error no retry can clear (a missing table, bad SQL, a rejected
+        login: classified by the core from the driver's error) fails the task without its retries."""
+        from dataeng_agents.core.errors import WarehouseError
+
+        try:
+            return self.compute(context, narrator)
+        except WarehouseError as e:
+            if e.transient:
+                raise
+            raise AirflowFailException(
+                f"warehouse: {e} (not retried: a retry would fail the same way)"
+            ) from e
+
     def _done(self, context: Context, result: Any) -> Any:
         """``finish`` (outputs written), then ``fail_on_llm_error``."""
         out = self.finish(context, result)
@@ -334,10 +348,10 @@ class NarratedOperator(BaseOperator):
         self._execute_started = time.monotonic()
         self.validate(context)
         if not (self.deferrable and self.narrates and self.anthropic_conn_id):
-            return self._done(context, self.compute(context, self.narrator_hook.get_conn()))
+            return self._done(context, self._compute(context, self.narrator_hook.get_conn()))
 
         recorder = RecordingNarrator()
-        result = self.compute(context, recorder)
+        result = self._compute(context, recorder)
         if not recorder.tasks:
             self.log.info("Nothing to narrate; writing the outputs now.")
             return self._done(context, result)
@@ -425,7 +439,7 @@ class NarratedOperator(BaseOperator):
                 saved, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason)
             )
         else:
-            result = self.compute(
+            result = self._compute(
                 context, ReplayNarrator(self._prepare, client, ledger, fallback_reason=reason)
             )
         out = self._done(context, result)
@@ -441,7 +455,7 @@ class NarratedOperator(BaseOperator):
         saved = self.save_pending(result)
         if saved is not None:
             return self.resume_pending(saved, narrator)
-        return self.compute(context, narrator)
+        return self._compute(context, narrator)
 
     def _cancel_batches(self, batch_ids: list[str]) -> None:
         """Cancel batches that are no longer waited for (best effort: they stop billing)."""

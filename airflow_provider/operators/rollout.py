@@ -172,6 +172,7 @@ class GuardedRolloutOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any] | None:
         from dataeng_agents.core.commands.lifecycle import rollout_check
+        from dataeng_agents.core.errors import WarehouseError
         from dataeng_agents.core.lifecycle.actions import RolloutActionError
         from dataeng_agents.core.lifecycle.state import RolloutFinishedError
 
@@ -190,6 +191,12 @@ class GuardedRolloutOperator(BaseOperator):
         except RolloutActionError as e:
             # recorded; the flag or a callback failed: a retry decides again and retries the action
             raise AirflowException(str(e)) from e
+        except WarehouseError as e:
+            if e.transient:
+                raise
+            raise AirflowFailException(
+                f"warehouse: {e} (not retried: a retry would fail the same way)"
+            ) from e
         summary: dict[str, Any] = json.loads(json.dumps(decision.summary(), default=str))
         self.log.info(
             "Rollout of %s, stage %d (%g%%): %s; flag at %g%%",

@@ -59,6 +59,44 @@ def _rows(columns: Sequence[str], records: Sequence[Sequence[Any]]) -> list[Row]
     return [{k: _normalise(v) for k, v in zip(names, rec, strict=True)} for rec in records]
 
 
+#: SQLSTATE classes a retry can clear: connection exception, transaction rollback (serialization
+#: failure, deadlock), insufficient resources, operator intervention (shutdown, statement timeout)
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+#: driver error classes (DB-API 2, DuckDB, Spark) that mean the SQL, the data or the schema is wrong
+_PERMANENT_DRIVER_ERRORS = frozenset(
+    {
+        "ProgrammingError",
+        "DataError",
+        "IntegrityError",
+        "NotSupportedError",
+        "CatalogException",
+        "BinderException",
+        "ParserException",
+        "ConversionException",
+        "InvalidInputException",
+        "AnalysisException",
+    }
+)
+
+
+def driver_error(prefix: str, exc: BaseException) -> WarehouseError:
+    """A driver's error as a :class:`WarehouseError` that knows whether a retry may pass.
+
+    The SQLSTATE decides where the driver gives one (psycopg, or the DB-API error SQLAlchemy
+    wraps); else the error's class (a DB-API ``ProgrammingError``, a DuckDB ``CatalogException``
+    never passes on a retry); else the message (an ``OperationalError`` at login carries no
+    SQLSTATE: "connection refused" may pass later, ``database "x" does not exist`` never does).
+    """
+    origin = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(origin, "sqlstate", None) or getattr(origin, "pgcode", None)
+    transient: bool | None = None
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        transient = sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    elif {c.__name__ for c in type(exc).__mro__} & _PERMANENT_DRIVER_ERRORS:
+        transient = False
+    return WarehouseError(f"{prefix}{_first_line(exc)}", transient=transient)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -110,7 +148,7 @@ class DuckDBWarehouse:
             # scheduler's task log (the analysis reports its steps through its own progress)
             con.execute("SET enable_progress_bar = false")
         except duckdb.Error as exc:
-            raise WarehouseError(f"duckdb: cannot open {self.path}: {_first_line(exc)}") from None
+            raise driver_error(f"duckdb: cannot open {self.path}: ", exc) from None
         return con, True
 
     def query(self, sql: str) -> list[Row]:
@@ -122,7 +160,7 @@ class DuckDBWarehouse:
             columns = [d[0] for d in cur.description]
             return _rows(columns, cur.fetchall())
         except duckdb.Error as exc:
-            raise WarehouseError(f"duckdb: {_first_line(exc)}") from None
+            raise driver_error("duckdb: ", exc) from None
         finally:
             if owned:
                 con.close()
@@ -154,7 +192,7 @@ class DbApiWarehouse:
             try:
                 return self._target(), True
             except Exception as exc:
-                raise WarehouseError(f"{self._dialect}: cannot connect: {_first_line(exc)}") from None
+                raise driver_error(f"{self._dialect}: cannot connect: ", exc) from None
         raise WarehouseError("DbApiWarehouse needs a DB-API connection or a factory returning one")
 
     def query(self, sql: str) -> list[Row]:
@@ -176,7 +214,7 @@ class DbApiWarehouse:
             raise
         except Exception as exc:
             _end_transaction(conn)
-            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+            raise driver_error(f"{self._dialect}: ", exc) from None
         finally:
             if owned:
                 # a failed close must not hide the query's outcome
@@ -259,7 +297,7 @@ class SqlAlchemyWarehouse:
                 records = result.fetchall()
                 conn.rollback()
         except Exception as exc:
-            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+            raise driver_error(f"{self._dialect}: ", exc) from None
         return _rows(columns, records)
 
     def __repr__(self) -> str:
@@ -292,7 +330,7 @@ class SparkWarehouse:
             columns = list(frame.columns)
             records = [tuple(row) for row in frame.collect()]
         except Exception as exc:
-            raise WarehouseError(f"{self._dialect}: {_first_line(exc)}") from None
+            raise driver_error(f"{self._dialect}: ", exc) from None
         return _rows(columns, records)
 
     def __repr__(self) -> str:
@@ -339,7 +377,7 @@ def warehouse_from_url(url: str, *, base_dir: str | None = None) -> Warehouse:
     try:
         engine = sqlalchemy.create_engine(url)
     except Exception as exc:
-        raise WarehouseError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
+        raise driver_error(f"cannot open {redact_url(url)}: ", exc) from None
     return SqlAlchemyWarehouse(engine)
 
 

@@ -138,7 +138,7 @@ def test_mapped_instances_get_their_own_report_link_and_asset_event(
 
 
 VALIDATION_DAG = """
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 from dataeng_agents.airflow_provider.operators.agent import DataengAgentOperator
@@ -160,6 +160,11 @@ with DAG(dag_id="dataeng_test_validation", schedule=None, start_date=datetime(20
     ExperimentAnalysisOperator(
         task_id="llm_error_fails", config={config!r}, duckdb_path={duckdb!r},
         anthropic_conn_id="anthropic_prod", fail_on_llm_error=True, output_path={output!r},
+    )
+    # no such table: no retry can help, so the task fails at once despite its retries
+    ExperimentAnalysisOperator(
+        task_id="missing_table", config={config!r}, duckdb_path={empty!r}, retries=3,
+        retry_delay=timedelta(seconds=1),
     )
 """
 
@@ -192,6 +197,10 @@ def test_operators_validate_their_arguments_and_name_what_failed(
     broken = tmp_path / "broken_dag.py"
     broken.write_text("from airflow.sdk import DAG\nwith DAG(dag_id='x' as dag:\n    pass\n")
     missing = tmp_path / "no_such_folder"
+    import duckdb
+
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
     write_dag(
         "test_validation_dag.py",
         VALIDATION_DAG.format(
@@ -200,6 +209,7 @@ def test_operators_validate_their_arguments_and_name_what_failed(
             config=bundled_config(),
             duckdb=str(checkout_duckdb),
             output=str(tmp_path / "llm"),
+            empty=str(empty),
         ),
     )
     dag = load_dag("test_validation_dag.py")
@@ -216,12 +226,16 @@ def test_operators_validate_their_arguments_and_name_what_failed(
         "broken_file": "success",  # fail_on="never": reviewed what it could, named the file
         "broken_file_fails": "failed",
         "llm_error_fails": "failed",
+        "missing_table": "failed",
     }
+    (missing_table,) = [ti for ti in dr.get_task_instances() if ti.task_id == "missing_table"]
+    assert missing_table.try_number == 1  # not retried
     out, err = capfd.readouterr()
     # dag.test() runs every task in this process: their errors are in its output
     text = out + err + caplog.text + "".join(task_log_text(dr, ti.task_id) for ti in dr.get_task_instances())
     logs = dict.fromkeys(task_states(dr), text)
     assert "persona: " in text and "data-enginer" in text
+    assert "not retried: a retry would fail the same way" in text
     assert api.batch_creates == []  # the deferred one failed before submitting anything
     assert "'postgres', expected 'anthropic'" in logs["wrong_conn_type"]
     assert "no task 'analyse_typo'" in logs["unknown_upstream"]
