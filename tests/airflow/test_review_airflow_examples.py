@@ -3,6 +3,7 @@ apache-airflow-providers-standard distributions (static mode), plus a runtime (D
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import distribution
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 from dataeng_agents.core.commands.data_pipeline import design_with_dag
 from dataeng_agents.core.review import review_paths
 from dataeng_agents.core.review.runtime import run_dagbag
+from dataeng_agents.core.scaffold import scaffold_project
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scaffold_support import dbt_executable
 
 SPECS = Path(__file__).resolve().parents[2] / "core" / "examples" / "specs"
 DISTRIBUTIONS = {
@@ -82,7 +87,9 @@ def test_every_shipped_example_dag_is_reviewed(profile: str, capsys: pytest.Capt
         assert counts.get("REL001", 0) > 0 and counts.get("PERF006", 0) > 0
 
 
-def test_runtime_mode_agrees_with_the_static_resolution(tmp_path: Path) -> None:
+def test_runtime_mode_agrees_with_the_static_resolution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     picks = [
         p
         for p in EXAMPLES["apache-airflow"]
@@ -96,13 +103,21 @@ def test_runtime_mode_agrees_with_the_static_resolution(tmp_path: Path) -> None:
         }
     ]
     assert len(picks) == 5
-    # the starter DAGs of `dataeng pipeline design` are loaded in the same DagBag subprocess
-    starters = []
+    # the scaffolds' DAGs are loaded in the same DagBag subprocess, each with its project on the
+    # path (with astronomer-cosmos installed the DAG reads its dbt project through the package)
+    starters, projects = [], []
     for spec in sorted(SPECS.glob("*.yaml")):
         design, source = design_with_dag(spec)
-        target = tmp_path / f"{design.spec_name}.py"
-        target.write_text(source)
+        project = scaffold_project(spec, design)
+        project.write(tmp_path / spec.stem)
+        target = tmp_path / spec.stem / "dags" / f"{design.spec_name}.py"
+        assert target.read_text() == source
         starters.append(target)
+        projects.append(str(tmp_path / spec.stem))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(projects))
+    monkeypatch.setenv("DBT_EXECUTABLE", dbt_executable())
+    # the loader's Airflow home has no metadata database: cosmos' dbt-ls cache lives in Variables
+    monkeypatch.setenv("AIRFLOW__COSMOS__ENABLE_CACHE", "False")
     data = run_dagbag([str(p) for p in [*picks, *starters]], python=sys.executable, timeout=240)
     for starter in starters:
         info = data["files"][str(starter)]
