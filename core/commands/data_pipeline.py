@@ -31,7 +31,7 @@ from dataeng_agents.core.narrative import (
     TemplateNarrator,
 )
 from dataeng_agents.core.review import RULES, ReviewResult, review_paths
-from dataeng_agents.core.review.advice import findings_advice
+from dataeng_agents.core.review.advice import findings_advice, findings_facts
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -59,27 +59,9 @@ MAX_IDS_PER_PRIORITY = 50
 
 
 def _review_facts(result: ReviewResult) -> dict[str, Any]:
-    ranked = sorted(result.findings, key=lambda f: (-f.severity.rank, f.rule_id, f.path, f.line))
     return {
         "summary": result.summary(),
-        "findings": [
-            {
-                "id": f.id,
-                "rule_id": f.rule_id,
-                "severity": f.severity.value,
-                "category": f.category,
-                "path": f.path,
-                "line": f.line,
-                "subject": f.subject,
-                "message": f.message,
-            }
-            for f in ranked[:MAX_FACT_FINDINGS]
-        ],
-        "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
-        "rules": {
-            rid: {"title": RULES[rid].title, "rationale": RULES[rid].rationale, "fix": RULES[rid].fix}
-            for rid in sorted({f.rule_id for f in ranked})
-        },
+        **findings_facts(result.findings, RULES, max_findings=MAX_FACT_FINDINGS),
         "file_errors": [{"path": f.path, "error": f.error} for f in result.files if f.status == "error"],
         "unresolved": [u.model_dump() for u in result.unresolved[:50]],
     }
