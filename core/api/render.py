@@ -13,6 +13,7 @@ from dataeng_agents.core.review.render import (
     render_findings_table,
     render_sarif,
     review_files,
+    review_html,
     unreviewed_markdown,
 )
 
@@ -86,32 +87,6 @@ def review_markdown_with_advice(result: ApiReviewResult, advice: ReviewAdvice) -
     return "\n".join(lines)
 
 
-def _review_html(result: ApiReviewResult, advice: ReviewAdvice, title: str) -> str:
-    from dataeng_agents.core.report.render import _e, _html_table, _page
-
-    c = result.counts()
-    rows = [
-        [
-            _e(f.severity.value),
-            _e(f.rule_id),
-            _e(f"{f.path}:{f.line}"),
-            _e(f.message),
-            f"<code>{_e(f.id)}</code>",
-        ]
-        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
-    ]
-    priorities = "".join(
-        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}</li>" for p in advice.priorities
-    )
-    body = (
-        f"<h1>{_e(title)}</h1><p>{len(result.files)} files, profile {_e(result.profile)}: {c['error']} errors, "
-        f"{c['warn']} warnings, {c['info']} notes.</p><h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p><h2>Findings</h2>"
-        + _html_table(["severity", "rule", "where", "message", "id"], rows)
-    )
-    return str(_page(title, body))
-
-
 def render_api_review(
     result: ApiReviewResult, advice: ReviewAdvice, fmt: str, *, title: str = "API contract review"
 ) -> str:
@@ -128,7 +103,14 @@ def render_api_review(
     if fmt == "sarif":
         return json.dumps(result.to_sarif(), indent=2)
     if fmt == "html":
-        return _review_html(result, advice, title)
+        return review_html(
+            result,
+            advice,
+            title=title,
+            scope=f"profile {result.profile}",
+            credit=f"the {advice.provenance.narrator} narrator",
+            finding_ids=False,
+        )
     raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
 
 

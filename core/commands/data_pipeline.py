@@ -457,42 +457,6 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) ->
     return "\n".join(lines)
 
 
-def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) -> str:
-    from dataeng_agents.core.report.render import _e, _html_table, _page
-
-    counts = result.counts()
-    rows = [
-        [
-            _e(f.severity.value),
-            _e(f.rule_id),
-            _e(f"{f.path}:{f.line}"),
-            _e(f.message),
-            f"<code>{_e(f.id)}</code>",
-        ]
-        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
-    ]
-    advice_html = ""
-    if advice is not None:
-        priorities = "".join(
-            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
-            f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
-            for p in advice.priorities
-        )
-        advice_html = (
-            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-            f"<p><em>Advice written by {_e(advice.provenance.written_by)}.</em></p>"
-        )
-    body = (
-        f"<h1>{_e(title)}</h1>"
-        f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
-        f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
-        + advice_html
-        + "<h2>Findings</h2>"
-        + _html_table(["severity", "rule", "where", "message", "id"], rows)
-    )
-    return _page(title, body)
-
-
 def render_review(
     result: ReviewResult, advice: ReviewAdvice | None, fmt: str, *, title: str = "Pipeline review"
 ) -> str:
@@ -510,7 +474,16 @@ def render_review(
     if fmt == "sarif":
         return json.dumps(result.to_sarif(), indent=2)
     if fmt == "html":
-        return _review_html(result, advice, title)
+        from dataeng_agents.core.review.render import review_html
+
+        return review_html(
+            result,
+            advice,
+            title=title,
+            scope=f"profile {result.profile}, Airflow {result.airflow_version}",
+            credit=advice.provenance.written_by if advice is not None else "",
+            finding_ids=True,
+        )
     raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
 
 

@@ -1,4 +1,5 @@
-"""Renderers of a ReviewResult: rich table, Markdown and SARIF 2.1.0 (GitHub code scanning)."""
+"""Renderers of a ReviewResult: rich table, Markdown, SARIF 2.1.0 (GitHub code scanning) and the HTML
+page (shared with the API review)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataeng_agents.core.review.models import Finding, ReviewResult, Severity
 from dataeng_agents.core.review.rules import RULES
 
 if TYPE_CHECKING:
+    from dataeng_agents.core.narrative import ReviewAdvice
     from rich.console import Console
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -113,6 +115,58 @@ def render_markdown(result: ReviewResult) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def review_html(
+    result: TableSource,
+    advice: ReviewAdvice | None,
+    *,
+    title: str,
+    scope: str,
+    credit: str,
+    finding_ids: bool,
+) -> str:
+    """The HTML page of a review (pipeline or API): the title, one line of totals
+    (``N files, <scope>: ...``), the advice when given, then the findings, most severe first.
+
+    :param scope: what was reviewed against, e.g. ``profile strict, Airflow 3.3`` (plain text).
+    :param credit: who wrote the advice, ending "Advice written by <credit>." (plain text).
+    :param finding_ids: list each priority's finding ids after its fix.
+    """
+    from dataeng_agents.core.report.render import _e, _html_table, _page
+
+    counts = result.counts()
+    rows = [
+        [
+            _e(f.severity.value),
+            _e(f.rule_id),
+            _e(f"{f.path}:{f.line}"),
+            _e(f.message),
+            f"<code>{_e(f.id)}</code>",
+        ]
+        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
+    ]
+    advice_html = ""
+    if advice is not None:
+        priorities = "".join(
+            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}"
+            + (f" ({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})" if finding_ids else "")
+            + "</li>"
+            for p in advice.priorities
+        )
+        advice_html = (
+            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+            f"<p><em>Advice written by {_e(credit)}.</em></p>"
+        )
+    body = (
+        f"<h1>{_e(title)}</h1>"
+        f"<p>{len(result.files)} files, {_e(scope)}: "
+        f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
+        + advice_html
+        + "<h2>Findings</h2>"
+        + _html_table(["severity", "rule", "where", "message", "id"], rows)
+    )
+    return _page(title, body)
 
 
 class SarifSource(Protocol):
