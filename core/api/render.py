@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dataeng_agents.core.api.rules import API_RULES
 from dataeng_agents.core.review.render import (
     render_findings_table,
+    render_review_format,
     render_sarif,
     review_files,
     review_html,
@@ -92,26 +93,21 @@ def render_api_review(
 ) -> str:
     """One API review and its advice in one format: ``json`` (findings + advice), ``md``/``markdown``,
     ``sarif`` or ``html``."""
-    from dataeng_agents.core.errors import InputError
-
-    if fmt == "json":
-        doc = result.model_dump(mode="json")
-        doc["advice"] = advice.model_dump(mode="json")
-        return json.dumps(doc, indent=2)
-    if fmt in ("md", "markdown"):
-        return review_markdown_with_advice(result, advice)
-    if fmt == "sarif":
-        return json.dumps(result.to_sarif(), indent=2)
-    if fmt == "html":
-        return review_html(
+    return render_review_format(
+        result,
+        advice,
+        fmt,
+        markdown=lambda: review_markdown_with_advice(result, advice),
+        html=lambda: review_html(
             result,
             advice,
             title=title,
             scope=f"profile {result.profile}",
             credit=f"the {advice.provenance.narrator} narrator",
             finding_ids=False,
-        )
-    raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
+        ),
+        what="API review",
+    )
 
 
 def render_api_review_files(

@@ -462,29 +462,23 @@ def render_review(
 ) -> str:
     """One review (and its advice, when given) in one format: ``json``, ``md``/``markdown``, ``sarif`` or
     ``html``. The one renderer of the CLI (``dataeng review -f``) and the files both adapters write."""
-    from dataeng_agents.core.errors import InputError
+    from dataeng_agents.core.review.render import render_review_format, review_html
 
-    if fmt == "json":
-        doc = result.model_dump(mode="json")
-        if advice is not None:
-            doc["advice"] = advice.model_dump(mode="json")
-        return json.dumps(doc, indent=2)
-    if fmt in ("md", "markdown"):
-        return review_markdown(result, advice)
-    if fmt == "sarif":
-        return json.dumps(result.to_sarif(), indent=2)
-    if fmt == "html":
-        from dataeng_agents.core.review.render import review_html
-
-        return review_html(
+    return render_review_format(
+        result,
+        advice,
+        fmt,
+        markdown=lambda: review_markdown(result, advice),
+        html=lambda: review_html(
             result,
             advice,
             title=title,
             scope=f"profile {result.profile}, Airflow {result.airflow_version}",
             credit=advice.provenance.written_by if advice is not None else "",
             finding_ids=True,
-        )
-    raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
+        ),
+        what="review",
+    )
 
 
 def render_review_files(

@@ -3,6 +3,7 @@ page (shared with the API review)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,6 +116,42 @@ def render_markdown(result: ReviewResult) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+class _Rendered(Protocol):
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+    def to_sarif(self) -> dict[str, Any]: ...
+
+
+def render_review_format(
+    result: _Rendered,
+    advice: ReviewAdvice | None,
+    fmt: str,
+    *,
+    markdown: Callable[[], str],
+    html: Callable[[], str],
+    what: str,
+) -> str:
+    """One review (pipeline or API) and its advice, when given, in one format: ``json`` (the result
+    with an ``advice`` key), ``md``/``markdown`` (``markdown()``), ``sarif`` or ``html`` (``html()``).
+
+    :param what: the review's name in the error of an unknown format (``review``, ``API review``).
+    :raises InputError: (``formats``) an unknown format.
+    """
+    from dataeng_agents.core.errors import InputError
+
+    if fmt == "json":
+        doc = result.model_dump(mode="json")
+        if advice is not None:
+            doc["advice"] = advice.model_dump(mode="json")
+        return json.dumps(doc, indent=2)
+    if fmt in ("md", "markdown"):
+        return markdown()
+    if fmt == "sarif":
+        return json.dumps(result.to_sarif(), indent=2)
+    if fmt == "html":
+        return html()
+    raise InputError("formats", f"unknown {what} format {fmt!r}: use json, md, sarif or html")
 
 
 def review_html(
