@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from dataeng_agents.core.review.models import FailOn, Finding, Severity
+from dataeng_agents.core.review.models import Finding, FindingTotals
 from pydantic import BaseModel, ConfigDict, Field
 
 ApiKind = Literal["openapi", "graphql", "proto"]
@@ -25,7 +25,7 @@ class ApiFileReport(BaseModel):
     suppressed: int = 0
 
 
-class ApiReviewResult(BaseModel):
+class ApiReviewResult(FindingTotals, BaseModel):
     """Everything one ``review_api_paths`` call found."""
 
     model_config = ConfigDict(extra="forbid")
@@ -35,27 +35,6 @@ class ApiReviewResult(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     suppressed: int = 0
     elapsed_seconds: float = 0.0
-
-    def counts(self) -> dict[str, int]:
-        out = {"error": 0, "warn": 0, "info": 0}
-        for f in self.findings:
-            out[f.severity.value] += 1
-        return out
-
-    def rule_counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for f in self.findings:
-            out[f.rule_id] = out.get(f.rule_id, 0) + 1
-        return dict(sorted(out.items()))
-
-    def exit_code(self, fail_on: FailOn = "error") -> int:
-        """1 when a finding at or above ``fail_on`` exists or a file could not be reviewed; else 0."""
-        if fail_on == "never":
-            return 0
-        if any(f.status == "error" for f in self.files):
-            return 1
-        threshold = Severity(fail_on).rank
-        return 1 if any(f.severity.rank >= threshold for f in self.findings) else 0
 
     def summary(self) -> dict[str, Any]:
         """A compact, JSON-able summary for XCom / Prefect results."""

@@ -19,7 +19,7 @@ from dataeng_agents.core.narrative import (
     ReviewPriority,
     TemplateNarrator,
 )
-from dataeng_agents.core.review.advice import findings_advice
+from dataeng_agents.core.review.advice import findings_advice, findings_facts
 
 if TYPE_CHECKING:
     from dataeng_agents.core.api.design import ServingApiDesign
@@ -32,32 +32,10 @@ MAX_IDS_PER_PRIORITY = 50
 
 
 def _review_facts(result: ApiReviewResult) -> dict[str, Any]:
-    ranked = sorted(result.findings, key=lambda f: (-f.severity.rank, f.rule_id, f.path, f.line))
     return {
         "summary": result.summary(),
         "files": [f.model_dump(mode="json") for f in result.files],
-        "findings": [
-            {
-                "id": f.id,
-                "rule_id": f.rule_id,
-                "severity": f.severity.value,
-                "category": f.category,
-                "path": f.path,
-                "line": f.line,
-                "subject": f.subject,
-                "message": f.message,
-            }
-            for f in ranked[:MAX_FACT_FINDINGS]
-        ],
-        "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
-        "rules": {
-            rid: {
-                "title": API_RULES[rid].title,
-                "rationale": API_RULES[rid].rationale,
-                "fix": API_RULES[rid].fix,
-            }
-            for rid in sorted({f.rule_id for f in ranked})
-        },
+        **findings_facts(result.findings, API_RULES, max_findings=MAX_FACT_FINDINGS),
     }
 
 

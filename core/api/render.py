@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from dataeng_agents.core.api.rules import API_RULES
 from dataeng_agents.core.review.render import (
     render_findings_table,
+    render_review_format,
     render_sarif,
     review_files,
+    review_html,
     unreviewed_markdown,
 )
 
@@ -86,50 +88,26 @@ def review_markdown_with_advice(result: ApiReviewResult, advice: ReviewAdvice) -
     return "\n".join(lines)
 
 
-def _review_html(result: ApiReviewResult, advice: ReviewAdvice, title: str) -> str:
-    from dataeng_agents.core.report.render import _e, _html_table, _page
-
-    c = result.counts()
-    rows = [
-        [
-            _e(f.severity.value),
-            _e(f.rule_id),
-            _e(f"{f.path}:{f.line}"),
-            _e(f.message),
-            f"<code>{_e(f.id)}</code>",
-        ]
-        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
-    ]
-    priorities = "".join(
-        f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}</li>" for p in advice.priorities
-    )
-    body = (
-        f"<h1>{_e(title)}</h1><p>{len(result.files)} files, profile {_e(result.profile)}: {c['error']} errors, "
-        f"{c['warn']} warnings, {c['info']} notes.</p><h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-        f"<p><em>Advice written by the {_e(advice.provenance.narrator)} narrator.</em></p><h2>Findings</h2>"
-        + _html_table(["severity", "rule", "where", "message", "id"], rows)
-    )
-    return str(_page(title, body))
-
-
 def render_api_review(
     result: ApiReviewResult, advice: ReviewAdvice, fmt: str, *, title: str = "API contract review"
 ) -> str:
     """One API review and its advice in one format: ``json`` (findings + advice), ``md``/``markdown``,
     ``sarif`` or ``html``."""
-    from dataeng_agents.core.errors import InputError
-
-    if fmt == "json":
-        doc = result.model_dump(mode="json")
-        doc["advice"] = advice.model_dump(mode="json")
-        return json.dumps(doc, indent=2)
-    if fmt in ("md", "markdown"):
-        return review_markdown_with_advice(result, advice)
-    if fmt == "sarif":
-        return json.dumps(result.to_sarif(), indent=2)
-    if fmt == "html":
-        return _review_html(result, advice, title)
-    raise InputError("formats", f"unknown API review format {fmt!r}: use json, md, sarif or html")
+    return render_review_format(
+        result,
+        advice,
+        fmt,
+        markdown=lambda: review_markdown_with_advice(result, advice),
+        html=lambda: review_html(
+            result,
+            advice,
+            title=title,
+            scope=f"profile {result.profile}",
+            credit=f"the {advice.provenance.narrator} narrator",
+            finding_ids=False,
+        ),
+        what="API review",
+    )
 
 
 def render_api_review_files(

@@ -31,7 +31,7 @@ from dataeng_agents.core.narrative import (
     TemplateNarrator,
 )
 from dataeng_agents.core.review import RULES, ReviewResult, review_paths
-from dataeng_agents.core.review.advice import findings_advice
+from dataeng_agents.core.review.advice import findings_advice, findings_facts
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -59,27 +59,9 @@ MAX_IDS_PER_PRIORITY = 50
 
 
 def _review_facts(result: ReviewResult) -> dict[str, Any]:
-    ranked = sorted(result.findings, key=lambda f: (-f.severity.rank, f.rule_id, f.path, f.line))
     return {
         "summary": result.summary(),
-        "findings": [
-            {
-                "id": f.id,
-                "rule_id": f.rule_id,
-                "severity": f.severity.value,
-                "category": f.category,
-                "path": f.path,
-                "line": f.line,
-                "subject": f.subject,
-                "message": f.message,
-            }
-            for f in ranked[:MAX_FACT_FINDINGS]
-        ],
-        "findings_omitted": max(0, len(ranked) - MAX_FACT_FINDINGS),
-        "rules": {
-            rid: {"title": RULES[rid].title, "rationale": RULES[rid].rationale, "fix": RULES[rid].fix}
-            for rid in sorted({f.rule_id for f in ranked})
-        },
+        **findings_facts(result.findings, RULES, max_findings=MAX_FACT_FINDINGS),
         "file_errors": [{"path": f.path, "error": f.error} for f in result.files if f.status == "error"],
         "unresolved": [u.model_dump() for u in result.unresolved[:50]],
     }
@@ -475,61 +457,28 @@ def review_markdown(result: ReviewResult, advice: ReviewAdvice | None = None) ->
     return "\n".join(lines)
 
 
-def _review_html(result: ReviewResult, advice: ReviewAdvice | None, title: str) -> str:
-    from dataeng_agents.core.report.render import _e, _html_table, _page
-
-    counts = result.counts()
-    rows = [
-        [
-            _e(f.severity.value),
-            _e(f.rule_id),
-            _e(f"{f.path}:{f.line}"),
-            _e(f.message),
-            f"<code>{_e(f.id)}</code>",
-        ]
-        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
-    ]
-    advice_html = ""
-    if advice is not None:
-        priorities = "".join(
-            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)} "
-            f"({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})</li>"
-            for p in advice.priorities
-        )
-        advice_html = (
-            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
-            f"<p><em>Advice written by {_e(advice.provenance.written_by)}.</em></p>"
-        )
-    body = (
-        f"<h1>{_e(title)}</h1>"
-        f"<p>{len(result.files)} files, profile {_e(result.profile)}, Airflow {_e(result.airflow_version)}: "
-        f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
-        + advice_html
-        + "<h2>Findings</h2>"
-        + _html_table(["severity", "rule", "where", "message", "id"], rows)
-    )
-    return _page(title, body)
-
-
 def render_review(
     result: ReviewResult, advice: ReviewAdvice | None, fmt: str, *, title: str = "Pipeline review"
 ) -> str:
     """One review (and its advice, when given) in one format: ``json``, ``md``/``markdown``, ``sarif`` or
     ``html``. The one renderer of the CLI (``dataeng review -f``) and the files both adapters write."""
-    from dataeng_agents.core.errors import InputError
+    from dataeng_agents.core.review.render import render_review_format, review_html
 
-    if fmt == "json":
-        doc = result.model_dump(mode="json")
-        if advice is not None:
-            doc["advice"] = advice.model_dump(mode="json")
-        return json.dumps(doc, indent=2)
-    if fmt in ("md", "markdown"):
-        return review_markdown(result, advice)
-    if fmt == "sarif":
-        return json.dumps(result.to_sarif(), indent=2)
-    if fmt == "html":
-        return _review_html(result, advice, title)
-    raise InputError("formats", f"unknown review format {fmt!r}: use json, md, sarif or html")
+    return render_review_format(
+        result,
+        advice,
+        fmt,
+        markdown=lambda: review_markdown(result, advice),
+        html=lambda: review_html(
+            result,
+            advice,
+            title=title,
+            scope=f"profile {result.profile}, Airflow {result.airflow_version}",
+            credit=advice.provenance.written_by if advice is not None else "",
+            finding_ids=True,
+        ),
+        what="review",
+    )
 
 
 def render_review_files(

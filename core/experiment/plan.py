@@ -11,8 +11,12 @@ that analysis. Guardrails are tested uncorrected (their own family of one per ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dataeng_agents.core.experiment.config import ExperimentConfig, Metric
+
+if TYPE_CHECKING:
+    from dataeng_agents.core.stats.power import AnalysisOptions, PlanMethod
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,10 @@ def holm_family(cfg: ExperimentConfig, metric: Metric) -> int:
     return max(1, sum(1 for m in cfg.metrics if m.role != "guardrail") * treatments)
 
 
-def sized_method(cfg: ExperimentConfig) -> str:
-    return "frequentist" if cfg.analysis.method == "bayesian" else cfg.analysis.method
+def sized_method(cfg: ExperimentConfig) -> PlanMethod:
+    """The test a plan is sized for: the configured one, the fixed-horizon test standing in for a
+    Bayesian analysis (it has no rejection rule to size for; its intervals shrink like that test's)."""
+    return "sequential" if cfg.analysis.method == "sequential" else "frequentist"
 
 
 def size_metric(
@@ -48,11 +54,10 @@ def size_metric(
         raise ValueError("size_metric needs a metric with an mde")
     tests = holm_family(cfg, metric)
     a = cfg.analysis
-    common = {
+    options: AnalysisOptions = {
         "kind": "proportion" if metric.kind == "proportion" else "mean",
         "baseline_mean": mean,
         "baseline_variance": variance,
-        "mde": metric.mde,
         "mde_type": "relative",
         "method": sized_method(cfg),
         "difference": a.difference,
@@ -61,8 +66,8 @@ def size_metric(
         "sequential_tuning": a.sequential_tuning,
         "min_conversions": a.min_conversions if metric.kind == "proportion" else 0,
     }
-    n = analysis_sample_size(power=power, **common)  # type: ignore[arg-type]
-    achieved = analysis_power(n_per_variant=n, **common)  # type: ignore[arg-type]
+    n = analysis_sample_size(mde=metric.mde, power=power, **options)
+    achieved = analysis_power(mde=metric.mde, n_per_variant=n, **options)
     return MetricSizing(per_variant=n, power=achieved, tests=tests, method=sized_method(cfg))
 
 

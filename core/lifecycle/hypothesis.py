@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from dataeng_agents.core.experiment.config import ExperimentConfig
+    from dataeng_agents.core.stats.power import AnalysisOptions
 
 CheckStatus = Literal["ok", "warning", "fail"]
 
@@ -388,14 +389,12 @@ def _size(
     """(method, tests, required units per variant, reachable MDE, power at ``available``) for the
     analysis the experiment runs — the stats package's planner (:mod:`dataeng_agents.core.stats.power`),
     so the design page, ``stats power`` and the hypothesis agree on one number."""
+    from dataeng_agents.core.experiment.plan import sized_method
     from dataeng_agents.core.stats.power import analysis_mde, analysis_power, analysis_sample_size
 
-    # a Bayesian report has no rejection rule to size for; its intervals shrink like the fixed horizon's
-    method: Literal["sequential", "frequentist"] = (
-        "sequential" if cfg.analysis.method == "sequential" else "frequentist"
-    )
+    method = sized_method(cfg)
     tests = family_size(cfg, h)
-    common: dict[str, Any] = {
+    common: AnalysisOptions = {
         "kind": kind,
         "baseline_mean": base,
         "baseline_variance": var,

@@ -1,11 +1,12 @@
 """The deterministic advice of a rule-based review (the pipeline review and the API review): one
 priority per rule that fired, errors first, then by how often the rule fired; the rule's rationale
-says why and its fix says how. A persona on Claude may rewrite the prose; this is its template."""
+says why and its fix says how. A persona on Claude may rewrite the prose; this is its template,
+and :func:`findings_facts` is the findings part of the facts it is given."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from dataeng_agents.core.narrative import ReviewAdvice, ReviewPriority
 from dataeng_agents.core.review.models import Finding, Severity
@@ -20,6 +21,35 @@ class RuleText(Protocol):
     def rationale(self) -> str: ...
     @property
     def fix(self) -> str: ...
+
+
+def findings_facts(
+    findings: Sequence[Finding], rules: Mapping[str, RuleText], *, max_findings: int
+) -> dict[str, Any]:
+    """The findings part of a review's narration facts: ``findings`` (the first ``max_findings``,
+    most severe first, then by rule, path and line), ``findings_omitted`` (how many were cut) and
+    ``rules`` (title, rationale and fix of each rule that fired, by id)."""
+    ranked = sorted(findings, key=lambda f: (-f.severity.rank, f.rule_id, f.path, f.line))
+    return {
+        "findings": [
+            {
+                "id": f.id,
+                "rule_id": f.rule_id,
+                "severity": f.severity.value,
+                "category": f.category,
+                "path": f.path,
+                "line": f.line,
+                "subject": f.subject,
+                "message": f.message,
+            }
+            for f in ranked[:max_findings]
+        ],
+        "findings_omitted": max(0, len(ranked) - max_findings),
+        "rules": {
+            rid: {"title": rules[rid].title, "rationale": rules[rid].rationale, "fix": rules[rid].fix}
+            for rid in sorted({f.rule_id for f in ranked})
+        },
+    }
 
 
 def findings_advice(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,7 +76,51 @@ class FileReport(BaseModel):
     parse_seconds: float | None = None
 
 
-class ReviewResult(BaseModel):
+class _ReviewedFileStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class _FindingsAndFiles(Protocol):
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+    @property
+    def files(self) -> Sequence[_ReviewedFileStatus]: ...
+
+
+class FindingTotals:
+    """``counts``, ``rule_counts`` and ``exit_code`` of a review result with ``findings`` and ``files``
+    (the pipeline :class:`ReviewResult` and the API review result). A plain mixin: it adds no fields,
+    so the results' JSON keeps its field order."""
+
+    def counts(self: _FindingsAndFiles) -> dict[str, int]:
+        """The findings per severity: ``{"error": n, "warn": n, "info": n}``."""
+        out = {"error": 0, "warn": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity.value] += 1
+        return out
+
+    def rule_counts(self: _FindingsAndFiles) -> dict[str, int]:
+        """The findings per rule id, sorted by id."""
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.rule_id] = out.get(f.rule_id, 0) + 1
+        return dict(sorted(out.items()))
+
+    def exit_code(self: _FindingsAndFiles, fail_on: FailOn = "error") -> int:
+        """1 when a finding at or above ``fail_on`` exists or a file could not be reviewed; else 0.
+
+        ``never`` always gives 0; another value that is not a severity raises ``ValueError`` (checked
+        before the files, so an unreadable file does not hide it)."""
+        if fail_on == "never":
+            return 0
+        threshold = Severity(fail_on).rank
+        if any(f.status == "error" for f in self.files):
+            return 1
+        return 1 if any(f.severity.rank >= threshold for f in self.findings) else 0
+
+
+class ReviewResult(FindingTotals, BaseModel):
     """Everything one ``review_paths`` call found."""
 
     model_config = ConfigDict(extra="forbid")
@@ -88,29 +133,6 @@ class ReviewResult(BaseModel):
     unresolved: list[Unresolved] = Field(default_factory=list)
     suppressed: int = 0
     elapsed_seconds: float = 0.0
-
-    def counts(self) -> dict[str, int]:
-        out = {"error": 0, "warn": 0, "info": 0}
-        for f in self.findings:
-            out[f.severity.value] += 1
-        return out
-
-    def rule_counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for f in self.findings:
-            out[f.rule_id] = out.get(f.rule_id, 0) + 1
-        return dict(sorted(out.items()))
-
-    def exit_code(self, fail_on: FailOn = "error") -> int:
-        """1 when a finding at or above ``fail_on`` exists or a file could not be reviewed; else 0.
-
-        ``never`` always gives 0."""
-        if fail_on == "never":
-            return 0
-        threshold = Severity(fail_on).rank
-        if any(f.status == "error" for f in self.files):
-            return 1
-        return 1 if any(f.severity.rank >= threshold for f in self.findings) else 0
 
     def summary(self) -> dict[str, Any]:
         """A compact, JSON-able summary for XCom / Prefect results."""

@@ -1,7 +1,9 @@
-"""Renderers of a ReviewResult: rich table, Markdown and SARIF 2.1.0 (GitHub code scanning)."""
+"""Renderers of a ReviewResult: rich table, Markdown, SARIF 2.1.0 (GitHub code scanning) and the HTML
+page (shared with the API review)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -10,6 +12,7 @@ from dataeng_agents.core.review.models import Finding, ReviewResult, Severity
 from dataeng_agents.core.review.rules import RULES
 
 if TYPE_CHECKING:
+    from dataeng_agents.core.narrative import ReviewAdvice
     from rich.console import Console
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -113,6 +116,94 @@ def render_markdown(result: ReviewResult) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+class _Rendered(Protocol):
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+    def to_sarif(self) -> dict[str, Any]: ...
+
+
+def render_review_format(
+    result: _Rendered,
+    advice: ReviewAdvice | None,
+    fmt: str,
+    *,
+    markdown: Callable[[], str],
+    html: Callable[[], str],
+    what: str,
+) -> str:
+    """One review (pipeline or API) and its advice, when given, in one format: ``json`` (the result
+    with an ``advice`` key), ``md``/``markdown`` (``markdown()``), ``sarif`` or ``html`` (``html()``).
+
+    :param what: the review's name in the error of an unknown format (``review``, ``API review``).
+    :raises InputError: (``formats``) an unknown format.
+    """
+    from dataeng_agents.core.errors import InputError
+
+    if fmt == "json":
+        doc = result.model_dump(mode="json")
+        if advice is not None:
+            doc["advice"] = advice.model_dump(mode="json")
+        return json.dumps(doc, indent=2)
+    if fmt in ("md", "markdown"):
+        return markdown()
+    if fmt == "sarif":
+        return json.dumps(result.to_sarif(), indent=2)
+    if fmt == "html":
+        return html()
+    raise InputError("formats", f"unknown {what} format {fmt!r}: use json, md, sarif or html")
+
+
+def review_html(
+    result: TableSource,
+    advice: ReviewAdvice | None,
+    *,
+    title: str,
+    scope: str,
+    credit: str,
+    finding_ids: bool,
+) -> str:
+    """The HTML page of a review (pipeline or API): the title, one line of totals
+    (``N files, <scope>: ...``), the advice when given, then the findings, most severe first.
+
+    :param scope: what was reviewed against, e.g. ``profile strict, Airflow 3.3`` (plain text).
+    :param credit: who wrote the advice, ending "Advice written by <credit>." (plain text).
+    :param finding_ids: list each priority's finding ids after its fix.
+    """
+    from dataeng_agents.core.report.render import _e, _html_table, _page
+
+    counts = result.counts()
+    rows = [
+        [
+            _e(f.severity.value),
+            _e(f.rule_id),
+            _e(f"{f.path}:{f.line}"),
+            _e(f.message),
+            f"<code>{_e(f.id)}</code>",
+        ]
+        for f in sorted(result.findings, key=lambda f: (-f.severity.rank, f.path, f.line))
+    ]
+    advice_html = ""
+    if advice is not None:
+        priorities = "".join(
+            f"<li><strong>{_e(p.why)}</strong> {_e(p.how_to_fix)}"
+            + (f" ({', '.join(f'<code>{_e(i)}</code>' for i in p.finding_ids)})" if finding_ids else "")
+            + "</li>"
+            for p in advice.priorities
+        )
+        advice_html = (
+            f"<h2>Advice</h2><p>{_e(advice.summary)}</p><ol>{priorities}</ol>"
+            f"<p><em>Advice written by {_e(credit)}.</em></p>"
+        )
+    body = (
+        f"<h1>{_e(title)}</h1>"
+        f"<p>{len(result.files)} files, {_e(scope)}: "
+        f"{counts['error']} errors, {counts['warn']} warnings, {counts['info']} notes.</p>"
+        + advice_html
+        + "<h2>Findings</h2>"
+        + _html_table(["severity", "rule", "where", "message", "id"], rows)
+    )
+    return _page(title, body)
 
 
 class SarifSource(Protocol):

@@ -111,6 +111,9 @@ def test_bad_input_is_a_file_error_not_a_crash(tmp_path: Path) -> None:
     assert "broken.graphql:1" in str(errors["broken.graphql"])
     assert errors["missing.yaml"] == "file not found"
     assert r.exit_code("never") == 0 and r.exit_code("error") == 1
+    # the pipeline review's exit_code: a fail_on that is no severity is refused before the files decide
+    with pytest.raises(ValueError, match="'bogus' is not a valid Severity"):
+        r.exit_code("bogus")  # type: ignore[arg-type]
 
 
 def test_walked_folder_skips_non_contract_yaml(tmp_path: Path) -> None:
