@@ -1402,8 +1402,10 @@ def check_cost(ctx: CheckContext, mod: ModuleInfo) -> None:
                 t.subject,
                 f"task '{t.name}' rebuilds a virtualenv on every run of a frequent schedule",
             )
-        if t.dag is not None and _is_scheduled(ctx, t.dag):
-            for node, sql in _sql_texts(t):
+        # the task's SQL first (memoised, empty for most tasks), then the DAG's schedule
+        texts = _sql_texts(t)
+        if texts and t.dag is not None and _is_scheduled(ctx, t.dag):
+            for node, sql in texts:
                 if FULL_REBUILD_RE.search(sql):
                     ctx.emit("COST002", node, t.subject, f"task '{t.name}' rebuilds a whole table every run")
 

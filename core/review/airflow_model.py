@@ -213,11 +213,12 @@ class ModuleInfo:
     source: str
     tree: ast.Module
     imports: dict[str, str]
+    #: the module's index (a plain field, not a property: the checks read it thousands of times a run)
+    idx: Index
     dags: list[DagInfo] = field(default_factory=list)
     tasks: list[TaskInfo] = field(default_factory=list)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     module_assigns: dict[str, ast.expr] = field(default_factory=dict)
-    index: Index | None = None
     dag_funcs: set[ast.AST] = field(default_factory=set)
     task_by_node: dict[ast.AST, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
@@ -241,11 +242,6 @@ class ModuleInfo:
         start = getattr(node, "lineno", 0)
         end = getattr(node, "end_lineno", None) or start
         return any(start <= line <= end for line in self._clock_lines)
-
-    @property
-    def idx(self) -> Index:
-        assert self.index is not None
-        return self.index
 
     def parse_time(self, node: ast.AST) -> bool:
         """Does ``node`` run when the file is parsed (module level or the body of a ``@dag`` function)?"""
@@ -417,7 +413,7 @@ def build_module(
 ) -> ModuleInfo:
     idx = index if index is not None else Index(tree)
     imports = imports if imports is not None else import_map(tree, idx)
-    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, index=idx)
+    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, idx=idx)
     for stmt in tree.body:
         if isinstance(stmt, FUNC_DEFS):
             mod.functions[stmt.name] = stmt
