@@ -739,10 +739,11 @@ def dbt_build() -> None:
 
         run_dbt("build")
         return
-    from {package}.settings import DBT_DIR, dbt_env, dbt_target
+    from {package}.settings import DBT_DIR, dbt_environment, dbt_target
 
-    settings = PrefectDbtSettings(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target=dbt_target())
-    PrefectDbtRunner(settings=settings).invoke(["build"], env=dbt_env())
+    settings = PrefectDbtSettings(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+    with dbt_environment():  # dbt runs in this process: its profile reads the environment
+        PrefectDbtRunner(settings=settings).invoke(["build", "--target", dbt_target()])
 
 
 @task(retries=1, retry_delay_seconds=30, timeout_seconds={task_timeout * 60}, tags=["{name}-checks"])
