@@ -18,7 +18,7 @@ import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -74,7 +74,7 @@ def _prefect_dbt_stand_in() -> types.ModuleType:
         target_path: Path | None = None
 
     class PrefectDbtRunner:
-        calls: list[dict[str, Any]] = []
+        calls: ClassVar[list[dict[str, Any]]] = []
 
         def __init__(self, settings: PrefectDbtSettings | None = None, raise_on_failure: bool = True) -> None:
             assert settings is not None
