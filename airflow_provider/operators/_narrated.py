@@ -306,18 +306,11 @@ class NarratedOperator(BaseOperator):
             )
 
     def _compute(self, context: Context, narrator: Any) -> Any:
-        """:meth:`compute`; a warehouse error no retry can clear (a missing table, bad SQL, a rejected
-        login: classified by the core from the driver's error) fails the task without its retries."""
-        from dataeng_agents.core.errors import WarehouseError
+        """:meth:`compute`; a warehouse error no retry can clear fails the task at once."""
+        from dataeng_agents.airflow_provider.operators._errors import permanent_warehouse_errors_fail_at_once
 
-        try:
+        with permanent_warehouse_errors_fail_at_once():
             return self.compute(context, narrator)
-        except WarehouseError as e:
-            if e.transient:
-                raise
-            raise AirflowFailException(
-                f"warehouse: {e} (not retried: a retry would fail the same way)"
-            ) from e
 
     def _done(self, context: Context, result: Any) -> Any:
         """``finish`` (outputs written), then ``fail_on_llm_error``."""

@@ -171,32 +171,27 @@ class GuardedRolloutOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        from dataeng_agents.airflow_provider.operators._errors import permanent_warehouse_errors_fail_at_once
         from dataeng_agents.core.commands.lifecycle import rollout_check
-        from dataeng_agents.core.errors import WarehouseError
         from dataeng_agents.core.lifecycle.actions import RolloutActionError
         from dataeng_agents.core.lifecycle.state import RolloutFinishedError
 
         now = context.get("data_interval_end") or context.get("logical_date")
         try:
-            decision = rollout_check(
-                self.config,
-                self.stage,
-                self.hook.get_conn(),
-                now,
-                store=self.decision_store(),
-                flag=self.flag_hook(),
-            )
+            with permanent_warehouse_errors_fail_at_once():
+                decision = rollout_check(
+                    self.config,
+                    self.stage,
+                    self.hook.get_conn(),
+                    now,
+                    store=self.decision_store(),
+                    flag=self.flag_hook(),
+                )
         except RolloutFinishedError as e:
             raise AirflowSkipException(str(e)) from e
         except RolloutActionError as e:
             # recorded; the flag or a callback failed: a retry decides again and retries the action
             raise AirflowException(str(e)) from e
-        except WarehouseError as e:
-            if e.transient:
-                raise
-            raise AirflowFailException(
-                f"warehouse: {e} (not retried: a retry would fail the same way)"
-            ) from e
         summary: dict[str, Any] = json.loads(json.dumps(decision.summary(), default=str))
         self.log.info(
             "Rollout of %s, stage %d (%g%%): %s; flag at %g%%",
