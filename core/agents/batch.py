@@ -33,10 +33,10 @@ from typing import Any, Generic
 import anthropic
 from dataeng_agents.core.agents.narrator import (
     AUTO_PERSONA,
+    claude_answer,
     client_max_retries,
     task_persona,
     template_fallback,
-    with_provenance,
 )
 from dataeng_agents.core.agents.persona import Persona, load_persona
 from dataeng_agents.core.agents.prompting import PROMPT_VERSION, PreparedTask, prepare
@@ -58,7 +58,7 @@ from dataeng_agents.core.llm.runner import (
     message_blocks,
     parse_final,
 )
-from dataeng_agents.core.narrative import NarrationProvenance, NarrationTask, NarrativeT
+from dataeng_agents.core.narrative import NarrationTask, NarrativeT
 
 
 class BatchNotReadyError(DataengError):
@@ -364,16 +364,7 @@ class BatchNarration(Generic[NarrativeT]):
         self.usage.add(TokenUsage.from_api(message.usage), self.prices, batch=True)
         answer, problem = self._answer(message)
         if answer is not None:
-            return with_provenance(
-                answer,
-                NarrationProvenance(
-                    narrator="claude",
-                    persona=self.persona.name,
-                    model=self.model,
-                    usage=self._usage_dict(),
-                    request_ids=list(self.usage.request_ids),
-                ),
-            )
+            return self._claude(answer)
         if not repair:
             return self.fallback(f"rejected answer: {problem}")
         return self._repair(client, message, problem or "no final answer")
@@ -440,21 +431,12 @@ class BatchNarration(Generic[NarrativeT]):
             return self.fallback(str(exc))
         if outcome.answer is None:
             return self.fallback(f"rejected answer after repair: {problem}; then {outcome.failure}")
-        return with_provenance(
-            outcome.answer,
-            NarrationProvenance(
-                narrator="claude",
-                persona=self.persona.name,
-                model=self.model,
-                usage=self._usage_dict(),
-                request_ids=list(self.usage.request_ids),
-            ),
-        )
+        return self._claude(outcome.answer)
 
-    def _usage_dict(self) -> dict[str, float]:
-        d = self.usage.as_dict()
-        d["batch"] = 1.0
-        return d
+    def _claude(self, answer: NarrativeT) -> NarrativeT:
+        return claude_answer(
+            answer, persona=self.persona.name, model=self.model, usage=self.usage, batch=True
+        )
 
 
 def submit_or_attach_many(

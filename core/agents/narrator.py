@@ -66,6 +66,26 @@ def template_fallback(
     )
 
 
+def claude_answer(
+    answer: NarrativeT, *, persona: str, model: str, usage: RunUsage, batch: bool = False
+) -> NarrativeT:
+    """``answer`` (a checked Claude answer) marked as Claude's, with what it cost (``batch``: priced
+    through the Message Batches API)."""
+    spent = usage.as_dict()
+    if batch:
+        spent["batch"] = 1.0
+    return with_provenance(
+        answer,
+        NarrationProvenance(
+            narrator="claude",
+            persona=persona,
+            model=model,
+            usage=spent,
+            request_ids=list(usage.request_ids),
+        ),
+    )
+
+
 AUTO_PERSONA = "auto"
 #: words of a question (or a task's subject) about the services around the data: backend-architect
 _BACKEND_WORDS = re.compile(
@@ -204,14 +224,9 @@ class ClaudeNarrator:
                 ),
                 usage,
             )
-        provenance = NarrationProvenance(
-            narrator="claude",
-            persona=persona.name,
-            model=model,
-            usage=usage.as_dict(),
-            request_ids=list(usage.request_ids),
+        return self._done(
+            claude_answer(outcome.answer, persona=persona.name, model=model, usage=usage), usage
         )
-        return self._done(with_provenance(outcome.answer, provenance), usage)
 
     def _done(self, narrative: NarrativeT, usage: RunUsage | None) -> NarrativeT:
         self.last_usage = usage
