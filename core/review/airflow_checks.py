@@ -148,24 +148,23 @@ IO_ROOTS = frozenset(
         "connect",
     }
 )
-PARSE_TIME_CANDIDATE_NAMES = PARSE_TIME_IO_METHODS | {
-    "get",
-    "post",
-    "put",
-    "patch",
-    "delete",
-    "head",
-    "request",
-    "client",
-    "resource",
-    "connect",
-    "create_engine",
-    "urlopen",
-    "Redis",
-    "Client",
-    "list_buckets",
-    "query",
-}
+#: the HTTP client calls (requests, httpx, a session or client object)
+HTTP_CALLS = frozenset({"get", "post", "put", "patch", "delete", "head", "request"})
+PARSE_TIME_CANDIDATE_NAMES = (
+    PARSE_TIME_IO_METHODS
+    | HTTP_CALLS
+    | {
+        "client",
+        "resource",
+        "connect",
+        "create_engine",
+        "urlopen",
+        "Redis",
+        "Client",
+        "list_buckets",
+        "query",
+    }
+)
 PARSE_TIME_IO_MODULES = (
     "requests.",
     "httpx.",
@@ -1240,15 +1239,8 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
 
 #: calls that take ``(user, password)`` positionally, and calls whose ``auth=`` may be such a pair
 _BASIC_AUTH_CALLS = ("HTTPBasicAuth", "BasicAuth", "HTTPDigestAuth")
-_AUTH_TUPLE_CALLS = frozenset(
+_AUTH_TUPLE_CALLS = HTTP_CALLS | frozenset(
     {
-        "get",
-        "post",
-        "put",
-        "patch",
-        "delete",
-        "head",
-        "request",
         "Session",
         "Client",
         "AsyncClient",

@@ -567,25 +567,9 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     )
                     if call is not None:
                         seen_calls.add(call)
-    for node in idx.calls_named("DAG"):
+    # DAG(...) and astronomer-cosmos' DbtDag(...) construct a DAG alike
+    for node in idx.calls_named("DAG", "DbtDag"):
         if node not in seen_calls and _is_dag_ctor(node, imports):
-            kw, splat = kwargs_of(node)
-            dag = DagInfo(
-                _dag_id(node, kw, mod.module_assigns),
-                node.lineno,
-                "ctor",
-                node,
-                kw,
-                Span(node.lineno, node.lineno),
-                splat=splat,
-            )
-            mod.dags.append(dag)
-    for node in idx.calls_named("DbtDag"):
-        if (
-            node not in seen_calls
-            and _is_dag_ctor(node, imports)
-            and all(d.call is not node for d in mod.dags)
-        ):
             kw, splat = kwargs_of(node)
             mod.dags.append(
                 DagInfo(
