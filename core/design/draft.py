@@ -362,6 +362,32 @@ def _volume(text: str, assumptions: list[str]) -> tuple[float | None, float | No
     return gb, eps
 
 
+#: latency words, first match wins: (pattern, freshness SLO in minutes, phrase, the assumption stated)
+_LATENCY_WORDS: tuple[tuple[str, float, str, str], ...] = (
+    (r"near[- ]real[- ]?time", 5.0, "near real-time", "'near real-time' read as a 5-minute freshness SLO"),
+    (
+        r"real[- ]?time|streaming|low[- ]latency|live\b|instant",
+        1.0,
+        "real-time",
+        "'real-time' read as a 1-minute freshness SLO",
+    ),
+    (r"micro[- ]?batch", 15.0, "micro-batch", "'micro-batch' read as a 15-minute freshness SLO"),
+    (
+        r"\bhourly\b|every hour",
+        120.0,
+        "hourly",
+        "'hourly' read as a 120-minute freshness SLO (runs hourly with a one-hour budget)",
+    ),
+    (r"\bweekly\b", 20160.0, "weekly", "'weekly' read as a 14-day freshness SLO"),
+    (
+        r"\bdaily\b|nightly|every day|once a day|overnight",
+        2880.0,
+        "daily",
+        "'daily' read as a 2-day freshness SLO: yesterday's complete data is in by the morning run",
+    ),
+)
+
+
 def _latency(text: str, assumptions: list[str]) -> tuple[float, str]:
     """Freshness SLO in minutes and the phrase it came from."""
     m = re.search(
@@ -381,26 +407,10 @@ def _latency(text: str, assumptions: list[str]) -> tuple[float, str]:
             )
             minutes *= 2
         return max(minutes, 0.5), m.group(0)
-    if re.search(r"near[- ]real[- ]?time", text):
-        assumptions.append("'near real-time' read as a 5-minute freshness SLO")
-        return 5.0, "near real-time"
-    if re.search(r"real[- ]?time|streaming|low[- ]latency|live\b|instant", text):
-        assumptions.append("'real-time' read as a 1-minute freshness SLO")
-        return 1.0, "real-time"
-    if re.search(r"micro[- ]?batch", text):
-        assumptions.append("'micro-batch' read as a 15-minute freshness SLO")
-        return 15.0, "micro-batch"
-    if re.search(r"\bhourly\b|every hour", text):
-        assumptions.append("'hourly' read as a 120-minute freshness SLO (runs hourly with a one-hour budget)")
-        return 120.0, "hourly"
-    if re.search(r"\bweekly\b", text):
-        assumptions.append("'weekly' read as a 14-day freshness SLO")
-        return 20160.0, "weekly"
-    if re.search(r"\bdaily\b|nightly|every day|once a day|overnight", text):
-        assumptions.append(
-            "'daily' read as a 2-day freshness SLO: yesterday's complete data is in by the morning run"
-        )
-        return 2880.0, "daily"
+    for pattern, minutes, phrase, assumption in _LATENCY_WORDS:
+        if re.search(pattern, text):
+            assumptions.append(assumption)
+            return minutes, phrase
     assumptions.append("no latency stated: a daily batch is assumed (2-day freshness SLO)")
     return 2880.0, ""
 
