@@ -388,10 +388,12 @@ def _dimension_rows(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[Di
         return []
     control = cfg.control_name
     keyed: list[tuple[str, str, str, Metric, GroupStats]] = []
+    srm: dict[tuple[str, str], float | None] = {}
     for dim, levels in agg.by_dimension.items():
         for level, g in sorted(levels.items()):
             if not all(g.units.get(v.name, 0) >= 2 for v in cfg.variants):
                 continue
+            srm[(dim, level)] = _slice_srm(cfg, g)
             for m in cfg.metrics:
                 keyed.append((f"{dim}\x01{level}\x01{m.name}", dim, level, m, g))
     if not keyed:
@@ -409,7 +411,6 @@ def _dimension_rows(cfg: ExperimentConfig, agg: ExperimentAggregates) -> list[Di
         for key, _d, _l, m, g in keyed
     ]
     out = analyze_tolerant(contract)
-    srm = {(dim, level): _slice_srm(cfg, g) for _key, dim, level, _m, g in keyed}
     rows: list[DimensionRow] = []
     for key, dim, level, m, g in keyed:
         for v in [x.name for x in cfg.variants if x.name != control]:
