@@ -43,6 +43,23 @@ def _p(x: float | None) -> str:
     return "<0.0001" if x < 1e-4 else f"{x:.4f}"
 
 
+def _results_header(report: ExperimentReport) -> list[str]:
+    """The column names of the results table, the same in Markdown and HTML."""
+    return [
+        "metric",
+        "role",
+        "variant",
+        "control mean",
+        "variant mean",
+        "lift" if report.difference == "relative" else "difference",
+        "interval",
+        "impact / day",
+        _p_label(report.method),
+        "adj. p",
+        "verdict",
+    ]
+
+
 def _p_label(method: str) -> str:
     # the sequential p-value is always valid (1 / the e-value of the confidence sequence): it stays at 1
     # until the evidence against "no effect" builds up, and may be read at every daily look
@@ -135,19 +152,7 @@ def experiment_markdown(report: ExperimentReport) -> str:
     lines += ["", "## Results", ""]
     lines.append(
         _md_table(
-            [
-                "metric",
-                "role",
-                "variant",
-                "control",
-                "variant mean",
-                "lift" if rel else "difference",
-                "interval",
-                "impact / day",
-                _p_label(report.method),
-                "adj. p",
-                "verdict",
-            ],
+            _results_header(report),
             [
                 [
                     r.metric + (" (CUPED)" if r.cuped else ""),
@@ -435,19 +440,7 @@ def experiment_html(report: ExperimentReport, *, charts: bool = True) -> str:
         ],
     )
     results_table = _html_table(
-        [
-            "metric",
-            "role",
-            "variant",
-            "control",
-            "variant",
-            "lift" if rel else "difference",
-            "interval",
-            "impact / day",
-            _p_label(report.method),
-            "adj. p",
-            "verdict",
-        ],
+        _results_header(report),
         [
             [
                 _e(r.metric) + (" <small>(CUPED)</small>" if r.cuped else ""),

@@ -212,3 +212,16 @@ def test_each_slice_has_its_own_srm_test_and_bh_adjusted_p_values(tmp_path: Path
     md, html = to_markdown(report), to_html(report)
     assert "| device | tablet |" in md and "mismatch: not trustworthy" in md and "Benjamini-Hochberg" in md
     assert html.count("mismatch: not trustworthy") == sum(d.srm_mismatch for d in report.dimensions)
+
+
+def test_results_table_has_the_same_distinct_columns_in_markdown_and_html(reports: Any) -> None:
+    report, _ = reports
+    md = to_markdown(report)
+    md_header = next(line for line in md.splitlines() if line.startswith("| metric |"))
+    md_columns = [c.strip() for c in md_header.strip("|").split("|")]
+    page = to_html(report)
+    table = page[page.index("<th>metric</th>") :]
+    html_columns = re.findall(r"<th[^>]*>([^<]*)</th>", table[: table.index("</tr>")])
+    assert md_columns == html_columns
+    assert len(set(md_columns)) == len(md_columns)  # the HTML once showed "variant" twice
+    assert {"control mean", "variant mean"} <= set(md_columns)
