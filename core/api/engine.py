@@ -6,7 +6,6 @@ run goes on; the exit code then fails (a contract nobody can parse is not a pass
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -147,10 +146,9 @@ def review_document(doc: ApiDocument, config: ApiReviewConfig) -> tuple[ApiFileR
             suppressed += 1
             continue
         rule = API_RULES[r.rule_id]
-        digest = hashlib.sha1(f"{r.rule_id}|{doc.path}|{r.subject}|{r.message}".encode()).hexdigest()[:10]
         findings.append(
             Finding(
-                id=f"{r.rule_id}-{digest}",
+                id=Finding.make_id(r.rule_id, doc.path, r.subject, r.message),
                 rule_id=r.rule_id,
                 severity=config.severity_of(r.rule_id),
                 category=rule.category,

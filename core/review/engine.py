@@ -30,7 +30,6 @@ from dataeng_agents.core.review.models import FileReport, Finding, ReviewResult,
 from dataeng_agents.core.review.prefect_checks import review_prefect_module
 from dataeng_agents.core.review.pyast import Index, import_map
 from dataeng_agents.core.review.rules import RULES
-from pydantic import TypeAdapter
 
 PY_SUFFIXES = (".py",)
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -471,7 +470,6 @@ def _assemble(
     unresolved, reports = result.unresolved, result.files
     total_suppressed = 0
     for path, o in outcomes.items():
-        rows: list[dict[str, object]] = []
         seen: set[tuple[str, int, str]] = set()
         suppressed = kept = 0
         check_suppression = bool(o.suppress_file or o.suppress_lines or cfg.exceptions)
@@ -497,24 +495,23 @@ def _assemble(
             if raw.demoted:
                 severity = _DEMOTED.get(severity, severity)
             # plain dicts, validated into Finding objects per file below
-            rows.append(
-                {
-                    "id": Finding.make_id(rule_id, path, raw.subject, raw.message),
-                    "rule_id": rule_id,
-                    "severity": severity,
-                    "category": per_rule[1],
-                    "path": path,
-                    "line": raw.line,
-                    "column": raw.column,
-                    "message": raw.message,
-                    "subject": raw.subject,
-                    "fix": per_rule[2],
-                }
+            findings.append(
+                Finding(
+                    id=Finding.make_id(rule_id, path, raw.subject, raw.message),
+                    rule_id=rule_id,
+                    severity=severity,
+                    category=per_rule[1],
+                    path=path,
+                    line=raw.line,
+                    column=raw.column,
+                    message=raw.message,
+                    subject=raw.subject,
+                    fix=per_rule[2],
+                )
             )
             kept += 1
-        # one validation call per file, not a constructor call per finding; the file's raw findings
-        # are released as their findings are made (fewer live objects for the cyclic GC to scan)
-        findings += _FINDINGS.validate_python(rows)
+        # the file's raw findings are released as their findings are made (fewer live objects for the
+        # cyclic GC to scan)
         o.raw = []
         o.report.suppressed, o.report.findings = suppressed, kept
         total_suppressed += suppressed
@@ -528,7 +525,6 @@ def _assemble(
     return result
 
 
-_FINDINGS = TypeAdapter(list[Finding])
 _DEMOTED = {Severity.error: Severity.warn, Severity.warn: Severity.info}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -25,10 +26,12 @@ class Severity(StrEnum):
         return {"error": 3, "warn": 2, "info": 1, "off": 0}[self.value]
 
 
-class Finding(BaseModel):
-    """One rule violation at one place. ``id`` is stable for the same input (no line numbers in it)."""
+@dataclass(slots=True, kw_only=True)
+class Finding:
+    """One rule violation at one place. ``id`` is stable for the same input (no line numbers in it).
 
-    model_config = ConfigDict(extra="forbid")
+    A plain dataclass, not a pydantic model: a review makes hundreds of them from values the
+    checks already typed. :class:`ReviewResult` validates them when it is read back from JSON."""
 
     id: str
     rule_id: str
@@ -38,7 +41,8 @@ class Finding(BaseModel):
     line: int = 1
     column: int = 0
     message: str
-    subject: str = Field(default="", description="The DAG / task / flow / spec field the finding is about.")
+    #: the DAG / task / flow / spec field the finding is about
+    subject: str = ""
     fix: str = ""
 
     @staticmethod

@@ -3,13 +3,14 @@ Prefect suites check their adapters against the same project (issue 12's drift b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from dataeng_agents.core.commands.data_pipeline import narrate_review, render_review, review_paths
 from dataeng_agents.core.errors import ConfigError
-from dataeng_agents.core.review import load_config, resolve_config
+from dataeng_agents.core.review import Severity, load_config, resolve_config
 from review_project import make_project
 from typer.testing import CliRunner
 
@@ -66,16 +67,18 @@ def test_cli_explain_markdown_is_the_core_renderer(tmp_path: Path, monkeypatch: 
 
 
 def test_review_models_allow_copy_and_assignment(tmp_path: Path) -> None:
-    """The engine's findings and file reports are ordinary pydantic models (no slot bypass)."""
+    """Findings are ordinary dataclasses and file reports ordinary pydantic models (no slot bypass)."""
     dags = make_project(tmp_path)
     result = review_paths([str(dags)])
     finding, report = result.findings[0], result.files[0]
-    copied = finding.model_copy(update={"message": "changed"})
+    copied = dataclasses.replace(finding, message="changed")
     assert copied.message == "changed" and copied.id == finding.id and finding.message != "changed"
     finding.line = 99
-    assert finding.line == 99 and "line" in finding.model_fields_set
+    assert finding.line == 99 and dataclasses.asdict(finding)["line"] == 99
     report.error = "x"
     assert report.model_copy(update={"tasks": 7}).tasks == 7
     assert result.model_copy(update={"profile": "default"}).profile == "default"
     # round trip through JSON stays equal
-    assert type(result).model_validate_json(result.to_json()).findings[0].line == 99
+    back = type(result).model_validate_json(result.to_json())
+    assert back.findings[0].line == 99 and back.findings[0] == finding
+    assert isinstance(back.findings[0].severity, Severity)
