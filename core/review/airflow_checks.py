@@ -750,21 +750,15 @@ def _task_group_spans(mod: ModuleInfo) -> list[tuple[int, int]]:
 
 
 def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
-    groups = _task_group_spans(mod) if mod.dags else []
+    groups: list[tuple[int, int]] | None = None
     for dag in mod.dags:
-        seen: dict[str, int] = {}
-        for t in dag.tasks:
-            if t.taskflow or t.task_id is None or (groups and any(a <= t.line <= b for a, b in groups)):
-                continue
-            if t.task_id in seen:
-                ctx.emit(
-                    "SCH007",
-                    t.line,
-                    t.subject,
-                    f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'",
-                )
-            else:
-                seen[t.task_id] = t.line
+        # the TaskGroup spans are only looked for once a task_id repeats: leaving tasks out of the
+        # comparison cannot make a repeat
+        task_ids = [t.task_id for t in dag.tasks if not t.taskflow and t.task_id is not None]
+        if len(set(task_ids)) < len(task_ids):
+            if groups is None:
+                groups = _task_group_spans(mod)
+            _check_repeated_task_ids(ctx, dag, groups)
         if not dag.edges:
             continue  # no edge, no cycle
         graph: dict[str, set[str]] = {}
@@ -794,6 +788,23 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                 and not (t.var is not None and _named_in_dag(mod, t.var))
             ):
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
+
+
+def _check_repeated_task_ids(ctx: CheckContext, dag: DagInfo, groups: list[tuple[int, int]]) -> None:
+    """SCH007: a task_id used twice in a DAG (tasks inside a TaskGroup have the group's prefix: left out)."""
+    seen: dict[str, int] = {}
+    for t in dag.tasks:
+        if t.taskflow or t.task_id is None or (groups and any(a <= t.line <= b for a, b in groups)):
+            continue
+        if t.task_id in seen:
+            ctx.emit(
+                "SCH007",
+                t.line,
+                t.subject,
+                f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'",
+            )
+        else:
+            seen[t.task_id] = t.line
 
 
 def _named_in_dag(mod: ModuleInfo, name: str) -> bool:
