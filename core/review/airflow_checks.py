@@ -959,12 +959,16 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
                 "PERF001", call, name, f"'{dotted(call.func)}()' runs at parse time on every DAG-file parse"
             )
     expensive = set(ctx.config.expensive_imports)
-    imported_roots: set[str] = set()
-    for n in mod.idx.of(ast.Import, ast.ImportFrom):
-        if isinstance(n, ast.Import):
-            imported_roots.update([a.name.partition(".")[0] for a in n.names])
-        elif isinstance(n, ast.ImportFrom) and n.names:
-            imported_roots.add((n.module or "").partition(".")[0])
+    # the top package of every import anywhere in the file: the top-level ones are only looked for
+    # when one of them is expensive
+    imported_roots = {
+        a.name.partition(".")[0] for n in mod.idx.of(ast.Import) if isinstance(n, ast.Import) for a in n.names
+    }
+    imported_roots.update(
+        (n.module or "").partition(".")[0]
+        for n in mod.idx.of(ast.ImportFrom)
+        if isinstance(n, ast.ImportFrom)
+    )
     for imp in _top_level_imports(mod.tree) if imported_roots & expensive else ():
         mods = [a.name for a in imp.names] if isinstance(imp, ast.Import) else [imp.module or ""]
         for m in mods:
