@@ -1371,10 +1371,12 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
     for node in [*idx.of(ast.JoinedStr, ast.BinOp), *idx.calls_named("format")]:
         text: str | None = None
         if isinstance(node, ast.JoinedStr):
-            # SQL_WORDS is anchored at the start: an f-string that opens with a placeholder cannot match
+            # SQL_WORDS is anchored at the start: its word is in the f-string's leading literal part (one
+            # that opens with a placeholder cannot match), so the whole text is built only when it is there
+            lead = const_str(node.values[0]) if node.values else None
             if (
-                node.values
-                and node.values[0].__class__ is ast.Constant
+                lead is not None
+                and SQL_WORDS.match(lead)
                 and any(isinstance(v, ast.FormattedValue) for v in node.values)
             ):
                 text = string_parts(node)
