@@ -1242,18 +1242,20 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
                 pair = list(auth.value.elts)
         if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
             yield "password", pw, None, pair[1]
-    # f-strings: only for the shapes with spaces or an @ (a command line, a header, URI credentials)
-    fstrings = idx.by_type.get(ast.JoinedStr)
-    spaced = bool(fstrings) and any(
-        w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword")
-    )
-    for node in fstrings if fstrings and spaced else ():
+    # f-strings: only in a file with the shapes with spaces or an @ (a command line, a header, URI
+    # credentials); that test scans the whole text, so it is made once an f-string may hold a secret
+    spaced: bool | None = None
+    for node in idx.of(ast.JoinedStr):
         if isinstance(node, ast.JoinedStr):
             # the literal parts only: a secret is never a placeholder's value
             text = "".join(
                 v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
             )
-            if _may_be_shaped_secret(text):
+            if not _may_be_shaped_secret(text):
+                continue
+            if spaced is None:
+                spaced = any(w in source for w in ("@", " -p", "--", "earer ", "asic ", "oken ", "ssword"))
+            if spaced:
                 yield "", text, None, node
 
 
