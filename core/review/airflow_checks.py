@@ -1152,18 +1152,8 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
 # ------------------------------------------------------------------ security
 def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
     check_hardcoded_secrets(ctx, mod.idx, mod.source)
-    conn_vars = {
-        name
-        for name, value in mod.module_assigns.items()
-        if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
-    }
-    for node in walk_no_defs(mod.tree) if "get_connection" in mod.source else []:
-        if isinstance(node, ast.Attribute) and node.attr in CONN_ATTRS:
-            base = node.value
-            if (isinstance(base, ast.Call) and dotted(base.func).endswith("get_connection")) or (
-                isinstance(base, ast.Name) and base.id in conn_vars
-            ):
-                ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
+    if "get_connection" in mod.source:
+        _check_parse_time_connections(ctx, mod)
     check_sql_formatting(ctx, mod.idx, mod.source)
     for t in mod.tasks:
         if "Bash" not in t.short_operator and not t.operator.startswith("@task.bash"):
@@ -1176,6 +1166,22 @@ def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
                     t.subject,
                     f"task '{t.name}' pastes dag_run.conf/params into bash_command (shell injection)",
                 )
+
+
+def _check_parse_time_connections(ctx: CheckContext, mod: ModuleInfo) -> None:
+    """SEC002: a connection's password (login, extra ...) read at parse time."""
+    conn_vars = {
+        name
+        for name, value in mod.module_assigns.items()
+        if isinstance(value, ast.Call) and dotted(value.func).endswith("get_connection")
+    }
+    for node in walk_no_defs(mod.tree):
+        if isinstance(node, ast.Attribute) and node.attr in CONN_ATTRS:
+            base = node.value
+            if (isinstance(base, ast.Call) and dotted(base.func).endswith("get_connection")) or (
+                isinstance(base, ast.Name) and base.id in conn_vars
+            ):
+                ctx.emit("SEC002", node, node.attr, f"connection .{node.attr} is read at parse time")
 
 
 def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str, ast.Call | None, ast.AST]]:
