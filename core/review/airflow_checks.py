@@ -531,7 +531,8 @@ _TEMPLATE_CLOCK = re.compile(r"\{\{[^}]*\b(?:now|utcnow|today)\s*\(\s*\)[^}]*\}\
 
 def _check_template_clock(ctx: CheckContext, mod: ModuleInfo) -> None:
     """REL005 in templates: a templated argument that renders the wall clock instead of the run's date."""
-    if "{{" not in mod.source or _TEMPLATE_CLOCK.search(mod.source) is None:
+    # the pattern's search, which skips to each "{{", is cheaper than a pre-test for "{{" with `in`
+    if _TEMPLATE_CLOCK.search(mod.source) is None:
         return
     for t in mod.tasks:
         for key, value in t.kwargs.items():
