@@ -1042,8 +1042,6 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
                 f"xcom_push of a whole query result ({_last(value)}()): it is stored in the metadata database",
             )
     for dag in mod.dags:
-        if len(dag.tasks) < ctx.config.same_conn_task_threshold:
-            continue  # too few tasks to share a connection that often
         if dag.sets("max_active_tasks") or "concurrency" in dag.kwargs:
             continue
         by_conn: dict[str, list[TaskInfo]] = {}
