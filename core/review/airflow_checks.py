@@ -1046,9 +1046,9 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
             continue
         by_conn: dict[str, list[TaskInfo]] = {}
         for t in dag.tasks:
-            for k, v in t.kwargs.items():
-                if k.endswith("conn_id") and (c := const_str(v)):
-                    by_conn.setdefault(c, []).append(t)
+            # a task counts once per connection, also when two of its *conn_id arguments name it
+            for c in {c for k, v in t.kwargs.items() if k.endswith("conn_id") and (c := const_str(v))}:
+                by_conn.setdefault(c, []).append(t)
         for conn, tasks in sorted(by_conn.items()):
             if len(tasks) >= ctx.config.same_conn_task_threshold and not any(
                 t.resolve("pool", ctx.airflow_version).explicit for t in tasks

@@ -348,3 +348,25 @@ with DAG("x", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UT
     )
     assert len(_hits(result, "PERF007")) == 1
     assert any("template" in m for m in _hits(result, "REL005"))
+
+
+# ------------------------------------------------------------------ PERF008
+def _transfers_dag(n: int) -> str:
+    tasks = "".join(
+        f"    SQLExecuteQueryOperator(task_id='copy_{i}', conn_id='wh', source_conn_id='wh', sql='select 1')\n"
+        for i in range(n)
+    )
+    return (
+        HEADER
+        + "from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator\n\n"
+        + "with DAG('copies', schedule='@daily', start_date=datetime(2024, 1, 1), catchup=False):\n"
+        + tasks
+    )
+
+
+def test_perf008_counts_a_task_once_when_two_of_its_conn_ids_name_the_connection(tmp_path: Path) -> None:
+    """Three transfers from and to the same warehouse are three tasks, not six (threshold 5)."""
+    assert _hits(_review(tmp_path, _transfers_dag(3)), "PERF008") == []
+    assert _hits(_review(tmp_path, _transfers_dag(6), name="six.py"), "PERF008") == [
+        "6 tasks of DAG 'copies' use connection 'wh' without a pool"
+    ]
