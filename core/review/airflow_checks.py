@@ -252,7 +252,8 @@ def _is_value(res: Resolved, *values: object) -> bool:
 
 
 def _trigger_rule(task: TaskInfo) -> str | None:
-    node = task.kwargs.get("trigger_rule")
+    """The task's trigger rule, lower case, from its own arguments or its DAG's ``default_args``."""
+    _, node = task.source_of("trigger_rule")
     if node is None:
         return None
     s = const_str(node)
@@ -436,7 +437,7 @@ def check_reliability(ctx: CheckContext, mod: ModuleInfo) -> None:
                 )
     _check_local_handoff(ctx, mod)
     for dag in mod.dags:
-        if not any("trigger_rule" in t.kwargs for t in dag.tasks):
+        if "trigger_rule" not in dag.default_args and not any("trigger_rule" in t.kwargs for t in dag.tasks):
             continue  # every task runs with ALL_SUCCESS
         ups = {u for u, _ in dag.edges}
         rules = {t.name: _trigger_rule(t) for t in dag.tasks}

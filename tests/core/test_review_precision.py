@@ -370,3 +370,21 @@ def test_perf008_counts_a_task_once_when_two_of_its_conn_ids_name_the_connection
     assert _hits(_review(tmp_path, _transfers_dag(6), name="six.py"), "PERF008") == [
         "6 tasks of DAG 'copies' use connection 'wh' without a pool"
     ]
+
+
+# ------------------------------------------------------------------ REL010
+def test_rel010_reads_the_trigger_rule_from_default_args(tmp_path: Path) -> None:
+    """``default_args={"trigger_rule": "all_done"}`` makes every task ALL_DONE: the leaf is reported."""
+    dag = (
+        HEADER
+        + "with DAG('cleanup', schedule='@daily', start_date=datetime(2024, 1, 1), catchup=False,\n"
+        + "         default_args={'trigger_rule': %s}):\n"
+        + "    work = BashOperator(task_id='work', bash_command='exit 1')\n"
+        + "    cleanup = BashOperator(task_id='cleanup', bash_command='rm -rf /tmp/x')\n"
+        + "    work >> cleanup\n"
+    )
+    assert _hits(_review(tmp_path, dag % "'all_done'"), "REL010") == [
+        "leaf task 'cleanup' runs with ALL_DONE and no ONE_FAILED watcher exists: "
+        "the DAG run succeeds even when a task failed"
+    ]
+    assert _hits(_review(tmp_path, dag % "'all_success'", name="ok.py"), "REL010") == []
