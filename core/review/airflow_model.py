@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -108,7 +110,7 @@ class DagInfo:
     fallback_name: str = ""
     tasks: list[TaskInfo] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
-    extra_spans: list[Span] = field(default_factory=list)
+    extra_spans: tuple[Span, ...] = ()
     # memo slots, not arguments
     _scheduled: bool | None = field(default=None, init=False, repr=False)
     #: what findings call the DAG: its dag_id, else its function, factory, variable or position (set
@@ -165,10 +167,11 @@ class TaskInfo:
     mapped: bool = False
     dag: DagInfo | None = None
     var: str | None = None
-    #: the nodes of the task's callable (from the module index)
-    body: list[ast.AST] = field(default_factory=list)
+    #: the nodes of the task's callable (from the module index); the empty defaults are shared tuples, not
+    #: two new lists per task (most tasks have no callable, and a task with one gets its lists assigned)
+    body: Sequence[ast.AST] = ()
     #: the calls among ``body`` (in the same order), shared by the checks that look at calls only
-    calls: list[ast.Call] = field(default_factory=list)
+    calls: Sequence[ast.Call] = ()
     #: False when the file contains no SQL keyword at all (skips scanning the body for SQL)
     sql_possible: bool = True
     #: memo of the checks: the SQL texts of the task and whether it writes data
@@ -219,7 +222,7 @@ class ModuleInfo:
     tasks: list[TaskInfo] = field(default_factory=list)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     module_assigns: dict[str, ast.expr] = field(default_factory=dict)
-    dag_funcs: set[ast.AST] = field(default_factory=set)
+    dag_funcs: frozenset[ast.AST] = frozenset()
     task_by_node: dict[ast.AST, TaskInfo] = field(default_factory=dict)
     _clock: bool | None = None
     _clock_lines: list[int] | None = None
@@ -296,8 +299,9 @@ class ModuleInfo:
         return {t.var: t for t in self.tasks if t.var}
 
 
-def _lineno(node: ast.AST) -> int:
-    return getattr(node, "lineno", 0)
+#: sort keys: C-level attribute reads instead of a Python call per item (every def has a line)
+_LINENO = operator.attrgetter("lineno")
+_LINE = operator.attrgetter("line")
 
 
 def _last_name(func: ast.expr) -> str:
@@ -413,22 +417,33 @@ def build_module(
 ) -> ModuleInfo:
     idx = index if index is not None else Index(tree)
     imports = imports if imports is not None else import_map(tree, idx)
-    mod = ModuleInfo(path=path, source=source, tree=tree, imports=imports, idx=idx)
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    module_assigns: dict[str, ast.expr] = {}
     for stmt in tree.body:
         if isinstance(stmt, FUNC_DEFS):
-            mod.functions[stmt.name] = stmt
+            functions[stmt.name] = stmt
         elif (
             isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
         ):
-            mod.module_assigns[stmt.targets[0].id] = stmt.value
+            module_assigns[stmt.targets[0].id] = stmt.value
     # nested function defs (inside @dag bodies / with blocks) are callables too
-    mod.defs_by_line = sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=_lineno)
-    for node in mod.defs_by_line:
+    defs_by_line = sorted(idx.of(ast.FunctionDef, ast.AsyncFunctionDef), key=_LINENO)
+    for node in defs_by_line:
         if isinstance(node, FUNC_DEFS):
-            mod.functions.setdefault(node.name, node)
+            functions.setdefault(node.name, node)
+    mod = ModuleInfo(
+        path=path,
+        source=source,
+        tree=tree,
+        imports=imports,
+        idx=idx,
+        functions=functions,
+        module_assigns=module_assigns,
+        defs_by_line=defs_by_line,
+    )
 
     _collect_dags(mod)
-    mod.dag_funcs = {d.func for d in mod.dags if d.func is not None}
+    mod.dag_funcs = frozenset(d.func for d in mod.dags if d.func is not None)
     _collect_tasks(mod)
     _collect_edges(mod)
     _collect_opaque(mod)
@@ -606,8 +621,8 @@ def _collect_dags(mod: ModuleInfo) -> None:
         if isinstance(node, ast.With):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Name) and item.context_expr.id in by_var:
-                    by_var[item.context_expr.id].extra_spans.append(span(node))
-    mod.dags.sort(key=lambda d: d.line)
+                    by_var[item.context_expr.id].extra_spans += (span(node),)
+    mod.dags.sort(key=_LINE)
     unnamed = 0
     for dag in mod.dags:
         owner = idx.owner.get(dag.call) if dag.call is not None else None
@@ -745,7 +760,7 @@ def _collect_tasks(mod: ModuleInfo) -> None:
     for task in mod.tasks:
         task.name = task.task_id or (task.func.name if task.func else task.var or f"<{task.short_operator}>")
         task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
-    mod.tasks.sort(key=lambda t: t.line)
+    mod.tasks.sort(key=_LINE)
     lines: list[str] | None = None
     sql_in_fn: dict[ast.AST, bool] = {}
     calls_in_fn: dict[ast.AST, list[ast.Call]] = {}

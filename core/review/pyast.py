@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 # isinstance with a prebuilt tuple: ``isinstance(x, A | B)`` builds a union object on every call (~4x slower)
@@ -202,11 +202,9 @@ def may_call_clock(index: Index, imports: dict[str, str]) -> bool:
     return any(local in names and qual.rsplit(".", 1)[-1] in _CLOCK_LAST for local, qual in imports.items())
 
 
-def contains_clock_call(
-    node: ast.AST | list[ast.AST] | list[ast.Call], imports: dict[str, str]
-) -> ast.Call | None:
-    """The first clock call in ``node`` (a list: its calls in order; a node: in ``ast.walk`` order)."""
-    for sub in node if isinstance(node, list) else calls_under(node):
+def contains_clock_call(node: ast.AST | Sequence[ast.AST], imports: dict[str, str]) -> ast.Call | None:
+    """The first clock call in ``node`` (a sequence: its calls in order; a node: in ``ast.walk`` order)."""
+    for sub in calls_under(node) if isinstance(node, ast.AST) else node:
         if isinstance(sub, ast.Call) and is_clock_call(sub, imports):
             return sub
     return None
