@@ -549,7 +549,7 @@ def _collect_dags(mod: ModuleInfo) -> None:
     seen_calls: set[ast.AST] = set()
     by_var: dict[str, DagInfo] = {}
     idx = mod.idx
-    for node in idx.of(ast.With, ast.AsyncWith, ast.FunctionDef, ast.AsyncFunctionDef):
+    for node in idx.of(ast.With, ast.AsyncWith):
         if isinstance(node, WITHS):
             for item in node.items:
                 ctx = item.context_expr
@@ -570,7 +570,8 @@ def _collect_dags(mod: ModuleInfo) -> None:
                     seen_calls.add(ctx)
                     if var:
                         by_var[var] = dag
-        elif isinstance(node, FUNC_DEFS):
+    for node in mod.defs_by_line:
+        if isinstance(node, FUNC_DEFS):
             for dec in node.decorator_list:
                 if _is_dag_decorator(dec, imports):
                     call = dec if isinstance(dec, ast.Call) else None
@@ -850,6 +851,8 @@ def _calls_taskflow(node: ast.Call, names: set[str]) -> bool:
 
 
 def _collect_edges(mod: ModuleInfo) -> None:
+    if not mod.tasks:
+        return
     var_tasks = mod.task_by_var()
 
     def add(ups: list[TaskInfo], downs: list[TaskInfo]) -> None:
@@ -859,8 +862,6 @@ def _collect_edges(mod: ModuleInfo) -> None:
                 if dag is not None:
                     dag.edges.append((u.name, d.name))
 
-    if not mod.tasks:
-        return
     taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
     edge_calls = (
         mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override")
