@@ -228,8 +228,9 @@ class ModuleInfo:
     _clock_lines: list[int] | None = None
     #: every def of the module, by line
     defs_by_line: list[ast.AST] = field(default_factory=list)
-    #: built by the edge pass once the tasks are known
-    taskflow_by_name: dict[str, TaskInfo] | None = None
+    #: the first TaskFlow task (in line order) of each function name: what a call of that name refers to
+    #: (set with the tasks; its keys are the module's TaskFlow function names)
+    taskflow_by_name: dict[str, TaskInfo] = field(default_factory=dict)
     _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
     #: ``(line, subject, reason)`` of DAGs or tasks built where static analysis cannot see them (a DAG
     #: factory imported from elsewhere, gusty, dag-factory, cosmos' DbtTaskGroup): the file is reported
@@ -279,7 +280,7 @@ class ModuleInfo:
             dag.tasks = []
         for task in self.tasks:
             task.dag = None
-        self.tasks, self.dags, self.task_by_node, self.taskflow_by_name = [], [], {}, None
+        self.tasks, self.dags, self.task_by_node, self.taskflow_by_name = [], [], {}, {}
         self._task_funcs = None
 
     def task_funcs(self) -> list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
@@ -772,6 +773,8 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         if fn is None:
             task.sql_possible = False
         else:
+            if task.taskflow:
+                mod.taskflow_by_name.setdefault(fn.name, task)
             known = sql_in_fn.get(fn)
             if known is None:
                 if lines is None:
@@ -823,14 +826,7 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
         while isinstance(base, ATTR_OR_CALL):
             base = base.value if isinstance(base, ast.Attribute) else base.func
         if isinstance(base, ast.Name):
-            by_name = mod.taskflow_by_name
-            if by_name is None:
-                # the first TaskFlow task (in line order) of each function name
-                by_name = mod.taskflow_by_name = {}
-                for t in mod.tasks:
-                    if t.taskflow and t.func is not None:
-                        by_name.setdefault(t.func.name, t)
-            hit = by_name.get(base.id)
+            hit = mod.taskflow_by_name.get(base.id)
             if hit is not None:
                 return [hit]
     if isinstance(node, ast.BinOp) and isinstance(node.op, SHIFTS):
@@ -841,7 +837,7 @@ def _task_refs(node: ast.AST, mod: ModuleInfo, var_tasks: dict[str, TaskInfo]) -
 _EDGE_CALLS = frozenset({"chain", "set_downstream", "set_upstream"})
 
 
-def _calls_taskflow(node: ast.Call, names: set[str]) -> bool:
+def _calls_taskflow(node: ast.Call, names: dict[str, TaskInfo]) -> bool:
     if not names:
         return False
     base: ast.AST = node.func
@@ -862,7 +858,7 @@ def _collect_edges(mod: ModuleInfo) -> None:
                 if dag is not None:
                     dag.edges.append((u.name, d.name))
 
-    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
+    taskflow_names = mod.taskflow_by_name
     edge_calls = (
         mod.idx.calls_named(*_EDGE_CALLS, *taskflow_names, "expand", "expand_kwargs", "override")
         if taskflow_names
