@@ -231,7 +231,8 @@ class ModuleInfo:
     #: the first TaskFlow task (in line order) of each function name: what a call of that name refers to
     #: (set with the tasks; its keys are the module's TaskFlow function names)
     taskflow_by_name: dict[str, TaskInfo] = field(default_factory=dict)
-    _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] | None = None
+    #: the first task (in line order) of each distinct callable, with that callable (set with the tasks)
+    _task_funcs: list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]] = field(default_factory=list)
     #: ``(line, subject, reason)`` of DAGs or tasks built where static analysis cannot see them (a DAG
     #: factory imported from elsewhere, gusty, dag-factory, cosmos' DbtTaskGroup): the file is reported
     #: as not fully resolved instead of clean
@@ -281,20 +282,11 @@ class ModuleInfo:
         for task in self.tasks:
             task.dag = None
         self.tasks, self.dags, self.task_by_node, self.taskflow_by_name = [], [], {}, {}
-        self._task_funcs = None
+        self._task_funcs = []
 
     def task_funcs(self) -> list[tuple[TaskInfo, ast.FunctionDef | ast.AsyncFunctionDef]]:
-        """The first task of each distinct callable, with that callable (computed once per model)."""
-        out = self._task_funcs
-        if out is None:
-            out = self._task_funcs = []
-            seen: set[ast.AST] = set()
-            for t in self.tasks:
-                fn = t.func
-                if fn is not None and fn not in seen:
-                    seen.add(fn)
-                    out.append((t, fn))
-        return out
+        """The first task of each distinct callable, with that callable."""
+        return self._task_funcs
 
     def task_by_var(self) -> dict[str, TaskInfo]:
         return {t.var: t for t in self.tasks if t.var}
@@ -764,31 +756,31 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
     mod.tasks.sort(key=_LINE)
     lines: list[str] | None = None
-    sql_in_fn: dict[ast.AST, bool] = {}
-    calls_in_fn: dict[ast.AST, list[ast.Call]] = {}
+    first_task: dict[ast.AST, TaskInfo] = {}
     for task in mod.tasks:
         fn = task.func
-        # only scan a callable's body for SQL strings when its own lines mention SQL: the text of those
-        # lines only, not the whole file (the words hold no newline, so joining the lines adds no match)
         if fn is None:
             task.sql_possible = False
         else:
             if task.taskflow:
                 mod.taskflow_by_name.setdefault(fn.name, task)
-            known = sql_in_fn.get(fn)
-            if known is None:
+            first = first_task.get(fn)
+            if first is not None:
+                # another task of the same callable: the same nodes, calls and SQL test
+                task.body, task.calls, task.sql_possible = first.body, first.calls, first.sql_possible
+            else:
+                first_task[fn] = task
+                mod._task_funcs.append((task, fn))
+                task.body = idx.func_nodes(fn)
+                task.calls = [n for n in task.body if isinstance(n, ast.Call)]
+                # only scan a callable's body for SQL strings when its own lines mention SQL: the text of
+                # those lines only, not the whole file (the words hold no newline, so joining the lines
+                # adds no match; lowering them alone gives the same text as lowering the whole file)
                 if lines is None:
                     lines = mod.source.split("\n")
-                # lowering the callable's lines alone gives the same text as lowering the whole file
-                known = sql_in_fn[fn] = has_any(
+                task.sql_possible = has_any(
                     "\n".join(lines[fn.lineno - 1 : fn.end_lineno or fn.lineno]).lower(), SQL_WORDS_LOWER
                 )
-            task.sql_possible = known
-            body = task.body = idx.func_nodes(fn)
-            calls = calls_in_fn.get(fn)
-            if calls is None:
-                calls = calls_in_fn[fn] = [n for n in body if isinstance(n, ast.Call)]
-            task.calls = calls
         if task.dag is not None:
             task.dag.tasks.append(task)
 
