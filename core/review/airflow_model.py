@@ -751,14 +751,13 @@ def _collect_tasks(mod: ModuleInfo) -> None:
         if task.dag is None:
             task.dag = _innermost_dag(mod, task.line)
     _bind_factory_tasks(mod)
-    for task in mod.tasks:
-        task.name = task.task_id or (task.func.name if task.func else task.var or f"<{task.short_operator}>")
-        task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
     mod.tasks.sort(key=_LINE)
     lines: list[str] | None = None
     first_task: dict[ast.AST, TaskInfo] = {}
     for task in mod.tasks:
         fn = task.func
+        task.name = task.task_id or (fn.name if fn else task.var or f"<{task.short_operator}>")
+        task.subject = f"{task.dag.name if task.dag else '?'}.{task.name}"
         if fn is None:
             task.sql_possible = False
         else:
