@@ -944,9 +944,8 @@ def _import_verdict(names: tuple[str, ...], major: int, version: str) -> tuple[s
 def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
     imports = mod.imports
     candidates = mod.idx.calls_named(*(n for n in mod.idx.call_by_name if n in PARSE_TIME_CANDIDATE_NAMES))
-    # calling a TaskFlow task at parse time only adds the task to the DAG: no I/O (a loop of such calls
-    # makes tasks: PERF005)
-    taskflow_names = {t.func.name for t in mod.tasks if t.taskflow and t.func is not None}
+    # calling a TaskFlow task at parse time only adds the task to the DAG: no I/O
+    taskflow_names = mod.taskflow_by_name
     for call in candidates:
         if not mod.parse_time(call) or (isinstance(call.func, ast.Name) and call.func.id in taskflow_names):
             continue
@@ -994,7 +993,7 @@ def check_performance(ctx: CheckContext, mod: ModuleInfo) -> None:
                 dag.name,
                 f"DAG '{dag.name}' has {len(dag.tasks)} tasks (budget {ctx.config.max_tasks_per_dag})",
             )
-    _check_loops(ctx, mod, taskflow_names)
+    _check_loops(ctx, mod)
     for t in mod.tasks:
         if not t.is_sensor:
             continue
@@ -1082,11 +1081,12 @@ def _top_level_imports(tree: ast.Module) -> Iterable[ast.Import | ast.ImportFrom
             stack.extend(node.body)
 
 
-def _check_loops(ctx: CheckContext, mod: ModuleInfo, taskflow_names: set[str]) -> None:
-    """PERF005: tasks made in a loop over parse-time data (``taskflow_names``: the TaskFlow functions)."""
+def _check_loops(ctx: CheckContext, mod: ModuleInfo) -> None:
+    """PERF005: tasks made in a loop over parse-time data."""
     if not mod.tasks or not mod.idx.by_type.get(ast.For):
         return
     task_lines = [t.line for t in mod.tasks if not t.taskflow]
+    taskflow_names = mod.taskflow_by_name
     lines: list[str] | None = None
     for node in mod.parse_time_of(ast.For):
         if not isinstance(node, ast.For):
