@@ -26,20 +26,21 @@ class Severity(StrEnum):
         return {"error": 3, "warn": 2, "info": 1, "off": 0}[self.value]
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Finding:
     """One rule violation at one place. ``id`` is stable for the same input (no line numbers in it).
 
     A plain dataclass, not a pydantic model: a review makes hundreds of them from values the
-    checks already typed. :class:`ReviewResult` validates them when it is read back from JSON."""
+    checks already typed. :class:`ReviewResult` validates them when it is read back from JSON.
+    The field order is the order of the JSON keys."""
 
     id: str
     rule_id: str
     severity: Severity
     category: str
     path: str
-    line: int = 1
-    column: int = 0
+    line: int
+    column: int
     message: str
     #: the DAG / task / flow / spec field the finding is about
     subject: str = ""
