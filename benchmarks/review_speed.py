@@ -92,15 +92,15 @@ def main() -> None:
     )
     ratio = parse_best / review_best
     print(
-        f"ratio review/parse throughput (best of {args.repeat}): {ratio:.2f}x  (target >= 0.45x) -> "
+        f"ratio review/parse throughput (best of {args.repeat}): {ratio:.3f}x  (target >= 0.45x) -> "
         f"{'PASS' if ratio >= 0.45 else 'MISS'}"
     )
     per_file = min(times["per_file"])
     print(
         f"per-file analysis only (engine.review_file, no result assembly): {n / per_file:.0f} files/s, "
-        f"{parse_best / per_file:.2f}x"
+        f"{parse_best / per_file:.3f}x"
     )
-    print(f"ratio of medians: {parse_med / review_med:.2f}x")
+    print(f"ratio of medians: {parse_med / review_med:.3f}x")
 
 
 if __name__ == "__main__":
