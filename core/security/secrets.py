@@ -61,6 +61,11 @@ What does not count (decisions, so the reviewer and the redactor agree)
   ``Secret``/``*SecretKeySelector``/``*SecretVolumeSource``/``*SecretReference``/``SecretStr`` are
   not values (see :data:`REFERENCE_CALLS`).
 * Prose: a value of five or more words is a sentence, not a secret.
+* In code only (:func:`literal_secret`; the redactor stays strict): a key name made of the name's
+  own words (``minio_secret_access_key="access_key"``, the key inside a mounted secret), and a
+  Kubernetes object name (lower case, ``-`` and ``.``, no digit) bound to ``<word>_secret`` when
+  the word does not make it a secret value (``spark_secret="varsome"`` names a secret object;
+  ``client_secret="varsome"`` and ``jwt_secret=...`` are still secrets).
 """
 
 from __future__ import annotations
@@ -164,6 +169,11 @@ _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _KEY_IN_TEXT = r"[A-Za-z_][\w.\-]{0,80}"
 
 
+def _name_parts(name: str) -> list[str]:
+    """The lower-case words of a snake_case, kebab-case, dotted or camelCase name."""
+    return [p.lower() for chunk in re.split(r"[_\-.\s:/]+", name) for p in _NAME_PARTS.findall(chunk)]
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a variable/key/header name names a secret *value* (``DB_PASS``, ``api_key``, ``X-API-Key``).
 
@@ -172,7 +182,7 @@ def is_secret_name(name: str) -> bool:
     """
     if not name or len(name) > 120:
         return False
-    parts = [p.lower() for chunk in re.split(r"[_\-.\s:/]+", name) for p in _NAME_PARTS.findall(chunk)]
+    parts = _name_parts(name)
     if not parts:
         return False
     last = parts[-1]
@@ -694,6 +704,45 @@ def redact(text: str, *, min_confidence: float = 0.0, replacement: str = REDACTE
     return "".join(parts)
 
 
+#: ``<qualifier>_secret`` names a secret value (``client_secret``, ``jwt_secret``); after another word
+#: (``spark_secret``, ``k8s_secret``, ``db_secret``) "secret" may name a secret *object* of the platform
+_VALUE_SECRET_QUALIFIERS = _KEY_QUALIFIERS | {
+    "jwt",
+    "oauth",
+    "cookie",
+    "csrf",
+    "otp",
+    "totp",
+    "flask",
+    "django",
+}
+#: a Kubernetes object name without digits (DNS-1123: lower case, '-' and '.')
+_OBJECT_NAME = re.compile(r"^[a-z](?:[a-z.\-]{0,61}[a-z])?$")
+
+
+def _names_a_secret(name: str, value: str) -> bool:
+    """Whether a literal bound to a secret name names a secret instead of being one (AST checkers only;
+    text redaction stays strict):
+
+    * the value is a key name made of the name's own words: ``minio_secret_access_key="access_key"``
+      (the key inside a mounted secret), ``AWS_SECRET_ACCESS_KEY="aws_secret_access_key"``;
+    * the name is ``<something>_secret`` that is not a secret value's name and the value is a
+      Kubernetes object name: ``spark_secret="varsome"``, ``db_secret="warehouse-creds"``.
+    """
+    if _PY_IDENT.match(value):
+        own = set(_name_parts(name))
+        words = _name_parts(value)
+        if words and all(w in own for w in words):
+            return True
+    parts = _name_parts(name)
+    return (
+        len(parts) >= 2
+        and parts[-1] == "secret"
+        and parts[-2] not in _VALUE_SECRET_QUALIFIERS
+        and _OBJECT_NAME.match(value) is not None
+    )
+
+
 def literal_secret(name: str, value: str, *, call: str | None = None) -> SecretSpan | None:
     """Whether the string literal ``value`` bound to ``name`` is a hard-coded secret (for AST checkers).
 
@@ -706,7 +755,7 @@ def literal_secret(name: str, value: str, *, call: str | None = None) -> SecretS
     """
     if call is not None and REFERENCE_CALLS.search(call):
         return None
-    if is_secret_name(name) and _value_is_secret(value, bare=False):
+    if is_secret_name(name) and _value_is_secret(value, bare=False) and not _names_a_secret(name, value):
         return SecretSpan("key_value", 0, len(value), 0.8, name)
     inner = [s for s in find_secrets(value) if s.kind != "key_value" and s.kind != "high_entropy"]
     if inner:

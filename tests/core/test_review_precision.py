@@ -49,6 +49,45 @@ token = "{{ var.value.api_token }}"
     assert _hits(result, "SEC001") == []
 
 
+def test_sec001_names_of_secret_objects_and_keys_are_not_secrets(tmp_path: Path) -> None:
+    """Seen in a public repository's custom operators (Ferlab-Ste-Justine/clin-pipelines-dags): a
+    Kubernetes secret's name and the key names inside it, bound to secret-looking keywords."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+from lib.operators import SparkOperator, NextflowOperator
+
+with DAG("etl", schedule=None, start_date=datetime(2024, 1, 1)):
+    SparkOperator(task_id="varsome", spark_secret="varsome", spark_class="bio.Varsome")
+    NextflowOperator(
+        task_id="nextflow",
+        minio_credentials_secret_name="cqgc-qa-minio-app-nextflow",
+        minio_credentials_secret_access_key="access_key",
+        minio_credentials_secret_secret_key="secret_key",
+    )
+    SparkOperator(task_id="db", db_secret="warehouse-creds")
+""",
+    )
+    assert _hits(result, "SEC001") == []
+
+
+@pytest.mark.parametrize(
+    "kwarg",
+    [
+        'client_secret="varsome"',  # a secret value's name: any literal is a secret
+        'jwt_secret="supersecretvalue"',
+        'spark_secret="S3cr3tValue42"',  # not an object name: mixed case and digits
+        'db_secret="a8f5f167f44f4964e6c998dee827110c"',
+        'password="lappis_graphql"',
+        'aws_secret_access_key="wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"',
+    ],
+)
+def test_sec001_still_finds_literal_secrets_next_to_those_names(tmp_path: Path, kwarg: str) -> None:
+    source = HEADER + f"from lib.operators import SparkOperator\n\nSparkOperator(task_id='x', {kwarg})\n"
+    assert len(_hits(_review(tmp_path, source), "SEC001")) == 1
+
+
 @pytest.mark.parametrize(
     "line",
     [
