@@ -27,7 +27,7 @@ from dataeng_agents.core.review.pyast import (
     string_parts,
     walk_no_defs,
 )
-from dataeng_agents.core.security import is_secret_name, literal_secret
+from dataeng_agents.core.security import is_secret_name, literal_secret, name_words
 
 SQL_WORDS = re.compile(
     r"^\s*(select|insert|update|delete|merge|create|with|truncate|copy|drop|alter|replace)\b", re.I
@@ -489,11 +489,48 @@ _DATE_METHODS = frozenset(
 
 def _window_shaped(mod: ModuleInfo, clock: ast.Call) -> bool:
     """Whether a clock call computes a date or a window: ``now() - timedelta(...)``, ``today().date()``,
-    ``now().strftime(...)``, ``now().day`` (a decision on the date)."""
+    ``now().strftime(...)``, ``now().day`` (a decision on the date). A formatted clock stored under a
+    name that records when something happened (``entry.last_update = now().isoformat()``,
+    ``updated_at=now().strftime(...)``) only stamps it."""
     parent = mod.idx.parent.get(clock)
     if isinstance(parent, ast.BinOp | ast.Compare):
         return True
-    return isinstance(parent, ast.Attribute) and parent.attr in _DATE_METHODS
+    if not (isinstance(parent, ast.Attribute) and parent.attr in _DATE_METHODS):
+        return False
+    formatted = mod.idx.parent.get(parent)
+    holder = mod.idx.parent.get(formatted) if isinstance(formatted, ast.Call) else None
+    return not _stamp_name(_stored_under(holder, formatted))
+
+
+#: words of a name that records when something happened; a window word overrides them
+_STAMP_WORDS = frozenset(
+    {"update", "updated", "modified", "created", "loaded", "ingested", "inserted", "processed", "synced"}
+    | {"refreshed", "generated", "exported", "written", "timestamp", "ts"}
+)
+_WINDOW_WORDS = frozenset(
+    {"start", "end", "from", "to", "since", "until", "window", "begin", "cutoff", "run"}
+)
+
+
+def _stored_under(holder: ast.AST | None, value: ast.AST | None) -> str:
+    """The name ``value`` is stored under: an assignment's single target (a name, an attribute, a
+    constant subscript) or a keyword; "" otherwise."""
+    if isinstance(holder, ast.keyword):
+        return holder.arg or ""
+    if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and holder.value is value:
+        target = holder.targets[0]
+        if isinstance(target, ast.Name):
+            return target.id
+        if isinstance(target, ast.Attribute):
+            return target.attr
+        if isinstance(target, ast.Subscript):
+            return const_str(target.slice) or ""
+    return ""
+
+
+def _stamp_name(name: str) -> bool:
+    words = set(name_words(name))
+    return bool(words & _STAMP_WORDS) and not words & _WINDOW_WORDS
 
 
 def _check_blocking_past(ctx: CheckContext, mod: ModuleInfo) -> None:

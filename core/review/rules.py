@@ -125,7 +125,8 @@ _RULES: list[Rule] = [
         AFPF,
         "A task that computes its data window from the wall clock gives a different result when it is "
         "retried or backfilled for a past date: runs are not reproducible. The same holds for "
-        "`{{ macros.datetime.now() }}` in a templated argument.",
+        "`{{ macros.datetime.now() }}` in a templated argument. A clock that only stamps something "
+        "(`print(now())`, `entry.updated_at = now().isoformat()`) is reported one step lower, as a warning.",
         "Use the run's logical date: `{{ ds }}`, `{{ data_interval_start }}` in templates, or the "
         "`logical_date` / `data_interval_start` context values (Prefect: a flow parameter).",
     ),

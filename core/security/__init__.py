@@ -13,6 +13,7 @@ from dataeng_agents.core.security.secrets import (
     is_placeholder,
     is_secret_name,
     literal_secret,
+    name_words,
     redact,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "is_placeholder",
     "is_secret_name",
     "literal_secret",
+    "name_words",
     "redact",
 ]

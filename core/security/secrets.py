@@ -14,7 +14,8 @@ API
 * :func:`literal_secret` ``(name, value, call=None) -> SecretSpan | None``: for code checkers that
   already hold a string literal bound to ``name`` (an assignment target, a keyword argument, a dict
   key). ``call`` is the dotted name of the called function when ``name`` is one of its keywords.
-* :func:`is_secret_name` ``(name) -> bool`` and :func:`is_placeholder` ``(value) -> bool``.
+* :func:`is_secret_name` ``(name) -> bool``, :func:`is_placeholder` ``(value) -> bool`` and
+  :func:`name_words` ``(name) -> list[str]`` (the lower-case words of any name style).
 
 What counts (``kind`` of a span, confidence in brackets)
 ========================================================
@@ -169,7 +170,7 @@ _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _KEY_IN_TEXT = r"[A-Za-z_][\w.\-]{0,80}"
 
 
-def _name_parts(name: str) -> list[str]:
+def name_words(name: str) -> list[str]:
     """The lower-case words of a snake_case, kebab-case, dotted or camelCase name."""
     return [p.lower() for chunk in re.split(r"[_\-.\s:/]+", name) for p in _NAME_PARTS.findall(chunk)]
 
@@ -182,7 +183,7 @@ def is_secret_name(name: str) -> bool:
     """
     if not name or len(name) > 120:
         return False
-    parts = _name_parts(name)
+    parts = name_words(name)
     if not parts:
         return False
     last = parts[-1]
@@ -730,11 +731,11 @@ def _names_a_secret(name: str, value: str) -> bool:
       Kubernetes object name: ``spark_secret="varsome"``, ``db_secret="warehouse-creds"``.
     """
     if _PY_IDENT.match(value):
-        own = set(_name_parts(name))
-        words = _name_parts(value)
+        own = set(name_words(name))
+        words = name_words(value)
         if words and all(w in own for w in words):
             return True
-    parts = _name_parts(name)
+    parts = name_words(name)
     return (
         len(parts) >= 2
         and parts[-1] == "secret"

@@ -427,3 +427,34 @@ def test_rel010_reads_the_trigger_rule_from_default_args(tmp_path: Path) -> None
         "the DAG run succeeds even when a task failed"
     ]
     assert _hits(_review(tmp_path, dag % "'all_success'", name="ok.py"), "REL010") == []
+
+
+# ------------------------------------------------------------------ REL005
+@pytest.mark.parametrize(
+    ("statement", "severity"),
+    [
+        # a record of when something happened (seen in Ferlab-Ste-Justine/clin-pipelines-dags): a warning
+        ("entry.lastUpdate = datetime.now().isoformat()", Severity.warn),
+        ("row['updated_at'] = datetime.now().strftime('%Y-%m-%d %H:%M')", Severity.warn),
+        ("save(loaded_ts=datetime.now().isoformat())", Severity.warn),
+        # the wall clock as the data's date or window: an error
+        ("run_date = datetime.now().strftime('%Y-%m-%d')", Severity.error),
+        ("start_updated = datetime.now().isoformat()", Severity.error),
+        ("save(datetime.now().isoformat())", Severity.error),
+        ("since = datetime.now() - timedelta(days=1)", Severity.error),
+    ],
+)
+def test_rel005_a_clock_stamp_is_a_warning_and_a_clock_window_an_error(
+    tmp_path: Path, statement: str, severity: Severity
+) -> None:
+    source = (
+        HEADER
+        + "from airflow.sdk import task\n\n\n"
+        + "@task\n"
+        + "def refresh(entry, row, save):\n"
+        + f"    {statement}\n\n\n"
+        + "with DAG('stamps', schedule='@daily', start_date=datetime(2024, 1, 1), catchup=False):\n"
+        + "    refresh(None, {}, print)\n"
+    )
+    result = _review(tmp_path, source)
+    assert [f.severity for f in result.findings if f.rule_id == "REL005"] == [severity]
