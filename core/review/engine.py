@@ -33,6 +33,7 @@ from dataeng_agents.core.review.rules import RULES
 
 PY_SUFFIXES = (".py",)
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 _IGNORE = re.compile(r"#\s*dataeng:\s*ignore(?P<file>-file)?\[(?P<rules>[A-Za-z0-9_,\s*]+)\]")
 _SPEC_HINT = re.compile(r"^(sources|sinks)\s*:", re.M)
 _FINDING_ORDER = operator.attrgetter("path", "line", "rule_id", "id")
@@ -248,7 +249,11 @@ def review_file(
     except SyntaxError as exc:
         return _FileOutcome(
             FileReport(
-                path=path, kind="error", status="error", error=f"syntax error at line {exc.lineno}: {exc.msg}"
+                path=path,
+                kind="error",
+                status="error",
+                # a file may use syntax of a newer Python (PEP 701 f-strings in 3.12): say which one parsed it
+                error=f"syntax error at line {exc.lineno}: {exc.msg} (parsed by Python {_PYTHON})",
             )
         )
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def test_malformed_inputs_are_reported_per_file_and_the_run_continues(tmp_path: 
     assert by_path["syntax.py"].status == "error" and "syntax error at line 2" in (
         by_path["syntax.py"].error or ""
     )
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert (by_path["syntax.py"].error or "").endswith(f"(parsed by Python {python})")
     assert by_path["latin1.py"].status == "error" and "0xff" in (by_path["latin1.py"].error or "")
     assert by_path["empty.py"].status == "reviewed" and by_path["empty.py"].error == "empty file"
     assert by_path["big.py"].status == "reviewed"  # 5.1 MB is under the default 10 MB limit
