@@ -795,11 +795,11 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
     for dag in mod.dags:
         # the TaskGroup spans are only looked for once a task_id repeats: leaving tasks out of the
         # comparison cannot make a repeat
-        task_ids = [t.task_id for t in dag.tasks if not t.taskflow and t.task_id is not None]
-        if len(set(task_ids)) < len(task_ids):
+        named = [t for t in dag.tasks if not t.taskflow and t.task_id is not None]
+        if len({t.task_id for t in named}) < len(named):
             if groups is None:
                 groups = _task_group_spans(mod)
-            _check_repeated_task_ids(ctx, dag, groups)
+            _check_repeated_task_ids(ctx, dag, named, groups)
         if not dag.edges:
             continue  # no edge, no cycle
         graph: dict[str, set[str]] = {}
@@ -831,11 +831,14 @@ def _check_task_graph(ctx: CheckContext, mod: ModuleInfo) -> None:
                 ctx.emit("SCH007", t.line, t.name, f"task '{t.name}' is created outside any DAG")
 
 
-def _check_repeated_task_ids(ctx: CheckContext, dag: DagInfo, groups: list[tuple[int, int]]) -> None:
-    """SCH007: a task_id used twice in a DAG (tasks inside a TaskGroup have the group's prefix: left out)."""
-    seen: dict[str, int] = {}
-    for t in dag.tasks:
-        if t.taskflow or t.task_id is None or (groups and any(a <= t.line <= b for a, b in groups)):
+def _check_repeated_task_ids(
+    ctx: CheckContext, dag: DagInfo, named: list[TaskInfo], groups: list[tuple[int, int]]
+) -> None:
+    """SCH007: a task_id used twice among a DAG's ``named`` tasks (those with a literal task_id, not
+    TaskFlow); tasks inside a TaskGroup have the group's prefix and are left out."""
+    seen: set[str | None] = set()
+    for t in named:
+        if groups and any(a <= t.line <= b for a, b in groups):
             continue
         if t.task_id in seen:
             ctx.emit(
@@ -845,7 +848,7 @@ def _check_repeated_task_ids(ctx: CheckContext, dag: DagInfo, groups: list[tuple
                 f"task_id '{t.task_id}' is already used earlier in DAG '{dag.name}'",
             )
         else:
-            seen[t.task_id] = t.line
+            seen.add(t.task_id)
 
 
 def _named_in_dag(mod: ModuleInfo, name: str) -> bool:
