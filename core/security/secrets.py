@@ -730,12 +730,11 @@ def _names_a_secret(name: str, value: str) -> bool:
     * the name is ``<something>_secret`` that is not a secret value's name and the value is a
       Kubernetes object name: ``spark_secret="varsome"``, ``db_secret="warehouse-creds"``.
     """
-    if _PY_IDENT.match(value):
-        own = set(name_words(name))
-        words = name_words(value)
-        if words and all(w in own for w in words):
-            return True
     parts = name_words(name)
+    if _PY_IDENT.match(value):
+        words = name_words(value)
+        if words and set(words) <= set(parts):
+            return True
     return (
         len(parts) >= 2
         and parts[-1] == "secret"
