@@ -215,3 +215,41 @@ def test_cli_diff_exit_codes() -> None:
         app, ["api", "diff", str(MUSEUM / "nope.yaml"), str(MUSEUM / "museum-1.2.1.yaml")]
     )
     assert missing.exit_code == 2
+
+
+HELDOUT = Path(__file__).parent / "api_specs" / "heldout"
+
+
+def test_openapi_30_nullable_response_property_is_breaking() -> None:
+    result = diff_paths(HELDOUT / "hellosign_fax_2024-10-29.yaml", HELDOUT / "hellosign_fax_2024-11-27.yaml")
+    kinds = {(c.kind, c.subject) for c in result.changes}
+    for prop in ("subject", "message"):
+        where = f"GET /fax/{{fax_id}} 200 response.fax.{prop}"
+        assert ("response-became-nullable", where) in kinds
+        assert ("response-property-became-optional", where) in kinds
+    assert len(result.breaking) == 4
+    # the reverse (nullable dropped, required again) narrows a response: nothing breaks for clients
+    back = diff_paths(HELDOUT / "hellosign_fax_2024-11-27.yaml", HELDOUT / "hellosign_fax_2024-10-29.yaml")
+    assert not back.breaking
+
+
+def test_stripe_form_body_and_single_branch_anyof_are_compared(tmp_path: Path) -> None:
+    old, new = HELDOUT / "stripe_v516_diff.yaml", HELDOUT / "stripe_v524_diff.yaml"
+    result = diff_paths(old, new)
+    assert {(c.level, c.kind, c.subject) for c in result.changes} == {
+        ("info", "request-property-added", "POST /v1/ephemeral_keys request body.nonce"),
+        (
+            "info",
+            "response-property-added",
+            "GET /v1/issuing/authorizations/{authorization} 200 response.amount_details.cashback_amount",
+        ),
+    }
+    # had the new form field been required, old clients would break
+    required = tmp_path / "required.yaml"
+    required.write_text(
+        new.read_text().replace(
+            "              type: object\n", "              required: [nonce]\n              type: object\n", 1
+        )
+    )
+    kinds = {(c.level, c.kind) for c in diff_paths(old, required).changes}
+    assert ("breaking", "new-required-request-property") in kinds
