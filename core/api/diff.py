@@ -232,10 +232,45 @@ def _diff_openapi(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument) -> N
             ch.add("info", kind, n.subject, f"operation {n.subject} was added", new.line(n.pointer))
             continue
         _diff_operation(ch, old, new, old_ops[key], n)
+    sides: tuple[tuple[OpenApiDocument, Literal["old", "new"]], ...] = ((old, "old"), (new, "new"))
+    for doc, side in sides:
+        refs = _external_refs(doc.data.get("paths")) + _external_refs(doc.data.get("components"))
+        if refs:
+            # only local refs are followed: a multi-file spec (DigitalOcean's puts every operation in its
+            # own file) would otherwise compare as "nothing changed" while its operations changed
+            ch.add(
+                "warning",
+                "external-refs-not-compared",
+                doc.path,
+                f"{len(refs)} $ref(s) in {doc.path} point into other files (e.g. {refs[0]}); what they "
+                "reference is not compared: bundle the document into one file first (redocly bundle)",
+                1,
+                side,
+            )
     old_servers = {s.get("url") for s in old.data.get("servers") or [] if isinstance(s, dict)}
     new_servers = {s.get("url") for s in new.data.get("servers") or [] if isinstance(s, dict)}
     for url in sorted(u for u in old_servers - new_servers if isinstance(u, str)):
         ch.add("warning", "server-removed", url, f"server {url} is no longer listed", new.line(("servers",)))
+
+
+_NOT_CONTRACT = frozenset({"$ref", "description", "example", "examples"})
+
+
+def _external_refs(node: Any) -> list[str]:
+    """The ``$ref`` values under ``node`` that name another file; extensions (``x-codeSamples``),
+    descriptions and examples are skipped, they are not part of what a client sends or receives."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            ref = n.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                out.append(ref)
+            stack.extend(v for k, v in n.items() if not str(k).startswith("x-") and k not in _NOT_CONTRACT)
+        elif isinstance(n, list):
+            stack.extend(n)
+    return sorted(out)
 
 
 def _norm_path(path: str) -> str:

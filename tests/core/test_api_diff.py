@@ -253,3 +253,25 @@ def test_stripe_form_body_and_single_branch_anyof_are_compared(tmp_path: Path) -
     )
     kinds = {(c.level, c.kind) for c in diff_paths(old, required).changes}
     assert ("breaking", "new-required-request-property") in kinds
+
+
+def test_multi_file_spec_says_what_it_did_not_compare(tmp_path: Path) -> None:
+    # DigitalOcean keeps every operation in its own file; only local $refs are followed, so a change
+    # inside resources/... must not pass as "no change" without a word
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(HELDOUT / "digitalocean", old)
+    shutil.copytree(HELDOUT / "digitalocean", new)
+    op_file = new / "resources" / "account" / "account_get.yml"
+    op_file.write_text(op_file.read_text().replace("droplet_limit", "floating_ip_limit"))
+    root = "DigitalOcean-public.v2.yaml"
+    result = diff_paths(old / root, new / root)
+    warned = [c for c in result.changes if c.kind == "external-refs-not-compared"]
+    assert sorted(c.side for c in warned) == ["new", "old"]
+    assert all("resources/account/account_get.yml" in c.message for c in warned)
+    runner = CliRunner()
+    assert runner.invoke(app, ["api", "diff", str(old / root), str(new / root)]).exit_code == 0
+    gated = runner.invoke(app, ["api", "diff", str(old / root), str(new / root), "--fail-on", "warning"])
+    assert gated.exit_code == 1
+    # a single-file spec (examples and code samples in other files do not count) gets no such warning
+    fax = HELDOUT / "hellosign_fax_2024-10-29.yaml"
+    assert not [c for c in diff_paths(fax, fax).changes if c.kind == "external-refs-not-compared"]
