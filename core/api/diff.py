@@ -34,11 +34,11 @@ from dataeng_agents.core.api.models import ApiKind
 from dataeng_agents.core.api.openapi_model import (
     Operation,
     effective_security,
-    json_media,
     merged_properties,
     merged_required,
     operations,
     responses,
+    schema_media,
     schema_types,
 )
 from dataeng_agents.core.errors import InputError
@@ -232,10 +232,45 @@ def _diff_openapi(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument) -> N
             ch.add("info", kind, n.subject, f"operation {n.subject} was added", new.line(n.pointer))
             continue
         _diff_operation(ch, old, new, old_ops[key], n)
+    sides: tuple[tuple[OpenApiDocument, Literal["old", "new"]], ...] = ((old, "old"), (new, "new"))
+    for doc, side in sides:
+        refs = _external_refs(doc.data.get("paths")) + _external_refs(doc.data.get("components"))
+        if refs:
+            # only local refs are followed: a multi-file spec (DigitalOcean's puts every operation in its
+            # own file) would otherwise compare as "nothing changed" while its operations changed
+            ch.add(
+                "warning",
+                "external-refs-not-compared",
+                doc.path,
+                f"{len(refs)} $ref(s) in {doc.path} point into other files (e.g. {refs[0]}); what they "
+                "reference is not compared: bundle the document into one file first (redocly bundle)",
+                1,
+                side,
+            )
     old_servers = {s.get("url") for s in old.data.get("servers") or [] if isinstance(s, dict)}
     new_servers = {s.get("url") for s in new.data.get("servers") or [] if isinstance(s, dict)}
     for url in sorted(u for u in old_servers - new_servers if isinstance(u, str)):
         ch.add("warning", "server-removed", url, f"server {url} is no longer listed", new.line(("servers",)))
+
+
+_NOT_CONTRACT = frozenset({"$ref", "description", "example", "examples"})
+
+
+def _external_refs(node: Any) -> list[str]:
+    """The ``$ref`` values under ``node`` that name another file; extensions (``x-codeSamples``),
+    descriptions and examples are skipped, they are not part of what a client sends or receives."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            ref = n.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                out.append(ref)
+            stack.extend(v for k, v in n.items() if not str(k).startswith("x-") and k not in _NOT_CONTRACT)
+        elif isinstance(n, list):
+            stack.extend(n)
+    return sorted(out)
 
 
 def _norm_path(path: str) -> str:
@@ -347,8 +382,8 @@ def _diff_operation(
                 f"{subj}: the request body became required",
                 line,
             )
-        old_media = dict(json_media(old, ob)) if isinstance(ob, dict) else {}
-        for mt, media in json_media(new, nb):
+        old_media = dict(schema_media(old, ob)) if isinstance(ob, dict) else {}
+        for mt, media in schema_media(new, nb):
             if mt in old_media:
                 _diff_schema(
                     ch,
@@ -361,7 +396,7 @@ def _diff_operation(
                     line,
                     set(),
                 )
-        if old_media and not any(mt in old_media for mt, _ in json_media(new, nb)):
+        if old_media and not any(mt in old_media for mt, _ in schema_media(new, nb)):
             ch.add(
                 "breaking",
                 "request-media-type-removed",
@@ -387,8 +422,8 @@ def _diff_operation(
                 level, "response-status-added", subj, f"{subj}: new response status {code}", new.line(rptr)
             )
             continue
-        old_media = dict(json_media(old, old_resps[code][0]))
-        for mt, media in json_media(new, resp):
+        old_media = dict(schema_media(old, old_resps[code][0]))
+        for mt, media in schema_media(new, resp):
             if mt in old_media:
                 _diff_schema(
                     ch,
@@ -409,7 +444,7 @@ def _diff_operation(
                     f"{subj} {code}: new media type {mt}",
                     new.line(rptr),
                 )
-        new_media = {mt for mt, _ in json_media(new, resp)}
+        new_media = {mt for mt, _ in schema_media(new, resp)}
         for mt in old_media:
             if mt not in new_media and code.startswith("2"):
                 ch.add(
@@ -419,6 +454,32 @@ def _diff_operation(
                     f"{subj} {code}: media type {mt} is no longer returned",
                     new.line(rptr),
                 )
+
+
+def _nullable(doc: OpenApiDocument, schema: dict[str, Any]) -> bool:
+    """3.1 spells null as a type (``type: [string, "null"]``, an ``anyOf`` branch ``{type: "null"}``);
+    3.0 has no null type and says ``nullable: true`` (Dropbox Sign's and Stripe's specs are 3.0)."""
+    if schema.get("nullable") is True or "null" in schema_types(schema):
+        return True
+    branches = [b for key in ("anyOf", "oneOf") if isinstance(schema.get(key), list) for b in schema[key]]
+    return any(schema_types(doc.resolve(b)) == {"null"} for b in branches)
+
+
+def _single_branch(doc: OpenApiDocument, schema: dict[str, Any]) -> dict[str, Any]:
+    """The one schema an ``anyOf``/``oneOf`` of a single non-null branch stands for. Stripe wraps every
+    nullable or expandable reference so (``anyOf: [{$ref: ...}], nullable: true``) and 3.1 specs write
+    ``anyOf: [{$ref: ...}, {type: "null"}]``; without unwrapping, changes behind them went unreported.
+    A real choice between several schemas is left alone (matching branches is guesswork)."""
+    if schema.get("type") is not None or "properties" in schema or "allOf" in schema:
+        return schema
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list):
+            real = [b for b in branches if schema_types(doc.resolve(b)) != {"null"}]
+            if len(real) == 1:
+                target = doc.resolve(real[0])
+                return target if isinstance(target, dict) else schema
+    return schema
 
 
 def _diff_schema(
@@ -436,6 +497,9 @@ def _diff_schema(
     os_, ns_ = old.resolve(os_), new.resolve(ns_)
     if not isinstance(os_, dict) or not isinstance(ns_, dict) or depth > 24:
         return
+    # nullability is read before unwrapping: `anyOf: [{$ref: X}], nullable: true` is a nullable X
+    old_null, new_null = _nullable(old, os_), _nullable(new, ns_)
+    os_, ns_ = _single_branch(old, os_), _single_branch(new, ns_)
     key = (id(os_), id(ns_))
     if key in seen:
         return
@@ -450,7 +514,7 @@ def _diff_schema(
             line,
         )
         return
-    if direction == "response" and "null" in schema_types(ns_) and "null" not in schema_types(os_) and ot:
+    if direction == "response" and new_null and not old_null and ot:
         ch.add("breaking", "response-became-nullable", where, f"{where}: may now be null", line)
     if os_.get("format") and ns_.get("format") and os_["format"] != ns_["format"]:
         ch.add(

@@ -14,6 +14,7 @@ from dataeng_agents.core.api.openapi_model import (
     header_names,
     json_media,
     merged_properties,
+    merged_required,
     operations,
     responses,
     schema_types,
@@ -104,8 +105,16 @@ def check_openapi(ctx: ApiCheckContext, doc: OpenApiDocument) -> int:
     ops = list(operations(doc))
     _document_level(ctx, doc, ops)
     seen_ids: dict[str, Operation] = {}
+    # names the API itself gives to resource ids (`/sessions/{session}`): a query parameter of the same
+    # name filters by that resource, it is not a credential (OAS020)
+    path_params = frozenset(
+        _norm(seg[1:-1])
+        for op in ops
+        for seg in op.path.split("/")
+        if seg.startswith("{") and seg.endswith("}")
+    )
     for op in ops:
-        _operation(ctx, doc, op, seen_ids)
+        _operation(ctx, doc, op, seen_ids, path_params)
     _schemas(ctx, doc)
     return len(ops)
 
@@ -214,7 +223,11 @@ def _property_casing(ctx: ApiCheckContext, doc: OpenApiDocument) -> None:
 
 # ---------------------------------------------------------------------------------- per operation
 def _operation(
-    ctx: ApiCheckContext, doc: OpenApiDocument, op: Operation, seen_ids: dict[str, Operation]
+    ctx: ApiCheckContext,
+    doc: OpenApiDocument,
+    op: Operation,
+    seen_ids: dict[str, Operation],
+    path_params: frozenset[str],
 ) -> None:
     line = doc.line(op.pointer)
     subj = op.subject
@@ -248,7 +261,7 @@ def _operation(
         )
     # OAS020 credentials in query parameters
     for (loc, name), (_param, ptr) in op.parameters.items():
-        if loc == "query" and _norm(name) in CREDENTIAL_PARAMS:
+        if loc == "query" and _norm(name) in CREDENTIAL_PARAMS and _norm(name) not in path_params:
             ctx.emit(
                 "OAS020", doc.line(ptr), subj, f"{subj} takes the credential '{name}' as a query parameter"
             )
@@ -376,10 +389,28 @@ def _returns_list(doc: OpenApiDocument, resps: dict[str, tuple[dict[str, Any], t
         schema = doc.resolve(media.get("schema"))
         if "array" in schema_types(schema):
             return True
-        for prop in merged_properties(doc, schema).values():
-            if "array" in schema_types(doc.resolve(prop)):
-                return True
+        if _list_envelope(doc, schema):
+            return True
     return False
+
+
+def _list_envelope(doc: OpenApiDocument, schema: Any) -> bool:
+    """An object that wraps one page of items (``{data: [...], has_more}``), not a resource that happens
+    to hold arrays. Real specs return singletons from literal paths (``GET /account``, ``GET /v1/balance``)
+    whose objects carry side arrays (``warnings``) or several array attributes; counting those as lists
+    made OAS002 ask for pagination on a single resource. So: exactly one array is the payload (only the
+    ``required`` arrays count when the schema declares ``required``), and the object has no ``id``
+    (a page is not an entity)."""
+    props = merged_properties(doc, schema)
+    if "id" in props:
+        return False
+    required = merged_required(doc, schema)
+    arrays = [
+        name
+        for name, prop in props.items()
+        if "array" in schema_types(doc.resolve(prop)) and (not required or name in required)
+    ]
+    return len(arrays) == 1
 
 
 def _is_problem(doc: OpenApiDocument, response: dict[str, Any]) -> bool:

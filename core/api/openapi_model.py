@@ -114,6 +114,21 @@ def json_media(doc: OpenApiDocument, holder: dict[str, Any]) -> Iterator[tuple[s
             yield str(mt), media
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def schema_media(doc: OpenApiDocument, holder: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(media type, media object)`` of every body whose schema describes fields: the JSON-ish ones and
+    HTML forms. Form bodies carry properties like JSON ones (Stripe's whole request side is
+    ``application/x-www-form-urlencoded``), so a contract diff must compare them too."""
+    yield from json_media(doc, holder)
+    content = holder.get("content")
+    if isinstance(content, dict):
+        for mt, media in content.items():
+            if isinstance(media, dict) and str(mt).lower().split(";")[0].strip() in FORM_TYPES:
+                yield str(mt), media
+
+
 def merged_properties(doc: OpenApiDocument, schema: Any, depth: int = 0) -> dict[str, Any]:
     """Properties of a schema including its ``allOf`` parts (resolved), one level of composition deep."""
     schema = doc.resolve(schema)

@@ -215,3 +215,63 @@ def test_cli_diff_exit_codes() -> None:
         app, ["api", "diff", str(MUSEUM / "nope.yaml"), str(MUSEUM / "museum-1.2.1.yaml")]
     )
     assert missing.exit_code == 2
+
+
+HELDOUT = Path(__file__).parent / "api_specs" / "heldout"
+
+
+def test_openapi_30_nullable_response_property_is_breaking() -> None:
+    result = diff_paths(HELDOUT / "hellosign_fax_2024-10-29.yaml", HELDOUT / "hellosign_fax_2024-11-27.yaml")
+    kinds = {(c.kind, c.subject) for c in result.changes}
+    for prop in ("subject", "message"):
+        where = f"GET /fax/{{fax_id}} 200 response.fax.{prop}"
+        assert ("response-became-nullable", where) in kinds
+        assert ("response-property-became-optional", where) in kinds
+    assert len(result.breaking) == 4
+    # the reverse (nullable dropped, required again) narrows a response: nothing breaks for clients
+    back = diff_paths(HELDOUT / "hellosign_fax_2024-11-27.yaml", HELDOUT / "hellosign_fax_2024-10-29.yaml")
+    assert not back.breaking
+
+
+def test_stripe_form_body_and_single_branch_anyof_are_compared(tmp_path: Path) -> None:
+    old, new = HELDOUT / "stripe_v516_diff.yaml", HELDOUT / "stripe_v524_diff.yaml"
+    result = diff_paths(old, new)
+    assert {(c.level, c.kind, c.subject) for c in result.changes} == {
+        ("info", "request-property-added", "POST /v1/ephemeral_keys request body.nonce"),
+        (
+            "info",
+            "response-property-added",
+            "GET /v1/issuing/authorizations/{authorization} 200 response.amount_details.cashback_amount",
+        ),
+    }
+    # had the new form field been required, old clients would break
+    required = tmp_path / "required.yaml"
+    required.write_text(
+        new.read_text().replace(
+            "              type: object\n", "              required: [nonce]\n              type: object\n", 1
+        )
+    )
+    kinds = {(c.level, c.kind) for c in diff_paths(old, required).changes}
+    assert ("breaking", "new-required-request-property") in kinds
+
+
+def test_multi_file_spec_says_what_it_did_not_compare(tmp_path: Path) -> None:
+    # DigitalOcean keeps every operation in its own file; only local $refs are followed, so a change
+    # inside resources/... must not pass as "no change" without a word
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(HELDOUT / "digitalocean", old)
+    shutil.copytree(HELDOUT / "digitalocean", new)
+    op_file = new / "resources" / "account" / "account_get.yml"
+    op_file.write_text(op_file.read_text().replace("droplet_limit", "floating_ip_limit"))
+    root = "DigitalOcean-public.v2.yaml"
+    result = diff_paths(old / root, new / root)
+    warned = [c for c in result.changes if c.kind == "external-refs-not-compared"]
+    assert sorted(c.side for c in warned) == ["new", "old"]
+    assert all("resources/account/account_get.yml" in c.message for c in warned)
+    runner = CliRunner()
+    assert runner.invoke(app, ["api", "diff", str(old / root), str(new / root)]).exit_code == 0
+    gated = runner.invoke(app, ["api", "diff", str(old / root), str(new / root), "--fail-on", "warning"])
+    assert gated.exit_code == 1
+    # a single-file spec (examples and code samples in other files do not count) gets no such warning
+    fax = HELDOUT / "hellosign_fax_2024-10-29.yaml"
+    assert not [c for c in diff_paths(fax, fax).changes if c.kind == "external-refs-not-compared"]

@@ -205,3 +205,27 @@ def test_cli_review_formats_and_gate(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert res.exit_code == 0 and res.output.startswith("openapi: 3.1.0")
     res = runner.invoke(app, ["api", "rules", "--json"])
     assert len(json.loads(res.output)) == len(API_RULES)
+
+
+HELDOUT = Path(__file__).parent / "api_specs" / "heldout"
+
+
+def _subjects(result: object, rule: str) -> set[str]:
+    return {f.subject for f in result.findings if f.rule_id == rule}  # type: ignore[attr-defined]
+
+
+def test_stripe_session_filter_is_not_a_credential_but_client_secret_is() -> None:
+    # Stripe's `session` query parameter filters accounts by a Financial Connections session, which
+    # the same API serves at /v1/financial_connections/sessions/{session}; `client_secret` is a secret
+    result = review_api_paths([HELDOUT / "stripe_v516_min.yaml"])
+    assert _subjects(result, "OAS020") == {"GET /v1/payment_intents/{intent}"}
+
+
+def test_list_endpoint_rule_skips_singletons_with_array_attributes() -> None:
+    stripe = review_api_paths([HELDOUT / "stripe_v516_min.yaml"])
+    assert _subjects(stripe, "OAS002") == {
+        "GET /v1/financial_connections/accounts",
+        "GET /v1/reporting/report_types",
+    }
+    hellosign = review_api_paths([HELDOUT / "hellosign_min.yaml"])
+    assert _subjects(hellosign, "OAS002") == {"GET /team/invites"}
