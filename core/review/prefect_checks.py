@@ -71,12 +71,84 @@ def _number(node: ast.expr | None) -> float | None:
     return None
 
 
+def _caches(f: PrefectFn) -> bool:
+    """Whether the function caches its result: ``cache_policy=NO_CACHE`` (or ``None``) and
+    ``cache_key_fn=None`` switch caching off; Prefect 3 code spells "no cache" so to silence its
+    warning about unhashable inputs, and that is no cache to persist or to reuse on a retry."""
+    for key in ("cache_policy", "cache_key_fn"):
+        value = f.kwargs.get(key)
+        if value is None:
+            continue
+        if isinstance(value, ast.Constant) and value.value is None:
+            continue
+        if dotted(value).rsplit(".", 1)[-1] == "NO_CACHE":
+            continue
+        return True
+    return False
+
+
+def _task_like_names(idx: Index, tree: ast.Module, imports: dict[str, str]) -> tuple[set[str], set[str]]:
+    """Names that may hold a Prefect task defined in another module, and the plain ``import x`` modules.
+
+    A name imported with ``from ... import name`` (any level: ``from .tasks import load``) may be a task
+    of another module; so may a name bound to ``task(fn)`` or ``<task>.with_options(...)``. Local
+    variables are not: ``df.map(...)`` is pandas, ``executor.submit(...)`` a thread pool."""
+    names: set[str] = set()
+    modules: set[str] = set()
+    for node in idx.of(ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom):
+            names.update(a.asname or a.name for a in node.names if a.name != "*")
+    for node in idx.of(ast.Import):
+        if isinstance(node, ast.Import):
+            modules.update(a.asname or a.name.partition(".")[0] for a in node.names)
+    for node in idx.of(ast.Assign):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and (
+                qualify(dotted(node.value.func), imports) in _TASK_DECORATORS
+                or (isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "with_options")
+            )
+        ):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names, modules
+
+
+def _fanned_task(
+    node: ast.expr, tasks: dict[str, PrefectFn], task_like: set[str], modules: set[str]
+) -> tuple[str, PrefectFn | None] | None:
+    """What ``node.map(...)`` / ``node.submit(...)`` is called on when it may be a Prefect task:
+    ``(its name, the task when defined in this file)``; ``None`` for anything else (a DataFrame, a
+    Series ``df["c"]``, a thread pool, the result of a call)."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "with_options"
+    ):
+        node = node.func.value  # load.with_options(name=...).map(...) fans out load
+    if isinstance(node, ast.Name):
+        if node.id in tasks:
+            return node.id, tasks[node.id]
+        return (node.id, None) if node.id in task_like else None
+    # tasks.load.map(...) after `import tasks`: an attribute path of an imported module
+    name = dotted(node)
+    if name and name.partition(".")[0] in modules and "." in name:
+        return name, None
+    return None
+
+
+_TASK_DECORATORS = frozenset({"prefect.task", "prefect.tasks.task"})
+
+
 def review_prefect_module(
     ctx: CheckContext, tree: ast.Module, source: str, index: Index | None = None
 ) -> list[PrefectFn]:
     imports = import_map(tree)
     fns = collect(tree, imports)
     tasks = {f.name: f for f in fns if f.kind == "task"}
+    idx = index if index is not None else Index(tree)
+    task_like: set[str] | None = None
+    modules: set[str] = set()
     for f in fns:
         label = f"{f.kind} '{f.name}'"
         # Prefect 1 spells them max_retries= and timeout=
@@ -85,9 +157,8 @@ def review_prefect_module(
             ctx.emit("PFT001", f.func, f.name, f"{label} has no retries")
         if "timeout_seconds" not in f.kwargs and "timeout" not in f.kwargs and not f.splat:
             ctx.emit("PFT002", f.func, f.name, f"{label} has no timeout_seconds")
-        caches = "cache_policy" in f.kwargs or "cache_key_fn" in f.kwargs
         persist = f.kwargs.get("persist_result")
-        if f.kind == "task" and caches and isinstance(persist, ast.Constant) and persist.value is False:
+        if f.kind == "task" and _caches(f) and isinstance(persist, ast.Constant) and persist.value is False:
             ctx.emit(
                 "PFT005",
                 f.func,
@@ -127,11 +198,7 @@ def review_prefect_module(
                 for n in [_base_name(c.func)]
                 if n is not None and n.id in tasks
             ]
-            if (
-                _number(retries)
-                and called
-                and not any(("cache_policy" in t.kwargs or "cache_key_fn" in t.kwargs) for t in called)
-            ):
+            if _number(retries) and called and not any(_caches(t) for t in called):
                 ctx.emit(
                     "PFT003",
                     f.func,
@@ -144,23 +211,28 @@ def review_prefect_module(
             )
             if not limited:
                 for c in ast.walk(f.func):
-                    fan_out = (
+                    if not (
                         isinstance(c, ast.Call)
                         and isinstance(c.func, ast.Attribute)
                         and (c.func.attr == "map" or (c.func.attr == "submit" and _in_loop(f.func, c)))
-                    )
-                    if fan_out and isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute):
-                        base = _base_name(c.func.value)
-                        t = tasks.get(base.id) if base is not None else None
-                        if t is None or "tags" not in t.kwargs:
-                            ctx.emit(
-                                "PFT004",
-                                c,
-                                f.name,
-                                f"{label} fans out '{dotted(c.func)}' without a concurrency limit",
-                            )
-                            break
-    idx = index if index is not None else Index(tree)
+                    ):
+                        continue
+                    if task_like is None:  # once per file, only when a flow calls .map/.submit
+                        task_like, modules = _task_like_names(idx, tree, imports)
+                    # only a task fans out: .map() of a DataFrame or a Series, .submit() of a thread pool
+                    # do not run Prefect tasks
+                    fanned = _fanned_task(c.func.value, tasks, task_like, modules)
+                    if fanned is None:
+                        continue
+                    name, t = fanned
+                    if t is None or "tags" not in t.kwargs:
+                        ctx.emit(
+                            "PFT004",
+                            c,
+                            f.name,
+                            f"{label} fans out '{name}.{c.func.attr}' without a concurrency limit",
+                        )
+                        break
     check_hardcoded_secrets(ctx, idx, source)
     check_sql_formatting(ctx, idx, source)
     return fns

@@ -1,0 +1,117 @@
+"""False findings and misses seen on public Prefect repositories held out of the judged corpus
+(benchmarks/RESULTS.md, "The reviewer on Prefect repositories"), one hand-minimised snippet each."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from dataeng_agents.core.review import ReviewResult, review_paths
+
+HEADER = """\
+from prefect import flow, task
+"""
+
+
+def _review(tmp_path: Path, source: str, name: str = "flow.py") -> ReviewResult:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return review_paths([path], config={})
+
+
+def _hits(result: ReviewResult, rule: str) -> list[str]:
+    return [f.message for f in result.findings if f.rule_id == rule]
+
+
+# ------------------------------------------------------------------ PFT004
+def test_pft004_map_of_a_dataframe_or_a_thread_pool_is_no_fan_out(tmp_path: Path) -> None:
+    """CBIIT/ChildhoodCancerDataInitiative-Prefect_Pipeline: ``rules_df.map(lambda ...)`` and
+    ``df["c"].map(mapping)`` in a flow body are pandas, not Prefect tasks."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+import pandas as pd
+from concurrent.futures import ThreadPoolExecutor
+
+
+@flow
+def transform(path: str, mapping: dict) -> None:
+    rules_df = pd.read_csv(path)
+    rules_df = rules_df.map(lambda x: x.strip() if isinstance(x, str) else x)
+    rules_df["site"] = rules_df["site"].map(mapping).fillna(rules_df["site"])
+    with ThreadPoolExecutor() as executor:
+        for row in rules_df.itertuples():
+            executor.submit(print, row)
+""",
+    )
+    assert _hits(result, "PFT004") == []
+
+
+def test_pft004_still_reports_tasks_of_this_file_and_imported_tasks(tmp_path: Path) -> None:
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+from .tasks import load_study
+
+
+@task(retries=2)
+def validate_sheet(sheet: str) -> None: ...
+
+
+@flow
+def validate(sheets: list[str]) -> None:
+    validate_sheet.with_options(name="one sheet").map(sheets)
+
+
+@flow
+def load(studies: list[str]) -> None:
+    for s in studies:
+        load_study.submit(s)
+""",
+    )
+    assert _hits(result, "PFT004") == [
+        "flow 'validate' fans out 'validate_sheet.map' without a concurrency limit",
+        "flow 'load' fans out 'load_study.submit' without a concurrency limit",
+    ]
+
+
+# ------------------------------------------------------------------ PFT005 / PFT003
+def test_pft005_no_cache_policy_is_not_a_cache(tmp_path: Path) -> None:
+    """CBIIT/...-Prefect_Pipeline: ``@task(cache_policy=NO_CACHE, persist_result=False)`` switches
+    caching off (for a task taking a database driver); there is no cache to read back."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+from prefect.cache_policies import NO_CACHE
+
+
+@task(cache_policy=NO_CACHE, name="dump_database", persist_result=False)
+def dump_database(driver, dump_file: str) -> None: ...
+""",
+    )
+    assert _hits(result, "PFT005") == []
+
+
+def test_pft003_a_retried_flow_whose_tasks_all_say_no_cache_redoes_all_work(tmp_path: Path) -> None:
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+from prefect.cache_policies import NO_CACHE
+
+
+@task(retries=2, cache_policy=NO_CACHE)
+def extract() -> list[int]: ...
+
+
+@flow(retries=2)
+def pipeline() -> None:
+    extract()
+""",
+    )
+    assert _hits(result, "PFT003") == [
+        "flow 'pipeline' retries, but none of its tasks caches its result: a retry redoes all work"
+    ]
