@@ -599,7 +599,13 @@ def _swallows(handler: ast.ExceptHandler) -> bool:
     nodes = [n for stmt in handler.body for n in ast.walk(stmt)]
     if any(isinstance(n, ast.Return) and const_str(n.value) for n in nodes):
         return False  # a branch callable routing to a failure branch (return "failure"): handled
-    return not any(isinstance(n, ast.Raise) for n in nodes)
+    # sys.exit(1) raises SystemExit: the task (or the script) still fails, nothing is swallowed
+    return not any(
+        isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and dotted(n.func) in _EXITS) for n in nodes
+    )
+
+
+_EXITS = frozenset({"sys.exit", "exit", "quit", "os._exit"})
 
 
 def _local_path(node: ast.AST | None) -> str | None:

@@ -115,3 +115,35 @@ def pipeline() -> None:
     assert _hits(result, "PFT003") == [
         "flow 'pipeline' retries, but none of its tasks caches its result: a retry redoes all work"
     ]
+
+
+# ------------------------------------------------------------------ REL008
+def test_rel008_a_handler_that_exits_does_not_swallow_the_error(tmp_path: Path) -> None:
+    """CBIIT/...-Prefect_Pipeline (11 findings): ``except Exception: logger.error(...); sys.exit(1)``
+    raises SystemExit, so the run still fails."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+import sys
+
+
+@task(retries=1)
+def read_template(path: str) -> str:
+    try:
+        return open(path).read()
+    except BaseException as err:
+        print(f"Issue occurred while opening file {path}: {err}")
+        sys.exit(1)
+
+
+@task(retries=1)
+def read_other(path: str) -> str:
+    try:
+        return open(path).read()
+    except Exception as err:
+        print(err)
+        return ""
+""",
+    )
+    assert _hits(result, "REL008") == ["task 'read_other' catches a broad exception without re-raising"]
