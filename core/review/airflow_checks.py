@@ -1415,12 +1415,59 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
 
 #: a placeholder where SQL expects a value (quoted, compared, IN/VALUES lists, LIKE, LIMIT): there a bind
 #: parameter is the fix; a placeholder for a table or column name (``INSERT INTO {schema}.{table}``)
-#: cannot be a bind parameter and is not reported
-_VALUE_PLACEHOLDER = re.compile(
-    r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
-    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])",
-    re.I,
-)
+#: cannot be a bind parameter and is not reported. The placeholder is the formatting's own: ``{...}``
+#: in an f-string or for ``.format``, ``%s`` / ``%(name)s`` for ``%``; a ``%s`` in an f-string or a
+#: ``.format`` text is a DB-API bind marker the driver fills (``WHERE rn <= %s``), not formatting
+_VALUE_AT = r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
+_VALUE_BRACE = re.compile(_VALUE_AT + r"\{[^{}]*\}", re.I)
+_VALUE_PERCENT = re.compile(_VALUE_AT + r"%\(?\w*\)?[sdfr]", re.I)
+#: SQL comments: a placeholder left in a commented-out line (``-- AND id IN ({ids})``) formats nothing
+#: the database runs
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*[\s\S]*?\*/")
+#: what a list of bind markers is made of: ``", ".join(["%s"] * n)``, ``",".join("?" for _ in cols)``,
+#: ``", ".join(f":p{j}" for j in ...)``: every string piece is a marker (%s, ?, :name, %(name)s, $1)
+#: or separators
+_MARKER_PIECE = re.compile(r"[\s,()]*(?:%s|\?|:\w*|%\(\w+\)s|\$\d*)?[\s,()]*")
+
+
+def _bind_markers(idx: Index, fstring: ast.JoinedStr, name: str) -> bool:
+    """Whether ``name`` in an f-string holds only bind markers: every assignment to it in the same
+    function (or at module level) builds a text of markers and separators (``placeholders``)."""
+    owner = idx.owner.get(fstring)
+    scope = idx.func_nodes(owner) if owner is not None else idx.of(ast.Assign)
+    values = [
+        n.value
+        for n in scope
+        if isinstance(n, ast.Assign)
+        and idx.owner.get(n) is owner
+        and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
+    ]
+    if not values:
+        return False
+    for value in values:
+        pieces = [
+            n.value for n in ast.walk(value) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        if not any(p.strip(" ,()") for p in pieces) or not all(_MARKER_PIECE.fullmatch(p) for p in pieces):
+            return False
+    return True
+
+
+def _fstring_sql(idx: Index, node: ast.JoinedStr) -> str:
+    """The f-string's text with ``{}`` for each placeholder, and ``?`` for one that holds bind markers."""
+    parts: list[str] = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif (
+            isinstance(v, ast.FormattedValue)
+            and isinstance(v.value, ast.Name)
+            and _bind_markers(idx, node, v.value.id)
+        ):
+            parts.append("?")
+        else:
+            parts.append("{}")
+    return "".join(parts)
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
@@ -1429,6 +1476,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
     hits: list[ast.AST] = []
     for node in [*idx.of(ast.JoinedStr, ast.BinOp), *idx.calls_named("format")]:
         text: str | None = None
+        placeholder = _VALUE_BRACE
         if isinstance(node, ast.JoinedStr):
             # SQL_WORDS is anchored at the start: its word is in the f-string's leading literal part (one
             # that opens with a placeholder cannot match), so the whole text is built only when it is there
@@ -1445,6 +1493,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
             and isinstance(node.left, ast.Constant)
         ):
             text = const_str(node.left)
+            placeholder = _VALUE_PERCENT
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -1452,7 +1501,11 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
             and isinstance(node.func.value, ast.Constant)
         ):
             text = const_str(node.func.value)
-        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text) and _VALUE_PLACEHOLDER.search(text):
+        if not (text and SQL_WORDS.match(text) and SQL_SHAPE.search(text)):
+            continue
+        if isinstance(node, ast.JoinedStr):
+            text = _fstring_sql(idx, node)  # only for SQL-shaped f-strings: resolves bind-marker lists
+        if placeholder.search(_SQL_COMMENT.sub("", text) if "--" in text or "/*" in text else text):
             hits.append(node)
     if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:

@@ -147,3 +147,46 @@ def read_other(path: str) -> str:
 """,
     )
     assert _hits(result, "REL008") == ["task 'read_other' catches a broad exception without re-raising"]
+
+
+# ------------------------------------------------------------------ SEC003
+def test_sec003_bind_markers_in_formatted_sql_are_not_formatting(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO and nishantnayar/prefect-trading (12 of 17 findings): a ``%s`` in an
+    f-string or a ``.format`` text is a DB-API bind marker; a ``{placeholders}`` list built of markers
+    is one too; a placeholder in a commented-out SQL line formats nothing."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+@task(retries=1)
+def load(cur, table: str, df, ids: list[int], lookback: int, where_sql: str) -> None:
+    cur.execute(f"SELECT status FROM etl.run_log {where_sql} WHERE rn <= %s", (lookback,))
+    cur.execute("DELETE FROM src.{t} WHERE (year * 100 + month) >= %s".format(t=table), (202401,))
+    placeholders = ", ".join(["%s"] * len(df.columns))
+    cur.execute(f"INSERT INTO {table} (a, b) VALUES ({placeholders}) ON CONFLICT DO NOTHING", (1, 2))
+    named = ", ".join([f":p{j}" for j in range(len(ids))])
+    cur.execute(f"SELECT id FROM items WHERE id IN ({named})", ids)
+    cur.execute(f'''
+        SELECT a FROM items
+        WHERE active = 'S'
+        --- AND supplier IN ({",".join(map(str, ids))})
+    ''')
+""",
+    )
+    assert _hits(result, "SEC003") == []
+
+
+def test_sec003_still_reports_values_formatted_into_sql(tmp_path: Path) -> None:
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+@task(retries=1)
+def load(cur, ids: list[int], since: str) -> None:
+    id_list = ", ".join(str(i) for i in ids)
+    cur.execute(f"SELECT a FROM items WHERE supplier IN ({id_list})")
+    cur.execute("SELECT a FROM items WHERE since > '%s'" % since)
+    cur.execute(f"SELECT a FROM items WHERE since > {since} -- newer rows")
+""",
+    )
+    assert len(_hits(result, "SEC003")) == 3
