@@ -41,9 +41,12 @@ RUN_KEYED = re.compile(
 INSERT_RE = re.compile(r"\binsert\s+into\b", re.I)
 FROM_RE = re.compile(r"\bfrom\b", re.I)
 SELECT_STAR_RE = re.compile(r"\bselect\s+(distinct\s+)?\*", re.I)
+#: SQL that makes an INSERT safe to rerun: an upsert, or emptying the target first (DELETE FROM the
+#: partition, TRUNCATE, DROP TABLE and CREATE: a full refresh). ``TRUNCATE(x, 2)`` is MySQL's rounding
 IDEMPOTENT_RE = re.compile(
     r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
-    r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b",
+    r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b|\btruncate\s+(?:table\s+)?[\w\[\"`{]|"
+    r"\bdrop\s+table\b",
     re.I,
 )
 WRITE_SQL_RE = re.compile(

@@ -241,18 +241,17 @@ def review_prefect_module(
 def _check_plain_insert(ctx: CheckContext, f: PrefectFn, label: str) -> None:
     """REL006 for Prefect tasks: a plain INSERT INTO (no upsert/overwrite/delete of the partition) in the
     task's SQL strings appends the same rows again when the task is retried or the flow rerun."""
-    texts = [
+    statements = [
         (n, t)
         for n in ast.walk(f.func)
-        if isinstance(n, ast.Constant | ast.JoinedStr)
-        and (t := string_parts(n))
-        and SQL_WORDS.match(t)
-        and SQL_SHAPE.search(t)
+        if isinstance(n, ast.Constant | ast.JoinedStr) and (t := string_parts(n)) and SQL_WORDS.match(t)
     ]
-    if not texts or any(IDEMPOTENT_RE.search(t) for _, t in texts):
+    # every statement of the task counts for idempotence: a separate "DROP TABLE IF EXISTS {t}" or
+    # "TRUNCATE {t}" before the INSERT makes it a full refresh (neither has the shape tested below)
+    if not statements or any(IDEMPOTENT_RE.search(t) for _, t in statements):
         return
-    for node, text in texts:
-        if INSERT_RE.search(text):
+    for node, text in statements:
+        if SQL_SHAPE.search(text) and INSERT_RE.search(text):
             ctx.emit(
                 "REL006", node, f.name, f"{label} runs a plain INSERT INTO: a retry or rerun duplicates rows"
             )

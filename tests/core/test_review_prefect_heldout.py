@@ -190,3 +190,37 @@ def load(cur, ids: list[int], since: str) -> None:
 """,
     )
     assert len(_hits(result, "SEC003")) == 3
+
+
+# ------------------------------------------------------------------ REL006
+def test_rel006_drop_or_truncate_before_the_insert_is_a_full_refresh(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO (9 of 15 findings): DROP TABLE IF EXISTS, CREATE TABLE, then INSERT in
+    the same task rebuilds the table; a rerun does not duplicate rows."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+from psycopg2.extras import execute_values
+
+
+@task(retries=1)
+def copy_table(cur, table: str, columns: str, values: list) -> None:
+    cur.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    cur.execute(f"CREATE TABLE {table} (a int, b text)")
+    execute_values(cur, f"INSERT INTO {table} ({columns}) VALUES %s", values)
+
+
+@task(retries=1)
+def reload_table(cur, rows: list) -> None:
+    cur.execute("TRUNCATE TABLE src.stock")
+    cur.executemany("INSERT INTO src.stock (a, b) VALUES (%s, %s)", rows)
+
+
+@task(retries=1)
+def append_rows(cur, rows: list) -> None:
+    cur.executemany("INSERT INTO src.stock (a, b) SELECT TRUNCATE(a, 2), b FROM staging", rows)
+""",
+    )
+    assert _hits(result, "REL006") == [
+        "task 'append_rows' runs a plain INSERT INTO: a retry or rerun duplicates rows"
+    ]
