@@ -1297,6 +1297,11 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
                 pair = list(auth.value.elts)
         if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
             yield "password", pw, None, pair[1]
+    # a URI or a connection string passed positionally to a connection call, bound to no name:
+    # create_engine("postgresql://etl:pw@db/dw"), pyodbc.connect("DRIVER=...;UID=etl;PWD=...")
+    for call in idx.calls_named(*_CONNECT_CALLS):
+        if call.args and (text := const_str(call.args[0])) is not None and _may_be_shaped_secret(text):
+            yield "", text, None, call.args[0]
     # f-strings: only in a file with the shapes with spaces or an @ (a command line, a header, URI
     # credentials); that test scans the whole text, so it is made once an f-string may hold a secret
     spaced: bool | None = None
@@ -1328,6 +1333,9 @@ _AUTH_TUPLE_CALLS = HTTP_CALLS | frozenset(
     }
 )
 _AUTH_CALLS = frozenset(_BASIC_AUTH_CALLS) | _AUTH_TUPLE_CALLS
+#: calls whose first argument is a database URI or connection string (SQLAlchemy, DB-API drivers,
+#: MongoDB, redis-py's from_url)
+_CONNECT_CALLS = ("create_engine", "create_async_engine", "connect", "MongoClient", "from_url")
 _SECRET_KIND_TEXT = {
     "uri_credentials": "a connection URI with an embedded password",
     "private_key": "a private key",
@@ -1337,6 +1345,7 @@ _SECRET_KIND_TEXT = {
     "pgpass": "a pgpass line with a password",
     "netrc": "a netrc password",
     "sql_password": "a SQL password",
+    "connection_string": "a connection string with a password",
 }
 
 
@@ -1356,6 +1365,8 @@ def _may_be_shaped_secret(text: str) -> bool:
     without credentials, commands and prose."""
     if len(text) < 8:
         return False  # shorter than any shaped secret with its context (a token, user:pw@, "Bearer x")
+    if ";" in text and "=" in text and _CONN_PASSWORD.search(text):
+        return True  # an ODBC/ADO.NET/JDBC connection string with PWD=/Password= (spaces or not)
     if "://" in text:
         return "@" in text or "hooks." in text or "webhook" in text  # URI credentials, webhook URLs
     if " " in text:
@@ -1375,6 +1386,7 @@ def _may_be_shaped_secret(text: str) -> bool:
 
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_CONN_PASSWORD = re.compile(r"(?i)(?<![\w\-.])(?:pwd|password)[ \t]*=")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -224,3 +224,49 @@ def append_rows(cur, rows: list) -> None:
     assert _hits(result, "REL006") == [
         "task 'append_rows' runs a plain INSERT INTO: a retry or rerun duplicates rows"
     ]
+
+
+# ------------------------------------------------------------------ SEC001
+def test_sec001_odbc_connection_string_and_positional_uri_are_hard_coded_secrets(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO: an ODBC connection string with ``PWD=`` (bound to a name that is no
+    secret name, split over adjacent literals) and a URI with a password passed positionally to
+    ``create_engine`` were not reported (the redactor found the first; the code check did not)."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+import pyodbc
+from sqlalchemy import create_engine
+
+SQLSERVER_CONN_STR = (
+    "DRIVER={ODBC Driver 17 for SQL Server};"
+    "SERVER=10.54.200.92;"
+    "UID=data-sync;"
+    "PWD=aladelta10$"
+)
+TEMPLATE = "DRIVER={driver};SERVER={server};UID={user};PWD={password}"
+
+
+@task(retries=1)
+def extract(server: str, user: str, pwd: str) -> None:
+    pyodbc.connect(f"DRIVER={{ODBC Driver 18}};SERVER={server};UID={user};PWD={pwd}")
+    pyodbc.connect("Server=db;Database=sales;User Id=etl;Password=Sales2024!;")
+    create_engine("postgresql+psycopg2://diarco_data:aladelta10$@localhost/diarco_data")
+    create_engine("postgresql+psycopg2://localhost/diarco_data")
+""",
+    )
+    assert _hits(result, "SEC001") == [
+        "a connection string with a password is hard-coded (in 'SQLSERVER_CONN_STR')",
+        "a connection string with a password is hard-coded",
+        "a connection URI with an embedded password is hard-coded",
+    ]
+
+
+def test_connection_string_password_needs_a_literal_value_and_another_key() -> None:
+    from dataeng_agents.core.security import literal_secret
+
+    assert literal_secret("CONN", "DRIVER={x};UID=u;PWD={ab;c1};") is not None  # ODBC braces
+    assert literal_secret("CONN", "Server=db;PWD={password}") is None  # a .format template
+    assert literal_secret("CONN", "Server=db;Password=changeme;") is None  # a placeholder
+    assert literal_secret("CONN", "Server=db;Password=$DB_PASS;") is None  # a reference
+    assert literal_secret("CONN", "PWD=abc123") is None  # no connection string around it
