@@ -21,9 +21,11 @@ from dataeng_agents.core.review.pyast import (
     ATTR_OR_CALL,
     FUNC_DEFS,
     Index,
+    calls_under,
     contains_clock_call,
     dotted,
     import_map,
+    is_clock_call,
     kwargs_of,
     qualify,
     string_parts,
@@ -165,8 +167,10 @@ def review_prefect_module(
                 f.name,
                 f"{label} caches but persist_result=False: the cache is never read back",
             )
-        clock = contains_clock_call(f.func, imports)
-        if clock is not None and f.kind == "task":
+        clock = contains_clock_call(f.func, imports) if f.kind == "task" else None
+        if clock is not None:
+            clock = _first_clock_not_timing(f.func, imports)
+        if clock is not None:
             # a warning in Prefect: a flow run has no logical date to use instead, and the clock often only
             # stamps bookkeeping (last run date); in Airflow it is an error (the run's date exists)
             ctx.emit(
@@ -236,6 +240,61 @@ def review_prefect_module(
     check_hardcoded_secrets(ctx, idx, source)
     check_sql_formatting(ctx, idx, source)
     return fns
+
+
+def _first_clock_not_timing(func: ast.AST, imports: dict[str, str]) -> ast.Call | None:
+    """The first clock call of the function that does not only time something.
+
+    ``start = time.time()`` ... ``time.time() - start`` measures a duration: no result depends on when
+    the task runs. A clock value is timing when it is an operand of a subtraction whose other operand
+    is a clock too, or is stored in names used only so (or copied into another such name:
+    ``last = now``); ``now() - timedelta(days=1)`` is a window and stays reported."""
+    calls = [c for c in calls_under(func) if is_clock_call(c, imports)]
+    if not calls:
+        return None
+    clock_calls = set(calls)
+    stored: dict[str, list[ast.expr]] = {}  # name -> every value assigned to it
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    stored.setdefault(t.id, []).append(node.value)
+    clock_names = {
+        n
+        for n, values in stored.items()
+        if all(v in clock_calls or (isinstance(v, ast.Name) and v.id in stored) for v in values)
+        and any(v in clock_calls for v in values)
+    }
+
+    def clocky(e: ast.expr) -> bool:
+        return e in clock_calls or (isinstance(e, ast.Name) and e.id in clock_names)
+
+    timing: set[ast.AST] = set()  # operands of clock - clock, and the names copied into clock names
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Sub)
+            and clocky(node.left)
+            and clocky(node.right)
+        ):
+            timing.update((node.left, node.right))
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in clock_names
+            and all(isinstance(t, ast.Name) and t.id in clock_names for t in node.targets)
+        ):
+            timing.add(node.value)
+    loads: dict[str, list[ast.Name]] = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in clock_names:
+            loads.setdefault(node.id, []).append(node)
+    timers = {n for n in clock_names if all(use in timing for use in loads.get(n, ()))}
+    timer_values = {v for n in timers for v in stored[n]}
+    for c in calls:
+        if c not in timing and c not in timer_values:
+            return c
+    return None
 
 
 def _check_plain_insert(ctx: CheckContext, f: PrefectFn, label: str) -> None:

@@ -270,3 +270,44 @@ def test_connection_string_password_needs_a_literal_value_and_another_key() -> N
     assert literal_secret("CONN", "Server=db;Password=changeme;") is None  # a placeholder
     assert literal_secret("CONN", "Server=db;Password=$DB_PASS;") is None  # a reference
     assert literal_secret("CONN", "PWD=abc123") is None  # no connection string around it
+
+
+# ------------------------------------------------------------------ REL005
+def test_rel005_a_clock_that_only_times_the_task_is_not_reported(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO, nishantnayar/prefect-trading, Cam0505/CamOnPrefect (8 of 20): ``inicio
+    = datetime.now()`` ... ``(datetime.now() - inicio).total_seconds()`` measures a duration, and a
+    throttle (``if (now - last).total_seconds() >= 3600: last = now``) compares two clock readings."""
+    result = _review(
+        tmp_path,
+        HEADER
+        + """
+import time
+from datetime import datetime, timedelta
+
+
+@task(retries=1)
+def replicate(tables: list[str]) -> float:
+    inicio = datetime.now()
+    for t in tables:
+        print(t)
+    return (datetime.now() - inicio).total_seconds()
+
+
+@task(retries=1)
+def stream(messages) -> None:
+    last = datetime.now()
+    for m in messages:
+        now = datetime.now()
+        if (now - last).total_seconds() >= 3600:
+            last = now
+    start = time.time()
+    print(f"took {time.time() - start:.1f}s")
+
+
+@task(retries=1)
+def window(cur) -> None:
+    since = datetime.now() - timedelta(days=1)
+    cur.execute("SELECT a FROM t WHERE ts > %s", (since,))
+""",
+    )
+    assert _hits(result, "REL005") == ["'datetime.now()' inside task 'window': results depend on run time"]
