@@ -41,9 +41,12 @@ RUN_KEYED = re.compile(
 INSERT_RE = re.compile(r"\binsert\s+into\b", re.I)
 FROM_RE = re.compile(r"\bfrom\b", re.I)
 SELECT_STAR_RE = re.compile(r"\bselect\s+(distinct\s+)?\*", re.I)
+#: SQL that makes an INSERT safe to rerun: an upsert, or emptying the target first (DELETE FROM the
+#: partition, TRUNCATE, DROP TABLE and CREATE: a full refresh). ``TRUNCATE(x, 2)`` is MySQL's rounding
 IDEMPOTENT_RE = re.compile(
     r"\bon\s+conflict\b|\bmerge\b|\boverwrite\b|\bdelete\s+from\b|\bon\s+duplicate\s+key\b|"
-    r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b",
+    r"\bupsert\b|\breplace\s+into\b|\bwhere\s+not\s+exists\b|\btruncate\s+(?:table\s+)?[\w\[\"`{]|"
+    r"\bdrop\s+table\b",
     re.I,
 )
 WRITE_SQL_RE = re.compile(
@@ -599,7 +602,13 @@ def _swallows(handler: ast.ExceptHandler) -> bool:
     nodes = [n for stmt in handler.body for n in ast.walk(stmt)]
     if any(isinstance(n, ast.Return) and const_str(n.value) for n in nodes):
         return False  # a branch callable routing to a failure branch (return "failure"): handled
-    return not any(isinstance(n, ast.Raise) for n in nodes)
+    # sys.exit(1) raises SystemExit: the task (or the script) still fails, nothing is swallowed
+    return not any(
+        isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and dotted(n.func) in _EXITS) for n in nodes
+    )
+
+
+_EXITS = frozenset({"sys.exit", "exit", "quit", "os._exit"})
 
 
 def _local_path(node: ast.AST | None) -> str | None:
@@ -1288,6 +1297,11 @@ def _secret_candidates(idx: Index, source: str = "") -> Iterator[tuple[str, str,
                 pair = list(auth.value.elts)
         if len(pair) == 2 and (pw := const_str(pair[1])) is not None and const_str(pair[0]) is not None:
             yield "password", pw, None, pair[1]
+    # a URI or a connection string passed positionally to a connection call, bound to no name:
+    # create_engine("postgresql://etl:pw@db/dw"), pyodbc.connect("DRIVER=...;UID=etl;PWD=...")
+    for call in idx.calls_named(*_CONNECT_CALLS):
+        if call.args and (text := const_str(call.args[0])) is not None and _may_be_shaped_secret(text):
+            yield "", text, None, call.args[0]
     # f-strings: only in a file with the shapes with spaces or an @ (a command line, a header, URI
     # credentials); that test scans the whole text, so it is made once an f-string may hold a secret
     spaced: bool | None = None
@@ -1319,6 +1333,9 @@ _AUTH_TUPLE_CALLS = HTTP_CALLS | frozenset(
     }
 )
 _AUTH_CALLS = frozenset(_BASIC_AUTH_CALLS) | _AUTH_TUPLE_CALLS
+#: calls whose first argument is a database URI or connection string (SQLAlchemy, DB-API drivers,
+#: MongoDB, redis-py's from_url)
+_CONNECT_CALLS = ("create_engine", "create_async_engine", "connect", "MongoClient", "from_url")
 _SECRET_KIND_TEXT = {
     "uri_credentials": "a connection URI with an embedded password",
     "private_key": "a private key",
@@ -1328,6 +1345,7 @@ _SECRET_KIND_TEXT = {
     "pgpass": "a pgpass line with a password",
     "netrc": "a netrc password",
     "sql_password": "a SQL password",
+    "connection_string": "a connection string with a password",
 }
 
 
@@ -1347,6 +1365,8 @@ def _may_be_shaped_secret(text: str) -> bool:
     without credentials, commands and prose."""
     if len(text) < 8:
         return False  # shorter than any shaped secret with its context (a token, user:pw@, "Bearer x")
+    if ";" in text and "=" in text and _CONN_PASSWORD.search(text):
+        return True  # an ODBC/ADO.NET/JDBC connection string with PWD=/Password= (spaces or not)
     if "://" in text:
         return "@" in text or "hooks." in text or "webhook" in text  # URI credentials, webhook URLs
     if " " in text:
@@ -1366,6 +1386,7 @@ def _may_be_shaped_secret(text: str) -> bool:
 
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_CONN_PASSWORD = re.compile(r"(?i)(?<![\w\-.])(?:pwd|password)[ \t]*=")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1409,12 +1430,59 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
 
 #: a placeholder where SQL expects a value (quoted, compared, IN/VALUES lists, LIKE, LIMIT): there a bind
 #: parameter is the fix; a placeholder for a table or column name (``INSERT INTO {schema}.{table}``)
-#: cannot be a bind parameter and is not reported
-_VALUE_PLACEHOLDER = re.compile(
-    r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
-    r"(?:\{[^{}]*\}|%\(?\w*\)?[sdfr])",
-    re.I,
-)
+#: cannot be a bind parameter and is not reported. The placeholder is the formatting's own: ``{...}``
+#: in an f-string or for ``.format``, ``%s`` / ``%(name)s`` for ``%``; a ``%s`` in an f-string or a
+#: ``.format`` text is a DB-API bind marker the driver fills (``WHERE rn <= %s``), not formatting
+_VALUE_AT = r"(?:['\"]|[=<>]|\bin\s*\(|\bvalues\s*\(|\blike|\blimit|\boffset|\bbetween|\binterval)\s*"
+_VALUE_BRACE = re.compile(_VALUE_AT + r"\{[^{}]*\}", re.I)
+_VALUE_PERCENT = re.compile(_VALUE_AT + r"%\(?\w*\)?[sdfr]", re.I)
+#: SQL comments: a placeholder left in a commented-out line (``-- AND id IN ({ids})``) formats nothing
+#: the database runs
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*[\s\S]*?\*/")
+#: what a list of bind markers is made of: ``", ".join(["%s"] * n)``, ``",".join("?" for _ in cols)``,
+#: ``", ".join(f":p{j}" for j in ...)``: every string piece is a marker (%s, ?, :name, %(name)s, $1)
+#: or separators
+_MARKER_PIECE = re.compile(r"[\s,()]*(?:%s|\?|:\w*|%\(\w+\)s|\$\d*)?[\s,()]*")
+
+
+def _bind_markers(idx: Index, fstring: ast.JoinedStr, name: str) -> bool:
+    """Whether ``name`` in an f-string holds only bind markers: every assignment to it in the same
+    function (or at module level) builds a text of markers and separators (``placeholders``)."""
+    owner = idx.owner.get(fstring)
+    scope = idx.func_nodes(owner) if owner is not None else idx.of(ast.Assign)
+    values = [
+        n.value
+        for n in scope
+        if isinstance(n, ast.Assign)
+        and idx.owner.get(n) is owner
+        and any(isinstance(t, ast.Name) and t.id == name for t in n.targets)
+    ]
+    if not values:
+        return False
+    for value in values:
+        pieces = [
+            n.value for n in ast.walk(value) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        if not any(p.strip(" ,()") for p in pieces) or not all(_MARKER_PIECE.fullmatch(p) for p in pieces):
+            return False
+    return True
+
+
+def _fstring_sql(idx: Index, node: ast.JoinedStr) -> str:
+    """The f-string's text with ``{}`` for each placeholder, and ``?`` for one that holds bind markers."""
+    parts: list[str] = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif (
+            isinstance(v, ast.FormattedValue)
+            and isinstance(v.value, ast.Name)
+            and _bind_markers(idx, node, v.value.id)
+        ):
+            parts.append("?")
+        else:
+            parts.append("{}")
+    return "".join(parts)
 
 
 def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
@@ -1423,6 +1491,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
     hits: list[ast.AST] = []
     for node in [*idx.of(ast.JoinedStr, ast.BinOp), *idx.calls_named("format")]:
         text: str | None = None
+        placeholder = _VALUE_BRACE
         if isinstance(node, ast.JoinedStr):
             # SQL_WORDS is anchored at the start: its word is in the f-string's leading literal part (one
             # that opens with a placeholder cannot match), so the whole text is built only when it is there
@@ -1439,6 +1508,7 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
             and isinstance(node.left, ast.Constant)
         ):
             text = const_str(node.left)
+            placeholder = _VALUE_PERCENT
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -1446,7 +1516,11 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
             and isinstance(node.func.value, ast.Constant)
         ):
             text = const_str(node.func.value)
-        if text and SQL_WORDS.match(text) and SQL_SHAPE.search(text) and _VALUE_PLACEHOLDER.search(text):
+        if not (text and SQL_WORDS.match(text) and SQL_SHAPE.search(text)):
+            continue
+        if isinstance(node, ast.JoinedStr):
+            text = _fstring_sql(idx, node)  # only for SQL-shaped f-strings: resolves bind-marker lists
+        if placeholder.search(_SQL_COMMENT.sub("", text) if "--" in text or "/*" in text else text):
             hits.append(node)
     if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:

@@ -33,7 +33,9 @@ What counts (``kind`` of a span, confidence in brackets)
   port), ``--password=...``/``--password ...`` (also ``--token``, ``--api-key``, ``--secret``...),
   ``sshpass -p``, ``docker login -p``, ``curl -u user:pass``.
 * ``pgpass`` (0.9): a ``host:port:database:user:password`` line; ``netrc`` (0.9): ``machine h login
-  u password p``; ``sql_password`` (0.9): ``IDENTIFIED BY '...'`` / ``PASSWORD '...'``.
+  u password p``; ``sql_password`` (0.9): ``IDENTIFIED BY '...'`` / ``PASSWORD '...'``;
+  ``connection_string`` (0.9): ``PWD=...`` / ``Password=...`` in an ODBC/ADO.NET/JDBC ``key=value;``
+  string with another key (``DRIVER={ODBC Driver 17};SERVER=db;UID=etl;PWD=...``).
 * ``key_value`` (0.8 quoted, 0.7 bare): a value bound to a name that names a secret
   (:func:`is_secret_name`) in Python (``DB_PASS = "..."``, ``password="..."`` keywords, dicts), YAML
   (``password: ...``), JSON (``"client_secret": "..."``), env files / shell (``PGPASSWORD=...``,
@@ -389,6 +391,27 @@ def _pgpass(m: re.Match[str], text: str) -> bool:
     return not is_placeholder(m.group("val"))
 
 
+#: another key of an ODBC / ADO.NET / JDBC connection string on the same line, ended by ``;``
+_CONN_STRING_KEY = re.compile(
+    r"(?i)(?<![\w\-.])(?:driver|server|data[ \t]+source|address|addr|host|hostname|dsn|database|"
+    r"initial[ \t]+catalog|uid|user[ \t]*id|user|username|port)[ \t]*=[^;\n]*;"
+)
+
+
+def _connection_string_password(m: re.Match[str], text: str) -> bool:
+    """``PWD=...`` / ``Password=...`` in a ``key=value;`` connection string (``DRIVER={ODBC Driver 17};
+    SERVER=db;UID=etl;PWD=s3cret``): the name is in the text, not a variable, so the key/value
+    reading of code (:func:`literal_secret`) cannot see it."""
+    v = _value(m).strip()
+    if v.startswith("{") and v.endswith("}") and not _REFERENCE.search(v):
+        v = v[1:-1]  # ODBC quotes a value with ; in braces: PWD={a;b}
+    if not v or is_placeholder(v) or _is_reference_or_path(v) or _NUMBERISH.match(v):
+        return False
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    return _CONN_STRING_KEY.search(text, start, end if end >= 0 else len(text)) is not None
+
+
 def _high_entropy(m: re.Match[str], text: str) -> bool:
     v = _value(m)
     if "/" in v and not (any(c.isupper() for c in v) and any(c.islower() for c in v)):
@@ -560,6 +583,13 @@ _STRUCTURAL: list[_Pattern] = [
         0.9,
         ("identified", "password"),
         validate=_not_placeholder,
+    ),
+    _Pattern(
+        "connection_string",
+        re.compile(r"(?i)(?<![\w\-.])(?:pwd|password)[ \t]*=[ \t]*(?P<val>\{[^}\n]*\}|[^;\"'\n]+)"),
+        0.9,
+        ("pwd", "password"),
+        validate=lambda m, t: _connection_string_password(m, t),
     ),
 ]
 
