@@ -589,7 +589,7 @@ _STRUCTURAL: list[_Pattern] = [
         re.compile(r"(?i)(?<![\w\-.])(?:pwd|password)[ \t]*=[ \t]*(?P<val>\{[^}\n]*\}|[^;\"'\n]+)"),
         0.9,
         ("pwd", "password"),
-        validate=lambda m, t: _connection_string_password(m, t),
+        validate=_connection_string_password,
     ),
 ]
 
