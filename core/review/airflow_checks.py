@@ -1445,6 +1445,24 @@ _SQL_COMMENT = re.compile(r"--[^\n]*|/\*[\s\S]*?\*/")
 _MARKER_PIECE = re.compile(r"[\s,()]*(?:%s|\?|:\w*|%\(\w+\)s|\$\d*)?[\s,()]*")
 
 
+_VALUES_OPEN = re.compile(r"\bvalues\s*\(", re.I)
+_PAREN_OR_BRACE = re.compile(r"[(){]")
+
+
+def _brace_in_values(sql: str) -> bool:
+    """Whether a ``{...}`` placeholder sits anywhere inside a VALUES list, nested parentheses included:
+    a row's expressions hold values, never names (``VALUES (%s, ST_Buffer({point}, 0.1))``)."""
+    for m in _VALUES_OPEN.finditer(sql):
+        depth = 1
+        for c in _PAREN_OR_BRACE.finditer(sql, m.end()):
+            if c.group() == "{":
+                return True
+            depth += 1 if c.group() == "(" else -1
+            if depth == 0:
+                break  # the list ended; ON CONFLICT ... SET {updates} after it is not a value list
+    return False
+
+
 def _bind_markers(idx: Index, fstring: ast.JoinedStr, name: str) -> bool:
     """Whether ``name`` in an f-string holds only bind markers: every assignment to it in the same
     function (or at module level) builds a text of markers and separators (``placeholders``)."""
@@ -1520,7 +1538,8 @@ def check_sql_formatting(ctx: CheckContext, idx: Index, source: str) -> None:
             continue
         if isinstance(node, ast.JoinedStr):
             text = _fstring_sql(idx, node)  # only for SQL-shaped f-strings: resolves bind-marker lists
-        if placeholder.search(_SQL_COMMENT.sub("", text) if "--" in text or "/*" in text else text):
+        sql = _SQL_COMMENT.sub("", text) if "--" in text or "/*" in text else text
+        if placeholder.search(sql) or (placeholder is _VALUE_BRACE and _brace_in_values(sql)):
             hits.append(node)
     if hits and has_any(source.lower(), SQL_WORDS_LOWER):
         for node in hits:

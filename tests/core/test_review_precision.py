@@ -458,3 +458,31 @@ def test_rel005_a_clock_stamp_is_a_warning_and_a_clock_window_an_error(
     )
     result = _review(tmp_path, source)
     assert [f.severity for f in result.findings if f.rule_id == "REL005"] == [severity]
+
+
+# ------------------------------------------------------------------ SEC003
+def test_sec003_a_placeholder_anywhere_inside_a_values_list_is_a_value(tmp_path: Path) -> None:
+    """Greenstand/treetracker-airflow-dags (judged corpus): geometry points pasted into a function call
+    inside VALUES are values, whatever the bind markers beside them; a list of bind markers in VALUES,
+    and identifiers after the list (ON CONFLICT ... SET), are not."""
+    source = (
+        HEADER
+        + """
+from airflow.sdk import task
+
+
+@task
+def segment(cur, points: list[str], columns: list[str]) -> None:
+    cur.execute(f"INSERT INTO seg (id, hull) VALUES (%s, (SELECT ST_Buffer({points[0]}, 0.00001)))", (1,))
+    cur.execute(f"INSERT INTO seg (id, hull) VALUES (%s, ST_Collect(ARRAY[{', '.join(points)}]))", (1,))
+    placeholders = ", ".join(["%s"] * len(columns))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    cur.execute(f"INSERT INTO seg ({', '.join(columns)}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}")
+
+
+with DAG("segments", schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False):
+    segment(None, [], [])
+"""
+    )
+    result = _review(tmp_path, source)
+    assert [f.line for f in result.findings if f.rule_id == "SEC003"] == [12, 13]
