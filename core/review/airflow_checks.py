@@ -1402,6 +1402,44 @@ def _secret_name(name: str) -> bool:
 _FORMAT_FIELD = re.compile(r"\{[A-Za-z_][\w.\[\]'\"]*\}")
 
 
+def _token_text(kind: str) -> str:
+    """How a finding names a vendor token kind of the detector (``token:github`` -> "a GitHub token")."""
+    name = _TOKEN_TEXT.get(kind)
+    if name is None:
+        words = kind.removeprefix("token:").replace("_", " ")
+        name = f"{'an' if words[:1] in 'aeiou' else 'a'} {words} token"
+    return name
+
+
+_TOKEN_TEXT = {
+    "token:anthropic": "an Anthropic API key",
+    "token:openai": "an OpenAI API key",
+    "token:stripe": "a Stripe API key",
+    "token:stripe_webhook": "a Stripe webhook secret",
+    "token:github": "a GitHub token",
+    "token:github_pat": "a GitHub personal access token",
+    "token:gitlab": "a GitLab personal access token",
+    "token:slack": "a Slack token",
+    "token:slack_app": "a Slack app token",
+    "token:slack_webhook": "a Slack webhook URL",
+    "token:discord_webhook": "a Discord webhook URL",
+    "token:aws_access_key_id": "an AWS access key ID",
+    "token:google_api_key": "a Google API key",
+    "token:google_oauth_secret": "a Google OAuth client secret",
+    "token:google_access_token": "a Google access token",
+    "token:jwt": "a JWT",
+    "token:npm": "an npm token",
+    "token:pypi": "a PyPI token",
+    "token:huggingface": "a Hugging Face token",
+    "token:sendgrid": "a SendGrid API key",
+    "token:databricks": "a Databricks token",
+    "token:shopify": "a Shopify token",
+    "token:digitalocean": "a DigitalOcean token",
+    "token:mailgun": "a Mailgun API key",
+    "token:square": "a Square token",
+}
+
+
 def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
     """SEC001 through the one secret detector (:mod:`dataeng_agents.core.security.secrets`): a literal
     bound to a secret name, or a value shaped like a secret whatever its name (a token prefix, URI
@@ -1422,7 +1460,7 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
         if span.kind == "key_value":
             subject, message = name, f"'{name}' is assigned a hard-coded secret"
         else:
-            what = _SECRET_KIND_TEXT.get(span.kind) or f"a {span.kind.removeprefix('token:')} token"
+            what = _SECRET_KIND_TEXT.get(span.kind) or _token_text(span.kind)
             subject = span.kind
             message = f"{what} is hard-coded" + (f" (in '{name}')" if name else "")
         ctx.emit("SEC001", where, subject, message)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dataeng_agents.core.errors import ConfigError
-from dataeng_agents.core.review.airflow_checks import review_airflow_module
+from dataeng_agents.core.review.airflow_checks import check_hardcoded_secrets, review_airflow_module
 from dataeng_agents.core.review.airflow_model import build_module
 from dataeng_agents.core.review.config import ReviewConfig, resolve_config
 from dataeng_agents.core.review.context import CheckContext, RawFinding
@@ -287,6 +287,10 @@ def review_file(
             kind = "prefect" if not is_airflow else kind
             dags += [f.name for f in fns if f.kind == "flow"]
             tasks += sum(1 for f in fns if f.kind == "task")
+        elif not is_airflow:
+            # the modules beside the DAGs and flows (dags/common/settings.py, utils/postgres.py) hold the
+            # connection settings they use: a secret hard-coded there is as exposed as in a DAG file
+            check_hardcoded_secrets(ctx, index, source)
     except RecursionError:
         return _FileOutcome(
             FileReport(path=path, kind="error", status="error", error="file is nested too deeply")

@@ -408,3 +408,37 @@ def test_queue_walks_find_what_ast_walk_finds_in_its_order() -> None:
                 ], f
                 assert calls_under(node) == [n for n in walked if isinstance(n, ast.Call)], f
     assert subtrees > 10_000
+
+
+# ------------------------------------------------------------------ helper modules beside the DAGs
+def test_helper_modules_beside_the_dags_are_checked_for_hard_coded_secrets(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO keeps its SQL Server and SFTP passwords in utils/config.py, a module
+    that imports neither Airflow nor Prefect: the secret check runs there too, through the CLI gate."""
+    from dataeng_agents.core.cli import app
+
+    _write(tmp_path / "dags" / "orders.py", GOOD_DAG.format(dag_id="orders"))
+    _write(
+        tmp_path / "dags" / "common" / "settings.py",
+        """
+        import os
+
+        SFTP_CONFIG = {"host": "sftp.example.org", "username": "etl", "password": "aladelta10$"}
+        WAREHOUSE_URI = os.environ["WAREHOUSE_URI"]
+        GH = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        REPO_READER = "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+        """,
+    )
+    _write(tmp_path / "dags" / "common" / "dates.py", "def ds(d):\n    return d.isoformat()\n")
+    res = CliRunner().invoke(app, ["review", str(tmp_path / "dags"), "--format", "json"])
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.output)
+    kinds = {Path(f["path"]).name: f["kind"] for f in out["files"]}
+    assert kinds == {"orders.py": "airflow", "settings.py": "python", "dates.py": "python"}
+    secrets = sorted(
+        (f["line"], f["message"]) for f in out["findings"] if Path(f["path"]).name == "settings.py"
+    )
+    assert secrets == [
+        (4, "'password' is assigned a hard-coded secret"),
+        (7, "a GitHub token is hard-coded (in 'REPO_READER')"),
+    ]
+    assert [f for f in out["findings"] if Path(f["path"]).name == "dates.py"] == []
