@@ -24,6 +24,7 @@ from typing import Any, Literal
 from dataeng_agents.core.api.loader import (
     ApiDocument,
     ApiParseError,
+    FileReader,
     GraphQLDocument,
     OpenApiDocument,
     ProtoDocument,
@@ -174,8 +175,9 @@ def diff_paths(old: str | Path, new: str | Path, *, base_ref: str | None = None)
         raise InputError(new_path, f"cannot read: {exc}") from exc
     if base_ref:
         old_label, old_text = f"{base_ref}:{new_path}", read_git_file(base_ref, new_path)
+        folder: Path | None = Path(new_path).resolve().parent
     else:
-        old_label = str(old)
+        old_label, folder = str(old), None
         try:
             old_text = Path(old_label).read_text(encoding="utf-8-sig")
         except OSError as exc:
@@ -183,7 +185,47 @@ def diff_paths(old: str | Path, new: str | Path, *, base_ref: str | None = None)
     kind = kind_of(new_path) or kind_of(old_label)
     if kind is None:
         raise InputError(new_path, "unknown contract type (use .yaml/.json, .graphql or .proto)")
-    return diff_documents(parse_document(old_label, old_text, kind), parse_document(new_path, new_text, kind))
+    old_doc = parse_document(old_label, old_text, kind)
+    if isinstance(old_doc, OpenApiDocument) and base_ref:
+        # the other files of a multi-file spec, as they were at the same ref
+        old_doc.folder = folder
+        old_doc.read_file = _git_reader(base_ref, Path(new_path).resolve())
+    return diff_documents(old_doc, parse_document(new_path, new_text, kind))
+
+
+def _git_reader(ref: str, anchor: Path) -> FileReader:
+    """Reads the files of the repository that holds ``anchor`` as they were at ``ref``; ``None`` for
+    a file that is not in that commit (its reference then stays opaque and is reported)."""
+    top: Path | None = None
+
+    def read(path: Path) -> str | None:
+        nonlocal top
+        try:
+            if top is None:
+                top = Path(
+                    subprocess.run(
+                        ["git", "rev-parse", "--show-toplevel"],
+                        cwd=anchor.parent,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        timeout=60,
+                    ).stdout.strip()
+                ).resolve()
+            rel = Path(path).relative_to(top).as_posix()
+            shown = subprocess.run(
+                ["git", "show", f"{ref}:{rel}"],
+                cwd=top,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
+        return shown.stdout
+
+    return read
 
 
 def diff_documents(old: ApiDocument, new: ApiDocument) -> ApiDiffResult:
@@ -234,16 +276,17 @@ def _diff_openapi(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument) -> N
         _diff_operation(ch, old, new, old_ops[key], n)
     sides: tuple[tuple[OpenApiDocument, Literal["old", "new"]], ...] = ((old, "old"), (new, "new"))
     for doc, side in sides:
-        refs = _external_refs(doc.data.get("paths")) + _external_refs(doc.data.get("components"))
+        refs = doc.external_refs(doc.data.get("paths")) + doc.external_refs(doc.data.get("components"))
         if refs:
-            # only local refs are followed: a multi-file spec (DigitalOcean's puts every operation in its
-            # own file) would otherwise compare as "nothing changed" while its operations changed
+            # a reference into a file that cannot be read (a URL, a missing file) would otherwise compare
+            # as "nothing changed" while what it names may have changed
             ch.add(
                 "warning",
                 "external-refs-not-compared",
                 doc.path,
-                f"{len(refs)} $ref(s) in {doc.path} point into other files (e.g. {refs[0]}); what they "
-                "reference is not compared: bundle the document into one file first (redocly bundle)",
+                f"{len(refs)} $ref(s) in {doc.path} point into files that cannot be read (e.g. "
+                f"{refs[0]}); what they reference is not compared: bundle the document into one file "
+                "first (redocly bundle)",
                 1,
                 side,
             )
@@ -253,36 +296,38 @@ def _diff_openapi(ch: _Changes, old: OpenApiDocument, new: OpenApiDocument) -> N
         ch.add("warning", "server-removed", url, f"server {url} is no longer listed", new.line(("servers",)))
 
 
-_NOT_CONTRACT = frozenset({"$ref", "description", "example", "examples"})
-
-
-def _external_refs(node: Any) -> list[str]:
-    """The ``$ref`` values under ``node`` that name another file; extensions (``x-codeSamples``),
-    descriptions and examples are skipped, they are not part of what a client sends or receives."""
-    out: list[str] = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, dict):
-            ref = n.get("$ref")
-            if isinstance(ref, str) and not ref.startswith("#"):
-                out.append(ref)
-            stack.extend(v for k, v in n.items() if not str(k).startswith("x-") and k not in _NOT_CONTRACT)
-        elif isinstance(n, list):
-            stack.extend(n)
-    return sorted(out)
-
-
 def _norm_path(path: str) -> str:
     """``/users/{userId}`` and ``/users/{id}`` are the same path to a client."""
     return "/".join("{}" if s.startswith("{") and s.endswith("}") else s for s in str(path).split("/"))
 
 
-def _security_alternatives(doc: OpenApiDocument, op: Operation) -> set[frozenset[str]] | None:
+#: one security requirement: its schemes, each with the scopes it asks for (empty for non-OAuth schemes)
+_Requirement = frozenset[tuple[str, frozenset[str]]]
+
+
+def _security_alternatives(doc: OpenApiDocument, op: Operation) -> set[_Requirement] | None:
     sec = effective_security(doc, op)
     if sec is None:
         return None
-    return {frozenset(req) for req in sec}
+    return {
+        frozenset(
+            (str(scheme), frozenset(str(s) for s in scopes) if isinstance(scopes, list) else frozenset())
+            for scheme, scopes in req.items()
+        )
+        for req in sec
+    }
+
+
+def _still_accepted(old_req: _Requirement, new_sec: set[_Requirement]) -> bool:
+    """Whether a client that meets ``old_req`` meets one of the new alternatives: the alternative asks
+    for no scheme the client lacks and, per scheme, no scope its token lacks (a scope added to a
+    requirement breaks clients whose tokens were issued without it)."""
+    have = dict(old_req)
+    return any(all(s in have and scopes <= have[s] for s, scopes in req) for req in new_sec)
+
+
+def _requirement_text(req: _Requirement) -> str:
+    return "+".join(sorted(f"{s}[{' '.join(sorted(sc))}]" if sc else s for s, sc in req))
 
 
 def _diff_operation(
@@ -297,7 +342,9 @@ def _diff_operation(
     if old_open and not new_open:
         ch.add("breaking", "security-added", subj, f"{subj} now requires authentication", line)
     elif not old_open and not new_open and old_sec != new_sec:
-        dropped = sorted("+".join(sorted(a)) for a in (old_sec or set()) - (new_sec or set()))
+        dropped = sorted(
+            _requirement_text(a) for a in old_sec or set() if not _still_accepted(a, new_sec or set())
+        )
         if dropped:
             ch.add(
                 "breaking",
@@ -311,7 +358,7 @@ def _diff_operation(
                 "info",
                 "security-alternative-added",
                 subj,
-                f"{subj} accepts additional security requirements",
+                f"{subj} accepts additional or narrower security requirements",
                 line,
             )
     elif not old_open and new_open:

@@ -8,7 +8,8 @@ text. A file that cannot be parsed raises :class:`ApiParseError` naming the line
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,18 @@ _SpecLoader.yaml_implicit_resolvers = {
 }
 
 
+#: reads one file of a multi-file spec by its path; ``None`` when it cannot be read
+FileReader = Callable[[Path], str | None]
+
+
 @dataclass
 class OpenApiDocument:
-    """A parsed OpenAPI document with a JSON-pointer -> line index."""
+    """A parsed OpenAPI document with a JSON-pointer -> line index.
+
+    ``$ref`` into other files of a multi-file spec (``$ref: resources/account/account_get.yml``, a
+    file path relative to the document, with an optional ``#/pointer``) are followed when the document
+    knows how to read its neighbours (``read_file``: the file system for a document on disk, git for
+    an old version read with ``--base``); URLs and files that cannot be read stay opaque."""
 
     path: str
     text: str
@@ -65,6 +75,10 @@ class OpenApiDocument:
     lines: dict[Pointer, int] = field(default_factory=dict)
 
     kind: ApiKind = "openapi"
+    read_file: FileReader | None = field(default=None, repr=False, compare=False)
+    #: the folder relative file references start from (default: the folder of ``path``)
+    folder: Path | None = field(default=None, repr=False, compare=False)
+    _files: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -80,14 +94,19 @@ class OpenApiDocument:
         return 1
 
     def resolve(self, node: Any, _seen: frozenset[str] = frozenset()) -> Any:
-        """Follow local ``$ref`` (``#/components/...``) until a non-reference; external refs stay as they are."""
+        """Follow ``$ref`` until a non-reference: local ones (``#/components/...``) and, where the
+        document can read them, other files of the spec (``schemas/order.yaml#/Order``). A reference
+        that cannot be followed (a URL, a missing file or pointer, a cycle) is returned as it is."""
         while isinstance(node, dict) and isinstance(node.get("$ref"), str):
             ref = node["$ref"]
-            if not ref.startswith("#/") or ref in _seen:
+            if ref in _seen:
                 return node
             _seen = _seen | {ref}
-            target: Any = self.data
-            for part in ref[2:].split("/"):
+            file_part, _, fragment = ref.partition("#")
+            target: Any = self._file(file_part) if file_part else self.data
+            if target is None or (fragment and not fragment.startswith("/")):
+                return node
+            for part in fragment[1:].split("/") if fragment else ():
                 part = part.replace("~1", "/").replace("~0", "~")
                 if isinstance(target, dict) and part in target:
                     target = target[part]
@@ -98,10 +117,82 @@ class OpenApiDocument:
             node = target
         return node
 
+    def external_refs(self, node: Any) -> list[str]:
+        """The ``$ref`` under ``node`` into other files that cannot be followed (sorted); extensions
+        (``x-codeSamples``), descriptions and examples are not part of the contract and are skipped."""
+        out: list[str] = []
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, dict):
+                ref = n.get("$ref")
+                if isinstance(ref, str) and not ref.startswith("#") and self.resolve(n) is n:
+                    out.append(ref)
+                stack.extend(
+                    v for k, v in n.items() if not str(k).startswith("x-") and k not in _NOT_CONTRACT
+                )
+            elif isinstance(n, list):
+                stack.extend(n)
+        return sorted(out)
+
     def ref_pointer(self, node: Any) -> Pointer | None:
         """The pointer a local ``$ref`` names, or ``None``."""
         if isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
             return tuple(p.replace("~1", "/").replace("~0", "~") for p in node["$ref"][2:].split("/"))
+        return None
+
+    def _file(self, ref_path: str) -> Any:
+        """The parsed content of another file of the spec (cached), its own references made absolute so
+        that they resolve from any document; ``None`` when it cannot be read or parsed."""
+        if self.read_file is None or "://" in ref_path or not ref_path.lower().endswith(OPENAPI_SUFFIXES):
+            return None
+        folder = self.folder if self.folder is not None else Path(self.path).parent
+        # absolute: the references inside that file are rewritten against it and must not depend on cwd
+        key = os.path.abspath(os.path.join(folder, ref_path))
+        if key in self._files:
+            return self._files[key]
+        data: Any = None
+        text = self.read_file(Path(key))
+        if text is not None:
+            loader = _SpecLoader(text)
+            try:
+                data = loader.get_single_data()
+            except yaml.YAMLError:
+                data = None
+            finally:
+                loader.dispose()
+            _absolute_refs(data, key)
+        self._files[key] = data
+        return data
+
+
+#: keys whose values describe or illustrate the contract without being part of it
+_NOT_CONTRACT = frozenset({"$ref", "description", "example", "examples"})
+
+
+def _absolute_refs(data: Any, file: str) -> None:
+    """Rewrite the references inside another file of the spec to absolute paths: ``#/x`` to
+    ``<file>#/x``, ``other.yaml#/x`` to ``<file's folder>/other.yaml#/x``."""
+    folder = os.path.dirname(file)
+    stack = [data]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            ref = n.get("$ref")
+            if isinstance(ref, str) and "://" not in ref:
+                file_part, sep, fragment = ref.partition("#")
+                target = os.path.normpath(os.path.join(folder, file_part)) if file_part else file
+                n["$ref"] = f"{target}{sep}{fragment}"
+            stack.extend(n.values())
+        elif isinstance(n, list):
+            stack.extend(n)
+
+
+def read_if_file(path: Path) -> str | None:
+    """The :data:`FileReader` of a document on disk."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -221,7 +312,9 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
         )
     lines: dict[Pointer, int] = {}
     _yaml_lines(node, (), lines)
-    return OpenApiDocument(path=path, text=text, data=data, lines=lines)
+    # a document read from disk can read the other files of a multi-file spec beside it
+    reader = read_if_file if os.path.isfile(path) else None
+    return OpenApiDocument(path=path, text=text, data=data, lines=lines, read_file=reader)
 
 
 def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator[tuple[Pointer, str]]:

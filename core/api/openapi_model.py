@@ -1,7 +1,8 @@
 """Walking an OpenAPI document: operations, parameters, responses and every schema, with pointers.
 
 Shared by the review checks, the breaking-change diff and the serving-API designer's self-check.
-Local ``$ref`` are followed through :meth:`OpenApiDocument.resolve`; external ones stay opaque.
+``$ref`` are followed through :meth:`OpenApiDocument.resolve`: local ones, and other files of a
+multi-file spec where the document can read them.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def operations(doc: OpenApiDocument) -> Iterator[Operation]:
         base: Pointer = ("paths", str(path))
         shared = _parameters(doc, item.get("parameters"), (*base, "parameters"))
         for method in HTTP_METHODS:
-            op = item.get(method)
+            # OpenAPI has no $ref for an operation, but multi-file specs use one (DigitalOcean's, read by
+            # Redocly): OAS001 reports it, and the operation it names is still reviewed and compared
+            op = doc.resolve(item.get(method))
             if not isinstance(op, dict):
                 continue
             ptr = (*base, method)

@@ -255,9 +255,9 @@ def test_stripe_form_body_and_single_branch_anyof_are_compared(tmp_path: Path) -
     assert ("breaking", "new-required-request-property") in kinds
 
 
-def test_multi_file_spec_says_what_it_did_not_compare(tmp_path: Path) -> None:
-    # DigitalOcean keeps every operation in its own file; only local $refs are followed, so a change
-    # inside resources/... must not pass as "no change" without a word
+def test_multi_file_spec_is_compared_file_by_file(tmp_path: Path) -> None:
+    # DigitalOcean keeps every operation in its own file (`get: {$ref: resources/...}`): a change
+    # inside resources/... is a change of the contract, on disk and through git --base alike
     old, new = tmp_path / "old", tmp_path / "new"
     shutil.copytree(HELDOUT / "digitalocean", old)
     shutil.copytree(HELDOUT / "digitalocean", new)
@@ -265,13 +265,63 @@ def test_multi_file_spec_says_what_it_did_not_compare(tmp_path: Path) -> None:
     op_file.write_text(op_file.read_text().replace("droplet_limit", "floating_ip_limit"))
     root = "DigitalOcean-public.v2.yaml"
     result = diff_paths(old / root, new / root)
-    warned = [c for c in result.changes if c.kind == "external-refs-not-compared"]
-    assert sorted(c.side for c in warned) == ["new", "old"]
-    assert all("resources/account/account_get.yml" in c.message for c in warned)
+    changes = {(c.level, c.kind, c.message) for c in result.changes}
+    assert ("breaking", "response-property-removed") in {(lv, k) for lv, k, _ in changes}, changes
+    assert any("'droplet_limit' was removed" in m for _, _, m in changes)
+    assert not [c for c in result.changes if c.kind == "external-refs-not-compared"]
     runner = CliRunner()
-    assert runner.invoke(app, ["api", "diff", str(old / root), str(new / root)]).exit_code == 0
-    gated = runner.invoke(app, ["api", "diff", str(old / root), str(new / root), "--fail-on", "warning"])
-    assert gated.exit_code == 1
+    assert runner.invoke(app, ["api", "diff", str(old / root), str(new / root)]).exit_code == 1
+
+    # the old side read from git: its other files come from the same commit
+    repo = tmp_path / "repo"
+    shutil.copytree(HELDOUT / "digitalocean", repo)
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "v1"], cwd=repo, check=True)
+    repo_op = repo / "resources" / "account" / "account_get.yml"
+    repo_op.write_text(repo_op.read_text().replace("droplet_limit", "floating_ip_limit"))
+    based = diff_paths(repo / root, repo / root, base_ref="HEAD")
+    assert {(c.kind, c.side) for c in based.changes if c.level == "breaking"} == {
+        ("response-property-removed", "new")
+    }
+
+    # a file that cannot be read is said, per side
+    (new / "resources" / "account" / "account_get.yml").unlink()
+    result = diff_paths(old / root, new / root)
+    warned = [c for c in result.changes if c.kind == "external-refs-not-compared"]
+    assert [c.side for c in warned] == ["new"]
+    assert "resources/account/account_get.yml" in warned[0].message
     # a single-file spec (examples and code samples in other files do not count) gets no such warning
     fax = HELDOUT / "hellosign_fax_2024-10-29.yaml"
     assert not [c for c in diff_paths(fax, fax).changes if c.kind == "external-refs-not-compared"]
+
+
+def test_a_scope_added_to_a_security_requirement_is_breaking(tmp_path: Path) -> None:
+    # digitalocean/openapi 0ddc604 -> 7c1300c: POST /v2/projects/{id}/resources went from
+    # bearer_auth [project:update] to [project:assign_resource]; tokens without the new scope fail
+    def spec(scopes: str) -> str:
+        return f"""
+openapi: 3.0.0
+info: {{title: t, version: "1"}}
+components:
+  securitySchemes:
+    bearer_auth: {{type: http, scheme: bearer}}
+paths:
+  /v2/projects/{{id}}/resources:
+    post:
+      parameters: [{{name: id, in: path, required: true, schema: {{type: string}}}}]
+      security: [{{bearer_auth: [{scopes}]}}]
+      responses: {{"200": {{description: ok}}}}
+"""
+
+    old, new, wider = tmp_path / "old.yaml", tmp_path / "new.yaml", tmp_path / "wider.yaml"
+    old.write_text(spec("'project:update'"))
+    new.write_text(spec("'project:assign_resource'"))
+    wider.write_text(spec(""))
+    changed = [c for c in diff_paths(old, new).changes if c.kind.startswith("security")]
+    assert [(c.level, c.kind) for c in changed] == [("breaking", "security-changed")]
+    assert "bearer_auth[project:update]" in changed[0].message
+    # asking for fewer scopes accepts every old client
+    narrower = [c for c in diff_paths(old, wider).changes if c.kind.startswith("security")]
+    assert [(c.level, c.kind) for c in narrower] == [("info", "security-alternative-added")]

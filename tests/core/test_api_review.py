@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,23 @@ def test_list_endpoint_rule_skips_singletons_with_array_attributes() -> None:
     }
     hellosign = review_api_paths([HELDOUT / "hellosign_min.yaml"])
     assert _subjects(hellosign, "OAS002") == {"GET /team/invites"}
+
+
+def test_operations_in_other_files_of_the_spec_are_reviewed(tmp_path: Path) -> None:
+    """digitalocean/openapi: every operation is a `$ref` into resources/...; reviewing the root file
+    reviewed 659 empty operations (no operationId, no responses). The operation is read from its file;
+    the `$ref` itself is still an OAS001 error (an Operation Object has no `$ref`)."""
+    shutil.copytree(HELDOUT / "digitalocean", tmp_path / "do")
+    result = review_api_paths([tmp_path / "do" / "DigitalOcean-public.v2.yaml"], config={})
+    rules = {f.rule_id for f in result.findings}
+    assert "OAS017" not in rules  # the operationId is in resources/account/account_get.yml
+    assert "OAS001" in rules
+    assert result.files[0].operations == 1
+    # a spec given as text alone (no folder to read from) keeps such references opaque
+    doc = parse_document(
+        "nowhere/spec.yaml", (HELDOUT / "digitalocean" / "DigitalOcean-public.v2.yaml").read_text()
+    )
+    assert isinstance(doc, OpenApiDocument)
+    assert doc.resolve({"$ref": "resources/account/account_get.yml"}) == {
+        "$ref": "resources/account/account_get.yml"
+    }
