@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 from dataeng_agents.core.api.models import ApiKind
@@ -318,7 +319,12 @@ def parse_openapi(path: str, text: str) -> OpenApiDocument:
 
 
 def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator[tuple[Pointer, str]]:
-    """Schema errors from openapi-spec-validator: ``(pointer, message)``, at most ``limit``."""
+    """Schema errors from openapi-spec-validator: ``(pointer, message)``, at most ``limit``.
+
+    References are read from local spec files only. The validator's default handlers fetch any
+    ``http(s)://`` in a ``$ref``, which would let a contract under review make the CI runner send
+    requests (a cloud metadata address, an internal service); a reference that cannot be read ends
+    the validation with one error naming it, instead of an exception that stops the whole review."""
     from openapi_spec_validator import (
         OpenAPIV30SpecValidator,
         OpenAPIV31SpecValidator,
@@ -332,15 +338,40 @@ def openapi_validation_errors(doc: OpenApiDocument, limit: int = 20) -> Iterator
         if doc.version.startswith("3.2")
         else OpenAPIV31SpecValidator
     )
+    # every scheme the retriever would otherwise open itself (requests for http(s), urlopen else)
+    handlers = {"file": _local_spec_file, **dict.fromkeys(("http", "https", "ftp", "data"), _no_network)}
+    offline: Any = type(cls.__name__, (cls,), {"resolver_handlers": handlers})
     base = Path(doc.path).resolve().as_uri() if Path(doc.path).exists() else ""
-    validator = cls(doc.data, base_uri=base)
-    for n, err in enumerate(validator.iter_errors()):
-        if n >= limit:
+    validator = offline(doc.data, base_uri=base)
+    errors = validator.iter_errors()
+    n = 0
+    while n < limit:
+        try:
+            err = next(errors)
+        except StopIteration:
             return
+        except Exception as exc:  # referencing's Unresolvable and the handler's refusal, whatever wraps them
+            ref = str(getattr(exc, "ref", "") or exc)
+            yield (), f"cannot resolve $ref {ref}: references are read from local spec files only"
+            return
+        n += 1
         pointer = tuple(
             str(p) for p in getattr(err, "absolute_path", None) or getattr(err, "path", None) or ()
         )
         yield pointer, str(getattr(err, "message", err))
+
+
+def _no_network(uri: str) -> Any:
+    raise ValueError(f"{uri}: not a local file")
+
+
+def _local_spec_file(uri: str) -> Any:
+    """The validator's only reference handler: a local ``.yaml``/``.yml``/``.json`` file."""
+    from jsonschema_path.handlers.file import FilePathHandler
+
+    if not urlparse(uri).path.lower().endswith(OPENAPI_SUFFIXES):
+        raise ValueError(f"{uri}: not a .yaml, .yml or .json file")
+    return FilePathHandler("file")(uri)
 
 
 # ------------------------------------------------------------------------------------------ GraphQL

@@ -250,3 +250,42 @@ def test_operations_in_other_files_of_the_spec_are_reviewed(tmp_path: Path) -> N
     assert doc.resolve({"$ref": "resources/account/account_get.yml"}) == {
         "$ref": "resources/account/account_get.yml"
     }
+
+
+def test_a_url_in_a_ref_is_never_fetched_and_does_not_stop_the_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """openapi-spec-validator's default handlers fetch any http(s) $ref: a contract under review in CI
+    could make the runner call a cloud metadata address. The review reads local spec files only,
+    and an unreadable reference is an OAS001 error instead of an exception that ended the run."""
+    import socket
+
+    def refuse(self: socket.socket, address: object) -> None:
+        raise AssertionError(f"the review opened a connection to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.0.0
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      operationId: x
+      summary: x
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {$ref: "http://169.254.169.254/latest/meta-data/spec.yaml#/X"}
+"""
+    )
+    result = review_api_paths([spec], config={})
+    assert result.files[0].status == "reviewed"
+    errors = [f.message for f in result.findings if f.rule_id == "OAS001"]
+    assert len(errors) == 1 and "cannot resolve $ref http://169.254.169.254/" in errors[0]
+    res = CliRunner().invoke(app, ["api", "review", str(spec), "-f", "json"])
+    assert res.exit_code == 1 and "Unresolvable" not in res.output
