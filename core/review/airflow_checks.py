@@ -1201,6 +1201,7 @@ def check_data_quality(ctx: CheckContext, mod: ModuleInfo) -> None:
 # ------------------------------------------------------------------ security
 def check_security(ctx: CheckContext, mod: ModuleInfo) -> None:
     check_hardcoded_secrets(ctx, mod.idx, mod.source)
+    check_logged_secrets(ctx, mod.idx)
     if "get_connection" in mod.source:
         _check_parse_time_connections(ctx, mod)
     check_sql_formatting(ctx, mod.idx, mod.source)
@@ -1464,6 +1465,65 @@ def check_hardcoded_secrets(ctx: CheckContext, idx: Index, source: str) -> None:
             subject = span.kind
             message = f"{what} is hard-coded" + (f" (in '{name}')" if name else "")
         ctx.emit("SEC001", where, subject, message)
+
+
+#: what writes to a task's log: print and the logging methods (logging, a logger, self.log, Prefect's
+#: get_run_logger(), click.echo)
+_LOG_CALLS = frozenset(
+    {"print", "debug", "info", "warning", "warn", "error", "exception", "critical", "log", "echo"}
+)
+#: names that pass is_secret_name without holding a secret: flags (is_secret, use_password),
+#: pagination cursors (next_token, page_token) and a bare ``token``, which in pipeline code is as often
+#: a domain record (Greenstand's tree tokens, a row from wallet.token) or an NLP token as a credential
+_NOT_A_SECRET_VALUE = re.compile(
+    r"(?i)^(?:is|has|use|uses|should|needs?|requires?|with|no|skip|enable|disable)_|"
+    r"(?:^|_)(?:next|page|prev|previous|continuation|resume|sync|cursor)_?token|^token$"
+)
+
+
+def _logged_secret(node: ast.AST) -> str | None:
+    """The secret-named value that ``node`` writes as it is: a name, an attribute (``conn.password``)
+    or a constant key (``params["password"]``), alone or formatted into the text (f-string, ``%``,
+    ``.format``, ``+``). Not what is computed from it (``len(token)``, ``token[:4]``, a condition)."""
+    if isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
+        name = (
+            node.id
+            if isinstance(node, ast.Name)
+            else node.attr
+            if isinstance(node, ast.Attribute)
+            else const_str(node.slice)
+        )
+        if name and _secret_name(name) and not _NOT_A_SECRET_VALUE.search(name):
+            return name
+        return None
+    parts: list[ast.AST] = []
+    if isinstance(node, ast.JoinedStr):
+        parts = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+        right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+        parts = [node.left, *right]
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        parts = [*node.args, *(k.value for k in node.keywords)]
+    for part in parts:
+        found = _logged_secret(part)
+        if found is not None:
+            return found
+    return None
+
+
+def check_logged_secrets(ctx: CheckContext, idx: Index) -> None:
+    """SEC006: a secret-named value printed or logged as it is."""
+    if not ctx.enabled("SEC006"):
+        return
+    # the log calls of the file by a set intersection with its call names (most files print something,
+    # few call more than two of these)
+    for callee in idx.call_by_name.keys() & _LOG_CALLS:
+        for call in idx.call_by_name[callee]:
+            for arg in [*call.args, *(k.value for k in call.keywords if k.arg != "exc_info")]:
+                name = _logged_secret(arg)
+                if name is not None:
+                    ctx.emit("SEC006", call, name, f"'{name}' is written to the log as it is")
+                    break
 
 
 #: a placeholder where SQL expects a value (quoted, compared, IN/VALUES lists, LIKE, LIMIT): there a bind

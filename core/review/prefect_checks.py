@@ -14,6 +14,7 @@ from dataeng_agents.core.review.airflow_checks import (
     WRITE_CALLS,
     _swallows,
     check_hardcoded_secrets,
+    check_logged_secrets,
     check_sql_formatting,
 )
 from dataeng_agents.core.review.context import CheckContext
@@ -238,6 +239,7 @@ def review_prefect_module(
                         )
                         break
     check_hardcoded_secrets(ctx, idx, source)
+    check_logged_secrets(ctx, idx)
     check_sql_formatting(ctx, idx, source)
     return fns
 

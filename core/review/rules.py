@@ -491,6 +491,18 @@ _RULES: list[Rule] = [
         "downstream store.",
         "Declare `pii.handling` (mask, hash, tokenize or drop) and the affected fields.",
     ),
+    Rule(
+        "SEC006",
+        "Secret written to the logs",
+        "security",
+        W,
+        AFPF,
+        '`print(password)`, `logger.info(f"...{token}")` or a connection URI with its password formatted '
+        "into a log line puts the secret into task logs: kept in remote log storage and shown to everyone "
+        "who can read the run in the UI.",
+        "Log that the value is set (or its length, or a masked form), never the value; Airflow masks "
+        "Connection and Variable secrets, not values copied into your own strings.",
+    ),
     # ---------------------------------------------------------------- cost
     Rule(
         "COST001",

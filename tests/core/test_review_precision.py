@@ -486,3 +486,65 @@ with DAG("segments", schedule="@daily", start_date=datetime(2024, 1, 1), catchup
     )
     result = _review(tmp_path, source)
     assert [f.line for f in result.findings if f.rule_id == "SEC003"] == [12, 13]
+
+
+# ------------------------------------------------------------------ SEC006
+def test_sec006_a_secret_logged_as_it_is_and_what_is_not_one(tmp_path: Path) -> None:
+    """EWECORP/PREFECT_DIARCO prints `f"PG:/{PG_USER}:{PG_PASSWORD}@..."` in two flows. What is computed
+    from a secret (its length, a prefix, a flag), a pagination cursor and a bare `token` (Greenstand's
+    tree tokens, rows of wallet.token) are not reported."""
+    source = (
+        HEADER
+        + """
+import logging
+
+from airflow.sdk import BaseHook, task
+
+log = logging.getLogger(__name__)
+PG_PASSWORD = BaseHook.get_connection("pg").password
+
+
+@task
+def load(params: dict, api_key: str, access_token: str, next_token: str, token: dict) -> None:
+    conn = BaseHook.get_connection("warehouse")
+    print(conn.password)
+    log.info(f"PG:/etl:{PG_PASSWORD}@db/dw")
+    log.warning("key %s", api_key)
+    log.warning("key %s" % api_key)
+    print("auth: {}".format(access_token))
+    print("Bearer " + access_token)
+    print("db password", params["password"])
+    print(len(api_key), api_key[:4], api_key.startswith("PK"), bool(conn.password))
+    is_secret = True
+    print(f"{'***' if is_secret else conn.login}")
+    log.info("next page %s", next_token)
+    print("token", token)
+
+
+with DAG("logs", schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False):
+    load({}, "", "", "", {})
+"""
+    )
+    result = _review(tmp_path, source)
+    assert sorted(f.line for f in result.findings if f.rule_id == "SEC006") == [18, 19, 20, 21, 22, 23, 24]
+    assert {f.severity for f in result.findings if f.rule_id == "SEC006"} == {Severity.warn}
+
+
+def test_sec006_in_a_prefect_flow(tmp_path: Path) -> None:
+    source = """\
+from prefect import flow, get_run_logger, task
+from prefect.blocks.system import Secret
+
+
+@task(retries=1, timeout_seconds=60)
+def extract() -> None:
+    password = Secret.load("pg").get()
+    get_run_logger().info(f"using {password}")
+
+
+@flow(retries=1, timeout_seconds=600)
+def nightly() -> None:
+    extract()
+"""
+    result = _review(tmp_path, source, name="flow.py")
+    assert [(f.rule_id, f.line) for f in result.findings if f.rule_id == "SEC006"] == [("SEC006", 8)]
