@@ -140,30 +140,38 @@ class _Changes:
 
 
 # ------------------------------------------------------------------------------------------ entry points
+def _git_toplevel(cwd: Path) -> Path:
+    out = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return Path(out.stdout.strip()).resolve()
+
+
+def _git_show(top: Path, ref: str, path: Path) -> str:
+    """``git show REF:PATH`` with ``path`` made relative to the repository root ``top`` (``ValueError``
+    when it is outside it)."""
+    rel = path.relative_to(top).as_posix()
+    return subprocess.run(
+        ["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
 def read_git_file(ref: str, path: str | Path, cwd: str | Path | None = None) -> str:
     """The content of ``path`` at git ``ref`` (``git show REF:PATH`` relative to the repository root)."""
     p = Path(path).resolve()
-    root_cwd = Path(cwd) if cwd else p.parent
     try:
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=root_cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
-        rel = p.relative_to(Path(top).resolve()).as_posix()
-        shown = subprocess.run(
-            ["git", "show", f"{ref}:{rel}"], cwd=top, capture_output=True, text=True, check=True, timeout=60
-        )
+        return _git_show(_git_toplevel(Path(cwd) if cwd else p.parent), ref, p)
     except FileNotFoundError as exc:
         raise InputError("--base", "git is not installed") from exc
     except subprocess.CalledProcessError as exc:
         raise InputError("--base", f"cannot read {path} at {ref!r}: {exc.stderr.strip() or exc}") from exc
     except ValueError as exc:
         raise InputError("--base", f"{path} is not inside the git repository") from exc
-    return shown.stdout
 
 
 def diff_paths(old: str | Path, new: str | Path, *, base_ref: str | None = None) -> ApiDiffResult:
@@ -202,28 +210,10 @@ def _git_reader(ref: str, anchor: Path) -> FileReader:
         nonlocal top
         try:
             if top is None:
-                top = Path(
-                    subprocess.run(
-                        ["git", "rev-parse", "--show-toplevel"],
-                        cwd=anchor.parent,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        timeout=60,
-                    ).stdout.strip()
-                ).resolve()
-            rel = Path(path).relative_to(top).as_posix()
-            shown = subprocess.run(
-                ["git", "show", f"{ref}:{rel}"],
-                cwd=top,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
+                top = _git_toplevel(anchor.parent)  # once: a multi-file spec reads hundreds of files
+            return _git_show(top, ref, Path(path))
         except (OSError, ValueError, subprocess.SubprocessError):
             return None
-        return shown.stdout
 
     return read
 
